@@ -1,0 +1,119 @@
+/**
+ * The seed's `FlickrDataset`: one item per (image, caption) pair of a split, `getItem(i)` → the image as a
+ * tensor plus the caption as ids with `<SOS>`/`<EOS>`. Reads any folder `resolveLayout` understands.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { CaptionRecord, DataLayout, Split, readCaptions, resolveLayout, splitImages } from "./captions";
+import { Normalization, loadImageTensor } from "./image";
+import { Vocabulary } from "./vocabulary";
+
+export interface FlickrDatasetOptions {
+  /** Data folder (either layout). */
+  dataDir: string;
+  split: Split | "all";
+  vocab: Vocabulary;
+  imageSize?: number;
+  /** Chosen by the encoder: "caffe" for the Keras ResNet-50; default "unit" (0..1). */
+  normalization?: Normalization;
+  /** A split image that is not on disk: "error" (default) names it; "skip" drops its captions and counts it. */
+  onMissing?: "error" | "skip";
+}
+
+export interface DatasetItem {
+  /** `[size, size, 3]`; the caller (or the DataLoader) disposes it. */
+  image: tf.Tensor3D;
+  /** `<SOS>` w1 … wn `<EOS>`. */
+  caption: number[];
+  imageName: string;
+  text: string;
+}
+
+export class FlickrDataset {
+  readonly layout: DataLayout;
+  readonly split: Split | "all";
+  readonly vocab: Vocabulary;
+  readonly imageSize: number;
+  readonly normalization: Normalization;
+  /** One per caption, in caption-file order. */
+  readonly records: readonly CaptionRecord[];
+  /** Distinct images, in split-file order. */
+  readonly images: readonly string[];
+  /** Split images skipped because they are missing on disk or have no caption (`onMissing: "skip"`). */
+  readonly skipped: { image: string; why: string }[] = [];
+  private readonly encoded: number[][];
+
+  constructor(opts: FlickrDatasetOptions) {
+    this.layout = resolveLayout(opts.dataDir);
+    this.split = opts.split;
+    this.vocab = opts.vocab;
+    this.imageSize = opts.imageSize ?? 224;
+    this.normalization = opts.normalization ?? "unit";
+    const all = readCaptions(this.layout.captionsFile);
+    const byImage = new Map<string, CaptionRecord[]>();
+    for (const r of all) {
+      const list = byImage.get(r.image);
+      if (list) list.push(r);
+      else byImage.set(r.image, [r]);
+    }
+    const where = this.layout.splitFiles[opts.split as Split] ?? this.layout.captionsFile;
+    const images: string[] = [];
+    for (const image of splitImages(this.layout, opts.split, all)) {
+      let why: string | undefined;
+      if (!byImage.has(image)) why = `has no caption in ${this.layout.captionsFile}`;
+      else if (!fs.existsSync(path.join(this.layout.imagesDir, image))) why = `is missing from ${this.layout.imagesDir}`;
+      if (why === undefined) images.push(image);
+      else if (opts.onMissing === "skip") this.skipped.push({ image, why });
+      else throw new Error(`image ${image} (listed in ${where}) ${why}; pass onMissing: "skip" (--skip-missing) to skip such images`);
+    }
+    this.images = images;
+    this.records = images.flatMap((im) => byImage.get(im)!);
+    this.encoded = this.records.map((r) => this.vocab.encode(r.caption));
+  }
+
+  get length(): number {
+    return this.records.length;
+  }
+
+  imagePath(imageName: string): string {
+    return path.join(this.layout.imagesDir, imageName);
+  }
+
+  /** Caption ids of item i (with `<SOS>`/`<EOS>`), without loading the image. */
+  caption(i: number): number[] {
+    this.check(i);
+    return this.encoded[i];
+  }
+
+  /** Caption length of item i in tokens, `<SOS>`/`<EOS>` included: what length-bucketing sorts by. */
+  captionLength(i: number): number {
+    return this.caption(i).length;
+  }
+
+  async getItem(i: number): Promise<DatasetItem> {
+    this.check(i);
+    const r = this.records[i];
+    const image = await loadImageTensor(this.imagePath(r.image), this.imageSize, this.normalization);
+    return { image, caption: this.encoded[i], imageName: r.image, text: r.caption };
+  }
+
+  /** All captions of the split's images, as text: the references for evaluation, the input of the vocabulary. */
+  captionsOf(image: string): string[] {
+    return this.records.filter((r) => r.image === image).map((r) => r.caption);
+  }
+
+  private check(i: number): void {
+    if (!Number.isInteger(i) || i < 0 || i >= this.records.length) {
+      throw new RangeError(`FlickrDataset(${this.split}): index ${i} is outside 0..${this.records.length - 1}`);
+    }
+  }
+}
+
+/** The train-split caption texts of a data folder: what `buildVocabulary` is given. */
+export function trainCaptions(dataDir: string): string[] {
+  const layout = resolveLayout(dataDir);
+  const all = readCaptions(layout.captionsFile);
+  const train = new Set(splitImages(layout, "train", all));
+  return all.filter((r) => train.has(r.image)).map((r) => r.caption);
+}

@@ -1,0 +1,64 @@
+/**
+ * HTML for notebooks (shown with `tslab.display.html`) and for reports. Plotly runs in the browser only,
+ * so a notebook includes the plotly.js bundle once (`plotlyBundleHtml()`, first cell) and each chart is a
+ * `<div>` plus a call to `Plotly.newPlot` (`plotlyHtml(figure)`). Everything is inlined: pages work offline.
+ */
+import * as fs from "node:fs";
+
+export interface PlotlyFigure {
+  data: Record<string, unknown>[];
+  layout?: Record<string, unknown>;
+  config?: Record<string, unknown>;
+}
+
+let bundle: string | undefined;
+
+/** `<script>` with plotly.js-dist-min, defining `window.Plotly` whatever module loader the page has. */
+export function plotlyBundleHtml(): string {
+  bundle ??= fs.readFileSync(require.resolve("plotly.js-dist-min"), "utf8");
+  // Shadow CommonJS/AMD names so the UMD wrapper takes its browser-global path, also under require.js
+  // (classic Jupyter Notebook) — otherwise window.Plotly would never be set there.
+  return `<script type="text/javascript">(function(module, exports, define){\n${bundle.replace(/<\/script/gi, "<\\/script")}\n})(undefined, undefined, undefined);</script>`;
+}
+
+let nextId = 0;
+
+/** A chart: a div and the script that draws it (waits for the bundle if it is still loading). */
+export function plotlyHtml(fig: PlotlyFigure, opts: { height?: number } = {}): string {
+  const id = `attend-tell-plot-${process.pid}-${Date.now().toString(36)}-${nextId++}`;
+  const layout = { margin: { t: 40, r: 20, b: 50, l: 60 }, ...(fig.layout ?? {}) };
+  const json = JSON.stringify({ data: fig.data, layout, config: { responsive: true, displaylogo: false, ...(fig.config ?? {}) } })
+    .replace(/</g, "\\u003c");
+  return (
+    `<div id="${id}" class="attend-tell-plot" style="width:100%;height:${opts.height ?? 380}px"></div>` +
+    `<script type="text/javascript">(function(){var f=${json};function draw(){window.Plotly.newPlot("${id}",f.data,f.layout,f.config);}` +
+    `if(window.Plotly){draw();}else{var n=0,t=setInterval(function(){if(window.Plotly||++n>100){clearInterval(t);if(window.Plotly)draw();}},50);}})();</script>`
+  );
+}
+
+const escape = (s: unknown) =>
+  String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
+
+/** A plain HTML table; cells are escaped. */
+export function htmlTable(header: readonly string[], rows: readonly (readonly unknown[])[], opts: { caption?: string } = {}): string {
+  const th = header.map((h) => `<th style="text-align:left;padding:2px 8px">${escape(h)}</th>`).join("");
+  const tr = rows
+    .map((r) => `<tr>${r.map((c) => `<td style="text-align:left;padding:2px 8px;font-family:monospace">${escape(c)}</td>`).join("")}</tr>`)
+    .join("");
+  const cap = opts.caption ? `<caption style="text-align:left">${escape(opts.caption)}</caption>` : "";
+  return `<table style="border-collapse:collapse">${cap}<thead><tr>${th}</tr></thead><tbody>${tr}</tbody></table>`;
+}
+
+/** Images (PNG bytes) in a row, each with a caption underneath. */
+export function imageGridHtml(items: readonly { png: Uint8Array; caption?: string }[], width = 224): string {
+  const cells = items
+    .map(
+      ({ png, caption }) =>
+        `<figure style="display:inline-block;margin:4px;width:${width}px;vertical-align:top">` +
+        `<img src="data:image/png;base64,${Buffer.from(png).toString("base64")}" style="width:${width}px"/>` +
+        (caption ? `<figcaption style="font-size:12px">${escape(caption)}</figcaption>` : "") +
+        `</figure>`,
+    )
+    .join("");
+  return `<div>${cells}</div>`;
+}

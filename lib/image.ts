@@ -1,0 +1,84 @@
+/**
+ * Images to tensors. sharp decodes any format and size and resizes to the encoder's input (224×224 by
+ * default, aspect ratio not kept — as the seed's `transforms.Resize((224, 224))`); the normalisation is the
+ * encoder's choice, passed in by name. sharp works on libuv's thread pool, so several loads in flight
+ * (the DataLoader's prefetch) decode in parallel with the main thread.
+ */
+import * as fs from "node:fs";
+import sharp from "sharp";
+import * as tf from "@tensorflow/tfjs";
+
+/** Pixels in HWC order, RGB, 0..255. */
+export interface RgbImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+}
+
+/**
+ * How pixel values are mapped before the CNN:
+ * - `none`: 0..255 as is;  `unit`: /255 → 0..1;
+ * - `caffe`: RGB→BGR and subtract the ImageNet BGR mean [103.939, 116.779, 123.68] (Keras ResNet50);
+ * - `torch`: /255, subtract [0.485, 0.456, 0.406], divide by [0.229, 0.224, 0.225] (torchvision).
+ */
+export type Normalization = "none" | "unit" | "caffe" | "torch";
+export const NORMALIZATIONS: readonly Normalization[] = ["none", "unit", "caffe", "torch"];
+
+export async function loadRgb(file: string, size = 224): Promise<RgbImage> {
+  if (!fs.existsSync(file)) throw new Error(`image ${file} does not exist`);
+  try {
+    const { data, info } = await sharp(file)
+      .rotate() // honour EXIF orientation, as a photo viewer does
+      .removeAlpha()
+      .toColourspace("srgb")
+      .resize(size, size, { fit: "fill" })
+      .raw()
+      .toBuffer({ resolveWithObject: true });
+    if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
+    return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
+  } catch (e) {
+    throw new Error(`cannot decode image ${file}: ${(e as Error).message}`);
+  }
+}
+
+/** HWC float values after `normalization`. */
+export function normalizePixels(img: RgbImage, normalization: Normalization): Float32Array {
+  const src = img.data;
+  const out = new Float32Array(src.length);
+  switch (normalization) {
+    case "none":
+      out.set(src);
+      break;
+    case "unit":
+      for (let i = 0; i < src.length; i++) out[i] = src[i] / 255;
+      break;
+    case "caffe":
+      for (let i = 0; i < src.length; i += 3) {
+        out[i] = src[i + 2] - 103.939;
+        out[i + 1] = src[i + 1] - 116.779;
+        out[i + 2] = src[i] - 123.68;
+      }
+      break;
+    case "torch": {
+      const mean = [0.485, 0.456, 0.406];
+      const std = [0.229, 0.224, 0.225];
+      for (let i = 0; i < src.length; i++) out[i] = (src[i] / 255 - mean[i % 3]) / std[i % 3];
+      break;
+    }
+    default:
+      throw new Error(`unknown normalization ${JSON.stringify(normalization)}; use one of ${NORMALIZATIONS.join(", ")}`);
+  }
+  return out;
+}
+
+/** An image file as a `[size, size, 3]` float tensor. */
+export async function loadImageTensor(file: string, size = 224, normalization: Normalization = "unit"): Promise<tf.Tensor3D> {
+  const img = await loadRgb(file, size);
+  return tf.tensor3d(normalizePixels(img, normalization), [img.height, img.width, 3]);
+}
+
+/** PNG bytes of an image file, resized — for showing it in a notebook or report. */
+export async function toPng(file: string, size?: number): Promise<Buffer> {
+  const s = sharp(file).rotate();
+  return (size ? s.resize(size, size, { fit: "fill" }) : s).png().toBuffer();
+}

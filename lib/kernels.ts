@@ -1,0 +1,81 @@
+/**
+ * Kernels that a backend lacks for training, registered from JavaScript. Each is checked against the
+ * cpu backend's kernel in test/kernels.test.ts.
+ *
+ * - `UnsortedSegmentSum` on wasm: the gradient of `tf.gather` (an embedding lookup) sums the incoming
+ *   gradient rows into the embedding table with it; tfjs-backend-wasm 4.22 has no such kernel, so without
+ *   this, training any embedding on wasm fails with "Kernel 'UnsortedSegmentSum' not registered".
+ */
+import * as tf from "@tensorflow/tfjs";
+
+type TensorInfo = tf.TensorInfo;
+type Values = Float32Array | Int32Array | Uint8Array;
+
+/** The few backend methods our kernels use; every tfjs backend has readSync and one of the two writers. */
+interface MinimalBackend {
+  readSync(dataId: unknown): unknown;
+  makeTensorInfo?(shape: number[], dtype: tf.DataType, values: Values): TensorInfo;
+  makeOutput?(shape: number[], dtype: tf.DataType, memoryOffset?: number, values?: Values): TensorInfo;
+}
+
+function makeTensorInfo(backend: MinimalBackend, shape: number[], dtype: tf.DataType, values: Values): TensorInfo {
+  if (backend.makeTensorInfo) return backend.makeTensorInfo(shape, dtype, values);
+  if (backend.makeOutput) return backend.makeOutput(shape, dtype, undefined, values);
+  throw new Error("kernels: backend can neither makeTensorInfo nor makeOutput");
+}
+
+/**
+ * out[s, …] = Σ_{i: ids[i] = s} x[i, …] for s in [0, numSegments). `segmentIds` covers the leading
+ * dimensions of x; ids outside [0, numSegments) are dropped, as TensorFlow does.
+ */
+export function unsortedSegmentSumValues(
+  x: ArrayLike<number>,
+  ids: ArrayLike<number>,
+  numSegments: number,
+  inner: number,
+): Float32Array {
+  const out = new Float32Array(numSegments * inner);
+  for (let i = 0; i < ids.length; i++) {
+    const s = ids[i];
+    if (s < 0 || s >= numSegments) continue;
+    const src = i * inner;
+    const dst = s * inner;
+    for (let j = 0; j < inner; j++) out[dst + j] += x[src + j];
+  }
+  return out;
+}
+
+const unsortedSegmentSum: tf.KernelFunc = ({ inputs, backend, attrs }) => {
+  const { x, segmentIds } = inputs as { x: TensorInfo; segmentIds: TensorInfo };
+  const numSegments = (attrs as { numSegments: number }).numSegments;
+  const b = backend as unknown as MinimalBackend;
+  const outer = segmentIds.shape.reduce((a, d) => a * d, 1);
+  const size = x.shape.reduce((a, d) => a * d, 1);
+  const inner = outer === 0 ? 0 : size / outer;
+  const values = unsortedSegmentSumValues(
+    b.readSync(x.dataId) as Float32Array,
+    b.readSync(segmentIds.dataId) as Int32Array,
+    numSegments,
+    inner,
+  );
+  const outShape = [numSegments, ...x.shape.slice(segmentIds.shape.length)];
+  if (x.dtype === "int32") return makeTensorInfo(b, outShape, "int32", Int32Array.from(values));
+  return makeTensorInfo(b, outShape, "float32", values);
+};
+
+/** JavaScript kernels per backend, registered only where the backend has none of its own. */
+const FALLBACKS: Record<string, tf.KernelConfig[]> = {
+  wasm: [{ kernelName: "UnsortedSegmentSum", backendName: "wasm", kernelFunc: unsortedSegmentSum }],
+};
+
+/** Registers what `backendName` lacks; safe to call more than once. Returns the kernel names added. */
+export function registerMissingKernels(backendName: string): string[] {
+  const added: string[] = [];
+  for (const k of FALLBACKS[backendName] ?? []) {
+    if (tf.getKernel(k.kernelName, backendName) === undefined) {
+      tf.registerKernel(k);
+      added.push(k.kernelName);
+    }
+  }
+  return added;
+}

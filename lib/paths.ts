@@ -1,0 +1,39 @@
+/**
+ * Where things are. The project root is found from this file (lib/ under tsx, dist/lib/ when compiled for
+ * the notebooks) or from `ATTEND_TELL_ROOT` when bundled elsewhere (the GPU bundle).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+
+export function projectRoot(): string {
+  if (process.env.ATTEND_TELL_ROOT) return path.resolve(process.env.ATTEND_TELL_ROOT);
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, "package.json");
+    if (fs.existsSync(pkg) && JSON.parse(fs.readFileSync(pkg, "utf8")).name === "attend-tell") return dir;
+    if (path.dirname(dir) === dir) return process.cwd();
+  }
+}
+
+/** The synthetic scenes' default folder (generated on first use). */
+export function syntheticDir(): string {
+  return path.join(projectRoot(), "data", "synthetic");
+}
+
+/**
+ * The Flickr8k folder, if there is one: `FLICKR8K_DIR`, else `data/flickr8k`, else `../shared/flickr8k`
+ * beside the project (the developers' read-only copy). Undefined when none exists.
+ */
+export function flickr8kDir(): string | undefined {
+  const env = process.env.FLICKR8K_DIR;
+  if (env) {
+    if (!fs.existsSync(env)) throw new Error(`FLICKR8K_DIR=${env} does not exist`);
+    return path.resolve(env);
+  }
+  const root = projectRoot();
+  return [path.join(root, "data", "flickr8k"), path.join(root, "..", "shared", "flickr8k")].find((d) => fs.existsSync(d));
+}
+
+/** True when notebooks and the main job should run at their quick (CI) size: `ATTEND_TELL_QUICK=1`. */
+export function quickMode(): boolean {
+  return ["1", "true", "yes"].includes((process.env.ATTEND_TELL_QUICK ?? "").toLowerCase());
+}
