@@ -1,0 +1,81 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { parseCsvLine, readCaptions, resolveLayout, splitImages } from "../lib/captions";
+import { SHARED_FLICKR, tmpDir } from "./helpers";
+
+function write(name: string, text: string): string {
+  const f = path.join(tmpDir(), name);
+  fs.writeFileSync(f, text);
+  return f;
+}
+
+describe("caption files", () => {
+  it("reads the original layout (image#n<TAB>caption)", () => {
+    const f = write("Flickr8k.token.txt", "x.jpg#0\tA dog .\r\nx.jpg#1\tA black dog\n\ny.jpg#0\tA cat\n");
+    const r = readCaptions(f);
+    assert.deepEqual(r.map((c) => [c.image, c.caption, c.line]), [["x.jpg", "A dog .", 1], ["x.jpg", "A black dog", 2], ["y.jpg", "A cat", 4]]);
+  });
+
+  it("reads the Kaggle CSV layout with quoted commas and doubled quotes", () => {
+    const f = write("captions.txt", 'image,caption\nx.jpg,A dog .\nx.jpg,"A dog , wet , shakes"\ny.jpg,"He said ""hi"""\n');
+    assert.deepEqual(readCaptions(f).map((c) => [c.image, c.caption]), [["x.jpg", "A dog ."], ["x.jpg", "A dog , wet , shakes"], ["y.jpg", 'He said "hi"']]);
+    assert.deepEqual(parseCsvLine('a,"b,c",,d'), ["a", "b,c", "", "d"]);
+  });
+
+  it("names the file and line of a bad caption line", () => {
+    const noTab = write("Flickr8k.token.txt", "x.jpg#0\tfine\nx.jpg#1\tfine too\ny.jpg#0 no tab here\n");
+    assert.throws(() => readCaptions(noTab), new RegExp(`${noTab}:3: no tab between image and caption`));
+    const noImage = write("Flickr8k.token.txt", "x.jpg#0\tfine\n#1\tno image\n");
+    assert.throws(() => readCaptions(noImage), new RegExp(`${noImage}:2: no image name before the tab`));
+    const empty = write("Flickr8k.token.txt", "x.jpg#0\tfine\nx.jpg#1\t  \n");
+    assert.throws(() => readCaptions(empty), new RegExp(`${empty}:2: empty caption for x.jpg`));
+    const csvEmpty = write("captions.txt", "image,caption\nx.jpg,\n");
+    assert.throws(() => readCaptions(csvEmpty), new RegExp(`${csvEmpty}:2: empty caption for x.jpg`));
+    const csvQuote = write("captions.txt", 'image,caption\nx.jpg,"open\n');
+    assert.throws(() => readCaptions(csvQuote), /:2: unterminated quoted field/);
+    const badHeader = write("captions.txt", "file,text\nx.jpg,a\n");
+    assert.throws(() => readCaptions(badHeader), /:1: expected a header with columns image,caption/);
+  });
+
+  it("says which caption file is missing", () => {
+    const dir = tmpDir();
+    assert.throws(() => readCaptions(path.join(dir, "Flickr8k.token.txt")), /caption file .*Flickr8k\.token\.txt does not exist/);
+    assert.throws(() => resolveLayout(dir), /no caption file in .*: expected Flickr8k\.token\.txt \(original Flickr8k\) or captions\.txt \(Kaggle\)/);
+    assert.throws(() => resolveLayout(path.join(dir, "nope")), /data folder .*nope does not exist/);
+  });
+
+  it("splits a folder without split files 6:1:1, the same way every time", () => {
+    const dir = tmpDir();
+    const rows = Array.from({ length: 80 }, (_, i) => `im${i}.jpg,caption ${i}`);
+    fs.writeFileSync(path.join(dir, "captions.txt"), "image,caption\n" + rows.join("\n"));
+    const layout = resolveLayout(dir);
+    const recs = readCaptions(layout.captionsFile);
+    const parts = (["train", "dev", "test"] as const).map((s) => splitImages(layout, s, recs));
+    assert.deepEqual(parts.map((p) => p.length), [60, 10, 10]);
+    assert.equal(new Set(parts.flat()).size, 80);
+    assert.deepEqual(splitImages(layout, "dev", recs), parts[1]);
+  });
+
+  describe("on the shared Flickr8k", function () {
+    before(function () {
+      if (!SHARED_FLICKR) this.skip();
+    });
+
+    it("reads both layouts to the same captions and the official 6000/1000/1000 split", () => {
+      const layout = resolveLayout(SHARED_FLICKR!);
+      assert.equal(path.basename(layout.captionsFile), "Flickr8k.token.txt");
+      assert.equal(path.basename(layout.imagesDir), "Images224");
+      const token = readCaptions(layout.captionsFile);
+      const csv = readCaptions(path.join(SHARED_FLICKR!, "captions.txt"));
+      assert.equal(token.length, 40460);
+      assert.equal(csv.length, 40455);
+      const key = (r: { image: string; caption: string }) => `${r.image}\t${r.caption}`;
+      const csvKeys = new Set(csv.map(key));
+      const notInCsv = token.filter((r) => !csvKeys.has(key(r)));
+      // The one image with captions but no photo; its first line even reads "….jpg.1#0" in the original.
+      assert.deepEqual([...new Set(notInCsv.map((r) => r.image))], ["2258277193_586949ec62.jpg.1", "2258277193_586949ec62.jpg"]);
+      assert.deepEqual((["train", "dev", "test"] as const).map((s) => splitImages(layout, s, token).length), [6000, 1000, 1000]);
+    });
+  });
+});

@@ -1,0 +1,47 @@
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import sharp from "sharp";
+import { initBackend } from "../lib/backend";
+
+/** The developers' read-only Flickr8k (../shared/flickr8k), or undefined where it is absent. */
+export const SHARED_FLICKR = [process.env.FLICKR8K_DIR, path.join(__dirname, "..", "..", "shared", "flickr8k")].find(
+  (d): d is string => !!d && fs.existsSync(path.join(d, "Flickr8k.token.txt")),
+);
+
+export function tmpDir(prefix = "attend-tell-test-"): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** A solid-colour image of any size, in any format sharp writes. */
+export async function writeImage(file: string, width: number, height: number, rgb = { r: 200, g: 30, b: 30 }): Promise<void> {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  await sharp({ create: { width, height, channels: 3, background: rgb } }).toFile(file);
+}
+
+/**
+ * A tiny data folder in the original Flickr8k layout: images a.jpg, b.jpg (train), c.png (dev), 2 captions each.
+ */
+export async function tinyFlickr(dir = tmpDir()): Promise<string> {
+  const caps: [string, string[]][] = [
+    ["a.jpg", ["A dog runs on the grass .", "A brown dog running ."]],
+    ["b.jpg", ["Two dogs play in the snow .", "A dog jumps ."]],
+    ["c.png", ["A man rides a bicycle .", "Someone on a bike ."]],
+  ];
+  fs.writeFileSync(
+    path.join(dir, "Flickr8k.token.txt"),
+    caps.flatMap(([im, cs]) => cs.map((c, k) => `${im}#${k}\t${c}`)).join("\n") + "\n",
+  );
+  fs.writeFileSync(path.join(dir, "Flickr_8k.trainImages.txt"), "a.jpg\nb.jpg\n");
+  fs.writeFileSync(path.join(dir, "Flickr_8k.devImages.txt"), "c.png\n");
+  fs.writeFileSync(path.join(dir, "Flickr_8k.testImages.txt"), "");
+  await writeImage(path.join(dir, "Images", "a.jpg"), 320, 200);
+  await writeImage(path.join(dir, "Images", "b.jpg"), 100, 150, { r: 0, g: 0, b: 255 });
+  await writeImage(path.join(dir, "Images", "c.png"), 224, 224, { r: 0, g: 255, b: 0 });
+  return dir;
+}
+
+/** Every test file that touches tensors starts the same backend the CLI would (wasm here). */
+export async function setupBackend(): Promise<string> {
+  return (await initBackend({ quiet: true })).tfName;
+}

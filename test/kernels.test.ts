@@ -1,0 +1,59 @@
+import { strict as assert } from "node:assert";
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-wasm";
+import { registerMissingKernels, unsortedSegmentSumValues } from "../lib/kernels";
+import { setupBackend } from "./helpers";
+
+/** Runs f on a backend, returning plain arrays. */
+async function on<T>(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<number[][]> {
+  await tf.setBackend(backend);
+  registerMissingKernels(backend);
+  const out = tf.tidy(f);
+  const list = Array.isArray(out) ? out : [out];
+  const values = await Promise.all(list.map(async (t) => Array.from(await t.data())));
+  tf.dispose(list);
+  return values;
+}
+
+describe("kernels registered for wasm", () => {
+  let initial: string;
+  before(async () => (initial = await setupBackend()));
+  after(async () => tf.setBackend(initial));
+
+  it("unsortedSegmentSumValues sums rows into segments and drops out-of-range ids (hand-computed)", () => {
+    // x = [[1,2],[3,4],[5,6],[7,8]], ids = [0,2,0,5] (5 ≥ numSegments: dropped, as TensorFlow does)
+    const out = unsortedSegmentSumValues([1, 2, 3, 4, 5, 6, 7, 8], [0, 2, 0, 5], 3, 2);
+    assert.deepEqual(Array.from(out), [6, 8, 0, 0, 3, 4]);
+  });
+
+  it("wasm's UnsortedSegmentSum equals the cpu backend's", async () => {
+    const f = () =>
+      tf.unsortedSegmentSum(tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8]]), tf.tensor1d([2, 0, 2, 1], "int32"), 4);
+    const [cpu] = await on("cpu", f);
+    const [wasm] = await on("wasm", f);
+    assert.deepEqual(wasm, cpu);
+    assert.deepEqual(cpu, [3, 4, 7, 8, 6, 8, 0, 0]);
+  });
+
+  it("makes the gradient of an embedding lookup (tf.gather) work on wasm, equal to cpu's", async () => {
+    const table = Array.from({ length: 10 * 4 }, (_, i) => Math.sin(i));
+    const f = () => {
+      const emb = tf.tensor2d(table, [10, 4]);
+      const ids = tf.tensor2d([[1, 3], [3, 9]], [2, 2], "int32"); // a repeated id must accumulate
+      const g = tf.grad((e: tf.Tensor) => tf.gather(e, ids).square().sum())(emb);
+      return g;
+    };
+    const [cpu] = await on("cpu", f);
+    const [wasm] = await on("wasm", f);
+    assert.equal(wasm.length, 40);
+    wasm.forEach((v, i) => assert.ok(Math.abs(v - cpu[i]) < 1e-6, `element ${i}: wasm ${v} vs cpu ${cpu[i]}`));
+    // d/dE sum(E[id]^2) = 2·E[id]·count(id): row 3 appears twice
+    assert.ok(Math.abs(cpu[3 * 4] - 4 * table[3 * 4]) < 1e-6);
+    assert.deepEqual(cpu.slice(0, 4), [0, 0, 0, 0]);
+  });
+
+  it("registers each kernel once", () => {
+    assert.deepEqual(registerMissingKernels("wasm"), []);
+    assert.deepEqual(registerMissingKernels("cpu"), []);
+  });
+});

@@ -1,0 +1,77 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { tokenize } from "../lib/tokenizer";
+import { EOS, PAD, SOS, UNK, Vocabulary, buildVocabulary, countWords, vocabularySizes } from "../lib/vocabulary";
+import { trainCaptions } from "../lib/dataset";
+import { tinyFlickr, tmpDir } from "./helpers";
+
+describe("tokenize", () => {
+  it("lower-cases, drops punctuation, splits hyphens and contractions (wink-nlp normal forms)", () => {
+    assert.deepEqual(tokenize("A child in a pink dress is climbing up a set of stairs in an entry way ."), [
+      "a", "child", "in", "a", "pink", "dress", "is", "climbing", "up", "a", "set", "of", "stairs", "in", "an", "entry", "way",
+    ]);
+    assert.deepEqual(tokenize("A dog shakes its head near the shore , a red ball next to it ."), [
+      "a", "dog", "shakes", "its", "head", "near", "the", "shore", "a", "red", "ball", "next", "to", "it",
+    ]);
+    assert.deepEqual(tokenize("Two-year-old kids don't swim!"), ["two", "year", "old", "kids", "do", "not", "swim"]);
+    assert.deepEqual(tokenize("   "), []);
+  });
+});
+
+describe("Vocabulary", () => {
+  const caps = ["a dog runs", "a dog jumps", "A cat runs .", "a dog"];
+
+  it("keeps words that reach the threshold, reserved ids first, then by frequency", () => {
+    // counts: a 4, dog 3, runs 2, cat 1, jumps 1
+    assert.deepEqual(countWords(caps), [["a", 4], ["dog", 3], ["runs", 2], ["cat", 1], ["jumps", 1]]);
+    const v = buildVocabulary(caps, 2);
+    assert.deepEqual(v.itos, ["<PAD>", "<SOS>", "<EOS>", "<UNK>", "a", "dog", "runs"]);
+    assert.deepEqual([PAD, SOS, EOS, UNK], [0, 1, 2, 3]);
+    assert.equal(v.size, 7);
+    assert.deepEqual(v.counts, [0, 0, 0, 0, 4, 3, 2]);
+    assert.equal(buildVocabulary(caps, 1).size, 9);
+    assert.equal(buildVocabulary(caps, 5).size, 4);
+    assert.deepEqual(vocabularySizes(countWords(caps), [1, 2, 3, 5]), [9, 7, 6, 4]);
+    assert.throws(() => buildVocabulary(caps, 0), /freqThreshold must be ≥ 1/);
+  });
+
+  it("numericalizes with <UNK> for unknown words and decodes up to <EOS>", () => {
+    const v = buildVocabulary(caps, 2);
+    assert.deepEqual(v.numericalize("A cat runs!"), [4, UNK, 6]);
+    assert.deepEqual(v.encode("a dog"), [SOS, 4, 5, EOS]);
+    assert.deepEqual(v.decode([SOS, 4, 5, 6, EOS, 4, PAD]), ["a", "dog", "runs"]);
+    assert.deepEqual(v.decode([4, UNK]), ["a", "<UNK>"]);
+    assert.throws(() => v.decode([99]), /id 99 is outside 0\.\.6/);
+  });
+
+  it("saves and loads as versioned JSON", () => {
+    const f = path.join(tmpDir(), "vocab.json");
+    const v = buildVocabulary(caps, 2);
+    v.save(f);
+    const back = Vocabulary.load(f);
+    assert.deepEqual(back.itos, v.itos);
+    assert.deepEqual(back.counts, v.counts);
+    assert.equal(back.freqThreshold, 2);
+    assert.deepEqual(back.numericalize("a dog runs"), v.numericalize("a dog runs"));
+  });
+
+  it("refuses a vocabulary of another format version, naming the file", () => {
+    const f = path.join(tmpDir(), "old.json");
+    fs.writeFileSync(f, JSON.stringify({ ...buildVocabulary(caps, 2).toJSON(), version: 0 }));
+    assert.throws(() => Vocabulary.load(f), new RegExp(`vocabulary file ${f} has vocabulary format version 0; this attend-tell reads version 1`));
+    fs.writeFileSync(f, JSON.stringify({ words: [] }));
+    assert.throws(() => Vocabulary.load(f), /is not an attend-tell vocabulary/);
+    assert.throws(() => Vocabulary.load(f + ".missing"), /does not exist/);
+    assert.throws(() => new Vocabulary(["<SOS>", "<PAD>", "<EOS>", "<UNK>"], 1), /id 0 must be <PAD>/);
+  });
+
+  it("is built from the train split only", async () => {
+    const dir = await tinyFlickr();
+    const train = trainCaptions(dir);
+    assert.equal(train.length, 4, "a.jpg and b.jpg, two captions each");
+    const v = buildVocabulary(train, 1);
+    assert.ok(v.has("dog"));
+    assert.ok(!v.has("bicycle"), "bicycle occurs only in the dev caption");
+  });
+});
