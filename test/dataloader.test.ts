@@ -42,7 +42,7 @@ describe("DataLoader", () => {
 
   it("length-bucketing cuts the padded length of batches", () => {
     const ds = new Counting(400);
-    const padded = (l: DataLoader) => l.batchIndices(0).reduce((s, b) => s + Math.max(...b.map((i) => ds.captionLength(i))), 0);
+    const padded = (l: { batchIndices(e: number): number[][] }) => l.batchIndices(0).reduce((s, b) => s + Math.max(...b.map((i) => ds.captionLength(i))), 0);
     const plain = padded(new DataLoader(ds, { batchSize: 16, shuffle: true }));
     const bucketed = padded(new DataLoader(ds, { batchSize: 16, shuffle: true, bucketByLength: true }));
     assert.ok(bucketed < 0.8 * plain, `bucketed ${bucketed} vs shuffled ${plain}`);
