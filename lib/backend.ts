@@ -12,6 +12,11 @@
  * Kernels a backend lacks for training are registered here too (see kernels.ts).
  */
 import * as tf from "@tensorflow/tfjs";
+// Imported statically (not required on demand) so that a bundle holds one copy of tfjs-core shared by all
+// backends. Importing the webgpu backend registers its kernels; its factory needs navigator.gpu, which
+// exists only after hardwareAdapter() installs Dawn's globals, so we register the factory there.
+import "@tensorflow/tfjs-backend-wasm";
+import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { registerMissingKernels } from "./kernels";
@@ -102,10 +107,10 @@ const TRY: Record<BackendKind, Attempt> = {
     return { tfName: "tensorflow" };
   },
   webgpu: async () => {
-    const adapter = await hardwareAdapter();
-    optionalRequire("@tensorflow/tfjs-backend-webgpu");
+    const { info, gpu } = await hardwareAdapter();
+    if (!tf.findBackendFactory("webgpu")) tf.registerBackend("webgpu", () => webgpuFactory(gpu), 3);
     await activate("webgpu");
-    return { tfName: "webgpu", adapter };
+    return { tfName: "webgpu", adapter: info };
   },
   node: async () => {
     optionalRequire("@tensorflow/tfjs-node");
@@ -113,7 +118,6 @@ const TRY: Record<BackendKind, Attempt> = {
     return { tfName: "tensorflow" };
   },
   wasm: async () => {
-    optionalRequire("@tensorflow/tfjs-backend-wasm");
     await activate("wasm");
     return { tfName: "wasm" };
   },
@@ -133,12 +137,35 @@ const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic
 interface DawnAdapter {
   isFallbackAdapter?: boolean;
   info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
+  features: Set<string>;
+  limits: Record<string, number>;
+  requestDevice(desc: unknown): Promise<unknown>;
 }
 interface DawnGPU {
   requestAdapter(opts: { powerPreference: string }): Promise<DawnAdapter | null>;
 }
 
-async function hardwareAdapter(): Promise<AdapterInfo> {
+/** What tfjs-backend-webgpu's own factory does, once Dawn's navigator.gpu exists. */
+async function webgpuFactory(gpu: DawnGPU): Promise<tf.KernelBackend> {
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error("the GPU adapter went away");
+  const l = adapter.limits;
+  const limits = [
+    "maxComputeWorkgroupStorageSize",
+    "maxComputeWorkgroupsPerDimension",
+    "maxStorageBufferBindingSize",
+    "maxBufferSize",
+    "maxComputeWorkgroupSizeX",
+    "maxComputeInvocationsPerWorkgroup",
+  ];
+  const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
+    requiredLimits: Object.fromEntries(limits.map((k) => [k, l[k]])),
+  });
+  return new WebGPUBackend(device as never, adapter.info as never);
+}
+
+async function hardwareAdapter(): Promise<{ info: AdapterInfo; gpu: DawnGPU }> {
   // Without a Vulkan loader Dawn finds nothing on Linux, after printing warnings: say so quietly instead.
   if (process.platform === "linux" && !hasVulkanLoader()) throw new Error("no Vulkan loader (libvulkan.so.1)");
   const dawn = optionalRequire("webgpu") as { create(flags: string[]): DawnGPU; globals: Record<string, unknown> };
@@ -158,7 +185,7 @@ async function hardwareAdapter(): Promise<AdapterInfo> {
   Object.assign(globalThis, dawn.globals);
   if (!g.navigator) Object.defineProperty(globalThis, "navigator", { value: {}, writable: true, configurable: true });
   Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
-  return { vendor, architecture, description };
+  return { info: { vendor, architecture, description }, gpu };
 }
 
 function hasVulkanLoader(): boolean {
