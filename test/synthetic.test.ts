@@ -77,3 +77,14 @@ describe("synthetic scenes", () => {
     await assert.rejects(generateSynthetic(path.join(tmpDir(), "x"), { n: 2 }), /n must be an integer ≥ 3, got 2/);
   });
 });
+
+describe("ensureSynthetic", () => {
+  it("reuses a set made with the same options and regenerates for others", async () => {
+    const { ensureSynthetic } = await import("../lib/synthetic");
+    const dir = path.join(tmpDir(), "s");
+    assert.equal(await ensureSynthetic(dir, { n: 6, seed: 2 }), true);
+    assert.equal(await ensureSynthetic(dir, { n: 6, seed: 2 }), false);
+    assert.equal(await ensureSynthetic(dir, { n: 6, seed: 2, clutter: 0 }), true);
+    assert.equal(fs.readFileSync(path.join(dir, "Flickr_8k.trainImages.txt"), "utf8").trim().split("\n").length, 5);
+  });
+});
