@@ -5,8 +5,8 @@
  *   npx tsx bench/dataloader.ts [batches=100] [workMs=80]
  */
 import { initBackend } from "../lib/backend";
-import { CaptionBatch, disposeBatch } from "../lib/collate";
-import { DataLoader } from "../lib/dataloader";
+import { CaptionBatch } from "../lib/collate";
+import { DataLoader, measureLoader } from "../lib/dataloader";
 import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/dataset";
 import { flickr8kDir, syntheticDir } from "../lib/paths";
 import { ensureSynthetic } from "../lib/synthetic";
@@ -21,15 +21,8 @@ async function main() {
   const train = new FlickrDataset({ dataDir, split: "train", vocab: buildVocabulary(trainCaptions(dataDir), 5) });
   for (const prefetch of [0, 2, 4, 8]) {
     const loader = new DataLoader<DatasetItem, CaptionBatch>(train, { batchSize: 32, shuffle: true, seed: prefetch, prefetch });
-    const t0 = performance.now();
-    let k = 0;
-    for await (const b of loader.epoch(0)) {
-      disposeBatch(b);
-      for (const end = performance.now() + workMs; performance.now() < end; );
-      if (++k === nBatches) break;
-    }
-    const s = (performance.now() - t0) / 1000;
-    console.log(`prefetch ${prefetch}: ${((k * 32) / s).toFixed(0)} items/s (${k} batches of 32, 224×224 decode+resize, ${workMs} ms busy per batch, ${backend.kind}, ${dataDir})`);
+    const { itemsPerSecond, batches: k } = await measureLoader(loader, { batches: nBatches, busyMs: workMs });
+    console.log(`prefetch ${prefetch}: ${itemsPerSecond.toFixed(0)} items/s (${k} batches of 32, 224×224 decode+resize, ${workMs} ms busy per batch, ${backend.kind}, ${dataDir})`);
   }
 }
 main();

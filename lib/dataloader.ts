@@ -135,3 +135,28 @@ export class DataLoader<Item = DatasetItem, Batch = CaptionBatch> {
     return this.epoch(0);
   }
 }
+
+/** Padded length T of each batch (its longest caption): the decoder steps each batch costs. */
+export function paddedLengths(batches: number[][], lengthOf: (i: number) => number): number[] {
+  return batches.map((b) => Math.max(...b.map(lengthOf)));
+}
+
+/**
+ * Items per second served by `loader` over its first `batches` batches of epoch 0. `busyMs` keeps the main
+ * thread busy per batch, as a model step would, so prefetching has something to overlap with.
+ */
+export async function measureLoader<Item>(
+  loader: DataLoader<Item, CaptionBatch>,
+  opts: { batches: number; busyMs?: number },
+): Promise<{ itemsPerSecond: number; batches: number; seconds: number }> {
+  const t0 = performance.now();
+  let k = 0, items = 0;
+  for await (const b of loader.epoch(0)) {
+    items += b.lengths.length;
+    disposeBatch(b);
+    for (const end = performance.now() + (opts.busyMs ?? 0); performance.now() < end; );
+    if (++k === opts.batches) break;
+  }
+  const seconds = (performance.now() - t0) / 1000;
+  return { itemsPerSecond: items / seconds, batches: k, seconds };
+}

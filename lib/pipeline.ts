@@ -10,7 +10,7 @@ import { initBackend, describeBackend } from "./backend";
 import { ensureSynthetic } from "./synthetic";
 import { buildVocabulary } from "./vocabulary";
 import { DatasetItem, FlickrDataset, trainCaptions } from "./dataset";
-import { DataLoader } from "./dataloader";
+import { DataLoader, paddedLengths } from "./dataloader";
 import { CaptionBatch, disposeBatch } from "./collate";
 import { Progress } from "./progress";
 import { writeJsonAtomic } from "./io";
@@ -45,7 +45,8 @@ const log = (s: string) => console.error(`[attend-tell] ${s}`);
 
 /** Mean T of the padded batches: how many decoder steps a batch costs. */
 function meanPaddedLength(batches: number[][], lengthOf: (i: number) => number): number {
-  return batches.reduce((a, b) => a + Math.max(...b.map(lengthOf)), 0) / batches.length;
+  const ts = paddedLengths(batches, lengthOf);
+  return ts.reduce((a, b) => a + b, 0) / ts.length;
 }
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
