@@ -4,7 +4,7 @@
  */
 export class Progress {
   private readonly start = Date.now();
-  private last = 0;
+  private last = Date.now(); // on a pipe, the first line comes after logEvery seconds, not at the first tick
   private done = 0;
 
   constructor(
