@@ -43,6 +43,7 @@ export class FlickrDataset {
   /** Split images skipped because they are missing on disk or have no caption (`onMissing: "skip"`). */
   readonly skipped: { image: string; why: string }[] = [];
   private readonly encoded: number[][];
+  private readonly byImage: Map<string, CaptionRecord[]>;
 
   constructor(opts: FlickrDatasetOptions) {
     this.layout = resolveLayout(opts.dataDir);
@@ -68,6 +69,7 @@ export class FlickrDataset {
       else throw new Error(`image ${image} (listed in ${where}) ${why}; pass onMissing: "skip" (--skip-missing) to skip such images`);
     }
     this.images = images;
+    this.byImage = byImage;
     this.records = images.flatMap((im) => byImage.get(im)!);
     this.encoded = this.records.map((r) => this.vocab.encode(r.caption));
   }
@@ -100,7 +102,7 @@ export class FlickrDataset {
 
   /** All captions of the split's images, as text: the references for evaluation, the input of the vocabulary. */
   captionsOf(image: string): string[] {
-    return this.records.filter((r) => r.image === image).map((r) => r.caption);
+    return (this.byImage.get(image) ?? []).map((r) => r.caption);
   }
 
   private check(i: number): void {
