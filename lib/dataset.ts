@@ -69,7 +69,8 @@ export class FlickrDataset {
       else throw new Error(`image ${image} (listed in ${where}) ${why}; pass onMissing: "skip" (--skip-missing) to skip such images`);
     }
     this.images = images;
-    this.byImage = byImage;
+    // Only the split's images: captionsOf must not answer for images outside the split.
+    this.byImage = new Map(images.map((im) => [im, byImage.get(im)!]));
     this.records = images.flatMap((im) => byImage.get(im)!);
     this.encoded = this.records.map((r) => this.vocab.encode(r.caption));
   }

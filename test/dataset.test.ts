@@ -30,6 +30,7 @@ describe("FlickrDataset", () => {
     assert.ok(dev.caption(0).includes(UNK), "bicycle is not in the train vocabulary");
     assert.throws(() => train.caption(4), /index 4 is outside 0\.\.3/);
     assert.deepEqual(train.captionsOf("b.jpg"), ["Two dogs play in the snow .", "A dog jumps ."]);
+    assert.deepEqual(train.captionsOf("c.png"), [], "c.png is a dev image");
   });
 
   it("normalises as the encoder asks (caffe: BGR minus the ImageNet mean)", async () => {
