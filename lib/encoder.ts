@@ -1,0 +1,133 @@
+/**
+ * The seed's `EncoderCNN`: ImageNet ResNet-50, frozen, with its last two layers (average pool, fc1000)
+ * removed. The 7×7×2048 map of the last residual block (`activation_48`) becomes 49 region features:
+ *   [B, 224, 224, 3] → [B, 7, 7, 2048] → [B, 49, 2048],  region r = row·7 + col (row-major, r = 0 top-left,
+ *   r = 6 top-right, r = 48 bottom-right) — heatmaps map attention back to the picture in this order.
+ * Input: Keras "caffe" preprocessing (RGB→BGR, minus the ImageNet BGR mean, no scaling): `normalization: "caffe"`.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { fileSystemIO } from "./io";
+import { Normalization, RgbImage, loadRgb, normalizePixels } from "./image";
+import { ensureWeights, WEIGHTS_PACKAGE } from "./weights";
+import { projectRoot } from "./paths";
+
+export const FEATURE_LAYER = "activation_48";
+export const REGIONS = 49;
+export const FEATURE_DIM = 2048;
+export const GRID = 7;
+
+/** Everything that changes the features: stored in a cache's header and checked when it is read. */
+export const ENCODER_IDENTITY = {
+  model: "keras-resnet50-imagenet",
+  weights: WEIGHTS_PACKAGE,
+  layer: FEATURE_LAYER,
+  normalization: "caffe" as Normalization,
+  imageSize: 224,
+  resize: "sharp fill (aspect ratio not kept)",
+};
+export type EncoderIdentity = typeof ENCODER_IDENTITY;
+
+let labels: string[] | undefined;
+/** The 1,000 ImageNet class names, index = fc1000 output (data/imagenet-labels.json, from the same package). */
+export function imagenetLabels(): string[] {
+  labels ??= JSON.parse(fs.readFileSync(path.join(projectRoot(), "data", "imagenet-labels.json"), "utf8")) as string[];
+  return labels;
+}
+
+export interface Prediction {
+  index: number;
+  label: string;
+  probability: number;
+}
+
+export class EncoderCNN {
+  readonly identity = ENCODER_IDENTITY;
+
+  private constructor(
+    /** The whole Keras ResNet50, fc1000 (softmax) included: for classification. */
+    readonly full: tf.LayersModel,
+    /** Input → activation_48: the encoder proper. */
+    readonly trunk: tf.LayersModel,
+  ) {}
+
+  /** Loads the verified weights (fetching them on first use) and freezes every layer. */
+  static async load(opts: { fetch?: boolean } = {}): Promise<EncoderCNN> {
+    const dir = ensureWeights({ fetch: opts.fetch });
+    let full: tf.LayersModel;
+    try {
+      full = await tf.loadLayersModel(fileSystemIO(path.join(dir, "ResNet50")));
+    } catch (e) {
+      throw new Error(`cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``);
+    }
+    full.trainable = false;
+    const trunk = tf.model({ inputs: full.inputs, outputs: full.getLayer(FEATURE_LAYER).output as tf.SymbolicTensor, name: "encoder_cnn" });
+    trunk.trainable = false;
+    return new EncoderCNN(full, trunk);
+  }
+
+  /** Names of the layers cut off after the feature layer (the seed's `modules[:-2]`). */
+  get removedLayers(): string[] {
+    const names = this.full.layers.map((l) => l.name);
+    return names.slice(names.indexOf(FEATURE_LAYER) + 1);
+  }
+
+  /** [B, 224, 224, 3] caffe-normalised → [B, 49, 2048]. */
+  encode(images: tf.Tensor4D): tf.Tensor3D {
+    return tf.tidy(() => {
+      const map = this.trunk.predict(images) as tf.Tensor4D; // [B, 7, 7, 2048]
+      return map.reshape([images.shape[0], REGIONS, FEATURE_DIM]) as tf.Tensor3D;
+    });
+  }
+
+  /** Image files → a caffe-normalised batch [B, 224, 224, 3]. Decoding runs on sharp's threads. */
+  static async loadBatch(files: string[]): Promise<tf.Tensor4D> {
+    const { batch, bad } = await EncoderCNN.loadBatchSkipping(files);
+    if (bad.length) {
+      batch?.dispose();
+      throw new Error(bad[0].why);
+    }
+    return batch!;
+  }
+
+  /** As loadBatch, but files that fail to decode are left out and returned in `bad` (batch undefined if none is left). */
+  static async loadBatchSkipping(files: string[]): Promise<{ batch?: tf.Tensor4D; ok: string[]; bad: { file: string; why: string }[] }> {
+    const size = ENCODER_IDENTITY.imageSize;
+    const settled = await Promise.allSettled(files.map((f) => loadRgb(f, size)));
+    const ok: string[] = [];
+    const bad: { file: string; why: string }[] = [];
+    const pixels: RgbImage[] = [];
+    settled.forEach((r, i) => {
+      if (r.status === "fulfilled") ok.push(files[i]), pixels.push(r.value);
+      else bad.push({ file: files[i], why: (r.reason as Error).message });
+    });
+    if (ok.length === 0) return { ok, bad };
+    const data = new Float32Array(ok.length * size * size * 3);
+    pixels.forEach((p, i) => data.set(normalizePixels(p, ENCODER_IDENTITY.normalization), i * size * size * 3));
+    return { batch: tf.tensor4d(data, [ok.length, size, size, 3]), ok, bad };
+  }
+
+  /** Top-k ImageNet classes per image, with the full model's softmax probabilities. */
+  async classify(images: tf.Tensor4D, k = 5): Promise<Prediction[][]> {
+    const probs = this.full.predict(images) as tf.Tensor2D;
+    const { values, indices } = tf.topk(probs, k);
+    const [v, ix] = [(await values.array()) as number[][], (await indices.array()) as number[][]];
+    tf.dispose([probs, values, indices]);
+    const names = imagenetLabels();
+    return ix.map((row, b) => row.map((index, j) => ({ index, label: names[index].replace(/_/g, " "), probability: v[b][j] })));
+  }
+
+  async classifyFiles(files: string[], k = 5): Promise<Prediction[][]> {
+    const batch = await EncoderCNN.loadBatch(files);
+    try {
+      return await this.classify(batch, k);
+    } finally {
+      batch.dispose();
+    }
+  }
+
+  dispose(): void {
+    this.full.dispose();
+  }
+}

@@ -1,0 +1,40 @@
+/**
+ * One feature-extraction process (forked by extractFeatures): loads the encoder once, then answers each
+ * batch of files with their float16 features. One process per core, since wasm runs one thread per process.
+ */
+import * as tf from "@tensorflow/tfjs";
+import * as path from "node:path";
+import { initBackend } from "./backend";
+import { EncoderCNN } from "./encoder";
+import { encodeHalf } from "./float16";
+import type { FromWorker, ToWorker } from "./features";
+
+const send = (m: FromWorker) => process.send!(m);
+
+async function main() {
+  await initBackend({ quiet: true });
+  const encoder = await EncoderCNN.load({ fetch: false });
+  process.on("message", async (m: ToWorker) => {
+    if ("done" in m) {
+      process.disconnect();
+      return;
+    }
+    try {
+      const { batch: x, ok, bad } = await EncoderCNN.loadBatchSkipping(m.files);
+      for (const b of bad) send({ bad: b });
+      if (!x) return send({ names: [], data: "" });
+      const y = encoder.encode(x);
+      const half = encodeHalf((await y.data()) as Float32Array);
+      tf.dispose([x, y]);
+      send({ names: ok.map((f) => path.basename(f)), data: Buffer.from(half.buffer, half.byteOffset, half.byteLength).toString("base64") });
+    } catch (e) {
+      send({ error: (e as Error).stack ?? String(e) });
+    }
+  });
+  send({ ready: true });
+}
+
+main().catch((e) => {
+  send({ error: (e as Error).stack ?? String(e) });
+  process.exit(1);
+});
