@@ -1,0 +1,76 @@
+import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { EncoderCNN } from "../lib/encoder";
+import { FeatureCache, ROW_BYTES, ROW_VALUES, extractFeatures } from "../lib/features";
+import { setupBackend, tmpDir, writeImage } from "./helpers";
+
+describe("feature cache", function () {
+  this.timeout(300_000);
+  let dir: string;
+  let files: string[];
+  before(async () => {
+    await setupBackend();
+    dir = tmpDir();
+    const colours = [{ r: 250, g: 0, b: 0 }, { r: 0, g: 200, b: 0 }, { r: 0, g: 0, b: 230 }, { r: 240, g: 240, b: 0 }, { r: 20, g: 20, b: 20 }];
+    files = await Promise.all(colours.map(async (c, i) => {
+      const f = path.join(dir, "images", `im${i}.png`);
+      await writeImage(f, 120 + 10 * i, 90, c);
+      return f;
+    }));
+  });
+
+  it("stores each image's features once, float16-close to the encoder's, and resumes after an interrupted append", async () => {
+    const out = path.join(dir, "cache");
+    const first = await extractFeatures({ files: files.slice(0, 3), out, workers: 2, batchSize: 2, quiet: true });
+    assert.equal(first.computed, 3);
+    // An interrupted run leaves bytes past the committed rows: they must be cut, not read.
+    fs.appendFileSync(path.join(out, "features.f16"), Buffer.alloc(ROW_BYTES / 2, 0x7f));
+    const second = await extractFeatures({ files, out, workers: 1, quiet: true });
+    assert.deepEqual([second.computed, second.alreadyCached], [2, 3]);
+    assert.equal(fs.statSync(path.join(out, "features.f16")).size, 5 * ROW_BYTES);
+    const again = await extractFeatures({ files, out, quiet: true });
+    assert.equal(again.computed, 0, "nothing is computed twice");
+
+    const cache = FeatureCache.open(out);
+    assert.equal(cache.size, 5);
+    const names = ["im4.png", "im0.png"];
+    const cached = cache.read(names);
+    assert.equal(cached.length, 2 * ROW_VALUES);
+    const encoder = await EncoderCNN.load({ fetch: false });
+    const x = await EncoderCNN.loadBatch([files[4], files[0]]);
+    const y = encoder.encode(x);
+    const direct = (await y.data()) as Float32Array;
+    let maxRel = 0;
+    for (let i = 0; i < direct.length; i++) if (direct[i] > 1e-2) maxRel = Math.max(maxRel, Math.abs(cached[i] - direct[i]) / direct[i]);
+    assert.ok(maxRel <= 2 ** -11 + 1e-6, `float16 relative error ${maxRel}`);
+    assert.ok(direct.some((v) => v > 0));
+    tf.dispose([x, y]);
+    encoder.dispose();
+    assert.throws(() => cache.read(["nope.png"]), /image nope\.png is not in the feature cache/);
+    cache.close();
+  });
+
+  it("refuses a cache written by another encoder or preprocessing", async () => {
+    const out = path.join(dir, "cache");
+    const idx = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
+    const other = path.join(dir, "other");
+    fs.mkdirSync(other);
+    fs.copyFileSync(path.join(out, "features.f16"), path.join(other, "features.f16"));
+    fs.writeFileSync(path.join(other, "index.json"), JSON.stringify({ ...idx, encoder: { ...idx.encoder, normalization: "torch" } }));
+    assert.throws(() => FeatureCache.open(other), /was written by another encoder or preprocessing.*"torch"/);
+    await assert.rejects(extractFeatures({ files, out: other, quiet: true }), /another encoder or preprocessing/);
+    assert.throws(() => FeatureCache.open(path.join(dir, "none")), /no feature cache at .*none/);
+  });
+
+  it("names an image that fails to decode, or skips and counts it", async () => {
+    const bad = path.join(dir, "images", "broken.jpg");
+    fs.writeFileSync(bad, "garbage");
+    const out = path.join(dir, "cache-bad");
+    await assert.rejects(extractFeatures({ files: [files[0], bad], out, workers: 1, quiet: true }), /cannot decode image .*broken\.jpg/);
+    const r = await extractFeatures({ files: [files[0], bad], out, workers: 1, quiet: true, onBadImage: "skip" });
+    assert.deepEqual(r.skipped.map((s) => path.basename(s.file)), ["broken.jpg"]);
+    assert.equal(FeatureCache.open(out).size, 1);
+  });
+});
