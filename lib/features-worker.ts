@@ -11,6 +11,9 @@ import type { FromWorker, ToWorker } from "./features";
 
 const send = (m: FromWorker) => process.send!(m);
 
+// A worker never outlives its parent: if the parent dies, the IPC channel closes and we stop.
+process.on("disconnect", () => process.exit(0));
+
 async function main() {
   await initBackend({ quiet: true });
   const encoder = await EncoderCNN.load({ fetch: false });

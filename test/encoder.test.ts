@@ -86,6 +86,23 @@ describe("EncoderCNN", function () {
     assert.ok(sum > 0.9 && sum <= 1.0001, `softmax top-5 mass ${sum}`);
   });
 
+  it("folds batch norms into the convolutions without changing the features", async () => {
+    const original = await EncoderCNN.load({ fold: false });
+    assert.equal(original.full.layers.length, 177);
+    assert.equal(encoder.full.layers.length, 177 - 53 - 33, "53 BatchNormalization and 33 conv-following ReLUs removed");
+    const dir = tmpDir();
+    await writeImage(path.join(dir, "y.png"), 224, 224, { r: 200, g: 180, b: 20 });
+    const x = await EncoderCNN.loadBatch([path.join(dir, "y.png")]);
+    const [a, b] = [original.encode(x), encoder.encode(x)];
+    const [va, vb] = [await a.data(), await b.data()];
+    const scale = Math.max(...va);
+    let maxDiff = 0;
+    for (let i = 0; i < va.length; i++) maxDiff = Math.max(maxDiff, Math.abs(va[i] - vb[i]));
+    assert.ok(scale > 1 && maxDiff < 1e-5 * scale, `max |diff| ${maxDiff} against max value ${scale}`);
+    tf.dispose([x, a, b]);
+    original.dispose();
+  });
+
   it("names an image that fails to decode, and can leave it out", async () => {
     const dir = tmpDir();
     const bad = path.join(dir, "bad.jpg");
