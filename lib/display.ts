@@ -62,3 +62,24 @@ export function imageGridHtml(items: readonly { png: Uint8Array; caption?: strin
     .join("");
   return `<div>${cells}</div>`;
 }
+
+/**
+ * A 7×7 (or any square) grid of values drawn over a picture. Values are in region order r = row·G + col
+ * (row 0 at the top), the encoder's order; the picture is stretched to the grid's extent.
+ */
+export function heatmapOverImage(png: Uint8Array, values: ArrayLike<number>, opts: { title?: string; opacity?: number; colorscale?: string } = {}): PlotlyFigure {
+  const g = Math.round(Math.sqrt(values.length));
+  if (g * g !== values.length) throw new Error(`heatmapOverImage: ${values.length} values do not form a square grid`);
+  const z = Array.from({ length: g }, (_, row) => Array.from({ length: g }, (_, col) => values[row * g + col]));
+  return {
+    data: [{ type: "heatmap", z, x0: 0, dx: 1, y0: 0, dy: 1, opacity: opts.opacity ?? 0.55, colorscale: opts.colorscale ?? "Hot", reversescale: true, showscale: true }],
+    layout: {
+      title: { text: opts.title ?? "" },
+      width: 480,
+      height: 440,
+      xaxis: { range: [-0.5, g - 0.5], showgrid: false, zeroline: false, dtick: 1 },
+      yaxis: { range: [g - 0.5, -0.5], showgrid: false, zeroline: false, dtick: 1, scaleanchor: "x" },
+      images: [{ source: `data:image/png;base64,${Buffer.from(png).toString("base64")}`, xref: "x", yref: "y", x: -0.5, y: -0.5, sizex: g, sizey: g, sizing: "stretch", layer: "below" }],
+    },
+  };
+}
