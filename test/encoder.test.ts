@@ -95,7 +95,8 @@ describe("EncoderCNN", function () {
     const x = await EncoderCNN.loadBatch([path.join(dir, "y.png")]);
     const [a, b] = [original.encode(x), encoder.encode(x)];
     const [va, vb] = [await a.data(), await b.data()];
-    const scale = va.reduce((m, v) => Math.max(m, v), 0);
+    let scale = 0;
+    for (const v of va) scale = Math.max(scale, v);
     let maxDiff = 0;
     for (let i = 0; i < va.length; i++) maxDiff = Math.max(maxDiff, Math.abs(va[i] - vb[i]));
     assert.ok(scale > 1 && maxDiff < 1e-5 * scale, `max |diff| ${maxDiff} against max value ${scale}`);
