@@ -161,19 +161,32 @@ export function splitImages(layout: DataLayout, split: Split | "all", records: C
 const warnedNoSplit = new Set<string>();
 
 /**
- * The image files of a split, for the encoder. A listed image missing on disk is an error naming it, or,
- * with `skipMissing`, left out and counted.
+ * The split's images that can be used: captioned (when `captioned` is given) and on disk. Any other image is
+ * an error naming it and where it is listed — or, with `skipMissing`, left out and returned in `skipped`.
  */
+export function availableImages(
+  layout: DataLayout,
+  split: Split | "all",
+  records: CaptionRecord[],
+  opts: { skipMissing?: boolean; captioned?: (image: string) => boolean } = {},
+): { images: string[]; skipped: { image: string; why: string }[] } {
+  const where = split === "all" ? layout.captionsFile : layout.splitFiles[split] ?? layout.captionsFile;
+  const images: string[] = [];
+  const skipped: { image: string; why: string }[] = [];
+  for (const image of splitImages(layout, split, records)) {
+    let why: string | undefined;
+    if (opts.captioned && !opts.captioned(image)) why = `has no caption in ${layout.captionsFile}`;
+    else if (!fs.existsSync(path.join(layout.imagesDir, image))) why = `is missing from ${layout.imagesDir}`;
+    if (why === undefined) images.push(image);
+    else if (opts.skipMissing) skipped.push({ image, why });
+    else throw new Error(`image ${image} (listed in ${where}) ${why}; pass onMissing: "skip" (--skip-missing) to skip such images`);
+  }
+  return { images, skipped };
+}
+
+/** The image files of a split, for the encoder (see availableImages for missing ones). */
 export function imageFiles(dataDir: string, split: Split | "all", skipMissing = false): { files: string[]; missing: number } {
   const layout = resolveLayout(dataDir);
-  const where = split === "all" ? layout.captionsFile : layout.splitFiles[split] ?? layout.captionsFile;
-  const files: string[] = [];
-  let missing = 0;
-  for (const image of splitImages(layout, split, readCaptions(layout.captionsFile))) {
-    const f = path.join(layout.imagesDir, image);
-    if (fs.existsSync(f)) files.push(f);
-    else if (skipMissing) missing++;
-    else throw new Error(`image ${image} (listed in ${where}) is missing from ${layout.imagesDir}; pass --skip-missing to skip such images`);
-  }
-  return { files, missing };
+  const { images, skipped } = availableImages(layout, split, readCaptions(layout.captionsFile), { skipMissing });
+  return { files: images.map((im) => path.join(layout.imagesDir, im)), missing: skipped.length };
 }

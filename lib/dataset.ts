@@ -2,10 +2,9 @@
  * The seed's `FlickrDataset`: one item per (image, caption) pair of a split, `getItem(i)` → the image as a
  * tensor plus the caption as ids with `<SOS>`/`<EOS>`. Reads any folder `resolveLayout` understands.
  */
-import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { CaptionRecord, DataLayout, Split, readCaptions, resolveLayout, splitImages } from "./captions";
+import { CaptionRecord, DataLayout, Split, availableImages, readCaptions, resolveLayout, splitImages } from "./captions";
 import { Normalization, loadImageTensor } from "./image";
 import { Vocabulary } from "./vocabulary";
 
@@ -58,16 +57,11 @@ export class FlickrDataset {
       if (list) list.push(r);
       else byImage.set(r.image, [r]);
     }
-    const where = this.layout.splitFiles[opts.split as Split] ?? this.layout.captionsFile;
-    const images: string[] = [];
-    for (const image of splitImages(this.layout, opts.split, all)) {
-      let why: string | undefined;
-      if (!byImage.has(image)) why = `has no caption in ${this.layout.captionsFile}`;
-      else if (!fs.existsSync(path.join(this.layout.imagesDir, image))) why = `is missing from ${this.layout.imagesDir}`;
-      if (why === undefined) images.push(image);
-      else if (opts.onMissing === "skip") this.skipped.push({ image, why });
-      else throw new Error(`image ${image} (listed in ${where}) ${why}; pass onMissing: "skip" (--skip-missing) to skip such images`);
-    }
+    const { images, skipped } = availableImages(this.layout, opts.split, all, {
+      skipMissing: opts.onMissing === "skip",
+      captioned: (image) => byImage.has(image),
+    });
+    this.skipped.push(...skipped);
     this.images = images;
     // Only the split's images: captionsOf must not answer for images outside the split.
     this.byImage = new Map(images.map((im) => [im, byImage.get(im)!]));
