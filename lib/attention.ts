@@ -1,0 +1,58 @@
+/**
+ * Bahdanau (additive) attention over the 49 image regions, as in the seed and Show, Attend and Tell:
+ *   e = A(tanh(W·features + U·h)),  α = softmax(e) over regions,  context = Σ_r α_r · features_r
+ * `W·features` does not depend on the step, so `projectFeatures` computes it once per image and `step` reuses
+ * it at every word. Weights are stored `[in, out]` so every product is a plain matMul (transposed matMuls are
+ * ~8× slower on wasm).
+ */
+import * as tf from "@tensorflow/tfjs";
+
+export interface AttentionConfig {
+  encoderDim: number;
+  decoderDim: number;
+  attentionDim: number;
+}
+
+export class Attention {
+  /** `[encoderDim, attentionDim]`, `[attentionDim]`: the seed's `W` (encoder → attention). */
+  readonly W: tf.Variable;
+  readonly bW: tf.Variable;
+  /** `[decoderDim, attentionDim]`, `[attentionDim]`: the seed's `U` (decoder state → attention). */
+  readonly U: tf.Variable;
+  readonly bU: tf.Variable;
+  /** `[attentionDim, 1]`, `[1]`: the seed's `A` (attention → score). */
+  readonly A: tf.Variable;
+  readonly bA: tf.Variable;
+
+  constructor(readonly config: AttentionConfig, init: (name: string, shape: number[], fanIn: number) => tf.Tensor) {
+    const { encoderDim: E, decoderDim: D, attentionDim: K } = config;
+    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`attention/${name}`, shape, fanIn), true, `attention/${name}`);
+    this.W = v("W", [E, K], E);
+    this.bW = v("bW", [K], E);
+    this.U = v("U", [D, K], D);
+    this.bU = v("bU", [K], D);
+    this.A = v("A", [K, 1], K);
+    this.bA = v("bA", [1], K);
+  }
+
+  get variables(): tf.Variable[] {
+    return [this.W, this.bW, this.U, this.bU, this.A, this.bA];
+  }
+
+  /** `[B, R, E]` → `[B, R, K]`: once per image. */
+  projectFeatures(features: tf.Tensor3D): tf.Tensor3D {
+    const [B, R, E] = features.shape;
+    return features.reshape([B * R, E]).matMul(this.W).add(this.bW).reshape([B, R, this.config.attentionDim]);
+  }
+
+  /** One step: `h [B, D]` → α `[B, R]` and context `[B, E]`. */
+  step(projected: tf.Tensor3D, features: tf.Tensor3D, h: tf.Tensor2D): { alpha: tf.Tensor2D; context: tf.Tensor2D } {
+    const [B, R, K] = projected.shape;
+    const uh = h.matMul(this.U).add(this.bU).reshape([B, 1, K]); // [B, 1, K], broadcast over regions
+    const scores = tf.tanh(projected.add(uh)).reshape([B * R, K]).matMul(this.A).add(this.bA).reshape([B, R]);
+    const alpha = tf.softmax(scores) as tf.Tensor2D; // over the regions
+    // [B, 1, R] × [B, R, E] → [B, 1, E]: Σ_r α_r·features_r as one batched matMul
+    const context = tf.matMul(alpha.reshape([B, 1, R]), features).reshape([B, features.shape[2]]) as tf.Tensor2D;
+    return { alpha, context };
+  }
+}

@@ -1,0 +1,179 @@
+/**
+ * The seed's `DecoderRNN` with soft attention (Show, Attend and Tell, Xu et al. 2015, §3.1–3.2):
+ *   h₀, c₀ = init_h(mean features), init_c(mean features)
+ *   at step t:  α_t, ctx_t = Attention(features, h_{t−1});  β_t = σ(f_beta(h_{t−1}));
+ *               h_t, c_t = LSTMCell([embed(w_t) ; β_t·ctx_t], (h_{t−1}, c_{t−1}));  logits_t = fcn(dropout(h_t))
+ * Teacher forcing feeds the true word w_t (from `<SOS>`); the T−1 outputs predict w_1 … w_{T−1}.
+ * The output layer runs once over all steps (`[B·(T−1), D] × [D, V]`), not once per step.
+ * LSTM gates are laid out as PyTorch's LSTMCell (i, f, g, o), weights `[in, 4D]`.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Attention } from "./attention";
+import { Rng } from "./rng";
+
+export interface DecoderConfig {
+  vocabSize: number;
+  embedSize: number;
+  attentionDim: number;
+  encoderDim: number;
+  decoderDim: number;
+  dropout: number;
+}
+
+/** The seed's dimensions. */
+export function getDefaultConfig(vocabSize: number): DecoderConfig {
+  return { vocabSize, embedSize: 300, attentionDim: 256, encoderDim: 2048, decoderDim: 512, dropout: 0.3 };
+}
+
+/** Makes a parameter's initial value; `fanIn` is the input size of the layer it belongs to. */
+export type Initializer = (name: string, shape: number[], fanIn: number) => tf.Tensor;
+
+/** Uniform(−1/√fan_in, 1/√fan_in), as PyTorch's Linear and LSTMCell; N(0, 1) for the embedding, as nn.Embedding. */
+export function defaultInitializer(seed: number): Initializer {
+  const rng = new Rng(seed);
+  return (name, shape, fanIn) => {
+    const s = rng.int(2 ** 31);
+    if (name.endsWith("embedding")) return tf.randomNormal(shape, 0, 1, "float32", s);
+    const k = 1 / Math.sqrt(fanIn);
+    return tf.randomUniform(shape, -k, k, "float32", s);
+  };
+}
+
+export interface DecoderOutput {
+  /** `[B, T−1, V]` */
+  logits: tf.Tensor3D;
+  /** `[B, T−1, R]`: α_t for each predicted word. */
+  alphas: tf.Tensor3D;
+}
+
+export class DecoderRNN {
+  readonly attention: Attention;
+  readonly embedding: tf.Variable; // [V, M]
+  readonly initH: tf.Variable; // [E, D]
+  readonly bInitH: tf.Variable;
+  readonly initC: tf.Variable;
+  readonly bInitC: tf.Variable;
+  readonly Wx: tf.Variable; // [M + E, 4D]
+  readonly Wh: tf.Variable; // [D, 4D]
+  readonly bLstm: tf.Variable; // [4D]  (PyTorch's b_ih + b_hh)
+  readonly fBeta: tf.Variable; // [D, E]
+  readonly bBeta: tf.Variable;
+  readonly fcn: tf.Variable; // [D, V]
+  readonly bFcn: tf.Variable;
+
+  constructor(readonly config: DecoderConfig, init: Initializer = defaultInitializer(1)) {
+    const { vocabSize: V, embedSize: M, encoderDim: E, decoderDim: D, attentionDim } = config;
+    this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init);
+    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`decoder/${name}`, shape, fanIn), true, `decoder/${name}`);
+    this.embedding = v("embedding", [V, M], V);
+    this.initH = v("initH", [E, D], E);
+    this.bInitH = v("bInitH", [D], E);
+    this.initC = v("initC", [E, D], E);
+    this.bInitC = v("bInitC", [D], E);
+    this.Wx = v("Wx", [M + E, 4 * D], D); // PyTorch's LSTMCell draws all its weights with 1/√hidden_size
+    this.Wh = v("Wh", [D, 4 * D], D);
+    this.bLstm = v("bLstm", [4 * D], D);
+    this.fBeta = v("fBeta", [D, E], D);
+    this.bBeta = v("bBeta", [E], D);
+    this.fcn = v("fcn", [D, V], D);
+    this.bFcn = v("bFcn", [V], D);
+  }
+
+  get variables(): tf.Variable[] {
+    return [
+      ...this.attention.variables,
+      this.embedding, this.initH, this.bInitH, this.initC, this.bInitC, this.Wx, this.Wh, this.bLstm, this.fBeta, this.bBeta, this.fcn, this.bFcn,
+    ];
+  }
+
+  /** Variables by name, for saving and optimiser state. */
+  namedVariables(): Record<string, tf.Variable> {
+    return Object.fromEntries(this.variables.map((v) => [v.name, v]));
+  }
+
+  /** h₀, c₀ from the mean region feature. */
+  initHidden(features: tf.Tensor3D): { h: tf.Tensor2D; c: tf.Tensor2D } {
+    const mean = features.mean(1) as tf.Tensor2D;
+    return { h: mean.matMul(this.initH).add(this.bInitH), c: mean.matMul(this.initC).add(this.bInitC) };
+  }
+
+  /**
+   * One decoder step from embedded words `[B, M]`: returns the new state, α and the pre-output h (before
+   * dropout and fcn). Shared by teacher forcing and by greedy/beam search.
+   */
+  step(
+    emb: tf.Tensor2D,
+    projected: tf.Tensor3D,
+    features: tf.Tensor3D,
+    state: { h: tf.Tensor2D; c: tf.Tensor2D },
+  ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D } {
+    const D = this.config.decoderDim;
+    const { alpha, context } = this.attention.step(projected, features, state.h);
+    const beta = tf.sigmoid(state.h.matMul(this.fBeta).add(this.bBeta));
+    const x = tf.concat([emb, beta.mul(context)], 1);
+    const gates = x.matMul(this.Wx).add(state.h.matMul(this.Wh)).add(this.bLstm);
+    const [i, f, g, o] = tf.split(gates, [D, D, D, D], 1);
+    const c = tf.sigmoid(f).mul(state.c).add(tf.sigmoid(i).mul(tf.tanh(g))) as tf.Tensor2D;
+    const h = tf.sigmoid(o).mul(tf.tanh(c)) as tf.Tensor2D;
+    return { h, c, alpha };
+  }
+
+  /** Output logits `[N, V]` from decoder states `[N, D]` (dropout only when training). */
+  output(h: tf.Tensor2D, training: boolean, seed?: number): tf.Tensor2D {
+    const x = training && this.config.dropout > 0 ? tf.dropout(h, this.config.dropout, undefined, seed) : h;
+    return x.matMul(this.fcn).add(this.bFcn);
+  }
+
+  /** Teacher-forced pass over `captions [B, T]` (with `<SOS>` … `<EOS>`, padded). */
+  forward(features: tf.Tensor3D, captions: tf.Tensor2D, opts: { training?: boolean; seed?: number } = {}): DecoderOutput {
+    const [B, T] = captions.shape;
+    const steps = T - 1;
+    const projected = this.attention.projectFeatures(features);
+    const embeds = tf.gather(this.embedding, captions); // [B, T, M]
+    let state = this.initHidden(features);
+    const hs: tf.Tensor2D[] = [];
+    const alphas: tf.Tensor2D[] = [];
+    for (let t = 0; t < steps; t++) {
+      const emb = embeds.slice([0, t, 0], [B, 1, this.config.embedSize]).reshape([B, this.config.embedSize]) as tf.Tensor2D;
+      const next = this.step(emb, projected, features, state);
+      state = next;
+      hs.push(next.h);
+      alphas.push(next.alpha);
+    }
+    // One output projection for all steps: [B·steps, D] × [D, V].
+    const H = tf.stack(hs, 1).reshape([B * steps, this.config.decoderDim]) as tf.Tensor2D;
+    const logits = this.output(H, opts.training ?? false, opts.seed).reshape([B, steps, this.config.vocabSize]) as tf.Tensor3D;
+    return { logits, alphas: tf.stack(alphas, 1) as tf.Tensor3D };
+  }
+
+  dispose(): void {
+    tf.dispose(this.variables);
+  }
+}
+
+/**
+ * The seed's loss: cross-entropy over the predicted words ignoring `<PAD>` (mean over real tokens, as
+ * PyTorch's CrossEntropyLoss(ignore_index=PAD)), plus the doubly stochastic attention regulariser
+ *   λ · mean_batch Σ_regions (1 − Σ_t α_{t,r})²,  t over the caption's real (non-pad) steps,
+ * which pushes the model to look at every region over the course of a caption (Xu et al. §4.2.1).
+ */
+export function captionLoss(
+  out: DecoderOutput,
+  captions: tf.Tensor2D,
+  opts: { padIdx?: number; lambda?: number } = {},
+): { loss: tf.Scalar; crossEntropy: tf.Scalar; attentionPenalty: tf.Scalar } {
+  const [B, T] = captions.shape;
+  const V = out.logits.shape[2];
+  const targets = captions.slice([0, 1], [B, T - 1]); // [B, T−1]: the word each step predicts
+  const mask = targets.notEqual(opts.padIdx ?? 0).toFloat(); // [B, T−1]
+  const logp = tf.logSoftmax(out.logits.reshape([B * (T - 1), V]));
+  // log p(target) per step: gather from the flat [N·V] log-probabilities at n·V + target_n
+  const flatIdx = tf.range(0, B * (T - 1), 1, "int32").mul(tf.scalar(V, "int32")).add(targets.reshape([-1]).toInt());
+  const picked = tf.gather(logp.reshape([B * (T - 1) * V]), flatIdx);
+  const nll = picked.neg().mul(mask.reshape([-1]));
+  const crossEntropy = nll.sum().div(mask.sum()) as tf.Scalar;
+  const attended = out.alphas.mul(mask.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
+  const attentionPenalty = tf.scalar(1).sub(attended).square().sum(1).mean() as tf.Scalar;
+  const lambda = opts.lambda ?? 1;
+  return { loss: crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar, crossEntropy, attentionPenalty };
+}

@@ -1,0 +1,66 @@
+import { strict as assert } from "node:assert";
+import * as tf from "@tensorflow/tfjs";
+import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/decoder";
+import { setupBackend } from "./helpers";
+
+/**
+ * Reference: test/reference/decoder_reference.py (PyTorch 1.13 modules, float64), output pasted below.
+ * Same weights on both sides: a formula of each parameter's name and flat index ([in, out] layout).
+ */
+const REF = {"torch": "1.13.0a0", "logits": [0.09796, 0.2451833, 0.303968, 0.2531103, 0.1109546, -0.0712227, -0.2277098, 0.1002788, 0.2422112, 0.2967771, 0.2442943, 0.1036936, -0.0743098, -0.2255094, 0.1019725, 0.2420139, 0.29476, 0.241185, 0.1006136, -0.0762495, -0.2256091, 0.0955958, 0.2340739, 0.2881206, 0.2382411, 0.1024271, -0.0703328, -0.2177233, 0.0922986, 0.239752, 0.3007259, 0.2532268, 0.1143878, -0.0657114, -0.2221082, 0.0920181, 0.2344834, 0.2923697, 0.244797, 0.1089251, -0.0662366, -0.2175064, 0.0939924, 0.2387705, 0.2974233, 0.2487942, 0.1104241, -0.0677764, -0.2215297, 0.0935863, 0.2346423, 0.291062, 0.2424944, 0.1064581, -0.067978, -0.2178942], "alphas_b0_t0": [0.2445516, 0.2515028, 0.2537933, 0.2501522], "alphas_b1_t3": [0.2559309, 0.2484816, 0.2458964, 0.249691], "cross_entropy": 1.9518434, "attention_penalty": 0.5004661, "loss": 2.4523095, "loss_after_one_adam_step": 2.4308669};
+
+const det = (name: string, shape: number[]) => {
+  const k = [...name].reduce((a, c) => a + c.charCodeAt(0), 0) % 101;
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Array.from({ length: n }, (_, i) => 0.3 * Math.sin(0.61 * i + 0.17 * k)), shape);
+};
+
+function close(actual: ArrayLike<number>, expected: number[], tol: number, what: string) {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs PyTorch ${expected[i]}`);
+}
+
+describe("DecoderRNN with soft attention, against PyTorch", () => {
+  before(setupBackend);
+  const config = { vocabSize: 7, embedSize: 3, encoderDim: 6, attentionDim: 4, decoderDim: 5, dropout: 0.3 };
+  const feats = () => tf.tensor3d(Array.from({ length: 2 * 4 * 6 }, (_, i) => 0.5 + 0.5 * Math.sin(0.13 * i)), [2, 4, 6]);
+  const captions = () => tf.tensor2d([[1, 4, 5, 6, 2], [1, 3, 2, 0, 0]], [2, 5], "int32");
+
+  it("computes PyTorch's logits, attention and loss (teacher forcing, <PAD> ignored, doubly stochastic term)", async () => {
+    const decoder = new DecoderRNN(config, det);
+    const [f, c] = [feats(), captions()];
+    const out = decoder.forward(f, c);
+    assert.deepEqual(out.logits.shape, [2, 4, 7]);
+    assert.deepEqual(out.alphas.shape, [2, 4, 4]);
+    close(await out.logits.data(), REF.logits, 2e-6, "logits");
+    const a = (await out.alphas.array()) as number[][][];
+    close(a[0][0], REF.alphas_b0_t0, 2e-6, "alpha[0,0]");
+    close(a[1][3], REF.alphas_b1_t3, 2e-6, "alpha[1,3]");
+    const l = captionLoss(out, c, { lambda: 1 });
+    close([(await l.crossEntropy.data())[0], (await l.attentionPenalty.data())[0], (await l.loss.data())[0]], [REF.cross_entropy, REF.attention_penalty, REF.loss], 2e-6, "loss");
+    decoder.dispose();
+  });
+
+  it("one Adam step lowers the loss exactly as PyTorch's does", async () => {
+    const decoder = new DecoderRNN(config, det);
+    const [f, c] = [feats(), captions()];
+    const opt = tf.train.adam(0.01, 0.9, 0.999, 1e-8);
+    opt.minimize(() => captionLoss(decoder.forward(f, c), c).loss, false, decoder.variables);
+    const after = (await captionLoss(decoder.forward(f, c), c).loss.data())[0];
+    assert.ok(Math.abs(after - REF.loss_after_one_adam_step) < 2e-5, `after one step ${after} vs PyTorch ${REF.loss_after_one_adam_step}`);
+    assert.ok(after < REF.loss);
+    decoder.dispose();
+  });
+
+  it("uses the seed's dimensions by default and applies dropout only in training", async () => {
+    assert.deepEqual(getDefaultConfig(3000), { vocabSize: 3000, embedSize: 300, attentionDim: 256, encoderDim: 2048, decoderDim: 512, dropout: 0.3 });
+    const decoder = new DecoderRNN(config, det);
+    const [f, c] = [feats(), captions()];
+    const a = await decoder.forward(f, c).logits.data();
+    const b = await decoder.forward(f, c).logits.data();
+    const d = await decoder.forward(f, c, { training: true, seed: 3 }).logits.data();
+    assert.deepEqual(Array.from(a), Array.from(b));
+    assert.notDeepEqual(Array.from(a), Array.from(d));
+    decoder.dispose();
+  });
+});
