@@ -1,0 +1,75 @@
+import { strict as assert } from "node:assert";
+import * as tf from "@tensorflow/tfjs";
+import { DecoderRNN, defaultInitializer } from "../lib/decoder";
+import { beamSearch, greedy } from "../lib/generate";
+import { EOS } from "../lib/vocabulary";
+import { setupBackend } from "./helpers";
+
+const config = { vocabSize: 12, embedSize: 8, encoderDim: 16, attentionDim: 8, decoderDim: 16, dropout: 0 };
+const features = () => tf.randomUniform([1, 49, 16], 0, 1, "float32", 5) as tf.Tensor3D;
+
+/** Log-probability of a given word sequence (then <EOS> if finished), teacher-forced: to check the searches. */
+async function sequenceLogProb(decoder: DecoderRNN, f: tf.Tensor3D, ids: number[], finished: boolean): Promise<number> {
+  const words = finished ? [...ids, EOS] : ids;
+  const caps = tf.tensor2d([[1, ...words]], [1, words.length + 1], "int32");
+  const logp = tf.logSoftmax(decoder.forward(f, caps).logits);
+  const lp = (await logp.array()) as number[][][];
+  return words.reduce((a, w, t) => a + lp[0][t][w], 0);
+}
+
+describe("caption generation", () => {
+  before(setupBackend);
+
+  it("greedy returns words with one 49-region attention vector each, and their log-probability", async () => {
+    const decoder = new DecoderRNN(config, defaultInitializer(3));
+    const f = features();
+    const [g] = await greedy(decoder, f, 6);
+    assert.ok(g.ids.length <= 6 && g.ids.length === g.alphas.length);
+    for (const a of g.alphas) {
+      assert.equal(a.length, 49);
+      assert.ok(Math.abs(a.reduce((x, y) => x + y, 0) - 1) < 1e-5, "α sums to 1 over the regions");
+    }
+    assert.ok(Math.abs(g.logProb - (await sequenceLogProb(decoder, f, g.ids, g.finished))) < 1e-4);
+    decoder.dispose();
+  });
+
+  it("beam search with k = 1 is greedy, and a wider beam never finds a less probable caption", async () => {
+    for (const seed of [3, 4, 5]) {
+      const decoder = new DecoderRNN(config, defaultInitializer(seed));
+      const f = features();
+      const [g] = await greedy(decoder, f, 8);
+      const b1 = await beamSearch(decoder, f, 1, 8);
+      assert.deepEqual(b1.ids, g.ids);
+      const b3 = await beamSearch(decoder, f, 3, 8);
+      assert.ok(b3.logProb >= g.logProb - 1e-5 || !g.finished, `seed ${seed}: beam ${b3.logProb} < greedy ${g.logProb}`);
+      assert.ok(Math.abs(b3.logProb - (await sequenceLogProb(decoder, f, b3.ids, b3.finished))) < 1e-4, "beam score = the caption's log-probability");
+      assert.equal(b3.alphas.length, b3.ids.length);
+      decoder.dispose();
+    }
+  });
+
+  it("always returns a caption, even when no beam ever emits <EOS>", async () => {
+    const decoder = new DecoderRNN(config, defaultInitializer(7));
+    const b = decoder.bFcn.arraySync() as number[];
+    b[EOS] = -1e4; // <EOS> is never chosen
+    decoder.bFcn.assign(tf.tensor1d(b));
+    const f = features();
+    const r = await beamSearch(decoder, f, 3, 5);
+    assert.equal(r.finished, false);
+    assert.equal(r.ids.length, 5, "cut at maxLen");
+    const [g] = await greedy(decoder, f, 5);
+    assert.equal(g.finished, false);
+    assert.equal(g.ids.length, 5);
+    decoder.dispose();
+  });
+
+  it("frees every intermediate tensor", async () => {
+    const decoder = new DecoderRNN(config, defaultInitializer(3));
+    const f = features();
+    const before = tf.memory().numTensors;
+    await greedy(decoder, f, 5);
+    await beamSearch(decoder, f, 3, 5);
+    assert.equal(tf.memory().numTensors, before);
+    decoder.dispose();
+  });
+});
