@@ -24,9 +24,13 @@ export class Attention {
   readonly A: tf.Variable;
   readonly bA: tf.Variable;
 
-  constructor(readonly config: AttentionConfig, init: (name: string, shape: number[], fanIn: number) => tf.Tensor) {
+  /**
+   * `scope` prefixes the tfjs variable names, which must be unique per process (two models side by side);
+   * `init` receives the stable parameter name (`attention/W`, …).
+   */
+  constructor(readonly config: AttentionConfig, init: (name: string, shape: number[], fanIn: number) => tf.Tensor, scope = "") {
     const { encoderDim: E, decoderDim: D, attentionDim: K } = config;
-    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`attention/${name}`, shape, fanIn), true, `attention/${name}`);
+    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`attention/${name}`, shape, fanIn), true, `${scope}attention/${name}`);
     this.W = v("W", [E, K], E);
     this.bW = v("bW", [K], E);
     this.U = v("U", [D, K], D);

@@ -61,10 +61,14 @@ export class DecoderRNN {
   readonly fcn: tf.Variable; // [D, V]
   readonly bFcn: tf.Variable;
 
+  /** tfjs variable names are process-wide: each instance gets its own scope, stripped by namedVariables(). */
+  private readonly scope = `m${DecoderRNN.instances++}/`;
+  private static instances = 0;
+
   constructor(readonly config: DecoderConfig, init: Initializer = defaultInitializer(1)) {
     const { vocabSize: V, embedSize: M, encoderDim: E, decoderDim: D, attentionDim } = config;
-    this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init);
-    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`decoder/${name}`, shape, fanIn), true, `decoder/${name}`);
+    this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init, this.scope);
+    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`decoder/${name}`, shape, fanIn), true, `${this.scope}decoder/${name}`);
     this.embedding = v("embedding", [V, M], V);
     this.initH = v("initH", [E, D], E);
     this.bInitH = v("bInitH", [D], E);
@@ -86,9 +90,9 @@ export class DecoderRNN {
     ];
   }
 
-  /** Variables by name, for saving and optimiser state. */
+  /** Variables by their stable parameter name (`decoder/fcn`, `attention/W`, …), for saving. */
   namedVariables(): Record<string, tf.Variable> {
-    return Object.fromEntries(this.variables.map((v) => [v.name, v]));
+    return Object.fromEntries(this.variables.map((v) => [v.name.slice(this.scope.length), v]));
   }
 
   /** h₀, c₀ from the mean region feature. */

@@ -1,0 +1,227 @@
+/**
+ * Training the captioning decoder on cached encoder features (the encoder is frozen, so its features are read
+ * from the cache instead of recomputed). The seed's loop — Adam, teacher forcing, "print every N batches" with
+ * a sample caption — plus what a long run needs: gradient clipping, a NaN/Inf stop that keeps the last good
+ * checkpoint, loss history, and an atomic checkpoint per epoch from which `resume` continues to the same
+ * numbers as an uninterrupted run (batch order depends only on (seed, epoch); dropout seeds on (seed, epoch, step)).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
+import { DataLoader } from "./dataloader";
+import { FeatureCache, ROW_VALUES } from "./features";
+import { FlickrDataset } from "./dataset";
+import { REGIONS, FEATURE_DIM } from "./encoder";
+import { padCaptions } from "./collate";
+import { greedy } from "./generate";
+import { loadTensors, readJson, saveTensors, writeJsonAtomic } from "./io";
+import { Progress } from "./progress";
+import { Vocabulary } from "./vocabulary";
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Global-norm gradient clipping. */
+  clipNorm: number;
+  /** Weight λ of the doubly stochastic attention term. */
+  lambda: number;
+  seed: number;
+  printEvery: number;
+  decoder: DecoderConfig;
+}
+
+export function defaultTrainConfig(decoder: DecoderConfig): TrainConfig {
+  return { epochs: 10, batchSize: 32, lr: 3e-4, clipNorm: 5, lambda: 1, seed: 1, printEvery: 100, decoder };
+}
+
+export interface FeatureBatch {
+  features: tf.Tensor3D;
+  captions: tf.Tensor2D;
+  imageNames: string[];
+}
+
+/** (image, caption ids) pairs of a split, with features read from the cache batch by batch. */
+export class FeatureCaptionDataset {
+  constructor(readonly dataset: FlickrDataset, readonly cache: FeatureCache) {
+    const missing = dataset.images.filter((im) => !cache.has(im));
+    if (missing.length) throw new Error(`${missing.length} ${dataset.split} images are not in the feature cache ${cache.dir} (first: ${missing[0]}); run \`attend-tell features\``);
+  }
+  get length(): number {
+    return this.dataset.length;
+  }
+  captionLength(i: number): number {
+    return this.dataset.captionLength(i);
+  }
+  async getItem(i: number): Promise<{ imageName: string; caption: number[] }> {
+    return { imageName: this.dataset.records[i].image, caption: this.dataset.caption(i) };
+  }
+  collate = (items: { imageName: string; caption: number[] }[]): FeatureBatch => {
+    const names = items.map((i) => i.imageName);
+    const { ids, maxLen } = padCaptions(items.map((i) => i.caption));
+    return {
+      features: tf.tensor3d(this.cache.read(names, new Float32Array(names.length * ROW_VALUES)), [names.length, REGIONS, FEATURE_DIM]),
+      captions: tf.tensor2d(ids, [items.length, maxLen], "int32"),
+      imageNames: names,
+    };
+  };
+  loader(opts: { batchSize: number; shuffle: boolean; seed: number }): DataLoader<{ imageName: string; caption: number[] }, FeatureBatch> {
+    return new DataLoader(this, { ...opts, bucketByLength: true, collate: this.collate, dispose: (b) => tf.dispose([b.features, b.captions]) });
+  }
+}
+
+export interface History {
+  /** loss = crossEntropy + λ·attention penalty; the cross-entropy alone is what the seed prints. */
+  batch: { epoch: number; step: number; loss: number; crossEntropy: number }[];
+  epoch: { epoch: number; trainLoss: number; trainCrossEntropy: number; valLoss?: number; valCrossEntropy?: number; seconds: number; captionsPerSecond: number }[];
+}
+
+const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
+
+/** Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions). */
+export async function evaluateLoss(decoder: DecoderRNN, data: FeatureCaptionDataset, cfg: TrainConfig): Promise<{ loss: number; crossEntropy: number }> {
+  let loss = 0, ce = 0, n = 0;
+  for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
+    const l = tf.tidy(() => {
+      const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
+      return tf.stack([r.loss, r.crossEntropy]);
+    });
+    const [lv, cv] = await l.data();
+    loss += lv * b.imageNames.length;
+    ce += cv * b.imageNames.length;
+    n += b.imageNames.length;
+    tf.dispose([l, b.features, b.captions]);
+  }
+  return { loss: loss / n, crossEntropy: ce / n };
+}
+
+/** Writes the checkpoint folder atomically: a new folder, then a rename over the old one. */
+async function saveCheckpoint(dir: string, decoder: DecoderRNN, opt: tf.AdamOptimizer, vocab: Vocabulary, cfg: TrainConfig, epoch: number, history: History) {
+  const tmp = `${dir}.tmp-${process.pid}`;
+  fs.rmSync(tmp, { recursive: true, force: true });
+  await saveTensors(path.join(tmp, "model"), decoder.namedVariables());
+  const optWeights = await opt.getWeights();
+  await saveTensors(path.join(tmp, "optimizer"), Object.fromEntries(optWeights.map((w) => [w.name, w.tensor])));
+  vocab.save(path.join(tmp, "vocab.json"));
+  writeJsonAtomic(path.join(tmp, "history.json"), history);
+  writeJsonAtomic(path.join(tmp, "checkpoint.json"), { format: CHECKPOINT_FORMAT, version: 1, epoch, config: cfg });
+  const old = `${dir}.old-${process.pid}`;
+  if (fs.existsSync(dir)) fs.renameSync(dir, old);
+  fs.renameSync(tmp, dir);
+  fs.rmSync(old, { recursive: true, force: true });
+}
+
+export interface Checkpoint {
+  decoder: DecoderRNN;
+  vocab: Vocabulary;
+  config: TrainConfig;
+  epoch: number;
+  history: History;
+  optimizerWeights: { name: string; tensor: tf.Tensor }[];
+}
+
+export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  const meta = readJson<{ format: string; version: number; epoch: number; config: TrainConfig }>(path.join(dir, "checkpoint.json"), "checkpoint");
+  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${dir} is not an attend-tell captioning checkpoint`);
+  const weights = await loadTensors(path.join(dir, "model"));
+  const decoder = new DecoderRNN(meta.config.decoder, (name) => {
+    const w = weights[name];
+    if (!w) throw new Error(`checkpoint ${dir} has no weight ${name}`);
+    return w;
+  });
+  tf.dispose(Object.values(weights));
+  const opt = await loadTensors(path.join(dir, "optimizer"));
+  return {
+    decoder,
+    vocab: Vocabulary.load(path.join(dir, "vocab.json")),
+    config: meta.config,
+    epoch: meta.epoch,
+    history: readJson<History>(path.join(dir, "history.json"), "training history"),
+    optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
+  };
+}
+
+export interface TrainOptions {
+  train: FeatureCaptionDataset;
+  val?: FeatureCaptionDataset;
+  vocab: Vocabulary;
+  config: TrainConfig;
+  /** Checkpoint folder (runs/<name>/checkpoint). */
+  out: string;
+  resume?: boolean;
+  log?: (line: string) => void;
+  /** Called after each batch, e.g. for a live chart. */
+  onBatch?: (b: { epoch: number; step: number; loss: number }) => void;
+  quiet?: boolean;
+}
+
+export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  let cfg = opts.config;
+  let decoder: DecoderRNN;
+  let startEpoch = 0;
+  let history: History = { batch: [], epoch: [] };
+  const optimizer = tf.train.adam(cfg.lr);
+  if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
+    const ck = await loadCheckpoint(opts.out);
+    ({ decoder, history } = ck);
+    cfg = { ...ck.config, epochs: opts.config.epochs };
+    startEpoch = ck.epoch;
+    // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
+    await optimizer.setWeights(ck.optimizerWeights);
+    log(`resumed from ${opts.out} after epoch ${startEpoch}`);
+  } else decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
+  const vars = decoder.variables;
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
+    const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "captions");
+    const t0 = Date.now();
+    let sum = 0, sumCe = 0, n = 0, step = 0;
+    for await (const b of loader.epoch(epoch)) {
+      const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
+      let ceT: tf.Scalar | undefined;
+      const lossT = tf.tidy(() => {
+        const { value, grads } = tf.variableGrads(() => {
+          const r = captionLoss(decoder.forward(b.features, b.captions, { training: true, seed }), b.captions, { lambda: cfg.lambda });
+          ceT = tf.keep(r.crossEntropy);
+          return r.loss;
+        }, vars);
+        const names = Object.keys(grads);
+        const norm = tf.sqrt(tf.addN(names.map((k) => grads[k].square().sum())));
+        const scale = tf.minimum(1, tf.scalar(cfg.clipNorm).div(norm.add(1e-6)));
+        optimizer.applyGradients(Object.fromEntries(names.map((k) => [k, grads[k].mul(scale)])));
+        return value;
+      });
+      const loss = (await lossT.data())[0];
+      const crossEntropy = (await ceT!.data())[0];
+      tf.dispose([lossT, ceT!, b.features, b.captions]);
+      if (!Number.isFinite(loss)) {
+        throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
+      }
+      history.batch.push({ epoch, step, loss, crossEntropy });
+      opts.onBatch?.({ epoch, step, loss });
+      sum += loss * b.imageNames.length;
+      sumCe += crossEntropy * b.imageNames.length;
+      n += b.imageNames.length;
+      step++;
+      bar?.tick(b.imageNames.length, `loss ${loss.toFixed(3)}`);
+      if (step % cfg.printEvery === 0) {
+        const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
+        const [g] = await greedy(decoder, f, 20);
+        f.dispose();
+        log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`);
+      }
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg) : undefined;
+    history.epoch.push({ epoch, trainLoss: sum / n, trainCrossEntropy: sumCe / n, valLoss: val?.loss, valCrossEntropy: val?.crossEntropy, seconds, captionsPerSecond: n / seconds });
+    log(
+      `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +
+        (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
+        `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
+    );
+    await saveCheckpoint(opts.out, decoder, optimizer, opts.vocab, cfg, epoch + 1, history);
+  }
+  return { decoder, history };
+}
