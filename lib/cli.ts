@@ -14,7 +14,13 @@ import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./paths";
 import { runPipeline } from "./pipeline";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
-import { extractFeatures } from "./features";
+import { extractFeatures, FeatureCache } from "./features";
+import * as tf from "@tensorflow/tfjs";
+import { FlickrDataset } from "./dataset";
+import { FeatureCaptionDataset, defaultTrainConfig, loadCheckpoint, train } from "./train";
+import { getDefaultConfig } from "./decoder";
+import { beamSearch } from "./generate";
+import { writeJsonAtomic } from "./io";
 import { imageFiles } from "./captions";
 import type { Split } from "./captions";
 
@@ -30,6 +36,10 @@ Commands:
   features    --data-dir DIR --split train|dev|test|all [--out DIR] [--runtime auto|onnx|tfjs] [--workers N]
               [--skip-missing] [--skip-bad]
               cache the frozen encoder's 49×2048 features of every image of a split (resumable)
+  train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
+              [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
+              train the attention decoder on cached features (extracted first if missing)
+  caption     IMAGE... --checkpoint runs/NAME/checkpoint [--beam 3] [--json]   caption any image end to end
   backend     print which TensorFlow.js backend is used and why
 
 Environment: ATTEND_TELL_BACKEND=node-gpu|webgpu|node|wasm|cpu, FLICKR8K_DIR, ATTEND_TELL_QUICK=1 (see environment.md)`;
@@ -111,6 +121,73 @@ export async function main(argv: string[]): Promise<void> {
           `(${r.imagesPerSecond.toFixed(2)} images/s, ${r.runtime}), ${r.alreadyCached} already cached` +
           (files.missing ? `, ${files.missing} missing images skipped` : "") + (r.skipped.length ? `, ${r.skipped.length} undecodable images skipped` : ""),
       );
+      return;
+    }
+    case "train": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          "data-dir": { type: "string" }, out: { type: "string" }, features: { type: "string" }, epochs: { type: "string" },
+          "batch-size": { type: "string" }, lr: { type: "string" }, lambda: { type: "string" }, embed: { type: "string" },
+          attention: { type: "string" }, decoder: { type: "string" }, dropout: { type: "string" }, "print-every": { type: "string" },
+          seed: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" },
+        },
+      });
+      const dataDir = values["data-dir"];
+      if (!dataDir || !values.out) throw new Error("train needs --data-dir DIR and --out runs/NAME");
+      const num = (v: string | undefined, name: string, d: number) => {
+        if (v === undefined) return d;
+        const n = Number(v);
+        if (!Number.isFinite(n) || n < 0) throw new Error(`--${name} must be a non-negative number, got ${JSON.stringify(v)}`);
+        return n;
+      };
+      await initBackend();
+      const featuresDir = values.features ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
+      const skip = values["skip-missing"] ?? false;
+      const files = [...imageFiles(dataDir, "train", skip).files, ...imageFiles(dataDir, "dev", skip).files];
+      await extractFeatures({ files, out: featuresDir });
+      const cache = FeatureCache.open(featuresDir);
+      const vocab = buildVocabulary(trainCaptions(dataDir), 5);
+      const onMissing = skip ? "skip" : "error";
+      const trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "train", vocab, onMissing }), cache);
+      const valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "dev", vocab, onMissing }), cache);
+      const dec = getDefaultConfig(vocab.size);
+      const config = {
+        ...defaultTrainConfig({
+          ...dec,
+          embedSize: int(values.embed, "embed", dec.embedSize), attentionDim: int(values.attention, "attention", dec.attentionDim),
+          decoderDim: int(values.decoder, "decoder", dec.decoderDim), dropout: num(values.dropout, "dropout", dec.dropout),
+        }),
+        epochs: int(values.epochs, "epochs", 10), batchSize: int(values["batch-size"], "batch-size", 32), lr: num(values.lr, "lr", 3e-4),
+        lambda: num(values.lambda, "lambda", 1), printEvery: int(values["print-every"], "print-every", 100), seed: int(values.seed, "seed", 1),
+      };
+      const out = path.join(values.out, "checkpoint");
+      const { history } = await train({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, log: (l) => console.log(l) });
+      writeJsonAtomic(path.join(values.out, "history.json"), history);
+      console.log(`checkpoint: ${out}; history: ${path.join(values.out, "history.json")}`);
+      return;
+    }
+    case "caption": {
+      const { values, positionals } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: { checkpoint: { type: "string" }, beam: { type: "string" }, json: { type: "boolean" }, "max-len": { type: "string" } },
+      });
+      if (!values.checkpoint || positionals.length === 0) throw new Error("caption needs IMAGE... and --checkpoint DIR");
+      await initBackend({ quiet: values.json });
+      const ck = await loadCheckpoint(values.checkpoint);
+      const encoder = await EncoderCNN.load();
+      const k = int(values.beam, "beam", 3);
+      const results = [];
+      for (const image of positionals) {
+        const x = await EncoderCNN.loadBatch([image]);
+        const f = encoder.encode(x);
+        const g = await beamSearch(ck.decoder, f, k, int(values["max-len"], "max-len", 20));
+        tf.dispose([x, f]);
+        const words = ck.vocab.decode(g.ids);
+        results.push({ image, caption: words.join(" "), words, attention: g.alphas.map((a) => a.map((v) => Number(v.toFixed(5)))) });
+      }
+      if (values.json) console.log(JSON.stringify(results.length === 1 ? results[0] : results));
+      else for (const r of results) console.log(`${r.image}: ${r.caption}`);
       return;
     }
     case "backend": {
