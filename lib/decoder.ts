@@ -62,8 +62,8 @@ export class DecoderRNN {
   readonly bFcn: tf.Variable;
 
   /** tfjs variable names are process-wide: each instance gets its own scope, stripped by namedVariables(). */
-  private readonly scope = `m${DecoderRNN.instances++}/`;
   private static instances = 0;
+  private readonly scope = `m${DecoderRNN.instances++}/`;
 
   constructor(readonly config: DecoderConfig, init: Initializer = defaultInitializer(1)) {
     const { vocabSize: V, embedSize: M, encoderDim: E, decoderDim: D, attentionDim } = config;
