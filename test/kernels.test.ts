@@ -57,3 +57,42 @@ describe("kernels registered for wasm", () => {
     assert.deepEqual(registerMissingKernels("cpu"), []);
   });
 });
+
+describe("fast BatchMatMul gradient (explicit transposes)", () => {
+  before(setupBackend);
+
+  it("matches finite differences for every transpose combination, batched and not", async () => {
+    const { registerFastGradients } = await import("../lib/kernels");
+    registerFastGradients();
+    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+      for (const batch of [[], [2]]) {
+        const [m, k, n] = [3, 4, 2];
+        const aShape = [...batch, ...(tA ? [k, m] : [m, k])];
+        const bShape = [...batch, ...(tB ? [n, k] : [k, n])];
+        const a = tf.randomNormal(aShape, 0, 1, "float32", 1);
+        const b = tf.randomNormal(bShape, 0, 1, "float32", 2);
+        const w = tf.randomNormal([...batch, m, n], 0, 1, "float32", 3);
+        const f = (x: tf.Tensor, y: tf.Tensor) => tf.matMul(x, y, tA, tB).mul(w).sum();
+        const [ga, gb] = tf.grads(f)([a, b]);
+        // Central differences on each input element (f is bilinear, so they are exact up to rounding).
+        const fd = (which: 0 | 1) => {
+          const base = (which === 0 ? a : b).dataSync();
+          return Array.from(base, (_, i) => {
+            const plus = Float32Array.from(base), minus = Float32Array.from(base);
+            plus[i] += 0.5;
+            minus[i] -= 0.5;
+            const shape = (which === 0 ? a : b).shape;
+            const [p, q] = [tf.tensor(plus, shape), tf.tensor(minus, shape)];
+            const v = (which === 0 ? f(p, b).dataSync()[0] - f(q, b).dataSync()[0] : f(a, p).dataSync()[0] - f(a, q).dataSync()[0]);
+            tf.dispose([p, q]);
+            return v;
+          });
+        };
+        const [ea, eb] = [fd(0), fd(1)];
+        Array.from(ga.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ea[i]) < 1e-3, `tA=${tA} tB=${tB} batch=${batch}: dA[${i}] ${v} vs ${ea[i]}`));
+        Array.from(gb.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - eb[i]) < 1e-3, `tA=${tA} tB=${tB} batch=${batch}: dB[${i}] ${v} vs ${eb[i]}`));
+        tf.dispose([a, b, w, ga, gb]);
+      }
+    }
+  });
+});
