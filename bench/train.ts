@@ -1,36 +1,71 @@
 /**
  * Decoder training throughput (captions/s) with the seed's dimensions on Flickr8k-shaped data: 49×2048
- * features, vocabulary 3,000, caption length 14 tokens (Flickr8k's mean 12.8 + padding with bucketing), and the
- * implied time per Flickr8k epoch (30,000 captions). Random data: speed does not depend on the values.
- *   npx tsx bench/train.ts [batch sizes, default 32,64] [steps=3]
+ * features, vocabulary 3,000, and Flickr8k's real caption lengths as the trainer batches them (length-bucketed
+ * batches of the train split; a fixed T = 14 where Flickr8k is absent). Random values: speed does not depend
+ * on them. Prints s/step, captions/s and the implied Flickr8k epoch (30,000 captions) per batch size and per
+ * number of replicas (cores, lib/data-parallel.ts), and the process's peak RSS.
+ *   npx tsx bench/train.ts [batch sizes=32,64] [replicas=1,2] [steps=4]
  */
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
-import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/decoder";
+import { DataParallel } from "../lib/data-parallel";
+import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/dataset";
+import { DataLoader, paddedLengths } from "../lib/dataloader";
+import { CaptionBatch } from "../lib/collate";
+import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
+import { flickr8kDir } from "../lib/paths";
+import { buildVocabulary } from "../lib/vocabulary";
+
+/** Padded lengths T of the trainer's batches over one Flickr8k epoch (bucketed), or [14]. */
+function flickrLengths(batchSize: number): number[] {
+  const dir = flickr8kDir();
+  if (!dir) return [14];
+  const train = new FlickrDataset({ dataDir: dir, split: "train", vocab: buildVocabulary(trainCaptions(dir), 5) });
+  const loader = new DataLoader<DatasetItem, CaptionBatch>(train, { batchSize, shuffle: true, seed: 1, bucketByLength: true });
+  return paddedLengths(loader.batchIndices(0), (i) => train.captionLength(i));
+}
 
 async function main() {
   const backend = await initBackend({ quiet: true });
   console.log(`backend: ${describeBackend(backend)}`);
   const sizes = (process.argv[2] ?? "32,64").split(",").map(Number);
-  const steps = Number(process.argv[3] ?? 3);
-  const config = getDefaultConfig(3000);
-  const decoder = new DecoderRNN(config);
+  const replicaCounts = (process.argv[3] ?? "1,2").split(",").map(Number);
+  const steps = Number(process.argv[4] ?? 4);
+  const decoder = new DecoderRNN(getDefaultConfig(3000));
   const opt = tf.train.adam(3e-4);
+  let peak = 0;
   for (const B of sizes) {
-    const T = 14;
-    const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
-    const captions = tf.randomUniform([B, T], 3, 3000, "int32") as tf.Tensor2D;
-    const step = () => {
-      const l = opt.minimize(() => captionLoss(decoder.forward(features, captions, { training: true }), captions).loss, true, decoder.variables);
-      return l!;
-    };
-    (await step().data()); // warm-up
-    const t0 = performance.now();
-    for (let s = 0; s < steps; s++) await step().data();
-    const sec = (performance.now() - t0) / 1000 / steps;
-    const mem = process.memoryUsage().rss / 2 ** 20;
-    console.log(`batch ${B}: ${sec.toFixed(2)} s/step, ${(B / sec).toFixed(1)} captions/s → Flickr8k epoch (30,000 captions) ≈ ${(30000 / (B / sec) / 60).toFixed(1)} min; RSS ${mem.toFixed(0)} MiB`);
-    tf.dispose([features, captions]);
+    const lengths = flickrLengths(B);
+    const meanT = lengths.reduce((a, b) => a + b, 0) / lengths.length;
+    // `steps` batches whose lengths are spread over the epoch's distribution (sorted quantiles)
+    const sorted = [...lengths].sort((a, b) => a - b);
+    const Ts = Array.from({ length: steps }, (_, k) => sorted[Math.floor(((k + 0.5) / steps) * sorted.length)]);
+    const meanTs = Ts.reduce((a, b) => a + b, 0) / Ts.length;
+    for (const replicas of replicaCounts) {
+      const dp = await DataParallel.start(decoder, replicas);
+      const run = async (T: number) => {
+        const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
+        const captions = tf.randomUniform([B, T], 3, 3000, "int32") as tf.Tensor2D;
+        const r = await dp.gradients(features, captions, { seed: 1, lambda: 1 });
+        opt.applyGradients(r.grads as Record<string, tf.Tensor> as never);
+        dp.weightsChanged();
+        await r.loss.data();
+        tf.dispose([features, captions, r.loss, r.crossEntropy, ...Object.values(r.grads)]);
+        peak = Math.max(peak, process.memoryUsage().rss);
+      };
+      await run(Ts[0]); // warm-up
+      const t0 = performance.now();
+      for (const T of Ts) await run(T);
+      const sec = (performance.now() - t0) / 1000 / steps;
+      // Time per step scales with T; rescale the sample's mean T to the epoch's.
+      const epochSec = (30000 / B) * sec * (meanT / meanTs);
+      console.log(
+        `batch ${B}, ${replicas} replica${replicas > 1 ? "s" : ""}: ${sec.toFixed(2)} s/step at mean T ${meanTs.toFixed(1)}, ` +
+          `${(B / sec).toFixed(1)} captions/s → Flickr8k epoch (30,000 captions, mean T ${meanT.toFixed(1)}) ≈ ${(epochSec / 60).toFixed(1)} min`,
+      );
+      await dp.close();
+    }
   }
+  console.log(`peak RSS of the main process: ${(peak / 2 ** 20).toFixed(0)} MiB (each worker holds its own share of a batch and a copy of the weights)`);
 }
 main();

@@ -9,6 +9,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { Attention } from "./attention";
+import { attentionRecurrence } from "./bptt";
 import { Rng } from "./rng";
 
 export interface DecoderConfig {
@@ -128,31 +129,44 @@ export class DecoderRNN {
     return x.matMul(this.fcn).add(this.bFcn);
   }
 
-  /** Teacher-forced pass over `captions [B, T]` (with `<SOS>` … `<EOS>`, padded). */
+  /**
+   * Teacher-forced pass over `captions [B, T]` (with `<SOS>` … `<EOS>`, padded). The recurrence runs as one op
+   * with hand-written backpropagation through time (lib/bptt.ts), the same math as `step` at every t.
+   */
   forward(features: tf.Tensor3D, captions: tf.Tensor2D, opts: { training?: boolean; seed?: number } = {}): DecoderOutput {
     const [B, T] = captions.shape;
-    const steps = T - 1;
-    const projected = this.attention.projectFeatures(features);
-    const embeds = tf.gather(this.embedding, captions); // [B, T, M]
-    let state = this.initHidden(features);
-    const hs: tf.Tensor2D[] = [];
-    const alphas: tf.Tensor2D[] = [];
-    for (let t = 0; t < steps; t++) {
-      const emb = embeds.slice([0, t, 0], [B, 1, this.config.embedSize]).reshape([B, this.config.embedSize]) as tf.Tensor2D;
-      const next = this.step(emb, projected, features, state);
-      state = next;
-      hs.push(next.h);
-      alphas.push(next.alpha);
-    }
-    // One output projection for all steps: [B·steps, D] × [D, V].
-    const H = tf.stack(hs, 1).reshape([B * steps, this.config.decoderDim]) as tf.Tensor2D;
-    const logits = this.output(H, opts.training ?? false, opts.seed).reshape([B, steps, this.config.vocabSize]) as tf.Tensor3D;
-    return { logits, alphas: tf.stack(alphas, 1) as tf.Tensor3D };
+    const S = T - 1;
+    const { embedSize: M, encoderDim: E, decoderDim: D, vocabSize: V } = this.config;
+    const a = this.attention;
+    // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
+    const embeds = tf.gather(this.embedding, captions.slice([0, 0], [B, S]).reshape([B * S])); // [B·S, M]
+    const embGates = embeds.matMul(this.Wx.slice([0, 0], [M, 4 * D])).add(this.bLstm).reshape([B, S, 4 * D]) as tf.Tensor3D;
+    const { h: h0, c: c0 } = this.initHidden(features);
+    const { h, alphas } = attentionRecurrence(features, {
+      projected: a.projectFeatures(features),
+      embGates, h0, c0,
+      hWeights: tf.concat([a.U, this.fBeta, this.Wh], 1) as tf.Tensor2D,
+      hBias: tf.concat([a.bU, this.bBeta]) as tf.Tensor1D,
+      A: a.A as tf.Tensor2D, bA: a.bA as tf.Tensor1D,
+      ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
+    });
+    // One output projection for all steps: [B·S, D] × [D, V].
+    const logits = this.output(h.reshape([B * S, D]) as tf.Tensor2D, opts.training ?? false, opts.seed).reshape([B, S, V]) as tf.Tensor3D;
+    return { logits, alphas };
   }
 
   dispose(): void {
     tf.dispose(this.variables);
   }
+}
+
+/**
+ * Denominators of the loss when a batch is split across replicas (lib/data-parallel.ts): each part divides by
+ * the WHOLE batch's real-token and caption counts, so the parts' losses and gradients sum to the whole batch's.
+ */
+export interface LossNormalizer {
+  tokens: number;
+  captions: number;
 }
 
 /**
@@ -164,7 +178,7 @@ export class DecoderRNN {
 export function captionLoss(
   out: DecoderOutput,
   captions: tf.Tensor2D,
-  opts: { padIdx?: number; lambda?: number } = {},
+  opts: { padIdx?: number; lambda?: number; normalizer?: LossNormalizer } = {},
 ): { loss: tf.Scalar; crossEntropy: tf.Scalar; attentionPenalty: tf.Scalar } {
   const [B, T] = captions.shape;
   const V = out.logits.shape[2];
@@ -175,9 +189,11 @@ export function captionLoss(
   const flatIdx = tf.range(0, B * (T - 1), 1, "int32").mul(tf.scalar(V, "int32")).add(targets.reshape([-1]).toInt());
   const picked = tf.gather(logp.reshape([B * (T - 1) * V]), flatIdx);
   const nll = picked.neg().mul(mask.reshape([-1]));
-  const crossEntropy = nll.sum().div(mask.sum()) as tf.Scalar;
+  const tokens = opts.normalizer ? tf.scalar(opts.normalizer.tokens) : mask.sum();
+  const crossEntropy = nll.sum().div(tokens) as tf.Scalar;
   const attended = out.alphas.mul(mask.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
-  const attentionPenalty = tf.scalar(1).sub(attended).square().sum(1).mean() as tf.Scalar;
+  const perCaption = tf.scalar(1).sub(attended).square().sum(1);
+  const attentionPenalty = (opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()) as tf.Scalar;
   const lambda = opts.lambda ?? 1;
   return { loss: crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar, crossEntropy, attentionPenalty };
 }

@@ -18,6 +18,8 @@ import { greedy } from "./generate";
 import { loadTensors, readJson, saveTensors, writeJsonAtomic } from "./io";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
+import { DataParallel, defaultReplicas } from "./data-parallel";
+import { captionGradients } from "./train-step";
 
 export interface TrainConfig {
   epochs: number;
@@ -154,6 +156,11 @@ export interface TrainOptions {
   /** Called after each batch, e.g. for a live chart. */
   onBatch?: (b: { epoch: number; step: number; loss: number }) => void;
   quiet?: boolean;
+  /**
+   * Cores to train on (lib/data-parallel.ts); default: all cores on CPU backends, 1 on GPUs. Dropout masks
+   * depend on it, so a resumed run repeats an uninterrupted one only with the same count.
+   */
+  replicas?: number;
 }
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
@@ -172,7 +179,10 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     await optimizer.setWeights(ck.optimizerWeights);
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
   } else decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
-  const vars = decoder.variables;
+  const replicas = Math.max(1, opts.replicas ?? defaultReplicas());
+  const dp = replicas > 1 ? await DataParallel.start(decoder, replicas) : undefined;
+  if (dp && !opts.quiet) log(`data-parallel: ${dp.size} replicas (this thread + ${dp.size - 1} worker${dp.size > 2 ? "s" : ""}), one per core`);
+  try {
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
     const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "captions");
@@ -180,22 +190,21 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     let sum = 0, sumCe = 0, n = 0, step = 0;
     for await (const b of loader.epoch(epoch)) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      let ceT: tf.Scalar | undefined;
-      const lossT = tf.tidy(() => {
-        const { value, grads } = tf.variableGrads(() => {
-          const r = captionLoss(decoder.forward(b.features, b.captions, { training: true, seed }), b.captions, { lambda: cfg.lambda });
-          ceT = tf.keep(r.crossEntropy);
-          return r.loss;
-        }, vars);
-        const names = Object.keys(grads);
-        const norm = tf.sqrt(tf.addN(names.map((k) => grads[k].square().sum())));
-        const scale = tf.minimum(1, tf.scalar(cfg.clipNorm).div(norm.add(1e-6)));
-        optimizer.applyGradients(Object.fromEntries(names.map((k) => [k, grads[k].mul(scale)])));
-        return value;
-      });
-      const loss = (await lossT.data())[0];
-      const crossEntropy = (await ceT!.data())[0];
-      tf.dispose([lossT, ceT!, b.features, b.captions]);
+      const r = dp
+        ? await dp.gradients(b.features, b.captions, { seed, lambda: cfg.lambda })
+        : tf.tidy(() => captionGradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda }));
+      const loss = (await r.loss.data())[0];
+      const crossEntropy = (await r.crossEntropy.data())[0];
+      if (Number.isFinite(loss)) {
+        tf.tidy(() => {
+          const names = Object.keys(r.grads);
+          const norm = tf.sqrt(tf.addN(names.map((k) => r.grads[k].square().sum())));
+          const scale = tf.minimum(1, tf.scalar(cfg.clipNorm).div(norm.add(1e-6)));
+          optimizer.applyGradients(Object.fromEntries(names.map((k) => [k, r.grads[k].mul(scale)])));
+        });
+        dp?.weightsChanged();
+      }
+      tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads), b.features, b.captions]);
       if (!Number.isFinite(loss)) {
         throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
       }
@@ -222,6 +231,9 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
     );
     await saveCheckpoint(opts.out, decoder, optimizer, opts.vocab, cfg, epoch + 1, history);
+  }
+  } finally {
+    await dp?.close();
   }
   return { decoder, history };
 }
