@@ -130,11 +130,13 @@ export async function main(argv: string[]): Promise<void> {
           "data-dir": { type: "string" }, out: { type: "string" }, features: { type: "string" }, epochs: { type: "string" },
           "batch-size": { type: "string" }, lr: { type: "string" }, lambda: { type: "string" }, embed: { type: "string" },
           attention: { type: "string" }, decoder: { type: "string" }, dropout: { type: "string" }, "print-every": { type: "string" },
-          seed: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" },
+          seed: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" }, engine: { type: "string" },
         },
       });
       const dataDir = values["data-dir"];
       if (!dataDir || !values.out) throw new Error("train needs --data-dir DIR and --out runs/NAME");
+      const engine = values.engine;
+      if (engine !== undefined && engine !== "onnx" && engine !== "tfjs") throw new Error(`--engine must be onnx or tfjs; got ${engine}`);
       const num = (v: string | undefined, name: string, d: number) => {
         if (v === undefined) return d;
         const n = Number(v);
@@ -162,7 +164,7 @@ export async function main(argv: string[]): Promise<void> {
         lambda: num(values.lambda, "lambda", 1), printEvery: int(values["print-every"], "print-every", 100), seed: int(values.seed, "seed", 1),
       };
       const out = path.join(values.out, "checkpoint");
-      const { history } = await train({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, log: (l) => console.log(l) });
+      const { history } = await train({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, engine, log: (l) => console.log(l) });
       writeJsonAtomic(path.join(values.out, "history.json"), history);
       console.log(`checkpoint: ${out}; history: ${path.join(values.out, "history.json")}`);
       return;

@@ -10,71 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
-// --- protobuf wire format -------------------------------------------------------------------------------
-class Pb {
-  private parts: Uint8Array[] = [];
-  private static varint(n: number): number[] {
-    const out: number[] = [];
-    let v = BigInt.asUintN(64, BigInt(Math.trunc(n)));
-    do {
-      let byte = Number(v & 0x7fn);
-      v >>= 7n;
-      if (v > 0n) byte |= 0x80;
-      out.push(byte);
-    } while (v > 0n);
-    return out;
-  }
-  private key(field: number, wire: number) {
-    this.parts.push(Uint8Array.from(Pb.varint((field << 3) | wire)));
-  }
-  int(field: number, n: number): this {
-    this.key(field, 0);
-    this.parts.push(Uint8Array.from(Pb.varint(n)));
-    return this;
-  }
-  bytes(field: number, b: Uint8Array): this {
-    this.key(field, 2);
-    this.parts.push(Uint8Array.from(Pb.varint(b.length)), b);
-    return this;
-  }
-  str(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
-  }
-  msg(field: number, m: Pb): this {
-    return this.bytes(field, m.finish());
-  }
-  finish(): Uint8Array {
-    return Buffer.concat(this.parts);
-  }
-}
-
-const FLOAT = 1, INT64 = 7; // TensorProto.DataType
-const ATTR_INT = 2, ATTR_INTS = 7, ATTR_STRING = 3;
-
-type Attr = { name: string; i?: number; ints?: number[]; s?: string };
-
-function attrPb(a: Attr): Pb {
-  const p = new Pb().str(1, a.name);
-  if (a.i !== undefined) p.int(3, a.i).int(20, ATTR_INT);
-  else if (a.ints) {
-    for (const v of a.ints) p.int(8, v);
-    p.int(20, ATTR_INTS);
-  } else p.str(4, a.s ?? "").int(20, ATTR_STRING);
-  return p;
-}
-
-function tensorPb(name: string, dims: number[], data: Float32Array | BigInt64Array, type = FLOAT): Pb {
-  const p = new Pb();
-  for (const d of dims) p.int(1, d);
-  p.int(2, type).str(8, name);
-  return p.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
-}
-
-function valueInfoPb(name: string, dims: (number | string)[]): Pb {
-  const shape = new Pb();
-  for (const d of dims) shape.msg(1, typeof d === "number" ? new Pb().int(1, d) : new Pb().str(2, d));
-  return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, FLOAT).msg(2, shape)));
-}
+import { Attr, FLOAT, INT64, Pb, attrPb, tensorPb, valueInfoPb } from "./onnx-proto";
 
 // --- Keras → ONNX ---------------------------------------------------------------------------------------
 interface KerasLayer {

@@ -19,7 +19,8 @@ import { loadTensors, readJson, saveTensors, writeJsonAtomic } from "./io";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
-import { captionGradients } from "./train-step";
+import { StepResult, captionGradients } from "./train-step";
+import { OnnxTrainer, gradientsToTensors, loadOrt } from "./onnx-train";
 
 export interface TrainConfig {
   epochs: number;
@@ -161,6 +162,28 @@ export interface TrainOptions {
    * depend on it, so a resumed run repeats an uninterrupted one only with the same count.
    */
   replicas?: number;
+  /** Where the training step runs: "onnx" (ONNX Runtime, CPU) or "tfjs" (the active backend); see defaultEngine. */
+  engine?: TrainEngine;
+}
+
+export type TrainEngine = "onnx" | "tfjs";
+
+/**
+ * ONNX Runtime on CPU backends when the optional onnxruntime-node is installed (~6× tfjs-wasm on 2 cores);
+ * tfjs on GPU backends (WebGPU, CUDA), where tfjs itself is fast.
+ */
+export function defaultEngine(backend = tf.getBackend()): TrainEngine {
+  return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
+}
+
+/** One step's loss and gradients on ONNX Runtime, as tfjs tensors (the optimiser stays in tfjs). */
+async function onnxGradients(trainer: OnnxTrainer, decoder: DecoderRNN, b: FeatureBatch, o: { seed: number; lambda: number }): Promise<StepResult> {
+  const [B, T] = b.captions.shape;
+  const r = await trainer.step(
+    await OnnxTrainer.parameters(decoder), (await b.features.data()) as Float32Array, (await b.captions.data()) as Int32Array, B, T,
+    { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
+  );
+  return { loss: tf.scalar(r.loss), crossEntropy: tf.scalar(r.crossEntropy), grads: gradientsToTensors(decoder, r.grads) };
 }
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
@@ -179,9 +202,15 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     await optimizer.setWeights(ck.optimizerWeights);
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
   } else decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
-  const replicas = Math.max(1, opts.replicas ?? defaultReplicas());
+  const engine = opts.engine ?? defaultEngine();
+  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
+  const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
   const dp = replicas > 1 ? await DataParallel.start(decoder, replicas) : undefined;
-  if (dp && !opts.quiet) log(`data-parallel: ${dp.size} replicas (this thread + ${dp.size - 1} worker${dp.size > 2 ? "s" : ""}), one per core`);
+  if (!opts.quiet) {
+    log(engine === "onnx"
+      ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
+      : `training step: tfjs on ${tf.getBackend()}` + (dp ? `, data-parallel over ${dp.size} cores` : ""));
+  }
   try {
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
@@ -190,9 +219,11 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     let sum = 0, sumCe = 0, n = 0, step = 0;
     for await (const b of loader.epoch(epoch)) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      const r = dp
-        ? await dp.gradients(b.features, b.captions, { seed, lambda: cfg.lambda })
-        : tf.tidy(() => captionGradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda }));
+      const r = onnx
+        ? await onnxGradients(onnx, decoder, b, { seed, lambda: cfg.lambda })
+        : dp
+          ? await dp.gradients(b.features, b.captions, { seed, lambda: cfg.lambda })
+          : tf.tidy(() => captionGradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda }));
       const loss = (await r.loss.data())[0];
       const crossEntropy = (await r.crossEntropy.data())[0];
       if (Number.isFinite(loss)) {
@@ -234,6 +265,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   }
   } finally {
     await dp?.close();
+    await onnx?.dispose();
   }
   return { decoder, history };
 }
