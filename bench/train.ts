@@ -3,12 +3,14 @@
  * features, vocabulary 3,000, and Flickr8k's real caption lengths as the trainer batches them (length-bucketed
  * batches of the train split; a fixed T = 14 where Flickr8k is absent). Random values: speed does not depend
  * on them. Prints s/step, captions/s and the implied Flickr8k epoch (30,000 captions) per batch size and per
- * number of replicas (cores, lib/data-parallel.ts), and the process's peak RSS.
- *   npx tsx bench/train.ts [batch sizes=32,64] [replicas=1,2] [steps=4]
+ * engine — ONNX Runtime (lib/onnx-train.ts, all cores) and tfjs on the active backend with 1…N replicas
+ * (lib/data-parallel.ts) — and the process's peak RSS. A step is the whole update: gradients, clipping, Adam.
+ *   npx tsx bench/train.ts [batch sizes=32,64] [engines=onnx,tfjs1,tfjs2] [steps=4]
  */
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
 import { DataParallel } from "../lib/data-parallel";
+import { OnnxTrainer, loadOrt } from "../lib/onnx-train";
 import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/dataset";
 import { DataLoader, paddedLengths } from "../lib/dataloader";
 import { CaptionBatch } from "../lib/collate";
@@ -29,7 +31,7 @@ async function main() {
   const backend = await initBackend({ quiet: true });
   console.log(`backend: ${describeBackend(backend)}`);
   const sizes = (process.argv[2] ?? "32,64").split(",").map(Number);
-  const replicaCounts = (process.argv[3] ?? "1,2").split(",").map(Number);
+  const engines = (process.argv[3] ?? "onnx,tfjs1,tfjs2").split(",");
   const steps = Number(process.argv[4] ?? 4);
   const decoder = new DecoderRNN(getDefaultConfig(3000));
   const opt = tf.train.adam(3e-4);
@@ -41,29 +43,42 @@ async function main() {
     const sorted = [...lengths].sort((a, b) => a - b);
     const Ts = Array.from({ length: steps }, (_, k) => sorted[Math.floor(((k + 0.5) / steps) * sorted.length)]);
     const meanTs = Ts.reduce((a, b) => a + b, 0) / Ts.length;
-    for (const replicas of replicaCounts) {
+    for (const engine of engines) {
+      const replicas = engine === "onnx" ? 1 : Number(engine.replace("tfjs", "") || 1);
+      if (engine === "onnx" && !loadOrt()) {
+        console.log("onnx: onnxruntime-node is not installed");
+        continue;
+      }
+      const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, 49) : undefined;
       const dp = await DataParallel.start(decoder, replicas);
       const run = async (T: number) => {
         const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
         const captions = tf.randomUniform([B, T], 3, 3000, "int32") as tf.Tensor2D;
-        const r = await dp.gradients(features, captions, { seed: 1, lambda: 1 });
-        opt.applyGradients(r.grads as Record<string, tf.Tensor> as never);
+        const r = onnx ? await onnx.gradients(decoder, features, captions, { seed: 1, lambda: 1 }) : await dp.gradients(features, captions, { seed: 1, lambda: 1 });
+        tf.tidy(() => {
+          const names = Object.keys(r.grads);
+          const norm = tf.sqrt(tf.addN(names.map((k) => r.grads[k].square().sum())));
+          const scale = tf.minimum(1, tf.scalar(5).div(norm.add(1e-6)));
+          opt.applyGradients(Object.fromEntries(names.map((k) => [k, r.grads[k].mul(scale)])));
+        });
         dp.weightsChanged();
         await r.loss.data();
         tf.dispose([features, captions, r.loss, r.crossEntropy, ...Object.values(r.grads)]);
         peak = Math.max(peak, process.memoryUsage().rss);
       };
-      await run(Ts[0]); // warm-up
+      // warm-up: every length once (ONNX compiles one graph per shape)
+      for (const T of new Set(Ts)) await run(T);
       const t0 = performance.now();
       for (const T of Ts) await run(T);
       const sec = (performance.now() - t0) / 1000 / steps;
       // Time per step scales with T; rescale the sample's mean T to the epoch's.
       const epochSec = (30000 / B) * sec * (meanT / meanTs);
       console.log(
-        `batch ${B}, ${replicas} replica${replicas > 1 ? "s" : ""}: ${sec.toFixed(2)} s/step at mean T ${meanTs.toFixed(1)}, ` +
+        `batch ${B}, ${engine === "onnx" ? "ONNX Runtime" : `tfjs ${tf.getBackend()} × ${replicas} replica${replicas > 1 ? "s" : ""}`}: ${sec.toFixed(2)} s/step at mean T ${meanTs.toFixed(1)}, ` +
           `${(B / sec).toFixed(1)} captions/s → Flickr8k epoch (30,000 captions, mean T ${meanT.toFixed(1)}) ≈ ${(epochSec / 60).toFixed(1)} min`,
       );
       await dp.close();
+      await onnx?.dispose();
     }
   }
   console.log(`peak RSS of the main process: ${(peak / 2 ** 20).toFixed(0)} MiB (each worker holds its own share of a batch and a copy of the weights)`);

@@ -11,13 +11,12 @@ import { buildVocabulary } from "./vocabulary";
 import { trainCaptions } from "./dataset";
 import { Progress } from "./progress";
 import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./paths";
-import { runPipeline } from "./pipeline";
+import { prepareCaptionData, runPipeline } from "./pipeline";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
-import { extractFeatures, FeatureCache } from "./features";
+import { extractFeatures } from "./features";
 import * as tf from "@tensorflow/tfjs";
-import { FlickrDataset } from "./dataset";
-import { FeatureCaptionDataset, defaultTrainConfig, loadCheckpoint, train } from "./train";
+import { defaultTrainConfig, loadCheckpoint, train } from "./train";
 import { getDefaultConfig } from "./decoder";
 import { beamSearch } from "./generate";
 import { writeJsonAtomic } from "./io";
@@ -27,7 +26,7 @@ import type { Split } from "./captions";
 const HELP = `attend-tell — attention for images and text (Show, Attend and Tell; SCAN)
 
 Commands:
-  start       [--data synthetic|flickr8k] [--data-dir DIR] [--out runs/NAME] [--batch-size N] [--skip-missing]
+  start       [--data synthetic|flickr8k] [--data-dir DIR] [--out runs/NAME] [--batch-size N] [--epochs N] [--skip-missing]
               the main job on the default data (synthetic scenes unless --data flickr8k or FLICKR8K_DIR)
   synthetic   [--out DIR] [--n 2000] [--seed 1]     generate the synthetic scenes
   vocab       --data-dir DIR [--threshold 5] --out FILE   vocabulary from the train split
@@ -144,15 +143,7 @@ export async function main(argv: string[]): Promise<void> {
         return n;
       };
       await initBackend();
-      const featuresDir = values.features ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
-      const skip = values["skip-missing"] ?? false;
-      const files = [...imageFiles(dataDir, "train", skip).files, ...imageFiles(dataDir, "dev", skip).files];
-      await extractFeatures({ files, out: featuresDir });
-      const cache = FeatureCache.open(featuresDir);
-      const vocab = buildVocabulary(trainCaptions(dataDir), 5);
-      const onMissing = skip ? "skip" : "error";
-      const trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "train", vocab, onMissing }), cache);
-      const valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "dev", vocab, onMissing }), cache);
+      const { vocab, train: trainSet, val: valSet } = await prepareCaptionData(dataDir, { featuresDir: values.features, skipMissing: values["skip-missing"] });
       const dec = getDefaultConfig(vocab.size);
       const config = {
         ...defaultTrainConfig({
@@ -204,6 +195,7 @@ export async function main(argv: string[]): Promise<void> {
           "data-dir": { type: "string" },
           out: { type: "string" },
           "batch-size": { type: "string" },
+          epochs: { type: "string" },
           "skip-missing": { type: "boolean" },
         },
       });
@@ -218,7 +210,8 @@ export async function main(argv: string[]): Promise<void> {
         data,
         dataDir,
         out: values.out ?? path.join(projectRoot(), "runs", data),
-        batchSize: int(values["batch-size"], "batch-size", 32),
+        batchSize: int(values["batch-size"], "batch-size", 64),
+        epochs: values.epochs ? int(values.epochs, "epochs", 10) : undefined,
         quick: quickMode(),
         skipMissing: values["skip-missing"] ?? false,
       });

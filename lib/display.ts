@@ -83,3 +83,45 @@ export function heatmapOverImage(png: Uint8Array, values: ArrayLike<number>, opt
     },
   };
 }
+
+/** What a loss chart reads: per-batch and per-epoch losses (lib/train.ts History has this shape). */
+export interface LossHistory {
+  batch: readonly { epoch: number; step: number; loss: number; crossEntropy: number }[];
+  epoch: readonly { epoch: number; trainCrossEntropy: number; valCrossEntropy?: number }[];
+}
+
+/**
+ * Training curves against batches seen: the cross-entropy of every batch (and its running mean over `smooth`
+ * batches), and at each epoch's end the epoch's mean train and dev cross-entropy. Redraw it with a longer
+ * history for a live chart.
+ */
+export function lossFigure(h: LossHistory, opts: { title?: string; smooth?: number } = {}): PlotlyFigure {
+  const x = h.batch.map((_, i) => i + 1);
+  const ce = h.batch.map((b) => b.crossEntropy);
+  const k = opts.smooth ?? 20;
+  const smooth = ce.map((_, i) => {
+    const lo = Math.max(0, i - k + 1);
+    return ce.slice(lo, i + 1).reduce((a, b) => a + b, 0) / (i + 1 - lo);
+  });
+  // x of each epoch's end: the number of batches seen by then
+  const ends = h.epoch.map((e) => h.batch.filter((b) => b.epoch <= e.epoch).length);
+  const data: Record<string, unknown>[] = [
+    { x, y: ce, type: "scatter", mode: "lines", name: "batch cross-entropy", line: { width: 1, color: "rgba(31,119,180,0.35)" } },
+    { x, y: smooth, type: "scatter", mode: "lines", name: `mean of last ${k} batches`, line: { width: 2, color: "#1f77b4" } },
+  ];
+  if (h.epoch.length) {
+    data.push({ x: ends, y: h.epoch.map((e) => e.trainCrossEntropy), type: "scatter", mode: "lines+markers", name: "train (epoch mean)", line: { color: "#ff7f0e" } });
+    if (h.epoch.some((e) => e.valCrossEntropy !== undefined)) {
+      data.push({ x: ends, y: h.epoch.map((e) => e.valCrossEntropy ?? null), type: "scatter", mode: "lines+markers", name: "dev", line: { color: "#2ca02c" } });
+    }
+  }
+  return {
+    data,
+    layout: {
+      title: { text: opts.title ?? "training loss" },
+      xaxis: { title: { text: "batches" } },
+      yaxis: { title: { text: "cross-entropy (nats per word)" } },
+      legend: { orientation: "h", y: -0.25 },
+    },
+  };
+}

@@ -16,6 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "./onnx-proto";
 import { Rng } from "./rng";
+import type { StepResult } from "./train-step";
 
 type Ort = typeof import("onnxruntime-node");
 let ortModule: Ort | null | undefined;
@@ -242,7 +243,7 @@ export class OnnxTrainer {
     if (!s) {
       const ort = loadOrt()!;
       s = ort.InferenceSession.create(trainingGraph(this.config, B, S, this.regions), {
-        intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: "all",
+        intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: false,
       });
       this.sessions.set(key, s);
     }
@@ -288,6 +289,16 @@ export class OnnxTrainer {
     for (const name of PARAMS) grads[name] = out[`grad/${name}`].data as Float32Array;
     const scalar = (k: string) => (out[k].data as Float32Array)[0];
     return { loss: scalar("loss"), crossEntropy: scalar("crossEntropy"), penalty: scalar("penalty"), grads };
+  }
+
+  /** `step` for tfjs tensors and the decoder's current weights: loss and gradients as tfjs tensors (for tfjs optimisers). */
+  async gradients(decoder: DecoderRNN, features: tf.Tensor3D, captions: tf.Tensor2D, o: { seed: number; lambda: number }): Promise<StepResult> {
+    const [B, T] = captions.shape;
+    const r = await this.step(
+      await OnnxTrainer.parameters(decoder), (await features.data()) as Float32Array, (await captions.data()) as Int32Array, B, T,
+      { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
+    );
+    return { loss: tf.scalar(r.loss), crossEntropy: tf.scalar(r.crossEntropy), grads: gradientsToTensors(decoder, r.grads) };
   }
 
   /** The decoder's parameter values, by name, for `step`. */

@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
-import { Attr, FLOAT, INT64, Pb, attrPb, tensorPb, valueInfoPb } from "./onnx-proto";
+import { Attr, INT64, Pb, attrPb, tensorPb, valueInfoPb } from "./onnx-proto";
 
 // --- Keras → ONNX ---------------------------------------------------------------------------------------
 interface KerasLayer {

@@ -1,20 +1,70 @@
 /**
- * The main job (`npm start`), stage by stage, on the synthetic scenes by default or on Flickr8k.
- * Stages so far: data → vocabulary (train split) → FlickrDataset → one pass of the DataLoader.
- * The encoder, training and evaluation stages join here as they land (issues #3–#5).
+ * The main job (`npm start`), stage by stage, on the synthetic scenes by default or on Flickr8k:
+ *   data → frozen ResNet-50 features (cached) → vocabulary (train split) → training with a checkpoint per
+ *   epoch → a summary. On the synthetic scenes training stops as soon as the greedy captions of the dev scenes
+ *   name exactly their objects (lib/synthetic-eval.ts); on Flickr8k it runs the given number of epochs.
  */
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend, describeBackend } from "./backend";
-import { ensureSynthetic } from "./synthetic";
-import { buildVocabulary } from "./vocabulary";
-import { DatasetItem, FlickrDataset, trainCaptions } from "./dataset";
-import { DataLoader, paddedLengths } from "./dataloader";
-import { CaptionBatch, disposeBatch } from "./collate";
-import { Progress } from "./progress";
+import { imageFiles } from "./captions";
+import { FlickrDataset, trainCaptions } from "./dataset";
+import { getDefaultConfig } from "./decoder";
+import { REGIONS } from "./encoder";
+import { FeatureCache, extractFeatures } from "./features";
 import { writeJsonAtomic } from "./io";
-import { syntheticDir } from "./paths";
+import { projectRoot, syntheticDir } from "./paths";
+import { Progress } from "./progress";
+import { ensureSynthetic, readBoxes } from "./synthetic";
+import { SceneScore, scoreScenes } from "./synthetic-eval";
+import { FeatureCaptionDataset, History, defaultEngine, defaultTrainConfig, train } from "./train";
+import { Vocabulary, buildVocabulary } from "./vocabulary";
+import { ensureWeights } from "./weights";
+
+export interface CaptionData {
+  dataDir: string;
+  featuresDir: string;
+  vocab: Vocabulary;
+  cache: FeatureCache;
+  train: FeatureCaptionDataset;
+  val: FeatureCaptionDataset;
+}
+
+/**
+ * `data/features/<folder name>`; for generated (synthetic) sets, whose images change with their options under
+ * the same names, the name also carries a hash of the set's options, so a cache never serves another set.
+ */
+export function defaultFeaturesDir(dataDir: string): string {
+  const base = path.basename(path.resolve(dataDir));
+  const config = path.join(dataDir, "synthetic.json");
+  const tag = fs.existsSync(config) ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}` : "";
+  return path.join(projectRoot(), "data", "features", base + tag);
+}
+
+/**
+ * Features of the train and dev images (computed once, then read from `data/features/<folder name>`), the
+ * vocabulary of the train captions, and both splits as (features, caption) datasets.
+ */
+export async function prepareCaptionData(
+  dataDir: string,
+  o: { featuresDir?: string; skipMissing?: boolean; threshold?: number; quiet?: boolean } = {},
+): Promise<CaptionData> {
+  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
+  const skip = o.skipMissing ?? false;
+  const files = [...imageFiles(dataDir, "train", skip).files, ...imageFiles(dataDir, "dev", skip).files];
+  ensureWeights();
+  await extractFeatures({ files, out: featuresDir, quiet: o.quiet });
+  const cache = FeatureCache.open(featuresDir);
+  const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
+  const onMissing = skip ? "skip" : "error";
+  return {
+    dataDir, featuresDir, vocab, cache,
+    train: new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "train", vocab, onMissing }), cache),
+    val: new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "dev", vocab, onMissing }), cache),
+  };
+}
 
 export interface PipelineOptions {
   data: "synthetic" | "flickr8k";
@@ -22,35 +72,39 @@ export interface PipelineOptions {
   dataDir?: string;
   out: string;
   batchSize: number;
-  /** CI size: fewer synthetic images. */
+  /** Epochs on Flickr8k; the most epochs on the synthetic scenes (they stop once the captions are right). */
+  epochs?: number;
+  /** CI size: fewer synthetic images, smaller decoder. */
   quick: boolean;
   skipMissing: boolean;
 }
 
 export interface PipelineSummary {
   backend: string;
+  engine: string;
   data: string;
   dataDir: string;
   vocabSize: number;
   trainImages: number;
   trainCaptions: number;
-  skippedImages: number;
-  batches: number;
-  meanPaddedLength: { shuffled: number; bucketed: number };
-  loadSeconds: number;
-  captionsPerSecond: number;
+  epochs: number;
+  history: History["epoch"];
+  /** Synthetic scenes: dev-split caption correctness after each epoch. */
+  sceneScores?: Omit<SceneScore, "samples">[];
+  samples: { image: string; caption: string; correct?: boolean; truth?: string[] }[];
+  checkpoint: string;
+  seconds: number;
 }
 
 const log = (s: string) => console.error(`[attend-tell] ${s}`);
 
-/** Mean T of the padded batches: how many decoder steps a batch costs. */
-function meanPaddedLength(batches: number[][], lengthOf: (i: number) => number): number {
-  const ts = paddedLengths(batches, lengthOf);
-  return ts.reduce((a, b) => a + b, 0) / ts.length;
-}
+/** Dev-split scenes whose captions must all be right for the synthetic run to stop early. */
+const TARGET_ACCURACY = 0.95;
 
 export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
+  const t0 = Date.now();
   const backend = await initBackend();
+  const synthetic = opts.data === "synthetic";
   let dataDir = opts.dataDir;
   if (!dataDir) {
     dataDir = syntheticDir();
@@ -59,53 +113,75 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     if (await ensureSynthetic(dataDir, { n }, () => bar.tick())) log(`generated ${n} synthetic scenes in ${dataDir}`);
     else log(`using the synthetic scenes in ${dataDir}`);
   }
-
-  const vocab = buildVocabulary(trainCaptions(dataDir), 5);
+  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing });
+  log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
   fs.mkdirSync(opts.out, { recursive: true });
-  vocab.save(path.join(opts.out, "vocab.json"));
-  log(`vocabulary: ${vocab.size} ids from the train split (threshold ${vocab.freqThreshold})`);
+  data.vocab.save(path.join(opts.out, "vocab.json"));
 
-  const train = new FlickrDataset({ dataDir, split: "train", vocab, onMissing: opts.skipMissing ? "skip" : "error" });
-  if (train.skipped.length) log(`skipped ${train.skipped.length} train images (first: ${train.skipped[0].image} ${train.skipped[0].why})`);
-  const loaderOpts = { batchSize: opts.batchSize, shuffle: true, seed: 1 };
-  const len = (i: number) => train.captionLength(i);
-  const padded = {
-    shuffled: meanPaddedLength(new DataLoader(train, loaderOpts).batchIndices(0), len),
-    bucketed: meanPaddedLength(new DataLoader(train, { ...loaderOpts, bucketByLength: true }).batchIndices(0), len),
+  const seedDims = getDefaultConfig(data.vocab.size);
+  const decoder = opts.quick ? { ...seedDims, embedSize: 64, attentionDim: 64, decoderDim: 128 } : seedDims;
+  const config = {
+    ...defaultTrainConfig(decoder),
+    epochs: opts.epochs ?? (synthetic ? 12 : 10),
+    batchSize: opts.batchSize,
+    lr: synthetic ? 1e-3 : 3e-4,
+    lambda: 1 / REGIONS,
+    printEvery: synthetic ? 50 : 100,
   };
-  const loader = new DataLoader<DatasetItem, CaptionBatch>(train, { ...loaderOpts, bucketByLength: true, prefetch: 4 });
-  const bar = new Progress(train.length, "loading train batches", "captions");
-  for await (const batch of loader.epoch(0)) {
-    bar.tick(batch.lengths.length);
-    disposeBatch(batch);
+  const boxes = synthetic ? readBoxes(dataDir) : undefined;
+  const devImages = [...data.val.dataset.images];
+  const sceneScores: SceneScore[] = [];
+  const checkpoint = path.join(opts.out, "checkpoint");
+  const { decoder: model, history } = await train({
+    train: data.train, val: data.val, vocab: data.vocab, config, out: checkpoint, log: (l) => console.error(l),
+    onEpoch: async ({ epoch, decoder: d }) => {
+      if (!boxes) return;
+      const s = await scoreScenes(d, data.vocab, data.cache, devImages, boxes);
+      sceneScores.push(s);
+      log(`epoch ${epoch + 1}: dev scenes captioned exactly right ${(100 * s.accuracy).toFixed(1)}% (objects named: recall ${(100 * s.recall).toFixed(1)}%, precision ${(100 * s.precision).toFixed(1)}%)`);
+      return s.accuracy >= TARGET_ACCURACY;
+    },
+  });
+  let samples: PipelineSummary["samples"];
+  if (sceneScores.length) samples = sceneScores[sceneScores.length - 1].samples.slice(0, 6);
+  else {
+    const { greedy } = await import("./generate");
+    const names = devImages.slice(0, 6);
+    const f = tf.tensor3d(data.cache.read(names), [names.length, REGIONS, 2048]);
+    samples = (await greedy(model, f, 24)).map((g, i) => ({ image: names[i], caption: data.vocab.decode(g.ids).join(" ") }));
+    f.dispose();
   }
+  model.dispose();
   const summary: PipelineSummary = {
     backend: describeBackend(backend),
+    engine: defaultEngine(),
     data: opts.data,
     dataDir,
-    vocabSize: vocab.size,
-    trainImages: train.images.length,
-    trainCaptions: train.length,
-    skippedImages: train.skipped.length,
-    batches: loader.length,
-    meanPaddedLength: padded,
-    loadSeconds: bar.elapsed,
-    captionsPerSecond: bar.rate,
+    vocabSize: data.vocab.size,
+    trainImages: data.train.dataset.images.length,
+    trainCaptions: data.train.length,
+    epochs: history.epoch.length,
+    history: history.epoch,
+    sceneScores: sceneScores.length ? sceneScores.map(({ samples: _, ...s }) => s) : undefined,
+    samples,
+    checkpoint,
+    seconds: (Date.now() - t0) / 1000,
   };
   writeJsonAtomic(path.join(opts.out, "summary.json"), summary);
+  const last = history.epoch[history.epoch.length - 1];
+  const score = sceneScores[sceneScores.length - 1];
   console.log(
     [
       `attend-tell main job — ${opts.data} (${dataDir})`,
-      `  backend:     ${summary.backend}`,
-      `  vocabulary:  ${summary.vocabSize} ids (written to ${path.join(opts.out, "vocab.json")})`,
-      `  train split: ${summary.trainImages} images, ${summary.trainCaptions} captions` +
-        (summary.skippedImages ? `, ${summary.skippedImages} images skipped` : ""),
-      `  batches:     ${summary.batches} of ${opts.batchSize}; mean padded length ${padded.shuffled.toFixed(2)} shuffled, ` +
-        `${padded.bucketed.toFixed(2)} length-bucketed`,
-      `  loading:     ${summary.captionsPerSecond.toFixed(0)} captions/s (images decoded and resized with sharp)`,
-      `  tensors left: ${tf.memory().numTensors}`,
-      `  summary:     ${path.join(opts.out, "summary.json")}`,
-      `Training stages (encoder, decoder) are not in this build yet.`,
+      `  backend:     ${summary.backend}; training step on ${summary.engine === "onnx" ? "ONNX Runtime (CPU)" : "tfjs"}`,
+      `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
+      `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
+        `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
+      ...(score ? [`  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`] : []),
+      `  samples (dev, greedy):`,
+      ...samples.map((s) => `    ${s.image}: ${s.caption}` + (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : "")),
+      `  checkpoint:  ${checkpoint}   (caption any image: bin/attend-tell caption IMAGE --checkpoint ${checkpoint})`,
+      `  summary:     ${path.join(opts.out, "summary.json")}; ${summary.seconds.toFixed(0)} s in all`,
     ].join("\n"),
   );
   return summary;

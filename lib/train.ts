@@ -19,8 +19,8 @@ import { loadTensors, readJson, saveTensors, writeJsonAtomic } from "./io";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
-import { StepResult, captionGradients } from "./train-step";
-import { OnnxTrainer, gradientsToTensors, loadOrt } from "./onnx-train";
+import { captionGradients } from "./train-step";
+import { OnnxTrainer, loadOrt } from "./onnx-train";
 
 export interface TrainConfig {
   epochs: number;
@@ -155,7 +155,9 @@ export interface TrainOptions {
   resume?: boolean;
   log?: (line: string) => void;
   /** Called after each batch, e.g. for a live chart. */
-  onBatch?: (b: { epoch: number; step: number; loss: number }) => void;
+  onBatch?: (b: { epoch: number; step: number; loss: number; crossEntropy: number; history: History }) => void;
+  /** Called after each epoch's checkpoint is written; returning true stops training there (e.g. good enough). */
+  onEpoch?: (e: { epoch: number; decoder: DecoderRNN; history: History }) => boolean | void | Promise<boolean | void>;
   quiet?: boolean;
   /**
    * Cores to train on (lib/data-parallel.ts); default: all cores on CPU backends, 1 on GPUs. Dropout masks
@@ -176,15 +178,6 @@ export function defaultEngine(backend = tf.getBackend()): TrainEngine {
   return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
 }
 
-/** One step's loss and gradients on ONNX Runtime, as tfjs tensors (the optimiser stays in tfjs). */
-async function onnxGradients(trainer: OnnxTrainer, decoder: DecoderRNN, b: FeatureBatch, o: { seed: number; lambda: number }): Promise<StepResult> {
-  const [B, T] = b.captions.shape;
-  const r = await trainer.step(
-    await OnnxTrainer.parameters(decoder), (await b.features.data()) as Float32Array, (await b.captions.data()) as Int32Array, B, T,
-    { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
-  );
-  return { loss: tf.scalar(r.loss), crossEntropy: tf.scalar(r.crossEntropy), grads: gradientsToTensors(decoder, r.grads) };
-}
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));
@@ -220,7 +213,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     for await (const b of loader.epoch(epoch)) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
       const r = onnx
-        ? await onnxGradients(onnx, decoder, b, { seed, lambda: cfg.lambda })
+        ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
         : dp
           ? await dp.gradients(b.features, b.captions, { seed, lambda: cfg.lambda })
           : tf.tidy(() => captionGradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda }));
@@ -240,7 +233,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
       }
       history.batch.push({ epoch, step, loss, crossEntropy });
-      opts.onBatch?.({ epoch, step, loss });
+      opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
       sum += loss * b.imageNames.length;
       sumCe += crossEntropy * b.imageNames.length;
       n += b.imageNames.length;
@@ -262,6 +255,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
     );
     await saveCheckpoint(opts.out, decoder, optimizer, opts.vocab, cfg, epoch + 1, history);
+    if (await opts.onEpoch?.({ epoch, decoder, history })) break;
   }
   } finally {
     await dp?.close();

@@ -1,0 +1,165 @@
+/**
+ * Captioning metrics, computed exactly as the COCO caption evaluation code (pycocoevalcap) computes them, on
+ * captions that are already tokenised (arrays of words):
+ * - BLEU-1…4 (Papineni et al. 2002) at corpus level: clipped n-gram counts summed over all images, the
+ *   effective reference length of each image the one closest to its candidate's length (ties: the shorter,
+ *   as its `Bleu` wrapper's option "closest"), one brevity penalty for the corpus, and pycocoevalcap's
+ *   epsilons (1e-15 added to matches, 1e-9 to guesses) so that a zero count gives ~0 rather than an error.
+ * - CIDEr-D (Vedantam et al. 2015) as pycocoevalcap's `Cider`: TF-IDF n-gram vectors (n = 1…4) with document
+ *   frequencies over the evaluated images' references, candidate weights clipped at the reference's,
+ *   a Gaussian length penalty exp(−δ²/2σ²) with σ = 6 (δ counted, as there, in bigrams), mean over n and over
+ *   references, ×10.
+ * - ROUGE-L (Lin 2004) as pycocoevalcap's: LCS precision and recall against each reference, the best of each,
+ *   F-measure with β = 1.2, mean over images.
+ * pycocoevalcap first runs the PTB tokenizer, lower-casing and dropping punctuation; here captions are tokenised
+ * by lib/tokenizer.ts (wink-nlp), which also lower-cases and drops punctuation.
+ * Scales: BLEU and ROUGE-L are reported ×100 (0–100), CIDEr-D on pycocoevalcap's scale (×10 included).
+ */
+
+type Counts = Map<string, number>;
+
+/** Counts of all n-grams, n = 1…maxN, keyed "n|w1 w2 …". */
+function ngramCounts(words: readonly string[], maxN = 4): Counts {
+  const c: Counts = new Map();
+  for (let n = 1; n <= maxN; n++) {
+    for (let i = 0; i + n <= words.length; i++) {
+      const k = `${n}|${words.slice(i, i + n).join(" ")}`;
+      c.set(k, (c.get(k) ?? 0) + 1);
+    }
+  }
+  return c;
+}
+
+const order = (key: string) => Number(key.slice(0, key.indexOf("|")));
+
+function checkInputs(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]) {
+  if (candidates.length !== references.length) throw new Error(`metrics: ${candidates.length} candidates but ${references.length} reference sets`);
+  if (candidates.length === 0) throw new Error("metrics: no captions to score");
+  references.forEach((r, i) => {
+    if (r.length === 0) throw new Error(`metrics: image ${i} has no reference captions`);
+  });
+}
+
+/** Corpus BLEU-1…4 (×100). */
+export function bleu(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]): [number, number, number, number] {
+  checkInputs(candidates, references);
+  const N = 4;
+  const guess = new Array(N).fill(0);
+  const correct = new Array(N).fill(0);
+  let testLen = 0, refLen = 0;
+  candidates.forEach((cand, i) => {
+    const maxRef: Counts = new Map();
+    for (const ref of references[i]) for (const [k, v] of ngramCounts(ref, N)) maxRef.set(k, Math.max(maxRef.get(k) ?? 0, v));
+    const lens = references[i].map((r) => r.length);
+    const L = cand.length;
+    testLen += L;
+    // closest reference length, ties to the shorter (Python's min over (|l − L|, l) tuples)
+    refLen += lens.reduce((best, l) => (Math.abs(l - L) < Math.abs(best - L) || (Math.abs(l - L) === Math.abs(best - L) && l < best) ? l : best));
+    for (let n = 1; n <= N; n++) guess[n - 1] += Math.max(0, L - n + 1);
+    for (const [k, v] of ngramCounts(cand, N)) correct[order(k) - 1] += Math.min(maxRef.get(k) ?? 0, v);
+  });
+  const tiny = 1e-15, small = 1e-9;
+  const ratio = (testLen + tiny) / (refLen + small);
+  const out: number[] = [];
+  for (let n = 1; n <= N; n++) {
+    let b = 1;
+    for (let k = 0; k < n; k++) b *= (correct[k] + tiny) / (guess[k] + small);
+    let s = b ** (1 / n);
+    if (ratio < 1) s *= Math.exp(1 - 1 / ratio);
+    out.push(100 * s);
+  }
+  return out as [number, number, number, number];
+}
+
+/** CIDEr-D: mean over images and the per-image scores. */
+export function ciderD(
+  candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[], sigma = 6,
+): { score: number; perImage: number[] } {
+  checkInputs(candidates, references);
+  const N = 4;
+  const refCounts = references.map((refs) => refs.map((r) => ngramCounts(r, N)));
+  const df = new Map<string, number>();
+  for (const refs of refCounts) {
+    const seen = new Set<string>();
+    for (const c of refs) for (const k of c.keys()) seen.add(k);
+    for (const k of seen) df.set(k, (df.get(k) ?? 0) + 1);
+  }
+  const logRefLen = Math.log(references.length);
+  const vec = (counts: Counts) => {
+    const v = new Map<string, number>();
+    const norm = new Array(N).fill(0);
+    let length = 0;
+    for (const [k, tf] of counts) {
+      const n = order(k) - 1;
+      const w = tf * (logRefLen - Math.log(Math.max(1, df.get(k) ?? 0)));
+      v.set(k, w);
+      norm[n] += w * w;
+      if (n === 1) length += tf; // pycocoevalcap counts the length in bigrams
+    }
+    return { v, norm: norm.map(Math.sqrt), length };
+  };
+  const perImage = candidates.map((cand, i) => {
+    const h = vec(ngramCounts(cand, N));
+    const score = new Array(N).fill(0);
+    for (const rc of refCounts[i]) {
+      const r = vec(rc);
+      const delta = h.length - r.length;
+      const val = new Array(N).fill(0);
+      for (const [k, hw] of h.v) {
+        const rw = r.v.get(k) ?? 0;
+        val[order(k) - 1] += Math.min(hw, rw) * rw;
+      }
+      for (let n = 0; n < N; n++) {
+        // pycocoevalcap divides by the product of norms (NaN when one is 0, which numpy's mean would carry)
+        const d = h.norm[n] * r.norm[n];
+        score[n] += (d === 0 ? 0 : val[n] / d) * Math.exp(-(delta * delta) / (2 * sigma * sigma));
+      }
+    }
+    return (10 * score.reduce((a, b) => a + b, 0)) / N / refCounts[i].length;
+  });
+  return { score: perImage.reduce((a, b) => a + b, 0) / perImage.length, perImage };
+}
+
+/** Length of the longest common subsequence of two word arrays. */
+export function lcsLength(a: readonly string[], b: readonly string[]): number {
+  const prev = new Array(b.length + 1).fill(0);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = 0;
+    for (let j = 1; j <= b.length; j++) {
+      const up = prev[j];
+      prev[j] = a[i - 1] === b[j - 1] ? diag + 1 : Math.max(prev[j], prev[j - 1]);
+      diag = up;
+    }
+  }
+  return prev[b.length];
+}
+
+/** ROUGE-L (×100): mean over images. */
+export function rougeL(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[], beta = 1.2): number {
+  checkInputs(candidates, references);
+  const scores = candidates.map((cand, i) => {
+    let p = 0, r = 0;
+    for (const ref of references[i]) {
+      const l = lcsLength(ref, cand);
+      p = Math.max(p, cand.length ? l / cand.length : 0);
+      r = Math.max(r, ref.length ? l / ref.length : 0);
+    }
+    return p !== 0 && r !== 0 ? ((1 + beta ** 2) * p * r) / (r + beta ** 2 * p) : 0;
+  });
+  return (100 * scores.reduce((a, b) => a + b, 0)) / scores.length;
+}
+
+export interface CaptionMetrics {
+  bleu1: number;
+  bleu2: number;
+  bleu3: number;
+  bleu4: number;
+  cider: number;
+  rougeL: number;
+}
+
+/** All three metrics at once (BLEU and ROUGE-L ×100, CIDEr-D as pycocoevalcap). */
+export function captionMetrics(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]): CaptionMetrics {
+  const [bleu1, bleu2, bleu3, bleu4] = bleu(candidates, references);
+  return { bleu1, bleu2, bleu3, bleu4, cider: ciderD(candidates, references).score, rougeL: rougeL(candidates, references) };
+}
