@@ -3,6 +3,7 @@
  *   synthetic   generate the synthetic scenes            vocab    build a vocabulary from a train split
  *   backend     print the TensorFlow.js backend chosen   start    the main job (npm start)
  */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { parseArgs } from "node:util";
 import { initBackend, describeBackend } from "./backend";
@@ -11,7 +12,8 @@ import { buildVocabulary } from "./vocabulary";
 import { trainCaptions } from "./dataset";
 import { Progress } from "./progress";
 import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./paths";
-import { prepareCaptionData, runPipeline } from "./pipeline";
+import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "./pipeline";
+import { evaluate } from "./evaluate";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
 import { extractFeatures } from "./features";
@@ -19,7 +21,8 @@ import * as tf from "@tensorflow/tfjs";
 import { defaultTrainConfig, loadCheckpoint, train } from "./train";
 import { getDefaultConfig } from "./decoder";
 import { beamSearch } from "./generate";
-import { writeJsonAtomic } from "./io";
+import { writeFileAtomic, writeJsonAtomic } from "./io";
+import { attentionPng } from "./heatmap";
 import { imageFiles } from "./captions";
 import type { Split } from "./captions";
 
@@ -38,7 +41,8 @@ Commands:
   train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
               train the attention decoder on cached features (extracted first if missing)
-  caption     IMAGE... --checkpoint runs/NAME/checkpoint [--beam 3] [--json]   caption any image end to end
+  evaluate    --checkpoint DIR --data-dir DIR [--split dev|test] [--beam 1,3,5] [--json] [--out DIR] [--skip-missing]
+  caption     IMAGE... --checkpoint runs/NAME/checkpoint [--beam 3] [--json] [--heatmap out.png]   caption any image end to end
   backend     print which TensorFlow.js backend is used and why
 
 Environment: ATTEND_TELL_BACKEND=node-gpu|webgpu|node|wasm|cpu, FLICKR8K_DIR, ATTEND_TELL_QUICK=1 (see environment.md)`;
@@ -163,7 +167,7 @@ export async function main(argv: string[]): Promise<void> {
     case "caption": {
       const { values, positionals } = parseArgs({
         args: rest, allowPositionals: true,
-        options: { checkpoint: { type: "string" }, beam: { type: "string" }, json: { type: "boolean" }, "max-len": { type: "string" } },
+        options: { checkpoint: { type: "string" }, beam: { type: "string" }, json: { type: "boolean" }, "max-len": { type: "string" }, heatmap: { type: "string" } },
       });
       if (!values.checkpoint || positionals.length === 0) throw new Error("caption needs IMAGE... and --checkpoint DIR");
       await initBackend({ quiet: values.json });
@@ -177,10 +181,52 @@ export async function main(argv: string[]): Promise<void> {
         const g = await beamSearch(ck.decoder, f, k, int(values["max-len"], "max-len", 20));
         tf.dispose([x, f]);
         const words = ck.vocab.decode(g.ids);
-        results.push({ image, caption: words.join(" "), words, attention: g.alphas.map((a) => a.map((v) => Number(v.toFixed(5)))) });
+        let heatmap: string | undefined;
+        if (values.heatmap) {
+          // one image: the path as given; several: <name>-<n>.png
+          heatmap = positionals.length === 1 ? values.heatmap : values.heatmap.replace(/(\.png)?$/i, `-${results.length + 1}.png`);
+          fs.mkdirSync(path.dirname(path.resolve(heatmap)), { recursive: true });
+          writeFileAtomic(heatmap, await attentionPng(image, words, g.alphas));
+        }
+        results.push({ image, caption: words.join(" "), words, attention: g.alphas.map((a) => a.map((v) => Number(v.toFixed(5)))), ...(heatmap ? { heatmap } : {}) });
       }
       if (values.json) console.log(JSON.stringify(results.length === 1 ? results[0] : results));
-      else for (const r of results) console.log(`${r.image}: ${r.caption}`);
+      else for (const r of results) console.log(`${r.image}: ${r.caption}` + (r.heatmap ? `   (attention: ${r.heatmap})` : ""));
+      return;
+    }
+    case "evaluate": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          checkpoint: { type: "string" }, "data-dir": { type: "string" }, split: { type: "string" }, beam: { type: "string" },
+          json: { type: "boolean" }, features: { type: "string" }, "skip-missing": { type: "boolean" }, "max-len": { type: "string" }, out: { type: "string" },
+        },
+      });
+      if (!values.checkpoint || !values["data-dir"]) throw new Error("evaluate needs --checkpoint DIR and --data-dir DIR");
+      const split = values.split ?? "dev";
+      if (split !== "dev" && split !== "test" && split !== "train") throw new Error(`--split must be dev or test (or train); got ${split}`);
+      const beams = (values.beam ?? "1,3").split(",").map((b) => int(b, "beam", 1));
+      await initBackend({ quiet: values.json });
+      const ck = await loadCheckpoint(values.checkpoint);
+      const outDir = values.out ?? path.dirname(path.resolve(values.checkpoint));
+      const { report } = await evaluate({
+        decoder: ck.decoder, vocab: ck.vocab, dataDir: values["data-dir"], split, beams, outDir, quiet: values.json,
+        featuresDir: values.features ?? defaultFeaturesDir(values["data-dir"]), skipMissing: values["skip-missing"], maxLen: int(values["max-len"], "max-len", 20),
+      });
+      writeJsonAtomic(path.join(outDir, `metrics-${split}.json`), report);
+      if (values.json) console.log(JSON.stringify(report));
+      else {
+        console.log(`${split}: ${report.n_images} images${report.skipped ? ` (${report.skipped} skipped: no photo)` : ""}; checkpoint ${values.checkpoint} (epoch ${ck.epoch})`);
+        console.log("beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L" + (Object.values(report.beam)[0]?.attention ? "  scenes right  pointing  mass in box" : "") + "   (BLEU, ROUGE-L ×100)");
+        for (const [k, m] of Object.entries(report.beam)) {
+          const f = (v: number) => v.toFixed(1).padStart(6);
+          let line = `${k.padStart(4)}  ${f(m.bleu1)}  ${f(m.bleu2)}  ${f(m.bleu3)}  ${f(m.bleu4)}  ${m.cider.toFixed(3).padStart(7)}  ${f(m.rougeL)}`;
+          if (m.attention) line += `  ${(100 * m.sceneAccuracy!).toFixed(1).padStart(11)}%  ${(100 * m.attention.pointing).toFixed(1).padStart(7)}%  ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})`;
+          console.log(line + `   ${m.seconds.toFixed(0)} s`);
+        }
+        console.log(`captions: ${path.join(outDir, `captions-${split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${split}.json`)}`);
+      }
+      ck.decoder.dispose();
       return;
     }
     case "backend": {

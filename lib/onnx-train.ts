@@ -45,9 +45,10 @@ export const PARAMS = [
  * Inputs: every parameter (`PARAMS`), `features [B, R, E]`, `words [B, S]` (int64, the input words),
  * `targets [B·S]` (int64), `mask [B·S]` (1 for real target words), `dropMask [B·S, D]` (0 or 1/(1−p)),
  * `ceScale [1]` (1 / real target words), `penScale [1]` (λ / captions).
- * Outputs: `loss`, `crossEntropy`, `penalty` (each [1]) and `grad/<param>` for every parameter.
+ * Outputs: `loss`, `crossEntropy`, `penalty` (each [1]) and `grad/<param>` for every parameter (unless
+ * `backward: false`, for evaluation).
  */
-export function trainingGraph(config: DecoderConfig, B: number, S: number, R: number): Uint8Array {
+export function trainingGraph(config: DecoderConfig, B: number, S: number, R: number, opts: { backward?: boolean } = {}): Uint8Array {
   const { vocabSize: V, embedSize: M, attentionDim: K, encoderDim: E, decoderDim: D } = config;
   const g = new OnnxGraph(`attend_tell_train_B${B}_S${S}`);
   const op1 = (type: string, inputs: string[], attrs: { name: string; i?: number; ints?: number[] }[] = []) => g.op(type, inputs, attrs)[0];
@@ -130,6 +131,7 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   g.output(add(crossEntropy, penalty), "loss", [1]);
   g.output(crossEntropy, "crossEntropy", [1]);
   g.output(penalty, "penalty", [1]);
+  if (opts.backward === false) return g.toBytes(17); // evaluation: the loss alone
 
   // ---- backward ----
   // Output layer: d logits = (softmax − onehot) · mask / tokens.
@@ -237,12 +239,12 @@ export class OnnxTrainer {
     if (!loadOrt()) throw new Error("OnnxTrainer needs the optional package onnxruntime-node (npm install onnxruntime-node)");
   }
 
-  private session(B: number, S: number) {
-    const key = `${B}x${S}`;
+  private session(B: number, S: number, backward: boolean) {
+    const key = `${B}x${S}${backward ? "" : "-loss"}`;
     let s = this.sessions.get(key);
     if (!s) {
       const ort = loadOrt()!;
-      s = ort.InferenceSession.create(trainingGraph(this.config, B, S, this.regions), {
+      s = ort.InferenceSession.create(trainingGraph(this.config, B, S, this.regions, { backward }), {
         intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: false,
       });
       this.sessions.set(key, s);
@@ -256,8 +258,9 @@ export class OnnxTrainer {
    */
   async step(
     params: Record<string, Float32Array>, features: Float32Array, captions: Int32Array, B: number, T: number,
-    opts: { seed: number; lambda: number; dropout: number; pad?: number },
+    opts: { seed: number; lambda: number; dropout: number; pad?: number; backward?: boolean },
   ): Promise<OnnxStepResult> {
+    const backward = opts.backward ?? true;
     const ort = loadOrt()!;
     const S = T - 1;
     const { encoderDim: E, decoderDim: D } = this.config;
@@ -284,9 +287,9 @@ export class OnnxTrainer {
       penScale: new ort.Tensor("float32", Float32Array.of(opts.lambda / B), [1]),
     };
     for (const name of PARAMS) feeds[name] = new ort.Tensor("float32", params[name], paramShape(this.config, name));
-    const out = await (await this.session(B, S)).run(feeds);
+    const out = await (await this.session(B, S, backward)).run(feeds);
     const grads: Record<string, Float32Array> = {};
-    for (const name of PARAMS) grads[name] = out[`grad/${name}`].data as Float32Array;
+    if (backward) for (const name of PARAMS) grads[name] = out[`grad/${name}`].data as Float32Array;
     const scalar = (k: string) => (out[k].data as Float32Array)[0];
     return { loss: scalar("loss"), crossEntropy: scalar("crossEntropy"), penalty: scalar("penalty"), grads };
   }
@@ -299,6 +302,16 @@ export class OnnxTrainer {
       { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
     );
     return { loss: tf.scalar(r.loss), crossEntropy: tf.scalar(r.crossEntropy), grads: gradientsToTensors(decoder, r.grads) };
+  }
+
+  /** Loss parts without dropout and without gradients (validation). */
+  async loss(decoder: DecoderRNN, features: tf.Tensor3D, captions: tf.Tensor2D, lambda: number): Promise<{ loss: number; crossEntropy: number }> {
+    const [B, T] = captions.shape;
+    const r = await this.step(
+      await OnnxTrainer.parameters(decoder), (await features.data()) as Float32Array, (await captions.data()) as Int32Array, B, T,
+      { seed: 0, lambda, dropout: 0, backward: false },
+    );
+    return { loss: r.loss, crossEntropy: r.crossEntropy };
   }
 
   /** The decoder's parameter values, by name, for `step`. */

@@ -76,3 +76,49 @@ export async function scoreScenes(
   }
   return { accuracy: correct / images.length, recall: found / Math.max(1, truthCount), precision: right / Math.max(1, named), samples };
 }
+
+export interface AttentionScore {
+  /** Generated object words (shape words naming an object of the scene) that were scored. */
+  objectWords: number;
+  /** Share of them whose most attended region's centre lies in the object's box. */
+  pointing: number;
+  /** Mean attention mass on the object's box (each region weighted by the share of its cell inside the box). */
+  massInBox: number;
+  /** The mass a uniform attention would put on the boxes: the chance level of `massInBox`. */
+  uniformMass: number;
+}
+
+/**
+ * Attention correctness on synthetic scenes: for every generated shape word that names an object of the scene
+ * (right colour and shape), where does α at that word fall? Regions are the encoder's 7×7 grid, row-major
+ * (r = row·7 + col), each covering an imageSize/7 square of the picture.
+ */
+export function attentionCorrectness(
+  items: readonly { words: readonly string[]; alphas: readonly (readonly number[])[]; objects: readonly SceneObject[] }[],
+  imageSize = 224, grid = 7,
+): AttentionScore {
+  const cell = imageSize / grid;
+  let n = 0, hits = 0, mass = 0, uniform = 0;
+  for (const { words, alphas, objects } of items) {
+    for (const m of mentionedObjects(words)) {
+      const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
+      const a = alphas[m.index];
+      if (!o || !a) continue;
+      const [x0, y0, x1, y1] = o.box;
+      let peak = 0;
+      for (let r = 1; r < a.length; r++) if (a[r] > a[peak]) peak = r;
+      const [pr, pc] = [Math.floor(peak / grid), peak % grid];
+      const [cx, cy] = [(pc + 0.5) * cell, (pr + 0.5) * cell];
+      hits += cx >= x0 && cx <= x1 && cy >= y0 && cy <= y1 ? 1 : 0;
+      for (let r = 0; r < a.length; r++) {
+        const [row, col] = [Math.floor(r / grid), r % grid];
+        const w = Math.max(0, Math.min(x1, (col + 1) * cell) - Math.max(x0, col * cell)) * Math.max(0, Math.min(y1, (row + 1) * cell) - Math.max(y0, row * cell));
+        const share = w / (cell * cell);
+        mass += a[r] * share;
+        uniform += share / a.length;
+      }
+      n++;
+    }
+  }
+  return { objectWords: n, pointing: n ? hits / n : 0, massInBox: n ? mass / n : 0, uniformMass: n ? uniform / n : 0 };
+}

@@ -82,19 +82,29 @@ export interface History {
 
 const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
 
-/** Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions). */
-export async function evaluateLoss(decoder: DecoderRNN, data: FeatureCaptionDataset, cfg: TrainConfig): Promise<{ loss: number; crossEntropy: number }> {
+/**
+ * Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions); on ONNX
+ * Runtime when a trainer is given (a loss-only graph), else on tfjs.
+ */
+export async function evaluateLoss(
+  decoder: DecoderRNN, data: FeatureCaptionDataset, cfg: TrainConfig, onnx?: OnnxTrainer,
+): Promise<{ loss: number; crossEntropy: number }> {
   let loss = 0, ce = 0, n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
-    const l = tf.tidy(() => {
-      const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
-      return tf.stack([r.loss, r.crossEntropy]);
-    });
-    const [lv, cv] = await l.data();
+    let lv: number, cv: number;
+    if (onnx) ({ loss: lv, crossEntropy: cv } = await onnx.loss(decoder, b.features, b.captions, cfg.lambda));
+    else {
+      const l = tf.tidy(() => {
+        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
+        return tf.stack([r.loss, r.crossEntropy]);
+      });
+      [lv, cv] = await l.data();
+      l.dispose();
+    }
     loss += lv * b.imageNames.length;
     ce += cv * b.imageNames.length;
     n += b.imageNames.length;
-    tf.dispose([l, b.features, b.captions]);
+    tf.dispose([b.features, b.captions]);
   }
   return { loss: loss / n, crossEntropy: ce / n };
 }
@@ -247,7 +257,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       }
     }
     const seconds = (Date.now() - t0) / 1000;
-    const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg) : undefined;
+    const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
     history.epoch.push({ epoch, trainLoss: sum / n, trainCrossEntropy: sumCe / n, valLoss: val?.loss, valCrossEntropy: val?.crossEntropy, seconds, captionsPerSecond: n / seconds });
     log(
       `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +

@@ -12,7 +12,7 @@ describe("training step compiled to ONNX", function () {
   });
   const config = { vocabSize: 13, embedSize: 5, encoderDim: 8, attentionDim: 6, decoderDim: 7, dropout: 0 };
 
-  it("gives tfjs autodiff's loss parts and gradients (padded captions, λ = 0.7)", async () => {
+  it("gives tfjs autodiff's loss parts and gradients (padded captions, λ = 0.7), and the same loss without the backward pass", async () => {
     const d = new DecoderRNN(config, defaultInitializer(9));
     const [B, R, T] = [3, 5, 6];
     const fv = Float32Array.from({ length: B * R * 8 }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i));
@@ -40,6 +40,8 @@ describe("training step compiled to ONNX", function () {
       for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / scale);
       assert.ok(worst < 1e-4, `${name}: relative gradient error ${worst}`);
     }
+    const evalOnly = await trainer.loss(d, features, captions, 0.7); // the loss-only graph (validation)
+    assert.ok(Math.abs(evalOnly.loss - out.loss) < 1e-6 && Math.abs(evalOnly.crossEntropy - out.crossEntropy) < 1e-6);
     await trainer.dispose();
     d.dispose();
   });

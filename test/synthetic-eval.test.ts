@@ -1,0 +1,35 @@
+import { strict as assert } from "node:assert";
+import { SceneObject } from "../lib/synthetic";
+import { attentionCorrectness, captionCorrect, mentionedObjects } from "../lib/synthetic-eval";
+
+const red: SceneObject = { shape: "square", color: "red", size: "small", box: [64, 96, 96, 128] }; // exactly cell (row 3, col 2) of 32-px cells
+const blue: SceneObject = { shape: "circle", color: "blue", size: "large", box: [150, 10, 220, 80] };
+
+describe("synthetic scenes: are the captions and the attention right?", () => {
+  it("finds the objects a caption names (a size may sit between colour and shape)", () => {
+    const m = mentionedObjects("a small red square to the left of a blue circle".split(" "));
+    assert.deepEqual(m, [{ color: "red", shape: "square", index: 3 }, { color: "blue", shape: "circle", index: 10 }]);
+    assert.deepEqual(mentionedObjects("a square".split(" ")), []);
+  });
+
+  it("calls a caption right only when it names exactly the scene's objects", () => {
+    assert.equal(captionCorrect("a blue circle above a red square".split(" "), [red, blue]), true);
+    assert.equal(captionCorrect("a red square".split(" "), [red, blue]), false, "one object missing");
+    assert.equal(captionCorrect("a red square and a green circle".split(" "), [red]), false, "an extra object");
+    assert.equal(captionCorrect("a red circle".split(" "), [red]), false, "wrong shape");
+  });
+
+  it("scores attention on the named object's box: one-hot on its cell, elsewhere, and uniform", () => {
+    const words = "a small red square".split(" ");
+    const onehot = (r: number) => Array.from({ length: 49 }, (_, i) => (i === r ? 1 : 0));
+    const cell = 3 * 7 + 2; // row 3, col 2 (row-major, as the encoder's regions)
+    const hit = attentionCorrectness([{ words, alphas: [[], [], [], onehot(cell)], objects: [red] }]);
+    assert.deepEqual(hit, { objectWords: 1, pointing: 1, massInBox: 1, uniformMass: 1 / 49 });
+    const transposed = attentionCorrectness([{ words, alphas: [[], [], [], onehot(2 * 7 + 3)], objects: [red] }]);
+    assert.equal(transposed.pointing, 0, "row and column swapped must miss");
+    assert.equal(transposed.massInBox, 0);
+    const uniform = attentionCorrectness([{ words, alphas: [[], [], [], Array(49).fill(1 / 49)], objects: [red] }]);
+    assert.ok(Math.abs(uniform.massInBox - 1 / 49) < 1e-12);
+    assert.equal(attentionCorrectness([{ words: "a green square".split(" "), alphas: [[], [], onehot(0)], objects: [red] }]).objectWords, 0, "objects not in the scene are not scored");
+  });
+});
