@@ -14,6 +14,7 @@ import { Progress } from "./progress";
 import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./paths";
 import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "./pipeline";
 import { evaluate } from "./evaluate";
+import { writeReport } from "./report";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
 import { extractFeatures } from "./features";
@@ -41,6 +42,7 @@ Commands:
   train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
               train the attention decoder on cached features (extracted first if missing)
+  report      --run runs/NAME [--split dev] [--gallery 6]                         report.html: loss charts, metrics, attention gallery
   evaluate    --checkpoint DIR --data-dir DIR [--split dev|test] [--beam 1,3,5] [--json] [--out DIR] [--skip-missing]
   caption     IMAGE... --checkpoint runs/NAME/checkpoint [--beam 3] [--json] [--heatmap out.png]   caption any image end to end
   backend     print which TensorFlow.js backend is used and why
@@ -227,6 +229,12 @@ export async function main(argv: string[]): Promise<void> {
         console.log(`captions: ${path.join(outDir, `captions-${split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${split}.json`)}`);
       }
       ck.decoder.dispose();
+      return;
+    }
+    case "report": {
+      const { values } = parseArgs({ args: rest, options: { run: { type: "string" }, split: { type: "string" }, gallery: { type: "string" } } });
+      if (!values.run) throw new Error("report needs --run runs/NAME (the folder given to train --out)");
+      console.log(await writeReport(values.run, { split: values.split, gallery: int(values.gallery, "gallery", 6) }));
       return;
     }
     case "backend": {

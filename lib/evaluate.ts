@@ -30,6 +30,8 @@ export interface BeamResult extends CaptionMetrics {
 
 export interface EvaluationReport {
   split: Split;
+  /** Where the images are (for reports). */
+  dataDir: string;
   n_images: number;
   /** Images of the split skipped because their photo is missing (only with skipMissing). */
   skipped: number;
@@ -87,7 +89,7 @@ export async function evaluate(o: EvaluateOptions): Promise<{ report: Evaluation
   const cache = FeatureCache.open(o.featuresDir);
   const references = images.map((im) => ds.captionsOf(im).map(tokenize));
   const synthetic = fs.existsSync(path.join(o.dataDir, BOXES_FILE)) ? readBoxes(o.dataDir) : undefined;
-  const report: EvaluationReport = { split: o.split, n_images: images.length, skipped: ds.skipped.length, beam: {} };
+  const report: EvaluationReport = { split: o.split, dataDir: path.resolve(o.dataDir), n_images: images.length, skipped: ds.skipped.length, beam: {} };
   const captions: Record<string, GeneratedCaption[]> = {};
   try {
     for (const k of o.beams) {

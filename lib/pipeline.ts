@@ -1,7 +1,7 @@
 /**
  * The main job (`npm start`), stage by stage, on the synthetic scenes by default or on Flickr8k:
  *   data → frozen ResNet-50 features (cached) → vocabulary (train split) → training with a checkpoint per
- *   epoch → a summary. On the synthetic scenes training stops as soon as the greedy captions of the dev scenes
+ *   epoch → dev evaluation (greedy and beam 3) → report.html and a summary. On the synthetic scenes training stops as soon as the greedy captions of the dev scenes
  *   name exactly their objects (lib/synthetic-eval.ts); on Flickr8k it runs the given number of epochs.
  */
 import { createHash } from "node:crypto";
@@ -15,6 +15,8 @@ import { getDefaultConfig } from "./decoder";
 import { REGIONS } from "./encoder";
 import { FeatureCache, extractFeatures } from "./features";
 import { writeJsonAtomic } from "./io";
+import { EvaluationReport, evaluate } from "./evaluate";
+import { writeReport } from "./report";
 import { projectRoot, syntheticDir } from "./paths";
 import { Progress } from "./progress";
 import { ensureSynthetic, readBoxes } from "./synthetic";
@@ -93,6 +95,9 @@ export interface PipelineSummary {
   sceneScores?: Omit<SceneScore, "samples">[];
   samples: { image: string; caption: string; correct?: boolean; truth?: string[] }[];
   checkpoint: string;
+  /** Dev metrics per beam size (lib/evaluate.ts). */
+  metrics: EvaluationReport["beam"];
+  report: string;
   seconds: number;
 }
 
@@ -151,6 +156,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     samples = (await greedy(model, f, 24)).map((g, i) => ({ image: names[i], caption: data.vocab.decode(g.ids).join(" ") }));
     f.dispose();
   }
+  // Evaluation on dev (greedy and beam 3) and the report.
+  const { report } = await evaluate({
+    decoder: model, vocab: data.vocab, dataDir, split: "dev", featuresDir: data.featuresDir, beams: [1, 3], outDir: opts.out, skipMissing: opts.skipMissing,
+  });
+  writeJsonAtomic(path.join(opts.out, "metrics-dev.json"), report);
+  const reportFile = await writeReport(opts.out, { title: `attend-tell — ${opts.data}` });
   model.dispose();
   const summary: PipelineSummary = {
     backend: describeBackend(backend),
@@ -165,6 +176,8 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     sceneScores: sceneScores.length ? sceneScores.map(({ samples: _, ...s }) => s) : undefined,
     samples,
     checkpoint,
+    metrics: report.beam,
+    report: reportFile,
     seconds: (Date.now() - t0) / 1000,
   };
   writeJsonAtomic(path.join(opts.out, "summary.json"), summary);
@@ -178,9 +191,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
         `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
       ...(score ? [`  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`] : []),
+      ...Object.entries(report.beam).map(([k, m]) => `  dev beam ${k}:  BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)}, ROUGE-L ${m.rougeL.toFixed(1)}` +
+        (m.attention ? `; attention on the named object: pointing ${(100 * m.attention.pointing).toFixed(1)}%, mass in box ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})` : "")),
       `  samples (dev, greedy):`,
       ...samples.map((s) => `    ${s.image}: ${s.caption}` + (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : "")),
       `  checkpoint:  ${checkpoint}   (caption any image: bin/attend-tell caption IMAGE --checkpoint ${checkpoint})`,
+      `  report:      ${reportFile}`,
       `  summary:     ${path.join(opts.out, "summary.json")}; ${summary.seconds.toFixed(0)} s in all`,
     ].join("\n"),
   );

@@ -7,9 +7,9 @@
  */
 import { execFileSync, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import { JUPYTER_PATH, ROOT, buildLib, installKernel, jupyterPython } from "./install-kernel";
+import { chromium, renderedCharts } from "./chromium";
 
 const NB_DIR = path.join(ROOT, "notebooks");
 const OUT = path.join(ROOT, "build", "notebooks");
@@ -36,28 +36,6 @@ function firstError(executed: string): string | undefined {
     }
   }
   return undefined;
-}
-
-function chromium(): string | undefined {
-  return ["/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome"].find((c) => fs.existsSync(c));
-}
-
-/** Loads the HTML in headless Chromium; returns [charts in the page, charts Plotly drew]. */
-function renderedCharts(html: string, browser: string): [number, number] {
-  const profile = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-chromium-"));
-  const r = spawnSync(
-    browser,
-    ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`, "--virtual-time-budget=15000", "--dump-dom",
-      `file://${html}`],
-    { encoding: "utf8", maxBuffer: 512 * 1024 * 1024, timeout: 120_000 },
-  );
-  fs.rmSync(profile, { recursive: true, force: true });
-  if (r.status !== 0) fail(`chromium could not load ${html}: ${r.stderr.slice(-500)}`);
-  const source = fs.readFileSync(html, "utf8");
-  const expected = (source.match(/<div id="attend-tell-plot-/g) ?? []).length;
-  const drawn = (r.stdout.match(/class="attend-tell-plot js-plotly-plot"/g) ?? []).length;
-  return [expected, drawn];
 }
 
 function main(): void {
@@ -96,7 +74,12 @@ function main(): void {
     const html = executed.replace(/\.ipynb$/, ".html");
     let charts = "";
     if (browser) {
-      const [expected, drawn] = renderedCharts(html, browser);
+      let expected: number, drawn: number;
+      try {
+        ({ expected, drawn } = renderedCharts(html, browser));
+      } catch (e) {
+        fail((e as Error).message);
+      }
       if (drawn < expected) fail(`${name}: ${drawn} of ${expected} Plotly charts rendered in headless Chromium (${html})`);
       charts = `, ${drawn}/${expected} charts rendered in Chromium`;
     } else if (process.env.CI) fail("chromium is needed to check the charts (apt-get install chromium)");
