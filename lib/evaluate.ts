@@ -75,6 +75,8 @@ export interface EvaluateOptions {
   beams: number[];
   skipMissing?: boolean;
   maxLen?: number;
+  /** Only the split's first `limit` images (notebooks, quick looks). */
+  limit?: number;
   /** Writes `captions-<split>-beam<k>.json` here. */
   outDir?: string;
   quiet?: boolean;
@@ -82,7 +84,7 @@ export interface EvaluateOptions {
 
 export async function evaluate(o: EvaluateOptions): Promise<{ report: EvaluationReport; captions: Record<string, GeneratedCaption[]> }> {
   const ds = new FlickrDataset({ dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? "skip" : "error" });
-  const images = [...ds.images];
+  const images = ds.images.slice(0, o.limit ?? ds.images.length);
   if (images.length === 0) throw new Error(`no ${o.split} images with photos in ${o.dataDir}`);
   // Features of the split's images (computed now for any the cache lacks, e.g. a split not trained on).
   await extractFeatures({ files: images.map((im) => ds.imagePath(im)), out: o.featuresDir, quiet: true });

@@ -40,35 +40,52 @@ function checkInputs(candidates: readonly (readonly string[])[], references: rea
   });
 }
 
-/** Corpus BLEU-1…4 (×100). */
-export function bleu(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]): [number, number, number, number] {
-  checkInputs(candidates, references);
-  const N = 4;
-  const guess = new Array(N).fill(0);
+/** BLEU's sufficient statistics for one caption: clipped n-gram matches and guesses (n = 1…4), lengths. */
+export interface BleuCounts {
+  correct: number[];
+  guess: number[];
+  testLen: number;
+  /** The reference length closest to the candidate's (ties: the shorter). */
+  refLen: number;
+}
+
+export function bleuCounts(cand: readonly string[], refs: readonly (readonly string[])[], N = 4): BleuCounts {
+  const maxRef: Counts = new Map();
+  for (const ref of refs) for (const [k, v] of ngramCounts(ref, N)) maxRef.set(k, Math.max(maxRef.get(k) ?? 0, v));
+  const L = cand.length;
+  // Python's min over (|l − L|, l) tuples
+  const refLen = refs.map((r) => r.length).reduce((best, l) => (Math.abs(l - L) < Math.abs(best - L) || (Math.abs(l - L) === Math.abs(best - L) && l < best) ? l : best));
+  const guess = Array.from({ length: N }, (_, n) => Math.max(0, L - n));
   const correct = new Array(N).fill(0);
-  let testLen = 0, refLen = 0;
-  candidates.forEach((cand, i) => {
-    const maxRef: Counts = new Map();
-    for (const ref of references[i]) for (const [k, v] of ngramCounts(ref, N)) maxRef.set(k, Math.max(maxRef.get(k) ?? 0, v));
-    const lens = references[i].map((r) => r.length);
-    const L = cand.length;
-    testLen += L;
-    // closest reference length, ties to the shorter (Python's min over (|l − L|, l) tuples)
-    refLen += lens.reduce((best, l) => (Math.abs(l - L) < Math.abs(best - L) || (Math.abs(l - L) === Math.abs(best - L) && l < best) ? l : best));
-    for (let n = 1; n <= N; n++) guess[n - 1] += Math.max(0, L - n + 1);
-    for (const [k, v] of ngramCounts(cand, N)) correct[order(k) - 1] += Math.min(maxRef.get(k) ?? 0, v);
-  });
+  for (const [k, v] of ngramCounts(cand, N)) correct[order(k) - 1] += Math.min(maxRef.get(k) ?? 0, v);
+  return { correct, guess, testLen: L, refLen };
+}
+
+/** BLEU-1…4 (×100) from summed counts: geometric mean of the n-gram precisions times the brevity penalty. */
+export function bleuFromCounts(c: BleuCounts): [number, number, number, number] {
   const tiny = 1e-15, small = 1e-9;
-  const ratio = (testLen + tiny) / (refLen + small);
+  const ratio = (c.testLen + tiny) / (c.refLen + small);
+  const bp = ratio < 1 ? Math.exp(1 - 1 / ratio) : 1;
   const out: number[] = [];
-  for (let n = 1; n <= N; n++) {
+  for (let n = 1; n <= 4; n++) {
     let b = 1;
-    for (let k = 0; k < n; k++) b *= (correct[k] + tiny) / (guess[k] + small);
-    let s = b ** (1 / n);
-    if (ratio < 1) s *= Math.exp(1 - 1 / ratio);
-    out.push(100 * s);
+    for (let k = 0; k < n; k++) b *= (c.correct[k] + tiny) / (c.guess[k] + small);
+    out.push(100 * b ** (1 / n) * bp);
   }
   return out as [number, number, number, number];
+}
+
+/** Corpus BLEU-1…4 (×100): counts summed over all images, then one score. */
+export function bleu(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]): [number, number, number, number] {
+  checkInputs(candidates, references);
+  const total: BleuCounts = { correct: [0, 0, 0, 0], guess: [0, 0, 0, 0], testLen: 0, refLen: 0 };
+  candidates.forEach((cand, i) => {
+    const c = bleuCounts(cand, references[i]);
+    for (let n = 0; n < 4; n++) (total.correct[n] += c.correct[n]), (total.guess[n] += c.guess[n]);
+    total.testLen += c.testLen;
+    total.refLen += c.refLen;
+  });
+  return bleuFromCounts(total);
 }
 
 /** CIDEr-D: mean over images and the per-image scores. */

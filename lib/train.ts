@@ -110,7 +110,7 @@ export async function evaluateLoss(
 }
 
 /** Writes the checkpoint folder atomically: a new folder, then a rename over the old one. */
-async function saveCheckpoint(dir: string, decoder: DecoderRNN, opt: tf.AdamOptimizer, vocab: Vocabulary, cfg: TrainConfig, epoch: number, history: History) {
+async function saveCheckpoint(dir: string, decoder: DecoderRNN, opt: tf.AdamOptimizer, vocab: Vocabulary, cfg: TrainConfig, epoch: number, history: History, dataDir: string) {
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   await saveTensors(path.join(tmp, "model"), decoder.namedVariables());
@@ -118,7 +118,7 @@ async function saveCheckpoint(dir: string, decoder: DecoderRNN, opt: tf.AdamOpti
   await saveTensors(path.join(tmp, "optimizer"), Object.fromEntries(optWeights.map((w) => [w.name, w.tensor])));
   vocab.save(path.join(tmp, "vocab.json"));
   writeJsonAtomic(path.join(tmp, "history.json"), history);
-  writeJsonAtomic(path.join(tmp, "checkpoint.json"), { format: CHECKPOINT_FORMAT, version: 1, epoch, config: cfg });
+  writeJsonAtomic(path.join(tmp, "checkpoint.json"), { format: CHECKPOINT_FORMAT, version: 1, epoch, config: cfg, dataDir });
   const old = `${dir}.old-${process.pid}`;
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
   fs.renameSync(tmp, dir);
@@ -130,12 +130,14 @@ export interface Checkpoint {
   vocab: Vocabulary;
   config: TrainConfig;
   epoch: number;
+  /** The data folder it was trained on (absent in checkpoints from before it was recorded). */
+  dataDir?: string;
   history: History;
   optimizerWeights: { name: string; tensor: tf.Tensor }[];
 }
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
-  const meta = readJson<{ format: string; version: number; epoch: number; config: TrainConfig }>(path.join(dir, "checkpoint.json"), "checkpoint");
+  const meta = readJson<{ format: string; version: number; epoch: number; config: TrainConfig; dataDir?: string }>(path.join(dir, "checkpoint.json"), "checkpoint");
   if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${dir} is not an attend-tell captioning checkpoint`);
   const weights = await loadTensors(path.join(dir, "model"));
   const decoder = new DecoderRNN(meta.config.decoder, (name) => {
@@ -150,6 +152,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     vocab: Vocabulary.load(path.join(dir, "vocab.json")),
     config: meta.config,
     epoch: meta.epoch,
+    dataDir: meta.dataDir,
     history: readJson<History>(path.join(dir, "history.json"), "training history"),
     optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
   };
@@ -264,7 +267,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
         `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
     );
-    await saveCheckpoint(opts.out, decoder, optimizer, opts.vocab, cfg, epoch + 1, history);
+    await saveCheckpoint(opts.out, decoder, optimizer, opts.vocab, cfg, epoch + 1, history, path.resolve(opts.train.dataset.layout.dataDir));
     if (await opts.onEpoch?.({ epoch, decoder, history })) break;
   }
   } finally {
@@ -272,4 +275,9 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     await onnx?.dispose();
   }
   return { decoder, history };
+}
+
+/** The first of `dirs` that holds a captioning checkpoint (notebooks use a trained model when there is one). */
+export function findCheckpoint(dirs: readonly (string | undefined)[]): string | undefined {
+  return dirs.find((d): d is string => !!d && fs.existsSync(path.join(d, "checkpoint.json")));
 }

@@ -33,6 +33,10 @@ function firstError(executed: string): string | undefined {
   for (const [i, c] of nb.cells.entries()) {
     for (const o of c.outputs ?? []) {
       if (o.output_type === "error") return `cell ${i + 1}: ${o.ename}: ${o.evalue}\n${[].concat(c.source).join("").slice(0, 400)}`;
+      // tslab reports an exception thrown after a top-level await on stderr, not as an error output
+      const text = [].concat(o.text ?? []).join("");
+      const m = o.output_type === "stream" && o.name === "stderr" ? /^(\w*Error|Error): .*$/m.exec(text) : null;
+      if (m) return `cell ${i + 1}: ${m[0]}\n${[].concat(c.source).join("").slice(0, 400)}`;
     }
   }
   return undefined;
