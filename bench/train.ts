@@ -11,9 +11,8 @@ import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
 import { DataParallel } from "../lib/data-parallel";
 import { OnnxTrainer, loadOrt } from "../lib/onnx-train";
-import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/dataset";
+import { trainCaptions } from "../lib/captions";
 import { DataLoader, paddedLengths } from "../lib/dataloader";
-import { CaptionBatch } from "../lib/collate";
 import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
 import { flickr8kDir } from "../lib/paths";
 import { buildVocabulary } from "../lib/vocabulary";
@@ -22,9 +21,12 @@ import { buildVocabulary } from "../lib/vocabulary";
 function flickrLengths(batchSize: number): number[] {
   const dir = flickr8kDir();
   if (!dir) return [14];
-  const train = new FlickrDataset({ dataDir: dir, split: "train", vocab: buildVocabulary(trainCaptions(dir), 5) });
-  const loader = new DataLoader<DatasetItem, CaptionBatch>(train, { batchSize, shuffle: true, seed: 1, bucketByLength: true });
-  return paddedLengths(loader.batchIndices(0), (i) => train.captionLength(i));
+  // Caption lengths as FlickrDataset counts them (<SOS> … <EOS>), without loading images (bundle-friendly: no sharp).
+  const captions = trainCaptions(dir);
+  const vocab = buildVocabulary(captions, 5);
+  const lengths = captions.map((c) => vocab.encode(c).length);
+  const loader = new DataLoader({ length: lengths.length, getItem: async () => undefined, captionLength: (i) => lengths[i] }, { batchSize, shuffle: true, seed: 1, bucketByLength: true });
+  return paddedLengths(loader.batchIndices(0), (i) => lengths[i]);
 }
 
 async function main() {

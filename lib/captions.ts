@@ -190,3 +190,11 @@ export function imageFiles(dataDir: string, split: Split | "all", skipMissing = 
   const { images, skipped } = availableImages(layout, split, readCaptions(layout.captionsFile), { skipMissing });
   return { files: images.map((im) => path.join(layout.imagesDir, im)), missing: skipped.length };
 }
+
+/** The train-split caption texts of a data folder: what `buildVocabulary` is given. */
+export function trainCaptions(dataDir: string): string[] {
+  const layout = resolveLayout(dataDir);
+  const all = readCaptions(layout.captionsFile);
+  const train = new Set(splitImages(layout, "train", all));
+  return all.filter((r) => train.has(r.image)).map((r) => r.caption);
+}

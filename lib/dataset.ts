@@ -107,10 +107,4 @@ export class FlickrDataset {
   }
 }
 
-/** The train-split caption texts of a data folder: what `buildVocabulary` is given. */
-export function trainCaptions(dataDir: string): string[] {
-  const layout = resolveLayout(dataDir);
-  const all = readCaptions(layout.captionsFile);
-  const train = new Set(splitImages(layout, "train", all));
-  return all.filter((r) => train.has(r.image)).map((r) => r.caption);
-}
+export { trainCaptions } from "./captions";
