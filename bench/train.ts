@@ -11,6 +11,7 @@ import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
 import { DataParallel } from "../lib/data-parallel";
 import { OnnxTrainer, loadOrt } from "../lib/onnx-train";
+import { clipAndApply } from "../lib/train-step";
 import { trainCaptions } from "../lib/captions";
 import { DataLoader, paddedLengths } from "../lib/dataloader";
 import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
@@ -57,12 +58,7 @@ async function main() {
         const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
         const captions = tf.randomUniform([B, T], 3, 3000, "int32") as tf.Tensor2D;
         const r = onnx ? await onnx.gradients(decoder, features, captions, { seed: 1, lambda: 1 }) : await dp.gradients(features, captions, { seed: 1, lambda: 1 });
-        tf.tidy(() => {
-          const names = Object.keys(r.grads);
-          const norm = tf.sqrt(tf.addN(names.map((k) => r.grads[k].square().sum())));
-          const scale = tf.minimum(1, tf.scalar(5).div(norm.add(1e-6)));
-          opt.applyGradients(Object.fromEntries(names.map((k) => [k, r.grads[k].mul(scale)])));
-        });
+        clipAndApply(opt, r.grads, 5);
         dp.weightsChanged();
         await r.loss.data();
         tf.dispose([features, captions, r.loss, r.crossEntropy, ...Object.values(r.grads)]);

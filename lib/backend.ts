@@ -19,7 +19,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { registerFastGradients, registerMissingKernels } from "./kernels";
+import { registerFastGradients, registerKernelFixes, registerMissingKernels } from "./kernels";
 
 export const BACKEND_ORDER = ["node-gpu", "webgpu", "node", "wasm", "cpu"] as const;
 export type BackendKind = (typeof BACKEND_ORDER)[number];
@@ -50,6 +50,7 @@ export function initBackend(opts: { prefer?: BackendKind; quiet?: boolean } = {}
   if (!chosen) {
     chosen = choose(opts.prefer ?? parseOverride(process.env.ATTEND_TELL_BACKEND)).then((c) => {
       registerMissingKernels(c.tfName);
+      registerKernelFixes(c.tfName);
       registerFastGradients();
       if (!opts.quiet) console.error(`[attend-tell] backend: ${describeBackend(c)}`);
       return c;

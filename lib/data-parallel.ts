@@ -119,6 +119,10 @@ export class DataParallel {
    * Features `[B, R, E]` and captions `[B, T]` stay owned by the caller.
    */
   async gradients(features: tf.Tensor3D, captions: tf.Tensor2D, opts: { seed: number; lambda: number }): Promise<StepResult> {
+    if (this.replicas.length === 0) {
+      // One replica: the plain in-process step (no copies; on a GPU the features stay there).
+      return tf.tidy(() => captionGradients(this.decoder, features, captions, opts));
+    }
     const [B, T] = captions.shape;
     const ids = (await captions.data()) as Int32Array;
     const normalizer = lossNormalizer(ids, T);

@@ -5,6 +5,10 @@
  * - `UnsortedSegmentSum` on wasm: the gradient of `tf.gather` (an embedding lookup) sums the incoming
  *   gradient rows into the embedding table with it; tfjs-backend-wasm 4.22 has no such kernel, so without
  *   this, training any embedding on wasm fails with "Kernel 'UnsortedSegmentSum' not registered".
+ * - `AddN` on WebGPU: each input is bound as a storage buffer, and adapters allow as few as 8 per shader stage,
+ *   so adding more than 7 tensors at once (e.g. the 18 squared gradient norms of a clipping step) fails
+ *   validation ("The number of storage buffers (19) … exceeds the maximum per-stage limit (8)", seen on an
+ *   H200 through Dawn/Vulkan) and returns garbage. The wrapper adds in chunks within the adapter's limit.
  * - The gradient of `BatchMatMul` (every matMul), for all backends: the stock one multiplies with
  *   transposeA/transposeB, which wasm runs ~8× slower than an explicit transpose + plain matMul (profiled:
  *   97 % of a decoder training step). Same values, computed the fast way.
@@ -81,6 +85,51 @@ export function registerMissingKernels(backendName: string): string[] {
     }
   }
   return added;
+}
+
+/**
+ * AddN that never adds more than `maxInputs` tensors in one kernel call: chunks are summed first, their partial
+ * sums then (freed as soon as they are used).
+ */
+export function chunkedAddN(original: tf.KernelFunc, maxInputs: number): tf.KernelFunc {
+  if (maxInputs < 2) throw new Error(`chunkedAddN: maxInputs must be ≥ 2, got ${maxInputs}`);
+  return (args) => {
+    let list = Object.values(args.inputs) as TensorInfo[];
+    const made = new Set<TensorInfo>();
+    const backend = args.backend as unknown as { disposeData(dataId: unknown): void };
+    while (list.length > maxInputs) {
+      const next: TensorInfo[] = [];
+      for (let i = 0; i < list.length; i += maxInputs) {
+        const chunk = list.slice(i, i + maxInputs);
+        if (chunk.length === 1) {
+          next.push(chunk[0]);
+          continue;
+        }
+        const sum = original({ ...args, inputs: chunk as unknown as tf.NamedTensorInfoMap }) as TensorInfo;
+        for (const c of chunk) if (made.delete(c)) backend.disposeData(c.dataId);
+        made.add(sum);
+        next.push(sum);
+      }
+      list = next;
+    }
+    const out = original({ ...args, inputs: list as unknown as tf.NamedTensorInfoMap }) as TensorInfo;
+    for (const c of list) if (made.delete(c)) backend.disposeData(c.dataId);
+    return out;
+  };
+}
+
+const wrapped = new Set<string>();
+/** Kernels replaced by a wrapper on some backends (see the module comment); idempotent. */
+export function registerKernelFixes(backendName: string): string[] {
+  if (backendName !== "webgpu" || wrapped.has(backendName)) return [];
+  const addN = tf.getKernel("AddN", backendName);
+  if (!addN) return [];
+  const device = (tf.backend() as unknown as { device?: { limits?: { maxStorageBuffersPerShaderStage?: number } } }).device;
+  const limit = device?.limits?.maxStorageBuffersPerShaderStage ?? 8;
+  tf.unregisterKernel("AddN", backendName);
+  tf.registerKernel({ ...addN, kernelFunc: chunkedAddN(addN.kernelFunc, Math.max(2, limit - 1)) });
+  wrapped.add(backendName);
+  return ["AddN"];
 }
 
 /** Swap the last two axes. */

@@ -19,7 +19,7 @@ import { loadTensors, readJson, saveTensors, writeJsonAtomic } from "./io";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
-import { captionGradients } from "./train-step";
+import { captionGradients, clipAndApply } from "./train-step";
 import { OnnxTrainer, loadOrt } from "./onnx-train";
 
 export interface TrainConfig {
@@ -233,12 +233,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       const loss = (await r.loss.data())[0];
       const crossEntropy = (await r.crossEntropy.data())[0];
       if (Number.isFinite(loss)) {
-        tf.tidy(() => {
-          const names = Object.keys(r.grads);
-          const norm = tf.sqrt(tf.addN(names.map((k) => r.grads[k].square().sum())));
-          const scale = tf.minimum(1, tf.scalar(cfg.clipNorm).div(norm.add(1e-6)));
-          optimizer.applyGradients(Object.fromEntries(names.map((k) => [k, r.grads[k].mul(scale)])));
-        });
+        clipAndApply(optimizer, r.grads, cfg.clipNorm);
         dp?.weightsChanged();
       }
       tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads), b.features, b.captions]);

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { registerMissingKernels, unsortedSegmentSumValues } from "../lib/kernels";
+import { chunkedAddN, registerMissingKernels, unsortedSegmentSumValues } from "../lib/kernels";
 import { setupBackend } from "./helpers";
 
 /** Runs f on a backend, returning plain arrays. */
@@ -50,6 +50,20 @@ describe("kernels registered for wasm", () => {
     // d/dE sum(E[id]^2) = 2·E[id]·count(id): row 3 appears twice
     assert.ok(Math.abs(cpu[3 * 4] - 4 * table[3 * 4]) < 1e-6);
     assert.deepEqual(cpu.slice(0, 4), [0, 0, 0, 0]);
+  });
+
+  it("adds many tensors in chunks (WebGPU's AddN binding limit) to the same sum, freeing the partial sums", async () => {
+    await tf.setBackend("cpu");
+    const inputs = Array.from({ length: 19 }, (_, i) => tf.tensor1d([i, 2 * i, -i]));
+    const backend = tf.backend();
+    const before = backend.numDataIds();
+    const addN = chunkedAddN(tf.getKernel("AddN", "cpu")!.kernelFunc, 7);
+    const info = addN({ inputs: inputs as unknown as tf.NamedTensorInfoMap, backend, attrs: {} }) as tf.TensorInfo;
+    const out = tf.engine().makeTensorFromTensorInfo(info);
+    assert.deepEqual(Array.from(await out.data()), [171, 342, -171]); // Σ i for i < 19 = 171
+    assert.equal(backend.numDataIds(), before + 1, "only the result is left");
+    assert.throws(() => chunkedAddN(tf.getKernel("AddN", "cpu")!.kernelFunc, 1), /maxInputs must be ≥ 2/);
+    tf.dispose([out, ...inputs]);
   });
 
   it("registers each kernel once", () => {
