@@ -54,14 +54,15 @@ async function main() {
       }
       const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, 49) : undefined;
       const dp = await DataParallel.start(decoder, replicas);
+      // Made once: random numbers come from a JS generator, which would dominate a GPU step at large B.
+      const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
       const run = async (T: number) => {
-        const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
         const captions = tf.randomUniform([B, T], 3, 3000, "int32") as tf.Tensor2D;
         const r = onnx ? await onnx.gradients(decoder, features, captions, { seed: 1, lambda: 1 }) : await dp.gradients(features, captions, { seed: 1, lambda: 1 });
         clipAndApply(opt, r.grads, 5);
         dp.weightsChanged();
         await r.loss.data();
-        tf.dispose([features, captions, r.loss, r.crossEntropy, ...Object.values(r.grads)]);
+        tf.dispose([captions, r.loss, r.crossEntropy, ...Object.values(r.grads)]);
         peak = Math.max(peak, process.memoryUsage().rss);
       };
       // warm-up: every length once (ONNX compiles one graph per shape)
@@ -77,6 +78,7 @@ async function main() {
       );
       await dp.close();
       await onnx?.dispose();
+      features.dispose();
     }
   }
   console.log(`peak RSS of the main process: ${(peak / 2 ** 20).toFixed(0)} MiB (each worker holds its own share of a batch and a copy of the weights)`);

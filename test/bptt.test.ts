@@ -4,26 +4,9 @@ import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/decoder";
 import { setupBackend } from "./helpers";
 
 /**
- * The hand-written backpropagation through time (lib/bptt.ts) against tfjs autodiff through the same model
- * unrolled with `DecoderRNN.step` (the code greedy and beam search use): loss and every parameter gradient.
+ * The hand-written backpropagation through time (lib/bptt.ts, recurrence "fused") against tfjs autodiff through
+ * the same model unrolled with `DecoderRNN.step` (recurrence "stepwise", the code greedy and beam search use).
  */
-function stepwiseForward(d: DecoderRNN, features: tf.Tensor3D, captions: tf.Tensor2D) {
-  const [B, T] = captions.shape;
-  const projected = d.attention.projectFeatures(features);
-  let state = d.initHidden(features);
-  const hs: tf.Tensor2D[] = [];
-  const alphas: tf.Tensor2D[] = [];
-  for (let t = 0; t < T - 1; t++) {
-    const emb = tf.gather(d.embedding, captions.slice([0, t], [B, 1]).reshape([B])) as tf.Tensor2D;
-    const next = d.step(emb, projected, features, state);
-    state = next;
-    hs.push(next.h);
-    alphas.push(next.alpha);
-  }
-  const logits = d.output(tf.stack(hs, 1).reshape([B * (T - 1), -1]) as tf.Tensor2D, false).reshape([B, T - 1, -1]) as tf.Tensor3D;
-  return { logits, alphas: tf.stack(alphas, 1) as tf.Tensor3D };
-}
-
 describe("hand-written BPTT of the attention LSTM", () => {
   before(setupBackend);
   const config = { vocabSize: 11, embedSize: 5, encoderDim: 8, attentionDim: 6, decoderDim: 7, dropout: 0 };
@@ -32,9 +15,9 @@ describe("hand-written BPTT of the attention LSTM", () => {
     const d = new DecoderRNN(config, defaultInitializer(4));
     const features = tf.randomUniform([3, 5, 8], 0, 2, "float32", 7) as tf.Tensor3D;
     const captions = tf.tensor2d([[1, 4, 5, 6, 7, 2], [1, 3, 9, 2, 0, 0], [1, 10, 2, 0, 0, 0]], [3, 6], "int32");
-    const lossOf = (forward: () => ReturnType<typeof stepwiseForward>) => () => captionLoss(forward(), captions, { lambda: 1 }).loss;
-    const fused = tf.variableGrads(lossOf(() => d.forward(features, captions)), d.variables);
-    const reference = tf.variableGrads(lossOf(() => stepwiseForward(d, features, captions)), d.variables);
+    const lossOf = (recurrence: "fused" | "stepwise") => () => captionLoss(d.forward(features, captions, { recurrence }), captions, { lambda: 1 }).loss;
+    const fused = tf.variableGrads(lossOf("fused"), d.variables);
+    const reference = tf.variableGrads(lossOf("stepwise"), d.variables);
     const lf = (await fused.value.data())[0];
     const lr = (await reference.value.data())[0];
     assert.ok(Math.abs(lf - lr) < 1e-5, `loss ${lf} vs ${lr}`);

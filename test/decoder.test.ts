@@ -26,10 +26,11 @@ describe("DecoderRNN with soft attention, against PyTorch", () => {
   const feats = () => tf.tensor3d(Array.from({ length: 2 * 4 * 6 }, (_, i) => 0.5 + 0.5 * Math.sin(0.13 * i)), [2, 4, 6]);
   const captions = () => tf.tensor2d([[1, 4, 5, 6, 2], [1, 3, 2, 0, 0]], [2, 5], "int32");
 
-  it("computes PyTorch's logits, attention and loss (teacher forcing, <PAD> ignored, doubly stochastic term)", async () => {
+  it("computes PyTorch's logits, attention and loss (teacher forcing, <PAD> ignored, doubly stochastic term), both recurrences", async () => {
+    for (const recurrence of ["fused", "stepwise"] as const) {
     const decoder = new DecoderRNN(config, det);
     const [f, c] = [feats(), captions()];
-    const out = decoder.forward(f, c);
+    const out = decoder.forward(f, c, { recurrence });
     assert.deepEqual(out.logits.shape, [2, 4, 7]);
     assert.deepEqual(out.alphas.shape, [2, 4, 4]);
     close(await out.logits.data(), REF.logits, 2e-6, "logits");
@@ -37,8 +38,9 @@ describe("DecoderRNN with soft attention, against PyTorch", () => {
     close(a[0][0], REF.alphas_b0_t0, 2e-6, "alpha[0,0]");
     close(a[1][3], REF.alphas_b1_t3, 2e-6, "alpha[1,3]");
     const l = captionLoss(out, c, { lambda: 1 });
-    close([(await l.crossEntropy.data())[0], (await l.attentionPenalty.data())[0], (await l.loss.data())[0]], [REF.cross_entropy, REF.attention_penalty, REF.loss], 2e-6, "loss");
+    close([(await l.crossEntropy.data())[0], (await l.attentionPenalty.data())[0], (await l.loss.data())[0]], [REF.cross_entropy, REF.attention_penalty, REF.loss], 2e-6, `loss (${recurrence})`);
     decoder.dispose();
+    }
   });
 
   it("one Adam step lowers the loss exactly as PyTorch's does", async () => {
