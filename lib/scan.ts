@@ -1,0 +1,191 @@
+/**
+ * Stacked Cross Attention (SCAN; Lee, Chen, Hua, Hu & He, ECCV 2018) for image–text matching.
+ *   regions: v_r = l2norm(W·f_r + b)                      (the 49 ResNet-50 regions stand in for detected objects)
+ *   words:   e_t = l2norm(½(→h_t + ←h_t))                 (embedding → bidirectional GRU, directions averaged)
+ *   text-to-image (t2i): each word attends over the regions, image-to-text (i2t): each region over the words:
+ *     s_rt = cos(v_r, e_t);  s̄ = l2norm_over_queries-side(LeakyReLU₀.₁(s))  (SCAN's "clipped_l2norm")
+ *     α = softmax_context(λ_softmax · s̄);  a_q = Σ_context α · context;  R_q = cos(query_q, a_q)
+ *     S(image, caption) = (1/λ_lse)·log Σ_q exp(λ_lse·R_q)   ("lse")   or   mean_q R_q   ("mean")
+ *   loss: hinge triplet loss with the hardest negative in the batch, both directions (VSE++ max violation).
+ * Efficiency: with unit-norm vectors, a_q·query_q = Σ α·s and |a_q|² = αᵀ G α with G the Gram matrix of the
+ * context vectors, so a score needs the similarities s and G, never the d-dimensional attended vectors.
+ * Parameter layouts are [in, out]; GRU gates are PyTorch's (r, z, n) with separate input and hidden biases.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { Rng } from "./rng";
+
+export interface ScanConfig {
+  vocabSize: number;
+  embedSize: number;
+  /** Dimension of the joint space. */
+  jointDim: number;
+  regionDim: number;
+  direction: "t2i" | "i2t";
+  aggregation: "lse" | "mean";
+  lambdaSoftmax: number;
+  lambdaLse: number;
+  margin: number;
+}
+
+/** The paper's Flickr30k t-i LSE setting, with ResNet-50 regions. */
+export function defaultScanConfig(vocabSize: number): ScanConfig {
+  return { vocabSize, embedSize: 300, jointDim: 1024, regionDim: 2048, direction: "t2i", aggregation: "lse", lambdaSoftmax: 9, lambdaLse: 6, margin: 0.2 };
+}
+
+const EPS = 1e-8;
+
+/** x / (‖x‖ + 1e-8) along `axis`, as SCAN's l2norm. */
+export function l2norm<T extends tf.Tensor>(x: T, axis = -1): T {
+  return tf.tidy(() => x.div(x.square().sum(axis, true).sqrt().add(EPS))) as T;
+}
+
+export class ScanModel {
+  readonly imgW: tf.Variable; // [E, d]
+  readonly imgB: tf.Variable;
+  readonly embedding: tf.Variable; // [V, M]
+  /** GRU weights per direction (0 forward, 1 backward): Wx [M, 3d], Wh [d, 3d], bx [3d], bh [3d]. */
+  readonly gru: { Wx: tf.Variable; Wh: tf.Variable; bx: tf.Variable; bh: tf.Variable }[];
+  private static instances = 0;
+  private readonly scope = `scan${ScanModel.instances++}/`;
+
+  constructor(readonly config: ScanConfig, init?: (name: string, shape: number[], fanIn: number) => tf.Tensor) {
+    const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = config;
+    const rng = new Rng(1);
+    const initFn = init ?? ((name: string, shape: number[], fanIn: number) => {
+      const s = rng.int(2 ** 31);
+      if (name === "embedding") return tf.randomUniform(shape, -0.1, 0.1, "float32", s); // as SCAN's init_weights
+      const k = 1 / Math.sqrt(fanIn);
+      return tf.randomUniform(shape, -k, k, "float32", s);
+    });
+    const v = (name: string, shape: number[], fanIn: number) => tf.variable(initFn(name, shape, fanIn), true, `${this.scope}${name}`);
+    this.imgW = v("img/W", [E, d], E);
+    this.imgB = v("img/b", [d], E);
+    this.embedding = v("embedding", [V, M], M);
+    this.gru = ["fw", "bw"].map((dir) => ({
+      Wx: v(`gru_${dir}/Wx`, [M, 3 * d], d), Wh: v(`gru_${dir}/Wh`, [d, 3 * d], d), bx: v(`gru_${dir}/bx`, [3 * d], d), bh: v(`gru_${dir}/bh`, [3 * d], d),
+    }));
+  }
+
+  get variables(): tf.Variable[] {
+    return [this.imgW, this.imgB, this.embedding, ...this.gru.flatMap((g) => [g.Wx, g.Wh, g.bx, g.bh])];
+  }
+
+  /** Stable names (without the per-instance scope), for checkpoints. */
+  namedVariables(): Record<string, tf.Variable> {
+    return Object.fromEntries(this.variables.map((x) => [x.name.slice(this.scope.length), x]));
+  }
+
+  /** `[N, R, E]` region features → `[N, R, d]` unit vectors. */
+  encodeImages(features: tf.Tensor3D): tf.Tensor3D {
+    const [N, R, E] = features.shape;
+    return l2norm(features.reshape([N * R, E]).matMul(this.imgW).add(this.imgB).reshape([N, R, this.config.jointDim])) as tf.Tensor3D;
+  }
+
+  /**
+   * `[C, T]` word ids (padded) with their lengths → `[C, T, d]` unit word vectors (zero rows at padding).
+   * The backward GRU starts at each caption's last real word (as PyTorch's packed sequences).
+   */
+  encodeCaptions(ids: tf.Tensor2D, lengths: readonly number[]): tf.Tensor3D {
+    const [C, T] = ids.shape;
+    const d = this.config.jointDim;
+    const mask = tf.tensor2d(Array.from({ length: C * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [C, T]);
+    const x = tf.gather(this.embedding, ids); // [C, T, M]
+    const run = (g: ScanModel["gru"][number], order: number[]) => {
+      const xg = x.reshape([C * T, this.config.embedSize]).matMul(g.Wx).add(g.bx).reshape([C, T, 3 * d]);
+      let h = tf.zeros([C, d]) as tf.Tensor2D;
+      const outs: tf.Tensor2D[] = new Array(T);
+      for (const t of order) {
+        const [xr, xz, xn] = tf.split(xg.slice([0, t, 0], [C, 1, 3 * d]).reshape([C, 3 * d]), 3, 1);
+        const [hr, hz, hn] = tf.split(h.matMul(g.Wh).add(g.bh), 3, 1);
+        const r = tf.sigmoid(xr.add(hr));
+        const z = tf.sigmoid(xz.add(hz));
+        const n = tf.tanh(xn.add(r.mul(hn)));
+        const hNew = tf.scalar(1).sub(z).mul(n).add(z.mul(h));
+        const m = mask.slice([0, t], [C, 1]);
+        h = hNew.mul(m).add(h.mul(tf.scalar(1).sub(m))) as tf.Tensor2D; // padding keeps the state (0 before a backward start)
+        outs[t] = hNew.mul(m) as tf.Tensor2D;
+      }
+      return tf.stack(outs, 1) as tf.Tensor3D;
+    };
+    const fw = run(this.gru[0], Array.from({ length: T }, (_, t) => t));
+    const bw = run(this.gru[1], Array.from({ length: T }, (_, t) => T - 1 - t));
+    return l2norm(fw.add(bw).div(2)) as tf.Tensor3D;
+  }
+
+  /** Scores `[N, C]` of every image against every caption (unit vectors in, see the module comment). */
+  similarity(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[]): tf.Tensor2D {
+    return crossAttentionScores(images, captions, lengths, this.config);
+  }
+
+  dispose(): void {
+    tf.dispose(this.variables);
+  }
+}
+
+/**
+ * SCAN scores of N images × C captions from unit region vectors `[N, R, d]` and unit word vectors `[C, T, d]`
+ * (padding rows ignored through `lengths`). Memory O(N·C·R·T).
+ */
+export function crossAttentionScores(
+  images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[],
+  cfg: Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">,
+): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [N, R, d] = images.shape;
+    const [C, T] = captions.shape;
+    const wordMask = tf.tensor2d(Array.from({ length: C * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [C, T]);
+    // s[n, c, r, t] = v_nr · e_ct
+    const s = images.reshape([N * R, d]).matMul(captions.reshape([C * T, d]).transpose()).reshape([N, R, C, T]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    const m4 = wordMask.reshape([1, C, 1, T]);
+    const leaky = tf.leakyRelu(s, 0.1);
+    let attn: tf.Tensor4D; // weights over the context, for each query
+    let sim: tf.Tensor4D; // s laid out [N, C, query, context]
+    let gram: tf.Tensor4D; // Gram of the context vectors, broadcastable to [N, C, ctx, ctx]
+    let queryMask: tf.Tensor; // [1 or N, C, Q] — which queries count
+    if (cfg.direction === "t2i") {
+      // queries: words; context: regions. Normalise over the words (of each region), softmax over the regions.
+      const norm = l2norm(leaky.mul(m4), 3); // [N, C, R, T]
+      const logits = norm.mul(cfg.lambdaSoftmax).transpose([0, 1, 3, 2]); // [N, C, T, R]
+      attn = tf.softmax(logits) as tf.Tensor4D;
+      sim = s.transpose([0, 1, 3, 2]) as tf.Tensor4D; // [N, C, T, R]
+      gram = tf.matMul(images, images, false, true).reshape([N, 1, R, R]) as tf.Tensor4D;
+      queryMask = wordMask.reshape([1, C, T]);
+    } else {
+      // queries: regions; context: words. Normalise over the regions, softmax over the (real) words.
+      const norm = l2norm(leaky, 2); // [N, C, R, T]
+      const logits = norm.mul(cfg.lambdaSoftmax).add(tf.scalar(1).sub(m4).mul(-1e9)); // padded words get no weight
+      attn = tf.softmax(logits) as tf.Tensor4D; // over T
+      sim = s;
+      gram = tf.matMul(captions, captions, false, true).reshape([1, C, T, T]) as tf.Tensor4D;
+      queryMask = tf.ones([1, 1, R]);
+    }
+    // cos(query, Σ α·context) = (Σ α·s) / ‖Σ α·context‖, ‖Σ α·context‖² = αᵀ G α (query vectors are unit)
+    const dot = attn.mul(sim).sum(3); // [N, C, Q]
+    const [n1, c1, q, k] = attn.shape;
+    const gB = tf.broadcastTo(gram, [n1, c1, k, k]).reshape([n1 * c1, k, k]);
+    const aG = tf.matMul(attn.reshape([n1 * c1, q, k]), gB).reshape([n1, c1, q, k]);
+    const sq = aG.mul(attn).sum(3);
+    const rowSim = dot.div(tf.maximum(sq.sqrt(), EPS)); // [N, C, Q]
+    const qm = tf.broadcastTo(queryMask, rowSim.shape);
+    if (cfg.aggregation === "lse") {
+      const e = rowSim.mul(cfg.lambdaLse).exp().mul(qm).sum(2);
+      return e.log().div(cfg.lambdaLse) as tf.Tensor2D;
+    }
+    return rowSim.mul(qm).sum(2).div(qm.sum(2)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * VSE++'s hinge triplet loss with the hardest negatives: scores `[B, B]` with matching pairs on the diagonal;
+ * Σ_i max_c [margin − S(i,i) + S(i,c)]₊ + Σ_c max_i [margin − S(c,c) + S(i,c)]₊ over non-matching pairs.
+ */
+export function contrastiveLoss(scores: tf.Tensor2D, margin: number): tf.Scalar {
+  return tf.tidy(() => {
+    const B = scores.shape[0];
+    const diag = tf.sum(scores.mul(tf.eye(B)), 1); // [B]
+    const offDiag = tf.scalar(1).sub(tf.eye(B));
+    const costCaption = tf.relu(scores.add(margin).sub(diag.reshape([B, 1]))).mul(offDiag); // per image (row): negatives are captions
+    const costImage = tf.relu(scores.add(margin).sub(diag.reshape([1, B]))).mul(offDiag); // per caption (column): negatives are images
+    return costCaption.max(1).sum().add(costImage.max(0).sum()) as tf.Scalar;
+  });
+}
