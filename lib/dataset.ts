@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { CaptionRecord, DataLayout, Split, availableImages, readCaptions, resolveLayout, splitImages } from "./captions";
+import { CaptionRecord, DataLayout, Split, availableImages, readCaptions, resolveLayout } from "./captions";
 import { Normalization, loadImageTensor } from "./image";
 import { Vocabulary } from "./vocabulary";
 

@@ -15,7 +15,7 @@ import { FlickrDataset } from "./dataset";
 import { REGIONS, FEATURE_DIM } from "./encoder";
 import { padCaptions } from "./collate";
 import { greedy } from "./generate";
-import { loadTensors, readJson, saveTensors, writeJsonAtomic } from "./io";
+import { fromWeights, readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
@@ -109,22 +109,6 @@ export async function evaluateLoss(
   return { loss: loss / n, crossEntropy: ce / n };
 }
 
-/** Writes the checkpoint folder atomically: a new folder, then a rename over the old one. */
-async function saveCheckpoint(dir: string, decoder: DecoderRNN, opt: tf.AdamOptimizer, vocab: Vocabulary, cfg: TrainConfig, epoch: number, history: History, dataDir: string) {
-  const tmp = `${dir}.tmp-${process.pid}`;
-  fs.rmSync(tmp, { recursive: true, force: true });
-  await saveTensors(path.join(tmp, "model"), decoder.namedVariables());
-  const optWeights = await opt.getWeights();
-  await saveTensors(path.join(tmp, "optimizer"), Object.fromEntries(optWeights.map((w) => [w.name, w.tensor])));
-  vocab.save(path.join(tmp, "vocab.json"));
-  writeJsonAtomic(path.join(tmp, "history.json"), history);
-  writeJsonAtomic(path.join(tmp, "checkpoint.json"), { format: CHECKPOINT_FORMAT, version: 1, epoch, config: cfg, dataDir });
-  const old = `${dir}.old-${process.pid}`;
-  if (fs.existsSync(dir)) fs.renameSync(dir, old);
-  fs.renameSync(tmp, dir);
-  fs.rmSync(old, { recursive: true, force: true });
-}
-
 export interface Checkpoint {
   decoder: DecoderRNN;
   vocab: Vocabulary;
@@ -137,25 +121,10 @@ export interface Checkpoint {
 }
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
-  const meta = readJson<{ format: string; version: number; epoch: number; config: TrainConfig; dataDir?: string }>(path.join(dir, "checkpoint.json"), "checkpoint");
-  if (meta.format !== CHECKPOINT_FORMAT) throw new Error(`${dir} is not an attend-tell captioning checkpoint`);
-  const weights = await loadTensors(path.join(dir, "model"));
-  const decoder = new DecoderRNN(meta.config.decoder, (name) => {
-    const w = weights[name];
-    if (!w) throw new Error(`checkpoint ${dir} has no weight ${name}`);
-    return w;
-  });
-  tf.dispose(Object.values(weights));
-  const opt = await loadTensors(path.join(dir, "optimizer"));
-  return {
-    decoder,
-    vocab: Vocabulary.load(path.join(dir, "vocab.json")),
-    config: meta.config,
-    epoch: meta.epoch,
-    dataDir: meta.dataDir,
-    history: readJson<History>(path.join(dir, "history.json"), "training history"),
-    optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
-  };
+  const c = await readCheckpoint<TrainConfig, History>(dir, CHECKPOINT_FORMAT, "captioning");
+  const decoder = new DecoderRNN(c.meta.config.decoder, fromWeights(dir, c.weights));
+  tf.dispose(Object.values(c.weights));
+  return { decoder, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
 }
 
 export interface TrainOptions {
@@ -262,7 +231,10 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
         `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
     );
-    await saveCheckpoint(opts.out, decoder, optimizer, opts.vocab, cfg, epoch + 1, history, path.resolve(opts.train.dataset.layout.dataDir));
+    await writeCheckpoint(opts.out, {
+      weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history,
+      meta: { format: CHECKPOINT_FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) },
+    });
     if (await opts.onEpoch?.({ epoch, decoder, history })) break;
   }
   } finally {
