@@ -15,6 +15,8 @@ import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./paths";
 import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "./pipeline";
 import { evaluate } from "./evaluate";
 import { writeReport } from "./report";
+import { defaultScanConfig } from "./scan";
+import { defaultMatchingConfig, evaluateMatching, loadMatchingCheckpoint, trainMatching } from "./scan-train";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
 import { extractFeatures } from "./features";
@@ -42,6 +44,8 @@ Commands:
   train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
               train the attention decoder on cached features (extracted first if missing)
+  train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t --resume]
+  evaluate-matching --checkpoint DIR --data-dir DIR [--split dev|test] [--json]   Recall@1/5/10 both ways
   report      --run runs/NAME [--split dev] [--gallery 6]                         report.html: loss charts, metrics, attention gallery
   evaluate    --checkpoint DIR --data-dir DIR [--split dev|test] [--beam 1,3,5] [--json] [--out DIR] [--skip-missing]
   caption     IMAGE... --checkpoint runs/NAME/checkpoint [--beam 3] [--json] [--heatmap out.png]   caption any image end to end
@@ -235,6 +239,55 @@ export async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({ args: rest, options: { run: { type: "string" }, split: { type: "string" }, gallery: { type: "string" } } });
       if (!values.run) throw new Error("report needs --run runs/NAME (the folder given to train --out)");
       console.log(await writeReport(values.run, { split: values.split, gallery: int(values.gallery, "gallery", 6) }));
+      return;
+    }
+    case "train-matching": {
+      const { values } = parseArgs({
+        args: rest,
+        options: {
+          "data-dir": { type: "string" }, out: { type: "string" }, features: { type: "string" }, epochs: { type: "string" }, "batch-size": { type: "string" },
+          lr: { type: "string" }, "joint-dim": { type: "string" }, direction: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" },
+        },
+      });
+      const dataDir = values["data-dir"];
+      if (!dataDir || !values.out) throw new Error("train-matching needs --data-dir DIR and --out runs/NAME");
+      const direction = values.direction ?? "t2i";
+      if (direction !== "t2i" && direction !== "i2t") throw new Error(`--direction must be t2i or i2t; got ${direction}`);
+      await initBackend();
+      const { vocab, train: trainSet, val: valSet } = await prepareCaptionData(dataDir, { featuresDir: values.features, skipMissing: values["skip-missing"] });
+      const scan = { ...defaultScanConfig(vocab.size), jointDim: int(values["joint-dim"], "joint-dim", 1024), direction: direction as "t2i" | "i2t" };
+      const config = {
+        ...defaultMatchingConfig(scan), epochs: int(values.epochs, "epochs", 20), batchSize: int(values["batch-size"], "batch-size", 128),
+        lr: values.lr ? Number(values.lr) : 2e-4,
+      };
+      const out = path.join(values.out, "checkpoint");
+      const { history, model } = await trainMatching({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, log: (l) => console.log(l) });
+      model.dispose();
+      writeJsonAtomic(path.join(values.out, "history.json"), history);
+      console.log(`checkpoint: ${out}`);
+      return;
+    }
+    case "evaluate-matching": {
+      const { values } = parseArgs({
+        args: rest,
+        options: { checkpoint: { type: "string" }, "data-dir": { type: "string" }, split: { type: "string" }, json: { type: "boolean" }, features: { type: "string" }, "skip-missing": { type: "boolean" } },
+      });
+      if (!values.checkpoint || !values["data-dir"]) throw new Error("evaluate-matching needs --checkpoint DIR and --data-dir DIR");
+      const split = values.split ?? "dev";
+      if (split !== "dev" && split !== "test") throw new Error(`--split must be dev or test; got ${split}`);
+      await initBackend({ quiet: values.json });
+      const ck = await loadMatchingCheckpoint(values.checkpoint);
+      const r = await evaluateMatching({
+        model: ck.model, vocab: ck.vocab, dataDir: values["data-dir"], split, featuresDir: values.features ?? defaultFeaturesDir(values["data-dir"]),
+        skipMissing: values["skip-missing"], quiet: values.json,
+      });
+      ck.model.dispose();
+      if (values.json) console.log(JSON.stringify(r));
+      else {
+        const f = (x: { r1: number; r5: number; r10: number; medr: number }) => `R@1 ${x.r1.toFixed(1)}  R@5 ${x.r5.toFixed(1)}  R@10 ${x.r10.toFixed(1)}  medr ${x.medr}`;
+        console.log(`${split}: ${r.n_images} images × ${r.n_captions} captions, scored in ${r.seconds.toFixed(1)} s`);
+        console.log(`image → text: ${f(r.i2t)}\ntext → image: ${f(r.t2i)}\nrsum ${r.rsum.toFixed(1)}`);
+      }
       return;
     }
     case "backend": {

@@ -34,9 +34,12 @@ export function defaultScanConfig(vocabSize: number): ScanConfig {
 
 const EPS = 1e-8;
 
-/** x / (‖x‖ + 1e-8) along `axis`, as SCAN's l2norm. */
+/**
+ * x / (‖x‖ + 1e-8) along `axis`, as SCAN's l2norm; the norm is taken as √(Σx² + 1e-16) so that all-zero rows
+ * (padding) have a finite gradient instead of NaN.
+ */
 export function l2norm<T extends tf.Tensor>(x: T, axis = -1): T {
-  return tf.tidy(() => x.div(x.square().sum(axis, true).sqrt().add(EPS))) as T;
+  return tf.tidy(() => x.div(x.square().sum(axis, true).add(1e-16).sqrt().add(EPS))) as T;
 }
 
 export class ScanModel {
@@ -165,7 +168,7 @@ export function crossAttentionScores(
     const gB = tf.broadcastTo(gram, [n1, c1, k, k]).reshape([n1 * c1, k, k]);
     const aG = tf.matMul(attn.reshape([n1 * c1, q, k]), gB).reshape([n1, c1, q, k]);
     const sq = aG.mul(attn).sum(3);
-    const rowSim = dot.div(tf.maximum(sq.sqrt(), EPS)); // [N, C, Q]
+    const rowSim = dot.div(tf.maximum(sq.add(1e-16).sqrt(), EPS)); // [N, C, Q]
     const qm = tf.broadcastTo(queryMask, rowSim.shape);
     if (cfg.aggregation === "lse") {
       const e = rowSim.mul(cfg.lambdaLse).exp().mul(qm).sum(2);

@@ -1,0 +1,179 @@
+/**
+ * Training and evaluating SCAN (lib/scan.ts) on cached region features, with the captioning trainer's
+ * conventions: Adam, gradient clipping, loss history per batch and epoch, a progress bar, an atomic checkpoint
+ * per epoch and `resume` to the same numbers as an uninterrupted run, a clear stop on a NaN loss.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { fromWeights, readCheckpoint, writeCheckpoint } from "./checkpoint";
+import { Split } from "./captions";
+import { FlickrDataset } from "./dataset";
+import { FEATURE_DIM, REGIONS } from "./encoder";
+import { FeatureCache, extractFeatures } from "./features";
+import { padCaptions } from "./collate";
+import { Progress } from "./progress";
+import { RetrievalReport, retrievalRecall, scoreAll } from "./retrieval";
+import { ScanConfig, ScanModel, contrastiveLoss } from "./scan";
+import { FeatureCaptionDataset, FeatureBatch } from "./train";
+import { clipAndApply } from "./train-step";
+import { PAD, Vocabulary } from "./vocabulary";
+
+export interface MatchingConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  clipNorm: number;
+  seed: number;
+  printEvery: number;
+  scan: ScanConfig;
+}
+
+/** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2). */
+export function defaultMatchingConfig(scan: ScanConfig): MatchingConfig {
+  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, seed: 1, printEvery: 100, scan };
+}
+
+export interface MatchingHistory {
+  batch: { epoch: number; step: number; loss: number }[];
+  epoch: { epoch: number; trainLoss: number; valLoss?: number; seconds: number; pairsPerSecond: number }[];
+}
+
+const FORMAT = "attend-tell/scan-checkpoint";
+
+/** Real lengths of padded captions `[B, T]` (ids up to the first `<PAD>`). */
+export function captionLengths(ids: ArrayLike<number>, B: number, T: number): number[] {
+  return Array.from({ length: B }, (_, b) => {
+    let n = 0;
+    while (n < T && ids[b * T + n] !== PAD) n++;
+    return n;
+  });
+}
+
+/** The batch's hinge loss (images and captions of the batch matched along the diagonal). */
+export function matchingLoss(model: ScanModel, b: FeatureBatch, lengths: number[]): tf.Scalar {
+  const s = model.similarity(model.encodeImages(b.features), model.encodeCaptions(b.captions, lengths), lengths);
+  return contrastiveLoss(s, model.config.margin);
+}
+
+export interface MatchingCheckpoint {
+  model: ScanModel;
+  vocab: Vocabulary;
+  config: MatchingConfig;
+  epoch: number;
+  dataDir?: string;
+  history: MatchingHistory;
+  optimizerWeights: { name: string; tensor: tf.Tensor }[];
+}
+
+export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheckpoint> {
+  const c = await readCheckpoint<MatchingConfig, MatchingHistory>(dir, FORMAT, "image–text matching");
+  const model = new ScanModel(c.meta.config.scan, fromWeights(dir, c.weights));
+  tf.dispose(Object.values(c.weights));
+  return { model, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+}
+
+async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: MatchingConfig): Promise<number> {
+  let sum = 0, n = 0;
+  for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(0)) {
+    const [B, T] = b.captions.shape;
+    const l = tf.tidy(() => matchingLoss(model, b, captionLengths(b.captions.dataSync(), B, T)));
+    sum += (await l.data())[0];
+    n++;
+    tf.dispose([l, b.features, b.captions]);
+  }
+  return sum / Math.max(1, n);
+}
+
+export async function trainMatching(opts: {
+  train: FeatureCaptionDataset; val?: FeatureCaptionDataset; vocab: Vocabulary; config: MatchingConfig; out: string;
+  resume?: boolean; log?: (line: string) => void; quiet?: boolean;
+}): Promise<{ model: ScanModel; history: MatchingHistory }> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  let cfg = opts.config;
+  let model: ScanModel;
+  let startEpoch = 0;
+  let history: MatchingHistory = { batch: [], epoch: [] };
+  const optimizer = tf.train.adam(cfg.lr);
+  if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
+    const ck = await loadMatchingCheckpoint(opts.out);
+    ({ model, history } = ck);
+    cfg = { ...ck.config, epochs: opts.config.epochs };
+    startEpoch = ck.epoch;
+    await optimizer.setWeights(ck.optimizerWeights);
+    log(`resumed from ${opts.out} after epoch ${startEpoch}`);
+  } else model = new ScanModel(cfg.scan);
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "pairs");
+    const t0 = Date.now();
+    let sum = 0, n = 0, step = 0;
+    for await (const b of opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch)) {
+      const [B, T] = b.captions.shape;
+      const lengths = captionLengths((await b.captions.data()) as Int32Array, B, T);
+      const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths), model.variables);
+      const loss = (await value.data())[0];
+      if (!Number.isFinite(loss)) {
+        tf.dispose([value, ...Object.values(grads), b.features, b.captions]);
+        throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
+      }
+      clipAndApply(optimizer, grads, cfg.clipNorm);
+      tf.dispose([value, ...Object.values(grads), b.features, b.captions]);
+      history.batch.push({ epoch, step, loss });
+      sum += loss;
+      n += B;
+      step++;
+      bar?.tick(B, `loss ${loss.toFixed(3)}`);
+      if (step % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)}`);
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const valLoss = opts.val ? await meanLoss(model, opts.val, cfg) : undefined;
+    history.epoch.push({ epoch, trainLoss: sum / Math.max(1, step), valLoss, seconds, pairsPerSecond: n / seconds });
+    log(`epoch ${epoch + 1}: train loss ${(sum / Math.max(1, step)).toFixed(4)}` + (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") + `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`);
+    await writeCheckpoint(opts.out, {
+      weights: model.namedVariables(), optimizer, vocab: opts.vocab, history,
+      meta: { format: FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) },
+    });
+  }
+  return { model, history };
+}
+
+/**
+ * The standard protocol on a split: every image against every caption of the split (5 per image on Flickr8k:
+ * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time.
+ */
+export async function evaluateMatching(o: {
+  model: ScanModel; vocab: Vocabulary; dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; limitImages?: number; quiet?: boolean;
+}): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
+  const ds = new FlickrDataset({ dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? "skip" : "error" });
+  const images = ds.images.slice(0, o.limitImages ?? ds.images.length);
+  await extractFeatures({ files: images.map((im) => ds.imagePath(im)), out: o.featuresDir, quiet: true });
+  const cache = FeatureCache.open(o.featuresDir);
+  const caps: number[][] = [];
+  const captionImage: number[] = [];
+  images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (caps.push(o.vocab.encode(c)), captionImage.push(i))));
+  const t0 = Date.now();
+  const chunks: tf.Tensor3D[] = [];
+  for (let i = 0; i < images.length; i += 64) {
+    const names = images.slice(i, i + 64);
+    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+    chunks.push(tf.tidy(() => o.model.encodeImages(f)));
+    f.dispose();
+  }
+  cache.close();
+  const imgVecs = tf.concat(chunks, 0) as tf.Tensor3D;
+  const { ids, maxLen } = padCaptions(caps);
+  const lengths = caps.map((c) => c.length);
+  const capIds = tf.tensor2d(ids, [caps.length, maxLen], "int32");
+  const capChunks: tf.Tensor3D[] = [];
+  for (let c = 0; c < caps.length; c += 256) {
+    const n = Math.min(256, caps.length - c);
+    capChunks.push(tf.tidy(() => o.model.encodeCaptions(capIds.slice([c, 0], [n, maxLen]), lengths.slice(c, c + n))));
+  }
+  const capVecs = tf.concat(capChunks, 0) as tf.Tensor3D;
+  const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}`, "captions");
+  let done = 0;
+  const scores = await scoreAll(imgVecs, capVecs, lengths, o.model.config, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
+  const seconds = (Date.now() - t0) / 1000;
+  tf.dispose([...chunks, imgVecs, capIds, ...capChunks, capVecs]);
+  return { split: o.split, n_images: images.length, n_captions: caps.length, seconds, ...retrievalRecall(scores, images.length, captionImage) };
+}

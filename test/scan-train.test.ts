@@ -1,0 +1,62 @@
+import { strict as assert } from "node:assert";
+import * as path from "node:path";
+import { generateSynthetic } from "../lib/synthetic";
+import { FlickrDataset, trainCaptions } from "../lib/dataset";
+import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
+import { imageFiles } from "../lib/captions";
+import { extractFeatures, FeatureCache } from "../lib/features";
+import { FeatureCaptionDataset } from "../lib/train";
+import { defaultScanConfig } from "../lib/scan";
+import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, loadMatchingCheckpoint, trainMatching } from "../lib/scan-train";
+import { setupBackend, tmpDir } from "./helpers";
+
+describe("training SCAN on cached features", function () {
+  this.timeout(600_000);
+  let dir: string, cacheDir: string;
+  let vocab: Vocabulary;
+  let trainSet: FeatureCaptionDataset, valSet: FeatureCaptionDataset;
+  let cfg: MatchingConfig;
+  const quiet = { quiet: true, log: () => {} };
+
+  before(async () => {
+    await setupBackend();
+    dir = path.join(tmpDir(), "synthetic");
+    await generateSynthetic(dir, { n: 60, seed: 5 });
+    vocab = buildVocabulary(trainCaptions(dir), 1);
+    cacheDir = path.join(dir, "..", "features");
+    await extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, quiet: true });
+    const cache = FeatureCache.open(cacheDir);
+    trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
+    valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
+    cfg = { ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 32 }), epochs: 2, batchSize: 16, lr: 2e-3 };
+  });
+
+  it("reads caption lengths up to the first <PAD>", () => {
+    assert.deepEqual(captionLengths([1, 5, 2, 0, 1, 2, 0, 0], 2, 4), [3, 2]);
+  });
+
+  it("lowers the loss, resumes to the same numbers, and evaluates retrieval both ways", async () => {
+    const a = path.join(tmpDir(), "a");
+    const full = await trainMatching({ train: trainSet, val: valSet, vocab, config: cfg, out: a, ...quiet });
+    const e = full.history.epoch;
+    assert.equal(e.length, 2);
+    assert.ok(e[1].trainLoss < e[0].trainLoss, JSON.stringify(e));
+    full.model.dispose();
+
+    const b = path.join(tmpDir(), "b");
+    (await trainMatching({ train: trainSet, vocab, config: { ...cfg, epochs: 1 }, out: b, ...quiet })).model.dispose();
+    const resumed = await trainMatching({ train: trainSet, vocab, config: cfg, out: b, resume: true, ...quiet });
+    resumed.model.dispose();
+    resumed.history.batch.forEach((r, i) => assert.ok(Math.abs(r.loss - full.history.batch[i].loss) < 1e-4, `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`));
+
+    const ck = await loadMatchingCheckpoint(a);
+    assert.equal(ck.epoch, 2);
+    const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, dataDir: dir, split: "dev", featuresDir: cacheDir, quiet: true });
+    assert.equal(r.n_images, 6);
+    assert.equal(r.n_captions, 30);
+    for (const x of [r.i2t, r.t2i]) assert.ok(x.r1 <= x.r5 && x.r5 <= x.r10 && x.medr >= 1, JSON.stringify(x));
+    assert.equal(r.t2i.r10, 100, "6 images: every caption's image is within the top 10");
+    assert.ok(Math.abs(r.rsum - (r.i2t.r1 + r.i2t.r5 + r.i2t.r10 + r.t2i.r1 + r.t2i.r5 + r.t2i.r10)) < 1e-9);
+    ck.model.dispose();
+  });
+});
