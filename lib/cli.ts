@@ -16,10 +16,11 @@ import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "./pipeline"
 import { evaluate } from "./evaluate";
 import { writeReport } from "./report";
 import { defaultScanConfig } from "./scan";
-import { defaultMatchingConfig, evaluateMatching, loadMatchingCheckpoint, trainMatching } from "./scan-train";
+import { defaultMatchingConfig, evaluateMatching, loadMatchingCheckpoint, retrieveCaptions, retrieveImages, trainMatching } from "./scan-train";
+import { FlickrDataset } from "./dataset";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
-import { extractFeatures } from "./features";
+import { FeatureCache, extractFeatures } from "./features";
 import * as tf from "@tensorflow/tfjs";
 import { defaultTrainConfig, loadCheckpoint, train } from "./train";
 import { getDefaultConfig } from "./decoder";
@@ -46,6 +47,7 @@ Commands:
               train the attention decoder on cached features (extracted first if missing)
   train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t --resume]
   evaluate-matching --checkpoint DIR --data-dir DIR [--split dev|test] [--json]   Recall@1/5/10 both ways
+  retrieve    --checkpoint DIR --data-dir DIR [--split dev] ("a text query" | --image FILE) [--k 5] [--json]
   report      --run runs/NAME [--split dev] [--gallery 6]                         report.html: loss charts, metrics, attention gallery
   evaluate    --checkpoint DIR --data-dir DIR [--split dev|test] [--beam 1,3,5] [--json] [--out DIR] [--skip-missing]
   caption     IMAGE... --checkpoint runs/NAME/checkpoint [--beam 3] [--json] [--heatmap out.png]   caption any image end to end
@@ -288,6 +290,38 @@ export async function main(argv: string[]): Promise<void> {
         console.log(`${split}: ${r.n_images} images × ${r.n_captions} captions, scored in ${r.seconds.toFixed(1)} s`);
         console.log(`image → text: ${f(r.i2t)}\ntext → image: ${f(r.t2i)}\nrsum ${r.rsum.toFixed(1)}`);
       }
+      return;
+    }
+    case "retrieve": {
+      const { values, positionals } = parseArgs({
+        args: rest, allowPositionals: true,
+        options: { checkpoint: { type: "string" }, "data-dir": { type: "string" }, split: { type: "string" }, image: { type: "string" }, k: { type: "string" }, json: { type: "boolean" } },
+      });
+      if (!values.checkpoint || !values["data-dir"]) throw new Error('retrieve needs --checkpoint DIR --data-dir DIR and a "query" or --image FILE');
+      if (!values.image && positionals.length === 0) throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
+      const split = (values.split ?? "dev") as "dev" | "test" | "train";
+      await initBackend({ quiet: values.json });
+      const ck = await loadMatchingCheckpoint(values.checkpoint);
+      const ds = new FlickrDataset({ dataDir: values["data-dir"], split, vocab: ck.vocab, onMissing: "skip" });
+      const k = int(values.k, "k", 5);
+      let results: { image?: string; caption?: string; score: number }[];
+      if (values.image) {
+        ensureWeights();
+        const encoder = await EncoderCNN.load();
+        const x = await EncoderCNN.loadBatch([values.image]);
+        const f = encoder.encode(x);
+        results = await retrieveCaptions({ model: ck.model, vocab: ck.vocab, features: f, captions: ds.images.flatMap((im) => ds.captionsOf(im)), k });
+        tf.dispose([x, f]);
+      } else {
+        const featuresDir = defaultFeaturesDir(values["data-dir"]);
+        await extractFeatures({ files: ds.images.map((im) => ds.imagePath(im)), out: featuresDir, quiet: true });
+        const cache = FeatureCache.open(featuresDir);
+        results = await retrieveImages({ model: ck.model, vocab: ck.vocab, query: positionals.join(" "), images: ds.images, cache, k });
+        cache.close();
+      }
+      ck.model.dispose();
+      if (values.json) console.log(JSON.stringify(results));
+      else for (const r of results) console.log(`${r.score.toFixed(4)}  ${r.image ?? r.caption}`);
       return;
     }
     case "backend": {

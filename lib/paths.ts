@@ -15,8 +15,10 @@ export function projectRoot(): string {
 }
 
 /** The synthetic scenes' default folder (generated on first use). */
-export function syntheticDir(): string {
-  return path.join(projectRoot(), "data", "synthetic");
+export function syntheticDir(quick = quickMode()): string {
+  // The quick (CI) set is smaller: its own folder, so that a quick run never replaces the full set under a
+  // longer job that is reading it.
+  return path.join(projectRoot(), "data", quick ? "synthetic-quick" : "synthetic");
 }
 
 /**

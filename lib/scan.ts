@@ -146,10 +146,7 @@ export function crossAttentionScores(
     let gram: tf.Tensor4D; // Gram of the context vectors, broadcastable to [N, C, ctx, ctx]
     let queryMask: tf.Tensor; // [1 or N, C, Q] — which queries count
     if (cfg.direction === "t2i") {
-      // queries: words; context: regions. Normalise over the words (of each region), softmax over the regions.
-      const norm = l2norm(leaky.mul(m4), 3); // [N, C, R, T]
-      const logits = norm.mul(cfg.lambdaSoftmax).transpose([0, 1, 3, 2]); // [N, C, T, R]
-      attn = tf.softmax(logits) as tf.Tensor4D;
+      attn = wordToRegionAttention(s, wordMask, cfg.lambdaSoftmax);
       sim = s.transpose([0, 1, 3, 2]) as tf.Tensor4D; // [N, C, T, R]
       gram = tf.matMul(images, images, false, true).reshape([N, 1, R, R]) as tf.Tensor4D;
       queryMask = wordMask.reshape([1, C, T]);
@@ -175,6 +172,32 @@ export function crossAttentionScores(
       return e.log().div(cfg.lambdaLse) as tf.Tensor2D;
     }
     return rowSim.mul(qm).sum(2).div(qm.sum(2)) as tf.Tensor2D;
+  });
+}
+
+/**
+ * Text-to-image attention weights `[N, C, T, R]` from the similarities `s [N, C, R, T]`: for each word, a
+ * softmax over the regions of λ·(LeakyReLU₀.₁(s) normalised over the caption's real words). These are the
+ * word–region alignments SCAN shows.
+ */
+export function wordToRegionAttention(s: tf.Tensor4D, wordMask: tf.Tensor2D, lambdaSoftmax: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, C, , T] = s.shape;
+    const norm = l2norm(tf.leakyRelu(s, 0.1).mul(wordMask.reshape([1, C, 1, T])), 3);
+    return tf.softmax(norm.mul(lambdaSoftmax).transpose([0, 1, 3, 2])) as tf.Tensor4D;
+  });
+}
+
+/** The alignment of one caption with one image: α `[T, R]` (one distribution over the regions per word). */
+export function alignment(model: ScanModel, features: tf.Tensor3D, ids: tf.Tensor2D, length: number): tf.Tensor2D {
+  return tf.tidy(() => {
+    const v = model.encodeImages(features); // [1, R, d]
+    const e = model.encodeCaptions(ids, [length]); // [1, T, d]
+    const [, R, d] = v.shape;
+    const T = e.shape[1];
+    const s = v.reshape([R, d]).matMul(e.reshape([T, d]).transpose()).reshape([1, 1, R, T]) as tf.Tensor4D;
+    const mask = tf.tensor2d([Array.from({ length: T }, (_, t) => (t < length ? 1 : 0))]);
+    return wordToRegionAttention(s, mask, model.config.lambdaSoftmax).reshape([T, R]).slice([0, 0], [length, R]) as tf.Tensor2D;
   });
 }
 
