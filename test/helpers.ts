@@ -1,6 +1,8 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import { strict as assert } from "node:assert";
+import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
 import { initBackend } from "../lib/backend";
 
@@ -44,4 +46,20 @@ export async function tinyFlickr(dir = tmpDir()): Promise<string> {
 /** Every test file that touches tensors starts the same backend the CLI would (wasm here). */
 export async function setupBackend(): Promise<string> {
   return (await initBackend({ quiet: true })).tfName;
+}
+
+/**
+ * Weights shared with the Python reference scripts (test/reference/*.py, their `det`): a formula of the
+ * parameter's name and flat index, so both sides build identical models without exchanging files.
+ */
+export function deterministicWeights(name: string, shape: number[]): tf.Tensor {
+  const k = [...name].reduce((a, c) => a + c.charCodeAt(0), 0) % 101;
+  const n = shape.reduce((a, b) => a * b, 1);
+  return tf.tensor(Array.from({ length: n }, (_, i) => 0.3 * Math.sin(0.61 * i + 0.17 * k)), shape);
+}
+
+/** Element-wise |actual − expected| ≤ tol, naming the first element that is off. */
+export function closeTo(actual: ArrayLike<number>, expected: number[], tol: number, what: string): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs reference ${expected[i]}`);
 }
