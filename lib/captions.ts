@@ -123,13 +123,18 @@ export interface DataLayout {
   splitFiles: Partial<Record<Split, string>>;
 }
 
+/** The data folder's image folder: the first of IMAGE_DIRS that exists, else `Images`. */
+export function imagesDirOf(dataDir: string): string {
+  return IMAGE_DIRS.map((d) => path.join(dataDir, d)).find((d) => fs.existsSync(d)) ?? path.join(dataDir, "Images");
+}
+
 export function resolveLayout(dataDir: string): DataLayout {
   if (!fs.existsSync(dataDir)) throw new Error(`data folder ${dataDir} does not exist`);
   const captionsFile = [TOKEN_FILE, CSV_FILE].map((f) => path.join(dataDir, f)).find((f) => fs.existsSync(f));
   if (!captionsFile) {
     throw new Error(`no caption file in ${dataDir}: expected ${TOKEN_FILE} (original Flickr8k) or ${CSV_FILE} (Kaggle)`);
   }
-  const imagesDir = IMAGE_DIRS.map((d) => path.join(dataDir, d)).find((d) => fs.existsSync(d)) ?? path.join(dataDir, "Images");
+  const imagesDir = imagesDirOf(dataDir);
   const splitFiles: Partial<Record<Split, string>> = {};
   for (const s of SPLITS) {
     const f = path.join(dataDir, SPLIT_FILES[s]);

@@ -36,16 +36,17 @@ export function plotlyHtml(fig: PlotlyFigure, opts: { height?: number } = {}): s
   );
 }
 
-const escape = (s: unknown) =>
+/** Text made safe inside HTML (and SVG) markup. */
+export const escapeHtml = (s: unknown) =>
   String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
 /** A plain HTML table; cells are escaped. */
 export function htmlTable(header: readonly string[], rows: readonly (readonly unknown[])[], opts: { caption?: string } = {}): string {
-  const th = header.map((h) => `<th style="text-align:left;padding:2px 8px">${escape(h)}</th>`).join("");
+  const th = header.map((h) => `<th style="text-align:left;padding:2px 8px">${escapeHtml(h)}</th>`).join("");
   const tr = rows
-    .map((r) => `<tr>${r.map((c) => `<td style="text-align:left;padding:2px 8px;font-family:monospace">${escape(c)}</td>`).join("")}</tr>`)
+    .map((r) => `<tr>${r.map((c) => `<td style="text-align:left;padding:2px 8px;font-family:monospace">${escapeHtml(c)}</td>`).join("")}</tr>`)
     .join("");
-  const cap = opts.caption ? `<caption style="text-align:left">${escape(opts.caption)}</caption>` : "";
+  const cap = opts.caption ? `<caption style="text-align:left">${escapeHtml(opts.caption)}</caption>` : "";
   return `<table style="border-collapse:collapse">${cap}<thead><tr>${th}</tr></thead><tbody>${tr}</tbody></table>`;
 }
 
@@ -56,7 +57,7 @@ export function imageGridHtml(items: readonly { png: Uint8Array; caption?: strin
       ({ png, caption }) =>
         `<figure style="display:inline-block;margin:4px;width:${width}px;vertical-align:top">` +
         `<img src="data:image/png;base64,${Buffer.from(png).toString("base64")}" style="width:${width}px"/>` +
-        (caption ? `<figcaption style="font-size:12px">${escape(caption)}</figcaption>` : "") +
+        (caption ? `<figcaption style="font-size:12px">${escapeHtml(caption)}</figcaption>` : "") +
         `</figure>`,
     )
     .join("");

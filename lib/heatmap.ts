@@ -5,7 +5,7 @@
  * Regions are in the encoder's order, r = row·7 + col with row 0 at the top (lib/encoder.ts).
  */
 import sharp from "sharp";
-import { PlotlyFigure } from "./display";
+import { PlotlyFigure, escapeHtml } from "./display";
 
 /**
  * Bilinear upsampling of a G×G grid (region order) to size×size, each region's value sitting at its cell's
@@ -80,7 +80,6 @@ export async function attentionPng(
   const panels: { input: Buffer; left: number; top: number }[] = [];
   const n = words.length + 1;
   const rows = Math.ceil(n / cols);
-  const escape = (s: string) => s.replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
   for (let p = 0; p < n; p++) {
     const px = Buffer.from(rgb);
     if (p > 0) {
@@ -95,7 +94,7 @@ export async function attentionPng(
     const left = (p % cols) * size, top = Math.floor(p / cols) * (size + label);
     panels.push({ input: await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer(), left, top: top + label });
     const text = p === 0 ? "image" : words[p - 1];
-    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${label}"><text x="${size / 2}" y="${label - 6}" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#000">${escape(text)}</text></svg>`;
+    const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${label}"><text x="${size / 2}" y="${label - 6}" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#000">${escapeHtml(text)}</text></svg>`;
     panels.push({ input: Buffer.from(svg), left, top });
   }
   return sharp({ create: { width: cols * size, height: rows * (size + label), channels: 3, background: "#ffffff" } }).composite(panels).png().toBuffer();

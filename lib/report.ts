@@ -5,23 +5,14 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { htmlTable, lossFigure, plotlyBundleHtml, plotlyHtml } from "./display";
+import { imagesDirOf } from "./captions";
+import { escapeHtml, htmlTable, lossFigure, plotlyBundleHtml, plotlyHtml } from "./display";
 import { EvaluationReport, GeneratedCaption } from "./evaluate";
 import { attentionFigure } from "./heatmap";
 import { toPng } from "./image";
 import { readJson, writeFileAtomic } from "./io";
 import type { History } from "./train";
 
-const esc = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
-
-/** Finds the image file of `name` under the data folder's usual image directories. */
-function imagePath(dataDir: string, name: string): string | undefined {
-  for (const d of ["Images224", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "images", "."]) {
-    const f = path.join(dataDir, d, name);
-    if (fs.existsSync(f)) return f;
-  }
-  return undefined;
-}
 
 /**
  * Writes `<runDir>/report.html` from `<runDir>/checkpoint/history.json`, `<runDir>/metrics-<split>.json` and
@@ -35,7 +26,7 @@ export async function writeReport(runDir: string, opts: { split?: string; galler
   const metricsFile = path.join(runDir, `metrics-${split}.json`);
   const metrics = fs.existsSync(metricsFile) ? readJson<EvaluationReport>(metricsFile, "metrics") : undefined;
   const parts: string[] = [plotlyBundleHtml()];
-  parts.push(`<h1>${esc(opts.title ?? `attend-tell — ${path.basename(path.resolve(runDir))}`)}</h1>`);
+  parts.push(`<h1>${escapeHtml(opts.title ?? `attend-tell — ${path.basename(path.resolve(runDir))}`)}</h1>`);
   parts.push(`<p>Show, Attend and Tell: frozen ResNet-50 regions (7×7), Bahdanau attention, LSTM decoder. ${history.epoch.length} epochs; report written ${new Date().toISOString()}.</p>`);
   parts.push("<h2>Training</h2>");
   parts.push(plotlyHtml(lossFigure(history, { title: "cross-entropy per batch, and per epoch on train and dev" }), { height: 420 }));
@@ -44,9 +35,9 @@ export async function writeReport(runDir: string, opts: { split?: string; galler
     history.epoch.map((e) => [e.epoch + 1, e.trainLoss.toFixed(4), e.trainCrossEntropy.toFixed(4), e.valLoss?.toFixed(4) ?? "", e.valCrossEntropy?.toFixed(4) ?? "", e.seconds.toFixed(0), e.captionsPerSecond.toFixed(1)]),
   ));
   if (!metrics) {
-    parts.push(`<p>No <code>metrics-${esc(split)}.json</code> yet: run <code>attend-tell evaluate --checkpoint ${esc(path.join(runDir, "checkpoint"))} --data-dir DIR</code>.</p>`);
+    parts.push(`<p>No <code>metrics-${escapeHtml(split)}.json</code> yet: run <code>attend-tell evaluate --checkpoint ${escapeHtml(path.join(runDir, "checkpoint"))} --data-dir DIR</code>.</p>`);
   } else {
-    parts.push(`<h2>Metrics (${esc(split)}, ${metrics.n_images} images)</h2>`);
+    parts.push(`<h2>Metrics (${escapeHtml(split)}, ${metrics.n_images} images)</h2>`);
     const synthetic = Object.values(metrics.beam).some((m) => m.attention);
     parts.push(htmlTable(
       ["beam", "BLEU-1", "BLEU-2", "BLEU-3", "BLEU-4", "CIDEr-D", "ROUGE-L", ...(synthetic ? ["scenes right", "attention pointing", "attention mass in box"] : [])],
@@ -60,11 +51,12 @@ export async function writeReport(runDir: string, opts: { split?: string; galler
     const k = beams.find((b) => fs.existsSync(path.join(runDir, `captions-${split}-beam${b}.json`)));
     if (k !== undefined) {
       const caps = readJson<GeneratedCaption[]>(path.join(runDir, `captions-${split}-beam${k}.json`), "generated captions");
-      parts.push(`<h2>Gallery (${esc(split)}, beam ${k})</h2>`);
+      parts.push(`<h2>Gallery (${escapeHtml(split)}, beam ${k})</h2>`);
+      const imagesDir = imagesDirOf(metrics.dataDir);
       for (const c of caps.slice(0, opts.gallery ?? 6)) {
-        const file = imagePath(metrics.dataDir, c.image);
-        parts.push(`<h3>${esc(c.image)}</h3><p><b>generated:</b> ${esc(c.caption)}<br/><b>references:</b><br/>${c.references.map(esc).join("<br/>")}</p>`);
-        if (file && c.words.length) parts.push(plotlyHtml(attentionFigure(await toPng(file, 160), c.words, c.attention, { cols: 6 }), { height: 80 + Math.ceil((c.words.length + 1) / 6) * 190 }));
+        const file = path.join(imagesDir, c.image);
+        parts.push(`<h3>${escapeHtml(c.image)}</h3><p><b>generated:</b> ${escapeHtml(c.caption)}<br/><b>references:</b><br/>${c.references.map(escapeHtml).join("<br/>")}</p>`);
+        if (fs.existsSync(file) && c.words.length) parts.push(plotlyHtml(attentionFigure(await toPng(file, 160), c.words, c.attention, { cols: 6 }), { height: 80 + Math.ceil((c.words.length + 1) / 6) * 190 }));
       }
     }
   }
