@@ -42,6 +42,11 @@ export function l2norm<T extends tf.Tensor>(x: T, axis = -1): T {
   return tf.tidy(() => x.div(x.square().sum(axis, true).add(1e-16).sqrt().add(EPS))) as T;
 }
 
+/** `[C, T]`: 1 for the first `lengths[c]` positions of each caption, 0 at its padding. */
+export function lengthMask(lengths: readonly number[], T: number): tf.Tensor2D {
+  return tf.tensor2d(Array.from({ length: lengths.length * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [lengths.length, T]);
+}
+
 export class ScanModel {
   readonly imgW: tf.Variable; // [E, d]
   readonly imgB: tf.Variable;
@@ -91,7 +96,7 @@ export class ScanModel {
   encodeCaptions(ids: tf.Tensor2D, lengths: readonly number[]): tf.Tensor3D {
     const [C, T] = ids.shape;
     const d = this.config.jointDim;
-    const mask = tf.tensor2d(Array.from({ length: C * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [C, T]);
+    const mask = lengthMask(lengths, T);
     const x = tf.gather(this.embedding, ids); // [C, T, M]
     const run = (g: ScanModel["gru"][number], order: number[]) => {
       const xg = x.reshape([C * T, this.config.embedSize]).matMul(g.Wx).add(g.bx).reshape([C, T, 3 * d]);
@@ -136,7 +141,7 @@ export function crossAttentionScores(
   return tf.tidy(() => {
     const [N, R, d] = images.shape;
     const [C, T] = captions.shape;
-    const wordMask = tf.tensor2d(Array.from({ length: C * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [C, T]);
+    const wordMask = lengthMask(lengths, T);
     // s[n, c, r, t] = v_nr · e_ct
     const s = images.reshape([N * R, d]).matMul(captions.reshape([C * T, d]).transpose()).reshape([N, R, C, T]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
     const m4 = wordMask.reshape([1, C, 1, T]);
@@ -196,7 +201,7 @@ export function alignment(model: ScanModel, features: tf.Tensor3D, ids: tf.Tenso
     const [, R, d] = v.shape;
     const T = e.shape[1];
     const s = v.reshape([R, d]).matMul(e.reshape([T, d]).transpose()).reshape([1, 1, R, T]) as tf.Tensor4D;
-    const mask = tf.tensor2d([Array.from({ length: T }, (_, t) => (t < length ? 1 : 0))]);
+    const mask = lengthMask([length], T);
     return wordToRegionAttention(s, mask, model.config.lambdaSoftmax).reshape([T, R]).slice([0, 0], [length, R]) as tf.Tensor2D;
   });
 }
