@@ -182,7 +182,7 @@ export async function evaluateMatching(o: {
 export async function retrieveImages(o: { model: ScanModel; vocab: Vocabulary; query: string; images: readonly string[]; cache: FeatureCache; k?: number }): Promise<{ image: string; score: number }[]> {
   const ids = o.vocab.encode(o.query);
   const capIds = tf.tensor2d([ids], [1, ids.length], "int32");
-  const cap = o.model.encodeCaptions(capIds, [ids.length]);
+  const cap = tf.tidy(() => o.model.encodeCaptions(capIds, [ids.length]));
   const scores: number[] = [];
   for (let i = 0; i < o.images.length; i += 64) {
     const names = o.images.slice(i, i + 64);
@@ -200,9 +200,9 @@ export async function retrieveCaptions(o: { model: ScanModel; vocab: Vocabulary;
   const encoded = o.captions.map((c) => o.vocab.encode(c));
   const { ids, maxLen } = padCaptions(encoded);
   const lengths = encoded.map((c) => c.length);
-  const img = o.model.encodeImages(o.features);
+  const img = tf.tidy(() => o.model.encodeImages(o.features));
   const capIds = tf.tensor2d(ids, [encoded.length, maxLen], "int32");
-  const caps = o.model.encodeCaptions(capIds, lengths);
+  const caps = tf.tidy(() => o.model.encodeCaptions(capIds, lengths));
   const scores = await scoreAll(img, caps, lengths, o.model.config);
   tf.dispose([img, capIds, caps]);
   return Array.from(scores, (score, i) => ({ caption: o.captions[i], score })).sort((a, b) => b.score - a.score).slice(0, o.k ?? 5);
