@@ -6,13 +6,11 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as tf from "@tensorflow/tfjs";
 import { Split } from "./captions";
 import { FlickrDataset } from "./dataset";
 import { DecoderRNN } from "./decoder";
-import { FEATURE_DIM, REGIONS } from "./encoder";
 import { FeatureCache, extractFeatures } from "./features";
-import { Generated, beamSearch, greedy } from "./generate";
+import { captionImages } from "./generate";
 import { writeJsonAtomic } from "./io";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { Progress } from "./progress";
@@ -47,24 +45,7 @@ export interface GeneratedCaption {
   references: string[];
 }
 
-/** Captions of `images` with beam width k (1: greedy, batched), in image order. */
-export async function captionImages(decoder: DecoderRNN, cache: FeatureCache, images: readonly string[], k: number, opts: { maxLen?: number; onImage?: () => void } = {}): Promise<Generated[]> {
-  const maxLen = opts.maxLen ?? 20;
-  const out: Generated[] = [];
-  const chunk = k === 1 ? 64 : 1;
-  for (let i = 0; i < images.length; i += chunk) {
-    const names = images.slice(i, i + chunk);
-    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
-    try {
-      if (k === 1) out.push(...(await greedy(decoder, f, maxLen)));
-      else out.push(await beamSearch(decoder, f, k, maxLen));
-    } finally {
-      f.dispose();
-    }
-    names.forEach(() => opts.onImage?.());
-  }
-  return out;
-}
+export { captionImages } from "./generate";
 
 export interface EvaluateOptions {
   decoder: DecoderRNN;

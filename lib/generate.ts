@@ -7,6 +7,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
+import { FEATURE_DIM, REGIONS } from "./encoder";
+import { FeatureCache } from "./features";
 import { EOS, SOS } from "./vocabulary";
 
 export interface Generated {
@@ -107,4 +109,23 @@ export async function beamSearch(decoder: DecoderRNN, features: tf.Tensor, k = 3
   }
   const best = beams.reduce((a, b) => (b.logProb > a.logProb ? b : a));
   return { ...best, finished: false };
+}
+
+/** Captions of `images` with beam width k (1: greedy, batched), in image order. */
+export async function captionImages(decoder: DecoderRNN, cache: FeatureCache, images: readonly string[], k: number, opts: { maxLen?: number; onImage?: () => void } = {}): Promise<Generated[]> {
+  const maxLen = opts.maxLen ?? 20;
+  const out: Generated[] = [];
+  const chunk = k === 1 ? 64 : 1;
+  for (let i = 0; i < images.length; i += chunk) {
+    const names = images.slice(i, i + chunk);
+    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+    try {
+      if (k === 1) out.push(...(await greedy(decoder, f, maxLen)));
+      else out.push(await beamSearch(decoder, f, k, maxLen));
+    } finally {
+      f.dispose();
+    }
+    names.forEach(() => opts.onImage?.());
+  }
+  return out;
 }

@@ -7,7 +7,6 @@
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as tf from "@tensorflow/tfjs";
 import { initBackend, describeBackend } from "./backend";
 import { imageFiles } from "./captions";
 import { FlickrDataset, trainCaptions } from "./dataset";
@@ -147,19 +146,14 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       return s.accuracy >= TARGET_ACCURACY;
     },
   });
-  let samples: PipelineSummary["samples"];
-  if (sceneScores.length) samples = sceneScores[sceneScores.length - 1].samples.slice(0, 6);
-  else {
-    const { greedy } = await import("./generate");
-    const names = devImages.slice(0, 6);
-    const f = tf.tensor3d(data.cache.read(names), [names.length, REGIONS, 2048]);
-    samples = (await greedy(model, f, 24)).map((g, i) => ({ image: names[i], caption: data.vocab.decode(g.ids).join(" ") }));
-    f.dispose();
-  }
   // Evaluation on dev (greedy and beam 3) and the report.
-  const { report } = await evaluate({
+  const { report, captions } = await evaluate({
     decoder: model, vocab: data.vocab, dataDir, split: "dev", featuresDir: data.featuresDir, beams: [1, 3], outDir: opts.out, skipMissing: opts.skipMissing,
   });
+  // Samples: the scene scorer's (with correctness) on synthetic data, else the evaluation's greedy captions.
+  const samples: PipelineSummary["samples"] = sceneScores.length
+    ? sceneScores[sceneScores.length - 1].samples.slice(0, 6)
+    : captions["1"].slice(0, 6).map((c) => ({ image: c.image, caption: c.caption }));
   writeJsonAtomic(path.join(opts.out, "metrics-dev.json"), report);
   const reportFile = await writeReport(opts.out, { title: `attend-tell — ${opts.data}` });
   model.dispose();

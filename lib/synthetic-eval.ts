@@ -3,11 +3,9 @@
  * objects it names are exactly the scene's objects — sizes and relations aside. This is the stopping rule of
  * `npm start` and, with the ground-truth boxes, the basis of attention-correctness measures.
  */
-import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
-import { REGIONS, FEATURE_DIM } from "./encoder";
 import { FeatureCache } from "./features";
-import { greedy } from "./generate";
+import { captionImages } from "./generate";
 import { COLORS, Color, SHAPES, SceneObject, Shape } from "./synthetic";
 import { Vocabulary } from "./vocabulary";
 
@@ -50,30 +48,25 @@ export interface SceneScore {
 
 /** Greedy captions for `images` (features from the cache), scored against their ground-truth objects. */
 export async function scoreScenes(
-  decoder: DecoderRNN, vocab: Vocabulary, cache: FeatureCache, images: string[], boxes: Record<string, SceneObject[]>, batchSize = 64,
+  decoder: DecoderRNN, vocab: Vocabulary, cache: FeatureCache, images: string[], boxes: Record<string, SceneObject[]>,
 ): Promise<SceneScore> {
   let correct = 0, truthCount = 0, found = 0, named = 0, right = 0;
   const samples: SceneScore["samples"] = [];
-  for (let i = 0; i < images.length; i += batchSize) {
-    const names = images.slice(i, i + batchSize);
-    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
-    const gen = await greedy(decoder, f, 24);
-    f.dispose();
-    gen.forEach((g, b) => {
-      const words = vocab.decode(g.ids);
-      const objects = boxes[names[b]];
-      if (!objects) throw new Error(`no ground-truth boxes for ${names[b]}`);
-      const ok = captionCorrect(words, objects);
-      const mentions = new Set(mentionedObjects(words).map(key));
-      const truth = new Set(objects.map(key));
-      correct += ok ? 1 : 0;
-      truthCount += truth.size;
-      found += [...truth].filter((k) => mentions.has(k)).length;
-      named += mentions.size;
-      right += [...mentions].filter((k) => truth.has(k)).length;
-      samples.push({ image: names[b], caption: words.join(" "), correct: ok, truth: [...truth] });
-    });
-  }
+  const gen = await captionImages(decoder, cache, images, 1, { maxLen: 24 });
+  gen.forEach((g, i) => {
+    const words = vocab.decode(g.ids);
+    const objects = boxes[images[i]];
+    if (!objects) throw new Error(`no ground-truth boxes for ${images[i]}`);
+    const ok = captionCorrect(words, objects);
+    const mentions = new Set(mentionedObjects(words).map(key));
+    const truth = new Set(objects.map(key));
+    correct += ok ? 1 : 0;
+    truthCount += truth.size;
+    found += [...truth].filter((k) => mentions.has(k)).length;
+    named += mentions.size;
+    right += [...mentions].filter((k) => truth.has(k)).length;
+    samples.push({ image: images[i], caption: words.join(" "), correct: ok, truth: [...truth] });
+  });
   return { accuracy: correct / images.length, recall: found / Math.max(1, truthCount), precision: right / Math.max(1, named), samples };
 }
 
