@@ -19,7 +19,7 @@ import { fromWeights, readCheckpoint, writeCheckpoint } from "./checkpoint";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
-import { captionGradients, clipAndApply } from "./train-step";
+import { clipAndApply } from "./train-step";
 import { OnnxTrainer, loadOrt } from "./onnx-train";
 
 export interface TrainConfig {
@@ -160,7 +160,6 @@ export function defaultEngine(backend = tf.getBackend()): TrainEngine {
   return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
 }
 
-
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));
   let cfg = opts.config;
@@ -180,11 +179,12 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   const engine = opts.engine ?? defaultEngine();
   const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
   const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
-  const dp = replicas > 1 ? await DataParallel.start(decoder, replicas) : undefined;
+  // One replica: the plain in-process step (DataParallel starts no workers then).
+  const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
   if (!opts.quiet) {
     log(engine === "onnx"
       ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
-      : `training step: tfjs on ${tf.getBackend()}` + (dp ? `, data-parallel over ${dp.size} cores` : ""));
+      : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""));
   }
   try {
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
@@ -196,9 +196,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
       const r = onnx
         ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
-        : dp
-          ? await dp.gradients(b.features, b.captions, { seed, lambda: cfg.lambda })
-          : tf.tidy(() => captionGradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda }));
+        : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
       const loss = (await r.loss.data())[0];
       const crossEntropy = (await r.crossEntropy.data())[0];
       if (Number.isFinite(loss)) {
