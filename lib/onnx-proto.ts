@@ -30,6 +30,13 @@ export class Pb {
     this.parts.push(Uint8Array.from(Pb.varint(b.length)), b);
     return this;
   }
+  float(field: number, v: number): this {
+    this.key(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    this.parts.push(b);
+    return this;
+  }
   str(field: number, s: string): this {
     return this.bytes(field, new TextEncoder().encode(s));
   }
@@ -42,13 +49,14 @@ export class Pb {
 }
 
 export const FLOAT = 1, INT64 = 7; // TensorProto.DataType
-const ATTR_INT = 2, ATTR_INTS = 7, ATTR_STRING = 3;
+const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_INTS = 7, ATTR_STRING = 3;
 
-export type Attr = { name: string; i?: number; ints?: number[]; s?: string };
+export type Attr = { name: string; i?: number; f?: number; ints?: number[]; s?: string };
 
 export function attrPb(a: Attr): Pb {
   const p = new Pb().str(1, a.name);
   if (a.i !== undefined) p.int(3, a.i).int(20, ATTR_INT);
+  else if (a.f !== undefined) p.float(2, a.f).int(20, ATTR_FLOAT);
   else if (a.ints) {
     for (const v of a.ints) p.int(8, v);
     p.int(20, ATTR_INTS);

@@ -130,65 +130,83 @@ export class ScanModel {
   }
 }
 
+type ScoreConfig = Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">;
+
 /**
  * SCAN scores of N images × C captions from unit region vectors `[N, R, d]` and unit word vectors `[C, T, d]`
  * (padding rows ignored through `lengths`). Memory O(N·C·R·T).
  */
-export function crossAttentionScores(
-  images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[],
-  cfg: Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">,
-): tf.Tensor2D {
+export function crossAttentionScores(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], cfg: ScoreConfig): tf.Tensor2D {
   return tf.tidy(() => {
     const [N, R, d] = images.shape;
     const [C, T] = captions.shape;
     const wordMask = lengthMask(lengths, T);
     // s[n, c, r, t] = v_nr · e_ct
     const s = images.reshape([N * R, d]).matMul(captions.reshape([C * T, d]).transpose()).reshape([N, R, C, T]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
-    const m4 = wordMask.reshape([1, C, 1, T]);
-    const leaky = tf.leakyRelu(s, 0.1);
-    let attn: tf.Tensor4D; // weights over the context, for each query
-    let sim: tf.Tensor4D; // s laid out [N, C, query, context]
-    let gram: tf.Tensor4D; // Gram of the context vectors, broadcastable to [N, C, ctx, ctx]
-    let queryMask: tf.Tensor; // [1 or N, C, Q] — which queries count
-    if (cfg.direction === "t2i") {
-      attn = wordToRegionAttention(s, wordMask, cfg.lambdaSoftmax);
-      sim = s.transpose([0, 1, 3, 2]) as tf.Tensor4D; // [N, C, T, R]
-      gram = tf.matMul(images, images, false, true).reshape([N, 1, R, R]) as tf.Tensor4D;
-      queryMask = wordMask.reshape([1, C, T]);
-    } else {
-      // queries: regions; context: words. Normalise over the regions, softmax over the (real) words.
-      const norm = l2norm(leaky, 2); // [N, C, R, T]
-      const logits = norm.mul(cfg.lambdaSoftmax).add(tf.scalar(1).sub(m4).mul(-1e9)); // padded words get no weight
-      attn = tf.softmax(logits) as tf.Tensor4D; // over T
-      sim = s;
-      gram = tf.matMul(captions, captions, false, true).reshape([1, C, T, T]) as tf.Tensor4D;
-      queryMask = tf.ones([1, 1, R]);
-    }
-    // cos(query, Σ α·context) = (Σ α·s) / ‖Σ α·context‖, ‖Σ α·context‖² = αᵀ G α (query vectors are unit)
-    const dot = attn.mul(sim).sum(3); // [N, C, Q]
-    const [n1, c1, q, k] = attn.shape;
-    const gB = tf.broadcastTo(gram, [n1, c1, k, k]).reshape([n1 * c1, k, k]);
-    const aG = tf.matMul(attn.reshape([n1 * c1, q, k]), gB).reshape([n1, c1, q, k]);
-    const sq = aG.mul(attn).sum(3);
-    const rowSim = dot.div(tf.maximum(sq.add(1e-16).sqrt(), EPS)); // [N, C, Q]
-    const qm = tf.broadcastTo(queryMask, rowSim.shape);
-    if (cfg.aggregation === "lse") {
-      const e = rowSim.mul(cfg.lambdaLse).exp().mul(qm).sum(2);
-      return e.log().div(cfg.lambdaLse) as tf.Tensor2D;
-    }
-    return rowSim.mul(qm).sum(2).div(qm.sum(2)) as tf.Tensor2D;
+    const gram = cfg.direction === "t2i" ? tf.matMul(images, images, false, true).reshape([N, 1, R, R]) : tf.matMul(captions, captions, false, true).reshape([1, C, T, T]);
+    return attendAndScore(s, wordMask.reshape([1, C, 1, T]) as tf.Tensor4D, gram as tf.Tensor4D, cfg) as tf.Tensor2D;
   });
 }
 
 /**
- * Text-to-image attention weights `[N, C, T, R]` from the similarities `s [N, C, R, T]`: for each word, a
- * softmax over the regions of λ·(LeakyReLU₀.₁(s) normalised over the caption's real words). These are the
- * word–region alignments SCAN shows.
+ * Scores of P (image, caption) pairs: `images [P, R, d]` with `captions [P, T, d]` → `[P]` (the same numbers as
+ * the matching entries of crossAttentionScores, at P pairs' cost instead of all N·C).
  */
-export function wordToRegionAttention(s: tf.Tensor4D, wordMask: tf.Tensor2D, lambdaSoftmax: number): tf.Tensor4D {
+export function pairScores(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], cfg: ScoreConfig): tf.Tensor1D {
   return tf.tidy(() => {
-    const [, C, , T] = s.shape;
-    const norm = l2norm(tf.leakyRelu(s, 0.1).mul(wordMask.reshape([1, C, 1, T])), 3);
+    const [P, R] = images.shape;
+    const T = captions.shape[1];
+    const s = tf.matMul(images, captions.transpose([0, 2, 1])).reshape([P, 1, R, T]) as tf.Tensor4D;
+    const gram = cfg.direction === "t2i" ? tf.matMul(images, images.transpose([0, 2, 1])).reshape([P, 1, R, R]) : tf.matMul(captions, captions.transpose([0, 2, 1])).reshape([P, 1, T, T]);
+    return attendAndScore(s, lengthMask(lengths, T).reshape([P, 1, 1, T]) as tf.Tensor4D, gram as tf.Tensor4D, cfg).reshape([P]) as tf.Tensor1D;
+  });
+}
+
+/**
+ * The attention and aggregation shared by all-pairs and paired scoring: similarities `s [N, C, R, T]`, the
+ * words' mask broadcastable to `[N, C, 1, T]`, and the Gram matrix of the context vectors broadcastable to
+ * `[N, C, ctx, ctx]` (regions for t2i, words for i2t) → scores `[N, C]`.
+ */
+function attendAndScore(s: tf.Tensor4D, mask4: tf.Tensor4D, gram: tf.Tensor4D, cfg: ScoreConfig): tf.Tensor2D {
+  const [N, C, R, T] = s.shape;
+  let attn: tf.Tensor4D; // weights over the context, for each query
+  let sim: tf.Tensor4D; // s laid out [N, C, query, context]
+  let queryMask: tf.Tensor; // broadcastable to [N, C, Q] — which queries count
+  if (cfg.direction === "t2i") {
+    attn = wordToRegionAttention(s, mask4, cfg.lambdaSoftmax);
+    sim = s.transpose([0, 1, 3, 2]) as tf.Tensor4D; // [N, C, T, R]
+    queryMask = mask4.reshape([mask4.shape[0], mask4.shape[1], T]);
+  } else {
+    // queries: regions; context: words. Normalise over the regions, softmax over the (real) words.
+    const norm = l2norm(tf.leakyRelu(s, 0.1), 2); // [N, C, R, T]
+    const logits = norm.mul(cfg.lambdaSoftmax).add(tf.scalar(1).sub(mask4).mul(-1e9)); // padded words get no weight
+    attn = tf.softmax(logits) as tf.Tensor4D; // over T
+    sim = s;
+    queryMask = tf.ones([1, 1, R]);
+  }
+  // cos(query, Σ α·context) = (Σ α·s) / ‖Σ α·context‖, ‖Σ α·context‖² = αᵀ G α (query vectors are unit)
+  const dot = attn.mul(sim).sum(3); // [N, C, Q]
+  const [, , q, k] = attn.shape;
+  const gB = tf.broadcastTo(gram, [N, C, k, k]).reshape([N * C, k, k]);
+  const aG = tf.matMul(attn.reshape([N * C, q, k]), gB).reshape([N, C, q, k]);
+  const sq = aG.mul(attn).sum(3);
+  const rowSim = dot.div(tf.maximum(sq.add(1e-16).sqrt(), EPS)); // [N, C, Q]
+  const qm = tf.broadcastTo(queryMask, rowSim.shape);
+  if (cfg.aggregation === "lse") {
+    const e = rowSim.mul(cfg.lambdaLse).exp().mul(qm).sum(2);
+    return e.log().div(cfg.lambdaLse) as tf.Tensor2D;
+  }
+  return rowSim.mul(qm).sum(2).div(qm.sum(2)) as tf.Tensor2D;
+}
+
+/**
+ * Text-to-image attention weights `[N, C, T, R]` from the similarities `s [N, C, R, T]` and the words' mask
+ * (broadcastable to `[N, C, 1, T]`): for each word, a softmax over the regions of λ·(LeakyReLU₀.₁(s)
+ * normalised over the caption's real words). These are the word–region alignments SCAN shows.
+ */
+export function wordToRegionAttention(s: tf.Tensor4D, mask4: tf.Tensor4D, lambdaSoftmax: number): tf.Tensor4D {
+  return tf.tidy(() => {
+    const norm = l2norm(tf.leakyRelu(s, 0.1).mul(mask4), 3);
     return tf.softmax(norm.mul(lambdaSoftmax).transpose([0, 1, 3, 2])) as tf.Tensor4D;
   });
 }
@@ -201,7 +219,7 @@ export function alignment(model: ScanModel, features: tf.Tensor3D, ids: tf.Tenso
     const [, R, d] = v.shape;
     const T = e.shape[1];
     const s = v.reshape([R, d]).matMul(e.reshape([T, d]).transpose()).reshape([1, 1, R, T]) as tf.Tensor4D;
-    const mask = lengthMask([length], T);
+    const mask = lengthMask([length], T).reshape([1, 1, 1, T]) as tf.Tensor4D;
     return wordToRegionAttention(s, mask, model.config.lambdaSoftmax).reshape([T, R]).slice([0, 0], [length, R]) as tf.Tensor2D;
   });
 }

@@ -1,0 +1,103 @@
+import { strict as assert } from "node:assert";
+import * as tf from "@tensorflow/tfjs";
+import { loadOrt } from "../lib/onnx-train";
+import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/scan";
+import { OnnxScan, SCAN_PARAMS, hardestNegatives, pairedHingeLoss } from "../lib/scan-onnx";
+import { matchingLoss } from "../lib/scan-train";
+import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
+
+/** SCAN on ONNX Runtime (lib/scan-onnx.ts) against the tfjs model of lib/scan.ts (itself pinned to PyTorch). */
+describe("SCAN on ONNX Runtime", function () {
+  before(async function () {
+    await setupBackend();
+  });
+  const [V, M, d, E, R] = [11, 4, 6, 5, 7];
+  const cfg = (direction: "t2i" | "i2t", aggregation: "lse" | "mean"): ScanConfig =>
+    ({ vocabSize: V, embedSize: M, jointDim: d, regionDim: E, direction, aggregation, lambdaSoftmax: direction === "t2i" ? 9 : 4, lambdaLse: 6, margin: 0.2 });
+  const unit = (shape: number[], phase: number) => l2norm(tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => Math.sin(0.71 * i + phase) + 0.3 * Math.cos(1.3 * i)), shape));
+  const lengths = [5, 3, 4, 2];
+  const T = 5;
+  const zeroPadding = (x: tf.Tensor3D) => x.mul(tf.tensor3d(Array.from({ length: 4 * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [4, T, 1]));
+
+  for (const direction of ["t2i", "i2t"] as const) {
+    for (const aggregation of ["lse", "mean"] as const) {
+      it(`scores every image against every caption as lib/scan.ts does (${direction}, ${aggregation}); paired scores agree`, async function () {
+        if (!loadOrt()) this.skip();
+        const c = cfg(direction, aggregation);
+        const images = unit([3, R, d], 0) as tf.Tensor3D;
+        const captions = zeroPadding(unit([4, T, d], 1) as tf.Tensor3D) as tf.Tensor3D;
+        const ref = await crossAttentionScores(images, captions, lengths, c).data();
+        const onnx = new OnnxScan(c, R, 1);
+        const got = await onnx.scores((await images.data()) as Float32Array, 3, (await captions.data()) as Float32Array, lengths, T);
+        close(got, Array.from(ref), 1e-5, `scores ${direction} ${aggregation}`);
+        // pairScores: image i with caption (i + 1) mod 4
+        const pi = [0, 1, 2, 2], pc = [1, 2, 3, 0];
+        const paired = await pairScores(tf.gather(images, pi), tf.gather(captions, pc), pc.map((k) => lengths[k]), c).data();
+        close(paired, pi.map((i, k) => ref[i * 4 + pc[k]]), 1e-5, "paired scores");
+        await onnx.dispose();
+      });
+    }
+  }
+
+  it("encodes regions and words as the tfjs model does", async function () {
+    if (!loadOrt()) this.skip();
+    const c = cfg("t2i", "lse");
+    const m = new ScanModel(c, det);
+    const f = Float32Array.from({ length: 2 * R * E }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i));
+    const ids = [1, 4, 5, 9, 2, 1, 3, 2, 0, 0];
+    const onnx = new OnnxScan(c, R, 1);
+    const params = await OnnxScan.parameters(m);
+    close(await onnx.encodeImages(params, f, 2), Array.from(await m.encodeImages(tf.tensor3d(f, [2, R, E])).data()), 1e-5, "region vectors");
+    close(await onnx.encodeCaptions(params, ids, [5, 3], 5), Array.from(await m.encodeCaptions(tf.tensor2d(ids, [2, 5], "int32"), [5, 3]).data()), 1e-5, "word vectors");
+    await onnx.dispose();
+    m.dispose();
+  });
+
+  it("the hinge loss through the 3·B hardest pairs has the full batch loss's value and gradients", async () => {
+    const c = cfg("t2i", "lse");
+    const images = unit([4, R, d], 0.4) as tf.Tensor3D;
+    const captions = zeroPadding(unit([4, T, d], 2) as tf.Tensor3D) as tf.Tensor3D;
+    const full = (v: tf.Tensor, e: tf.Tensor) => contrastiveLoss(crossAttentionScores(v as tf.Tensor3D, e as tf.Tensor3D, lengths, c), 0.5);
+    const scores = (await crossAttentionScores(images, captions, lengths, c).data()) as Float32Array;
+    const hard = hardestNegatives(scores, 4, 0.5);
+    assert.ok(Math.abs(hard.loss - (await full(images, captions).data())[0]) < 1e-5, "loss from the score matrix");
+    assert.ok(hard.loss > 0, "the example violates the margin");
+    const c5 = { ...c, margin: 0.5 };
+    const paired = (v: tf.Tensor, e: tf.Tensor) => pairedHingeLoss(v as tf.Tensor3D, e as tf.Tensor3D, lengths, hard, c5);
+    assert.ok(Math.abs((await paired(images, captions).data())[0] - hard.loss) < 1e-5, "paired loss");
+    const gFull = tf.grads(full)([images, captions]);
+    const gPair = tf.grads(paired)([images, captions]);
+    for (let k = 0; k < 2; k++) close(await gPair[k].data(), Array.from(await gFull[k].data()), 1e-5, `gradient ${k}`);
+  });
+
+  for (const direction of ["t2i", "i2t"] as const) {
+    it(`a training step gives tfjs autodiff's loss and gradient for every parameter (${direction}, padded captions)`, async function () {
+      if (!loadOrt()) this.skip();
+      const c = { ...cfg(direction, "lse"), margin: 0.6 };
+      const m = new ScanModel(c, det);
+      const B = 4;
+      const f = Float32Array.from({ length: B * R * E }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i + 0.01 * i * i));
+      const ids = Int32Array.from([1, 4, 5, 9, 2, 1, 3, 2, 0, 0, 1, 7, 10, 2, 0, 1, 6, 0, 0, 0]);
+      const lens = [5, 3, 4, 2];
+      const batch = { features: tf.tensor3d(f, [B, R, E]), captions: tf.tensor2d(ids, [B, 5], "int32"), imageNames: [] };
+      const ref = tf.variableGrads(() => matchingLoss(m, batch, lens), m.variables);
+      const onnx = new OnnxScan(c, R, 1);
+      const got = await onnx.gradients(m, f, ids, lens, 5);
+      assert.ok(got.loss > 0.1, `the example has a loss (${got.loss})`);
+      assert.ok(Math.abs(got.loss - ref.value.dataSync()[0]) < 1e-5, `loss ${got.loss} vs ${ref.value.dataSync()[0]}`);
+      const named = m.namedVariables();
+      for (const name of SCAN_PARAMS) {
+        const a = got.grads[named[name].name].dataSync();
+        const b = ref.grads[named[name].name].dataSync();
+        const scale = Math.max(1e-4, ...Array.from(b, Math.abs));
+        let worst = 0;
+        for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / scale);
+        assert.ok(worst < 1e-4, `${name}: relative error ${worst}`);
+      }
+      const val = await onnx.gradients(m, f, ids, lens, 5, { backward: false });
+      assert.ok(Math.abs(val.loss - got.loss) < 1e-6);
+      await onnx.dispose();
+      m.dispose();
+    });
+  }
+});
