@@ -200,11 +200,67 @@ function l2normBackward(h: ReturnType<typeof ops>, x: string, dy: string, axis: 
 }
 
 /**
+ * Gradients of Σ_p dS_p · S(image_p, caption_p) with respect to the unit vectors, for t2i pairs gathered from
+ * `images [B, R, d]` and `captions [B, T, d]` by `imgIdx`, `capIdx` (`[P]`, int64): lib/scan.ts pairScores'
+ * forward for the pairs, then its backward by hand (LSE or mean over words → cosine → attended vectors and
+ * dot → softmax over regions → l2norm over words → LeakyReLU → s = V·Eᵀ). Returns `[dImages, dCaptions]`,
+ * the pairs' gradients summed into each image and caption.
+ */
+function addPairBackwardT2I(
+  g: OnnxGraph, h: ReturnType<typeof ops>, images: string, captions: string, mask: string, imgIdx: string, capIdx: string, dS: string,
+  B: number, T: number, R: number, d: number, P: number, cfg: ScanConfig,
+): [string, string] {
+  const { mul, add, sub, div, sum, reshape, transpose, op1, c } = h;
+  const gather = (x: string, idx: string) => op1("Gather", [x, idx], [{ name: "axis", i: 0 }]);
+  const V = gather(images, imgIdx); // [P, R, d]
+  const Ew = gather(captions, capIdx); // [P, T, d]
+  const m = reshape(gather(mask, capIdx), [P, 1, T]);
+  const mT = reshape(m, [P, T]);
+  // forward
+  const s = h.mm(V, transpose(Ew, [0, 2, 1])); // [P, R, T]
+  const slope = add(c(0.1), mul(op1("Cast", [op1("Greater", [s, c(0)])], [{ name: "to", i: 1 }]), c(0.9))); // LeakyReLU′
+  const l = mul(mul(s, slope), m);
+  const n0 = op1("Sqrt", [add(sum(mul(l, l), [2], 1), c(1e-16))]); // [P, R, 1]
+  const nrm = add(n0, c(EPS));
+  const alpha = op1("Softmax", [mul(div(l, nrm), c(cfg.lambdaSoftmax))], [{ name: "axis", i: 1 }]); // over regions
+  const a = h.mm(transpose(alpha, [0, 2, 1]), V); // [P, T, d] attended region vectors
+  const dot = sum(mul(alpha, s), [1]); // [P, T]
+  const root = op1("Sqrt", [add(sum(mul(a, a), [2]), c(1e-16))]);
+  const den = op1("Max", [root, c(EPS)]);
+  const rs = div(dot, den);
+  // backward from dS [P]
+  const dS1 = reshape(dS, [P, 1]);
+  let drs: string;
+  if (cfg.aggregation === "lse") {
+    const e = mul(op1("Exp", [mul(rs, c(cfg.lambdaLse))]), mT);
+    drs = mul(dS1, div(e, sum(e, [1], 1)));
+  } else drs = mul(dS1, div(mT, sum(mT, [1], 1)));
+  const ddot = div(drs, den);
+  const dden = op1("Neg", [div(mul(drs, dot), mul(den, den))]);
+  const live = op1("Cast", [op1("Greater", [root, c(EPS)])], [{ name: "to", i: 1 }]);
+  const dsq = mul(div(dden, mul(root, c(2))), live); // [P, T]
+  const da = mul(reshape(mul(dsq, c(2)), [P, T, 1]), a); // [P, T, d]
+  const ddot3 = reshape(ddot, [P, 1, T]);
+  const dAlpha = add(h.mm(V, transpose(da, [0, 2, 1])), mul(ddot3, s)); // [P, R, T]
+  const dz = mul(alpha, sub(dAlpha, sum(mul(alpha, dAlpha), [1], 1))); // softmax over regions
+  const du = mul(dz, c(cfg.lambdaSoftmax));
+  const dl = sub(div(du, nrm), mul(l, div(sum(mul(du, l), [2], 1), mul(mul(nrm, nrm), n0))));
+  const ds = add(mul(ddot3, alpha), mul(mul(dl, m), slope));
+  const dV = add(h.mm(alpha, da), h.mm(ds, Ew)); // [P, R, d]
+  const dE = h.mm(transpose(ds, [0, 2, 1]), V); // [P, T, d]
+  const scatter = (shape: number[], idx: string, upd: string) =>
+    g.op("ScatterND", [op1("ConstantOfShape", [g.constInt(shape)]), reshape(idx, [P, 1]), upd], [{ name: "reduction", s: "add" }])[0];
+  return [scatter([B, R, d], imgIdx, dV), scatter([B, T, d], capIdx, dE)];
+}
+
+/**
  * The backward graph of the two encoders for a batch of B images and B captions of padded length T.
  * Inputs: the parameters, `features`, `ids`, `mask`, the forward's `Z`, `Yfw`, `Ybw`, and the loss's gradients
- * `dImages [B, R, d]`, `dCaptions [B, T, d]`. Outputs `grad/<param>` for every parameter.
+ * with respect to the unit vectors: either given (`dImages [B, R, d]`, `dCaptions [B, T, d]`), or, with
+ * `pairs: P` (t2i only), computed in the graph from the forward's `images`, `captions` and the P scored pairs
+ * `imgIdx`, `capIdx` (int64) with the loss's gradient `dS [P]` for each. Outputs `grad/<param>` for every parameter.
  */
-export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number): Uint8Array {
+export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, o: { pairs?: number } = {}): Uint8Array {
   const { jointDim: d, regionDim: E, embedSize: M, vocabSize: V } = cfg;
   const g = new OnnxGraph("scan_backward");
   const h = ops(g);
@@ -214,8 +270,15 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number):
   const mask = g.input("mask", [B, T]);
   const Z = g.input("Z", [B * R, d]);
   const Y = { fw: g.input("Yfw", [B, T, d]), bw: g.input("Ybw", [B, T, d]) };
-  const dImages = g.input("dImages", [B, R, d]);
-  const dCaptions = g.input("dCaptions", [B, T, d]);
+  let dImages: string, dCaptions: string;
+  if (o.pairs) {
+    if (cfg.direction !== "t2i") throw new Error("backwardGraph: the pairs' backward is written for t2i");
+    [dImages, dCaptions] = addPairBackwardT2I(g, h, g.input("images", [B, R, d]), g.input("captions", [B, T, d]), mask,
+      g.input("imgIdx", [o.pairs], INT64), g.input("capIdx", [o.pairs], INT64), g.input("dS", [o.pairs]), B, T, R, d, o.pairs, cfg);
+  } else {
+    dImages = g.input("dImages", [B, R, d]);
+    dCaptions = g.input("dCaptions", [B, T, d]);
+  }
   const grads: Partial<Record<Param, string>> = {};
 
   // regions: V = l2norm(F·W + b)
@@ -279,20 +342,24 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number):
 type OrtSession = import("onnxruntime-node").InferenceSession;
 
 /** The hinge loss with the hardest negatives, from a batch's `[B, B]` scores (row-major), and its argmaxes. */
-export function hardestNegatives(scores: Float32Array, B: number, margin: number): { loss: number; caption: number[]; image: number[] } {
+export function hardestNegatives(scores: Float32Array, B: number, margin: number): { loss: number; caption: number[]; image: number[]; dS: Float32Array } {
   const caption = new Array<number>(B).fill(-1), image = new Array<number>(B).fill(-1);
+  // dS: the loss's gradient with respect to the scores of the pairs as hardestPairs lays them out
+  const dS = new Float32Array(3 * B);
   let loss = 0;
   for (let i = 0; i < B; i++) {
     let best = -Infinity;
     for (let c = 0; c < B; c++) if (c !== i && scores[i * B + c] > best) (best = scores[i * B + c]), (caption[i] = c);
-    loss += Math.max(0, margin - scores[i * B + i] + best);
+    const v = margin - scores[i * B + i] + best;
+    if (v > 0) (loss += v), (dS[B + i] = 1), (dS[i] -= 1);
   }
   for (let c = 0; c < B; c++) {
     let best = -Infinity;
     for (let i = 0; i < B; i++) if (i !== c && scores[i * B + c] > best) (best = scores[i * B + c]), (image[c] = i);
-    loss += Math.max(0, margin - scores[c * B + c] + best);
+    const v = margin - scores[c * B + c] + best;
+    if (v > 0) (loss += v), (dS[2 * B + c] = 1), (dS[c] -= 1);
   }
-  return { loss, caption, image };
+  return { loss, caption, image, dS };
 }
 
 /**
@@ -302,22 +369,61 @@ export function hardestNegatives(scores: Float32Array, B: number, margin: number
 export function pairedHingeLoss(
   images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], hardest: { caption: number[]; image: number[] }, cfg: ScanConfig,
 ): tf.Scalar {
+  const { imgIdx, capIdx } = hardestPairs(hardest);
+  return pairLoss(tf.gather(images, imgIdx), tf.gather(captions, capIdx), capIdx.map((c) => lengths[c]), cfg);
+}
+
+/** The 3·B (image, caption) pairs of the loss: each image with its caption, with its hardest caption; each caption with its hardest image. */
+function hardestPairs(hardest: { caption: number[]; image: number[] }): { imgIdx: number[]; capIdx: number[] } {
+  const own = Array.from({ length: hardest.caption.length }, (_, i) => i);
+  return { imgIdx: [...own, ...own, ...hardest.image], capIdx: [...own, ...hardest.caption, ...own] };
+}
+
+/** Σ hinge over the pairs laid out as hardestPairs gives them (`[3B, R, d]` images with `[3B, T, d]` captions). */
+function pairLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], cfg: ScanConfig): tf.Scalar {
   return tf.tidy(() => {
-    const B = images.shape[0];
-    const own = Array.from({ length: B }, (_, i) => i);
-    const imgIdx = [...own, ...own, ...hardest.image];
-    const capIdx = [...own, ...hardest.caption, ...own];
-    const s = pairScores(tf.gather(images, imgIdx), tf.gather(captions, capIdx), capIdx.map((c) => lengths[c]), cfg);
-    const [pos, negCaption, negImage] = tf.split(s, 3);
+    const [pos, negCaption, negImage] = tf.split(pairScores(images, captions, lengths, cfg), 3);
     const hinge = (neg: tf.Tensor) => tf.relu(neg.sub(pos).add(cfg.margin)).sum();
     return hinge(negCaption).add(hinge(negImage)) as tf.Scalar;
   });
 }
 
+/**
+ * Gradients of pairedHingeLoss with respect to `images [B, R, d]` and `captions [B, T, d]` (row-major arrays):
+ * autodiff through the pairs only, the gather's backward done here as plain sums (tfjs-wasm's is slow).
+ */
+async function pairedHingeGrads(
+  images: Float32Array, captions: Float32Array, B: number, R: number, T: number, lengths: readonly number[],
+  hardest: { caption: number[]; image: number[] }, cfg: ScanConfig,
+): Promise<{ dImages: Float32Array; dCaptions: Float32Array }> {
+  const d = cfg.jointDim;
+  const { imgIdx, capIdx } = hardestPairs(hardest);
+  const rows = (src: Float32Array, idx: number[], n: number) => {
+    const out = new Float32Array(idx.length * n);
+    idx.forEach((k, j) => out.set(src.subarray(k * n, (k + 1) * n), j * n));
+    return out;
+  };
+  const pi = tf.tensor3d(rows(images, imgIdx, R * d), [imgIdx.length, R, d]);
+  const pc = tf.tensor3d(rows(captions, capIdx, T * d), [capIdx.length, T, d]);
+  const [gi, gc] = tf.grads((v: tf.Tensor, e: tf.Tensor) => pairLoss(v as tf.Tensor3D, e as tf.Tensor3D, capIdx.map((c) => lengths[c]), cfg))([pi, pc]);
+  const scatter = (g: Float32Array, idx: number[], n: number, count: number) => {
+    const out = new Float32Array(count * n);
+    idx.forEach((k, j) => {
+      const o = k * n, s = j * n;
+      for (let x = 0; x < n; x++) out[o + x] += g[s + x];
+    });
+    return out;
+  };
+  const dImages = scatter((await gi.data()) as Float32Array, imgIdx, R * d, B);
+  const dCaptions = scatter((await gc.data()) as Float32Array, capIdx, T * d, B);
+  tf.dispose([pi, pc, gi, gc]);
+  return { dImages, dCaptions };
+}
+
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
   private sessions = new Map<string, Promise<OrtSession>>();
-  constructor(readonly config: ScanConfig, readonly regions: number, readonly threads = 0) {
+  constructor(readonly config: ScanConfig, readonly regions: number, readonly threads = Number(process.env.SCAN_THREADS ?? 0)) {
     if (!loadOrt()) throw new Error("OnnxScan needs the optional package onnxruntime-node (npm install onnxruntime-node)");
   }
 
@@ -386,16 +492,22 @@ export class OnnxScan {
     const f = await fwd.run(this.feeds(params, SCAN_PARAMS, inputs));
     const hardest = hardestNegatives(f.scores.data as Float32Array, B, this.config.margin);
     if (opts.backward === false) return { loss: hardest.loss, grads: {} };
-    const images = tf.tensor3d(f.images.data as Float32Array, [B, R, d]);
-    const captions = tf.tensor3d(f.captions.data as Float32Array, [B, T, d]);
-    const [dImages, dCaptions] = tf.grads((v: tf.Tensor, e: tf.Tensor) => pairedHingeLoss(v as tf.Tensor3D, e as tf.Tensor3D, lengths, hardest, this.config))([images, captions]);
-    const dI = (await dImages.data()) as Float32Array, dC = (await dCaptions.data()) as Float32Array;
-    tf.dispose([images, captions, dImages, dCaptions]);
-    const bwd = await this.session(`bwd${B}x${T}`, () => backwardGraph(this.config, B, T, R));
-    const out = await bwd.run(this.feeds(params, SCAN_PARAMS, {
-      ...inputs, Z: [f.Z.data as Float32Array, [B * R, d]], Yfw: [f.Yfw.data as Float32Array, [B, T, d]], Ybw: [f.Ybw.data as Float32Array, [B, T, d]],
-      dImages: [dI, [B, R, d]], dCaptions: [dC, [B, T, d]],
-    }));
+    const saved = { ...inputs, Z: [f.Z.data as Float32Array, [B * R, d]], Yfw: [f.Yfw.data as Float32Array, [B, T, d]], Ybw: [f.Ybw.data as Float32Array, [B, T, d]] } as typeof inputs;
+    let out: Record<string, { data: unknown }>;
+    if (this.config.direction === "t2i") {
+      // the pairs' backward inside the graph (addPairBackwardT2I)
+      const { imgIdx, capIdx } = hardestPairs(hardest);
+      const bwd = await this.session(`bwd${B}x${T}p`, () => backwardGraph(this.config, B, T, R, { pairs: 3 * B }));
+      out = await bwd.run(this.feeds(params, SCAN_PARAMS, {
+        ...saved, images: [f.images.data as Float32Array, [B, R, d]], captions: [f.captions.data as Float32Array, [B, T, d]],
+        imgIdx: [int64(imgIdx), [3 * B]], capIdx: [int64(capIdx), [3 * B]], dS: [hardest.dS, [3 * B]],
+      }));
+    } else {
+      // i2t: the pairs' gradients by tfjs autodiff
+      const { dImages, dCaptions } = await pairedHingeGrads(f.images.data as Float32Array, f.captions.data as Float32Array, B, R, T, lengths, hardest, this.config);
+      const bwd = await this.session(`bwd${B}x${T}`, () => backwardGraph(this.config, B, T, R));
+      out = await bwd.run(this.feeds(params, SCAN_PARAMS, { ...saved, dImages: [dImages, [B, R, d]], dCaptions: [dCaptions, [B, T, d]] }));
+    }
     const named = model.namedVariables();
     const grads = Object.fromEntries(SCAN_PARAMS.map((n) => [named[n].name, tf.tensor(out[`grad/${n}`].data as Float32Array, named[n].shape)]));
     return { loss: hardest.loss, grads };

@@ -15,7 +15,8 @@ import { padCaptions } from "./collate";
 import { Progress } from "./progress";
 import { RetrievalReport, retrievalRecall, scoreAll } from "./retrieval";
 import { ScanConfig, ScanModel, contrastiveLoss } from "./scan";
-import { FeatureCaptionDataset, FeatureBatch } from "./train";
+import { OnnxScan } from "./scan-onnx";
+import { FeatureCaptionDataset, FeatureBatch, TrainEngine, defaultEngine } from "./train";
 import { clipAndApply } from "./train-step";
 import { PAD, Vocabulary } from "./vocabulary";
 
@@ -73,14 +74,30 @@ export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheck
   return { model, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
 }
 
-async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: MatchingConfig): Promise<number> {
+/** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */
+async function matchingStep(model: ScanModel, b: FeatureBatch, onnx: OnnxScan | undefined, backward = true): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+  const [B, T] = b.captions.shape;
+  const ids = (await b.captions.data()) as Int32Array;
+  const lengths = captionLengths(ids, B, T);
+  if (onnx) return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward });
+  if (!backward) {
+    const l = tf.tidy(() => matchingLoss(model, b, lengths));
+    const loss = (await l.data())[0];
+    l.dispose();
+    return { loss, grads: {} };
+  }
+  const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths), model.variables);
+  const loss = (await value.data())[0];
+  value.dispose();
+  return { loss, grads };
+}
+
+async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: MatchingConfig, onnx: OnnxScan | undefined): Promise<number> {
   let sum = 0, n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(0)) {
-    const [B, T] = b.captions.shape;
-    const l = tf.tidy(() => matchingLoss(model, b, captionLengths(b.captions.dataSync(), B, T)));
-    sum += (await l.data())[0];
+    sum += (await matchingStep(model, b, onnx, false)).loss;
     n++;
-    tf.dispose([l, b.features, b.captions]);
+    tf.dispose([b.features, b.captions]);
   }
   return sum / Math.max(1, n);
 }
@@ -88,6 +105,8 @@ async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: Matc
 export async function trainMatching(opts: {
   train: FeatureCaptionDataset; val?: FeatureCaptionDataset; vocab: Vocabulary; config: MatchingConfig; out: string;
   resume?: boolean; log?: (line: string) => void; quiet?: boolean;
+  /** Where the step runs: "onnx" (ONNX Runtime, lib/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
+  engine?: TrainEngine;
 }): Promise<{ model: ScanModel; history: MatchingHistory }> {
   const log = opts.log ?? ((s: string) => console.error(s));
   let cfg = opts.config;
@@ -103,21 +122,23 @@ export async function trainMatching(opts: {
     await optimizer.setWeights(ck.optimizerWeights);
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
   } else model = new ScanModel(cfg.scan);
+  const engine = opts.engine ?? defaultEngine();
+  const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
+  if (!opts.quiet) log(onnx ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)" : `training step: tfjs on ${tf.getBackend()}`);
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "pairs");
     const t0 = Date.now();
     let sum = 0, n = 0, step = 0;
     for await (const b of opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch)) {
-      const [B, T] = b.captions.shape;
-      const lengths = captionLengths((await b.captions.data()) as Int32Array, B, T);
-      const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths), model.variables);
-      const loss = (await value.data())[0];
+      const B = b.captions.shape[0];
+      const { loss, grads } = await matchingStep(model, b, onnx);
       if (!Number.isFinite(loss)) {
-        tf.dispose([value, ...Object.values(grads), b.features, b.captions]);
+        tf.dispose([...Object.values(grads), b.features, b.captions]);
+        await onnx?.dispose();
         throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
       }
       clipAndApply(optimizer, grads, cfg.clipNorm);
-      tf.dispose([value, ...Object.values(grads), b.features, b.captions]);
+      tf.dispose([...Object.values(grads), b.features, b.captions]);
       history.batch.push({ epoch, step, loss });
       sum += loss;
       n += B;
@@ -126,7 +147,7 @@ export async function trainMatching(opts: {
       if (step % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)}`);
     }
     const seconds = (Date.now() - t0) / 1000;
-    const valLoss = opts.val ? await meanLoss(model, opts.val, cfg) : undefined;
+    const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
     history.epoch.push({ epoch, trainLoss: sum / Math.max(1, step), valLoss, seconds, pairsPerSecond: n / seconds });
     log(`epoch ${epoch + 1}: train loss ${(sum / Math.max(1, step)).toFixed(4)}` + (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") + `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`);
     await writeCheckpoint(opts.out, {
@@ -134,7 +155,92 @@ export async function trainMatching(opts: {
       meta: { format: FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) },
     });
   }
+  await onnx?.dispose();
   return { model, history };
+}
+
+/**
+ * Unit region vectors `[N, R, d]` of `images` (features read through `read`) and unit word vectors `[C, T, d]`
+ * of padded captions, as row-major arrays: on ONNX Runtime where it is installed, else tfjs. Fixed chunk sizes
+ * (the last chunk padded) so that a few compiled graphs serve any split.
+ */
+export async function encodeForRetrieval(
+  model: ScanModel, read: (names: string[]) => Float32Array, images: readonly string[], ids: ArrayLike<number>, lengths: readonly number[], T: number,
+  engine: TrainEngine = defaultEngine(),
+): Promise<{ images: Float32Array; captions: Float32Array }> {
+  const d = model.config.jointDim, N = images.length, C = lengths.length;
+  const imgOut = new Float32Array(N * REGIONS * d), capOut = new Float32Array(C * T * d);
+  const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
+  const params = onnx ? await OnnxScan.parameters(model) : {};
+  const IMG_CHUNK = 64, CAP_CHUNK = 256;
+  for (let i = 0; i < N; i += IMG_CHUNK) {
+    const names = images.slice(i, i + IMG_CHUNK);
+    const f = read([...names]);
+    let v: Float32Array;
+    if (onnx) {
+      const padded = new Float32Array(IMG_CHUNK * REGIONS * FEATURE_DIM);
+      padded.set(f);
+      v = await onnx.encodeImages(params, padded, IMG_CHUNK);
+    } else {
+      const t = tf.tensor3d(f, [names.length, REGIONS, FEATURE_DIM]);
+      const e = tf.tidy(() => model.encodeImages(t));
+      v = (await e.data()) as Float32Array;
+      tf.dispose([t, e]);
+    }
+    imgOut.set(v.subarray(0, names.length * REGIONS * d), i * REGIONS * d);
+  }
+  for (let c = 0; c < C; c += CAP_CHUNK) {
+    const n = Math.min(CAP_CHUNK, C - c);
+    const chunkIds = Array.from(ids).slice(c * T, (c + n) * T);
+    const lens = lengths.slice(c, c + n);
+    let v: Float32Array;
+    if (onnx) {
+      // padding captions: one <PAD> word of length 1 each (their vectors are dropped)
+      v = await onnx.encodeCaptions(params, [...chunkIds, ...Array((CAP_CHUNK - n) * T).fill(0)], [...lens, ...Array(CAP_CHUNK - n).fill(1)], T);
+    } else {
+      const t = tf.tensor2d(chunkIds, [n, T], "int32");
+      const e = tf.tidy(() => model.encodeCaptions(t, lens));
+      v = (await e.data()) as Float32Array;
+      tf.dispose([t, e]);
+    }
+    capOut.set(v.subarray(0, n * T * d), c * T * d);
+  }
+  await onnx?.dispose();
+  return { images: imgOut, captions: capOut };
+}
+
+/**
+ * Scores `[N, C]` (row-major) of unit region vectors `images [N, R, d]` against unit word vectors
+ * `captions [C, T, d]` (row-major arrays), in chunks of captions: on ONNX Runtime where it is installed
+ * (lib/scan-onnx.ts, every core), else tfjs (lib/retrieval.ts scoreAll).
+ */
+export async function scoreMatrix(
+  scan: ScanConfig, images: Float32Array, N: number, captions: Float32Array, lengths: readonly number[], T: number,
+  opts: { chunk?: number; onChunk?: (done: number) => void; engine?: TrainEngine } = {},
+): Promise<Float32Array> {
+  const C = lengths.length, d = scan.jointDim, R = images.length / (N * d);
+  if ((opts.engine ?? defaultEngine()) === "tfjs") {
+    const img = tf.tensor3d(images, [N, R, d]), cap = tf.tensor3d(captions, [C, T, d]);
+    const out = await scoreAll(img, cap, lengths, scan, { onChunk: opts.onChunk });
+    tf.dispose([img, cap]);
+    return out;
+  }
+  const onnx = new OnnxScan(scan, R);
+  // ~ N·R·chunk·T floats per intermediate: keep it near 20 M (80 MB)
+  const chunk = opts.chunk ?? Math.max(1, Math.min(C, Math.floor(2e7 / (N * R * T))));
+  const out = new Float32Array(N * C);
+  for (let c0 = 0; c0 < C; c0 += chunk) {
+    const n = Math.min(chunk, C - c0);
+    const lens = lengths.slice(c0, c0 + n);
+    // the last chunk is padded to the chunk size so that one compiled graph serves every chunk
+    const part = new Float32Array(chunk * T * d);
+    part.set(captions.subarray(c0 * T * d, (c0 + n) * T * d));
+    const v = await onnx.scores(images, N, part, [...lens, ...Array(chunk - n).fill(1)], T);
+    for (let i = 0; i < N; i++) out.set(v.subarray(i * chunk, i * chunk + n), i * C + c0);
+    opts.onChunk?.(c0 + n);
+  }
+  await onnx.dispose();
+  return out;
 }
 
 /**
@@ -152,29 +258,14 @@ export async function evaluateMatching(o: {
   const captionImage: number[] = [];
   images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (caps.push(o.vocab.encode(c)), captionImage.push(i))));
   const t0 = Date.now();
-  const chunks: tf.Tensor3D[] = [];
-  for (let i = 0; i < images.length; i += 64) {
-    const names = images.slice(i, i + 64);
-    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
-    chunks.push(tf.tidy(() => o.model.encodeImages(f)));
-    f.dispose();
-  }
-  cache.close();
-  const imgVecs = tf.concat(chunks, 0) as tf.Tensor3D;
   const { ids, maxLen } = padCaptions(caps);
   const lengths = caps.map((c) => c.length);
-  const capIds = tf.tensor2d(ids, [caps.length, maxLen], "int32");
-  const capChunks: tf.Tensor3D[] = [];
-  for (let c = 0; c < caps.length; c += 256) {
-    const n = Math.min(256, caps.length - c);
-    capChunks.push(tf.tidy(() => o.model.encodeCaptions(capIds.slice([c, 0], [n, maxLen]), lengths.slice(c, c + n))));
-  }
-  const capVecs = tf.concat(capChunks, 0) as tf.Tensor3D;
+  const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(o.model, (names) => cache.read(names), images, ids, lengths, maxLen);
+  cache.close();
   const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}`, "captions");
   let done = 0;
-  const scores = await scoreAll(imgVecs, capVecs, lengths, o.model.config, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
+  const scores = await scoreMatrix(o.model.config, imgVecs, images.length, capVecs, lengths, maxLen, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
   const seconds = (Date.now() - t0) / 1000;
-  tf.dispose([...chunks, imgVecs, capIds, ...capChunks, capVecs]);
   return { split: o.split, n_images: images.length, n_captions: caps.length, seconds, ...retrievalRecall(scores, images.length, captionImage) };
 }
 

