@@ -116,6 +116,15 @@ export class OnnxGraph {
     this.nodes.push(p);
     return outs;
   }
+  /**
+   * Σ of the rows of `updates [P, X]` into `[n, X]` by `indices [P]` (int64), as a one-hot matMul: ONNX
+   * Runtime's ScatterND with reduction "add" loses updates to repeated indices when it runs on several threads
+   * (measured), and repeated indices are the point here (word ids, images in several pairs).
+   */
+  scatterAddRows(indices: string, updates: string, n: number): string {
+    const onehot = this.op("OneHot", [indices, this.constInt([n], []), this.constFloat([0, 1], [2])], [{ name: "axis", i: -1 }])[0]; // [P, n]
+    return this.op("Gemm", [onehot, updates], [{ name: "transA", i: 1 }])[0];
+  }
   toBytes(opset = 17): Uint8Array {
     const g = new Pb();
     for (const n of this.nodes) g.msg(1, n);

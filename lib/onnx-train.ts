@@ -193,8 +193,7 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   grads["decoder/Wx"] = concat([dWxEmb, dWxCtx], 0);
   grads["decoder/bLstm"] = sum(dGAll, [0]);
   const dEmb = mm(dGAll, transpose(WxEmb, [1, 0])); // [B·S, M]
-  const zerosVM = op1("ConstantOfShape", [g.constInt([V, M])]);
-  grads["decoder/embedding"] = g.op("ScatterND", [zerosVM, reshape(wordsFlat, [B * S, 1]), dEmb], [{ name: "reduction", s: "add" }])[0];
+  grads["decoder/embedding"] = g.scatterAddRows(wordsFlat, dEmb, V);
   // Attention projection (features are constant: no gradient into them).
   const dP2 = reshape(dP, [B * R, K]);
   grads["attention/W"] = mm(transpose(F2, [1, 0]), dP2);

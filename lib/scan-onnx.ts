@@ -248,8 +248,7 @@ function addPairBackwardT2I(
   const ds = add(mul(ddot3, alpha), mul(mul(dl, m), slope));
   const dV = add(h.mm(alpha, da), h.mm(ds, Ew)); // [P, R, d]
   const dE = h.mm(transpose(ds, [0, 2, 1]), V); // [P, T, d]
-  const scatter = (shape: number[], idx: string, upd: string) =>
-    g.op("ScatterND", [op1("ConstantOfShape", [g.constInt(shape)]), reshape(idx, [P, 1]), upd], [{ name: "reduction", s: "add" }])[0];
+  const scatter = (shape: number[], idx: string, upd: string) => reshape(g.scatterAddRows(idx, reshape(upd, [P, shape[1] * shape[2]]), B), shape);
   return [scatter([B, R, d], imgIdx, dV), scatter([B, T, d], capIdx, dE)];
 }
 
@@ -333,58 +332,61 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
     grads[`gru_${dir}/bx`] = h.sum(DGx, [0]);
     dX.push(h.op1("Gemm", [DGx, Wx], [{ name: "transB", i: 1 }]));
   }
-  const zerosVM = h.op1("ConstantOfShape", [g.constInt([V, M])]);
-  grads.embedding = g.op("ScatterND", [zerosVM, h.reshape(ids, [B * T, 1]), h.add(dX[0], dX[1])], [{ name: "reduction", s: "add" }])[0];
+  grads.embedding = g.scatterAddRows(ids, h.add(dX[0], dX[1]), V);
   for (const name of SCAN_PARAMS) g.output(grads[name]!, `grad/${name}`, scanParamShape(cfg, name));
   return g.toBytes(17);
 }
 
 type OrtSession = import("onnxruntime-node").InferenceSession;
 
-/** The hinge loss with the hardest negatives, from a batch's `[B, B]` scores (row-major), and its argmaxes. */
-export function hardestNegatives(scores: Float32Array, B: number, margin: number): { loss: number; caption: number[]; image: number[]; dS: Float32Array } {
-  const caption = new Array<number>(B).fill(-1), image = new Array<number>(B).fill(-1);
-  // dS: the loss's gradient with respect to the scores of the pairs as hardestPairs lays them out
-  const dS = new Float32Array(3 * B);
+/**
+ * The pairs that the hinge loss with the k hardest negatives depends on, from a batch's `[B, B]` scores
+ * (row-major, matches on the diagonal): each image with its own caption (pairs 0…B−1), then each image with its
+ * k highest-scoring other captions, then each caption with its k highest-scoring other images. `own[p]` is
+ * the matching pair that negative p is measured against; `dS` the loss's gradient with respect to each pair's
+ * score; `loss` = Σ over negatives of [margin − S(own) + S(negative)]₊ (k = 1: VSE++ max violation).
+ */
+export interface LossPairs {
+  loss: number;
+  imgIdx: number[];
+  capIdx: number[];
+  own: number[];
+  dS: Float32Array;
+}
+
+export function hardestNegatives(scores: Float32Array, B: number, margin: number, k = 1): LossPairs {
+  if (k < 1 || k > B - 1) throw new Error(`hardestNegatives: k = ${k} negatives, but a batch of ${B} has 1…${B - 1}`);
+  const own = Array.from({ length: B }, (_, i) => i);
+  const imgIdx = [...own], capIdx = [...own], owner = [...own];
+  const top = (at: (j: number) => number, skip: number) => Array.from({ length: B }, (_, j) => j).filter((j) => j !== skip).sort((a, b) => at(b) - at(a)).slice(0, k);
+  for (let i = 0; i < B; i++) for (const c of top((c) => scores[i * B + c], i)) imgIdx.push(i), capIdx.push(c), owner.push(i);
+  for (let c = 0; c < B; c++) for (const i of top((i) => scores[i * B + c], c)) imgIdx.push(i), capIdx.push(c), owner.push(c);
+  const dS = new Float32Array(imgIdx.length);
   let loss = 0;
-  for (let i = 0; i < B; i++) {
-    let best = -Infinity;
-    for (let c = 0; c < B; c++) if (c !== i && scores[i * B + c] > best) (best = scores[i * B + c]), (caption[i] = c);
-    const v = margin - scores[i * B + i] + best;
-    if (v > 0) (loss += v), (dS[B + i] = 1), (dS[i] -= 1);
+  for (let p = B; p < imgIdx.length; p++) {
+    const o = owner[p];
+    const v = margin - scores[o * B + o] + scores[imgIdx[p] * B + capIdx[p]];
+    if (v > 0) (loss += v), (dS[p] += 1), (dS[o] -= 1);
   }
-  for (let c = 0; c < B; c++) {
-    let best = -Infinity;
-    for (let i = 0; i < B; i++) if (i !== c && scores[i * B + c] > best) (best = scores[i * B + c]), (image[c] = i);
-    const v = margin - scores[c * B + c] + best;
-    if (v > 0) (loss += v), (dS[2 * B + c] = 1), (dS[c] -= 1);
-  }
-  return { loss, caption, image, dS };
+  return { loss, imgIdx, capIdx, own: owner, dS };
 }
 
 /**
- * The batch loss as a function of the unit vectors, through the 3·B pairs that the hardest negatives pick
- * (`hardestNegatives`): equal in value and gradient to lib/scan.ts contrastiveLoss over all B × B scores.
+ * The batch loss as a function of the unit vectors, through the pairs that hardestNegatives picked: equal in
+ * value and gradient to lib/scan.ts contrastiveLoss over all B × B scores with the same k.
  */
-export function pairedHingeLoss(
-  images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], hardest: { caption: number[]; image: number[] }, cfg: ScanConfig,
-): tf.Scalar {
-  const { imgIdx, capIdx } = hardestPairs(hardest);
-  return pairLoss(tf.gather(images, imgIdx), tf.gather(captions, capIdx), capIdx.map((c) => lengths[c]), cfg);
+export function pairedHingeLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig): tf.Scalar {
+  return pairLoss(tf.gather(images, pairs.imgIdx), tf.gather(captions, pairs.capIdx), pairs.capIdx.map((c) => lengths[c]), pairs, cfg);
 }
 
-/** The 3·B (image, caption) pairs of the loss: each image with its caption, with its hardest caption; each caption with its hardest image. */
-function hardestPairs(hardest: { caption: number[]; image: number[] }): { imgIdx: number[]; capIdx: number[] } {
-  const own = Array.from({ length: hardest.caption.length }, (_, i) => i);
-  return { imgIdx: [...own, ...own, ...hardest.image], capIdx: [...own, ...hardest.caption, ...own] };
-}
-
-/** Σ hinge over the pairs laid out as hardestPairs gives them (`[3B, R, d]` images with `[3B, T, d]` captions). */
-function pairLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], cfg: ScanConfig): tf.Scalar {
+/** Σ hinge over the pairs (`[P, R, d]` images with `[P, T, d]` captions, laid out as LossPairs). */
+function pairLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig): tf.Scalar {
   return tf.tidy(() => {
-    const [pos, negCaption, negImage] = tf.split(pairScores(images, captions, lengths, cfg), 3);
-    const hinge = (neg: tf.Tensor) => tf.relu(neg.sub(pos).add(cfg.margin)).sum();
-    return hinge(negCaption).add(hinge(negImage)) as tf.Scalar;
+    const B = pairs.own.findIndex((o, p) => o !== p); // the matching pairs come first (own[p] = p)
+    const s = pairScores(images, captions, lengths, cfg);
+    const pos = s.slice(0, B);
+    const neg = s.slice(B);
+    return tf.relu(neg.sub(tf.gather(pos, pairs.own.slice(B))).add(cfg.margin)).sum() as tf.Scalar;
   });
 }
 
@@ -393,11 +395,10 @@ function pairLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly 
  * autodiff through the pairs only, the gather's backward done here as plain sums (tfjs-wasm's is slow).
  */
 async function pairedHingeGrads(
-  images: Float32Array, captions: Float32Array, B: number, R: number, T: number, lengths: readonly number[],
-  hardest: { caption: number[]; image: number[] }, cfg: ScanConfig,
+  images: Float32Array, captions: Float32Array, B: number, R: number, T: number, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig,
 ): Promise<{ dImages: Float32Array; dCaptions: Float32Array }> {
   const d = cfg.jointDim;
-  const { imgIdx, capIdx } = hardestPairs(hardest);
+  const { imgIdx, capIdx } = pairs;
   const rows = (src: Float32Array, idx: number[], n: number) => {
     const out = new Float32Array(idx.length * n);
     idx.forEach((k, j) => out.set(src.subarray(k * n, (k + 1) * n), j * n));
@@ -405,7 +406,7 @@ async function pairedHingeGrads(
   };
   const pi = tf.tensor3d(rows(images, imgIdx, R * d), [imgIdx.length, R, d]);
   const pc = tf.tensor3d(rows(captions, capIdx, T * d), [capIdx.length, T, d]);
-  const [gi, gc] = tf.grads((v: tf.Tensor, e: tf.Tensor) => pairLoss(v as tf.Tensor3D, e as tf.Tensor3D, capIdx.map((c) => lengths[c]), cfg))([pi, pc]);
+  const [gi, gc] = tf.grads((v: tf.Tensor, e: tf.Tensor) => pairLoss(v as tf.Tensor3D, e as tf.Tensor3D, capIdx.map((c) => lengths[c]), pairs, cfg))([pi, pc]);
   const scatter = (g: Float32Array, idx: number[], n: number, count: number) => {
     const out = new Float32Array(count * n);
     idx.forEach((k, j) => {
@@ -480,37 +481,39 @@ export class OnnxScan {
 
   /**
    * One training step's loss and gradients (tfjs tensors keyed by variable name, for tfjs optimisers) for a
-   * batch of B images `[B, R, E]` matched with B captions `[B, T]` (padded with 0). `backward: false` gives
-   * the loss alone (validation).
+   * batch of B images `[B, R, E]` matched with B captions `[B, T]` (padded with 0), with the hinge loss over the
+   * `negatives` hardest negatives (1: VSE++ max violation). `backward: false` gives the loss alone (validation).
    */
-  async gradients(model: ScanModel, features: Float32Array, ids: Int32Array, lengths: readonly number[], T: number, opts: { backward?: boolean } = {}): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+  async gradients(
+    model: ScanModel, features: Float32Array, ids: Int32Array, lengths: readonly number[], T: number, opts: { backward?: boolean; negatives?: number } = {},
+  ): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
     const B = lengths.length, R = this.regions, d = this.config.jointDim;
     const params = await OnnxScan.parameters(model);
     const ids64 = int64(ids), mask = maskOf(lengths, T);
     const fwd = await this.session(`fwd${B}x${T}`, () => forwardGraph(this.config, R, { images: B, captions: [B, T], scores: true }));
     const inputs = { features: [features, [B, R, this.config.regionDim]], ids: [ids64, [B, T]], mask: [mask, [B, T]] } as Record<string, [Float32Array | BigInt64Array, number[]]>;
     const f = await fwd.run(this.feeds(params, SCAN_PARAMS, inputs));
-    const hardest = hardestNegatives(f.scores.data as Float32Array, B, this.config.margin);
-    if (opts.backward === false) return { loss: hardest.loss, grads: {} };
+    const pairs = hardestNegatives(f.scores.data as Float32Array, B, this.config.margin, opts.negatives ?? 1);
+    if (opts.backward === false) return { loss: pairs.loss, grads: {} };
     const saved = { ...inputs, Z: [f.Z.data as Float32Array, [B * R, d]], Yfw: [f.Yfw.data as Float32Array, [B, T, d]], Ybw: [f.Ybw.data as Float32Array, [B, T, d]] } as typeof inputs;
     let out: Record<string, { data: unknown }>;
     if (this.config.direction === "t2i") {
       // the pairs' backward inside the graph (addPairBackwardT2I)
-      const { imgIdx, capIdx } = hardestPairs(hardest);
-      const bwd = await this.session(`bwd${B}x${T}p`, () => backwardGraph(this.config, B, T, R, { pairs: 3 * B }));
+      const P = pairs.imgIdx.length;
+      const bwd = await this.session(`bwd${B}x${T}p${P}`, () => backwardGraph(this.config, B, T, R, { pairs: P }));
       out = await bwd.run(this.feeds(params, SCAN_PARAMS, {
         ...saved, images: [f.images.data as Float32Array, [B, R, d]], captions: [f.captions.data as Float32Array, [B, T, d]],
-        imgIdx: [int64(imgIdx), [3 * B]], capIdx: [int64(capIdx), [3 * B]], dS: [hardest.dS, [3 * B]],
+        imgIdx: [int64(pairs.imgIdx), [P]], capIdx: [int64(pairs.capIdx), [P]], dS: [pairs.dS, [P]],
       }));
     } else {
       // i2t: the pairs' gradients by tfjs autodiff
-      const { dImages, dCaptions } = await pairedHingeGrads(f.images.data as Float32Array, f.captions.data as Float32Array, B, R, T, lengths, hardest, this.config);
+      const { dImages, dCaptions } = await pairedHingeGrads(f.images.data as Float32Array, f.captions.data as Float32Array, B, R, T, lengths, pairs, this.config);
       const bwd = await this.session(`bwd${B}x${T}`, () => backwardGraph(this.config, B, T, R));
       out = await bwd.run(this.feeds(params, SCAN_PARAMS, { ...saved, dImages: [dImages, [B, R, d]], dCaptions: [dCaptions, [B, T, d]] }));
     }
     const named = model.namedVariables();
     const grads = Object.fromEntries(SCAN_PARAMS.map((n) => [named[n].name, tf.tensor(out[`grad/${n}`].data as Float32Array, named[n].shape)]));
-    return { loss: hardest.loss, grads };
+    return { loss: pairs.loss, grads };
   }
 
   async dispose(): Promise<void> {

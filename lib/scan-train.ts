@@ -25,6 +25,14 @@ export interface MatchingConfig {
   batchSize: number;
   lr: number;
   clipNorm: number;
+  /**
+   * Epochs at the start whose loss sums each image's and caption's `warmupNegatives` largest violations
+   * instead of the single hardest: from random weights the max-violation loss alone can sit at its collapsed
+   * value (every score equal: loss = 2·B·margin) for epochs; summing over several negatives first gets it moving,
+   * as VSE∞'s warm-up does with all of them.
+   */
+  warmupEpochs?: number;
+  warmupNegatives?: number;
   seed: number;
   printEvery: number;
   scan: ScanConfig;
@@ -32,7 +40,7 @@ export interface MatchingConfig {
 
 /** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2). */
 export function defaultMatchingConfig(scan: ScanConfig): MatchingConfig {
-  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, seed: 1, printEvery: 100, scan };
+  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, warmupEpochs: 1, warmupNegatives: 16, seed: 1, printEvery: 100, scan };
 }
 
 export interface MatchingHistory {
@@ -52,9 +60,14 @@ export function captionLengths(ids: ArrayLike<number>, B: number, T: number): nu
 }
 
 /** The batch's hinge loss (images and captions of the batch matched along the diagonal). */
-export function matchingLoss(model: ScanModel, b: FeatureBatch, lengths: number[]): tf.Scalar {
+export function matchingLoss(model: ScanModel, b: FeatureBatch, lengths: number[], negatives = 1): tf.Scalar {
   const s = model.similarity(model.encodeImages(b.features), model.encodeCaptions(b.captions, lengths), lengths);
-  return contrastiveLoss(s, model.config.margin);
+  return contrastiveLoss(s, model.config.margin, negatives);
+}
+
+/** How many hardest negatives the loss counts in `epoch` (see MatchingConfig.warmupEpochs), at most B − 1. */
+export function negativesAt(cfg: MatchingConfig, epoch: number, B: number): number {
+  return epoch < (cfg.warmupEpochs ?? 0) ? Math.max(1, Math.min(cfg.warmupNegatives ?? 1, B - 1)) : 1;
 }
 
 export interface MatchingCheckpoint {
@@ -75,18 +88,18 @@ export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheck
 }
 
 /** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */
-async function matchingStep(model: ScanModel, b: FeatureBatch, onnx: OnnxScan | undefined, backward = true): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+async function matchingStep(model: ScanModel, b: FeatureBatch, onnx: OnnxScan | undefined, backward = true, negatives = 1): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
   const [B, T] = b.captions.shape;
   const ids = (await b.captions.data()) as Int32Array;
   const lengths = captionLengths(ids, B, T);
-  if (onnx) return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward });
+  if (onnx) return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward, negatives });
   if (!backward) {
     const l = tf.tidy(() => matchingLoss(model, b, lengths));
     const loss = (await l.data())[0];
     l.dispose();
     return { loss, grads: {} };
   }
-  const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths), model.variables);
+  const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths, negatives), model.variables);
   const loss = (await value.data())[0];
   value.dispose();
   return { loss, grads };
@@ -131,7 +144,7 @@ export async function trainMatching(opts: {
     let sum = 0, n = 0, step = 0;
     for await (const b of opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch)) {
       const B = b.captions.shape[0];
-      const { loss, grads } = await matchingStep(model, b, onnx);
+      const { loss, grads } = await matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, B));
       if (!Number.isFinite(loss)) {
         tf.dispose([...Object.values(grads), b.features, b.captions]);
         await onnx?.dispose();

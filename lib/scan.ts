@@ -236,14 +236,19 @@ export function alignment(model: ScanModel, features: tf.Tensor3D, ids: tf.Tenso
 /**
  * VSE++'s hinge triplet loss with the hardest negatives: scores `[B, B]` with matching pairs on the diagonal;
  * Σ_i max_c [margin − S(i,i) + S(i,c)]₊ + Σ_c max_i [margin − S(c,c) + S(i,c)]₊ over non-matching pairs.
+ * With `k` > 1 each image and caption counts its k largest violations (a gentler start: see trainMatching).
  */
-export function contrastiveLoss(scores: tf.Tensor2D, margin: number): tf.Scalar {
+export function contrastiveLoss(scores: tf.Tensor2D, margin: number, k = 1): tf.Scalar {
   return tf.tidy(() => {
     const B = scores.shape[0];
     const diag = tf.sum(scores.mul(tf.eye(B)), 1); // [B]
     const offDiag = tf.scalar(1).sub(tf.eye(B));
     const costCaption = tf.relu(scores.add(margin).sub(diag.reshape([B, 1]))).mul(offDiag); // per image (row): negatives are captions
     const costImage = tf.relu(scores.add(margin).sub(diag.reshape([1, B]))).mul(offDiag); // per caption (column): negatives are images
-    return costCaption.max(1).sum().add(costImage.max(0).sum()) as tf.Scalar;
+    if (k === 1) return costCaption.max(1).sum().add(costImage.max(0).sum()) as tf.Scalar;
+    // the k largest costs of each row through a mask of their places, read out so that the mask is a constant
+    // to autodiff (TopK has no gradient in tfjs)
+    const topSum = (cost: tf.Tensor) => cost.mul(tf.oneHot(tf.tensor2d(tf.topk(cost, k).indices.arraySync() as number[][], [B, k], "int32"), B).sum(1)).sum();
+    return topSum(costCaption).add(topSum(costImage.transpose())) as tf.Scalar;
   });
 }

@@ -53,25 +53,27 @@ describe("SCAN on ONNX Runtime", function () {
     m.dispose();
   });
 
-  it("the hinge loss through the 3·B hardest pairs has the full batch loss's value and gradients", async () => {
-    const c = cfg("t2i", "lse");
-    const images = unit([4, R, d], 0.4) as tf.Tensor3D;
-    const captions = zeroPadding(unit([4, T, d], 2) as tf.Tensor3D) as tf.Tensor3D;
-    const full = (v: tf.Tensor, e: tf.Tensor) => contrastiveLoss(crossAttentionScores(v as tf.Tensor3D, e as tf.Tensor3D, lengths, c), 0.5);
-    const scores = (await crossAttentionScores(images, captions, lengths, c).data()) as Float32Array;
-    const hard = hardestNegatives(scores, 4, 0.5);
-    assert.ok(Math.abs(hard.loss - (await full(images, captions).data())[0]) < 1e-5, "loss from the score matrix");
-    assert.ok(hard.loss > 0, "the example violates the margin");
-    const c5 = { ...c, margin: 0.5 };
-    const paired = (v: tf.Tensor, e: tf.Tensor) => pairedHingeLoss(v as tf.Tensor3D, e as tf.Tensor3D, lengths, hard, c5);
-    assert.ok(Math.abs((await paired(images, captions).data())[0] - hard.loss) < 1e-5, "paired loss");
-    const gFull = tf.grads(full)([images, captions]);
-    const gPair = tf.grads(paired)([images, captions]);
-    for (let k = 0; k < 2; k++) close(await gPair[k].data(), Array.from(await gFull[k].data()), 1e-5, `gradient ${k}`);
-  });
+  for (const k of [1, 2]) {
+    it(`the hinge loss through the pairs of the ${k} hardest negatives has the full batch loss's value and gradients`, async () => {
+      const c = { ...cfg("t2i", "lse"), margin: 0.5 };
+      const images = unit([4, R, d], 0.4) as tf.Tensor3D;
+      const captions = zeroPadding(unit([4, T, d], 2) as tf.Tensor3D) as tf.Tensor3D;
+      const full = (v: tf.Tensor, e: tf.Tensor) => contrastiveLoss(crossAttentionScores(v as tf.Tensor3D, e as tf.Tensor3D, lengths, c), 0.5, k);
+      const scores = (await crossAttentionScores(images, captions, lengths, c).data()) as Float32Array;
+      const pairs = hardestNegatives(scores, 4, 0.5, k);
+      assert.equal(pairs.imgIdx.length, 4 * (1 + 2 * k));
+      assert.ok(Math.abs(pairs.loss - (await full(images, captions).data())[0]) < 1e-5, "loss from the score matrix");
+      assert.ok(pairs.loss > 0, "the example violates the margin");
+      const paired = (v: tf.Tensor, e: tf.Tensor) => pairedHingeLoss(v as tf.Tensor3D, e as tf.Tensor3D, lengths, pairs, c);
+      assert.ok(Math.abs((await paired(images, captions).data())[0] - pairs.loss) < 1e-5, "paired loss");
+      const gFull = tf.grads(full)([images, captions]);
+      const gPair = tf.grads(paired)([images, captions]);
+      for (let j = 0; j < 2; j++) close(await gPair[j].data(), Array.from(await gFull[j].data()), 1e-5, `gradient ${j}`);
+    });
+  }
 
-  for (const direction of ["t2i", "i2t"] as const) {
-    it(`a training step gives tfjs autodiff's loss and gradient for every parameter (${direction}, padded captions)`, async function () {
+  for (const [direction, k] of [["t2i", 1], ["i2t", 1], ["t2i", 2]] as const) {
+    it(`a training step gives tfjs autodiff's loss and gradient for every parameter (${direction}, ${k} hardest negatives, padded captions)`, async function () {
       if (!loadOrt()) this.skip();
       const c = { ...cfg(direction, "lse"), margin: 0.6 };
       const m = new ScanModel(c, det);
@@ -80,9 +82,9 @@ describe("SCAN on ONNX Runtime", function () {
       const ids = Int32Array.from([1, 4, 5, 9, 2, 1, 3, 2, 0, 0, 1, 7, 10, 2, 0, 1, 6, 0, 0, 0]);
       const lens = [5, 3, 4, 2];
       const batch = { features: tf.tensor3d(f, [B, R, E]), captions: tf.tensor2d(ids, [B, 5], "int32"), imageNames: [] };
-      const ref = tf.variableGrads(() => matchingLoss(m, batch, lens), m.variables);
+      const ref = tf.variableGrads(() => matchingLoss(m, batch, lens, k), m.variables);
       const onnx = new OnnxScan(c, R, 1);
-      const got = await onnx.gradients(m, f, ids, lens, 5);
+      const got = await onnx.gradients(m, f, ids, lens, 5, { negatives: k });
       assert.ok(got.loss > 0.1, `the example has a loss (${got.loss})`);
       assert.ok(Math.abs(got.loss - ref.value.dataSync()[0]) < 1e-5, `loss ${got.loss} vs ${ref.value.dataSync()[0]}`);
       const named = m.namedVariables();
@@ -94,7 +96,7 @@ describe("SCAN on ONNX Runtime", function () {
         for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / scale);
         assert.ok(worst < 1e-4, `${name}: relative error ${worst}`);
       }
-      const val = await onnx.gradients(m, f, ids, lens, 5, { backward: false });
+      const val = await onnx.gradients(m, f, ids, lens, 5, { backward: false, negatives: k });
       assert.ok(Math.abs(val.loss - got.loss) < 1e-6);
       await onnx.dispose();
       m.dispose();
