@@ -16,7 +16,7 @@ import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "./pipeline"
 import { evaluate } from "./evaluate";
 import { writeReport } from "./report";
 import { defaultScanConfig } from "./scan";
-import { defaultMatchingConfig, evaluateMatching, loadMatchingCheckpoint, retrieveCaptions, retrieveImages, trainMatching } from "./scan-train";
+import { defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, retrieveCaptions, retrieveImages, trainMatching } from "./scan-train";
 import { FlickrDataset } from "./dataset";
 import { ensureWeights, expectedSums } from "./weights";
 import { EncoderCNN } from "./encoder";
@@ -45,8 +45,9 @@ Commands:
   train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
               train the attention decoder on cached features (extracted first if missing)
-  train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t --resume]
-  evaluate-matching --checkpoint DIR --data-dir DIR [--split dev|test] [--json]   Recall@1/5/10 both ways
+  train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t
+                    --warmup-epochs 1 --warmup-negatives 16 --resume]
+  evaluate-matching --checkpoint DIR --data-dir DIR [--split dev|test] [--json] [--human]   Recall@1/5/10 both ways; --human: rank correlation with ExpertAnnotations.txt
   retrieve    --checkpoint DIR --data-dir DIR [--split dev] ("a text query" | --image FILE) [--k 5] [--json]
   report      --run runs/NAME [--split dev] [--gallery 6]                         report.html: loss charts, metrics, attention gallery
   evaluate    --checkpoint DIR --data-dir DIR [--split dev|test] [--beam 1,3,5] [--json] [--out DIR] [--skip-missing]
@@ -249,6 +250,7 @@ export async function main(argv: string[]): Promise<void> {
         options: {
           "data-dir": { type: "string" }, out: { type: "string" }, features: { type: "string" }, epochs: { type: "string" }, "batch-size": { type: "string" },
           lr: { type: "string" }, "joint-dim": { type: "string" }, direction: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" },
+          "warmup-epochs": { type: "string" }, "warmup-negatives": { type: "string" },
         },
       });
       const dataDir = values["data-dir"];
@@ -261,6 +263,7 @@ export async function main(argv: string[]): Promise<void> {
       const config = {
         ...defaultMatchingConfig(scan), epochs: int(values.epochs, "epochs", 20), batchSize: int(values["batch-size"], "batch-size", 128),
         lr: values.lr ? Number(values.lr) : 2e-4,
+        warmupEpochs: int(values["warmup-epochs"], "warmup-epochs", 1), warmupNegatives: int(values["warmup-negatives"], "warmup-negatives", 16),
       };
       const out = path.join(values.out, "checkpoint");
       const { history, model } = await trainMatching({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, log: (l) => console.log(l) });
@@ -272,23 +275,32 @@ export async function main(argv: string[]): Promise<void> {
     case "evaluate-matching": {
       const { values } = parseArgs({
         args: rest,
-        options: { checkpoint: { type: "string" }, "data-dir": { type: "string" }, split: { type: "string" }, json: { type: "boolean" }, features: { type: "string" }, "skip-missing": { type: "boolean" } },
+        options: {
+          checkpoint: { type: "string" }, "data-dir": { type: "string" }, split: { type: "string" }, json: { type: "boolean" }, features: { type: "string" },
+          "skip-missing": { type: "boolean" }, human: { type: "boolean" },
+        },
       });
       if (!values.checkpoint || !values["data-dir"]) throw new Error("evaluate-matching needs --checkpoint DIR and --data-dir DIR");
       const split = values.split ?? "dev";
       if (split !== "dev" && split !== "test") throw new Error(`--split must be dev or test; got ${split}`);
       await initBackend({ quiet: values.json });
       const ck = await loadMatchingCheckpoint(values.checkpoint);
-      const r = await evaluateMatching({
-        model: ck.model, vocab: ck.vocab, dataDir: values["data-dir"], split, featuresDir: values.features ?? defaultFeaturesDir(values["data-dir"]),
-        skipMissing: values["skip-missing"], quiet: values.json,
-      });
+      const featuresDir = values.features ?? defaultFeaturesDir(values["data-dir"]);
+      const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, dataDir: values["data-dir"], split, featuresDir, skipMissing: values["skip-missing"], quiet: values.json });
+      const human = values.human ? await humanAgreement({ model: ck.model, vocab: ck.vocab, dataDir: values["data-dir"], featuresDir }) : undefined;
       ck.model.dispose();
-      if (values.json) console.log(JSON.stringify(r));
+      if (values.json) console.log(JSON.stringify({ ...r, ...(human ? { human } : {}) }));
       else {
         const f = (x: { r1: number; r5: number; r10: number; medr: number }) => `R@1 ${x.r1.toFixed(1)}  R@5 ${x.r5.toFixed(1)}  R@10 ${x.r10.toFixed(1)}  medr ${x.medr}`;
         console.log(`${split}: ${r.n_images} images × ${r.n_captions} captions, scored in ${r.seconds.toFixed(1)} s`);
         console.log(`image → text: ${f(r.i2t)}\ntext → image: ${f(r.t2i)}\nrsum ${r.rsum.toFixed(1)}`);
+        if (human) {
+          const n = human.pairs + human.missingImage + human.missingCaption;
+          console.log(human.kendallTau === null
+            ? `human judgements (${human.file}): none of the ${n} judged pairs can be scored — ${human.missingImage} images missing (Flickr8k's judged images are all test-split images), ${human.missingCaption} captions not found`
+            : `human judgements (${human.file}): ${human.pairs} of ${n} pairs, Kendall τ-b ${human.kendallTau.toFixed(3)}, Spearman ρ ${human.spearman!.toFixed(3)}`
+              + (human.missingImage + human.missingCaption ? ` (${human.missingImage} images missing, ${human.missingCaption} captions not found)` : ""));
+        }
       }
       return;
     }

@@ -7,14 +7,15 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { fromWeights, readCheckpoint, writeCheckpoint } from "./checkpoint";
-import { Split } from "./captions";
+import { Split, readCaptions, resolveLayout } from "./captions";
+import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
 import { FlickrDataset } from "./dataset";
 import { FEATURE_DIM, REGIONS } from "./encoder";
 import { FeatureCache, extractFeatures } from "./features";
 import { padCaptions } from "./collate";
 import { Progress } from "./progress";
 import { RetrievalReport, retrievalRecall, scoreAll } from "./retrieval";
-import { ScanConfig, ScanModel, contrastiveLoss } from "./scan";
+import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
 import { FeatureCaptionDataset, FeatureBatch, TrainEngine, defaultEngine } from "./train";
 import { clipAndApply } from "./train-step";
@@ -310,4 +311,54 @@ export async function retrieveCaptions(o: { model: ScanModel; vocab: Vocabulary;
   const scores = await scoreAll(img, caps, lengths, o.model.config);
   tf.dispose([img, capIds, caps]);
   return Array.from(scores, (score, i) => ({ caption: o.captions[i], score })).sort((a, b) => b.score - a.score).slice(0, o.k ?? 5);
+}
+
+export interface HumanAgreement {
+  file: string;
+  /** Judged pairs scored (image available, caption found). */
+  pairs: number;
+  missingImage: number;
+  missingCaption: number;
+  /** Rank correlation of the model's score with the mean expert judgement; null with fewer than 2 pairs. */
+  kendallTau: number | null;
+  spearman: number | null;
+}
+
+/**
+ * The model's scores of the pairs in the data folder's ExpertAnnotations.txt against the experts' mean
+ * judgement (lib/human-judgements.ts). Pairs whose image is not on disk are counted, not scored (on Flickr8k
+ * all 5,822 judged images are test images).
+ */
+export async function humanAgreement(o: { model: ScanModel; vocab: Vocabulary; dataDir: string; featuresDir: string }): Promise<HumanAgreement> {
+  const layout = resolveLayout(o.dataDir);
+  const byImage = new Map<string, string[]>();
+  for (const r of readCaptions(layout.captionsFile)) byImage.set(r.image, [...(byImage.get(r.image) ?? []), r.caption]);
+  const judged = judgedPairs(o.dataDir, (im) => byImage.get(im) ?? [], (im) => fs.existsSync(path.join(layout.imagesDir, im)));
+  const base = { file: judged.file, pairs: judged.pairs.length, missingImage: judged.missingImage, missingCaption: judged.missingCaption };
+  if (judged.pairs.length < 2) return { ...base, kendallTau: null, spearman: null };
+  const images = [...new Set(judged.pairs.map((p) => p.image))];
+  const imageIndex = new Map(images.map((im, i) => [im, i]));
+  await extractFeatures({ files: images.map((im) => path.join(layout.imagesDir, im)), out: o.featuresDir, quiet: true });
+  const cache = FeatureCache.open(o.featuresDir);
+  const caps = judged.pairs.map((p) => o.vocab.encode(p.caption));
+  const { ids, maxLen: T } = padCaptions(caps);
+  const lengths = caps.map((c) => c.length);
+  const enc = await encodeForRetrieval(o.model, (names) => cache.read(names), images, ids, lengths, T);
+  cache.close();
+  const d = o.model.config.jointDim, rowI = REGIONS * d, rowC = T * d;
+  const scores: number[] = [];
+  for (let p0 = 0; p0 < judged.pairs.length; p0 += 256) {
+    const part = judged.pairs.slice(p0, p0 + 256);
+    const img = new Float32Array(part.length * rowI), cap = new Float32Array(part.length * rowC);
+    part.forEach((p, j) => {
+      const i = imageIndex.get(p.image)!;
+      img.set(enc.images.subarray(i * rowI, (i + 1) * rowI), j * rowI);
+      cap.set(enc.captions.subarray((p0 + j) * rowC, (p0 + j + 1) * rowC), j * rowC);
+    });
+    const s = tf.tidy(() => pairScores(tf.tensor3d(img, [part.length, REGIONS, d]), tf.tensor3d(cap, [part.length, T, d]), lengths.slice(p0, p0 + part.length), o.model.config));
+    scores.push(...((await s.data()) as Float32Array));
+    s.dispose();
+  }
+  const human = judged.pairs.map((p) => p.human);
+  return { ...base, kendallTau: kendallTauB(scores, human), spearman: spearman(scores, human) };
 }

@@ -1,5 +1,8 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
 import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { kendallTauB, spearman } from "../lib/human-judgements";
 import { generateSynthetic } from "../lib/synthetic";
 import { FlickrDataset, trainCaptions } from "../lib/dataset";
 import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
@@ -7,7 +10,7 @@ import { imageFiles } from "../lib/captions";
 import { extractFeatures, FeatureCache } from "../lib/features";
 import { FeatureCaptionDataset } from "../lib/train";
 import { defaultScanConfig } from "../lib/scan";
-import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, loadMatchingCheckpoint, trainMatching } from "../lib/scan-train";
+import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, trainMatching } from "../lib/scan-train";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training SCAN on cached features", function () {
@@ -65,6 +68,33 @@ describe("training SCAN on cached features", function () {
     for (const x of [r.i2t, r.t2i]) assert.ok(x.r1 <= x.r5 && x.r5 <= x.r10 && x.medr >= 1, JSON.stringify(x));
     assert.equal(r.t2i.r10, 100, "6 images: every caption's image is within the top 10");
     assert.ok(Math.abs(r.rsum - (r.i2t.r1 + r.i2t.r5 + r.i2t.r10 + r.t2i.r1 + r.t2i.r5 + r.t2i.r10)) < 1e-9);
+
+    // Agreement with human judgements: dev images with their own first caption (judged 4) and another
+    // image's (judged 1), one judged image not on disk, one caption id beyond the image's captions.
+    const dev = new FlickrDataset({ dataDir: dir, split: "dev", vocab });
+    const ims = dev.images.slice(0, 4);
+    const lines = ims.flatMap((im, i) => [`${im}\t${im}#0\t4\t4\t3`, `${im}\t${ims[(i + 1) % 4]}#2\t1\t1\t2`]);
+    fs.writeFileSync(path.join(dir, "ExpertAnnotations.txt"), [...lines, `gone.jpg\t${ims[0]}#1\t2\t2\t2`, `${ims[0]}\t${ims[1]}#9\t3\t3\t3`].join("\n") + "\n");
+    const h = await humanAgreement({ model: ck.model, vocab: ck.vocab, dataDir: dir, featuresDir: cacheDir });
+    assert.equal(h.pairs, 8);
+    assert.equal(h.missingImage, 1);
+    assert.equal(h.missingCaption, 1);
+    // the same correlation from the tfjs model's scores of those pairs, computed here one by one
+    const cache = FeatureCache.open(cacheDir);
+    const scores: number[] = [];
+    for (const [i, line] of lines.entries()) {
+      const capImage = line.split("\t")[1].split("#")[0];
+      const caption = ck.vocab.encode(dev.captionsOf(capImage)[i % 2 === 0 ? 0 : 2]);
+      const s = tf.tidy(() => ck.model.similarity(
+        ck.model.encodeImages(tf.tensor3d(cache.read([ims[Math.floor(i / 2)]]), [1, 49, 2048])),
+        ck.model.encodeCaptions(tf.tensor2d(caption, [1, caption.length], "int32"), [caption.length]), [caption.length]));
+      scores.push(s.dataSync()[0]);
+      s.dispose();
+    }
+    cache.close();
+    const human = lines.map((l) => l.split("\t").slice(2).map(Number).reduce((a, b) => a + b) / 3);
+    assert.ok(Math.abs(h.kendallTau! - kendallTauB(scores, human)) < 1e-9, `${h.kendallTau} vs ${kendallTauB(scores, human)}`);
+    assert.ok(Math.abs(h.spearman! - spearman(scores, human)) < 1e-9);
     ck.model.dispose();
   });
 });
