@@ -8,11 +8,10 @@
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
 import { loadOrt } from "../lib/onnx-train";
-import { ScanModel, defaultScanConfig } from "../lib/scan";
+import { ScanModel, contrastiveLoss, defaultScanConfig } from "../lib/scan";
 import { OnnxScan } from "../lib/scan-onnx";
-import { scoreMatrix } from "../lib/scan-train";
+import { scoreMatrix } from "../lib/retrieval";
 import { clipAndApply } from "../lib/train-step";
-import { matchingLoss } from "../lib/scan-train";
 
 const R = 49, E = 2048, T = 13, B = 128;
 
@@ -45,13 +44,13 @@ async function main() {
     const opt = tf.train.adam(2e-4);
     for (const engine of engines) {
       const onnx = engine === "onnx" ? new OnnxScan(scan, R) : undefined;
-      const batch = { features: tf.tensor3d(features, [B, R, E]), captions: tf.tensor2d(ids, [B, T], "int32"), imageNames: [] };
+      const batch = { features: tf.tensor3d(features, [B, R, E]), captions: tf.tensor2d(ids, [B, T], "int32") };
       let total = 0;
       for (let s = 0; s <= steps; s++) {
         const t0 = Date.now();
         const grads = onnx
           ? (await onnx.gradients(model, features, ids, lengths, T)).grads
-          : tf.variableGrads(() => matchingLoss(model, batch, lengths), model.variables).grads;
+          : tf.variableGrads(() => contrastiveLoss(model.similarity(model.encodeImages(batch.features), model.encodeCaptions(batch.captions, lengths), lengths), scan.margin), model.variables).grads;
         clipAndApply(opt, grads, 2);
         await model.imgB.data();
         tf.dispose(Object.values(grads));

@@ -33,6 +33,16 @@ export function loadOrt(): Ort | null {
   return ortModule;
 }
 
+export type TrainEngine = "onnx" | "tfjs";
+
+/**
+ * ONNX Runtime on CPU backends when the optional onnxruntime-node is installed (~6× tfjs-wasm on 2 cores);
+ * tfjs on GPU backends (WebGPU, CUDA), where tfjs itself is fast.
+ */
+export function defaultEngine(backend = tf.getBackend()): TrainEngine {
+  return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
+}
+
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
   "attention/W", "attention/bW", "attention/U", "attention/bU", "attention/A", "attention/bA",

@@ -14,7 +14,7 @@ import { FEATURE_DIM, REGIONS } from "./encoder";
 import { FeatureCache, extractFeatures } from "./features";
 import { padCaptions } from "./collate";
 import { Progress } from "./progress";
-import { RetrievalReport, retrievalRecall, scoreAll } from "./retrieval";
+import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreAll, scoreMatrix } from "./retrieval";
 import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
 import { FeatureCaptionDataset, FeatureBatch, TrainEngine, defaultEngine } from "./train";
@@ -174,90 +174,6 @@ export async function trainMatching(opts: {
 }
 
 /**
- * Unit region vectors `[N, R, d]` of `images` (features read through `read`) and unit word vectors `[C, T, d]`
- * of padded captions, as row-major arrays: on ONNX Runtime where it is installed, else tfjs. Fixed chunk sizes
- * (the last chunk padded) so that a few compiled graphs serve any split.
- */
-export async function encodeForRetrieval(
-  model: ScanModel, read: (names: string[]) => Float32Array, images: readonly string[], ids: ArrayLike<number>, lengths: readonly number[], T: number,
-  engine: TrainEngine = defaultEngine(),
-): Promise<{ images: Float32Array; captions: Float32Array }> {
-  const d = model.config.jointDim, N = images.length, C = lengths.length;
-  const imgOut = new Float32Array(N * REGIONS * d), capOut = new Float32Array(C * T * d);
-  const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
-  const params = onnx ? await OnnxScan.parameters(model) : {};
-  const IMG_CHUNK = 64, CAP_CHUNK = 256;
-  for (let i = 0; i < N; i += IMG_CHUNK) {
-    const names = images.slice(i, i + IMG_CHUNK);
-    const f = read([...names]);
-    let v: Float32Array;
-    if (onnx) {
-      const padded = new Float32Array(IMG_CHUNK * REGIONS * FEATURE_DIM);
-      padded.set(f);
-      v = await onnx.encodeImages(params, padded, IMG_CHUNK);
-    } else {
-      const t = tf.tensor3d(f, [names.length, REGIONS, FEATURE_DIM]);
-      const e = tf.tidy(() => model.encodeImages(t));
-      v = (await e.data()) as Float32Array;
-      tf.dispose([t, e]);
-    }
-    imgOut.set(v.subarray(0, names.length * REGIONS * d), i * REGIONS * d);
-  }
-  for (let c = 0; c < C; c += CAP_CHUNK) {
-    const n = Math.min(CAP_CHUNK, C - c);
-    const chunkIds = Array.from(ids).slice(c * T, (c + n) * T);
-    const lens = lengths.slice(c, c + n);
-    let v: Float32Array;
-    if (onnx) {
-      // padding captions: one <PAD> word of length 1 each (their vectors are dropped)
-      v = await onnx.encodeCaptions(params, [...chunkIds, ...Array((CAP_CHUNK - n) * T).fill(0)], [...lens, ...Array(CAP_CHUNK - n).fill(1)], T);
-    } else {
-      const t = tf.tensor2d(chunkIds, [n, T], "int32");
-      const e = tf.tidy(() => model.encodeCaptions(t, lens));
-      v = (await e.data()) as Float32Array;
-      tf.dispose([t, e]);
-    }
-    capOut.set(v.subarray(0, n * T * d), c * T * d);
-  }
-  await onnx?.dispose();
-  return { images: imgOut, captions: capOut };
-}
-
-/**
- * Scores `[N, C]` (row-major) of unit region vectors `images [N, R, d]` against unit word vectors
- * `captions [C, T, d]` (row-major arrays), in chunks of captions: on ONNX Runtime where it is installed
- * (lib/scan-onnx.ts, every core), else tfjs (lib/retrieval.ts scoreAll).
- */
-export async function scoreMatrix(
-  scan: ScanConfig, images: Float32Array, N: number, captions: Float32Array, lengths: readonly number[], T: number,
-  opts: { chunk?: number; onChunk?: (done: number) => void; engine?: TrainEngine } = {},
-): Promise<Float32Array> {
-  const C = lengths.length, d = scan.jointDim, R = images.length / (N * d);
-  if ((opts.engine ?? defaultEngine()) === "tfjs") {
-    const img = tf.tensor3d(images, [N, R, d]), cap = tf.tensor3d(captions, [C, T, d]);
-    const out = await scoreAll(img, cap, lengths, scan, { onChunk: opts.onChunk });
-    tf.dispose([img, cap]);
-    return out;
-  }
-  const onnx = new OnnxScan(scan, R);
-  // ~ N·R·chunk·T floats per intermediate: keep it near 20 M (80 MB)
-  const chunk = opts.chunk ?? Math.max(1, Math.min(C, Math.floor(2e7 / (N * R * T))));
-  const out = new Float32Array(N * C);
-  for (let c0 = 0; c0 < C; c0 += chunk) {
-    const n = Math.min(chunk, C - c0);
-    const lens = lengths.slice(c0, c0 + n);
-    // the last chunk is padded to the chunk size so that one compiled graph serves every chunk
-    const part = new Float32Array(chunk * T * d);
-    part.set(captions.subarray(c0 * T * d, (c0 + n) * T * d));
-    const v = await onnx.scores(images, N, part, [...lens, ...Array(chunk - n).fill(1)], T);
-    for (let i = 0; i < N; i++) out.set(v.subarray(i * chunk, i * chunk + n), i * C + c0);
-    opts.onChunk?.(c0 + n);
-  }
-  await onnx.dispose();
-  return out;
-}
-
-/**
  * The standard protocol on a split: every image against every caption of the split (5 per image on Flickr8k:
  * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time.
  */
@@ -274,7 +190,7 @@ export async function evaluateMatching(o: {
   const t0 = Date.now();
   const { ids, maxLen } = padCaptions(caps);
   const lengths = caps.map((c) => c.length);
-  const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(o.model, (names) => cache.read(names), images, ids, lengths, maxLen);
+  const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(o.model, (names) => cache.read(names), REGIONS, images, ids, lengths, maxLen);
   cache.close();
   const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}`, "captions");
   let done = 0;
@@ -343,7 +259,7 @@ export async function humanAgreement(o: { model: ScanModel; vocab: Vocabulary; d
   const caps = judged.pairs.map((p) => o.vocab.encode(p.caption));
   const { ids, maxLen: T } = padCaptions(caps);
   const lengths = caps.map((c) => c.length);
-  const enc = await encodeForRetrieval(o.model, (names) => cache.read(names), images, ids, lengths, T);
+  const enc = await encodeForRetrieval(o.model, (names) => cache.read(names), REGIONS, images, ids, lengths, T);
   cache.close();
   const d = o.model.config.jointDim, rowI = REGIONS * d, rowC = T * d;
   const scores: number[] = [];

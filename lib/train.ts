@@ -20,7 +20,7 @@ import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
 import { clipAndApply } from "./train-step";
-import { OnnxTrainer, loadOrt } from "./onnx-train";
+import { OnnxTrainer, TrainEngine, defaultEngine } from "./onnx-train";
 
 export interface TrainConfig {
   epochs: number;
@@ -150,15 +150,7 @@ export interface TrainOptions {
   engine?: TrainEngine;
 }
 
-export type TrainEngine = "onnx" | "tfjs";
-
-/**
- * ONNX Runtime on CPU backends when the optional onnxruntime-node is installed (~6× tfjs-wasm on 2 cores);
- * tfjs on GPU backends (WebGPU, CUDA), where tfjs itself is fast.
- */
-export function defaultEngine(backend = tf.getBackend()): TrainEngine {
-  return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
-}
+export { TrainEngine, defaultEngine } from "./onnx-train";
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));
