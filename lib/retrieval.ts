@@ -114,21 +114,23 @@ export async function encodeForRetrieval(
     }
     imgOut.set(v.subarray(0, names.length * R * d), i * R * d);
   }
-  for (let c = 0; c < C; c += CAP_CHUNK) {
-    const n = Math.min(CAP_CHUNK, C - c);
-    const chunkIds = Array.from(ids).slice(c * T, (c + n) * T);
-    const lens = lengths.slice(c, c + n);
+  // captions in order of length, each chunk padded only to its own longest caption
+  for (const idx of lengthOrderedChunks(lengths, () => CAP_CHUNK)) {
+    const n = idx.length, Tc = Math.max(1, ...idx.map((c) => lengths[c]));
+    const chunkIds: number[] = [];
+    for (const c of idx) for (let t = 0; t < Tc; t++) chunkIds.push(ids[c * T + t]);
+    const lens = idx.map((c) => lengths[c]);
     let v: Float32Array;
     if (onnx) {
       // padding captions: one <PAD> word of length 1 each (their vectors are dropped)
-      v = await onnx.encodeCaptions(params, [...chunkIds, ...Array((CAP_CHUNK - n) * T).fill(0)], [...lens, ...Array(CAP_CHUNK - n).fill(1)], T);
+      v = await onnx.encodeCaptions(params, [...chunkIds, ...Array((CAP_CHUNK - n) * Tc).fill(0)], [...lens, ...Array(CAP_CHUNK - n).fill(1)], Tc);
     } else {
-      const t = tf.tensor2d(chunkIds, [n, T], "int32");
+      const t = tf.tensor2d(chunkIds, [n, Tc], "int32");
       const e = tf.tidy(() => model.encodeCaptions(t, lens));
       v = (await e.data()) as Float32Array;
       tf.dispose([t, e]);
     }
-    capOut.set(v.subarray(0, n * T * d), c * T * d);
+    idx.forEach((c, j) => capOut.set(v.subarray(j * Tc * d, (j + 1) * Tc * d), c * T * d));
   }
   await onnx?.dispose();
   return { images: imgOut, captions: capOut };
@@ -151,19 +153,36 @@ export async function scoreMatrix(
     return out;
   }
   const onnx = new OnnxScan(scan, R);
-  // ~ N·R·chunk·T floats per intermediate: keep it near 20 M (80 MB)
-  const chunk = opts.chunk ?? Math.max(1, Math.min(C, Math.floor(2e7 / (N * R * T))));
+  // captions in order of length, each chunk cut to its longest caption; ~N·R·chunk·T floats per intermediate,
+  // kept near 20 M (80 MB)
+  const size = (Tc: number) => opts.chunk ?? Math.max(1, Math.floor(2e7 / (N * R * Tc)));
   const out = new Float32Array(N * C);
-  for (let c0 = 0; c0 < C; c0 += chunk) {
-    const n = Math.min(chunk, C - c0);
-    const lens = lengths.slice(c0, c0 + n);
-    // the last chunk is padded to the chunk size so that one compiled graph serves every chunk
-    const part = new Float32Array(chunk * T * d);
-    part.set(captions.subarray(c0 * T * d, (c0 + n) * T * d));
-    const v = await onnx.scores(images, N, part, [...lens, ...Array(chunk - n).fill(1)], T);
-    for (let i = 0; i < N; i++) out.set(v.subarray(i * chunk, i * chunk + n), i * C + c0);
-    opts.onChunk?.(c0 + n);
+  let done = 0;
+  for (const idx of lengthOrderedChunks(lengths, size)) {
+    const n = idx.length, Tc = Math.max(1, ...idx.map((c) => lengths[c]));
+    const part = new Float32Array(n * Tc * d);
+    idx.forEach((c, j) => part.set(captions.subarray(c * T * d, c * T * d + Tc * d), j * Tc * d));
+    const v = await onnx.scores(images, N, part, idx.map((c) => lengths[c]), Tc);
+    for (let i = 0; i < N; i++) idx.forEach((c, j) => (out[i * C + c] = v[i * n + j]));
+    opts.onChunk?.((done += n));
   }
   await onnx.dispose();
   return out;
+}
+
+/**
+ * Caption indices in order of length (stable), cut into chunks: a chunk grows while it holds fewer than
+ * `size(T)` captions (at least one), T being the longest in it, so short captions go in large chunks.
+ */
+export function lengthOrderedChunks(lengths: readonly number[], size: (T: number) => number): number[][] {
+  const order = lengths.map((_, c) => c).sort((a, b) => lengths[a] - lengths[b] || a - b);
+  const chunks: number[][] = [];
+  let cur: number[] = [];
+  for (const c of order) {
+    const T = Math.max(1, lengths[c]);
+    if (cur.length > 0 && cur.length + 1 > size(T)) (chunks.push(cur), (cur = []));
+    cur.push(c);
+  }
+  if (cur.length) chunks.push(cur);
+  return chunks;
 }

@@ -1,8 +1,9 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { retrievalRecall, scoreAll } from "../lib/retrieval";
-import { crossAttentionScores, l2norm } from "../lib/scan";
-import { setupBackend } from "./helpers";
+import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/retrieval";
+import { loadOrt } from "../lib/onnx-train";
+import { ScanModel, crossAttentionScores, l2norm } from "../lib/scan";
+import { deterministicWeights as det, setupBackend } from "./helpers";
 
 describe("retrieval protocol (Recall@K, median rank)", () => {
   before(setupBackend);
@@ -32,4 +33,33 @@ describe("retrieval protocol (Recall@K, median rank)", () => {
     assert.equal(chunked.length, 21);
     for (let i = 0; i < 21; i++) assert.ok(Math.abs(chunked[i] - whole[i]) < 1e-6, `score ${i}`);
   });
+
+  it("cuts captions into chunks in order of length, each no larger than its longest caption allows", () => {
+    const chunks = lengthOrderedChunks([5, 2, 9, 2, 5, 1], (T) => (T <= 2 ? 3 : 2));
+    assert.deepEqual(chunks, [[5, 1, 3], [0, 4], [2]]);
+  });
+
+  for (const engine of ["onnx", "tfjs"] as const) {
+    it(`encodes and scores a split in length-ordered chunks as the model does in one piece (${engine})`, async function () {
+      if (engine === "onnx" && !loadOrt()) this.skip();
+      const cfg = { vocabSize: 12, embedSize: 4, jointDim: 6, regionDim: 5, direction: "t2i" as const, aggregation: "lse" as const, lambdaSoftmax: 9, lambdaLse: 6, margin: 0.2 };
+      const model = new ScanModel(cfg, det);
+      const [N, R, T] = [3, 4, 6];
+      const feats = Float32Array.from({ length: N * R * 5 }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i));
+      const lengths = [6, 2, 4, 1, 6, 3, 2];
+      const ids = lengths.flatMap((n, c) => Array.from({ length: T }, (_, t) => (t < n ? 1 + ((c * 5 + t * 3) % 11) : 0)));
+      const enc = await encodeForRetrieval(model, (names) => feats.subarray(Number(names[0]) * R * 5, (Number(names[names.length - 1]) + 1) * R * 5), R, ["0", "1", "2"], ids, lengths, T, engine);
+      const imgs = model.encodeImages(tf.tensor3d(feats, [N, R, 5]));
+      const caps = model.encodeCaptions(tf.tensor2d(ids, [lengths.length, T], "int32"), lengths);
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+        assert.equal(a.length, b.length, what);
+        for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `${what} ${i}: ${a[i]} vs ${b[i]}`);
+      };
+      close(enc.images, await imgs.data(), "region vectors");
+      close(enc.captions, await caps.data(), "word vectors");
+      const whole = await crossAttentionScores(imgs, caps, lengths, cfg).data();
+      close(await scoreMatrix(cfg, enc.images, N, enc.captions, lengths, T, { chunk: 2, engine }), whole, "scores");
+      model.dispose();
+    });
+  }
 });
