@@ -1,0 +1,41 @@
+/**
+ * Caption generation speed on the active backend (the work of `evaluate`): greedy decoding batched over 64
+ * images and beam search (width 3, one image at a time, as lib/generate.ts runs it), with the seed's dimensions
+ * (vocabulary 3,000) and random weights and features — so every caption runs the full 20 steps (a trained model
+ * stops at <EOS>, ~12 words on Flickr8k: real runs are faster by about that ratio).
+ *   npx tsx bench/generate.ts [images for greedy=128] [images for beam=8] [beam widths=3]
+ */
+import * as tf from "@tensorflow/tfjs";
+import { describeBackend, initBackend } from "../lib/backend";
+import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
+import { beamSearch, greedy } from "../lib/generate";
+
+async function main() {
+  const backend = await initBackend({ quiet: true });
+  console.log(`backend: ${describeBackend(backend)}`);
+  const nGreedy = Number(process.argv[2] ?? 128);
+  const nBeam = Number(process.argv[3] ?? 8);
+  const widths = (process.argv[4] ?? "3").split(",").map(Number);
+  const decoder = new DecoderRNN(getDefaultConfig(3000));
+  const features = tf.randomUniform([64, 49, 2048], 0, 2, "float32", 1) as tf.Tensor3D;
+  await greedy(decoder, features.slice([0, 0, 0], [2, 49, 2048]) as tf.Tensor3D); // warm-up (kernel compilation)
+  let t0 = Date.now();
+  let words = 0;
+  for (let i = 0; i < nGreedy; i += 64) words += (await greedy(decoder, features)).reduce((a, g) => a + g.ids.length, 0);
+  let s = (Date.now() - t0) / 1000;
+  const nG = Math.ceil(nGreedy / 64) * 64;
+  console.log(`greedy, batch 64: ${(nG / s).toFixed(1)} captions/s (${(words / nG).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nG) * s).toFixed(0)} s)`);
+  for (const k of widths) {
+    await beamSearch(decoder, features.slice([0, 0, 0], [1, 49, 2048]), k, 3); // warm-up
+    t0 = Date.now();
+    words = 0;
+    for (let i = 0; i < nBeam; i++) {
+      const f = features.slice([i % 64, 0, 0], [1, 49, 2048]);
+      words += (await beamSearch(decoder, f, k)).ids.length;
+      f.dispose();
+    }
+    s = (Date.now() - t0) / 1000;
+    console.log(`beam ${k}: ${(nBeam / s).toFixed(2)} captions/s (${(words / nBeam).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nBeam) * s).toFixed(0)} s)`);
+  }
+}
+main();
