@@ -4,7 +4,7 @@
  * seed's grey overlay). As a Plotly figure for notebooks and reports, and as a PNG (sharp) for the CLI.
  * Regions are in the encoder's order, r = row·7 + col with row 0 at the top (lib/encoder.ts).
  */
-import sharp from "sharp";
+import { sharp } from "./image";
 import { PlotlyFigure, escapeHtml } from "./display";
 
 /**

@@ -5,8 +5,15 @@
  * (the DataLoader's prefetch) decode in parallel with the main thread.
  */
 import * as fs from "node:fs";
-import sharp from "sharp";
+import type SharpModule from "sharp";
 import * as tf from "@tensorflow/tfjs";
+
+/**
+ * sharp, loaded on first use rather than imported: bundled entry scripts that decode no image (benchmarks for a
+ * GPU host, see environment.md) then run without sharp's native library.
+ */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export const sharp = ((...args: any[]) => (module.require("sharp") as (...a: any[]) => unknown)(...args)) as unknown as typeof SharpModule;
 
 /** Pixels in HWC order, RGB, 0..255. */
 export interface RgbImage {

@@ -9,7 +9,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import sharp from "sharp";
+import { sharp } from "./image";
 import { Rng } from "./rng";
 import { SPLIT_FILES, Split, TOKEN_FILE } from "./captions";
 import { readJson, writeFileAtomic, writeJsonAtomic } from "./io";
