@@ -18,7 +18,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "./onnx-proto";
-import { loadOrt } from "./onnx-train";
+import { loadOrt, trainingSession } from "./onnx-train";
 import { ScanConfig, ScanModel, pairScores } from "./scan";
 
 /** Parameter names as `ScanModel.namedVariables()` gives them. */
@@ -424,14 +424,14 @@ async function pairedHingeGrads(
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
   private sessions = new Map<string, Promise<OrtSession>>();
-  constructor(readonly config: ScanConfig, readonly regions: number, readonly threads = Number(process.env.SCAN_THREADS ?? 0)) {
+  constructor(readonly config: ScanConfig, readonly regions: number, readonly threads = 0) {
     if (!loadOrt()) throw new Error("OnnxScan needs the optional package onnxruntime-node (npm install onnxruntime-node)");
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
     let s = this.sessions.get(key);
     if (!s) {
-      s = loadOrt()!.InferenceSession.create(build(), { intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: false });
+      s = trainingSession(build(), this.threads);
       this.sessions.set(key, s);
     }
     return s;
