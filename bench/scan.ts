@@ -3,7 +3,7 @@
  * the implied 30,000-caption epoch) per engine, and the time to score the dev protocol's 1,000 images ×
  * 5,000 captions (random unit vectors; the speed does not depend on the values) with the scoring that
  * `evaluate-matching` uses.
- *   npx tsx bench/scan.ts [joint dims=1024] [engines=onnx] [steps=3] [score images=1000]
+ *   npx tsx bench/scan.ts [joint dims=1024] [engines=onnx] [steps=3] [score images=1000] [directions=t2i]
  */
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
@@ -35,8 +35,9 @@ async function main() {
   const engines = (process.argv[3] ?? "onnx").split(",");
   const steps = Number(process.argv[4] ?? 3);
   const nImages = Number(process.argv[5] ?? 1000);
-  for (const d of dims) {
-    const scan = { ...defaultScanConfig(3000), jointDim: d };
+  const directions = (process.argv[6] ?? "t2i").split(",") as ("t2i" | "i2t")[];
+  for (const d of dims) for (const direction of directions) {
+    const scan = { ...defaultScanConfig(3000), jointDim: d, direction };
     const model = new ScanModel(scan);
     const features = Float32Array.from({ length: B * R * E }, (_, i) => Math.max(0, Math.sin(i * 0.61)) * 2);
     const ids = Int32Array.from({ length: B * T }, (_, i) => (i % T < 8 + ((i / T) % 6) ? 4 + ((i * 7919) % 2990) : 0));
@@ -57,7 +58,7 @@ async function main() {
         if (s > 0) total += (Date.now() - t0) / 1000; // the first step compiles
       }
       const perStep = total / steps;
-      console.log(`train d=${d} ${engine}: ${perStep.toFixed(2)} s/step of ${B} pairs = ${(B / perStep).toFixed(0)} pairs/s; Flickr8k epoch (30,000 pairs) ≈ ${((30000 / B) * perStep / 60).toFixed(1)} min`);
+      console.log(`train d=${d} ${direction} ${engine}: ${perStep.toFixed(2)} s/step of ${B} pairs = ${(B / perStep).toFixed(0)} pairs/s; Flickr8k epoch (30,000 pairs) ≈ ${((30000 / B) * perStep / 60).toFixed(1)} min`);
       tf.dispose([batch.features, batch.captions]);
       await onnx?.dispose();
     }
@@ -68,7 +69,7 @@ async function main() {
     const t0 = Date.now();
     const scores = await scoreMatrix(scan, images, nImages, captions, capLengths, T);
     const seconds = (Date.now() - t0) / 1000;
-    console.log(`score d=${d}: ${nImages} × ${nCaptions} pairs in ${seconds.toFixed(1)} s (${(nImages * nCaptions / seconds / 1e3).toFixed(0)}k pairs/s; ${scores.length} scores)`);
+    console.log(`score d=${d} ${direction}: ${nImages} × ${nCaptions} pairs in ${seconds.toFixed(1)} s (${(nImages * nCaptions / seconds / 1e3).toFixed(0)}k pairs/s; ${scores.length} scores)`);
     model.dispose();
   }
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2)} GB`);

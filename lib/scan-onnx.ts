@@ -6,14 +6,15 @@
  * (its [N, C, R, T] elementwise chain and batched matMuls), and 1,000 × 5,000 dev scores would take half an
  * hour. ONNX Runtime runs the same chain on every core in a fraction of that.
  *
- * A training step (`OnnxScanTrainer.gradients`) is split where the work is:
+ * A training step (`OnnxScan.gradients`) is split where the work is:
  *   1. ONNX forward: region vectors, word vectors (bidirectional GRU) and all B × B scores of the batch;
- *   2. the hinge loss with the hardest negatives (VSE++ max violation) depends on 3·B scores only — each
- *      image with its caption, with its hardest caption, each caption with its hardest image — so tfjs autodiff
- *      recomputes just those pairs (lib/scan.ts `pairScores`) for the gradients of the unit vectors; the gradient
- *      of a max is the gradient at its argmax, so this is the full batch loss's gradient (tested);
- *   3. ONNX backward: l2norm, region projection and GRU backpropagation through time by hand, weight gradients
- *      as one matMul each over the whole batch (as lib/bptt.ts does for the decoder).
+ *   2. in JS, the hinge loss with the hardest negatives (VSE++ max violation) from those scores: it depends on
+ *      3·B scores only — each image with its caption, with its hardest caption, each caption with its hardest
+ *      image (`hardestNegatives`); the gradient of a max is the gradient at its argmax, so differentiating just
+ *      those pairs gives the full batch loss's gradient (tested);
+ *   3. ONNX backward: the pairs' cross attention backward by hand (`addPairBackward`, both directions), then
+ *      l2norm, region projection and GRU backpropagation through time by hand, weight gradients as one matMul
+ *      each over the whole batch (as lib/bptt.ts does for the decoder).
  * Graphs are built per shape (B, T) and cached, like lib/onnx-train.ts.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -200,66 +201,77 @@ function l2normBackward(h: ReturnType<typeof ops>, x: string, dy: string, axis: 
 }
 
 /**
- * Gradients of Σ_p dS_p · S(image_p, caption_p) with respect to the unit vectors, for t2i pairs gathered from
+ * Gradients of Σ_p dS_p · S(image_p, caption_p) with respect to the unit vectors, for pairs gathered from
  * `images [B, R, d]` and `captions [B, T, d]` by `imgIdx`, `capIdx` (`[P]`, int64): lib/scan.ts pairScores'
- * forward for the pairs, then its backward by hand (LSE or mean over words → cosine → attended vectors and
- * dot → softmax over regions → l2norm over words → LeakyReLU → s = V·Eᵀ). Returns `[dImages, dCaptions]`,
- * the pairs' gradients summed into each image and caption.
+ * forward for the pairs, then its backward by hand — aggregation (LSE or mean over the queries) → cosine →
+ * attended vectors and dot → softmax → l2norm → LeakyReLU → s = V·Eᵀ. Both directions share the layout
+ * s[p, r, t]; they differ in which axis is the query and which the context:
+ *   t2i: queries are words, each attends over regions (softmax over r, l2norm over the real words t);
+ *   i2t: queries are regions, each attends over the real words (softmax over t, l2norm over the regions r).
+ * Returns `[dImages, dCaptions]`, the pairs' gradients summed into each image and caption.
  */
-function addPairBackwardT2I(
+function addPairBackward(
   g: OnnxGraph, h: ReturnType<typeof ops>, images: string, captions: string, mask: string, imgIdx: string, capIdx: string, dS: string,
   B: number, T: number, R: number, d: number, P: number, cfg: ScanConfig,
 ): [string, string] {
-  const { mul, add, sub, div, sum, reshape, transpose, op1, c } = h;
+  const { mul, add, sub, div, sum, reshape, transpose, op1, c, mm } = h;
+  const t2i = cfg.direction === "t2i";
+  const ctxAxis = t2i ? 1 : 2; // the softmax's axis of s[p, r, t]
+  const normAxis = t2i ? 2 : 1; // the l2norm's axis
+  const Q = t2i ? T : R; // queries per pair
   const gather = (x: string, idx: string) => op1("Gather", [x, idx], [{ name: "axis", i: 0 }]);
+  const tr = (x: string) => transpose(x, [0, 2, 1]);
   const V = gather(images, imgIdx); // [P, R, d]
   const Ew = gather(captions, capIdx); // [P, T, d]
   const m = reshape(gather(mask, capIdx), [P, 1, T]);
   const mT = reshape(m, [P, T]);
   // forward
-  const s = h.mm(V, transpose(Ew, [0, 2, 1])); // [P, R, T]
+  const s = mm(V, tr(Ew)); // [P, R, T]
   const slope = add(c(0.1), mul(op1("Cast", [op1("Greater", [s, c(0)])], [{ name: "to", i: 1 }]), c(0.9))); // LeakyReLU′
-  const l = mul(mul(s, slope), m);
-  const n0 = op1("Sqrt", [add(sum(mul(l, l), [2], 1), c(1e-16))]); // [P, R, 1]
+  const l = t2i ? mul(mul(s, slope), m) : mul(s, slope);
+  const n0 = op1("Sqrt", [add(sum(mul(l, l), [normAxis], 1), c(1e-16))]);
   const nrm = add(n0, c(EPS));
-  const alpha = op1("Softmax", [mul(div(l, nrm), c(cfg.lambdaSoftmax))], [{ name: "axis", i: 1 }]); // over regions
-  const a = h.mm(transpose(alpha, [0, 2, 1]), V); // [P, T, d] attended region vectors
-  const dot = sum(mul(alpha, s), [1]); // [P, T]
+  let logits = mul(div(l, nrm), c(cfg.lambdaSoftmax));
+  if (!t2i) logits = add(logits, mul(sub(c(1), m), c(-1e9))); // padded words get no weight
+  const alpha = op1("Softmax", [logits], [{ name: "axis", i: ctxAxis }]); // [P, R, T]
+  const a = t2i ? mm(tr(alpha), V) : mm(alpha, Ew); // [P, Q, d] attended context vectors
+  const dot = sum(mul(alpha, s), [ctxAxis]); // [P, Q]
   const root = op1("Sqrt", [add(sum(mul(a, a), [2]), c(1e-16))]);
   const den = op1("Max", [root, c(EPS)]);
-  const rs = div(dot, den);
+  const rs = div(dot, den); // [P, Q] cosine of each query with its attended vector
   // backward from dS [P]
   const dS1 = reshape(dS, [P, 1]);
   let drs: string;
   if (cfg.aggregation === "lse") {
-    const e = mul(op1("Exp", [mul(rs, c(cfg.lambdaLse))]), mT);
+    let e = op1("Exp", [mul(rs, c(cfg.lambdaLse))]);
+    if (t2i) e = mul(e, mT);
     drs = mul(dS1, div(e, sum(e, [1], 1)));
-  } else drs = mul(dS1, div(mT, sum(mT, [1], 1)));
+  } else drs = t2i ? mul(dS1, div(mT, sum(mT, [1], 1))) : mul(dS1, c(1 / R)); // i2t: every region counts
   const ddot = div(drs, den);
   const dden = op1("Neg", [div(mul(drs, dot), mul(den, den))]);
   const live = op1("Cast", [op1("Greater", [root, c(EPS)])], [{ name: "to", i: 1 }]);
-  const dsq = mul(div(dden, mul(root, c(2))), live); // [P, T]
-  const da = mul(reshape(mul(dsq, c(2)), [P, T, 1]), a); // [P, T, d]
-  const ddot3 = reshape(ddot, [P, 1, T]);
-  const dAlpha = add(h.mm(V, transpose(da, [0, 2, 1])), mul(ddot3, s)); // [P, R, T]
-  const dz = mul(alpha, sub(dAlpha, sum(mul(alpha, dAlpha), [1], 1))); // softmax over regions
+  const dsq = mul(div(dden, mul(root, c(2))), live); // [P, Q]
+  const da = mul(reshape(mul(dsq, c(2)), [P, Q, 1]), a); // [P, Q, d]
+  const ddot3 = reshape(ddot, t2i ? [P, 1, T] : [P, R, 1]);
+  const dAlpha = add(t2i ? mm(V, tr(da)) : mm(da, tr(Ew)), mul(ddot3, s)); // [P, R, T]
+  const dz = mul(alpha, sub(dAlpha, sum(mul(alpha, dAlpha), [ctxAxis], 1))); // softmax
   const du = mul(dz, c(cfg.lambdaSoftmax));
-  const dl = sub(div(du, nrm), mul(l, div(sum(mul(du, l), [2], 1), mul(mul(nrm, nrm), n0))));
-  const ds = add(mul(ddot3, alpha), mul(mul(dl, m), slope));
-  const dV = add(h.mm(alpha, da), h.mm(ds, Ew)); // [P, R, d]
-  const dE = h.mm(transpose(ds, [0, 2, 1]), V); // [P, T, d]
+  const dl = sub(div(du, nrm), mul(l, div(sum(mul(du, l), [normAxis], 1), mul(mul(nrm, nrm), n0))));
+  const ds = add(mul(ddot3, alpha), mul(t2i ? mul(dl, m) : dl, slope));
+  // s = V·Eᵀ, and the attended vectors: t2i a = αᵀV, i2t a = αE
+  const dV = t2i ? add(mm(alpha, da), mm(ds, Ew)) : mm(ds, Ew); // [P, R, d]
+  const dE = t2i ? mm(tr(ds), V) : add(mm(tr(ds), V), mm(tr(alpha), da)); // [P, T, d]
   const scatter = (shape: number[], idx: string, upd: string) => reshape(g.scatterAddRows(idx, reshape(upd, [P, shape[1] * shape[2]]), B), shape);
   return [scatter([B, R, d], imgIdx, dV), scatter([B, T, d], capIdx, dE)];
 }
 
 /**
  * The backward graph of the two encoders for a batch of B images and B captions of padded length T.
- * Inputs: the parameters, `features`, `ids`, `mask`, the forward's `Z`, `Yfw`, `Ybw`, and the loss's gradients
- * with respect to the unit vectors: either given (`dImages [B, R, d]`, `dCaptions [B, T, d]`), or, with
- * `pairs: P` (t2i only), computed in the graph from the forward's `images`, `captions` and the P scored pairs
- * `imgIdx`, `capIdx` (int64) with the loss's gradient `dS [P]` for each. Outputs `grad/<param>` for every parameter.
+ * Inputs: the parameters, `features`, `ids`, `mask`, the forward's `Z`, `Yfw`, `Ybw`, `images`, `captions`, and
+ * the P scored pairs `imgIdx`, `capIdx` (int64) with the loss's gradient `dS [P]` for each (LossPairs).
+ * Outputs `grad/<param>` for every parameter.
  */
-export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, o: { pairs?: number } = {}): Uint8Array {
+export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, P: number): Uint8Array {
   const { jointDim: d, regionDim: E, embedSize: M, vocabSize: V } = cfg;
   const g = new OnnxGraph("scan_backward");
   const h = ops(g);
@@ -269,15 +281,9 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
   const mask = g.input("mask", [B, T]);
   const Z = g.input("Z", [B * R, d]);
   const Y = { fw: g.input("Yfw", [B, T, d]), bw: g.input("Ybw", [B, T, d]) };
-  let dImages: string, dCaptions: string;
-  if (o.pairs) {
-    if (cfg.direction !== "t2i") throw new Error("backwardGraph: the pairs' backward is written for t2i");
-    [dImages, dCaptions] = addPairBackwardT2I(g, h, g.input("images", [B, R, d]), g.input("captions", [B, T, d]), mask,
-      g.input("imgIdx", [o.pairs], INT64), g.input("capIdx", [o.pairs], INT64), g.input("dS", [o.pairs]), B, T, R, d, o.pairs, cfg);
-  } else {
-    dImages = g.input("dImages", [B, R, d]);
-    dCaptions = g.input("dCaptions", [B, T, d]);
-  }
+  // the loss's gradients with respect to the unit vectors, through the P scored pairs
+  const [dImages, dCaptions] = addPairBackward(g, h, g.input("images", [B, R, d]), g.input("captions", [B, T, d]), mask,
+    g.input("imgIdx", [P], INT64), g.input("capIdx", [P], INT64), g.input("dS", [P]), B, T, R, d, P, cfg);
   const grads: Partial<Record<Param, string>> = {};
 
   // regions: V = l2norm(F·W + b)
@@ -390,37 +396,6 @@ function pairLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly 
   });
 }
 
-/**
- * Gradients of pairedHingeLoss with respect to `images [B, R, d]` and `captions [B, T, d]` (row-major arrays):
- * autodiff through the pairs only, the gather's backward done here as plain sums (tfjs-wasm's is slow).
- */
-async function pairedHingeGrads(
-  images: Float32Array, captions: Float32Array, B: number, R: number, T: number, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig,
-): Promise<{ dImages: Float32Array; dCaptions: Float32Array }> {
-  const d = cfg.jointDim;
-  const { imgIdx, capIdx } = pairs;
-  const rows = (src: Float32Array, idx: number[], n: number) => {
-    const out = new Float32Array(idx.length * n);
-    idx.forEach((k, j) => out.set(src.subarray(k * n, (k + 1) * n), j * n));
-    return out;
-  };
-  const pi = tf.tensor3d(rows(images, imgIdx, R * d), [imgIdx.length, R, d]);
-  const pc = tf.tensor3d(rows(captions, capIdx, T * d), [capIdx.length, T, d]);
-  const [gi, gc] = tf.grads((v: tf.Tensor, e: tf.Tensor) => pairLoss(v as tf.Tensor3D, e as tf.Tensor3D, capIdx.map((c) => lengths[c]), pairs, cfg))([pi, pc]);
-  const scatter = (g: Float32Array, idx: number[], n: number, count: number) => {
-    const out = new Float32Array(count * n);
-    idx.forEach((k, j) => {
-      const o = k * n, s = j * n;
-      for (let x = 0; x < n; x++) out[o + x] += g[s + x];
-    });
-    return out;
-  };
-  const dImages = scatter((await gi.data()) as Float32Array, imgIdx, R * d, B);
-  const dCaptions = scatter((await gc.data()) as Float32Array, capIdx, T * d, B);
-  tf.dispose([pi, pc, gi, gc]);
-  return { dImages, dCaptions };
-}
-
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
   private sessions = new Map<string, Promise<OrtSession>>();
@@ -496,21 +471,13 @@ export class OnnxScan {
     const pairs = hardestNegatives(f.scores.data as Float32Array, B, this.config.margin, opts.negatives ?? 1);
     if (opts.backward === false) return { loss: pairs.loss, grads: {} };
     const saved = { ...inputs, Z: [f.Z.data as Float32Array, [B * R, d]], Yfw: [f.Yfw.data as Float32Array, [B, T, d]], Ybw: [f.Ybw.data as Float32Array, [B, T, d]] } as typeof inputs;
-    let out: Record<string, { data: unknown }>;
-    if (this.config.direction === "t2i") {
-      // the pairs' backward inside the graph (addPairBackwardT2I)
-      const P = pairs.imgIdx.length;
-      const bwd = await this.session(`bwd${B}x${T}p${P}`, () => backwardGraph(this.config, B, T, R, { pairs: P }));
-      out = await bwd.run(this.feeds(params, SCAN_PARAMS, {
-        ...saved, images: [f.images.data as Float32Array, [B, R, d]], captions: [f.captions.data as Float32Array, [B, T, d]],
-        imgIdx: [int64(pairs.imgIdx), [P]], capIdx: [int64(pairs.capIdx), [P]], dS: [pairs.dS, [P]],
-      }));
-    } else {
-      // i2t: the pairs' gradients by tfjs autodiff
-      const { dImages, dCaptions } = await pairedHingeGrads(f.images.data as Float32Array, f.captions.data as Float32Array, B, R, T, lengths, pairs, this.config);
-      const bwd = await this.session(`bwd${B}x${T}`, () => backwardGraph(this.config, B, T, R));
-      out = await bwd.run(this.feeds(params, SCAN_PARAMS, { ...saved, dImages: [dImages, [B, R, d]], dCaptions: [dCaptions, [B, T, d]] }));
-    }
+    // the pairs' backward inside the graph (addPairBackward)
+    const P = pairs.imgIdx.length;
+    const bwd = await this.session(`bwd${B}x${T}p${P}`, () => backwardGraph(this.config, B, T, R, P));
+    const out = await bwd.run(this.feeds(params, SCAN_PARAMS, {
+      ...saved, images: [f.images.data as Float32Array, [B, R, d]], captions: [f.captions.data as Float32Array, [B, T, d]],
+      imgIdx: [int64(pairs.imgIdx), [P]], capIdx: [int64(pairs.capIdx), [P]], dS: [pairs.dS, [P]],
+    }));
     const named = model.namedVariables();
     const grads = Object.fromEntries(SCAN_PARAMS.map((n) => [named[n].name, tf.tensor(out[`grad/${n}`].data as Float32Array, named[n].shape)]));
     return { loss: pairs.loss, grads };

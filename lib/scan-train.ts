@@ -34,14 +34,21 @@ export interface MatchingConfig {
    */
   warmupEpochs?: number;
   warmupNegatives?: number;
+  /** SCAN's `lr_update`: the learning rate is divided by 10 every this many epochs (lrAt). */
+  lrUpdate?: number;
   seed: number;
   printEvery: number;
   scan: ScanConfig;
 }
 
-/** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2). */
+/** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2, lr ÷ 10 after 15 epochs). */
 export function defaultMatchingConfig(scan: ScanConfig): MatchingConfig {
-  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, warmupEpochs: 1, warmupNegatives: 16, seed: 1, printEvery: 100, scan };
+  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, warmupEpochs: 1, warmupNegatives: 16, lrUpdate: 15, seed: 1, printEvery: 100, scan };
+}
+
+/** The learning rate of (0-based) `epoch`: SCAN's step schedule, lr · 0.1^⌊epoch / lrUpdate⌋. */
+export function lrAt(cfg: MatchingConfig, epoch: number): number {
+  return cfg.lrUpdate ? cfg.lr * 0.1 ** Math.floor(epoch / cfg.lrUpdate) : cfg.lr;
 }
 
 export interface MatchingHistory {
@@ -131,7 +138,8 @@ export async function trainMatching(opts: {
   if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
     const ck = await loadMatchingCheckpoint(opts.out);
     ({ model, history } = ck);
-    cfg = { ...ck.config, epochs: opts.config.epochs };
+    // The rest of the run's schedule (epochs, lrUpdate) may change on resume; everything else is the checkpoint's.
+    cfg = { ...ck.config, epochs: opts.config.epochs, lrUpdate: opts.config.lrUpdate };
     startEpoch = ck.epoch;
     await optimizer.setWeights(ck.optimizerWeights);
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
@@ -140,6 +148,9 @@ export async function trainMatching(opts: {
   const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
   if (!opts.quiet) log(onnx ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)" : `training step: tfjs on ${tf.getBackend()}`);
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    // tfjs's Adam reads its learningRate field on every step, so the schedule sets it in place (moments kept).
+    (optimizer as unknown as { learningRate: number }).learningRate = lrAt(cfg, epoch);
+    if (epoch > 0 && lrAt(cfg, epoch) !== lrAt(cfg, epoch - 1)) log(`epoch ${epoch + 1}: learning rate ${lrAt(cfg, epoch).toExponential(1)}`);
     const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "pairs");
     const t0 = Date.now();
     let sum = 0, n = 0, step = 0;

@@ -72,10 +72,10 @@ describe("SCAN on ONNX Runtime", function () {
     });
   }
 
-  for (const [direction, k] of [["t2i", 1], ["i2t", 1], ["t2i", 2]] as const) {
-    it(`a training step gives tfjs autodiff's loss and gradient for every parameter (${direction}, ${k} hardest negatives, padded captions)`, async function () {
+  for (const [direction, aggregation, k] of [["t2i", "lse", 1], ["i2t", "lse", 1], ["t2i", "mean", 1], ["i2t", "mean", 1], ["t2i", "lse", 2], ["i2t", "mean", 2]] as const) {
+    it(`a training step gives tfjs autodiff's loss and gradient for every parameter (${direction}, ${aggregation}, ${k} hardest negatives, padded captions)`, async function () {
       if (!loadOrt()) this.skip();
-      const c = { ...cfg(direction, "lse"), margin: 0.6 };
+      const c = { ...cfg(direction, aggregation), margin: 0.6 };
       const m = new ScanModel(c, det);
       const B = 4;
       const f = Float32Array.from({ length: B * R * E }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i + 0.01 * i * i));
