@@ -48,7 +48,9 @@ Commands:
   train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t
                     --warmup-epochs 1 --warmup-negatives 16 --lr-update 15 --resume]   lr ÷ 10 every --lr-update epochs;
                     on --resume, --epochs and --lr-update set the rest of the schedule, the rest comes from the checkpoint
-  evaluate-matching --checkpoint DIR --data-dir DIR [--split dev|test] [--json] [--human]   Recall@1/5/10 both ways; --human: rank correlation with ExpertAnnotations.txt
+  evaluate-matching --checkpoint DIR [--checkpoint DIR2 …] --data-dir DIR [--split dev|test] [--json] [--human]
+                    Recall@1/5/10 both ways (several checkpoints: their scores averaged, e.g. SCAN's t2i + i2t ensemble);
+                    --human: rank correlation with ExpertAnnotations.txt
   retrieve    --checkpoint DIR --data-dir DIR [--split dev] ("a text query" | --image FILE) [--k 5] [--json]
   report      --run runs/NAME [--split dev] [--gallery 6]                         report.html: loss charts, metrics, attention gallery
   evaluate    --checkpoint DIR --data-dir DIR [--split dev|test] [--beam 1,3,5] [--json] [--out DIR] [--skip-missing]
@@ -278,19 +280,20 @@ export async function main(argv: string[]): Promise<void> {
       const { values } = parseArgs({
         args: rest,
         options: {
-          checkpoint: { type: "string" }, "data-dir": { type: "string" }, split: { type: "string" }, json: { type: "boolean" }, features: { type: "string" },
+          checkpoint: { type: "string", multiple: true }, "data-dir": { type: "string" }, split: { type: "string" }, json: { type: "boolean" }, features: { type: "string" },
           "skip-missing": { type: "boolean" }, human: { type: "boolean" },
         },
       });
-      if (!values.checkpoint || !values["data-dir"]) throw new Error("evaluate-matching needs --checkpoint DIR and --data-dir DIR");
+      if (!values.checkpoint?.length || !values["data-dir"]) throw new Error("evaluate-matching needs --checkpoint DIR (repeat it to average several models' scores) and --data-dir DIR");
       const split = values.split ?? "dev";
       if (split !== "dev" && split !== "test") throw new Error(`--split must be dev or test; got ${split}`);
       await initBackend({ quiet: values.json });
-      const ck = await loadMatchingCheckpoint(values.checkpoint);
+      const [ck, ...ensemble] = await Promise.all(values.checkpoint.map((c) => loadMatchingCheckpoint(c)));
+      if (ensemble.length && !values.json) console.log(`ensemble of ${values.checkpoint.length} models (scores averaged): ${values.checkpoint.join(", ")}`);
       const featuresDir = values.features ?? defaultFeaturesDir(values["data-dir"]);
-      const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, dataDir: values["data-dir"], split, featuresDir, skipMissing: values["skip-missing"], quiet: values.json });
-      const human = values.human ? await humanAgreement({ model: ck.model, vocab: ck.vocab, dataDir: values["data-dir"], featuresDir }) : undefined;
-      ck.model.dispose();
+      const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble, dataDir: values["data-dir"], split, featuresDir, skipMissing: values["skip-missing"], quiet: values.json });
+      const human = values.human ? await humanAgreement({ model: ck.model, vocab: ck.vocab, ensemble, dataDir: values["data-dir"], featuresDir }) : undefined;
+      for (const c of [ck, ...ensemble]) c.model.dispose();
       if (values.json) console.log(JSON.stringify({ ...r, ...(human ? { human } : {}) }));
       else {
         const f = (x: { r1: number; r5: number; r10: number; medr: number }) => `R@1 ${x.r1.toFixed(1)}  R@5 ${x.r5.toFixed(1)}  R@10 ${x.r10.toFixed(1)}  medr ${x.medr}`;

@@ -184,30 +184,46 @@ export async function trainMatching(opts: {
   return { model, history };
 }
 
+/** A trained model with the vocabulary its captions are encoded with. */
+export interface MatchingModel {
+  model: ScanModel;
+  vocab: Vocabulary;
+}
+
 /**
  * The standard protocol on a split: every image against every caption of the split (5 per image on Flickr8k:
- * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time.
+ * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time. With
+ * `ensemble`, those models' scores are averaged with this one's (SCAN's t2i + i2t ensemble).
  */
-export async function evaluateMatching(o: {
-  model: ScanModel; vocab: Vocabulary; dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; limitImages?: number; quiet?: boolean;
+export async function evaluateMatching(o: MatchingModel & {
+  dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; limitImages?: number; quiet?: boolean; ensemble?: MatchingModel[];
 }): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
   const ds = new FlickrDataset({ dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? "skip" : "error" });
   const images = ds.images.slice(0, o.limitImages ?? ds.images.length);
   await extractFeatures({ files: images.map((im) => ds.imagePath(im)), out: o.featuresDir, quiet: true });
   const cache = FeatureCache.open(o.featuresDir);
-  const caps: number[][] = [];
+  const texts: string[] = [];
   const captionImage: number[] = [];
-  images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (caps.push(o.vocab.encode(c)), captionImage.push(i))));
+  images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (texts.push(c), captionImage.push(i))));
   const t0 = Date.now();
-  const { ids, maxLen } = padCaptions(caps);
-  const lengths = caps.map((c) => c.length);
-  const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(o.model, (names) => cache.read(names), REGIONS, images, ids, lengths, maxLen);
+  const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
+  let sum: Float32Array | undefined;
+  for (const [m, { model, vocab }] of members.entries()) {
+    const caps = texts.map((c) => vocab.encode(c));
+    const { ids, maxLen } = padCaptions(caps);
+    const lengths = caps.map((c) => c.length);
+    const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, images, ids, lengths, maxLen);
+    const label = members.length > 1 ? ` (model ${m + 1}/${members.length})` : "";
+    const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}${label}`, "captions");
+    let done = 0;
+    const scores = await scoreMatrix(model.config, imgVecs, images.length, capVecs, lengths, maxLen, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
+    if (!sum) sum = scores;
+    else for (let i = 0; i < sum.length; i++) sum[i] += scores[i];
+  }
   cache.close();
-  const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}`, "captions");
-  let done = 0;
-  const scores = await scoreMatrix(o.model.config, imgVecs, images.length, capVecs, lengths, maxLen, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
+  const mean = sum!.map((v) => v / members.length);
   const seconds = (Date.now() - t0) / 1000;
-  return { split: o.split, n_images: images.length, n_captions: caps.length, seconds, ...retrievalRecall(scores, images.length, captionImage) };
+  return { split: o.split, n_images: images.length, n_captions: texts.length, seconds, ...retrievalRecall(mean, images.length, captionImage) };
 }
 
 /** The `k` images of `images` that score highest against a typed query (text → image retrieval). */
@@ -256,7 +272,7 @@ export interface HumanAgreement {
  * judgement (lib/human-judgements.ts). Pairs whose image is not on disk are counted, not scored (on Flickr8k
  * all 5,822 judged images are test images).
  */
-export async function humanAgreement(o: { model: ScanModel; vocab: Vocabulary; dataDir: string; featuresDir: string }): Promise<HumanAgreement> {
+export async function humanAgreement(o: MatchingModel & { dataDir: string; featuresDir: string; ensemble?: MatchingModel[] }): Promise<HumanAgreement> {
   const layout = resolveLayout(o.dataDir);
   const byImage = new Map<string, string[]>();
   for (const r of readCaptions(layout.captionsFile)) byImage.set(r.image, [...(byImage.get(r.image) ?? []), r.caption]);
@@ -267,25 +283,28 @@ export async function humanAgreement(o: { model: ScanModel; vocab: Vocabulary; d
   const imageIndex = new Map(images.map((im, i) => [im, i]));
   await extractFeatures({ files: images.map((im) => path.join(layout.imagesDir, im)), out: o.featuresDir, quiet: true });
   const cache = FeatureCache.open(o.featuresDir);
-  const caps = judged.pairs.map((p) => o.vocab.encode(p.caption));
-  const { ids, maxLen: T } = padCaptions(caps);
-  const lengths = caps.map((c) => c.length);
-  const enc = await encodeForRetrieval(o.model, (names) => cache.read(names), REGIONS, images, ids, lengths, T);
-  cache.close();
-  const d = o.model.config.jointDim, rowI = REGIONS * d, rowC = T * d;
-  const scores: number[] = [];
-  for (let p0 = 0; p0 < judged.pairs.length; p0 += 256) {
-    const part = judged.pairs.slice(p0, p0 + 256);
-    const img = new Float32Array(part.length * rowI), cap = new Float32Array(part.length * rowC);
-    part.forEach((p, j) => {
-      const i = imageIndex.get(p.image)!;
-      img.set(enc.images.subarray(i * rowI, (i + 1) * rowI), j * rowI);
-      cap.set(enc.captions.subarray((p0 + j) * rowC, (p0 + j + 1) * rowC), j * rowC);
-    });
-    const s = tf.tidy(() => pairScores(tf.tensor3d(img, [part.length, REGIONS, d]), tf.tensor3d(cap, [part.length, T, d]), lengths.slice(p0, p0 + part.length), o.model.config));
-    scores.push(...((await s.data()) as Float32Array));
-    s.dispose();
+  const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
+  const scores = new Array<number>(judged.pairs.length).fill(0);
+  for (const { model, vocab } of members) {
+    const caps = judged.pairs.map((p) => vocab.encode(p.caption));
+    const { ids, maxLen: T } = padCaptions(caps);
+    const lengths = caps.map((c) => c.length);
+    const enc = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, images, ids, lengths, T);
+    const d = model.config.jointDim, rowI = REGIONS * d, rowC = T * d;
+    for (let p0 = 0; p0 < judged.pairs.length; p0 += 256) {
+      const part = judged.pairs.slice(p0, p0 + 256);
+      const img = new Float32Array(part.length * rowI), cap = new Float32Array(part.length * rowC);
+      part.forEach((p, j) => {
+        const i = imageIndex.get(p.image)!;
+        img.set(enc.images.subarray(i * rowI, (i + 1) * rowI), j * rowI);
+        cap.set(enc.captions.subarray((p0 + j) * rowC, (p0 + j + 1) * rowC), j * rowC);
+      });
+      const s = tf.tidy(() => pairScores(tf.tensor3d(img, [part.length, REGIONS, d]), tf.tensor3d(cap, [part.length, T, d]), lengths.slice(p0, p0 + part.length), model.config));
+      (await s.data()).forEach((v, j) => (scores[p0 + j] += v / members.length));
+      s.dispose();
+    }
   }
+  cache.close();
   const human = judged.pairs.map((p) => p.human);
   return { ...base, kendallTau: kendallTauB(scores, human), spearman: spearman(scores, human) };
 }

@@ -10,7 +10,8 @@ import { imageFiles } from "../lib/captions";
 import { extractFeatures, FeatureCache } from "../lib/features";
 import { FeatureCaptionDataset } from "../lib/train";
 import { defaultScanConfig } from "../lib/scan";
-import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, trainMatching } from "../lib/scan-train";
+import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, lrAt, trainMatching } from "../lib/scan-train";
+import { retrievalRecall } from "../lib/retrieval";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training SCAN on cached features", function () {
@@ -95,6 +96,40 @@ describe("training SCAN on cached features", function () {
     const human = lines.map((l) => l.split("\t").slice(2).map(Number).reduce((a, b) => a + b) / 3);
     assert.ok(Math.abs(h.kendallTau! - kendallTauB(scores, human)) < 1e-9, `${h.kendallTau} vs ${kendallTauB(scores, human)}`);
     assert.ok(Math.abs(h.spearman! - spearman(scores, human)) < 1e-9);
+
+    // An ensemble's recall is that of the two models' mean score matrix (here a and the resumed b).
+    const other = await loadMatchingCheckpoint(b);
+    const both = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble: [other], dataDir: dir, split: "dev", featuresDir: cacheDir, quiet: true });
+    const capTexts = dev.images.flatMap((im) => dev.captionsOf(im));
+    const enc = capTexts.map((c) => ck.vocab.encode(c));
+    const T = Math.max(...enc.map((c) => c.length));
+    const ids = tf.tensor2d(enc.flatMap((c) => [...c, ...Array(T - c.length).fill(0)]), [enc.length, T], "int32");
+    const feats = FeatureCache.open(cacheDir);
+    const f = tf.tensor3d(feats.read(dev.images), [dev.images.length, 49, 2048]);
+    feats.close();
+    const lens = enc.map((c) => c.length);
+    const mean = tf.tidy(() => ck.model.similarity(ck.model.encodeImages(f), ck.model.encodeCaptions(ids, lens), lens)
+      .add(other.model.similarity(other.model.encodeImages(f), other.model.encodeCaptions(ids, lens), lens)).div(2));
+    const want = retrievalRecall(mean.dataSync() as Float32Array, dev.images.length, dev.images.flatMap((im, i) => dev.captionsOf(im).map(() => i)));
+    assert.deepEqual({ i2t: both.i2t, t2i: both.t2i }, { i2t: want.i2t, t2i: want.t2i });
+    tf.dispose([ids, f, mean]);
+    other.model.dispose();
     ck.model.dispose();
+  });
+
+  it("divides the learning rate by 10 every lrUpdate epochs, also when the schedule is set on resume", async () => {
+    assert.deepEqual([0, 14, 15, 29, 30].map((e) => lrAt({ ...cfg, lr: 2e-4, lrUpdate: 15 }, e)), [2e-4, 2e-4, 2e-4 * 0.1, 2e-4 * 0.1, 2e-4 * 0.1 ** 2]);
+    assert.equal(lrAt({ ...cfg, lrUpdate: undefined }, 40), cfg.lr);
+    const constant = await trainMatching({ train: trainSet, vocab, config: cfg, out: path.join(tmpDir(), "c"), ...quiet });
+    const decayed = await trainMatching({ train: trainSet, vocab, config: { ...cfg, lrUpdate: 1 }, out: path.join(tmpDir(), "d"), ...quiet });
+    const e = path.join(tmpDir(), "e");
+    (await trainMatching({ train: trainSet, vocab, config: { ...cfg, epochs: 1 }, out: e, ...quiet })).model.dispose();
+    const resumed = await trainMatching({ train: trainSet, vocab, config: { ...cfg, lrUpdate: 1 }, out: e, resume: true, ...quiet });
+    const second = (h: typeof constant.history) => h.batch.filter((r) => r.epoch === 1).map((r) => r.loss);
+    // epoch 2 at lr/10: unlike the constant run's, and the same whether the schedule was there from the start or
+    // set on resume (tolerance: the Adam-restore rounding of the resume test above)
+    assert.ok(second(decayed.history).some((l, i) => Math.abs(l - second(constant.history)[i]) > 1e-2), "the lower lr changes epoch 2");
+    second(resumed.history).forEach((l, i) => assert.ok(Math.abs(l - second(decayed.history)[i]) <= 1e-3, `batch ${i}: ${l} vs ${second(decayed.history)[i]}`));
+    for (const r of [constant, decayed, resumed]) r.model.dispose();
   });
 });
