@@ -45,7 +45,7 @@ Commands:
   train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
               train the attention decoder on cached features (extracted first if missing)
-  train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t
+  train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t (t2i: LSE, λ 9; i2t: AVG, λ 4)
                     --warmup-epochs 1 --warmup-negatives 16 --lr-update 15 --resume]   lr ÷ 10 every --lr-update epochs;
                     on --resume, --epochs and --lr-update set the rest of the schedule, the rest comes from the checkpoint
   evaluate-matching --checkpoint DIR [--checkpoint DIR2 …] --data-dir DIR [--split dev|test] [--json] [--human]
@@ -262,7 +262,7 @@ export async function main(argv: string[]): Promise<void> {
       if (direction !== "t2i" && direction !== "i2t") throw new Error(`--direction must be t2i or i2t; got ${direction}`);
       await initBackend();
       const { vocab, train: trainSet, val: valSet } = await prepareCaptionData(dataDir, { featuresDir: values.features, skipMissing: values["skip-missing"] });
-      const scan = { ...defaultScanConfig(vocab.size), jointDim: int(values["joint-dim"], "joint-dim", 1024), direction: direction as "t2i" | "i2t" };
+      const scan = { ...defaultScanConfig(vocab.size, direction), jointDim: int(values["joint-dim"], "joint-dim", 1024) };
       const config = {
         ...defaultMatchingConfig(scan), epochs: int(values.epochs, "epochs", 20), batchSize: int(values["batch-size"], "batch-size", 128),
         lr: values.lr ? Number(values.lr) : 2e-4,

@@ -27,9 +27,13 @@ export interface ScanConfig {
   margin: number;
 }
 
-/** The paper's Flickr30k t-i LSE setting, with ResNet-50 regions. */
-export function defaultScanConfig(vocabSize: number): ScanConfig {
-  return { vocabSize, embedSize: 300, jointDim: 1024, regionDim: 2048, direction: "t2i", aggregation: "lse", lambdaSoftmax: 9, lambdaLse: 6, margin: 0.2 };
+/**
+ * The paper's Flickr30k settings with ResNet-50 regions: t-i LSE (λ_softmax 9, λ_lse 6) by default, and for
+ * `direction: "i2t"` its best i-t model, i-t AVG (λ_softmax 4).
+ */
+export function defaultScanConfig(vocabSize: number, direction: "t2i" | "i2t" = "t2i"): ScanConfig {
+  const base = { vocabSize, embedSize: 300, jointDim: 1024, regionDim: 2048, lambdaLse: 6, margin: 0.2 };
+  return direction === "t2i" ? { ...base, direction, aggregation: "lse", lambdaSoftmax: 9 } : { ...base, direction, aggregation: "mean", lambdaSoftmax: 4 };
 }
 
 const EPS = 1e-8;
