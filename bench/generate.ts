@@ -1,14 +1,15 @@
 /**
  * Caption generation speed on the active backend (the work of `evaluate`): greedy decoding batched over 64
- * images and beam search (width 3, one image at a time, as lib/generate.ts runs it), with the seed's dimensions
+ * images, and beam search one image at a time and batched over 32 images (beamSearchBatch, as `evaluate` runs it),
+ * with the seed's dimensions
  * (vocabulary 3,000) and random weights and features — so every caption runs the full 20 steps (a trained model
  * stops at <EOS>, ~12 words on Flickr8k: real runs are faster by about that ratio).
- *   npx tsx bench/generate.ts [images for greedy=128] [images for beam=8] [beam widths=3]
+ *   npx tsx bench/generate.ts [images for greedy=128] [images for beam=8] [beam widths=3] [beam batch=32]
  */
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
 import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
-import { beamSearch, greedy } from "../lib/generate";
+import { beamSearch, beamSearchBatch, greedy } from "../lib/generate";
 
 async function main() {
   const backend = await initBackend({ quiet: true });
@@ -16,6 +17,7 @@ async function main() {
   const nGreedy = Number(process.argv[2] ?? 128);
   const nBeam = Number(process.argv[3] ?? 8);
   const widths = (process.argv[4] ?? "3").split(",").map(Number);
+  const beamBatch = Number(process.argv[5] ?? 32);
   const decoder = new DecoderRNN(getDefaultConfig(3000));
   const features = tf.randomUniform([64, 49, 2048], 0, 2, "float32", 1) as tf.Tensor3D;
   await greedy(decoder, features.slice([0, 0, 0], [2, 49, 2048]) as tf.Tensor3D); // warm-up (kernel compilation)
@@ -35,7 +37,14 @@ async function main() {
       f.dispose();
     }
     s = (Date.now() - t0) / 1000;
-    console.log(`beam ${k}: ${(nBeam / s).toFixed(2)} captions/s (${(words / nBeam).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nBeam) * s).toFixed(0)} s)`);
+    console.log(`beam ${k}, one image at a time: ${(nBeam / s).toFixed(2)} captions/s (${(words / nBeam).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nBeam) * s).toFixed(0)} s)`);
+    const batch = features.slice([0, 0, 0], [beamBatch, 49, 2048]) as tf.Tensor3D;
+    await beamSearchBatch(decoder, batch, k, 2); // warm-up at this shape
+    t0 = Date.now();
+    words = (await beamSearchBatch(decoder, batch, k)).reduce((a, g) => a + g.ids.length, 0);
+    s = (Date.now() - t0) / 1000;
+    console.log(`beam ${k}, batch ${beamBatch}: ${(beamBatch / s).toFixed(2)} captions/s (${(words / beamBatch).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / beamBatch) * s).toFixed(0)} s)`);
+    batch.dispose();
   }
 }
 main();

@@ -2,8 +2,9 @@
  * Caption generation, never teacher-forced: each step feeds back the word the model chose. Both methods return
  * the words and one attention vector (over the 49 regions) per generated word — what the heatmaps draw.
  * - `greedy`: the most probable word at each step, a whole batch at once.
- * - `beamSearch`: keeps the k best partial captions by total log-probability. It always returns a caption:
- *   when no beam has emitted `<EOS>` by `maxLen` (a known crash elsewhere), the best unfinished beam is used.
+ * - `beamSearch` (one image) / `beamSearchBatch` (N images, all N·k beams in one step): keeps the k best
+ *   partial captions by total log-probability. It always returns a caption: when no beam has emitted `<EOS>` by
+ *   `maxLen` (a known crash elsewhere), the best unfinished beam is used.
  */
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
@@ -62,66 +63,83 @@ interface Beam {
 
 /** Beam search for one image's features `[1, R, E]` (or `[R, E]`) with beam width k. */
 export async function beamSearch(decoder: DecoderRNN, features: tf.Tensor, k = 3, maxLen = 20): Promise<Generated> {
-  const V = decoder.config.vocabSize;
   const feats = (features.rank === 2 ? features.expandDims(0) : features) as tf.Tensor3D;
-  const tiled = tf.tidy(() => tf.tile(feats, [k, 1, 1]) as tf.Tensor3D);
+  try {
+    return (await beamSearchBatch(decoder, feats, k, maxLen))[0];
+  } finally {
+    if (feats !== features) feats.dispose();
+  }
+}
+
+/**
+ * Beam search with width k for a batch of N images' features `[N, R, E]`: all N·k beams advance in one decoder
+ * step (rows i·k … i·k + k − 1 are image i's), so a GPU sees one large step instead of N small ones. Per image
+ * the same search as one at a time: each beam proposes its k best words (enough: at most k extensions survive),
+ * the k − (finished) best of those survive, and extensions ending in `<EOS>` are finished captions.
+ */
+export async function beamSearchBatch(decoder: DecoderRNN, features: tf.Tensor3D, k = 3, maxLen = 20): Promise<Generated[]> {
+  const N = features.shape[0];
+  const tiled = tf.tidy(() => tf.gather(features, tf.tensor1d(Array.from({ length: N * k }, (_, r) => Math.floor(r / k)), "int32")) as tf.Tensor3D);
   const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
   let state = tf.tidy(() => decoder.initHidden(tiled));
-  let beams: Beam[] = [{ ids: [], alphas: [], logProb: 0 }];
-  const finished: Beam[] = [];
+  const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);
+  const finished: Beam[][] = Array.from({ length: N }, () => []);
   try {
-    for (let t = 0; t < maxLen && beams.length > 0; t++) {
-      const n = beams.length;
-      const last = beams.map((b) => (b.ids.length ? b.ids[b.ids.length - 1] : SOS));
-      const words = [...last, ...Array(k - n).fill(SOS)]; // unused rows: any word, ignored
+    for (let t = 0; t < maxLen && beams.some((b) => b.length > 0); t++) {
+      // each row's last word (unused rows: any word, ignored)
+      const words = beams.flatMap((bs) => Array.from({ length: k }, (_, j) => (j < bs.length && bs[j].ids.length ? bs[j].ids[bs[j].ids.length - 1] : SOS)));
       const next = tf.tidy(() => {
         const s = decoder.step(tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D, projected, tiled, state);
-        return { ...s, logp: tf.logSoftmax(decoder.output(s.h, false)) };
+        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false)), k);
+        return { ...s, values: top.values, indices: top.indices };
       });
-      const logp = (await next.logp.data()) as Float32Array;
+      const [values, indices] = [(await next.values.data()) as Float32Array, (await next.indices.data()) as Int32Array];
       const alpha = (await next.alpha.array()) as number[][];
-      // Every (beam, word) extension, best first; at t = 0 all beams are the same, so only beam 0 expands.
-      const cands: { beam: number; word: number; score: number }[] = [];
-      for (let b = 0; b < n; b++) for (let w = 0; w < V; w++) cands.push({ beam: b, word: w, score: beams[b].logProb + logp[b * V + w] });
-      cands.sort((x, y) => y.score - x.score);
-      // The k − (finished) best extensions survive; those that end in <EOS> are finished captions.
-      const kept: { beam: number; word: number; score: number }[] = [];
-      for (const c of cands.slice(0, k - finished.length)) {
-        if (c.word === EOS) finished.push({ ids: beams[c.beam].ids, alphas: beams[c.beam].alphas, logProb: c.score });
-        else kept.push(c);
+      const rows: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const bs = beams[i];
+        // at t = 0 all of an image's beams are the same, so only its beam 0 (the only one) expands
+        const cands: { beam: number; word: number; score: number }[] = [];
+        for (let b = 0; b < bs.length; b++) for (let j = 0; j < k; j++) {
+          const r = (i * k + b) * k + j;
+          cands.push({ beam: b, word: indices[r], score: bs[b].logProb + values[r] });
+        }
+        cands.sort((x, y) => y.score - x.score);
+        const kept: typeof cands = [];
+        for (const c of cands.slice(0, Math.max(0, k - finished[i].length))) {
+          if (c.word === EOS) finished[i].push({ ids: bs[c.beam].ids, alphas: bs[c.beam].alphas, logProb: c.score });
+          else kept.push(c);
+        }
+        beams[i] = kept.map((c) => ({ ids: [...bs[c.beam].ids, c.word], alphas: [...bs[c.beam].alphas, alpha[i * k + c.beam]], logProb: c.score }));
+        // the LSTM state rows follow the surviving beams
+        rows.push(...kept.map((c) => i * k + c.beam), ...Array(k - kept.length).fill(i * k));
       }
-      const nextBeams = kept.map((c) => ({ ids: [...beams[c.beam].ids, c.word], alphas: [...beams[c.beam].alphas, alpha[c.beam]], logProb: c.score }));
-      // Reorder the LSTM state rows to follow the surviving beams.
-      const rows = [...kept.map((c) => c.beam), ...Array(k - kept.length).fill(0)];
       const idx = tf.tensor1d(rows, "int32");
       const newState = tf.tidy(() => ({ h: tf.gather(next.h, idx) as tf.Tensor2D, c: tf.gather(next.c, idx) as tf.Tensor2D }));
-      tf.dispose([idx, state.h, state.c, next.h, next.c, next.alpha, next.logp]);
+      tf.dispose([idx, state.h, state.c, next.h, next.c, next.alpha, next.values, next.indices]);
       state = newState;
-      beams = nextBeams;
     }
   } finally {
     tf.dispose([tiled, projected, state.h, state.c]);
-    if (feats !== features) feats.dispose();
   }
-  if (finished.length > 0) {
-    const best = finished.reduce((a, b) => (b.logProb > a.logProb ? b : a));
-    return { ...best, finished: true };
-  }
-  const best = beams.reduce((a, b) => (b.logProb > a.logProb ? b : a));
-  return { ...best, finished: false };
+  return beams.map((bs, i) => {
+    const pool = finished[i].length > 0 ? finished[i] : bs;
+    const best = pool.reduce((a, b) => (b.logProb > a.logProb ? b : a));
+    return { ...best, finished: finished[i].length > 0 };
+  });
 }
 
 /** Captions of `images` with beam width k (1: greedy, batched), in image order. */
 export async function captionImages(decoder: DecoderRNN, cache: FeatureCache, images: readonly string[], k: number, opts: { maxLen?: number; onImage?: () => void } = {}): Promise<Generated[]> {
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
-  const chunk = k === 1 ? 64 : 1;
+  const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step
   for (let i = 0; i < images.length; i += chunk) {
     const names = images.slice(i, i + chunk);
     const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
     try {
       if (k === 1) out.push(...(await greedy(decoder, f, maxLen)));
-      else out.push(await beamSearch(decoder, f, k, maxLen));
+      else out.push(...(await beamSearchBatch(decoder, f, k, maxLen)));
     } finally {
       f.dispose();
     }

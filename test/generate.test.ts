@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/decoder";
-import { beamSearch, greedy } from "../lib/generate";
+import { beamSearch, beamSearchBatch, greedy } from "../lib/generate";
 import { EOS } from "../lib/vocabulary";
 import { setupBackend } from "./helpers";
 
@@ -48,6 +48,33 @@ describe("caption generation", () => {
     }
   });
 
+  it("beam search over a batch of images finds each image's caption of the search one image at a time", async () => {
+    // (seed, <EOS> bias, k) where the five images' searches end at different steps (found by trying)
+    for (const [seed, eosBias, k] of [[3, 0.4, 1], [4, 0.1, 3]]) {
+      const decoder = new DecoderRNN(config, defaultInitializer(seed));
+      const b = decoder.bFcn.arraySync() as number[];
+      b[EOS] += eosBias;
+      decoder.bFcn.assign(tf.tensor1d(b));
+      const f = tf.randomUniform([5, 49, 16], 0, 4, "float32", 9) as tf.Tensor3D;
+      const batch = await beamSearchBatch(decoder, f, k, 8);
+      assert.equal(batch.length, 5);
+      const lengths = new Set<number>();
+      for (let i = 0; i < 5; i++) {
+        const fi = f.slice([i, 0, 0], [1, 49, 16]);
+        const one = await beamSearch(decoder, fi, k, 8);
+        fi.dispose();
+        assert.deepEqual(batch[i].ids, one.ids, `k ${k}, image ${i}`);
+        assert.equal(batch[i].finished, one.finished);
+        assert.ok(Math.abs(batch[i].logProb - one.logProb) < 1e-4);
+        batch[i].alphas.forEach((a, t) => a.forEach((v, r) => assert.ok(Math.abs(v - one.alphas[t][r]) < 1e-5)));
+        lengths.add(one.ids.length);
+      }
+      assert.ok(lengths.size > 1, `k ${k}: the images' captions end at different steps (${[...lengths]})`);
+      f.dispose();
+      decoder.dispose();
+    }
+  });
+
   it("always returns a caption, even when no beam ever emits <EOS>", async () => {
     const decoder = new DecoderRNN(config, defaultInitializer(7));
     const b = decoder.bFcn.arraySync() as number[];
@@ -66,10 +93,13 @@ describe("caption generation", () => {
   it("frees every intermediate tensor", async () => {
     const decoder = new DecoderRNN(config, defaultInitializer(3));
     const f = features();
+    const two = tf.concat([f, f]) as tf.Tensor3D;
     const before = tf.memory().numTensors;
     await greedy(decoder, f, 5);
     await beamSearch(decoder, f, 3, 5);
+    await beamSearchBatch(decoder, two, 3, 5);
     assert.equal(tf.memory().numTensors, before);
+    tf.dispose([f, two]);
     decoder.dispose();
   });
 });
