@@ -46,7 +46,7 @@ Commands:
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
               train the attention decoder on cached features (extracted first if missing)
   train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t (t2i: LSE, λ 9; i2t: AVG, λ 4)
-                    --warmup-epochs 1 --warmup-negatives 16 --lr-update 15 --resume]   lr ÷ 10 every --lr-update epochs;
+                    --warmup-epochs 1 --warmup-negatives 16 --lr-update 15 --seed 1 --resume]   lr ÷ 10 every --lr-update epochs;
                     on --resume, --epochs and --lr-update set the rest of the schedule, the rest comes from the checkpoint
   evaluate-matching --checkpoint DIR [--checkpoint DIR2 …] --data-dir DIR [--split dev|test] [--json] [--human]
                     Recall@1/5/10 both ways (several checkpoints: their scores averaged, e.g. SCAN's t2i + i2t ensemble);
@@ -253,7 +253,7 @@ export async function main(argv: string[]): Promise<void> {
         options: {
           "data-dir": { type: "string" }, out: { type: "string" }, features: { type: "string" }, epochs: { type: "string" }, "batch-size": { type: "string" },
           lr: { type: "string" }, "joint-dim": { type: "string" }, direction: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" },
-          "warmup-epochs": { type: "string" }, "warmup-negatives": { type: "string" }, "lr-update": { type: "string" },
+          "warmup-epochs": { type: "string" }, "warmup-negatives": { type: "string" }, "lr-update": { type: "string" }, seed: { type: "string" },
         },
       });
       const dataDir = values["data-dir"];
@@ -267,7 +267,7 @@ export async function main(argv: string[]): Promise<void> {
         ...defaultMatchingConfig(scan), epochs: int(values.epochs, "epochs", 20), batchSize: int(values["batch-size"], "batch-size", 128),
         lr: values.lr ? Number(values.lr) : 2e-4,
         warmupEpochs: int(values["warmup-epochs"], "warmup-epochs", 1), warmupNegatives: int(values["warmup-negatives"], "warmup-negatives", 16),
-        lrUpdate: int(values["lr-update"], "lr-update", 15),
+        lrUpdate: int(values["lr-update"], "lr-update", 15), seed: int(values.seed, "seed", 1),
       };
       const out = path.join(values.out, "checkpoint");
       const { history, model } = await trainMatching({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, log: (l) => console.log(l) });

@@ -143,7 +143,7 @@ export async function trainMatching(opts: {
     startEpoch = ck.epoch;
     await optimizer.setWeights(ck.optimizerWeights);
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
-  } else model = new ScanModel(cfg.scan);
+  } else model = new ScanModel(cfg.scan, undefined, cfg.seed);
   const engine = opts.engine ?? defaultEngine();
   const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
   if (!opts.quiet) log(onnx ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)" : `training step: tfjs on ${tf.getBackend()}`);

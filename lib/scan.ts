@@ -60,9 +60,10 @@ export class ScanModel {
   private static instances = 0;
   private readonly scope = `scan${ScanModel.instances++}/`;
 
-  constructor(readonly config: ScanConfig, init?: (name: string, shape: number[], fanIn: number) => tf.Tensor) {
+  /** `seed` picks the default initialisation (models differing only in it are an ensemble's members). */
+  constructor(readonly config: ScanConfig, init?: (name: string, shape: number[], fanIn: number) => tf.Tensor, seed = 1) {
     const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = config;
-    const rng = new Rng(1);
+    const rng = new Rng(seed);
     const initFn = init ?? ((name: string, shape: number[], fanIn: number) => {
       const s = rng.int(2 ** 31);
       if (name === "embedding") return tf.randomUniform(shape, -0.1, 0.1, "float32", s); // as SCAN's init_weights

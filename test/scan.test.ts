@@ -40,6 +40,16 @@ describe("SCAN (stacked cross attention), against PyTorch", () => {
     }
   }
 
+  it("initialises from its seed: the same seed the same weights, another seed others", () => {
+    const c = { vocabSize: V, embedSize: M, jointDim: d, regionDim: E, direction: "t2i" as const, aggregation: "lse" as const, lambdaSoftmax: 9, lambdaLse: 6, margin: 0.2 };
+    const [a, b, other] = [new ScanModel(c, undefined, 1), new ScanModel(c, undefined, 1), new ScanModel(c, undefined, 2)];
+    for (const [name, w] of Object.entries(a.namedVariables())) {
+      assert.deepEqual(Array.from(w.dataSync()), Array.from(b.namedVariables()[name].dataSync()), name);
+      assert.notDeepEqual(Array.from(w.dataSync()), Array.from(other.namedVariables()[name].dataSync()), name);
+    }
+    for (const m of [a, b, other]) m.dispose();
+  });
+
   it("ignores padding: a caption scores the same alone and padded in a batch", async () => {
     const m = make("t2i", "lse");
     const imgs = m.encodeImages(feats());
