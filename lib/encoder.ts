@@ -13,6 +13,7 @@ import { foldBatchNorm } from "./fold";
 import { Normalization, RgbImage, loadRgb, normalizePixels } from "./image";
 import { ensureWeights, weightsDir, WEIGHTS_PACKAGE } from "./weights";
 import { projectRoot } from "./paths";
+import { Rng } from "./rng";
 
 export const FEATURE_LAYER = "activation_48";
 export const REGIONS = 49;
@@ -44,6 +45,35 @@ export async function loadResNetArtifacts(opts: { fetch?: boolean; fold?: boolea
   }
 }
 
+/**
+ * The same ResNet-50 with seeded random weights, from the topology in the package's `model.json` alone (110 KB
+ * instead of 98 MiB): He-normal kernels, batch norms as identities, folded as the real ones are. For speed
+ * measurements where the weights cannot travel (a GPU host takes 64 MiB): the time does not depend on the values.
+ */
+export async function randomResNetArtifacts(modelJson: string, seed = 1): Promise<tf.io.ModelArtifacts> {
+  let m: { modelTopology: object; weightsManifest: { weights: tf.io.WeightsManifestEntry[] }[] };
+  try {
+    m = JSON.parse(fs.readFileSync(modelJson, "utf8"));
+  } catch (e) {
+    throw new Error(`cannot read the ResNet-50 topology ${modelJson}: ${(e as Error).message}`);
+  }
+  const specs = m.weightsManifest.flatMap((g) => g.weights);
+  const rng = new Rng(seed);
+  const sizes = specs.map((w) => w.shape.reduce((a, b) => a * b, 1));
+  const data = new Float32Array(sizes.reduce((a, b) => a + b, 0));
+  let at = 0;
+  specs.forEach((w, i) => {
+    const kind = w.name.split("/").pop();
+    const fanIn = w.shape.slice(0, -1).reduce((a, b) => a * b, 1);
+    const part = data.subarray(at, at + sizes[i]);
+    if (kind === "kernel") for (let j = 0; j < part.length; j++) part[j] = rng.normal() * Math.sqrt(2 / fanIn);
+    else if (kind === "gamma" || kind === "moving_variance") part.fill(1);
+    at += sizes[i];
+  });
+  const artifacts = { modelTopology: m.modelTopology, weightSpecs: specs.map((w) => ({ name: w.name, shape: w.shape, dtype: "float32" as const })), weightData: data.buffer };
+  return (await foldBatchNorm(artifacts)).artifacts;
+}
+
 let labels: string[] | undefined;
 /** The 1,000 ImageNet class names, index = fc1000 output (data/imagenet-labels.json, from the same package). */
 export function imagenetLabels(): string[] {
@@ -69,7 +99,11 @@ export class EncoderCNN {
 
   /** Loads the verified weights (fetching them on first use) and freezes every layer. */
   static async load(opts: { fetch?: boolean; fold?: boolean } = {}): Promise<EncoderCNN> {
-    const artifacts = await loadResNetArtifacts(opts);
+    return EncoderCNN.fromArtifacts(await loadResNetArtifacts(opts));
+  }
+
+  /** The encoder from Keras ResNet50 artifacts (loadResNetArtifacts, or randomResNetArtifacts for speed tests). */
+  static async fromArtifacts(artifacts: tf.io.ModelArtifacts): Promise<EncoderCNN> {
     let full: tf.LayersModel;
     try {
       full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));

@@ -42,6 +42,11 @@ export class Rng {
     return lo + (hi - lo) * this.next();
   }
 
+  /** Standard normal (Box–Muller). */
+  normal(): number {
+    return Math.sqrt(-2 * Math.log(1 - this.next())) * Math.cos(2 * Math.PI * this.next());
+  }
+
   pick<T>(items: readonly T[]): T {
     if (items.length === 0) throw new Error("Rng.pick: empty list");
     return items[this.int(items.length)];

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN, FEATURE_LAYER, imagenetLabels } from "../lib/encoder";
+import { EncoderCNN, FEATURE_LAYER, imagenetLabels, randomResNetArtifacts } from "../lib/encoder";
 import { ensureWeights, expectedSums, verifyWeights, weightsDir } from "../lib/weights";
 import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
@@ -48,6 +48,22 @@ describe("EncoderCNN", function () {
     assert.deepEqual(verifyWeights(weightsDir()), []);
   });
   after(() => encoder?.dispose());
+
+  it("builds the same network with seeded random weights from the topology alone (for speed runs without the weights)", async () => {
+    const modelJson = path.join(weightsDir(), "ResNet50", "model.json");
+    const artifacts = await randomResNetArtifacts(modelJson, 1);
+    const again = await randomResNetArtifacts(modelJson, 1);
+    assert.ok(Buffer.from(artifacts.weightData as ArrayBuffer).equals(Buffer.from(again.weightData as ArrayBuffer)), "the same seed, the same weights");
+    const random = await EncoderCNN.fromArtifacts(artifacts);
+    assert.deepEqual(random.trunk.layers.map((l) => l.name), encoder.trunk.layers.map((l) => l.name));
+    const x = tf.randomUniform([1, 224, 224, 3], -120, 150, "float32", 3) as tf.Tensor4D;
+    const f = random.encode(x).dataSync();
+    assert.equal(f.length, 49 * 2048);
+    assert.ok(f.every(Number.isFinite) && f.some((v) => v > 0), "finite, non-zero features");
+    await assert.rejects(randomResNetArtifacts("/nonexistent/model.json"), /cannot read the ResNet-50 topology \/nonexistent\/model.json/);
+    tf.dispose(x);
+    random.dispose();
+  });
 
   it("drops the last two layers and freezes everything", () => {
     assert.deepEqual(encoder.removedLayers, ["avg_pool", "fc1000"]);
