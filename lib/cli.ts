@@ -294,7 +294,7 @@ export async function main(argv: string[]): Promise<void> {
       const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble, dataDir: values["data-dir"], split, featuresDir, skipMissing: values["skip-missing"], quiet: values.json });
       const human = values.human ? await humanAgreement({ model: ck.model, vocab: ck.vocab, ensemble, dataDir: values["data-dir"], featuresDir }) : undefined;
       for (const c of [ck, ...ensemble]) c.model.dispose();
-      if (values.json) console.log(JSON.stringify({ ...r, ...(human ? { human } : {}) }));
+      if (values.json) console.log(JSON.stringify({ ...r, checkpoints: values.checkpoint, ...(human ? { human } : {}) }));
       else {
         const f = (x: { r1: number; r5: number; r10: number; medr: number }) => `R@1 ${x.r1.toFixed(1)}  R@5 ${x.r5.toFixed(1)}  R@10 ${x.r10.toFixed(1)}  medr ${x.medr}`;
         console.log(`${split}: ${r.n_images} images × ${r.n_captions} captions, scored in ${r.seconds.toFixed(1)} s`);
