@@ -20,7 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "./onnx-proto";
 import { loadOrt, trainingSession } from "./onnx-train";
-import { ScanConfig, ScanModel, pairScores } from "./scan";
+import { ScanConfig, ScanModel } from "./scan";
 
 /** Parameter names as `ScanModel.namedVariables()` gives them. */
 export const SCAN_PARAMS = [
@@ -375,25 +375,6 @@ export function hardestNegatives(scores: Float32Array, B: number, margin: number
     if (v > 0) (loss += v), (dS[p] += 1), (dS[o] -= 1);
   }
   return { loss, imgIdx, capIdx, own: owner, dS };
-}
-
-/**
- * The batch loss as a function of the unit vectors, through the pairs that hardestNegatives picked: equal in
- * value and gradient to lib/scan.ts contrastiveLoss over all B × B scores with the same k.
- */
-export function pairedHingeLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig): tf.Scalar {
-  return pairLoss(tf.gather(images, pairs.imgIdx), tf.gather(captions, pairs.capIdx), pairs.capIdx.map((c) => lengths[c]), pairs, cfg);
-}
-
-/** Σ hinge over the pairs (`[P, R, d]` images with `[P, T, d]` captions, laid out as LossPairs). */
-function pairLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig): tf.Scalar {
-  return tf.tidy(() => {
-    const B = pairs.own.findIndex((o, p) => o !== p); // the matching pairs come first (own[p] = p)
-    const s = pairScores(images, captions, lengths, cfg);
-    const pos = s.slice(0, B);
-    const neg = s.slice(B);
-    return tf.relu(neg.sub(tf.gather(pos, pairs.own.slice(B))).add(cfg.margin)).sum() as tf.Scalar;
-  });
 }
 
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */

@@ -2,9 +2,21 @@ import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { loadOrt } from "../lib/onnx-train";
 import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/scan";
-import { OnnxScan, SCAN_PARAMS, hardestNegatives, pairedHingeLoss } from "../lib/scan-onnx";
+import { LossPairs, OnnxScan, SCAN_PARAMS, hardestNegatives } from "../lib/scan-onnx";
 import { matchingLoss } from "../lib/scan-train";
 import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
+
+/**
+ * The batch loss as a function of the unit vectors through the pairs that hardestNegatives picked (tfjs, for
+ * autodiff): Σ hinge of each negative pair against its own matching pair. What the ONNX backward differentiates.
+ */
+function pairedHingeLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig): tf.Scalar {
+  return tf.tidy(() => {
+    const B = pairs.own.findIndex((o, p) => o !== p); // the matching pairs come first (own[p] = p)
+    const s = pairScores(tf.gather(images, pairs.imgIdx), tf.gather(captions, pairs.capIdx), pairs.capIdx.map((c) => lengths[c]), cfg);
+    return tf.relu(s.slice(B).sub(tf.gather(s.slice(0, B), pairs.own.slice(B))).add(cfg.margin)).sum() as tf.Scalar;
+  });
+}
 
 /** SCAN on ONNX Runtime (lib/scan-onnx.ts) against the tfjs model of lib/scan.ts (itself pinned to PyTorch). */
 describe("SCAN on ONNX Runtime", function () {
