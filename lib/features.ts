@@ -14,12 +14,13 @@ import { fork } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
-import { ENCODER_IDENTITY, EncoderIdentity, FEATURE_DIM, REGIONS } from "./encoder";
-import { decodeHalf } from "./float16";
+import { ENCODER_IDENTITY, EncoderIdentity, FEATURE_DIM, REGIONS, EncoderCNN } from "./encoder";
+import { decodeHalf, encodeHalf } from "./float16";
 import { readJson, writeJsonAtomic } from "./io";
 import { Progress } from "./progress";
+import * as tf from "@tensorflow/tfjs";
 import { onnxAvailable } from "./encoder-onnx";
-import { parseOverride } from "./backend";
+import { activeBackend, onGpu } from "./backend";
 
 export const FEATURES_FORMAT = "attend-tell/features";
 export const FEATURES_VERSION = 1;
@@ -104,13 +105,16 @@ export interface ExtractOptions {
   files: string[];
   out: string;
   /**
-   * "onnx": ONNX Runtime, one worker using every core (needs the optional onnxruntime-node); "tfjs": the tfjs
-   * backend, one worker process per core (wasm runs one thread per process). "auto" (default): onnx when it
-   * loads and the tfjs backend is not a GPU one, else tfjs.
+   * "onnx": ONNX Runtime, one worker process using every core (needs the optional onnxruntime-node); "tfjs": the
+   * tfjs backend. "auto" (default): tfjs in this process on a GPU backend, else onnx when it loads, else tfjs.
    */
   runtime?: "auto" | "onnx" | "tfjs";
-  /** Worker processes. Default: 1 for onnx, number of cores for tfjs. */
+  /**
+   * Worker processes for tfjs on a CPU backend (wasm runs one thread per process). Default: 1 for onnx, the
+   * number of cores for tfjs on a CPU; 0 runs tfjs in this process, which is what a GPU backend always does.
+   */
   workers?: number;
+  /** Images per encoder call. Default: 64 on a GPU, 8 on a CPU. */
   batchSize?: number;
   /** Images that fail to decode: "error" (default) stops, naming the file; "skip" counts them. */
   onBadImage?: "error" | "skip";
@@ -120,7 +124,8 @@ export interface ExtractOptions {
 }
 
 export interface ExtractResult {
-  runtime: "onnx" | "tfjs";
+  /** Where the features were computed: "onnx" (CPU), "tfjs" (worker processes), or the backend in this process. */
+  runtime: "onnx" | "tfjs" | `tfjs-${string}`;
   computed: number;
   alreadyCached: number;
   skipped: { file: string; why: string }[];
@@ -136,14 +141,22 @@ export type FromWorker =
   | { bad: { file: string; why: string } }
   | { error: string };
 
-function chooseRuntime(wanted: "auto" | "onnx" | "tfjs"): "onnx" | "tfjs" {
-  if (wanted === "tfjs") return "tfjs";
-  const gpu = ["webgpu", "node-gpu"].includes(parseOverride(process.env.ATTEND_TELL_BACKEND) ?? "");
-  if (wanted === "onnx" || !gpu) {
-    if (onnxAvailable()) return "onnx";
-    if (wanted === "onnx") throw new Error("runtime onnx needs the optional package onnxruntime-node, which is not installed here");
+/**
+ * Where the encoder runs. On a GPU backend: tfjs in this process, whatever was asked, since ONNX Runtime here is
+ * CPU-only and worker processes would each open the device and hold the 98 MiB of weights.
+ */
+export function chooseRuntime(wanted: "auto" | "onnx" | "tfjs", workers?: number): "onnx" | "tfjs-workers" | "tfjs-here" {
+  if (onGpu()) {
+    if (wanted === "onnx") throw new Error(`runtime onnx runs on the CPU, but the tfjs backend is ${activeBackend()}; use --runtime auto or tfjs`);
+    return "tfjs-here";
   }
-  return "tfjs";
+  if (workers === 0) {
+    if (wanted === "onnx") throw new Error("runtime onnx runs in a worker process; workers: 0 means tfjs in this process");
+    return "tfjs-here";
+  }
+  if (wanted !== "tfjs" && onnxAvailable()) return "onnx";
+  if (wanted === "onnx") throw new Error("runtime onnx needs the optional package onnxruntime-node, which is not installed here");
+  return "tfjs-workers";
 }
 
 function workerPath(): { file: string; execArgv: string[] } {
@@ -152,9 +165,16 @@ function workerPath(): { file: string; execArgv: string[] } {
   return { file: path.join(__dirname, "features-worker.js"), execArgv: [] };
 }
 
+/** Where computed rows and undecodable images go; shared by both ways of computing them. */
+interface RowSink {
+  rows(names: string[], half: Uint8Array): void;
+  /** Returns an error to stop with, or undefined to go on (skipping the image). */
+  bad(b: { file: string; why: string }): Error | undefined;
+}
+
 /**
- * Computes and appends the features of every file not yet in the cache at `out`, in `workers` parallel
- * processes. Safe to interrupt at any point and run again.
+ * Computes and appends the features of every file not yet in the cache at `out`, in worker processes on a
+ * CPU or in this process on a GPU. Safe to interrupt at any point and run again.
  */
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
   const { out } = opts;
@@ -177,7 +197,8 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
     names.add(name);
     return !have.has(name);
   });
-  const runtime = chooseRuntime(opts.runtime ?? "auto");
+  const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
+  const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
   const result: ExtractResult = { runtime, computed: 0, alreadyCached: opts.files.length - todo.length, skipped: [], seconds: 0, imagesPerSecond: 0 };
   const t0 = Date.now();
   if (todo.length === 0) {
@@ -185,11 +206,9 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
     return result;
   }
   const bar = opts.quiet ? undefined : new Progress(todo.length, "features", "img");
-  const batchSize = opts.batchSize ?? 8;
+  const batchSize = opts.batchSize ?? (onGpu() ? 64 : 8);
   const queue: string[][] = [];
   for (let i = 0; i < todo.length; i += batchSize) queue.push(todo.slice(i, i + batchSize));
-  const nWorkers = Math.max(1, Math.min(opts.workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
-  const threads = Math.max(1, Math.floor(os.cpus().length / nWorkers));
   let pending = 0;
   const commit = () => {
     index.rows = index.images.length;
@@ -197,46 +216,24 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
     writeJsonAtomic(indexFile(out), index);
     pending = 0;
   };
-  const { file, execArgv } = workerPath();
+  const sink: RowSink = {
+    rows(rowNames, half) {
+      if (half.length !== rowNames.length * ROW_BYTES) throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
+      fs.writeSync(fd, half);
+      index.images.push(...rowNames);
+      result.computed += rowNames.length;
+      pending += rowNames.length;
+      if (pending >= (opts.commitEvery ?? 64)) commit();
+      bar?.tick(rowNames.length);
+    },
+    bad(b) {
+      if (opts.onBadImage === "skip") return void result.skipped.push(b);
+      return new Error(`${b.why} — pass --skip-bad (onBadImage: "skip") to skip such images`);
+    },
+  };
   try {
-    await Promise.all(
-      Array.from({ length: nWorkers }, () =>
-        new Promise<void>((resolve, reject) => {
-          const env = { ...process.env, ATTEND_TELL_ENCODER_RUNTIME: runtime, ATTEND_TELL_ENCODER_THREADS: String(threads) };
-          const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
-          let stderr = "";
-          child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-          const next = () => {
-            const files = queue.shift();
-            child.send((files ? { files } : { done: true }) satisfies ToWorker);
-          };
-          child.on("message", (m: FromWorker) => {
-            if ("ready" in m) next();
-            else if ("bad" in m) {
-              if (opts.onBadImage === "skip") result.skipped.push(m.bad);
-              else {
-                child.kill();
-                reject(new Error(`${m.bad.why} — pass --skip-bad (onBadImage: "skip") to skip such images`));
-              }
-            } else if ("error" in m) {
-              child.kill();
-              reject(new Error(`feature worker failed: ${m.error}`));
-            } else {
-              const buf = Buffer.from(m.data, "base64");
-              if (buf.length !== m.names.length * ROW_BYTES) return reject(new Error(`feature worker sent ${buf.length} bytes for ${m.names.length} rows`));
-              fs.writeSync(fd, buf);
-              index.images.push(...m.names);
-              result.computed += m.names.length;
-              pending += m.names.length;
-              if (pending >= (opts.commitEvery ?? 64)) commit();
-              bar?.tick(m.names.length);
-              next();
-            }
-          });
-          child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`feature worker exited with ${code}: ${stderr.trim().slice(-1000)}`))));
-        }),
-      ),
-    );
+    if (where === "tfjs-here") await encodeHere(queue, sink);
+    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", opts.workers);
   } finally {
     commit();
     fs.closeSync(fd);
@@ -244,4 +241,74 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   result.seconds = (Date.now() - t0) / 1000;
   result.imagesPerSecond = result.computed / result.seconds;
   return result;
+}
+
+/**
+ * The tfjs encoder in this process, on the active backend: each batch is decoded (sharp, off the main thread)
+ * while the one before it runs on the device.
+ */
+async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
+  const encoder = await EncoderCNN.load();
+  try {
+    const load = () => (queue.length ? EncoderCNN.loadBatchSkipping(queue.shift()!) : undefined);
+    let next = load();
+    while (next) {
+      const { batch: x, ok, bad } = await next;
+      next = load();
+      for (const b of bad) {
+        const stop = sink.bad(b);
+        if (stop) {
+          x?.dispose();
+          await next?.then((n) => n.batch?.dispose(), () => {});
+          throw stop;
+        }
+      }
+      if (!x) continue;
+      const y = encoder.encode(x);
+      const features = (await y.data()) as Float32Array; // asynchronous: WebGPU in Node cannot read synchronously
+      tf.dispose([x, y]);
+      const half = encodeHalf(features);
+      sink.rows(ok.map((f) => path.basename(f)), new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+    }
+  } finally {
+    encoder.dispose();
+  }
+}
+
+/** Worker processes (lib/features-worker.ts): ONNX Runtime in one, or one tfjs per core. */
+async function encodeInWorkers(queue: string[][], sink: RowSink, runtime: "onnx" | "tfjs", workers?: number): Promise<void> {
+  const nWorkers = Math.max(1, Math.min(workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
+  const threads = Math.max(1, Math.floor(os.cpus().length / nWorkers));
+  const { file, execArgv } = workerPath();
+  await Promise.all(
+    Array.from({ length: nWorkers }, () =>
+      new Promise<void>((resolve, reject) => {
+        const env = { ...process.env, ATTEND_TELL_ENCODER_RUNTIME: runtime, ATTEND_TELL_ENCODER_THREADS: String(threads) };
+        const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
+        let stderr = "";
+        child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+        const fail = (e: Error) => (child.kill(), reject(e));
+        const next = () => {
+          const files = queue.shift();
+          child.send((files ? { files } : { done: true }) satisfies ToWorker);
+        };
+        child.on("message", (m: FromWorker) => {
+          if ("ready" in m) next();
+          else if ("bad" in m) {
+            const stop = sink.bad(m.bad);
+            if (stop) fail(stop);
+          } else if ("error" in m) fail(new Error(`feature worker failed: ${m.error}`));
+          else {
+            try {
+              sink.rows(m.names, Buffer.from(m.data, "base64"));
+            } catch (e) {
+              return fail(e as Error);
+            }
+            next();
+          }
+        });
+        child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`feature worker exited with ${code}: ${stderr.trim().slice(-1000)}`))));
+      }),
+    ),
+  );
 }

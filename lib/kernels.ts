@@ -12,6 +12,9 @@
  * - The gradient of `BatchMatMul` (every matMul), for all backends: the stock one multiplies with
  *   transposeA/transposeB, which wasm runs ~8× slower than an explicit transpose + plain matMul (profiled:
  *   97 % of a decoder training step). Same values, computed the fast way.
+ * - The gradient of `TopK`, which tfjs has on no backend: SCAN's warm-up loss sums each row's k largest
+ *   violations. Without it the loss had to read the top-k places back to the CPU to build a constant mask, and a
+ *   synchronous read fails on WebGPU in Node. The gradient of the values routes each dy to the place it came from.
  */
 import * as tf from "@tensorflow/tfjs";
 
@@ -158,10 +161,32 @@ const batchMatMulGrad: tf.GradConfig = {
   },
 };
 
+/** d values / d x: each row's dy scattered to the k places its values came from (indices get no gradient). */
+const topKGrad: tf.GradConfig = {
+  kernelName: "TopK",
+  inputsToSave: ["x"],
+  outputsToSave: [false, true],
+  gradFunc: (dys, saved) => {
+    const dValues = (dys as tf.Tensor[])[0];
+    const [x, indices] = saved;
+    const n = x.shape[x.rank - 1];
+    const k = indices.shape[indices.rank - 1];
+    return {
+      x: () => {
+        // [rows, k, n] one-hot places weighted by dy, summed over k: a scatter-add every backend has. Cast, not
+        // oneHot(…, "float32"): wasm's OneHot writes int32 bits whatever the dtype (tfjs-backend-wasm 4.22).
+        const places = tf.oneHot(indices.reshape([-1, k]) as tf.Tensor2D, n).cast("float32");
+        return places.mul(dValues.reshape([-1, k, 1])).sum(1).reshape(x.shape);
+      },
+    };
+  },
+};
+
 let gradientsRegistered = false;
-/** Replaces gradients that are slow on some backends (see the module comment); idempotent. */
-export function registerFastGradients(): void {
+/** Registers gradients that tfjs lacks or computes slowly (see the module comment); idempotent. */
+export function registerGradients(): void {
   if (gradientsRegistered) return;
   tf.registerGradient(batchMatMulGrad);
+  tf.registerGradient(topKGrad);
   gradientsRegistered = true;
 }

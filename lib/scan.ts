@@ -251,9 +251,7 @@ export function contrastiveLoss(scores: tf.Tensor2D, margin: number, k = 1): tf.
     const costCaption = tf.relu(scores.add(margin).sub(diag.reshape([B, 1]))).mul(offDiag); // per image (row): negatives are captions
     const costImage = tf.relu(scores.add(margin).sub(diag.reshape([1, B]))).mul(offDiag); // per caption (column): negatives are images
     if (k === 1) return costCaption.max(1).sum().add(costImage.max(0).sum()) as tf.Scalar;
-    // the k largest costs of each row through a mask of their places, read out so that the mask is a constant
-    // to autodiff (TopK has no gradient in tfjs)
-    const topSum = (cost: tf.Tensor) => cost.mul(tf.oneHot(tf.tensor2d(tf.topk(cost, k).indices.arraySync() as number[][], [B, k], "int32"), B).sum(1)).sum();
-    return topSum(costCaption).add(topSum(costImage.transpose())) as tf.Scalar;
+    // the k largest costs of each row (TopK's gradient: lib/kernels.ts)
+    return tf.topk(costCaption, k).values.sum().add(tf.topk(costImage.transpose(), k).values.sum()) as tf.Scalar;
   });
 }

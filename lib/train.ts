@@ -33,6 +33,18 @@ export interface TrainConfig {
   seed: number;
   printEvery: number;
   decoder: DecoderConfig;
+  /**
+   * Linear learning-rate warm-up over this many epochs (fractions allowed; 0 or absent: none). Large batches take
+   * few steps per epoch and a large lr; ramping it up over the first epoch(s) keeps the first steps, taken from
+   * random weights, from diverging (Goyal et al. 2017).
+   */
+  lrWarmupEpochs?: number;
+}
+
+/** The learning rate once `seen` training captions have been used (across epochs and resumes). */
+export function lrAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
+  const w = cfg.lrWarmupEpochs ?? 0;
+  return w > 0 ? cfg.lr * Math.min(1, (seen + 1) / (w * epochSize)) : cfg.lr;
 }
 
 export function defaultTrainConfig(decoder: DecoderConfig): TrainConfig {
@@ -185,6 +197,8 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     const t0 = Date.now();
     let sum = 0, sumCe = 0, n = 0, step = 0;
     for await (const b of loader.epoch(epoch)) {
+      // tfjs's Adam reads learningRate on every step; set in place, the moments are kept
+      (optimizer as unknown as { learningRate: number }).learningRate = lrAfter(cfg, epoch * opts.train.length + n, opts.train.length);
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
       const r = onnx
         ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })

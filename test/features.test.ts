@@ -58,6 +58,27 @@ describe("feature cache", function () {
     cache.close();
   });
 
+  it("computes the same rows in this process, on the active backend (the GPU route), decoding ahead", async () => {
+    const out = path.join(dir, "cache-here");
+    const r = await extractFeatures({ files, out, workers: 0, batchSize: 2, quiet: true });
+    assert.deepEqual([r.computed, r.runtime], [5, `tfjs-${tf.getBackend()}`]);
+    const [here, there] = [FeatureCache.open(out), FeatureCache.open(path.join(dir, "cache"))];
+    const names = files.map((f) => path.basename(f));
+    const [a, b] = [here.read(names), there.read(names)];
+    const scale = b.reduce((m, v) => Math.max(m, v), 0);
+    // the same encoder; rows from ONNX Runtime differ by its float32 rounding (≤ 1e-5 of the largest value)
+    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 2 ** -10 * Math.abs(b[i]) + 1e-5 * scale, `value ${i}: ${a[i]} vs ${b[i]}`);
+    here.close();
+    there.close();
+    const bad = path.join(dir, "images", "broken-here.jpg");
+    fs.writeFileSync(bad, "garbage");
+    const out2 = path.join(dir, "cache-here-bad");
+    await assert.rejects(extractFeatures({ files: [files[0], files[1], bad], out: out2, workers: 0, batchSize: 2, quiet: true }), /cannot decode image .*broken-here\.jpg/);
+    assert.equal(FeatureCache.open(out2).size, 2, "the rows computed before the bad image are kept");
+    const skipped = await extractFeatures({ files: [files[0], files[1], bad], out: out2, workers: 0, quiet: true, onBadImage: "skip" });
+    assert.deepEqual([skipped.computed, skipped.skipped.length], [0, 1]);
+  });
+
   it("refuses a cache written by another encoder or preprocessing", async () => {
     const out = path.join(dir, "cache");
     const idx = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));

@@ -76,8 +76,8 @@ describe("fast BatchMatMul gradient (explicit transposes)", () => {
   before(setupBackend);
 
   it("matches finite differences for every transpose combination, batched and not", async () => {
-    const { registerFastGradients } = await import("../lib/kernels");
-    registerFastGradients();
+    const { registerGradients } = await import("../lib/kernels");
+    registerGradients();
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
       for (const batch of [[], [2]]) {
         const [m, k, n] = [3, 4, 2];
@@ -108,5 +108,25 @@ describe("fast BatchMatMul gradient (explicit transposes)", () => {
         tf.dispose([a, b, w, ga, gb]);
       }
     }
+  });
+});
+
+describe("TopK gradient (tfjs has none)", () => {
+  let initial: string;
+  before(async () => (initial = await setupBackend()));
+  after(async () => tf.setBackend(initial));
+
+  it("routes each value's dy to the place it came from, on cpu and wasm alike (hand-computed)", async () => {
+    const { registerGradients } = await import("../lib/kernels");
+    registerGradients();
+    // rows [3,1,2] and [0,5,4], k = 2: values [[3,2],[5,4]] at places [[0,2],[1,2]]; loss = Σ values · w
+    const f = () => tf.grad((x: tf.Tensor) => tf.topk(x, 2).values.mul(tf.tensor2d([[1, 2], [3, 4]])).sum())(tf.tensor2d([[3, 1, 2], [0, 5, 4]]));
+    const [cpu] = await on("cpu", f);
+    const [wasm] = await on("wasm", f);
+    assert.deepEqual(cpu, [1, 0, 2, 0, 3, 4]);
+    assert.deepEqual(wasm, cpu);
+    // rank 3: the same two rows in a [2, 1, 3] tensor keep their shape
+    const [r3] = await on("cpu", () => tf.grad((x: tf.Tensor) => tf.topk(x, 1).values.sum())(tf.tensor3d([[[3, 1, 2]], [[0, 5, 4]]])));
+    assert.deepEqual(r3, [1, 0, 0, 0, 1, 0]);
   });
 });

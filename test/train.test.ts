@@ -6,7 +6,7 @@ import { FlickrDataset, trainCaptions } from "../lib/dataset";
 import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
 import { imageFiles } from "../lib/captions";
 import { extractFeatures, FeatureCache } from "../lib/features";
-import { FeatureCaptionDataset, TrainConfig, defaultTrainConfig, loadCheckpoint, train } from "../lib/train";
+import { FeatureCaptionDataset, TrainConfig, defaultTrainConfig, loadCheckpoint, lrAfter, train } from "../lib/train";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {
@@ -66,5 +66,22 @@ describe("training on cached features", function () {
     };
     await assert.rejects(train({ train: poisoned, vocab, config: { ...cfg, epochs: 2 }, out: c, resume: true, ...quiet }), /loss is NaN at epoch 2, batch 1: stopping; the last good checkpoint in .* is kept/);
     assert.equal((await loadCheckpoint(c)).epoch, 1);
+  });
+
+  it("warms the learning rate up linearly over the first epochs (--lr-warmup), from the first step on", async () => {
+    const c = { ...cfg, lr: 1e-3, lrWarmupEpochs: 2 };
+    assert.equal(lrAfter(c, 0, 100), 1e-3 / 200);
+    assert.equal(lrAfter(c, 99, 100), 1e-3 * 100 / 200);
+    assert.equal(lrAfter(c, 199, 100), 1e-3);
+    assert.equal(lrAfter(c, 5000, 100), 1e-3);
+    assert.equal(lrAfter({ ...c, lrWarmupEpochs: 0 }, 0, 100), 1e-3);
+    const run = async (w: number) => {
+      const r = await train({ train: trainSet, vocab, config: { ...cfg, epochs: 1, lrWarmupEpochs: w }, out: path.join(tmpDir(), "w"), ...quiet });
+      r.decoder.dispose();
+      return r.history.batch.map((b) => b.loss);
+    };
+    const [plain, warm] = [await run(0), await run(2)];
+    assert.equal(warm[0], plain[0], "the first loss comes before any update");
+    assert.notEqual(warm[1], plain[1], "the first update is smaller");
   });
 });

@@ -1,0 +1,109 @@
+import { strict as assert } from "node:assert";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { generateSynthetic } from "../lib/synthetic";
+import { FlickrDataset, trainCaptions } from "../lib/dataset";
+import { buildVocabulary } from "../lib/vocabulary";
+import { imageFiles } from "../lib/captions";
+import { extractFeatures, FeatureCache } from "../lib/features";
+import { FeatureCaptionDataset, defaultTrainConfig, train } from "../lib/train";
+import { captionImages } from "../lib/generate";
+import { defaultScanConfig } from "../lib/scan";
+import { defaultMatchingConfig, trainMatching } from "../lib/scan-train";
+import { encodeForRetrieval, retrievalRecall, scoreMatrix } from "../lib/retrieval";
+import { REGIONS } from "../lib/encoder";
+import { padCaptions } from "../lib/collate";
+import { setupBackend, tmpDir } from "./helpers";
+
+/**
+ * tfjs's WebGPU backend cannot read a tensor synchronously in Node (no OffscreenCanvas): `dataSync`, `arraySync`
+ * and `bufferSync` fail there. These tests run what a GPU runs — tfjs in this process, the tfjs training engines —
+ * on the CPU backend with those three methods made to throw, so a synchronous read anywhere on the way
+ * (ours or inside a tfjs op we call) fails here instead of on a GPU host.
+ */
+const SYNC_READS = ["dataSync", "arraySync", "bufferSync"] as const;
+
+async function withoutSyncReads<T>(f: () => Promise<T>): Promise<T> {
+  const proto = tf.Tensor.prototype as unknown as Record<string, unknown>;
+  const saved = SYNC_READS.map((m) => proto[m]);
+  for (const m of SYNC_READS) {
+    proto[m] = function () {
+      throw new Error(`synchronous read (${m}) on a GPU code path`);
+    };
+  }
+  try {
+    return await f();
+  } finally {
+    SYNC_READS.forEach((m, i) => (proto[m] = saved[i]));
+  }
+}
+
+describe("GPU code paths read tensors only asynchronously", function () {
+  this.timeout(600_000);
+  let dir: string, cacheDir: string;
+  let trainSet: FeatureCaptionDataset, valSet: FeatureCaptionDataset;
+  let vocab: ReturnType<typeof buildVocabulary>;
+
+  before(async () => {
+    await setupBackend();
+    dir = path.join(tmpDir(), "synthetic");
+    await generateSynthetic(dir, { n: 40, seed: 11 });
+    vocab = buildVocabulary(trainCaptions(dir), 1);
+    cacheDir = path.join(dir, "..", "features");
+  });
+
+  it("the guard catches a synchronous read", async () => {
+    await assert.rejects(withoutSyncReads(async () => tf.scalar(1).dataSync()), /synchronous read \(dataSync\)/);
+    assert.equal(tf.scalar(2).dataSync()[0], 2, "and is lifted afterwards");
+  });
+
+  it("featurises images in this process (the encoder on the active backend)", async () => {
+    const r = await withoutSyncReads(() => extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, workers: 0, batchSize: 16, quiet: true }));
+    assert.equal(r.computed, 40);
+    const cache = FeatureCache.open(cacheDir);
+    trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
+    valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
+  });
+
+  it("trains the captioning decoder on tfjs (one replica, as on a GPU), checkpoints it and captions greedy and by beam", async () => {
+    const config = { ...defaultTrainConfig({ vocabSize: vocab.size, embedSize: 16, attentionDim: 16, encoderDim: 2048, decoderDim: 32, dropout: 0.3 }), epochs: 1, batchSize: 16, printEvery: 1000 };
+    const out = path.join(tmpDir(), "caption");
+    const { decoder, history } = await withoutSyncReads(() =>
+      train({ train: trainSet, val: valSet, vocab, config, out, engine: "tfjs", replicas: 1, quiet: true, log: () => {} }),
+    );
+    assert.ok(Number.isFinite(history.epoch[0].valLoss));
+    const images = valSet.dataset.images;
+    const cache = FeatureCache.open(cacheDir);
+    const [greedy, beam] = await withoutSyncReads(async () => [await captionImages(decoder, cache, images, 1, { maxLen: 6 }), await captionImages(decoder, cache, images, 3, { maxLen: 6 })]);
+    assert.deepEqual([greedy.length, beam.length], [images.length, images.length]);
+    assert.ok(beam.every((g) => g.alphas.length === g.ids.length));
+    cache.close();
+    decoder.dispose();
+  });
+
+  it("trains SCAN on tfjs through the warm-up's k hardest negatives and scores retrieval on tfjs", async () => {
+    const config = { ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 16 }), epochs: 2, batchSize: 16, warmupEpochs: 1, warmupNegatives: 4 };
+    const out = path.join(tmpDir(), "scan");
+    const { model, history } = await withoutSyncReads(() =>
+      trainMatching({ train: trainSet, val: valSet, vocab, config, out, engine: "tfjs", quiet: true, log: () => {} }),
+    );
+    assert.equal(history.epoch.length, 2);
+    assert.ok(history.epoch.every((e) => Number.isFinite(e.trainLoss)));
+    const ds = valSet.dataset;
+    const texts = ds.images.flatMap((im) => ds.captionsOf(im));
+    const captionImage = ds.images.flatMap((im, i) => ds.captionsOf(im).map(() => i));
+    const caps = texts.map((c) => vocab.encode(c));
+    const { ids, maxLen } = padCaptions(caps);
+    const lengths = caps.map((c) => c.length);
+    const cache = FeatureCache.open(cacheDir);
+    const scores = await withoutSyncReads(async () => {
+      const enc = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, ds.images, ids, lengths, maxLen, "tfjs");
+      return scoreMatrix(model.config, enc.images, ds.images.length, enc.captions, lengths, maxLen, { engine: "tfjs" });
+    });
+    assert.equal(scores.length, ds.images.length * texts.length);
+    const r = retrievalRecall(scores, ds.images.length, captionImage);
+    assert.ok(Number.isFinite(r.rsum));
+    cache.close();
+    model.dispose();
+  });
+});
