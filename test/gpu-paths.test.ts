@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import "@tensorflow/tfjs-backend-webgpu"; // registers its kernels (no device needed)
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { generateSynthetic } from "../lib/synthetic";
@@ -16,12 +17,17 @@ import { padCaptions } from "../lib/collate";
 import { setupBackend, tmpDir } from "./helpers";
 
 /**
- * tfjs's WebGPU backend cannot read a tensor synchronously in Node (no OffscreenCanvas): `dataSync`, `arraySync`
- * and `bufferSync` fail there. These tests run what a GPU runs — tfjs in this process, the tfjs training engines —
- * on the CPU backend with those three methods made to throw, so a synchronous read anywhere on the way
- * (ours or inside a tfjs op we call) fails here instead of on a GPU host.
+ * What a GPU runs — tfjs in this process, the tfjs training engines — run here on the CPU backend under two
+ * checks that would otherwise only fail on a GPU host:
+ * - tfjs's WebGPU backend cannot read a tensor synchronously in Node (no OffscreenCanvas): `dataSync`, `arraySync`
+ *   and `bufferSync` are made to throw, so a synchronous read anywhere on the way (ours or inside a tfjs op we
+ *   call) fails here;
+ * - tfjs does not fall back to another backend for a kernel the active one lacks: every kernel these paths run
+ *   (collected with tf.profile) must be registered for WebGPU (importing its backend registers them, no device
+ *   needed).
  */
 const SYNC_READS = ["dataSync", "arraySync", "bufferSync"] as const;
+const used = new Set<string>();
 
 async function withoutSyncReads<T>(f: () => Promise<T>): Promise<T> {
   const proto = tf.Tensor.prototype as unknown as Record<string, unknown>;
@@ -32,13 +38,19 @@ async function withoutSyncReads<T>(f: () => Promise<T>): Promise<T> {
     };
   }
   try {
-    return await f();
+    let result: T | undefined;
+    const info = await tf.profile(async () => {
+      result = await f();
+      return [];
+    });
+    info.kernelNames.forEach((k) => used.add(k));
+    return result as T;
   } finally {
     SYNC_READS.forEach((m, i) => (proto[m] = saved[i]));
   }
 }
 
-describe("GPU code paths read tensors only asynchronously", function () {
+describe("GPU code paths: asynchronous reads only, WebGPU kernels only", function () {
   this.timeout(600_000);
   let dir: string, cacheDir: string;
   let trainSet: FeatureCaptionDataset, valSet: FeatureCaptionDataset;
@@ -105,5 +117,12 @@ describe("GPU code paths read tensors only asynchronously", function () {
     assert.ok(Number.isFinite(r.rsum));
     cache.close();
     model.dispose();
+  });
+
+  it("ran only kernels that WebGPU has", () => {
+    // names that are no kernel on this backend either are custom-gradient ops (lib/bptt.ts' fused recurrence)
+    const kernels = [...used].filter((k) => tf.getKernel(k, tf.getBackend()));
+    for (const k of ["FusedConv2D", "BatchMatMul", "TopK", "UnsortedSegmentSum", "GatherV2", "Softmax"]) assert.ok(kernels.includes(k), `${k} ran: ${kernels.join(" ")}`);
+    assert.deepEqual(kernels.filter((k) => !tf.getKernel(k, "webgpu")), [], "kernels without a WebGPU implementation");
   });
 });
