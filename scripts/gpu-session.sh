@@ -57,5 +57,5 @@ run() {
 case ${1:-} in
   prepare) prepare ;;
   run) shift; run "$@" ;;
-  *) sed -n 2,12p "$0"; exit 2 ;;
+  *) sed -n 2,13p "$0"; exit 2 ;;
 esac
