@@ -19,7 +19,7 @@ import { captionGradients, clipAndApply } from "../lib/train-step";
 interface Row { name: string; calls: number; ms: number; slowest: number; shapes: string }
 
 /** Kernel times summed by kernel name, slowest name first. */
-export function kernelTable(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"]): { rows: Row[]; total: number; untimed: number } {
+function kernelTable(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"]): { rows: Row[]; total: number; untimed: number } {
   const by = new Map<string, Row>();
   let total = 0, untimed = 0;
   for (const k of kernels) {

@@ -29,7 +29,8 @@ import { setupBackend, tmpDir } from "./helpers";
 const SYNC_READS = ["dataSync", "arraySync", "bufferSync"] as const;
 const used = new Set<string>();
 
-async function withoutSyncReads<T>(f: () => Promise<T>): Promise<T> {
+/** Runs f with synchronous reads made to throw, adding the kernels it ran to `used`. */
+async function asOnGpu<T>(f: () => Promise<T>): Promise<T> {
   const proto = tf.Tensor.prototype as unknown as Record<string, unknown>;
   const saved = SYNC_READS.map((m) => proto[m]);
   for (const m of SYNC_READS) {
@@ -65,12 +66,12 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   });
 
   it("the guard catches a synchronous read", async () => {
-    await assert.rejects(withoutSyncReads(async () => tf.scalar(1).dataSync()), /synchronous read \(dataSync\)/);
+    await assert.rejects(asOnGpu(async () => tf.scalar(1).dataSync()), /synchronous read \(dataSync\)/);
     assert.equal(tf.scalar(2).dataSync()[0], 2, "and is lifted afterwards");
   });
 
   it("featurises images in this process (the encoder on the active backend)", async () => {
-    const r = await withoutSyncReads(() => extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, workers: 0, batchSize: 16, quiet: true }));
+    const r = await asOnGpu(() => extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, workers: 0, batchSize: 16, quiet: true }));
     assert.equal(r.computed, 40);
     const cache = FeatureCache.open(cacheDir);
     trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
@@ -80,13 +81,13 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   it("trains the captioning decoder on tfjs (one replica, as on a GPU), checkpoints it and captions greedy and by beam", async () => {
     const config = { ...defaultTrainConfig({ vocabSize: vocab.size, embedSize: 16, attentionDim: 16, encoderDim: 2048, decoderDim: 32, dropout: 0.3 }), epochs: 1, batchSize: 16, printEvery: 1000 };
     const out = path.join(tmpDir(), "caption");
-    const { decoder, history } = await withoutSyncReads(() =>
+    const { decoder, history } = await asOnGpu(() =>
       train({ train: trainSet, val: valSet, vocab, config, out, engine: "tfjs", replicas: 1, quiet: true, log: () => {} }),
     );
     assert.ok(Number.isFinite(history.epoch[0].valLoss));
     const images = valSet.dataset.images;
     const cache = FeatureCache.open(cacheDir);
-    const [greedy, beam] = await withoutSyncReads(async () => [await captionImages(decoder, cache, images, 1, { maxLen: 6 }), await captionImages(decoder, cache, images, 3, { maxLen: 6 })]);
+    const [greedy, beam] = await asOnGpu(async () => [await captionImages(decoder, cache, images, 1, { maxLen: 6 }), await captionImages(decoder, cache, images, 3, { maxLen: 6 })]);
     assert.deepEqual([greedy.length, beam.length], [images.length, images.length]);
     assert.ok(beam.every((g) => g.alphas.length === g.ids.length));
     cache.close();
@@ -96,7 +97,7 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   it("trains SCAN on tfjs through the warm-up's k hardest negatives and scores retrieval on tfjs", async () => {
     const config = { ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 16 }), epochs: 2, batchSize: 16, warmupEpochs: 1, warmupNegatives: 4 };
     const out = path.join(tmpDir(), "scan");
-    const { model, history } = await withoutSyncReads(() =>
+    const { model, history } = await asOnGpu(() =>
       trainMatching({ train: trainSet, val: valSet, vocab, config, out, engine: "tfjs", quiet: true, log: () => {} }),
     );
     assert.equal(history.epoch.length, 2);
@@ -108,7 +109,7 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
     const { ids, maxLen } = padCaptions(caps);
     const lengths = caps.map((c) => c.length);
     const cache = FeatureCache.open(cacheDir);
-    const scores = await withoutSyncReads(async () => {
+    const scores = await asOnGpu(async () => {
       const enc = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, ds.images, ids, lengths, maxLen, "tfjs");
       return scoreMatrix(model.config, enc.images, ds.images.length, enc.captions, lengths, maxLen, { engine: "tfjs" });
     });
