@@ -7,14 +7,22 @@ import { trainCaptions } from "../lib/dataset";
 import { tinyFlickr, tmpDir } from "./helpers";
 
 describe("tokenize", () => {
-  it("lower-cases, drops punctuation, splits hyphens and contractions (wink-nlp normal forms)", () => {
+  it("lower-cases and drops punctuation as PTB does, keeping words as written and hyphenated words whole", () => {
     assert.deepEqual(tokenize("A child in a pink dress is climbing up a set of stairs in an entry way ."), [
       "a", "child", "in", "a", "pink", "dress", "is", "climbing", "up", "a", "set", "of", "stairs", "in", "an", "entry", "way",
     ]);
     assert.deepEqual(tokenize("A dog shakes its head near the shore , a red ball next to it ."), [
       "a", "dog", "shakes", "its", "head", "near", "the", "shore", "a", "red", "ball", "next", "to", "it",
     ]);
-    assert.deepEqual(tokenize("Two-year-old kids don't swim!"), ["two", "year", "old", "kids", "do", "not", "swim"]);
+    assert.deepEqual(tokenize("Two-year-old kids don't swim!"), ["two-year-old", "kids", "do", "n't", "swim"]);
+    // No respelling (wink's normal forms gave "thru", "gray"); clitics split as PTB: "dog's" → "dog" "'s", "I'm" → "i" "'m".
+    assert.deepEqual(tokenize("The dog's toy goes through the grey door; I'm sure"), [
+      "the", "dog", "'s", "toy", "goes", "through", "the", "grey", "door", "i", "'m", "sure",
+    ]);
+    // A hyphen between spaces is punctuation, not a join; quotes, brackets and "..." are dropped, "&" and "3:30" kept.
+    assert.deepEqual(tokenize('men - in "orange" (t-shirts) & tug-of-war... at 3:30'), [
+      "men", "in", "orange", "t-shirts", "&", "tug-of-war", "at", "3:30",
+    ]);
     assert.deepEqual(tokenize("   "), []);
   });
 });
