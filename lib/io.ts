@@ -8,6 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as crypto from "node:crypto";
 import * as tf from "@tensorflow/tfjs";
+import { encodeHalf } from "./float16";
 
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   fs.mkdirSync(path.dirname(file), { recursive: true });
@@ -44,6 +45,11 @@ export function readJson<T = unknown>(file: string, what = "JSON file"): T {
   } catch (e) {
     throw new Error(`${what} ${file} is not valid JSON: ${(e as Error).message}`);
   }
+}
+
+/** The sha256 of a file's bytes, hex. */
+export function sha256File(file: string): string {
+  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
 }
 
 function weightBuffer(data: tf.io.WeightData | undefined): ArrayBuffer {
@@ -90,9 +96,15 @@ export function fileSystemIO(dir: string): tf.io.IOHandler {
             const file = path.join(dir, p);
             if (!fs.existsSync(file)) throw new Error(`${modelJson} lists weight file ${p}, which is missing`);
             const b = fs.readFileSync(file);
+            verifyHashedName(file, b);
             buffers.push(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
           }
           specs.push(...group.weights);
+        }
+        const bytes = buffers.reduce((n, b) => n + b.byteLength, 0);
+        const expected = specs.reduce((n, s) => n + specBytes(s), 0);
+        if (bytes !== expected) {
+          throw new Error(`${dir}: the weight files hold ${bytes} bytes where model.json describes ${expected}: the folder is damaged; restore it or retrain`);
         }
         return [specs, tf.io.concatenateArrayBuffers(buffers)];
       });
@@ -100,11 +112,48 @@ export function fileSystemIO(dir: string): tf.io.IOHandler {
   };
 }
 
-/** Saves named tensors (a model's variables, an optimiser's slots) as a tfjs weights folder. */
-export async function saveTensors(dir: string, tensors: Record<string, tf.Tensor>): Promise<void> {
+// `weights-<first 12 hex digits of its sha256>.bin`: the name is the checksum, so old folders verify too.
+function verifyHashedName(file: string, bytes: Uint8Array): void {
+  const m = /^weights-([0-9a-f]+)\.bin$/.exec(path.basename(file));
+  if (!m) return;
+  const hash = crypto.createHash("sha256").update(bytes).digest("hex");
+  if (!hash.startsWith(m[1])) {
+    throw new Error(`${file} is damaged: its sha256 starts ${hash.slice(0, 12)}, its name says ${m[1]}; restore the folder or retrain`);
+  }
+}
+
+function specBytes(s: tf.io.WeightsManifestEntry): number {
+  const n = s.shape.reduce((a, b) => a * b, 1);
+  const dtype = s.quantization?.dtype ?? s.dtype;
+  return n * ({ float16: 2, uint16: 2, uint8: 1 } as Record<string, number>)[dtype] || n * 4;
+}
+
+/**
+ * Saves named tensors (a model's variables, an optimiser's slots) as a tfjs weights folder. `float16`: float32
+ * tensors stored as half floats (tfjs's own float16 quantization, which any tfjs loader reads back as float32).
+ */
+export async function saveTensors(dir: string, tensors: Record<string, tf.Tensor>, opts: { float16?: boolean } = {}): Promise<void> {
   const named = Object.entries(tensors).map(([name, tensor]) => ({ name, tensor }));
-  const { data, specs } = await tf.io.encodeWeights(named);
-  await fileSystemIO(dir).save!({ weightData: data, weightSpecs: specs });
+  if (!opts.float16) {
+    const { data, specs } = await tf.io.encodeWeights(named);
+    await fileSystemIO(dir).save!({ weightData: data, weightSpecs: specs });
+    return;
+  }
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  const parts: ArrayBuffer[] = [];
+  for (const { name, tensor } of named) {
+    const values = await tensor.data();
+    if (tensor.dtype === "float32") {
+      parts.push(encodeHalf(values as Float32Array).buffer as ArrayBuffer);
+      specs.push({ name, shape: tensor.shape, dtype: "float32", quantization: { dtype: "float16" } });
+    } else {
+      if (tensor.dtype !== "int32") throw new Error(`saveTensors: ${name} is ${tensor.dtype}; float16 folders hold float32 and int32 only`);
+      const copy = values.slice() as Int32Array;
+      parts.push(copy.buffer as ArrayBuffer);
+      specs.push({ name, shape: tensor.shape, dtype: tensor.dtype as tf.io.WeightsManifestEntry["dtype"] });
+    }
+  }
+  await fileSystemIO(dir).save!({ weightData: tf.io.concatenateArrayBuffers(parts), weightSpecs: specs });
 }
 
 /** Loads what saveTensors wrote, as new tensors keyed by name (the caller disposes them). */

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { fromWeights, readCheckpoint, writeCheckpoint } from "./checkpoint";
+import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "./checkpoint";
 import { Split, readCaptions, resolveLayout } from "./captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
 import { FlickrDataset } from "./dataset";
@@ -141,7 +141,7 @@ export async function trainMatching(opts: {
     // The rest of the run's schedule (epochs, lrUpdate) may change on resume; everything else is the checkpoint's.
     cfg = { ...ck.config, epochs: opts.config.epochs, lrUpdate: opts.config.lrUpdate };
     startEpoch = ck.epoch;
-    await optimizer.setWeights(ck.optimizerWeights);
+    await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
   } else model = new ScanModel(cfg.scan, undefined, cfg.seed);
   const engine = opts.engine ?? defaultEngine();

@@ -15,7 +15,7 @@ import { FlickrDataset } from "./dataset";
 import { REGIONS, FEATURE_DIM } from "./encoder";
 import { padCaptions } from "./collate";
 import { greedy } from "./generate";
-import { fromWeights, readCheckpoint, writeCheckpoint } from "./checkpoint";
+import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "./checkpoint";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
@@ -177,7 +177,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     cfg = { ...ck.config, epochs: opts.config.epochs };
     startEpoch = ck.epoch;
     // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
-    await optimizer.setWeights(ck.optimizerWeights);
+    await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
     log(`resumed from ${opts.out} after epoch ${startEpoch}`);
   } else decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
   const engine = opts.engine ?? defaultEngine();
