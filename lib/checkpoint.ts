@@ -112,10 +112,12 @@ export async function exportCheckpoint(src: string, out: string, opts: { float16
   const weights = await loadTensors(path.join(src, "model"));
   try {
     const { files: _, ...rest } = meta;
-    const exported = { ...rest, weightsOnly: true };
+    // The data folder's name only (not this machine's path); the per-epoch history only (not every batch's loss).
+    const exported = { ...rest, dataDir: meta.dataDir && path.basename(meta.dataDir), weightsOnly: true };
+    const history = readJson<{ epoch?: unknown[] }>(path.join(src, "history.json"), "training history");
     await writeCheckpoint(out, {
       weights, vocab: Vocabulary.load(path.join(src, "vocab.json")), float16: opts.float16 ?? true, meta: exported,
-      history: readJson(path.join(src, "history.json"), "training history"),
+      history: { batch: [], epoch: history.epoch ?? [] },
     });
     return readJson<CheckpointMeta<unknown>>(path.join(out, "checkpoint.json"), "checkpoint");
   } finally {

@@ -39,3 +39,12 @@ export function flickr8kDir(): string | undefined {
 export function quickMode(): boolean {
   return ["1", "true", "yes"].includes((process.env.ATTEND_TELL_QUICK ?? "").toLowerCase());
 }
+
+/** The models shipped in the repository (weights only, float16; each folder has a MODEL.md card). */
+export const SHIPPED = { captioner: "captioner-flickr8k", scanT2i: "scan-flickr8k-t2i", scanI2t: "scan-flickr8k-i2t" } as const;
+
+/** `models/<name>` when it holds a checkpoint, else undefined. */
+export function shippedModel(name: string): string | undefined {
+  const dir = path.join(projectRoot(), "models", name);
+  return fs.existsSync(path.join(dir, "checkpoint.json")) ? dir : undefined;
+}

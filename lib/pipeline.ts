@@ -78,6 +78,8 @@ export interface PipelineOptions {
   /** CI size: fewer synthetic images, smaller decoder. */
   quick: boolean;
   skipMissing: boolean;
+  /** Continue the checkpoint in `out` (the caller has checked that this is what the user asked for). */
+  resume?: boolean;
 }
 
 export interface PipelineSummary {
@@ -137,7 +139,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   const sceneScores: SceneScore[] = [];
   const checkpoint = path.join(opts.out, "checkpoint");
   const { decoder: model, history } = await train({
-    train: data.train, val: data.val, vocab: data.vocab, config, out: checkpoint, log: (l) => console.error(l),
+    train: data.train, val: data.val, vocab: data.vocab, config, out: checkpoint, resume: opts.resume, log: (l) => console.error(l),
     onEpoch: async ({ epoch, decoder: d }) => {
       if (!boxes) return;
       const s = await scoreScenes(d, data.vocab, data.cache, devImages, boxes);

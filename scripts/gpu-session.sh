@@ -3,7 +3,7 @@
 #
 # Here, from the project root (after npm ci and the weights, `npm run weights`):
 #   bash scripts/gpu-session.sh prepare
-# packs bench/gpu.ts (every benchmark) and lib/cli.ts with Node, Dawn and the Vulkan loader into .gpu-bundle/
+# packs bench/gpu.ts (every benchmark) and lib/cli/attend-tell.ts with Node, Dawn and the Vulkan loader into .gpu-bundle/
 # (~48 MB) and NVIDIA's GL dispatch libraries into .gl/, and prints what to carry. On the host:
 #   bash scripts/gpu-session.sh run [stages]
 # runs the stages in order, each under its own time limit, logging each to $OUT/<stage>.log (or build/gpu/). Stages
@@ -21,7 +21,7 @@ prepare() {
   # Vulkan loader itself comes with the bundle (gpu-bundle.sh packs libvulkan1, and its run.sh unpacks it)
   rm -f .gl/libvulkan1_*.deb
   (cd .gl && apt-get download libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null)
-  ../shared/tools/gpu-bundle.sh bench/gpu.ts lib/cli.ts
+  ../shared/tools/gpu-bundle.sh bench/gpu.ts lib/cli/attend-tell.ts
   du -shc .gpu-bundle .gl "$MODEL_JSON" | tail -1
   echo "carry: .gl .gpu-bundle $MODEL_JSON; command: bash scripts/gpu-session.sh run"
 }

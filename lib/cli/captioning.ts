@@ -1,0 +1,241 @@
+/** Captioning commands: train, evaluate, caption, report, export, start. */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { initBackend } from "../backend";
+import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "../pipeline";
+import { evaluate } from "../evaluate";
+import { writeReport } from "../report";
+import { EncoderCNN } from "../encoder";
+import { defaultTrainConfig, loadCheckpoint, train } from "../train";
+import { getDefaultConfig } from "../decoder";
+import { beamSearch } from "../generate";
+import { writeFileAtomic, writeJsonAtomic } from "../io";
+import { attentionPng } from "../heatmap";
+import { exportCheckpoint } from "../checkpoint";
+import { claimRunDir } from "../lock";
+import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../paths";
+import { ensureWeights } from "../weights";
+import { defineCommand, requireFlags } from "./command";
+
+const dims = getDefaultConfig(0);
+const tc = defaultTrainConfig(dims);
+
+/** `--checkpoint`, or the shipped captioner when none is given. */
+export function captionerCheckpoint(given: string | undefined, command: string): string {
+  if (given) return given;
+  const shipped = shippedModel(SHIPPED.captioner);
+  if (!shipped) throw new Error(`${command} needs --checkpoint DIR (no shipped model at models/${SHIPPED.captioner})`);
+  return shipped;
+}
+
+export const trainCmd = defineCommand({
+  name: "train",
+  summary: "Train the attention decoder on cached features (extracted first if missing); a checkpoint per epoch.",
+  flags: {
+    "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
+    out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/ and history.json" },
+    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+    epochs: { type: "int", default: tc.epochs, help: "train up to this epoch (on --resume: the new total)" },
+    "batch-size": { type: "int", default: tc.batchSize, help: "captions per step" },
+    lr: { type: "number", default: tc.lr, help: "Adam learning rate" },
+    "lr-warmup": { type: "number", default: 0, help: "epochs over which the lr rises linearly (large batches)" },
+    lambda: { type: "number", default: tc.lambda, help: "weight of the doubly stochastic attention term (1/49: mean over regions)" },
+    embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
+    attention: { type: "int", default: dims.attentionDim, help: "attention size" },
+    decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
+    dropout: { type: "number", default: dims.dropout, help: "dropout before the output layer" },
+    "print-every": { type: "int", default: tc.printEvery, help: "print a sample caption every N batches" },
+    seed: { type: "int", default: tc.seed, help: "random seed (weights, batch order, dropout)" },
+    engine: { type: "string", choices: ["onnx", "tfjs"], help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)" },
+    resume: { type: "boolean", help: "continue the checkpoint in --out" },
+    overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+  },
+  async run(v) {
+    requireFlags("train", v, "data-dir", "out");
+    const out = path.join(v.out!, "checkpoint");
+    const log = (l: string) => console.log(l);
+    const release = claimRunDir(v.out!, out, { resume: v.resume, overwrite: v.overwrite, log, what: `train --out ${v.out}` });
+    try {
+      await initBackend();
+      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"] });
+      const decoder = {
+        ...getDefaultConfig(data.vocab.size), embedSize: v.embed, attentionDim: v.attention, decoderDim: v.decoder, dropout: v.dropout,
+      };
+      const config = {
+        ...defaultTrainConfig(decoder), epochs: v.epochs, batchSize: v["batch-size"], lr: v.lr, lambda: v.lambda,
+        printEvery: v["print-every"], seed: v.seed, lrWarmupEpochs: v["lr-warmup"],
+      };
+      const { history } = await train({
+        train: data.train, val: data.val, vocab: data.vocab, config, out, resume: v.resume, engine: v.engine as "onnx" | "tfjs" | undefined, log,
+      });
+      writeJsonAtomic(path.join(v.out!, "history.json"), history);
+      console.log(`checkpoint: ${out}; history: ${path.join(v.out!, "history.json")}`);
+    } finally {
+      release();
+    }
+  },
+});
+
+export const evaluateCmd = defineCommand({
+  name: "evaluate",
+  summary: "BLEU-1…4, CIDEr-D and ROUGE-L of a checkpoint's captions on a split (and attention on synthetic scenes).",
+  flags: {
+    checkpoint: { type: "string", placeholder: "DIR", help: `checkpoint folder (default models/${SHIPPED.captioner})` },
+    "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
+    split: { type: "string", choices: ["dev", "test", "train"], default: "dev", help: "split to score" },
+    beam: { type: "ints", default: [1, 3], help: "beam widths, comma-separated (1 = greedy)" },
+    "max-len": { type: "int", default: 20, help: "longest caption in words" },
+    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+    out: { type: "string", placeholder: "DIR", help: "where captions and metrics go (default: beside the checkpoint)" },
+    json: { type: "boolean", help: "print the report as JSON" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+  },
+  async run(v) {
+    requireFlags("evaluate", v, "data-dir");
+    const checkpoint = captionerCheckpoint(v.checkpoint, "evaluate");
+    await initBackend({ quiet: v.json });
+    const ck = await loadCheckpoint(checkpoint);
+    const outDir = v.out ?? path.dirname(path.resolve(checkpoint));
+    try {
+      const { report } = await evaluate({
+        decoder: ck.decoder, vocab: ck.vocab, dataDir: v["data-dir"]!, split: v.split, beams: v.beam, outDir, quiet: v.json,
+        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!), skipMissing: v["skip-missing"], maxLen: v["max-len"],
+      });
+      writeJsonAtomic(path.join(outDir, `metrics-${v.split}.json`), report);
+      if (v.json) return console.log(JSON.stringify(report));
+      console.log(`${v.split}: ${report.n_images} images${report.skipped ? ` (${report.skipped} skipped: no photo)` : ""}; checkpoint ${checkpoint} (epoch ${ck.epoch})`);
+      const synthetic = !!Object.values(report.beam)[0]?.attention;
+      console.log("beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L" + (synthetic ? "  scenes right  pointing  mass in box" : "") + "   (BLEU, ROUGE-L ×100)");
+      for (const [k, m] of Object.entries(report.beam)) {
+        const f = (x: number) => x.toFixed(1).padStart(6);
+        let line = `${k.padStart(4)}  ${f(m.bleu1)}  ${f(m.bleu2)}  ${f(m.bleu3)}  ${f(m.bleu4)}  ${m.cider.toFixed(3).padStart(7)}  ${f(m.rougeL)}`;
+        if (m.attention) {
+          line += `  ${(100 * m.sceneAccuracy!).toFixed(1).padStart(11)}%  ${(100 * m.attention.pointing).toFixed(1).padStart(7)}%  ` +
+            `${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})`;
+        }
+        console.log(line + `   ${m.seconds.toFixed(0)} s`);
+      }
+      console.log(`captions: ${path.join(outDir, `captions-${v.split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}.json`)}`);
+    } finally {
+      ck.decoder.dispose();
+    }
+  },
+});
+
+export const caption = defineCommand({
+  name: "caption",
+  summary: "Caption any image end to end (ResNet-50 → attention decoder), with one attention map per word.",
+  positionals: "IMAGE...",
+  flags: {
+    checkpoint: { type: "string", placeholder: "DIR", help: `checkpoint folder (default: the shipped models/${SHIPPED.captioner})` },
+    beam: { type: "int", default: 3, help: "beam width (1 = greedy)" },
+    "max-len": { type: "int", default: 20, help: "longest caption in words" },
+    heatmap: { type: "string", placeholder: "FILE.png", help: "write the attention of every word over the image (several images: FILE-1.png, …)" },
+    json: { type: "boolean", help: "print captions, words and attention as JSON" },
+  },
+  async run(v, images) {
+    if (images.length === 0) throw new Error("caption needs one or more image files (attend-tell caption --help)");
+    const checkpoint = captionerCheckpoint(v.checkpoint, "caption");
+    await initBackend({ quiet: v.json });
+    ensureWeights();
+    const ck = await loadCheckpoint(checkpoint);
+    const encoder = await EncoderCNN.load();
+    const results = [];
+    try {
+      for (const image of images) {
+        const x = await EncoderCNN.loadBatch([image]);
+        const f = encoder.encode(x);
+        const g = await beamSearch(ck.decoder, f, v.beam, v["max-len"]);
+        tf.dispose([x, f]);
+        const words = ck.vocab.decode(g.ids);
+        let heatmap: string | undefined;
+        if (v.heatmap) {
+          heatmap = images.length === 1 ? v.heatmap : v.heatmap.replace(/(\.png)?$/i, `-${results.length + 1}.png`);
+          fs.mkdirSync(path.dirname(path.resolve(heatmap)), { recursive: true });
+          writeFileAtomic(heatmap, await attentionPng(image, words, g.alphas));
+        }
+        const attention = g.alphas.map((a) => a.map((x) => Number(x.toFixed(5))));
+        results.push({ image, caption: words.join(" "), words, attention, ...(heatmap ? { heatmap } : {}) });
+      }
+    } finally {
+      ck.decoder.dispose();
+    }
+    if (v.json) console.log(JSON.stringify(results.length === 1 ? results[0] : results));
+    else for (const r of results) console.log(`${r.image}: ${r.caption}` + (r.heatmap ? `   (attention: ${r.heatmap})` : ""));
+  },
+});
+
+export const report = defineCommand({
+  name: "report",
+  summary: "Write runs/NAME/report.html: loss charts, metrics, an attention gallery.",
+  flags: {
+    run: { type: "string", placeholder: "runs/NAME", help: "the folder given to train --out" },
+    split: { type: "string", choices: ["dev", "test"], help: "whose metrics and captions (default: what was evaluated)" },
+    gallery: { type: "int", default: 6, help: "images in the attention gallery" },
+  },
+  async run(v) {
+    requireFlags("report", v, "run");
+    console.log(await writeReport(v.run!, { split: v.split, gallery: v.gallery }));
+  },
+});
+
+export const exportCmd = defineCommand({
+  name: "export",
+  summary:
+    "Copy a checkpoint (captioning or matching) as weights only — float16, no optimizer state, every file's sha256 " +
+    "in checkpoint.json — as the models under models/ are shipped.",
+  flags: {
+    checkpoint: { type: "string", placeholder: "DIR", help: "checkpoint folder to export" },
+    out: { type: "string", placeholder: "DIR", help: "folder to write (e.g. models/NAME)" },
+    float32: { type: "boolean", help: "keep float32 weights" },
+    overwrite: { type: "boolean", help: "replace an existing export in --out" },
+  },
+  async run(v) {
+    requireFlags("export", v, "checkpoint", "out");
+    if (fs.existsSync(path.join(v.out!, "checkpoint.json")) && !v.overwrite) {
+      throw new Error(`${v.out} already holds a checkpoint: add --overwrite to replace it`);
+    }
+    await initBackend({ quiet: true });
+    const meta = await exportCheckpoint(v.checkpoint!, v.out!, { float16: !v.float32 });
+    console.log(`exported ${v.checkpoint} (epoch ${meta.epoch}) to ${v.out}, weights only${v.float32 ? "" : ", float16"}; sha256:`);
+    for (const [f, sum] of Object.entries(meta.files ?? {})) console.log(`  ${sum}  ${f}`);
+  },
+});
+
+export const start = defineCommand({
+  name: "start",
+  summary:
+    "The main job (npm start): data → ResNet-50 features → vocabulary → training → dev evaluation → report, on the " +
+    "synthetic scenes unless --data flickr8k or FLICKR8K_DIR.",
+  flags: {
+    data: { type: "string", choices: ["synthetic", "flickr8k"], help: "data set (default synthetic, or flickr8k when FLICKR8K_DIR is set)" },
+    "data-dir": { type: "string", placeholder: "DIR", help: "data folder (default: FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k)" },
+    out: { type: "string", placeholder: "runs/NAME", help: "run folder (default runs/<data>)" },
+    "batch-size": { type: "int", default: 64, help: "captions per step" },
+    epochs: { type: "int", help: "epochs (default: 12 at most on synthetic, stopping when good enough; 10 on flickr8k)" },
+    resume: { type: "boolean", help: "continue the run in --out" },
+    overwrite: { type: "boolean", help: "replace the run in --out" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+  },
+  async run(v) {
+    const data = (v.data ?? (process.env.FLICKR8K_DIR ? "flickr8k" : "synthetic")) as "synthetic" | "flickr8k";
+    let dataDir = v["data-dir"];
+    if (!dataDir && data === "flickr8k") {
+      dataDir = flickr8kDir();
+      if (!dataDir) throw new Error("--data flickr8k: no Flickr8k found; set FLICKR8K_DIR or pass --data-dir");
+    }
+    const out = v.out ?? path.join(projectRoot(), "runs", data);
+    const release = claimRunDir(out, path.join(out, "checkpoint"), {
+      resume: v.resume, overwrite: v.overwrite, log: (l) => console.log(l), what: `start --out ${out}`,
+    });
+    try {
+      await runPipeline({
+        data, dataDir, out, batchSize: v["batch-size"], epochs: v.epochs, quick: quickMode(), skipMissing: v["skip-missing"], resume: v.resume,
+      });
+    } finally {
+      release();
+    }
+  },
+});
