@@ -21,6 +21,7 @@ import { Progress } from "./progress";
 import * as tf from "@tensorflow/tfjs";
 import { onnxAvailable } from "./encoder-onnx";
 import { activeBackend, onGpu } from "./backend";
+import { withLock } from "./lock";
 
 export const FEATURES_FORMAT = "attend-tell/features";
 export const FEATURES_VERSION = 1;
@@ -65,7 +66,12 @@ export class FeatureCache {
   private constructor(readonly dir: string, readonly index: IndexJSON) {
     this.fd = fs.openSync(dataFile(dir), "r");
     const size = fs.fstatSync(this.fd).size;
-    if (size < index.rows * ROW_BYTES) throw new Error(`${dataFile(dir)} holds ${Math.floor(size / ROW_BYTES)} rows; index.json says ${index.rows}`);
+    if (size < index.rows * ROW_BYTES) {
+      throw new Error(
+        `${dataFile(dir)} holds ${Math.floor(size / ROW_BYTES)} whole rows where index.json lists ${index.rows}: the cache was cut short; ` +
+          "run `attend-tell features` on it again to recompute the missing rows",
+      );
+    }
     this.rowOf = new Map(index.images.slice(0, index.rows).map((name, r) => [name, r]));
   }
 
@@ -177,16 +183,30 @@ interface RowSink {
  * CPU or in this process on a GPU. Safe to interrupt at any point and run again.
  */
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
+  fs.mkdirSync(opts.out, { recursive: true });
+  // One writer at a time: a second one (another terminal, a notebook) waits, then finds the rows computed.
+  const log = opts.quiet ? undefined : (l: string) => console.error(`[attend-tell] ${l}`);
+  return withLock(path.join(opts.out, ".lock"), `extracting features into ${opts.out}`, () => extractLocked(opts), { log, wait: true });
+}
+
+async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const { out } = opts;
-  fs.mkdirSync(out, { recursive: true });
   let index: IndexJSON;
   if (fs.existsSync(indexFile(out))) index = readIndex(out, ENCODER_IDENTITY);
   else {
     index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder: ENCODER_IDENTITY, rows: 0, images: [] };
     writeJsonAtomic(indexFile(out), index);
   }
-  // Cut an interrupted append back to the last committed row.
+  // Cut an interrupted append back to the last committed row. A file shorter than the index (cut by a copy or a
+  // full disk) loses the rows it lacks from the index, so they are recomputed, never read as zeros.
   const fd = fs.openSync(dataFile(out), "a+");
+  const whole = Math.floor(fs.fstatSync(fd).size / ROW_BYTES);
+  if (whole < index.rows) {
+    if (!opts.quiet) {
+      console.error(`[attend-tell] ${dataFile(out)} holds ${whole} whole rows where index.json lists ${index.rows}: recomputing the ${index.rows - whole} missing`);
+    }
+    index.rows = whole;
+  }
   fs.ftruncateSync(fd, index.rows * ROW_BYTES);
   index.images = index.images.slice(0, index.rows);
   const have = new Set(index.images);

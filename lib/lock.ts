@@ -31,6 +31,9 @@ function readOwner(file: string): Owner | undefined {
   }
 }
 
+/** The lock is held by another live process. */
+export class LockHeldError extends Error {}
+
 /**
  * Takes the lock `file` for `what` (a sentence: "training into runs/x"), or throws naming the process that holds it.
  * Returns the release function; the lock is also released when this process exits normally.
@@ -62,15 +65,31 @@ export function acquireLock(file: string, what: string, log?: (line: string) => 
         continue;
       }
       const who = o ? `process ${o.pid} on ${o.host} (${o.what}, since ${o.started})` : "another process";
-      throw new Error(`${path.dirname(file)} is in use by ${who}; wait for it to finish or use another folder (lock: ${file})`);
+      throw new LockHeldError(`${path.dirname(file)} is in use by ${who}; wait for it to finish or use another folder (lock: ${file})`);
     }
   }
   throw new Error(`could not take the lock ${file}`);
 }
 
-/** Runs `fn` holding the lock `file`; released however `fn` ends. */
-export async function withLock<T>(file: string, what: string, fn: () => Promise<T>, log?: (line: string) => void): Promise<T> {
-  const release = acquireLock(file, what, log);
+/**
+ * Runs `fn` holding the lock `file`, released however `fn` ends. `wait`: while another live process holds it, wait
+ * (saying so once) instead of failing — for work the second caller can then find done, such as a feature cache.
+ */
+export async function withLock<T>(
+  file: string, what: string, fn: () => Promise<T>, o: { log?: (line: string) => void; wait?: boolean } = {},
+): Promise<T> {
+  let release: () => void;
+  for (let said = false; ; ) {
+    try {
+      release = acquireLock(file, what, o.log);
+      break;
+    } catch (e) {
+      if (!(e instanceof LockHeldError) || !o.wait) throw e;
+      if (!said) o.log?.(`${e.message.replace(/; wait for it.*$/, "")}: waiting for it`);
+      said = true;
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
   try {
     return await fn();
   } finally {

@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -101,3 +102,68 @@ describe("feature cache", function () {
     assert.equal(FeatureCache.open(out).size, 1);
   });
 });
+
+describe("feature cache: never silently wrong", function () {
+  this.timeout(300_000);
+  let dir: string;
+  let files: string[];
+  let reference: FeatureCache;
+  before(async () => {
+    await setupBackend();
+    dir = tmpDir();
+    files = await Promise.all([0, 1, 2, 3, 4].map(async (i) => {
+      const f = path.join(dir, "images", `im${i}.png`);
+      await writeImage(f, 100 + 7 * i, 80, { r: 50 * i, g: 255 - 40 * i, b: 90 });
+      return f;
+    }));
+    await extractFeatures({ files, out: path.join(dir, "reference"), workers: 1, quiet: true });
+    reference = FeatureCache.open(path.join(dir, "reference"));
+  });
+  after(() => reference.close());
+
+  const sameRows = (cache: FeatureCache, what: string) => {
+    for (const f of files) {
+      const name = path.basename(f);
+      assert.deepEqual(Array.from(cache.read([name]).subarray(0, 2048)), Array.from(reference.read([name]).subarray(0, 2048)), `${what}: ${name}`);
+    }
+  };
+
+  it("a features file cut short is refused on open and its missing rows recomputed, never read as zeros", async () => {
+    const out = path.join(dir, "cut");
+    await extractFeatures({ files: files.slice(0, 3), out, workers: 1, quiet: true });
+    fs.truncateSync(path.join(out, "features.f16"), ROW_BYTES + ROW_BYTES / 2); // an interrupted copy
+    assert.throws(() => FeatureCache.open(out), /features\.f16 holds 1 whole rows where index\.json lists 3: the cache was cut short; run `attend-tell features`/);
+    const r = await extractFeatures({ files, out, workers: 1, quiet: true });
+    assert.deepEqual([r.computed, r.alreadyCached], [4, 1]);
+    const cache = FeatureCache.open(out);
+    assert.equal(cache.size, 5);
+    sameRows(cache, "after the repair");
+    cache.close();
+  });
+
+  it("two processes extracting into one cache at once: one waits, every image keeps its own row", async () => {
+    const out = path.join(dir, "shared");
+    const root = path.resolve(__dirname, "..");
+    const code = `require(${JSON.stringify(path.join(root, "lib", "features.ts"))}).extractFeatures({ files: ${JSON.stringify(files)}, out: ${JSON.stringify(out)}, workers: 1, batchSize: 1, commitEvery: 1 }).then((r) => console.log(JSON.stringify(r)))`;
+    const run = () => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+      const p = spawn(process.execPath, ["--import", path.join(root, "node_modules", "tsx", "dist", "loader.mjs"), "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
+      let o = "", e = "";
+      p.stdout.on("data", (d) => (o += d));
+      p.stderr.on("data", (d) => (e += d));
+      p.on("exit", (c) => resolve({ code: c, out: o, err: e }));
+    });
+    const [a, b] = await Promise.all([run(), run()]);
+    assert.deepEqual([a.code, b.code], [0, 0], a.err + b.err);
+    const computed = [a, b].map((r) => JSON.parse(r.out.trim().split("\n").pop()!).computed).sort();
+    assert.deepEqual(computed, [0, 5], "one computed everything, the other found it done");
+    assert.match(a.err + b.err, /is in use by process \d+ .*extracting features into .*: waiting for it/);
+    const cache = FeatureCache.open(out);
+    assert.equal(cache.size, 5);
+    assert.equal(new Set(cache.index.images).size, 5);
+    assert.equal(fs.statSync(path.join(out, "features.f16")).size, 5 * ROW_BYTES);
+    sameRows(cache, "two writers");
+    cache.close();
+    assert.ok(!fs.existsSync(path.join(out, ".lock")));
+  });
+});
+
