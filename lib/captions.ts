@@ -9,6 +9,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Rng } from "./rng";
+import { projectRoot } from "./paths";
 
 export interface CaptionRecord {
   image: string;
@@ -31,9 +32,40 @@ export const SPLIT_FILES: Record<Split, string> = {
 /** Image folders looked for, in order. `Images224` is the resized copy in ../shared/flickr8k. */
 export const IMAGE_DIRS = ["Images224", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "images"];
 
-function lines(file: string): string[] {
-  if (!fs.existsSync(file)) throw new Error(`caption file ${file} does not exist`);
-  return fs.readFileSync(file, "utf8").replace(/^\uFEFF/, "").split(/\r?\n/);
+const utf8 = new TextDecoder("utf-8", { fatal: true });
+
+/** The lines of a text file, which must be UTF-8: any other encoding is named with its first bad line. */
+function lines(file: string, what = "caption file"): string[] {
+  if (!fs.existsSync(file)) throw new Error(`${what} ${file} does not exist`);
+  const bytes = fs.readFileSync(file);
+  let text: string;
+  try {
+    text = utf8.decode(bytes);
+  } catch {
+    let line = 1;
+    for (let start = 0; start < bytes.length; line++) {
+      const end = bytes.indexOf(10, start) < 0 ? bytes.length : bytes.indexOf(10, start);
+      try {
+        utf8.decode(bytes.subarray(start, end));
+      } catch {
+        break;
+      }
+      start = end + 1;
+    }
+    throw new Error(`${file}:${line}: not valid UTF-8 (Latin-1 or another encoding?); save the file as UTF-8`);
+  }
+  return text.replace(/^\uFEFF/, "").split(/\r?\n/);
+}
+
+/**
+ * Image names are file names directly inside the image folder: a name with a folder in it could climb out of
+ * the data folder ("../../etc/passwd"), and the feature cache is keyed by file name.
+ */
+function checkImageName(image: string, file: string, line: number): string {
+  if (/[\\/]/.test(image) || image === "." || image === ".." || image.includes("\0")) {
+    throw new Error(`${file}:${line}: image name ${JSON.stringify(image)} is not a plain file name; images must sit directly in the image folder`);
+  }
+  return image;
 }
 
 /** Original layout: `image#n<TAB>caption`. */
@@ -48,6 +80,7 @@ export function parseTokenFile(file: string): CaptionRecord[] {
     const hash = key.lastIndexOf("#");
     const image = hash >= 0 ? key.slice(0, hash) : key;
     if (image === "") throw new Error(`${file}:${line}: no image name before the tab`);
+    checkImageName(image, file, line);
     const caption = text.slice(tab + 1).trim();
     if (caption === "") throw new Error(`${file}:${line}: empty caption for ${image}`);
     out.push({ image, caption, file, line });
@@ -94,6 +127,7 @@ export function parseCsvFile(file: string): CaptionRecord[] {
     }
     const image = (fields[ii] ?? "").trim();
     if (image === "") throw new Error(`${file}:${line}: no image name`);
+    checkImageName(image, file, line);
     const caption = (fields[ci] ?? "").trim();
     if (caption === "") throw new Error(`${file}:${line}: empty caption for ${image}`);
     out.push({ image, caption, file, line });
@@ -108,11 +142,14 @@ export function readCaptions(file: string): CaptionRecord[] {
 }
 
 export function readSplitFile(file: string): string[] {
-  if (!fs.existsSync(file)) throw new Error(`split file ${file} does not exist`);
-  return lines(file)
-    .map((l) => l.trim())
-    .filter((l) => l !== "");
+  return lines(file, "split file")
+    .map((l, i) => [l.trim(), i + 1] as const)
+    .filter(([l]) => l !== "")
+    .map(([l, line]) => checkImageName(l, file, line));
 }
+
+/** Flickr8k's official split lists, shipped for downloads that lack them (Kaggle's). */
+export const OFFICIAL_SPLIT_DIR = path.join(projectRoot(), "data", "flickr8k-split");
 
 /** Where the parts of a data folder are. */
 export interface DataLayout {
@@ -153,6 +190,19 @@ export function splitImages(layout: DataLayout, split: Split | "all", records: C
   if (split === "all") return captioned;
   const file = layout.splitFiles[split];
   if (file) return readSplitFile(file);
+  // Flickr8k without its split files (Kaggle's download): the official lists, so results compare with published ones.
+  const official = path.join(OFFICIAL_SPLIT_DIR, SPLIT_FILES[split]);
+  const known = new Set(captioned);
+  if (fs.existsSync(official)) {
+    const all = SPLITS.flatMap((s) => readSplitFile(path.join(OFFICIAL_SPLIT_DIR, SPLIT_FILES[s])));
+    if (all.filter((im) => known.has(im)).length >= 0.9 * all.length) {
+      if (!warnedNoSplit.has(layout.dataDir)) {
+        warnedNoSplit.add(layout.dataDir);
+        console.error(`[attend-tell] ${layout.dataDir} has no split files: it is Flickr8k, so the official 6000/1000/1000 lists shipped in ${OFFICIAL_SPLIT_DIR} are used`);
+      }
+      return readSplitFile(official).filter((im) => known.has(im));
+    }
+  }
   if (!warnedNoSplit.has(layout.dataDir)) {
     warnedNoSplit.add(layout.dataDir);
     console.error(`[attend-tell] ${layout.dataDir} has no split files (${SPLIT_FILES.train}, …): using a seeded 6:1:1 split`);
@@ -190,10 +240,10 @@ export function availableImages(
 }
 
 /** The image files of a split, for the encoder (see availableImages for missing ones). */
-export function imageFiles(dataDir: string, split: Split | "all", skipMissing = false): { files: string[]; missing: number } {
+export function imageFiles(dataDir: string, split: Split | "all", skipMissing = false): { files: string[]; skipped: { image: string; why: string }[] } {
   const layout = resolveLayout(dataDir);
   const { images, skipped } = availableImages(layout, split, readCaptions(layout.captionsFile), { skipMissing });
-  return { files: images.map((im) => path.join(layout.imagesDir, im)), missing: skipped.length };
+  return { files: images.map((im) => path.join(layout.imagesDir, im)), skipped };
 }
 
 /** The train-split caption texts of a data folder: what `buildVocabulary` is given. */

@@ -18,6 +18,8 @@ export interface FlickrDatasetOptions {
   normalization?: Normalization;
   /** A split image that is not on disk: "error" (default) names it; "skip" drops its captions and counts it. */
   onMissing?: "error" | "skip";
+  /** Images to leave out, with the reason (photos that cannot be decoded); they are listed in `skipped`. */
+  exclude?: ReadonlyMap<string, string>;
 }
 
 export interface DatasetItem {
@@ -39,7 +41,7 @@ export class FlickrDataset {
   readonly records: readonly CaptionRecord[];
   /** Distinct images, in split-file order. */
   readonly images: readonly string[];
-  /** Split images skipped because they are missing on disk or have no caption (`onMissing: "skip"`). */
+  /** Split images skipped: missing on disk or without a caption (`onMissing: "skip"`), or excluded. */
   readonly skipped: { image: string; why: string }[] = [];
   private readonly encoded: number[][];
   private readonly byImage: Map<string, CaptionRecord[]>;
@@ -62,10 +64,12 @@ export class FlickrDataset {
       captioned: (image) => byImage.has(image),
     });
     this.skipped.push(...skipped);
-    this.images = images;
+    const excluded = images.filter((im) => opts.exclude?.has(im));
+    this.skipped.push(...excluded.map((image) => ({ image, why: opts.exclude!.get(image)! })));
+    this.images = excluded.length ? images.filter((im) => !opts.exclude!.has(im)) : images;
     // Only the split's images: captionsOf must not answer for images outside the split.
-    this.byImage = new Map(images.map((im) => [im, byImage.get(im)!]));
-    this.records = images.flatMap((im) => byImage.get(im)!);
+    this.byImage = new Map(this.images.map((im) => [im, byImage.get(im)!]));
+    this.records = this.images.flatMap((im) => byImage.get(im)!);
     this.encoded = this.records.map((r) => this.vocab.encode(r.caption));
   }
 

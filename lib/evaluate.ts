@@ -7,9 +7,8 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Split } from "./captions";
-import { FlickrDataset } from "./dataset";
 import { DecoderRNN } from "./decoder";
-import { FeatureCache, extractFeatures } from "./features";
+import { cachedSplit } from "./features";
 import { captionImages } from "./generate";
 import { writeJsonAtomic } from "./io";
 import { CaptionMetrics, captionMetrics } from "./metrics";
@@ -31,8 +30,10 @@ export interface EvaluationReport {
   /** Where the images are (for reports). */
   dataDir: string;
   n_images: number;
-  /** Images of the split skipped because their photo is missing (only with skipMissing). */
+  /** Images of the split skipped: no photo (skipMissing) or one that cannot be decoded (skipBad). */
   skipped: number;
+  /** Which, and why. */
+  skippedImages?: { image: string; why: string }[];
   beam: Record<string, BeamResult>;
 }
 
@@ -55,6 +56,8 @@ export interface EvaluateOptions {
   featuresDir: string;
   beams: number[];
   skipMissing?: boolean;
+  /** Leave out photos that cannot be decoded (named in the report) instead of failing. */
+  skipBad?: boolean;
   maxLen?: number;
   /** Only the split's first `limit` images (notebooks, quick looks). */
   limit?: number;
@@ -64,15 +67,19 @@ export interface EvaluateOptions {
 }
 
 export async function evaluate(o: EvaluateOptions): Promise<{ report: EvaluationReport; captions: Record<string, GeneratedCaption[]> }> {
-  const ds = new FlickrDataset({ dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? "skip" : "error" });
-  const images = ds.images.slice(0, o.limit ?? ds.images.length);
-  if (images.length === 0) throw new Error(`no ${o.split} images with photos in ${o.dataDir}`);
   // Features of the split's images (computed now for any the cache lacks, e.g. a split not trained on).
-  await extractFeatures({ files: images.map((im) => ds.imagePath(im)), out: o.featuresDir, quiet: true });
-  const cache = FeatureCache.open(o.featuresDir);
+  const { dataset: ds, images, cache, skipped } = await cachedSplit({
+    dataDir: o.dataDir, split: o.split, vocab: o.vocab, featuresDir: o.featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad,
+    limit: o.limit, quiet: true,
+  });
+  if (images.length === 0) {
+    cache.close();
+    throw new Error(`no ${o.split} images with photos in ${o.dataDir}`);
+  }
   const references = images.map((im) => ds.captionsOf(im).map(tokenize));
   const synthetic = fs.existsSync(path.join(o.dataDir, BOXES_FILE)) ? readBoxes(o.dataDir) : undefined;
-  const report: EvaluationReport = { split: o.split, dataDir: path.resolve(o.dataDir), n_images: images.length, skipped: ds.skipped.length, beam: {} };
+  const report: EvaluationReport = { split: o.split, dataDir: path.resolve(o.dataDir), n_images: images.length, skipped: skipped.length,
+    skippedImages: skipped, beam: {} };
   const captions: Record<string, GeneratedCaption[]> = {};
   try {
     for (const k of o.beams) {

@@ -22,6 +22,9 @@ import * as tf from "@tensorflow/tfjs";
 import { onnxAvailable } from "./encoder-onnx";
 import { activeBackend, onGpu } from "./backend";
 import { withLock } from "./lock";
+import { FlickrDataset } from "./dataset";
+import type { Split } from "./captions";
+import type { Vocabulary } from "./vocabulary";
 
 export const FEATURES_FORMAT = "attend-tell/features";
 export const FEATURES_VERSION = 1;
@@ -331,4 +334,49 @@ async function encodeInWorkers(queue: string[][], sink: RowSink, runtime: "onnx"
       }),
     ),
   );
+}
+
+export interface CachedSplitOptions {
+  dataDir: string;
+  split: Split | "all";
+  vocab: Vocabulary;
+  featuresDir: string;
+  /** Leave out listed images that have no photo (else an error names the first). */
+  skipMissing?: boolean;
+  /** Leave out photos that cannot be decoded (else an error names the first). */
+  skipBad?: boolean;
+  /** Only the split's first `limit` images. */
+  limit?: number;
+  quiet?: boolean;
+}
+
+/**
+ * A split whose every image has its features in the cache (computed now for any it lacks), and the images left
+ * out with the reason for each — what every command that reads a split's features starts from.
+ */
+export async function cachedSplit(o: CachedSplitOptions): Promise<{
+  dataset: FlickrDataset;
+  /** The split's images with features (the first `limit`, when given). */
+  images: string[];
+  cache: FeatureCache;
+  skipped: { image: string; why: string }[];
+}> {
+  const base = { dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? ("skip" as const) : ("error" as const) };
+  let dataset = new FlickrDataset(base);
+  let images = dataset.images.slice(0, o.limit ?? dataset.images.length);
+  const r = await extractFeatures({
+    files: images.map((im) => dataset.imagePath(im)), out: o.featuresDir, quiet: o.quiet, onBadImage: o.skipBad ? "skip" : "error",
+  });
+  if (r.skipped.length) {
+    const exclude = new Map(r.skipped.map((b) => [path.basename(b.file), b.why]));
+    dataset = new FlickrDataset({ ...base, exclude });
+    images = images.filter((im) => !exclude.has(im));
+  }
+  return { dataset, images, cache: FeatureCache.open(o.featuresDir), skipped: dataset.skipped };
+}
+
+/** "3 images skipped: a.jpg (why), b.jpg (why), … and 1 more" — the first few named, for the terminal. */
+export function describeSkipped(skipped: readonly { image: string; why: string }[], show = 3): string {
+  const named = skipped.slice(0, show).map((s) => `${s.image} (${s.why})`).join(", ");
+  return `${skipped.length} image${skipped.length === 1 ? "" : "s"} skipped: ${named}` + (skipped.length > show ? `, … and ${skipped.length - show} more` : "");
 }

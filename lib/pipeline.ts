@@ -12,7 +12,7 @@ import { imageFiles } from "./captions";
 import { FlickrDataset, trainCaptions } from "./dataset";
 import { getDefaultConfig } from "./decoder";
 import { REGIONS } from "./encoder";
-import { FeatureCache, extractFeatures } from "./features";
+import { FeatureCache, cachedSplit, describeSkipped } from "./features";
 import { writeJsonAtomic } from "./io";
 import { EvaluationReport, evaluate } from "./evaluate";
 import { writeReport } from "./report";
@@ -31,6 +31,8 @@ export interface CaptionData {
   cache: FeatureCache;
   train: FeatureCaptionDataset;
   val: FeatureCaptionDataset;
+  /** Train and dev images left out (no photo, or one that cannot be decoded), with the reason for each. */
+  skipped: { image: string; why: string }[];
 }
 
 /**
@@ -50,20 +52,21 @@ export function defaultFeaturesDir(dataDir: string): string {
  */
 export async function prepareCaptionData(
   dataDir: string,
-  o: { featuresDir?: string; skipMissing?: boolean; threshold?: number; quiet?: boolean } = {},
+  o: { featuresDir?: string; skipMissing?: boolean; skipBad?: boolean; threshold?: number; quiet?: boolean } = {},
 ): Promise<CaptionData> {
   const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
-  const skip = o.skipMissing ?? false;
-  const files = [...imageFiles(dataDir, "train", skip).files, ...imageFiles(dataDir, "dev", skip).files];
   ensureWeights();
-  await extractFeatures({ files, out: featuresDir, quiet: o.quiet });
-  const cache = FeatureCache.open(featuresDir);
   const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
-  const onMissing = skip ? "skip" : "error";
+  const split = (s: "train" | "dev") => cachedSplit({ dataDir, split: s, vocab, featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad, quiet: o.quiet });
+  const train = await split("train");
+  train.cache.close();
+  const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
+  const skipped = [...train.skipped, ...dev.skipped];
+  if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
   return {
-    dataDir, featuresDir, vocab, cache,
-    train: new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "train", vocab, onMissing }), cache),
-    val: new FeatureCaptionDataset(new FlickrDataset({ dataDir, split: "dev", vocab, onMissing }), cache),
+    dataDir, featuresDir, vocab, cache: dev.cache, skipped,
+    train: new FeatureCaptionDataset(train.dataset, dev.cache),
+    val: new FeatureCaptionDataset(dev.dataset, dev.cache),
   };
 }
 
@@ -78,6 +81,8 @@ export interface PipelineOptions {
   /** CI size: fewer synthetic images, smaller decoder. */
   quick: boolean;
   skipMissing: boolean;
+  /** Leave out photos that cannot be decoded instead of failing. */
+  skipBad?: boolean;
   /** Continue the checkpoint in `out` (the caller has checked that this is what the user asked for). */
   resume?: boolean;
 }
@@ -119,10 +124,11 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     if (await ensureSynthetic(dataDir, { n }, () => bar.tick())) log(`generated ${n} synthetic scenes in ${dataDir}`);
     else log(`using the synthetic scenes in ${dataDir}`);
   }
-  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing });
+  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing, skipBad: opts.skipBad });
   log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
   fs.mkdirSync(opts.out, { recursive: true });
   data.vocab.save(path.join(opts.out, "vocab.json"));
+  if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
 
   const seedDims = getDefaultConfig(data.vocab.size);
   const decoder = opts.quick ? { ...seedDims, embedSize: 64, attentionDim: 64, decoderDim: 128 } : seedDims;
@@ -150,7 +156,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   });
   // Evaluation on dev (greedy and beam 3) and the report.
   const { report, captions } = await evaluate({
-    decoder: model, vocab: data.vocab, dataDir, split: "dev", featuresDir: data.featuresDir, beams: [1, 3], outDir: opts.out, skipMissing: opts.skipMissing,
+    decoder: model, vocab: data.vocab, dataDir, split: "dev", featuresDir: data.featuresDir, beams: [1, 3], outDir: opts.out, skipMissing: opts.skipMissing, skipBad: opts.skipBad,
   });
   // Samples: the scene scorer's (with correctness) on synthetic data, else the evaluation's greedy captions.
   const samples: PipelineSummary["samples"] = sceneScores.length

@@ -11,7 +11,7 @@ import { Split, readCaptions, resolveLayout } from "./captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
 import { FlickrDataset } from "./dataset";
 import { FEATURE_DIM, REGIONS } from "./encoder";
-import { FeatureCache, extractFeatures } from "./features";
+import { FeatureCache, cachedSplit, extractFeatures } from "./features";
 import { padCaptions } from "./collate";
 import { Progress } from "./progress";
 import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreAll, scoreMatrix } from "./retrieval";
@@ -196,12 +196,13 @@ export interface MatchingModel {
  * `ensemble`, those models' scores are averaged with this one's (SCAN's t2i + i2t ensemble).
  */
 export async function evaluateMatching(o: MatchingModel & {
-  dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; limitImages?: number; quiet?: boolean; ensemble?: MatchingModel[];
+  dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; skipBad?: boolean; limitImages?: number; quiet?: boolean;
+  ensemble?: MatchingModel[];
 }): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
-  const ds = new FlickrDataset({ dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? "skip" : "error" });
-  const images = ds.images.slice(0, o.limitImages ?? ds.images.length);
-  await extractFeatures({ files: images.map((im) => ds.imagePath(im)), out: o.featuresDir, quiet: true });
-  const cache = FeatureCache.open(o.featuresDir);
+  const { dataset: ds, images, cache } = await cachedSplit({
+    dataDir: o.dataDir, split: o.split, vocab: o.vocab, featuresDir: o.featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad,
+    limit: o.limitImages, quiet: true,
+  });
   const texts: string[] = [];
   const captionImage: number[] = [];
   images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (texts.push(c), captionImage.push(i))));

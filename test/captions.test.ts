@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { parseCsvLine, readCaptions, resolveLayout, splitImages } from "../lib/captions";
+import { OFFICIAL_SPLIT_DIR, parseCsvLine, readCaptions, resolveLayout, splitImages } from "../lib/captions";
 import { SHARED_FLICKR, tmpDir } from "./helpers";
 
 function write(name: string, text: string): string {
@@ -55,6 +55,39 @@ describe("caption files", () => {
     assert.deepEqual(parts.map((p) => p.length), [60, 10, 10]);
     assert.equal(new Set(parts.flat()).size, 80);
     assert.deepEqual(splitImages(layout, "dev", recs), parts[1]);
+  });
+
+  it("names the line of a caption file that is not UTF-8 instead of reading mojibake", () => {
+    const f = path.join(tmpDir(), "captions.txt");
+    fs.writeFileSync(f, Buffer.concat([Buffer.from("image,caption\nx.jpg,a caf"), Buffer.from([0xe9]), Buffer.from(" terrace\n")]));
+    assert.throws(() => readCaptions(f), new RegExp(`^Error: ${f}:2: not valid UTF-8 \\(Latin-1 or another encoding\\?\\); save the file as UTF-8$`));
+    fs.writeFileSync(f, "image,caption\nx.jpg,a café terrace\n");
+    assert.equal(readCaptions(f)[0].caption, "a café terrace");
+  });
+
+  it("refuses image names that are not plain file names in the image folder (../../etc/passwd, sub/x.jpg)", () => {
+    const token = write("Flickr8k.token.txt", "x.jpg#0\tfine\n../../etc/passwd#0\tclimbs out\n");
+    assert.throws(() => readCaptions(token), new RegExp(`${token}:2: image name "\\.\\./\\.\\./etc/passwd" is not a plain file name`));
+    const csv = write("captions.txt", "image,caption\nsub\\x.jpg,in a folder\n");
+    assert.throws(() => readCaptions(csv), /:2: image name "sub\\\\x\.jpg" is not a plain file name; images must sit directly in the image folder/);
+    const dir = tmpDir();
+    fs.writeFileSync(path.join(dir, "Flickr8k.token.txt"), "x.jpg#0\ta\n");
+    fs.writeFileSync(path.join(dir, "Flickr_8k.devImages.txt"), "x.jpg\n\nsub/y.jpg\n");
+    const layout = resolveLayout(dir);
+    assert.throws(() => splitImages(layout, "dev", readCaptions(layout.captionsFile)), /Flickr_8k\.devImages\.txt:3: image name "sub\/y\.jpg"/);
+  });
+
+  it("uses Flickr8k's official split lists for a Flickr8k folder without split files (Kaggle's layout)", () => {
+    const dir = tmpDir();
+    const official = (s: string) => fs.readFileSync(path.join(OFFICIAL_SPLIT_DIR, `Flickr_8k.${s}Images.txt`), "utf8").split("\n").filter(Boolean);
+    const [train, dev, test] = ["train", "dev", "test"].map(official);
+    assert.deepEqual([train.length, dev.length, test.length], [6000, 1000, 1000]);
+    const rows = [...train, ...dev, ...test].sort().map((im) => `${im},a caption`);
+    fs.writeFileSync(path.join(dir, "captions.txt"), "image,caption\n" + rows.join("\n"));
+    const layout = resolveLayout(dir);
+    const recs = readCaptions(layout.captionsFile);
+    assert.deepEqual(splitImages(layout, "dev", recs), dev);
+    assert.deepEqual(splitImages(layout, "train", recs), train);
   });
 
   describe("on the shared Flickr8k", function () {

@@ -4,9 +4,10 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { EncoderCNN } from "../lib/encoder";
-import { FeatureCache, ROW_BYTES, ROW_VALUES, extractFeatures } from "../lib/features";
+import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/features";
+import { prepareCaptionData } from "../lib/pipeline";
 import { onnxAvailable } from "../lib/encoder-onnx";
-import { setupBackend, tmpDir, writeImage } from "./helpers";
+import { setupBackend, tinyFlickr, tmpDir, writeImage } from "./helpers";
 
 describe("feature cache", function () {
   this.timeout(300_000);
@@ -164,6 +165,28 @@ describe("feature cache: never silently wrong", function () {
     sameRows(cache, "two writers");
     cache.close();
     assert.ok(!fs.existsSync(path.join(out, ".lock")));
+  });
+});
+
+describe("skipped images: the same flags everywhere, each one named", function () {
+  this.timeout(300_000);
+  before(setupBackend);
+
+  it("a photo that cannot be decoded stops training data with a hint to --skip-bad, which then names it and leaves it out", async () => {
+    const data = await tinyFlickr();
+    fs.writeFileSync(path.join(data, "Images", "b.jpg"), "not a jpeg");
+    const features = path.join(tmpDir(), "features");
+    await assert.rejects(prepareCaptionData(data, { featuresDir: features, quiet: true }), /cannot decode image .*b\.jpg.*pass --skip-bad/);
+    const d = await prepareCaptionData(data, { featuresDir: features, skipBad: true, quiet: true });
+    assert.deepEqual(d.train.dataset.images, ["a.jpg"]);
+    assert.deepEqual(d.skipped.map((s) => s.image), ["b.jpg"]);
+    assert.match(d.skipped[0].why, /cannot decode/);
+    assert.equal(d.train.length, 2, "only a.jpg's two captions");
+    d.cache.close();
+    fs.rmSync(path.join(data, "Images", "c.png"));
+    const e = await prepareCaptionData(data, { featuresDir: features, skipBad: true, skipMissing: true, quiet: true });
+    assert.match(describeSkipped(e.skipped), /^2 images skipped: b\.jpg \(.*cannot decode.*\), c\.png \(is missing from .*Images\)$/);
+    e.cache.close();
   });
 });
 

@@ -16,6 +16,7 @@ import { exportCheckpoint } from "../checkpoint";
 import { claimRunDir } from "../lock";
 import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../paths";
 import { ensureWeights } from "../weights";
+import { describeSkipped } from "../features";
 import { defineCommand, requireFlags } from "./command";
 
 const dims = getDefaultConfig(0);
@@ -50,7 +51,8 @@ export const trainCmd = defineCommand({
     engine: { type: "string", choices: ["onnx", "tfjs"], help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)" },
     resume: { type: "boolean", help: "continue the checkpoint in --out" },
     overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
+    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
   },
   async run(v) {
     requireFlags("train", v, "data-dir", "out");
@@ -59,7 +61,8 @@ export const trainCmd = defineCommand({
     const release = claimRunDir(v.out!, out, { resume: v.resume, overwrite: v.overwrite, log, what: `train --out ${v.out}` });
     try {
       await initBackend();
-      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"] });
+      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"], skipBad: v["skip-bad"] });
+      if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
       const decoder = {
         ...getDefaultConfig(data.vocab.size), embedSize: v.embed, attentionDim: v.attention, decoderDim: v.decoder, dropout: v.dropout,
       };
@@ -90,7 +93,8 @@ export const evaluateCmd = defineCommand({
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
     out: { type: "string", placeholder: "DIR", help: "where captions and metrics go (default: beside the checkpoint)" },
     json: { type: "boolean", help: "print the report as JSON" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
+    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
   },
   async run(v) {
     requireFlags("evaluate", v, "data-dir");
@@ -101,11 +105,12 @@ export const evaluateCmd = defineCommand({
     try {
       const { report } = await evaluate({
         decoder: ck.decoder, vocab: ck.vocab, dataDir: v["data-dir"]!, split: v.split, beams: v.beam, outDir, quiet: v.json,
-        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!), skipMissing: v["skip-missing"], maxLen: v["max-len"],
+        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!), skipMissing: v["skip-missing"], skipBad: v["skip-bad"], maxLen: v["max-len"],
       });
       writeJsonAtomic(path.join(outDir, `metrics-${v.split}.json`), report);
       if (v.json) return console.log(JSON.stringify(report));
-      console.log(`${v.split}: ${report.n_images} images${report.skipped ? ` (${report.skipped} skipped: no photo)` : ""}; checkpoint ${checkpoint} (epoch ${ck.epoch})`);
+      console.log(`${v.split}: ${report.n_images} images; checkpoint ${checkpoint} (epoch ${ck.epoch})`);
+      if (report.skippedImages?.length) console.log(describeSkipped(report.skippedImages));
       const synthetic = !!Object.values(report.beam)[0]?.attention;
       console.log("beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L" + (synthetic ? "  scenes right  pointing  mass in box" : "") + "   (BLEU, ROUGE-L ×100)");
       for (const [k, m] of Object.entries(report.beam)) {
@@ -217,7 +222,8 @@ export const start = defineCommand({
     epochs: { type: "int", help: "epochs (default: 12 at most on synthetic, stopping when good enough; 10 on flickr8k)" },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
+    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
   },
   async run(v) {
     const data = (v.data ?? (process.env.FLICKR8K_DIR ? "flickr8k" : "synthetic")) as "synthetic" | "flickr8k";
@@ -232,7 +238,7 @@ export const start = defineCommand({
     });
     try {
       await runPipeline({
-        data, dataDir, out, batchSize: v["batch-size"], epochs: v.epochs, quick: quickMode(), skipMissing: v["skip-missing"], resume: v.resume,
+        data, dataDir, out, batchSize: v["batch-size"], epochs: v.epochs, quick: quickMode(), skipMissing: v["skip-missing"], skipBad: v["skip-bad"], resume: v.resume,
       });
     } finally {
       release();

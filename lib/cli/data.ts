@@ -7,7 +7,7 @@ import { Progress } from "../progress";
 import { projectRoot, syntheticDir } from "../paths";
 import { ensureWeights, expectedSums } from "../weights";
 import { initBackend } from "../backend";
-import { extractFeatures } from "../features";
+import { describeSkipped, extractFeatures } from "../features";
 import { imageFiles, type Split } from "../captions";
 import { defineCommand, requireFlags } from "./command";
 
@@ -65,13 +65,14 @@ export const features = defineCommand({
     runtime: { type: "string", choices: ["auto", "onnx", "tfjs"], default: "auto", help: "where the encoder runs" },
     workers: { type: "int", help: "worker processes (default: one per core)" },
     "batch-size": { type: "int", help: "images per encoder call (default 8 on a CPU, 64 on a GPU)" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (counted) instead of failing" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
     "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
   },
   async run(v) {
     requireFlags("features", v, "data-dir");
     const dataDir = v["data-dir"]!;
     const files = imageFiles(dataDir, v.split as Split | "all", v["skip-missing"]);
+    if (files.skipped.length) console.error(`[attend-tell] ${describeSkipped(files.skipped)}`);
     const out = v.out ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
     ensureWeights();
     await initBackend(); // says where the encoder runs: on a GPU backend, tfjs in this process
@@ -82,8 +83,8 @@ export const features = defineCommand({
     console.log(
       `features of ${v.split} (${files.files.length} images) in ${out}: ${r.computed} computed in ${r.seconds.toFixed(1)} s ` +
         `(${r.imagesPerSecond.toFixed(2)} images/s, ${r.runtime}), ${r.alreadyCached} already cached` +
-        (files.missing ? `, ${files.missing} missing images skipped` : "") +
-        (r.skipped.length ? `, ${r.skipped.length} undecodable images skipped` : ""),
+        (files.skipped.length ? `, ${files.skipped.length} missing images skipped` : "") +
+        (r.skipped.length ? `; ${describeSkipped(r.skipped.map((b) => ({ image: path.basename(b.file), why: b.why })))}` : ""),
     );
   },
 });

@@ -45,7 +45,8 @@ export const trainMatchingCmd = defineCommand({
     seed: { type: "int", default: mc.seed, help: "random seed" },
     resume: { type: "boolean", help: "continue the checkpoint in --out" },
     overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
+    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
   },
   async run(v) {
     requireFlags("train-matching", v, "data-dir", "out");
@@ -54,7 +55,8 @@ export const trainMatchingCmd = defineCommand({
     const release = claimRunDir(v.out!, out, { resume: v.resume, overwrite: v.overwrite, log, what: `train-matching --out ${v.out}` });
     try {
       await initBackend();
-      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"] });
+      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"], skipBad: v["skip-bad"] });
+      if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
       const scan = { ...defaultScanConfig(data.vocab.size, v.direction as "t2i" | "i2t"), jointDim: v["joint-dim"] };
       const config = {
         ...defaultMatchingConfig(scan), epochs: v.epochs, batchSize: v["batch-size"], lr: v.lr, warmupEpochs: v["warmup-epochs"],
@@ -80,7 +82,8 @@ export const evaluateMatchingCmd = defineCommand({
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
     human: { type: "boolean", help: "also the rank correlation with ExpertAnnotations.txt" },
     json: { type: "boolean", help: "print the result as JSON" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo" },
+    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
+    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
   },
   async run(v) {
     requireFlags("evaluate-matching", v, "data-dir");
@@ -91,7 +94,7 @@ export const evaluateMatchingCmd = defineCommand({
     const featuresDir = v.features ?? defaultFeaturesDir(v["data-dir"]!);
     const dataDir = v["data-dir"]!;
     try {
-      const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, split: v.split, featuresDir, skipMissing: v["skip-missing"], quiet: v.json });
+      const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, split: v.split, featuresDir, skipMissing: v["skip-missing"], skipBad: v["skip-bad"], quiet: v.json });
       const human = v.human ? await humanAgreement({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, featuresDir }) : undefined;
       if (v.json) return console.log(JSON.stringify({ ...r, checkpoints, ...(human ? { human } : {}) }));
       const f = (x: { r1: number; r5: number; r10: number; medr: number }) =>
