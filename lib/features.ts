@@ -11,6 +11,7 @@
  * float16 adds a relative error ≤ 2⁻¹¹ (≈ 0.05 %) per value; features after ReLU are ≥ 0 and well inside its range.
  */
 import { fork } from "node:child_process";
+import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
@@ -37,6 +38,16 @@ interface IndexJSON {
   encoder: EncoderIdentity;
   rows: number;
   images: string[];
+  /**
+   * Per row, the first 16 hex digits of the sha256 of the image file it was computed from: a row is reused only for
+   * the same content (another data set with the same file names, an edited photo). Absent in caches written before.
+   */
+  hashes?: string[];
+}
+
+/** The content key of an image file (see IndexJSON.hashes). */
+export function imageHash(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex").slice(0, 16);
 }
 
 const indexFile = (dir: string) => path.join(dir, "index.json");
@@ -212,14 +223,21 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   }
   fs.ftruncateSync(fd, index.rows * ROW_BYTES);
   index.images = index.images.slice(0, index.rows);
-  const have = new Set(index.images);
-  const names = new Set<string>();
+  const hashOf = new Map<string, string>();
+  for (const f of opts.files) {
+    const name = path.basename(f);
+    if (hashOf.has(name)) throw new Error(`two files share the name ${name}; the cache indexes by file name`);
+    hashOf.set(name, fs.existsSync(f) ? imageHash(f) : "");
+  }
+  // A cache from before content hashes: its rows are taken to be of today's files (nothing else is known of them).
+  index.hashes = index.hashes ? index.hashes.slice(0, index.rows) : index.images.map((name) => hashOf.get(name) ?? "");
+  const have = new Map(index.images.map((name, r) => [name, index.hashes![r]])); // the last row of a name wins
   const todo = opts.files.filter((f) => {
     const name = path.basename(f);
-    if (names.has(name)) throw new Error(`two files share the name ${name}; the cache indexes by file name`);
-    names.add(name);
-    return !have.has(name);
+    return have.get(name) !== hashOf.get(name);
   });
+  const changed = todo.filter((f) => have.has(path.basename(f))).length;
+  if (changed && !opts.quiet) console.error(`[attend-tell] ${changed} images changed since their features were cached in ${out}: recomputing them`);
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
   const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
   const result: ExtractResult = { runtime, computed: 0, alreadyCached: opts.files.length - todo.length, skipped: [], seconds: 0, imagesPerSecond: 0 };
@@ -244,6 +262,7 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
       if (half.length !== rowNames.length * ROW_BYTES) throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
       fs.writeSync(fd, half);
       index.images.push(...rowNames);
+      index.hashes!.push(...rowNames.map((n) => hashOf.get(n) ?? ""));
       result.computed += rowNames.length;
       pending += rowNames.length;
       if (pending >= (opts.commitEvery ?? 64)) commit();

@@ -190,3 +190,42 @@ describe("skipped images: the same flags everywhere, each one named", function (
   });
 });
 
+describe("feature cache: a row is reused only for the same image content", function () {
+  this.timeout(300_000);
+  before(setupBackend);
+
+  it("recomputes an edited photo and a same-named photo of another data set; adopts a cache from before content hashes", async () => {
+    const dir = tmpDir();
+    const a = path.join(dir, "one", "x.png");
+    const b = path.join(dir, "two", "x.png"); // same name, other content: another data set sharing the cache
+    await writeImage(a, 90, 90, { r: 255, g: 0, b: 0 });
+    await writeImage(b, 90, 90, { r: 0, g: 0, b: 255 });
+    const out = path.join(dir, "cache");
+    const first = (f: string) => {
+      const c = FeatureCache.open(out);
+      const row = Array.from(c.read(["x.png"]).subarray(0, 4096));
+      c.close();
+      return { row, file: f };
+    };
+    assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 1);
+    const red = first(a).row;
+    assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 0, "same content: reused");
+    assert.equal((await extractFeatures({ files: [b], out, workers: 1, quiet: true })).computed, 1, "other content: recomputed");
+    const blue = first(b).row;
+    assert.notDeepEqual(blue, red);
+    await writeImage(a, 90, 90, { r: 0, g: 255, b: 0 }); // an edited photo
+    assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 1);
+    assert.notDeepEqual(first(a).row, blue);
+    await writeImage(a, 90, 90, { r: 0, g: 0, b: 255 }); // back to b's bytes: a name reads its latest row, so recomputed
+    assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 1);
+    assert.deepEqual(first(a).row, blue);
+    const idx = JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8"));
+    assert.equal(idx.hashes.length, idx.rows);
+    // A cache written before content hashes loads and is adopted, not recomputed.
+    delete idx.hashes;
+    fs.writeFileSync(path.join(out, "index.json"), JSON.stringify(idx));
+    assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 0);
+    assert.equal(JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8")).hashes, undefined, "nothing was rewritten");
+  });
+});
+

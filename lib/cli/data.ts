@@ -4,7 +4,8 @@ import { generateSynthetic } from "../synthetic";
 import { buildVocabulary } from "../vocabulary";
 import { trainCaptions } from "../dataset";
 import { Progress } from "../progress";
-import { projectRoot, syntheticDir } from "../paths";
+import { syntheticDir } from "../paths";
+import { defaultFeaturesDir } from "../pipeline";
 import { ensureWeights, expectedSums } from "../weights";
 import { initBackend } from "../backend";
 import { describeSkipped, extractFeatures } from "../features";
@@ -73,7 +74,7 @@ export const features = defineCommand({
     const dataDir = v["data-dir"]!;
     const files = imageFiles(dataDir, v.split as Split | "all", v["skip-missing"]);
     if (files.skipped.length) console.error(`[attend-tell] ${describeSkipped(files.skipped)}`);
-    const out = v.out ?? path.join(projectRoot(), "data", "features", path.basename(path.resolve(dataDir)));
+    const out = v.out ?? defaultFeaturesDir(dataDir); // the folder train and evaluate read
     ensureWeights();
     await initBackend(); // says where the encoder runs: on a GPU backend, tfjs in this process
     const r = await extractFeatures({
