@@ -14,7 +14,9 @@ import { FeatureCache, ROW_VALUES } from "./features";
 import { FlickrDataset } from "./dataset";
 import { REGIONS, FEATURE_DIM } from "./encoder";
 import { padCaptions } from "./collate";
-import { greedy } from "./generate";
+import { captionImages, greedy } from "./generate";
+import { captionMetrics } from "./metrics";
+import { tokenize } from "./tokenizer";
 import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "./checkpoint";
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
@@ -43,6 +45,49 @@ export interface TrainConfig {
    * random weights, from diverging (Goyal et al. 2017).
    */
   lrWarmupEpochs?: number;
+  /** Select by dev BLEU-4: score it after each epoch, keep the best epoch, decay the lr on a plateau (absent: off). */
+  plateau?: PlateauConfig;
+}
+
+/**
+ * Model selection by the metric that is reported, as captioning work does (Xu et al. early-stop on BLEU): after each
+ * epoch the dev captions (beam `beam`) are scored; the best epoch is kept in `best/` beside the checkpoint; after
+ * `patience` epochs without a better BLEU-4 the learning rate is multiplied by `factor`; after `stopAfter` such
+ * epochs training stops (0: never).
+ */
+export interface PlateauConfig {
+  beam: number;
+  patience: number;
+  factor: number;
+  stopAfter: number;
+}
+
+export function defaultPlateauConfig(): PlateauConfig {
+  return { beam: 3, patience: 1, factor: 0.5, stopAfter: 3 };
+}
+
+/** The folder that keeps the best epoch of a run whose checkpoint is `out` (runs/NAME/best). */
+export function bestDir(out: string): string {
+  return path.join(path.dirname(out), "best");
+}
+
+/** Dev BLEU-4 (×100) of the decoder's captions of every image of `data`, beam `beam`. */
+export async function devBleu4(decoder: DecoderRNN, data: FeatureCaptionDataset, beam: number): Promise<number> {
+  const images = data.dataset.images;
+  const gen = await captionImages(decoder, data.cache, images, beam);
+  const refs = images.map((im) => data.dataset.captionsOf(im).map(tokenize));
+  return captionMetrics(gen.map((g) => data.dataset.vocab.decode(g.ids)), refs).bleu4;
+}
+
+/** Where a run stands in its selection: best dev BLEU-4 so far, its epoch, and epochs since. */
+export function selectionState(history: History): { best: number; bestEpoch: number; since: number } {
+  let best = -Infinity, bestEpoch = 0, since = 0;
+  for (const e of history.epoch) {
+    if (e.devBleu4 === undefined) continue;
+    if (e.devBleu4 > best) (best = e.devBleu4), (bestEpoch = e.epoch + 1), (since = 0);
+    else since++;
+  }
+  return { best, bestEpoch, since };
 }
 
 /** The learning rate once `seen` training captions have been used (across epochs and resumes). */
@@ -93,7 +138,13 @@ export class FeatureCaptionDataset {
 export interface History {
   /** loss = crossEntropy + λ·attention penalty; the cross-entropy alone is what the seed prints. */
   batch: { epoch: number; step: number; loss: number; crossEntropy: number }[];
-  epoch: { epoch: number; trainLoss: number; trainCrossEntropy: number; valLoss?: number; valCrossEntropy?: number; seconds: number; captionsPerSecond: number }[];
+  epoch: {
+    epoch: number; trainLoss: number; trainCrossEntropy: number; valLoss?: number; valCrossEntropy?: number; seconds: number;
+    captionsPerSecond: number;
+    /** With plateau selection: dev BLEU-4 after this epoch, and the base learning rate of the next one. */
+    devBleu4?: number;
+    lr?: number;
+  }[];
 }
 
 const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
@@ -178,7 +229,8 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
     const ck = await loadCheckpoint(opts.out);
     ({ decoder, history } = ck);
-    cfg = { ...ck.config, epochs: opts.config.epochs };
+    // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
+    cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
     startEpoch = ck.epoch;
     // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
     await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
@@ -194,6 +246,8 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
       : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""));
   }
+  // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
+  let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
   try {
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
@@ -202,7 +256,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     let sum = 0, sumCe = 0, n = 0, step = 0;
     for await (const b of loader.epoch(epoch)) {
       // tfjs's Adam reads learningRate on every step; set in place, the moments are kept
-      (optimizer as unknown as { learningRate: number }).learningRate = lrAfter(cfg, epoch * opts.train.length + n, opts.train.length);
+      (optimizer as unknown as { learningRate: number }).learningRate = lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + n, opts.train.length);
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
       const r = onnx
         ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
@@ -233,17 +287,34 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     }
     const seconds = (Date.now() - t0) / 1000;
     const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
-    history.epoch.push({ epoch, trainLoss: sum / n, trainCrossEntropy: sumCe / n, valLoss: val?.loss, valCrossEntropy: val?.crossEntropy, seconds, captionsPerSecond: n / seconds });
+    const entry: History["epoch"][number] = {
+      epoch, trainLoss: sum / n, trainCrossEntropy: sumCe / n, valLoss: val?.loss, valCrossEntropy: val?.crossEntropy, seconds, captionsPerSecond: n / seconds,
+    };
+    history.epoch.push(entry);
     log(
       `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +
         (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
         `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
     );
-    await writeCheckpoint(opts.out, {
-      weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history,
-      meta: { format: CHECKPOINT_FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) },
-    });
-    if (await opts.onEpoch?.({ epoch, decoder, history })) break;
+    let stop = false;
+    const meta = { format: CHECKPOINT_FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) };
+    entry.lr = lrBase;
+    if (cfg.plateau && opts.val) {
+      const p = cfg.plateau;
+      entry.devBleu4 = await devBleu4(decoder, opts.val, p.beam);
+      const { best, bestEpoch, since } = selectionState(history);
+      if (since === 0) {
+        await writeCheckpoint(bestDir(opts.out), { weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history, meta });
+      } else if (since % p.patience === 0) entry.lr = lrBase *= p.factor;
+      stop = p.stopAfter > 0 && since >= p.stopAfter;
+      log(
+        `epoch ${epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
+          (since === 0 ? `, kept in ${bestDir(opts.out)}` : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
+          (since > 0 && since % p.patience === 0 ? `; lr → ${lrBase.toExponential(2)}` : "") + (stop ? "; stopping" : ""),
+      );
+    }
+    await writeCheckpoint(opts.out, { weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history, meta });
+    if (stop || (await opts.onEpoch?.({ epoch, decoder, history }))) break;
   }
   } finally {
     await dp?.close();

@@ -6,7 +6,7 @@ import { FlickrDataset, trainCaptions } from "../lib/dataset";
 import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
 import { imageFiles } from "../lib/captions";
 import { extractFeatures, FeatureCache } from "../lib/features";
-import { FeatureCaptionDataset, TrainConfig, defaultTrainConfig, loadCheckpoint, lrAfter, train } from "../lib/train";
+import { FeatureCaptionDataset, TrainConfig, bestDir, defaultTrainConfig, loadCheckpoint, lrAfter, selectionState, train } from "../lib/train";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {
@@ -54,6 +54,27 @@ describe("training on cached features", function () {
     assert.deepEqual(ck.vocab.itos, vocab.itos);
     assert.deepEqual(fs.readdirSync(path.dirname(a)).sort(), ["a"], "no temporary folders left");
     ck.decoder.dispose();
+  });
+
+  it("selects by dev BLEU-4: keeps the best epoch, halves the lr on a plateau, stops, and resumes the schedule", async () => {
+    // An lr too small to change the captions: dev BLEU-4 stays where it is, so every epoch after the first is a plateau.
+    const plateau = { beam: 1, patience: 1, factor: 0.5, stopAfter: 2 };
+    const run = path.join(tmpDir(), "run");
+    const out = path.join(run, "checkpoint");
+    const r = await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 6, lr: 1e-12, plateau }, out, ...quiet });
+    r.decoder.dispose();
+    const e = r.history.epoch;
+    assert.equal(e.length, 3, "stopped after 2 epochs without a better BLEU-4");
+    assert.ok(e.every((x) => x.devBleu4 === e[0].devBleu4 && x.devBleu4! >= 0), JSON.stringify(e));
+    assert.deepEqual(e.map((x) => x.lr), [1e-12, 5e-13, 2.5e-13]);
+    assert.deepEqual(selectionState(r.history), { best: e[0].devBleu4, bestEpoch: 1, since: 2 });
+    const best = await loadCheckpoint(bestDir(out));
+    assert.equal(best.epoch, 1);
+    best.decoder.dispose();
+    // Resumed with a longer patience, it continues from the decayed lr.
+    const more = await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 4, plateau: { ...plateau, stopAfter: 0 } }, out, resume: true, ...quiet });
+    more.decoder.dispose();
+    assert.deepEqual(more.history.epoch.map((x) => x.lr), [1e-12, 5e-13, 2.5e-13, 1.25e-13]);
   });
 
   it("stops on a NaN loss with a clear message and keeps the last good checkpoint", async () => {

@@ -7,7 +7,7 @@ import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "../pipeline
 import { evaluate } from "../evaluate";
 import { writeReport } from "../report";
 import { EncoderCNN } from "../encoder";
-import { defaultTrainConfig, loadCheckpoint, train } from "../train";
+import { defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../train";
 import { getDefaultConfig } from "../decoder";
 import { beamSearch } from "../generate";
 import { writeFileAtomic, writeJsonAtomic } from "../io";
@@ -21,6 +21,7 @@ import { defineCommand, requireFlags } from "./command";
 
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
+const pc = defaultPlateauConfig();
 
 /** `--checkpoint`, or the shipped captioner when none is given. */
 export function captionerCheckpoint(given: string | undefined, command: string): string {
@@ -48,6 +49,11 @@ export const trainCmd = defineCommand({
     dropout: { type: "number", default: dims.dropout, help: "dropout before the output layer" },
     "print-every": { type: "int", default: tc.printEvery, help: "print a sample caption every N batches" },
     seed: { type: "int", default: tc.seed, help: "random seed (weights, batch order, dropout)" },
+    plateau: { type: "boolean", help: "select by dev BLEU-4: score it each epoch, keep the best in runs/NAME/best, decay the lr on a plateau" },
+    "plateau-beam": { type: "int", default: pc.beam, help: "beam width of the dev captions scored" },
+    "plateau-patience": { type: "int", default: pc.patience, help: "epochs without a better BLEU-4 before the lr is multiplied by --plateau-factor" },
+    "plateau-factor": { type: "number", default: pc.factor, help: "lr decay factor" },
+    "plateau-stop": { type: "int", min: 0, default: pc.stopAfter, help: "stop after this many epochs without a better BLEU-4 (0: never)" },
     engine: { type: "string", choices: ["onnx", "tfjs"], help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)" },
     resume: { type: "boolean", help: "continue the checkpoint in --out" },
     overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
@@ -69,6 +75,9 @@ export const trainCmd = defineCommand({
       const config = {
         ...defaultTrainConfig(decoder), epochs: v.epochs, batchSize: v["batch-size"], lr: v.lr, lambda: v.lambda,
         printEvery: v["print-every"], seed: v.seed, lrWarmupEpochs: v["lr-warmup"],
+        plateau: v.plateau
+          ? { beam: v["plateau-beam"], patience: v["plateau-patience"], factor: v["plateau-factor"], stopAfter: v["plateau-stop"] }
+          : undefined,
       };
       const { history } = await train({
         train: data.train, val: data.val, vocab: data.vocab, config, out, resume: v.resume, engine: v.engine as "onnx" | "tfjs" | undefined, log,
