@@ -14,7 +14,8 @@ import { describeBackend, initBackend } from "../lib/backend";
 import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
 import { ScanModel, defaultScanConfig } from "../lib/scan";
 import { matchingLoss } from "../lib/scan-train";
-import { captionGradients, clipAndApply } from "../lib/train-step";
+import { captionGradients } from "../lib/train-step";
+import { clipAndApply } from "../lib/optimize";
 
 interface Row { name: string; calls: number; ms: number; slowest: number; shapes: string }
 

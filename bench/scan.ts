@@ -7,11 +7,11 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
-import { loadOrt } from "../lib/onnx-train";
+import { loadOrt } from "../lib/onnx-session";
 import { ScanModel, contrastiveLoss, defaultScanConfig } from "../lib/scan";
 import { OnnxScan } from "../lib/scan-onnx";
 import { scoreMatrix } from "../lib/retrieval";
-import { clipAndApply } from "../lib/train-step";
+import { clipAndApply } from "../lib/optimize";
 
 const R = 49, E = 2048, T = 13, B = 128;
 

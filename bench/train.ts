@@ -10,8 +10,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/backend";
 import { DataParallel } from "../lib/data-parallel";
-import { OnnxTrainer, loadOrt } from "../lib/onnx-train";
-import { clipAndApply } from "../lib/train-step";
+import { OnnxTrainer } from "../lib/onnx-train";
+import { loadOrt } from "../lib/onnx-session";
+import { clipAndApply } from "../lib/optimize";
 import { trainCaptions } from "../lib/captions";
 import { DataLoader, paddedLengths } from "../lib/dataloader";
 import { DecoderRNN, getDefaultConfig } from "../lib/decoder";

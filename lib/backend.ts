@@ -12,6 +12,7 @@
  * Kernels a backend lacks for training are registered here too (see kernels.ts).
  */
 import * as tf from "@tensorflow/tfjs";
+import { loadOrt } from "./onnx-session";
 // Imported statically (not required on demand) so that a bundle holds one copy of tfjs-core shared by all
 // backends. Importing the webgpu backend registers its kernels; its factory needs navigator.gpu, which
 // exists only after hardwareAdapter() installs Dawn's globals, so we register the factory there.
@@ -219,4 +220,15 @@ function hasVulkanLoader(): boolean {
     "/lib/x86_64-linux-gnu",
   ];
   return dirs.some((d) => fs.existsSync(path.join(d, "libvulkan.so.1")));
+}
+
+/** Where a training step runs: ONNX Runtime's compiled graphs (CPU) or tfjs on the active backend. */
+export type TrainEngine = "onnx" | "tfjs";
+
+/**
+ * ONNX Runtime on CPU backends when the optional onnxruntime-node is installed (~6× tfjs-wasm on 2 cores);
+ * tfjs on GPU backends (WebGPU, CUDA), where tfjs itself is fast.
+ */
+export function defaultEngine(backend = tf.getBackend()): TrainEngine {
+  return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
 }

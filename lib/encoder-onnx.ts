@@ -8,32 +8,9 @@
 import * as os from "node:os";
 import { FEATURE_DIM, FEATURE_LAYER, REGIONS, loadResNetArtifacts } from "./encoder";
 import { kerasToOnnx } from "./onnx";
+import { OrtSession, loadOrt, onnxSession } from "./onnx-session";
 
-interface OrtTensor {
-  data: Float32Array;
-  dims: readonly number[];
-}
-interface OrtSession {
-  run(feeds: Record<string, unknown>): Promise<Record<string, OrtTensor>>;
-}
-interface Ort {
-  InferenceSession: { create(model: Uint8Array, opts: Record<string, unknown>): Promise<OrtSession> };
-  Tensor: new (type: string, data: Float32Array, dims: number[]) => unknown;
-}
-
-function ort(): Ort {
-  return module.require("onnxruntime-node") as Ort;
-}
-
-/** Whether onnxruntime-node is installed and loads on this platform. */
-export function onnxAvailable(): boolean {
-  try {
-    ort();
-    return true;
-  } catch {
-    return false;
-  }
-}
+export { onnxAvailable } from "./onnx-session";
 
 export class OnnxEncoder {
   private constructor(private readonly session: OrtSession, readonly threads: number) {}
@@ -41,15 +18,15 @@ export class OnnxEncoder {
   static async load(opts: { threads?: number; fetch?: boolean } = {}): Promise<OnnxEncoder> {
     const bytes = await kerasToOnnx(await loadResNetArtifacts({ fetch: opts.fetch }), [{ layer: FEATURE_LAYER, name: "features" }]);
     const threads = opts.threads ?? os.cpus().length;
-    const session = await ort().InferenceSession.create(bytes, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all" });
+    const session = await onnxSession(bytes, threads, { memArena: true });
     return new OnnxEncoder(session, threads);
   }
 
   /** `[B, 224, 224, 3]` caffe-normalised pixels (row-major) → `[B, 49, 2048]` features (row-major). */
   async encode(pixels: Float32Array, batch: number): Promise<Float32Array> {
-    const { Tensor } = ort();
+    const { Tensor } = loadOrt()!;
     const out = await this.session.run({ input: new Tensor("float32", pixels, [batch, 224, 224, 3]) });
-    const f = out.features;
+    const f = out.features as unknown as { data: Float32Array; dims: readonly number[] };
     if (f.data.length !== batch * REGIONS * FEATURE_DIM) throw new Error(`OnnxEncoder: got ${f.dims} features`);
     return f.data;
   }

@@ -17,39 +17,7 @@ import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "./onnx-proto";
 import { Rng } from "./rng";
 import type { StepResult } from "./train-step";
-
-type Ort = typeof import("onnxruntime-node");
-let ortModule: Ort | null | undefined;
-
-/** onnxruntime-node if installed (it is an optional dependency), else null. */
-export function loadOrt(): Ort | null {
-  if (ortModule === undefined) {
-    try {
-      ortModule = require("onnxruntime-node") as Ort;
-    } catch {
-      ortModule = null;
-    }
-  }
-  return ortModule;
-}
-
-/**
- * A session for one of the per-shape graphs that training compiles (needs onnxruntime-node). The memory arena is
- * off: with it on, the few dozen cached graphs of a Flickr8k run held 12 GB.
- */
-export function trainingSession(graph: Uint8Array, threads: number): Promise<import("onnxruntime-node").InferenceSession> {
-  return loadOrt()!.InferenceSession.create(graph, { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: false });
-}
-
-export type TrainEngine = "onnx" | "tfjs";
-
-/**
- * ONNX Runtime on CPU backends when the optional onnxruntime-node is installed (~6× tfjs-wasm on 2 cores);
- * tfjs on GPU backends (WebGPU, CUDA), where tfjs itself is fast.
- */
-export function defaultEngine(backend = tf.getBackend()): TrainEngine {
-  return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
-}
+import { loadOrt, onnxSession } from "./onnx-session";
 
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
@@ -260,7 +228,7 @@ export class OnnxTrainer {
     const key = `${B}x${S}${backward ? "" : "-loss"}`;
     let s = this.sessions.get(key);
     if (!s) {
-      s = trainingSession(trainingGraph(this.config, B, S, this.regions, { backward }), this.threads);
+      s = onnxSession(trainingGraph(this.config, B, S, this.regions, { backward }), this.threads);
       this.sessions.set(key, s);
     }
     return s;

@@ -20,7 +20,9 @@ import { projectRoot, syntheticDir } from "./paths";
 import { Progress } from "./progress";
 import { ensureSynthetic, readBoxes } from "./synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
-import { FeatureCaptionDataset, History, defaultEngine, defaultTrainConfig, train } from "./train";
+import { History, defaultTrainConfig, train } from "./train";
+import { FeatureCaptionDataset } from "./feature-dataset";
+import { defaultEngine } from "./backend";
 import { Vocabulary, buildVocabulary } from "./vocabulary";
 import { ensureWeights } from "./weights";
 

@@ -5,7 +5,7 @@
  * evaluation code computes it; rsum = the six recalls' sum.
  */
 import * as tf from "@tensorflow/tfjs";
-import { TrainEngine, defaultEngine } from "./onnx-train";
+import { TrainEngine, defaultEngine } from "./backend";
 import { ScanConfig, ScanModel, crossAttentionScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
 

@@ -19,7 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "./onnx-proto";
-import { loadOrt, trainingSession } from "./onnx-train";
+import { loadOrt, onnxSession } from "./onnx-session";
 import { ScanConfig, ScanModel } from "./scan";
 
 /** Parameter names as `ScanModel.namedVariables()` gives them. */
@@ -387,7 +387,7 @@ export class OnnxScan {
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
     let s = this.sessions.get(key);
     if (!s) {
-      s = trainingSession(build(), this.threads);
+      s = onnxSession(build(), this.threads);
       this.sessions.set(key, s);
     }
     return s;

@@ -17,8 +17,9 @@ import { Progress } from "./progress";
 import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreAll, scoreMatrix } from "./retrieval";
 import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
-import { FeatureCaptionDataset, FeatureBatch, TrainEngine, defaultEngine } from "./train";
-import { clipAndApply } from "./train-step";
+import { FeatureCaptionDataset, FeatureBatch } from "./feature-dataset";
+import { TrainEngine, defaultEngine } from "./backend";
+import { clipAndApply } from "./optimize";
 import { PAD, Vocabulary } from "./vocabulary";
 
 export interface MatchingConfig {

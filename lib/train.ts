@@ -21,8 +21,10 @@ import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint
 import { Progress } from "./progress";
 import { Vocabulary } from "./vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
-import { clipAndApply } from "./train-step";
-import { OnnxTrainer, TrainEngine, defaultEngine } from "./onnx-train";
+import { clipAndApply } from "./optimize";
+import { FeatureCaptionDataset } from "./feature-dataset";
+import { OnnxTrainer } from "./onnx-train";
+import { TrainEngine, defaultEngine } from "./backend";
 
 export interface TrainConfig {
   epochs: number;
@@ -98,41 +100,6 @@ export function lrAfter(cfg: TrainConfig, seen: number, epochSize: number): numb
 
 export function defaultTrainConfig(decoder: DecoderConfig): TrainConfig {
   return { epochs: 10, batchSize: 32, lr: 3e-4, clipNorm: 5, lambda: 1 / REGIONS, seed: 1, printEvery: 100, decoder };
-}
-
-export interface FeatureBatch {
-  features: tf.Tensor3D;
-  captions: tf.Tensor2D;
-  imageNames: string[];
-}
-
-/** (image, caption ids) pairs of a split, with features read from the cache batch by batch. */
-export class FeatureCaptionDataset {
-  constructor(readonly dataset: FlickrDataset, readonly cache: FeatureCache) {
-    const missing = dataset.images.filter((im) => !cache.has(im));
-    if (missing.length) throw new Error(`${missing.length} ${dataset.split} images are not in the feature cache ${cache.dir} (first: ${missing[0]}); run \`attend-tell features\``);
-  }
-  get length(): number {
-    return this.dataset.length;
-  }
-  captionLength(i: number): number {
-    return this.dataset.captionLength(i);
-  }
-  async getItem(i: number): Promise<{ imageName: string; caption: number[] }> {
-    return { imageName: this.dataset.records[i].image, caption: this.dataset.caption(i) };
-  }
-  collate = (items: { imageName: string; caption: number[] }[]): FeatureBatch => {
-    const names = items.map((i) => i.imageName);
-    const { ids, maxLen } = padCaptions(items.map((i) => i.caption));
-    return {
-      features: tf.tensor3d(this.cache.read(names, new Float32Array(names.length * ROW_VALUES)), [names.length, REGIONS, FEATURE_DIM]),
-      captions: tf.tensor2d(ids, [items.length, maxLen], "int32"),
-      imageNames: names,
-    };
-  };
-  loader(opts: { batchSize: number; shuffle: boolean; seed: number }): DataLoader<{ imageName: string; caption: number[] }, FeatureBatch> {
-    return new DataLoader(this, { ...opts, bucketByLength: true, collate: this.collate, dispose: (b) => tf.dispose([b.features, b.captions]) });
-  }
 }
 
 export interface History {
@@ -217,7 +184,7 @@ export interface TrainOptions {
   engine?: TrainEngine;
 }
 
-export { TrainEngine, defaultEngine } from "./onnx-train";
+export { TrainEngine, defaultEngine } from "./backend";
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/retrieval";
-import { loadOrt } from "../lib/onnx-train";
+import { loadOrt } from "../lib/onnx-session";
 import { ScanModel, crossAttentionScores, l2norm } from "../lib/scan";
 import { deterministicWeights as det, setupBackend } from "./helpers";
 

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { loadOrt } from "../lib/onnx-train";
+import { loadOrt } from "../lib/onnx-session";
 import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/scan";
 import { LossPairs, OnnxScan, SCAN_PARAMS, hardestNegatives } from "../lib/scan-onnx";
 import { matchingLoss } from "../lib/scan-train";

@@ -8,7 +8,7 @@ import { FlickrDataset, trainCaptions } from "../lib/dataset";
 import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
 import { imageFiles } from "../lib/captions";
 import { extractFeatures, FeatureCache } from "../lib/features";
-import { FeatureCaptionDataset } from "../lib/train";
+import { FeatureCaptionDataset } from "../lib/feature-dataset";
 import { defaultScanConfig } from "../lib/scan";
 import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, lrAt, trainMatching } from "../lib/scan-train";
 import { retrievalRecall } from "../lib/retrieval";

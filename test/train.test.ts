@@ -6,7 +6,8 @@ import { FlickrDataset, trainCaptions } from "../lib/dataset";
 import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
 import { imageFiles } from "../lib/captions";
 import { extractFeatures, FeatureCache } from "../lib/features";
-import { FeatureCaptionDataset, TrainConfig, bestDir, defaultTrainConfig, loadCheckpoint, lrAfter, selectionState, train } from "../lib/train";
+import { FeatureCaptionDataset } from "../lib/feature-dataset";
+import { TrainConfig, bestDir, defaultTrainConfig, loadCheckpoint, lrAfter, selectionState, train } from "../lib/train";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {
