@@ -4,13 +4,13 @@
  * when loading (sharp, on libuv's threads) overlaps with that work.
  *   npx tsx bench/dataloader.ts [batches=100] [workMs=80]
  */
-import { initBackend } from "../lib/backend";
-import { CaptionBatch } from "../lib/collate";
-import { DataLoader, measureLoader } from "../lib/dataloader";
-import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/dataset";
-import { flickr8kDir, syntheticDir } from "../lib/paths";
-import { ensureSynthetic } from "../lib/synthetic";
-import { buildVocabulary } from "../lib/vocabulary";
+import { initBackend } from "../lib/engine/backend";
+import { CaptionBatch } from "../lib/data/collate";
+import { DataLoader, measureLoader } from "../lib/data/dataloader";
+import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/data/dataset";
+import { flickr8kDir, syntheticDir } from "../lib/util/paths";
+import { ensureSynthetic } from "../lib/data/synthetic";
+import { buildVocabulary } from "../lib/data/vocabulary";
 
 async function main() {
   const backend = await initBackend();

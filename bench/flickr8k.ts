@@ -10,12 +10,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describeBackend, initBackend } from "../lib/backend";
-import { getDefaultConfig } from "../lib/decoder";
-import { evaluate } from "../lib/evaluate";
-import { flickr8kDir } from "../lib/paths";
-import { prepareCaptionData } from "../lib/pipeline";
-import { defaultTrainConfig, train } from "../lib/train";
+import { describeBackend, initBackend } from "../lib/engine/backend";
+import { getDefaultConfig } from "../lib/captioning/decoder";
+import { evaluate } from "../lib/captioning/evaluate";
+import { flickr8kDir } from "../lib/util/paths";
+import { prepareCaptionData } from "../lib/captioning/pipeline";
+import { defaultTrainConfig, train } from "../lib/captioning/train";
 
 async function main() {
   const backend = await initBackend({ quiet: true });

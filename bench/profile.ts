@@ -10,12 +10,12 @@
  * kernels again, so kernel times can add up to more than the step.
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/backend";
-import { DecoderRNN, getDefaultConfig } from "../lib/decoder";
-import { ScanModel, defaultScanConfig } from "../lib/scan";
-import { matchingLoss } from "../lib/scan-train";
-import { captionGradients } from "../lib/train-step";
-import { clipAndApply } from "../lib/optimize";
+import { describeBackend, initBackend } from "../lib/engine/backend";
+import { DecoderRNN, getDefaultConfig } from "../lib/captioning/decoder";
+import { ScanModel, defaultScanConfig } from "../lib/matching/scan";
+import { matchingLoss } from "../lib/matching/scan-train";
+import { captionGradients } from "../lib/captioning/train-step";
+import { clipAndApply } from "../lib/engine/optimize";
 
 interface Row { name: string; calls: number; ms: number; slowest: number; shapes: string }
 

@@ -8,8 +8,8 @@
  */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/backend";
-import { EncoderCNN, randomResNetArtifacts } from "../lib/encoder";
+import { describeBackend, initBackend } from "../lib/engine/backend";
+import { EncoderCNN, randomResNetArtifacts } from "../lib/encoder/encoder";
 
 async function main() {
   const backend = await initBackend({ quiet: true });

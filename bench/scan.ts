@@ -6,12 +6,12 @@
  *   npx tsx bench/scan.ts [joint dims=1024] [engines=onnx] [steps=3] [score images=1000] [directions=t2i]
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/backend";
-import { loadOrt } from "../lib/onnx-session";
-import { ScanModel, contrastiveLoss, defaultScanConfig } from "../lib/scan";
-import { OnnxScan } from "../lib/scan-onnx";
-import { scoreMatrix } from "../lib/retrieval";
-import { clipAndApply } from "../lib/optimize";
+import { describeBackend, initBackend } from "../lib/engine/backend";
+import { loadOrt } from "../lib/engine/onnx/session";
+import { ScanModel, contrastiveLoss, defaultScanConfig } from "../lib/matching/scan";
+import { OnnxScan } from "../lib/matching/scan-onnx";
+import { scoreMatrix } from "../lib/matching/retrieval";
+import { clipAndApply } from "../lib/engine/optimize";
 
 const R = 49, E = 2048, T = 13, B = 128;
 

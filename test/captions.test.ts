@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { OFFICIAL_SPLIT_DIR, parseCsvLine, readCaptions, resolveLayout, splitImages } from "../lib/captions";
+import { OFFICIAL_SPLIT_DIR, parseCsvLine, readCaptions, resolveLayout, splitImages } from "../lib/data/captions";
 import { SHARED_FLICKR, tmpDir } from "./helpers";
 
 function write(name: string, text: string): string {

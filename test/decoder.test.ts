@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/decoder";
+import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/captioning/decoder";
 import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
 
 /**

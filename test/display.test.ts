@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { htmlTable, imageGridHtml, plotlyBundleHtml, plotlyHtml } from "../lib/display";
+import { htmlTable, imageGridHtml, plotlyBundleHtml, plotlyHtml } from "../lib/util/display";
 
 describe("display HTML", () => {
   it("inlines the plotly bundle so that it sets window.Plotly even under require.js", () => {

@@ -3,10 +3,10 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN } from "../lib/encoder";
-import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/features";
-import { prepareCaptionData } from "../lib/pipeline";
-import { onnxAvailable } from "../lib/encoder-onnx";
+import { EncoderCNN } from "../lib/encoder/encoder";
+import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder/features";
+import { prepareCaptionData } from "../lib/captioning/pipeline";
+import { onnxAvailable } from "../lib/encoder/encoder-onnx";
 import { setupBackend, tinyFlickr, tmpDir, writeImage } from "./helpers";
 
 describe("feature cache", function () {
@@ -145,7 +145,7 @@ describe("feature cache: never silently wrong", function () {
   it("two processes extracting into one cache at once: one waits, every image keeps its own row", async () => {
     const out = path.join(dir, "shared");
     const root = path.resolve(__dirname, "..");
-    const code = `require(${JSON.stringify(path.join(root, "lib", "features.ts"))}).extractFeatures({ files: ${JSON.stringify(files)}, out: ${JSON.stringify(out)}, workers: 1, batchSize: 1, commitEvery: 1 }).then((r) => console.log(JSON.stringify(r)))`;
+    const code = `require(${JSON.stringify(path.join(root, "lib", "encoder", "features.ts"))}).extractFeatures({ files: ${JSON.stringify(files)}, out: ${JSON.stringify(out)}, workers: 1, batchSize: 1, commitEvery: 1 }).then((r) => console.log(JSON.stringify(r)))`;
     const run = () => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
       const p = spawn(process.execPath, ["--import", path.join(root, "node_modules", "tsx", "dist", "loader.mjs"), "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
       let o = "", e = "";

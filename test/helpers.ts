@@ -4,7 +4,7 @@ import * as path from "node:path";
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
-import { initBackend } from "../lib/backend";
+import { initBackend } from "../lib/engine/backend";
 
 /** The developers' read-only Flickr8k (../shared/flickr8k), or undefined where it is absent. */
 export const SHARED_FLICKR = [process.env.FLICKR8K_DIR, path.join(__dirname, "..", "..", "shared", "flickr8k")].find(

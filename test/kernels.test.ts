@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { chunkedAddN, registerMissingKernels, unsortedSegmentSumValues } from "../lib/kernels";
+import { chunkedAddN, registerMissingKernels, unsortedSegmentSumValues } from "../lib/engine/kernels";
 import { setupBackend } from "./helpers";
 
 /** Runs f on a backend, returning plain arrays. */
@@ -76,7 +76,7 @@ describe("fast BatchMatMul gradient (explicit transposes)", () => {
   before(setupBackend);
 
   it("matches finite differences for every transpose combination, batched and not", async () => {
-    const { registerGradients } = await import("../lib/kernels");
+    const { registerGradients } = await import("../lib/engine/kernels");
     registerGradients();
     for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
       for (const batch of [[], [2]]) {
@@ -117,7 +117,7 @@ describe("TopK gradient (tfjs has none)", () => {
   after(async () => tf.setBackend(initial));
 
   it("routes each value's dy to the place it came from, on cpu and wasm alike (hand-computed)", async () => {
-    const { registerGradients } = await import("../lib/kernels");
+    const { registerGradients } = await import("../lib/engine/kernels");
     registerGradients();
     // rows [3,1,2] and [0,5,4], k = 2: values [[3,2],[5,4]] at places [[0,2],[1,2]]; loss = Σ values · w
     const f = () => tf.grad((x: tf.Tensor) => tf.topk(x, 2).values.mul(tf.tensor2d([[1, 2], [3, 4]])).sum())(tf.tensor2d([[3, 1, 2], [0, 5, 4]]));

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { acquireLock, claimRunDir } from "../lib/lock";
+import { acquireLock, claimRunDir } from "../lib/util/lock";
 import { tmpDir } from "./helpers";
 
 const root = path.resolve(__dirname, "..");
@@ -10,7 +10,7 @@ const tsx = path.join(root, "node_modules", "tsx", "dist", "loader.mjs");
 
 /** A real second process that takes `file` and holds it until killed; resolves once it holds it. */
 function holder(file: string): Promise<ReturnType<typeof spawn>> {
-  const code = `require(${JSON.stringify(path.join(root, "lib", "lock.ts"))}).acquireLock(${JSON.stringify(file)}, "the test holder"); console.log("held"); setInterval(() => {}, 1000);`;
+  const code = `require(${JSON.stringify(path.join(root, "lib", "util", "lock.ts"))}).acquireLock(${JSON.stringify(file)}, "the test holder"); console.log("held"); setInterval(() => {}, 1000);`;
   const p = spawn(process.execPath, ["--import", tsx, "-e", code], { stdio: ["ignore", "pipe", "inherit"] });
   return new Promise((resolve, reject) => {
     p.stdout!.on("data", (d) => String(d).includes("held") && resolve(p));

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { bleu, captionMetrics, ciderD, lcsLength, rougeL } from "../lib/metrics";
+import { bleu, captionMetrics, ciderD, lcsLength, rougeL } from "../lib/captioning/metrics";
 
 /**
  * Reference: test/reference/metrics_reference.py — pycocoevalcap (tylin/coco-caption: Bleu, Cider, Rouge) and

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/decoder";
-import { OnnxTrainer, PARAMS, dropoutMask } from "../lib/onnx-train";
-import { loadOrt } from "../lib/onnx-session";
+import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning/decoder";
+import { OnnxTrainer, PARAMS, dropoutMask } from "../lib/captioning/onnx-train";
+import { loadOrt } from "../lib/engine/onnx/session";
 import { setupBackend } from "./helpers";
 
 /** The ONNX Runtime training step against tfjs: same loss, same gradient for every parameter. */

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/retrieval";
-import { loadOrt } from "../lib/onnx-session";
-import { ScanModel, crossAttentionScores, l2norm } from "../lib/scan";
+import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/matching/retrieval";
+import { loadOrt } from "../lib/engine/onnx/session";
+import { ScanModel, crossAttentionScores, l2norm } from "../lib/matching/scan";
 import { deterministicWeights as det, setupBackend } from "./helpers";
 
 describe("retrieval protocol (Recall@K, median rank)", () => {

@@ -2,16 +2,16 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { kendallTauB, spearman } from "../lib/human-judgements";
-import { generateSynthetic } from "../lib/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/dataset";
-import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
-import { imageFiles } from "../lib/captions";
-import { extractFeatures, FeatureCache } from "../lib/features";
-import { FeatureCaptionDataset } from "../lib/feature-dataset";
-import { defaultScanConfig } from "../lib/scan";
-import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, lrAt, trainMatching } from "../lib/scan-train";
-import { retrievalRecall } from "../lib/retrieval";
+import { kendallTauB, spearman } from "../lib/matching/human-judgements";
+import { generateSynthetic } from "../lib/data/synthetic";
+import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
+import { buildVocabulary, Vocabulary } from "../lib/data/vocabulary";
+import { imageFiles } from "../lib/data/captions";
+import { extractFeatures, FeatureCache } from "../lib/encoder/features";
+import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
+import { defaultScanConfig } from "../lib/matching/scan";
+import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, lrAt, trainMatching } from "../lib/matching/scan-train";
+import { retrievalRecall } from "../lib/matching/retrieval";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training SCAN on cached features", function () {

@@ -2,10 +2,10 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import { COLORS, SceneObject, describe as describeScene, generateSynthetic, readBoxes, relation } from "../lib/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/dataset";
-import { buildVocabulary } from "../lib/vocabulary";
-import { Rng } from "../lib/rng";
+import { COLORS, SceneObject, describe as describeScene, generateSynthetic, readBoxes, relation } from "../lib/data/synthetic";
+import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
+import { buildVocabulary } from "../lib/data/vocabulary";
+import { Rng } from "../lib/util/rng";
 import { setupBackend, tmpDir } from "./helpers";
 
 const obj = (box: [number, number, number, number], color = "red", shape = "circle"): SceneObject =>
@@ -80,7 +80,7 @@ describe("synthetic scenes", () => {
 
 describe("ensureSynthetic", () => {
   it("reuses a set made with the same options and regenerates for others", async () => {
-    const { ensureSynthetic } = await import("../lib/synthetic");
+    const { ensureSynthetic } = await import("../lib/data/synthetic");
     const dir = path.join(tmpDir(), "s");
     assert.equal(await ensureSynthetic(dir, { n: 6, seed: 2 }), true);
     assert.equal(await ensureSynthetic(dir, { n: 6, seed: 2 }), false);

@@ -1,13 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { generateSynthetic } from "../lib/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/dataset";
-import { buildVocabulary, Vocabulary } from "../lib/vocabulary";
-import { imageFiles } from "../lib/captions";
-import { extractFeatures, FeatureCache } from "../lib/features";
-import { FeatureCaptionDataset } from "../lib/feature-dataset";
-import { TrainConfig, bestDir, defaultTrainConfig, loadCheckpoint, lrAfter, selectionState, train } from "../lib/train";
+import { generateSynthetic } from "../lib/data/synthetic";
+import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
+import { buildVocabulary, Vocabulary } from "../lib/data/vocabulary";
+import { imageFiles } from "../lib/data/captions";
+import { extractFeatures, FeatureCache } from "../lib/encoder/features";
+import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
+import { TrainConfig, bestDir, defaultTrainConfig, loadCheckpoint, lrAfter, selectionState, train } from "../lib/captioning/train";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {

@@ -1,15 +1,15 @@
 /** Commands that make or prepare data: synthetic scenes, vocabulary, encoder weights, features. */
 import * as path from "node:path";
-import { generateSynthetic } from "../synthetic";
-import { buildVocabulary } from "../vocabulary";
-import { trainCaptions } from "../dataset";
-import { Progress } from "../progress";
-import { syntheticDir } from "../paths";
-import { defaultFeaturesDir } from "../pipeline";
-import { ensureWeights, expectedSums } from "../weights";
-import { initBackend } from "../backend";
-import { describeSkipped, extractFeatures } from "../features";
-import { imageFiles, type Split } from "../captions";
+import { generateSynthetic } from "../data/synthetic";
+import { buildVocabulary } from "../data/vocabulary";
+import { trainCaptions } from "../data/dataset";
+import { Progress } from "../util/progress";
+import { syntheticDir } from "../util/paths";
+import { defaultFeaturesDir } from "../captioning/pipeline";
+import { ensureWeights, expectedSums } from "../encoder/weights";
+import { initBackend } from "../engine/backend";
+import { describeSkipped, extractFeatures } from "../encoder/features";
+import { imageFiles, type Split } from "../data/captions";
 import { defineCommand, requireFlags } from "./command";
 
 export const synthetic = defineCommand({

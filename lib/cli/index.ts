@@ -3,9 +3,9 @@
  * call (lib/cli/*.ts); `attend-tell <command> --help` prints its flags and defaults. This folder may import anything
  * in lib/; nothing in lib/ imports it.
  */
-import { describeBackend, initBackend } from "../backend";
-import { EncoderCNN } from "../encoder";
-import { ensureWeights } from "../weights";
+import { describeBackend, initBackend } from "../engine/backend";
+import { EncoderCNN } from "../encoder/encoder";
+import { ensureWeights } from "../encoder/weights";
 import { Command, defineCommand, parseCommand, usage } from "./command";
 import { features, synthetic, vocab, weights } from "./data";
 import { caption, evaluateCmd, exportCmd, report, start, trainCmd } from "./captioning";

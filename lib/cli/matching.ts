@@ -1,20 +1,20 @@
 /** Image–text matching commands (SCAN): train-matching, evaluate-matching, retrieve. */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend } from "../backend";
-import { defaultFeaturesDir, prepareCaptionData } from "../pipeline";
-import { defaultScanConfig } from "../scan";
+import { initBackend } from "../engine/backend";
+import { defaultFeaturesDir, prepareCaptionData } from "../captioning/pipeline";
+import { defaultScanConfig } from "../matching/scan";
 import {
   defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, retrieveCaptions, retrieveImages, trainMatching,
-} from "../scan-train";
-import { FlickrDataset } from "../dataset";
-import { tokenize } from "../tokenizer";
-import { ensureWeights } from "../weights";
-import { EncoderCNN } from "../encoder";
-import { FeatureCache, extractFeatures } from "../features";
-import { writeJsonAtomic } from "../io";
-import { claimRunDir } from "../lock";
-import { SHIPPED, shippedModel } from "../paths";
+} from "../matching/scan-train";
+import { FlickrDataset } from "../data/dataset";
+import { tokenize } from "../data/tokenizer";
+import { ensureWeights } from "../encoder/weights";
+import { EncoderCNN } from "../encoder/encoder";
+import { FeatureCache, extractFeatures } from "../encoder/features";
+import { writeJsonAtomic } from "../util/io";
+import { claimRunDir } from "../util/lock";
+import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
 
 const mc = defaultMatchingConfig(defaultScanConfig(0));

@@ -1,0 +1,149 @@
+/**
+ * Caption generation, never teacher-forced: each step feeds back the word the model chose. Both methods return
+ * the words and one attention vector (over the 49 regions) per generated word — what the heatmaps draw.
+ * - `greedy`: the most probable word at each step, a whole batch at once.
+ * - `beamSearch` (one image) / `beamSearchBatch` (N images, all N·k beams in one step): keeps the k best
+ *   partial captions by total log-probability. It always returns a caption: when no beam has emitted `<EOS>` by
+ *   `maxLen` (a known crash elsewhere), the best unfinished beam is used.
+ */
+import * as tf from "@tensorflow/tfjs";
+import { DecoderRNN } from "./decoder";
+import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
+import { FeatureCache } from "../encoder/features";
+import { EOS, SOS } from "../data/vocabulary";
+
+export interface Generated {
+  /** Word ids, without `<SOS>`/`<EOS>`. */
+  ids: number[];
+  /** One α (length R) per id. */
+  alphas: number[][];
+  /** Σ log p of the chosen words (and of `<EOS>` when it was emitted). */
+  logProb: number;
+  /** Whether the caption ended with `<EOS>` (false: cut at maxLen). */
+  finished: boolean;
+}
+
+/** Greedy decoding of a batch of images' features `[B, R, E]`. */
+export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen = 20): Promise<Generated[]> {
+  const B = features.shape[0];
+  const out: Generated[] = Array.from({ length: B }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
+  const projected = tf.tidy(() => decoder.attention.projectFeatures(features));
+  let state = tf.tidy(() => decoder.initHidden(features));
+  let words = tf.fill([B], SOS, "int32") as tf.Tensor1D;
+  try {
+    for (let t = 0; t < maxLen && out.some((g) => !g.finished); t++) {
+      const next = tf.tidy(() => {
+        const s = decoder.step(tf.gather(decoder.embedding, words) as tf.Tensor2D, projected, features, state);
+        const logp = tf.logSoftmax(decoder.output(s.h, false));
+        const best = logp.argMax(1) as tf.Tensor1D;
+        return { ...s, best, bestLogp: logp.max(1) };
+      });
+      const [best, bestLogp, alpha] = [await next.best.data(), await next.bestLogp.data(), (await next.alpha.array()) as number[][]];
+      out.forEach((g, b) => {
+        if (g.finished) return;
+        g.logProb += bestLogp[b];
+        if (best[b] === EOS) g.finished = true;
+        else g.ids.push(best[b]), g.alphas.push(alpha[b]);
+      });
+      tf.dispose([state.h, state.c, words, next.alpha, next.bestLogp]);
+      state = { h: next.h, c: next.c };
+      words = next.best;
+    }
+  } finally {
+    tf.dispose([projected, state.h, state.c, words]);
+  }
+  return out;
+}
+
+interface Beam {
+  ids: number[];
+  alphas: number[][];
+  logProb: number;
+}
+
+/** Beam search for one image's features `[1, R, E]` (or `[R, E]`) with beam width k. */
+export async function beamSearch(decoder: DecoderRNN, features: tf.Tensor, k = 3, maxLen = 20): Promise<Generated> {
+  const feats = (features.rank === 2 ? features.expandDims(0) : features) as tf.Tensor3D;
+  try {
+    return (await beamSearchBatch(decoder, feats, k, maxLen))[0];
+  } finally {
+    if (feats !== features) feats.dispose();
+  }
+}
+
+/**
+ * Beam search with width k for a batch of N images' features `[N, R, E]`: all N·k beams advance in one decoder
+ * step (rows i·k … i·k + k − 1 are image i's), so a GPU sees one large step instead of N small ones. Per image
+ * the same search as one at a time: each beam proposes its k best words (enough: at most k extensions survive),
+ * the k − (finished) best of those survive, and extensions ending in `<EOS>` are finished captions.
+ */
+export async function beamSearchBatch(decoder: DecoderRNN, features: tf.Tensor3D, k = 3, maxLen = 20): Promise<Generated[]> {
+  const N = features.shape[0];
+  const tiled = tf.tidy(() => tf.gather(features, tf.tensor1d(Array.from({ length: N * k }, (_, r) => Math.floor(r / k)), "int32")) as tf.Tensor3D);
+  const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
+  let state = tf.tidy(() => decoder.initHidden(tiled));
+  const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);
+  const finished: Beam[][] = Array.from({ length: N }, () => []);
+  try {
+    for (let t = 0; t < maxLen && beams.some((b) => b.length > 0); t++) {
+      // each row's last word (unused rows: any word, ignored)
+      const words = beams.flatMap((bs) => Array.from({ length: k }, (_, j) => (j < bs.length && bs[j].ids.length ? bs[j].ids[bs[j].ids.length - 1] : SOS)));
+      const next = tf.tidy(() => {
+        const s = decoder.step(tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D, projected, tiled, state);
+        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false)), k);
+        return { ...s, values: top.values, indices: top.indices };
+      });
+      const [values, indices] = [(await next.values.data()) as Float32Array, (await next.indices.data()) as Int32Array];
+      const alpha = (await next.alpha.array()) as number[][];
+      const rows: number[] = [];
+      for (let i = 0; i < N; i++) {
+        const bs = beams[i];
+        // at t = 0 all of an image's beams are the same, so only its beam 0 (the only one) expands
+        const cands: { beam: number; word: number; score: number }[] = [];
+        for (let b = 0; b < bs.length; b++) for (let j = 0; j < k; j++) {
+          const r = (i * k + b) * k + j;
+          cands.push({ beam: b, word: indices[r], score: bs[b].logProb + values[r] });
+        }
+        cands.sort((x, y) => y.score - x.score);
+        const kept: typeof cands = [];
+        for (const c of cands.slice(0, Math.max(0, k - finished[i].length))) {
+          if (c.word === EOS) finished[i].push({ ids: bs[c.beam].ids, alphas: bs[c.beam].alphas, logProb: c.score });
+          else kept.push(c);
+        }
+        beams[i] = kept.map((c) => ({ ids: [...bs[c.beam].ids, c.word], alphas: [...bs[c.beam].alphas, alpha[i * k + c.beam]], logProb: c.score }));
+        // the LSTM state rows follow the surviving beams
+        rows.push(...kept.map((c) => i * k + c.beam), ...Array(k - kept.length).fill(i * k));
+      }
+      const idx = tf.tensor1d(rows, "int32");
+      const newState = tf.tidy(() => ({ h: tf.gather(next.h, idx) as tf.Tensor2D, c: tf.gather(next.c, idx) as tf.Tensor2D }));
+      tf.dispose([idx, state.h, state.c, next.h, next.c, next.alpha, next.values, next.indices]);
+      state = newState;
+    }
+  } finally {
+    tf.dispose([tiled, projected, state.h, state.c]);
+  }
+  return beams.map((bs, i) => {
+    const pool = finished[i].length > 0 ? finished[i] : bs;
+    const best = pool.reduce((a, b) => (b.logProb > a.logProb ? b : a));
+    return { ...best, finished: finished[i].length > 0 };
+  });
+}
+
+/** Captions of `images` with beam width k (1: greedy, batched), in image order. */
+export async function captionImages(decoder: DecoderRNN, cache: FeatureCache, images: readonly string[], k: number, opts: { maxLen?: number; onImage?: () => void } = {}): Promise<Generated[]> {
+  const maxLen = opts.maxLen ?? 20;
+  const out: Generated[] = [];
+  const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step
+  for (let i = 0; i < images.length; i += chunk) {
+    const names = images.slice(i, i + chunk);
+    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+    try {
+      if (k === 1) out.push(...(await greedy(decoder, f, maxLen)));
+      else out.push(...(await beamSearchBatch(decoder, f, k, maxLen)));
+    } finally {
+      f.dispose();
+    }
+    names.forEach(() => opts.onImage?.());
+  }
+  return out;
+}

@@ -1,0 +1,19 @@
+/**
+ * lib/captioning: Show, Attend and Tell: Attention, DecoderRNN, its hand-written backward, greedy and beam search, training,
+ * metrics (BLEU, CIDEr-D, ROUGE-L as pycocoevalcap), evaluation, heatmaps, reports and the main job.
+ * May import: data, encoder, engine, util; never matching or cli.
+ */
+export * from "./attention";
+export * from "./bptt";
+export * from "./data-parallel";
+export * from "./decoder";
+export * from "./evaluate";
+export * from "./generate";
+export * from "./heatmap";
+export * from "./metrics";
+export * from "./onnx-train";
+export * from "./pipeline";
+export * from "./report";
+export * from "./synthetic-eval";
+export * from "./train";
+export * from "./train-step";

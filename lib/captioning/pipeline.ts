@@ -1,0 +1,208 @@
+/**
+ * The main job (`npm start`), stage by stage, on the synthetic scenes by default or on Flickr8k:
+ *   data → frozen ResNet-50 features (cached) → vocabulary (train split) → training with a checkpoint per
+ *   epoch → dev evaluation (greedy and beam 3) → report.html and a summary. On the synthetic scenes training stops as soon as the greedy captions of the dev scenes
+ *   name exactly their objects (lib/synthetic-eval.ts); on Flickr8k it runs the given number of epochs.
+ */
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { initBackend, describeBackend } from "../engine/backend";
+import { imageFiles } from "../data/captions";
+import { FlickrDataset, trainCaptions } from "../data/dataset";
+import { getDefaultConfig } from "./decoder";
+import { REGIONS } from "../encoder/encoder";
+import { FeatureCache, cachedSplit, describeSkipped } from "../encoder/features";
+import { writeJsonAtomic } from "../util/io";
+import { EvaluationReport, evaluate } from "./evaluate";
+import { writeReport } from "./report";
+import { projectRoot, syntheticDir } from "../util/paths";
+import { Progress } from "../util/progress";
+import { ensureSynthetic, readBoxes } from "../data/synthetic";
+import { SceneScore, scoreScenes } from "./synthetic-eval";
+import { History, defaultTrainConfig, train } from "./train";
+import { FeatureCaptionDataset } from "../encoder/feature-dataset";
+import { defaultEngine } from "../engine/backend";
+import { Vocabulary, buildVocabulary } from "../data/vocabulary";
+import { ensureWeights } from "../encoder/weights";
+
+export interface CaptionData {
+  dataDir: string;
+  featuresDir: string;
+  vocab: Vocabulary;
+  cache: FeatureCache;
+  train: FeatureCaptionDataset;
+  val: FeatureCaptionDataset;
+  /** Train and dev images left out (no photo, or one that cannot be decoded), with the reason for each. */
+  skipped: { image: string; why: string }[];
+}
+
+/**
+ * `data/features/<folder name>`; for generated (synthetic) sets, whose images change with their options under
+ * the same names, the name also carries a hash of the set's options, so a cache never serves another set.
+ */
+export function defaultFeaturesDir(dataDir: string): string {
+  const base = path.basename(path.resolve(dataDir));
+  const config = path.join(dataDir, "synthetic.json");
+  const tag = fs.existsSync(config) ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}` : "";
+  return path.join(projectRoot(), "data", "features", base + tag);
+}
+
+/**
+ * Features of the train and dev images (computed once, then read from `data/features/<folder name>`), the
+ * vocabulary of the train captions, and both splits as (features, caption) datasets.
+ */
+export async function prepareCaptionData(
+  dataDir: string,
+  o: { featuresDir?: string; skipMissing?: boolean; skipBad?: boolean; threshold?: number; quiet?: boolean } = {},
+): Promise<CaptionData> {
+  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
+  ensureWeights();
+  const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
+  const split = (s: "train" | "dev") => cachedSplit({ dataDir, split: s, vocab, featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad, quiet: o.quiet });
+  const train = await split("train");
+  train.cache.close();
+  const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
+  const skipped = [...train.skipped, ...dev.skipped];
+  if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
+  return {
+    dataDir, featuresDir, vocab, cache: dev.cache, skipped,
+    train: new FeatureCaptionDataset(train.dataset, dev.cache),
+    val: new FeatureCaptionDataset(dev.dataset, dev.cache),
+  };
+}
+
+export interface PipelineOptions {
+  data: "synthetic" | "flickr8k";
+  /** Defaults to data/synthetic (generated if absent) for synthetic data. */
+  dataDir?: string;
+  out: string;
+  batchSize: number;
+  /** Epochs on Flickr8k; the most epochs on the synthetic scenes (they stop once the captions are right). */
+  epochs?: number;
+  /** CI size: fewer synthetic images, smaller decoder. */
+  quick: boolean;
+  skipMissing: boolean;
+  /** Leave out photos that cannot be decoded instead of failing. */
+  skipBad?: boolean;
+  /** Continue the checkpoint in `out` (the caller has checked that this is what the user asked for). */
+  resume?: boolean;
+}
+
+export interface PipelineSummary {
+  backend: string;
+  engine: string;
+  data: string;
+  dataDir: string;
+  vocabSize: number;
+  trainImages: number;
+  trainCaptions: number;
+  epochs: number;
+  history: History["epoch"];
+  /** Synthetic scenes: dev-split caption correctness after each epoch. */
+  sceneScores?: Omit<SceneScore, "samples">[];
+  samples: { image: string; caption: string; correct?: boolean; truth?: string[] }[];
+  checkpoint: string;
+  /** Dev metrics per beam size (lib/evaluate.ts). */
+  metrics: EvaluationReport["beam"];
+  report: string;
+  seconds: number;
+}
+
+const log = (s: string) => console.error(`[attend-tell] ${s}`);
+
+/** Dev-split scenes whose captions must all be right for the synthetic run to stop early. */
+const TARGET_ACCURACY = 0.95;
+
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
+  const t0 = Date.now();
+  const backend = await initBackend();
+  const synthetic = opts.data === "synthetic";
+  let dataDir = opts.dataDir;
+  if (!dataDir) {
+    dataDir = syntheticDir();
+    const n = opts.quick ? 400 : 2000;
+    const bar = new Progress(n, "synthetic scenes", "img");
+    if (await ensureSynthetic(dataDir, { n }, () => bar.tick())) log(`generated ${n} synthetic scenes in ${dataDir}`);
+    else log(`using the synthetic scenes in ${dataDir}`);
+  }
+  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing, skipBad: opts.skipBad });
+  log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
+  fs.mkdirSync(opts.out, { recursive: true });
+  data.vocab.save(path.join(opts.out, "vocab.json"));
+  if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
+
+  const seedDims = getDefaultConfig(data.vocab.size);
+  const decoder = opts.quick ? { ...seedDims, embedSize: 64, attentionDim: 64, decoderDim: 128 } : seedDims;
+  const config = {
+    ...defaultTrainConfig(decoder),
+    epochs: opts.epochs ?? (synthetic ? 12 : 10),
+    batchSize: opts.batchSize,
+    lr: synthetic ? 1e-3 : 3e-4,
+    lambda: 1 / REGIONS,
+    printEvery: synthetic ? 50 : 100,
+  };
+  const boxes = synthetic ? readBoxes(dataDir) : undefined;
+  const devImages = [...data.val.dataset.images];
+  const sceneScores: SceneScore[] = [];
+  const checkpoint = path.join(opts.out, "checkpoint");
+  const { decoder: model, history } = await train({
+    train: data.train, val: data.val, vocab: data.vocab, config, out: checkpoint, resume: opts.resume, log: (l) => console.error(l),
+    onEpoch: async ({ epoch, decoder: d }) => {
+      if (!boxes) return;
+      const s = await scoreScenes(d, data.vocab, data.cache, devImages, boxes);
+      sceneScores.push(s);
+      log(`epoch ${epoch + 1}: dev scenes captioned exactly right ${(100 * s.accuracy).toFixed(1)}% (objects named: recall ${(100 * s.recall).toFixed(1)}%, precision ${(100 * s.precision).toFixed(1)}%)`);
+      return s.accuracy >= TARGET_ACCURACY;
+    },
+  });
+  // Evaluation on dev (greedy and beam 3) and the report.
+  const { report, captions } = await evaluate({
+    decoder: model, vocab: data.vocab, dataDir, split: "dev", featuresDir: data.featuresDir, beams: [1, 3], outDir: opts.out, skipMissing: opts.skipMissing, skipBad: opts.skipBad,
+  });
+  // Samples: the scene scorer's (with correctness) on synthetic data, else the evaluation's greedy captions.
+  const samples: PipelineSummary["samples"] = sceneScores.length
+    ? sceneScores[sceneScores.length - 1].samples.slice(0, 6)
+    : captions["1"].slice(0, 6).map((c) => ({ image: c.image, caption: c.caption }));
+  writeJsonAtomic(path.join(opts.out, "metrics-dev.json"), report);
+  const reportFile = await writeReport(opts.out, { title: `attend-tell — ${opts.data}` });
+  model.dispose();
+  const summary: PipelineSummary = {
+    backend: describeBackend(backend),
+    engine: defaultEngine(),
+    data: opts.data,
+    dataDir,
+    vocabSize: data.vocab.size,
+    trainImages: data.train.dataset.images.length,
+    trainCaptions: data.train.length,
+    epochs: history.epoch.length,
+    history: history.epoch,
+    sceneScores: sceneScores.length ? sceneScores.map(({ samples: _, ...s }) => s) : undefined,
+    samples,
+    checkpoint,
+    metrics: report.beam,
+    report: reportFile,
+    seconds: (Date.now() - t0) / 1000,
+  };
+  writeJsonAtomic(path.join(opts.out, "summary.json"), summary);
+  const last = history.epoch[history.epoch.length - 1];
+  const score = sceneScores[sceneScores.length - 1];
+  console.log(
+    [
+      `attend-tell main job — ${opts.data} (${dataDir})`,
+      `  backend:     ${summary.backend}; training step on ${summary.engine === "onnx" ? "ONNX Runtime (CPU)" : "tfjs"}`,
+      `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
+      `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
+        `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
+      ...(score ? [`  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`] : []),
+      ...Object.entries(report.beam).map(([k, m]) => `  dev beam ${k}:  BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)}, ROUGE-L ${m.rougeL.toFixed(1)}` +
+        (m.attention ? `; attention on the named object: pointing ${(100 * m.attention.pointing).toFixed(1)}%, mass in box ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})` : "")),
+      `  samples (dev, greedy):`,
+      ...samples.map((s) => `    ${s.image}: ${s.caption}` + (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : "")),
+      `  checkpoint:  ${checkpoint}   (caption any image: bin/attend-tell caption IMAGE --checkpoint ${checkpoint})`,
+      `  report:      ${reportFile}`,
+      `  summary:     ${path.join(opts.out, "summary.json")}; ${summary.seconds.toFixed(0)} s in all`,
+    ].join("\n"),
+  );
+  return summary;
+}

@@ -1,0 +1,117 @@
+/**
+ * Are the generated captions of synthetic scenes right? A scene's caption is correct when the (colour, shape)
+ * objects it names are exactly the scene's objects — sizes and relations aside. This is the stopping rule of
+ * `npm start` and, with the ground-truth boxes, the basis of attention-correctness measures.
+ */
+import { DecoderRNN } from "./decoder";
+import { FeatureCache } from "../encoder/features";
+import { captionImages } from "./generate";
+import { COLORS, Color, SHAPES, SceneObject, Shape } from "../data/synthetic";
+import { Vocabulary } from "../data/vocabulary";
+
+export interface Mention {
+  color: Color;
+  shape: Shape;
+  /** Index of the shape word in the caption. */
+  index: number;
+}
+
+/** The objects a caption names: each shape word with the colour word just before it (a size may sit between). */
+export function mentionedObjects(words: readonly string[]): Mention[] {
+  const out: Mention[] = [];
+  words.forEach((w, i) => {
+    if (!(SHAPES as readonly string[]).includes(w)) return;
+    const c = words[i - 1];
+    if (c !== undefined && c in COLORS) out.push({ color: c as Color, shape: w as Shape, index: i });
+  });
+  return out;
+}
+
+const key = (o: { color: string; shape: string }) => `${o.color} ${o.shape}`;
+
+/** True when the caption names exactly the scene's objects (each once or more, no others). */
+export function captionCorrect(words: readonly string[], objects: readonly SceneObject[]): boolean {
+  const named = new Set(mentionedObjects(words).map(key));
+  const truth = new Set(objects.map(key));
+  return named.size === truth.size && [...truth].every((k) => named.has(k));
+}
+
+export interface SceneScore {
+  /** Share of scenes whose caption names exactly their objects. */
+  accuracy: number;
+  /** Share of the scenes' objects that the captions name. */
+  recall: number;
+  /** Share of named objects that are in the scene. */
+  precision: number;
+  samples: { image: string; caption: string; correct: boolean; truth: string[] }[];
+}
+
+/** Greedy captions for `images` (features from the cache), scored against their ground-truth objects. */
+export async function scoreScenes(
+  decoder: DecoderRNN, vocab: Vocabulary, cache: FeatureCache, images: string[], boxes: Record<string, SceneObject[]>,
+): Promise<SceneScore> {
+  let correct = 0, truthCount = 0, found = 0, named = 0, right = 0;
+  const samples: SceneScore["samples"] = [];
+  const gen = await captionImages(decoder, cache, images, 1, { maxLen: 24 });
+  gen.forEach((g, i) => {
+    const words = vocab.decode(g.ids);
+    const objects = boxes[images[i]];
+    if (!objects) throw new Error(`no ground-truth boxes for ${images[i]}`);
+    const ok = captionCorrect(words, objects);
+    const mentions = new Set(mentionedObjects(words).map(key));
+    const truth = new Set(objects.map(key));
+    correct += ok ? 1 : 0;
+    truthCount += truth.size;
+    found += [...truth].filter((k) => mentions.has(k)).length;
+    named += mentions.size;
+    right += [...mentions].filter((k) => truth.has(k)).length;
+    samples.push({ image: images[i], caption: words.join(" "), correct: ok, truth: [...truth] });
+  });
+  return { accuracy: correct / images.length, recall: found / Math.max(1, truthCount), precision: right / Math.max(1, named), samples };
+}
+
+export interface AttentionScore {
+  /** Generated object words (shape words naming an object of the scene) that were scored. */
+  objectWords: number;
+  /** Share of them whose most attended region's centre lies in the object's box. */
+  pointing: number;
+  /** Mean attention mass on the object's box (each region weighted by the share of its cell inside the box). */
+  massInBox: number;
+  /** The mass a uniform attention would put on the boxes: the chance level of `massInBox`. */
+  uniformMass: number;
+}
+
+/**
+ * Attention correctness on synthetic scenes: for every generated shape word that names an object of the scene
+ * (right colour and shape), where does α at that word fall? Regions are the encoder's 7×7 grid, row-major
+ * (r = row·7 + col), each covering an imageSize/7 square of the picture.
+ */
+export function attentionCorrectness(
+  items: readonly { words: readonly string[]; alphas: readonly (readonly number[])[]; objects: readonly SceneObject[] }[],
+  imageSize = 224, grid = 7,
+): AttentionScore {
+  const cell = imageSize / grid;
+  let n = 0, hits = 0, mass = 0, uniform = 0;
+  for (const { words, alphas, objects } of items) {
+    for (const m of mentionedObjects(words)) {
+      const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
+      const a = alphas[m.index];
+      if (!o || !a) continue;
+      const [x0, y0, x1, y1] = o.box;
+      let peak = 0;
+      for (let r = 1; r < a.length; r++) if (a[r] > a[peak]) peak = r;
+      const [pr, pc] = [Math.floor(peak / grid), peak % grid];
+      const [cx, cy] = [(pc + 0.5) * cell, (pr + 0.5) * cell];
+      hits += cx >= x0 && cx <= x1 && cy >= y0 && cy <= y1 ? 1 : 0;
+      for (let r = 0; r < a.length; r++) {
+        const [row, col] = [Math.floor(r / grid), r % grid];
+        const w = Math.max(0, Math.min(x1, (col + 1) * cell) - Math.max(x0, col * cell)) * Math.max(0, Math.min(y1, (row + 1) * cell) - Math.max(y0, row * cell));
+        const share = w / (cell * cell);
+        mass += a[r] * share;
+        uniform += share / a.length;
+      }
+      n++;
+    }
+  }
+  return { objectWords: n, pointing: n ? hits / n : 0, massInBox: n ? mass / n : 0, uniformMass: n ? uniform / n : 0 };
+}

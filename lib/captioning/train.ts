@@ -1,0 +1,295 @@
+/**
+ * Training the captioning decoder on cached encoder features (the encoder is frozen, so its features are read
+ * from the cache instead of recomputed). The seed's loop — Adam, teacher forcing, "print every N batches" with
+ * a sample caption — plus what a long run needs: gradient clipping, a NaN/Inf stop that keeps the last good
+ * checkpoint, loss history, and an atomic checkpoint per epoch from which `resume` continues to the same
+ * numbers as an uninterrupted run (batch order depends only on (seed, epoch); dropout seeds on (seed, epoch, step)).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
+import { DataLoader } from "../data/dataloader";
+import { FeatureCache, ROW_VALUES } from "../encoder/features";
+import { FlickrDataset } from "../data/dataset";
+import { REGIONS, FEATURE_DIM } from "../encoder/encoder";
+import { padCaptions } from "../data/collate";
+import { captionImages, greedy } from "./generate";
+import { captionMetrics } from "./metrics";
+import { tokenize } from "../data/tokenizer";
+import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import { Progress } from "../util/progress";
+import { Vocabulary } from "../data/vocabulary";
+import { DataParallel, defaultReplicas } from "./data-parallel";
+import { clipAndApply } from "../engine/optimize";
+import { FeatureCaptionDataset } from "../encoder/feature-dataset";
+import { OnnxTrainer } from "./onnx-train";
+import { TrainEngine, defaultEngine } from "../engine/backend";
+
+export interface TrainConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  /** Global-norm gradient clipping. */
+  clipNorm: number;
+  /**
+   * Weight λ of the doubly stochastic attention term λ·Σ_regions (1 − Σ_t α)². The paper and the seed write λ = 1 with
+   * this sum; the default 1/49 weighs it as the reference PyTorch code's mean over the 49 regions, since with the sum
+   * its floor (≈ 28 nats for ~13 words) would dominate the cross-entropy.
+   */
+  lambda: number;
+  seed: number;
+  printEvery: number;
+  decoder: DecoderConfig;
+  /**
+   * Linear learning-rate warm-up over this many epochs (fractions allowed; 0 or absent: none). Large batches take
+   * few steps per epoch and a large lr; ramping it up over the first epoch(s) keeps the first steps, taken from
+   * random weights, from diverging (Goyal et al. 2017).
+   */
+  lrWarmupEpochs?: number;
+  /** Select by dev BLEU-4: score it after each epoch, keep the best epoch, decay the lr on a plateau (absent: off). */
+  plateau?: PlateauConfig;
+}
+
+/**
+ * Model selection by the metric that is reported, as captioning work does (Xu et al. early-stop on BLEU): after each
+ * epoch the dev captions (beam `beam`) are scored; the best epoch is kept in `best/` beside the checkpoint; after
+ * `patience` epochs without a better BLEU-4 the learning rate is multiplied by `factor`; after `stopAfter` such
+ * epochs training stops (0: never).
+ */
+export interface PlateauConfig {
+  beam: number;
+  patience: number;
+  factor: number;
+  stopAfter: number;
+}
+
+export function defaultPlateauConfig(): PlateauConfig {
+  return { beam: 3, patience: 1, factor: 0.5, stopAfter: 3 };
+}
+
+/** The folder that keeps the best epoch of a run whose checkpoint is `out` (runs/NAME/best). */
+export function bestDir(out: string): string {
+  return path.join(path.dirname(out), "best");
+}
+
+/** Dev BLEU-4 (×100) of the decoder's captions of every image of `data`, beam `beam`. */
+export async function devBleu4(decoder: DecoderRNN, data: FeatureCaptionDataset, beam: number): Promise<number> {
+  const images = data.dataset.images;
+  const gen = await captionImages(decoder, data.cache, images, beam);
+  const refs = images.map((im) => data.dataset.captionsOf(im).map(tokenize));
+  return captionMetrics(gen.map((g) => data.dataset.vocab.decode(g.ids)), refs).bleu4;
+}
+
+/** Where a run stands in its selection: best dev BLEU-4 so far, its epoch, and epochs since. */
+export function selectionState(history: History): { best: number; bestEpoch: number; since: number } {
+  let best = -Infinity, bestEpoch = 0, since = 0;
+  for (const e of history.epoch) {
+    if (e.devBleu4 === undefined) continue;
+    if (e.devBleu4 > best) (best = e.devBleu4), (bestEpoch = e.epoch + 1), (since = 0);
+    else since++;
+  }
+  return { best, bestEpoch, since };
+}
+
+/** The learning rate once `seen` training captions have been used (across epochs and resumes). */
+export function lrAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
+  const w = cfg.lrWarmupEpochs ?? 0;
+  return w > 0 ? cfg.lr * Math.min(1, (seen + 1) / (w * epochSize)) : cfg.lr;
+}
+
+export function defaultTrainConfig(decoder: DecoderConfig): TrainConfig {
+  return { epochs: 10, batchSize: 32, lr: 3e-4, clipNorm: 5, lambda: 1 / REGIONS, seed: 1, printEvery: 100, decoder };
+}
+
+export interface History {
+  /** loss = crossEntropy + λ·attention penalty; the cross-entropy alone is what the seed prints. */
+  batch: { epoch: number; step: number; loss: number; crossEntropy: number }[];
+  epoch: {
+    epoch: number; trainLoss: number; trainCrossEntropy: number; valLoss?: number; valCrossEntropy?: number; seconds: number;
+    captionsPerSecond: number;
+    /** With plateau selection: dev BLEU-4 after this epoch, and the base learning rate of the next one. */
+    devBleu4?: number;
+    lr?: number;
+  }[];
+}
+
+const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
+
+/**
+ * Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions); on ONNX
+ * Runtime when a trainer is given (a loss-only graph), else on tfjs.
+ */
+export async function evaluateLoss(
+  decoder: DecoderRNN, data: FeatureCaptionDataset, cfg: TrainConfig, onnx?: OnnxTrainer,
+): Promise<{ loss: number; crossEntropy: number }> {
+  let loss = 0, ce = 0, n = 0;
+  for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
+    let lv: number, cv: number;
+    if (onnx) ({ loss: lv, crossEntropy: cv } = await onnx.loss(decoder, b.features, b.captions, cfg.lambda));
+    else {
+      const l = tf.tidy(() => {
+        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
+        return tf.stack([r.loss, r.crossEntropy]);
+      });
+      [lv, cv] = await l.data();
+      l.dispose();
+    }
+    loss += lv * b.imageNames.length;
+    ce += cv * b.imageNames.length;
+    n += b.imageNames.length;
+    tf.dispose([b.features, b.captions]);
+  }
+  return { loss: loss / n, crossEntropy: ce / n };
+}
+
+export interface Checkpoint {
+  decoder: DecoderRNN;
+  vocab: Vocabulary;
+  config: TrainConfig;
+  epoch: number;
+  /** The data folder it was trained on (absent in checkpoints from before it was recorded). */
+  dataDir?: string;
+  history: History;
+  optimizerWeights: { name: string; tensor: tf.Tensor }[];
+}
+
+export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
+  const c = await readCheckpoint<TrainConfig, History>(dir, CHECKPOINT_FORMAT, "captioning");
+  const decoder = new DecoderRNN(c.meta.config.decoder, fromWeights(dir, c.weights));
+  tf.dispose(Object.values(c.weights));
+  return { decoder, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+}
+
+export interface TrainOptions {
+  train: FeatureCaptionDataset;
+  val?: FeatureCaptionDataset;
+  vocab: Vocabulary;
+  config: TrainConfig;
+  /** Checkpoint folder (runs/<name>/checkpoint). */
+  out: string;
+  resume?: boolean;
+  log?: (line: string) => void;
+  /** Called after each batch, e.g. for a live chart. */
+  onBatch?: (b: { epoch: number; step: number; loss: number; crossEntropy: number; history: History }) => void;
+  /** Called after each epoch's checkpoint is written; returning true stops training there (e.g. good enough). */
+  onEpoch?: (e: { epoch: number; decoder: DecoderRNN; history: History }) => boolean | void | Promise<boolean | void>;
+  quiet?: boolean;
+  /**
+   * Cores to train on (lib/data-parallel.ts); default: all cores on CPU backends, 1 on GPUs. Dropout masks
+   * depend on it, so a resumed run repeats an uninterrupted one only with the same count.
+   */
+  replicas?: number;
+  /** Where the training step runs: "onnx" (ONNX Runtime, CPU) or "tfjs" (the active backend); see defaultEngine. */
+  engine?: TrainEngine;
+}
+
+
+export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  let cfg = opts.config;
+  let decoder: DecoderRNN;
+  let startEpoch = 0;
+  let history: History = { batch: [], epoch: [] };
+  const optimizer = tf.train.adam(cfg.lr);
+  if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
+    const ck = await loadCheckpoint(opts.out);
+    ({ decoder, history } = ck);
+    // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
+    cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
+    startEpoch = ck.epoch;
+    // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
+    await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
+    log(`resumed from ${opts.out} after epoch ${startEpoch}`);
+  } else decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
+  const engine = opts.engine ?? defaultEngine();
+  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
+  const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
+  // One replica: the plain in-process step (DataParallel starts no workers then).
+  const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
+  if (!opts.quiet) {
+    log(engine === "onnx"
+      ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
+      : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""));
+  }
+  // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
+  let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
+  try {
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
+    const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "captions");
+    const t0 = Date.now();
+    let sum = 0, sumCe = 0, n = 0, step = 0;
+    for await (const b of loader.epoch(epoch)) {
+      // tfjs's Adam reads learningRate on every step; set in place, the moments are kept
+      (optimizer as unknown as { learningRate: number }).learningRate = lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + n, opts.train.length);
+      const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
+      const r = onnx
+        ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
+        : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
+      const loss = (await r.loss.data())[0];
+      const crossEntropy = (await r.crossEntropy.data())[0];
+      if (Number.isFinite(loss)) {
+        clipAndApply(optimizer, r.grads, cfg.clipNorm);
+        dp?.weightsChanged();
+      }
+      tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads), b.features, b.captions]);
+      if (!Number.isFinite(loss)) {
+        throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
+      }
+      history.batch.push({ epoch, step, loss, crossEntropy });
+      opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
+      sum += loss * b.imageNames.length;
+      sumCe += crossEntropy * b.imageNames.length;
+      n += b.imageNames.length;
+      step++;
+      bar?.tick(b.imageNames.length, `loss ${loss.toFixed(3)}`);
+      if (step % cfg.printEvery === 0) {
+        const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
+        const [g] = await greedy(decoder, f, 20);
+        f.dispose();
+        log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`);
+      }
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
+    const entry: History["epoch"][number] = {
+      epoch, trainLoss: sum / n, trainCrossEntropy: sumCe / n, valLoss: val?.loss, valCrossEntropy: val?.crossEntropy, seconds, captionsPerSecond: n / seconds,
+    };
+    history.epoch.push(entry);
+    log(
+      `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +
+        (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
+        `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
+    );
+    let stop = false;
+    const meta = { format: CHECKPOINT_FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) };
+    entry.lr = lrBase;
+    if (cfg.plateau && opts.val) {
+      const p = cfg.plateau;
+      entry.devBleu4 = await devBleu4(decoder, opts.val, p.beam);
+      const { best, bestEpoch, since } = selectionState(history);
+      if (since === 0) {
+        await writeCheckpoint(bestDir(opts.out), { weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history, meta });
+      } else if (since % p.patience === 0) entry.lr = lrBase *= p.factor;
+      stop = p.stopAfter > 0 && since >= p.stopAfter;
+      log(
+        `epoch ${epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
+          (since === 0 ? `, kept in ${bestDir(opts.out)}` : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
+          (since > 0 && since % p.patience === 0 ? `; lr → ${lrBase.toExponential(2)}` : "") + (stop ? "; stopping" : ""),
+      );
+    }
+    await writeCheckpoint(opts.out, { weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history, meta });
+    if (stop || (await opts.onEpoch?.({ epoch, decoder, history }))) break;
+  }
+  } finally {
+    await dp?.close();
+    await onnx?.dispose();
+  }
+  return { decoder, history };
+}
+
+/** The first of `dirs` that holds a captioning checkpoint (notebooks use a trained model when there is one). */
+export function findCheckpoint(dirs: readonly (string | undefined)[]): string | undefined {
+  return dirs.find((d): d is string => !!d && fs.existsSync(path.join(d, "checkpoint.json")));
+}

@@ -1,0 +1,401 @@
+/**
+ * The feature cache. The encoder is frozen, so each image's 49×2048 features are computed once and training
+ * reads them instead of running ResNet-50 every epoch.
+ *
+ * On disk, a folder:
+ *   features.f16   rows of 49×2048 float16 (200,704 bytes each), appended in the order computed
+ *   index.json     { format, version, encoder (identity), rows, images: [name of row 0, 1, …] }
+ * The index is rewritten atomically after each appended chunk and is the truth: bytes past `rows` rows are an
+ * interrupted append and are cut off when extraction resumes, so no image is computed twice and nothing
+ * half-written is ever read. A cache made by another encoder (model, layer, preprocessing) is refused.
+ * float16 adds a relative error ≤ 2⁻¹¹ (≈ 0.05 %) per value; features after ReLU are ≥ 0 and well inside its range.
+ */
+import { fork } from "node:child_process";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as os from "node:os";
+import { ENCODER_IDENTITY, EncoderIdentity, FEATURE_DIM, REGIONS, EncoderCNN } from "./encoder";
+import { decodeHalf, encodeHalf } from "../util/float16";
+import { readJson, writeJsonAtomic } from "../util/io";
+import { Progress } from "../util/progress";
+import * as tf from "@tensorflow/tfjs";
+import { onnxAvailable } from "./encoder-onnx";
+import { activeBackend, onGpu } from "../engine/backend";
+import { withLock } from "../util/lock";
+import { FlickrDataset } from "../data/dataset";
+import type { Split } from "../data/captions";
+import type { Vocabulary } from "../data/vocabulary";
+
+export const FEATURES_FORMAT = "attend-tell/features";
+export const FEATURES_VERSION = 1;
+export const ROW_VALUES = REGIONS * FEATURE_DIM;
+export const ROW_BYTES = ROW_VALUES * 2;
+
+interface IndexJSON {
+  format: string;
+  version: number;
+  encoder: EncoderIdentity;
+  rows: number;
+  images: string[];
+  /**
+   * Per row, the first 16 hex digits of the sha256 of the image file it was computed from: a row is reused only for
+   * the same content (another data set with the same file names, an edited photo). Absent in caches written before.
+   */
+  hashes?: string[];
+}
+
+/** The content key of an image file (see IndexJSON.hashes). */
+export function imageHash(file: string): string {
+  return createHash("sha256").update(fs.readFileSync(file)).digest("hex").slice(0, 16);
+}
+
+const indexFile = (dir: string) => path.join(dir, "index.json");
+const dataFile = (dir: string) => path.join(dir, "features.f16");
+
+function sameIdentity(a: unknown, b: unknown): boolean {
+  return JSON.stringify(a) === JSON.stringify(b);
+}
+
+function readIndex(dir: string, encoder: EncoderIdentity): IndexJSON {
+  const file = indexFile(dir);
+  const idx = readJson<IndexJSON>(file, "feature cache index");
+  if (idx.format !== FEATURES_FORMAT || idx.version !== FEATURES_VERSION) {
+    throw new Error(`${file} is not an attend-tell feature cache of version ${FEATURES_VERSION} (format ${idx.format}, version ${idx.version})`);
+  }
+  if (!sameIdentity(idx.encoder, encoder)) {
+    throw new Error(
+      `feature cache ${dir} was written by another encoder or preprocessing: ${JSON.stringify(idx.encoder)}; ` +
+        `this run uses ${JSON.stringify(encoder)} — delete the cache (or pass another --out) to recompute`,
+    );
+  }
+  return idx;
+}
+
+/** Reads rows of a cache; the whole cache never needs to be in memory (positional reads). */
+export class FeatureCache {
+  private readonly fd: number;
+  private readonly rowOf: Map<string, number>;
+
+  private constructor(readonly dir: string, readonly index: IndexJSON) {
+    this.fd = fs.openSync(dataFile(dir), "r");
+    const size = fs.fstatSync(this.fd).size;
+    if (size < index.rows * ROW_BYTES) {
+      throw new Error(
+        `${dataFile(dir)} holds ${Math.floor(size / ROW_BYTES)} whole rows where index.json lists ${index.rows}: the cache was cut short; ` +
+          "run `attend-tell features` on it again to recompute the missing rows",
+      );
+    }
+    this.rowOf = new Map(index.images.slice(0, index.rows).map((name, r) => [name, r]));
+  }
+
+  static open(dir: string, encoder: EncoderIdentity = ENCODER_IDENTITY): FeatureCache {
+    if (!fs.existsSync(indexFile(dir))) throw new Error(`no feature cache at ${dir} (index.json missing): run \`attend-tell features\``);
+    return new FeatureCache(dir, readIndex(dir, encoder));
+  }
+
+  get size(): number {
+    return this.index.rows;
+  }
+
+  has(image: string): boolean {
+    return this.rowOf.has(image);
+  }
+
+  /** Features of the named images as one `[B, 49, 2048]` row-major float32 array. */
+  read(images: readonly string[], out = new Float32Array(images.length * ROW_VALUES)): Float32Array {
+    const buf = Buffer.allocUnsafe(ROW_BYTES);
+    const half = new Uint16Array(buf.buffer, buf.byteOffset, ROW_VALUES);
+    images.forEach((name, b) => {
+      const r = this.rowOf.get(name);
+      if (r === undefined) throw new Error(`image ${name} is not in the feature cache ${this.dir}`);
+      fs.readSync(this.fd, buf, 0, ROW_BYTES, r * ROW_BYTES);
+      decodeHalf(half, out.subarray(b * ROW_VALUES, (b + 1) * ROW_VALUES));
+    });
+    return out;
+  }
+
+  close(): void {
+    fs.closeSync(this.fd);
+  }
+}
+
+export interface ExtractOptions {
+  /** Image files to featurise, keyed by the name stored in the index (the file's base name). */
+  files: string[];
+  out: string;
+  /**
+   * "onnx": ONNX Runtime, one worker process using every core (needs the optional onnxruntime-node); "tfjs": the
+   * tfjs backend. "auto" (default): tfjs in this process on a GPU backend, else onnx when it loads, else tfjs.
+   */
+  runtime?: "auto" | "onnx" | "tfjs";
+  /**
+   * Worker processes for tfjs on a CPU backend (wasm runs one thread per process). Default: 1 for onnx, the
+   * number of cores for tfjs on a CPU; 0 runs tfjs in this process, which is what a GPU backend always does.
+   */
+  workers?: number;
+  /** Images per encoder call. Default: 64 on a GPU, 8 on a CPU. */
+  batchSize?: number;
+  /** Images that fail to decode: "error" (default) stops, naming the file; "skip" counts them. */
+  onBadImage?: "error" | "skip";
+  /** Index rewrite interval, in images. Default 64. */
+  commitEvery?: number;
+  quiet?: boolean;
+}
+
+export interface ExtractResult {
+  /** Where the features were computed: "onnx" (CPU), "tfjs" (worker processes), or the backend in this process. */
+  runtime: "onnx" | "tfjs" | `tfjs-${string}`;
+  computed: number;
+  alreadyCached: number;
+  skipped: { file: string; why: string }[];
+  seconds: number;
+  imagesPerSecond: number;
+}
+
+/** Message protocol with lib/features-worker.ts. */
+export type ToWorker = { files: string[] } | { done: true };
+export type FromWorker =
+  | { ready: true }
+  | { names: string[]; data: string /* base64 float16 */ }
+  | { bad: { file: string; why: string } }
+  | { error: string };
+
+/**
+ * Where the encoder runs. On a GPU backend: tfjs in this process, whatever was asked, since ONNX Runtime here is
+ * CPU-only and worker processes would each open the device and hold the 98 MiB of weights.
+ */
+export function chooseRuntime(wanted: "auto" | "onnx" | "tfjs", workers?: number): "onnx" | "tfjs-workers" | "tfjs-here" {
+  if (onGpu()) {
+    if (wanted === "onnx") throw new Error(`runtime onnx runs on the CPU, but the tfjs backend is ${activeBackend()}; use --runtime auto or tfjs`);
+    return "tfjs-here";
+  }
+  if (workers === 0) {
+    if (wanted === "onnx") throw new Error("runtime onnx runs in a worker process; workers: 0 means tfjs in this process");
+    return "tfjs-here";
+  }
+  if (wanted !== "tfjs" && onnxAvailable()) return "onnx";
+  if (wanted === "onnx") throw new Error("runtime onnx needs the optional package onnxruntime-node, which is not installed here");
+  return "tfjs-workers";
+}
+
+function workerPath(): { file: string; execArgv: string[] } {
+  const ts = path.join(__dirname, "features-worker.ts");
+  if (fs.existsSync(ts) && __filename.endsWith(".ts")) return { file: ts, execArgv: ["--import", "tsx"] };
+  return { file: path.join(__dirname, "features-worker.js"), execArgv: [] };
+}
+
+/** Where computed rows and undecodable images go; shared by both ways of computing them. */
+interface RowSink {
+  rows(names: string[], half: Uint8Array): void;
+  /** Returns an error to stop with, or undefined to go on (skipping the image). */
+  bad(b: { file: string; why: string }): Error | undefined;
+}
+
+/**
+ * Computes and appends the features of every file not yet in the cache at `out`, in worker processes on a
+ * CPU or in this process on a GPU. Safe to interrupt at any point and run again.
+ */
+export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
+  fs.mkdirSync(opts.out, { recursive: true });
+  // One writer at a time: a second one (another terminal, a notebook) waits, then finds the rows computed.
+  const log = opts.quiet ? undefined : (l: string) => console.error(`[attend-tell] ${l}`);
+  return withLock(path.join(opts.out, ".lock"), `extracting features into ${opts.out}`, () => extractLocked(opts), { log, wait: true });
+}
+
+async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
+  const { out } = opts;
+  let index: IndexJSON;
+  if (fs.existsSync(indexFile(out))) index = readIndex(out, ENCODER_IDENTITY);
+  else {
+    index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder: ENCODER_IDENTITY, rows: 0, images: [] };
+    writeJsonAtomic(indexFile(out), index);
+  }
+  // Cut an interrupted append back to the last committed row. A file shorter than the index (cut by a copy or a
+  // full disk) loses the rows it lacks from the index, so they are recomputed, never read as zeros.
+  const fd = fs.openSync(dataFile(out), "a+");
+  const whole = Math.floor(fs.fstatSync(fd).size / ROW_BYTES);
+  if (whole < index.rows) {
+    if (!opts.quiet) {
+      console.error(`[attend-tell] ${dataFile(out)} holds ${whole} whole rows where index.json lists ${index.rows}: recomputing the ${index.rows - whole} missing`);
+    }
+    index.rows = whole;
+  }
+  fs.ftruncateSync(fd, index.rows * ROW_BYTES);
+  index.images = index.images.slice(0, index.rows);
+  const hashOf = new Map<string, string>();
+  for (const f of opts.files) {
+    const name = path.basename(f);
+    if (hashOf.has(name)) throw new Error(`two files share the name ${name}; the cache indexes by file name`);
+    hashOf.set(name, fs.existsSync(f) ? imageHash(f) : "");
+  }
+  // A cache from before content hashes: its rows are taken to be of today's files (nothing else is known of them).
+  index.hashes = index.hashes ? index.hashes.slice(0, index.rows) : index.images.map((name) => hashOf.get(name) ?? "");
+  const have = new Map(index.images.map((name, r) => [name, index.hashes![r]])); // the last row of a name wins
+  const todo = opts.files.filter((f) => {
+    const name = path.basename(f);
+    return have.get(name) !== hashOf.get(name);
+  });
+  const changed = todo.filter((f) => have.has(path.basename(f))).length;
+  if (changed && !opts.quiet) console.error(`[attend-tell] ${changed} images changed since their features were cached in ${out}: recomputing them`);
+  const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
+  const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
+  const result: ExtractResult = { runtime, computed: 0, alreadyCached: opts.files.length - todo.length, skipped: [], seconds: 0, imagesPerSecond: 0 };
+  const t0 = Date.now();
+  if (todo.length === 0) {
+    fs.closeSync(fd);
+    return result;
+  }
+  const bar = opts.quiet ? undefined : new Progress(todo.length, "features", "img");
+  const batchSize = opts.batchSize ?? (onGpu() ? 64 : 8);
+  const queue: string[][] = [];
+  for (let i = 0; i < todo.length; i += batchSize) queue.push(todo.slice(i, i + batchSize));
+  let pending = 0;
+  const commit = () => {
+    index.rows = index.images.length;
+    fs.fsyncSync(fd);
+    writeJsonAtomic(indexFile(out), index);
+    pending = 0;
+  };
+  const sink: RowSink = {
+    rows(rowNames, half) {
+      if (half.length !== rowNames.length * ROW_BYTES) throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
+      fs.writeSync(fd, half);
+      index.images.push(...rowNames);
+      index.hashes!.push(...rowNames.map((n) => hashOf.get(n) ?? ""));
+      result.computed += rowNames.length;
+      pending += rowNames.length;
+      if (pending >= (opts.commitEvery ?? 64)) commit();
+      bar?.tick(rowNames.length);
+    },
+    bad(b) {
+      if (opts.onBadImage === "skip") return void result.skipped.push(b);
+      return new Error(`${b.why} — pass --skip-bad (onBadImage: "skip") to skip such images`);
+    },
+  };
+  try {
+    if (where === "tfjs-here") await encodeHere(queue, sink);
+    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", opts.workers);
+  } finally {
+    commit();
+    fs.closeSync(fd);
+  }
+  result.seconds = (Date.now() - t0) / 1000;
+  result.imagesPerSecond = result.computed / result.seconds;
+  return result;
+}
+
+/**
+ * The tfjs encoder in this process, on the active backend: each batch is decoded (sharp, off the main thread)
+ * while the one before it runs on the device.
+ */
+async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
+  const encoder = await EncoderCNN.load();
+  try {
+    const load = () => (queue.length ? EncoderCNN.loadBatchSkipping(queue.shift()!) : undefined);
+    let next = load();
+    while (next) {
+      const { batch: x, ok, bad } = await next;
+      next = load();
+      for (const b of bad) {
+        const stop = sink.bad(b);
+        if (stop) {
+          x?.dispose();
+          await next?.then((n) => n.batch?.dispose(), () => {});
+          throw stop;
+        }
+      }
+      if (!x) continue;
+      const y = encoder.encode(x);
+      const features = (await y.data()) as Float32Array; // asynchronous: WebGPU in Node cannot read synchronously
+      tf.dispose([x, y]);
+      const half = encodeHalf(features);
+      sink.rows(ok.map((f) => path.basename(f)), new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+    }
+  } finally {
+    encoder.dispose();
+  }
+}
+
+/** Worker processes (lib/features-worker.ts): ONNX Runtime in one, or one tfjs per core. */
+async function encodeInWorkers(queue: string[][], sink: RowSink, runtime: "onnx" | "tfjs", workers?: number): Promise<void> {
+  const nWorkers = Math.max(1, Math.min(workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
+  const threads = Math.max(1, Math.floor(os.cpus().length / nWorkers));
+  const { file, execArgv } = workerPath();
+  await Promise.all(
+    Array.from({ length: nWorkers }, () =>
+      new Promise<void>((resolve, reject) => {
+        const env = { ...process.env, ATTEND_TELL_ENCODER_RUNTIME: runtime, ATTEND_TELL_ENCODER_THREADS: String(threads) };
+        const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
+        let stderr = "";
+        child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+        const fail = (e: Error) => (child.kill(), reject(e));
+        const next = () => {
+          const files = queue.shift();
+          child.send((files ? { files } : { done: true }) satisfies ToWorker);
+        };
+        child.on("message", (m: FromWorker) => {
+          if ("ready" in m) next();
+          else if ("bad" in m) {
+            const stop = sink.bad(m.bad);
+            if (stop) fail(stop);
+          } else if ("error" in m) fail(new Error(`feature worker failed: ${m.error}`));
+          else {
+            try {
+              sink.rows(m.names, Buffer.from(m.data, "base64"));
+            } catch (e) {
+              return fail(e as Error);
+            }
+            next();
+          }
+        });
+        child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`feature worker exited with ${code}: ${stderr.trim().slice(-1000)}`))));
+      }),
+    ),
+  );
+}
+
+export interface CachedSplitOptions {
+  dataDir: string;
+  split: Split | "all";
+  vocab: Vocabulary;
+  featuresDir: string;
+  /** Leave out listed images that have no photo (else an error names the first). */
+  skipMissing?: boolean;
+  /** Leave out photos that cannot be decoded (else an error names the first). */
+  skipBad?: boolean;
+  /** Only the split's first `limit` images. */
+  limit?: number;
+  quiet?: boolean;
+}
+
+/**
+ * A split whose every image has its features in the cache (computed now for any it lacks), and the images left
+ * out with the reason for each — what every command that reads a split's features starts from.
+ */
+export async function cachedSplit(o: CachedSplitOptions): Promise<{
+  dataset: FlickrDataset;
+  /** The split's images with features (the first `limit`, when given). */
+  images: string[];
+  cache: FeatureCache;
+  skipped: { image: string; why: string }[];
+}> {
+  const base = { dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? ("skip" as const) : ("error" as const) };
+  let dataset = new FlickrDataset(base);
+  let images = dataset.images.slice(0, o.limit ?? dataset.images.length);
+  const r = await extractFeatures({
+    files: images.map((im) => dataset.imagePath(im)), out: o.featuresDir, quiet: o.quiet, onBadImage: o.skipBad ? "skip" : "error",
+  });
+  if (r.skipped.length) {
+    const exclude = new Map(r.skipped.map((b) => [path.basename(b.file), b.why]));
+    dataset = new FlickrDataset({ ...base, exclude });
+    images = images.filter((im) => !exclude.has(im));
+  }
+  return { dataset, images, cache: FeatureCache.open(o.featuresDir), skipped: dataset.skipped };
+}
+
+/** "3 images skipped: a.jpg (why), b.jpg (why), … and 1 more" — the first few named, for the terminal. */
+export function describeSkipped(skipped: readonly { image: string; why: string }[], show = 3): string {
+  const named = skipped.slice(0, show).map((s) => `${s.image} (${s.why})`).join(", ");
+  return `${skipped.length} image${skipped.length === 1 ? "" : "s"} skipped: ${named}` + (skipped.length > show ? `, … and ${skipped.length - show} more` : "");
+}

@@ -1,0 +1,234 @@
+/**
+ * Picks the fastest TensorFlow.js backend this machine has, once per process, and says which and why.
+ *
+ * Order (first that works wins):
+ *   1. `node-gpu` — @tensorflow/tfjs-node-gpu (libtensorflow + CUDA 11.2/cuDNN 8.1; optional dependency)
+ *   2. `webgpu`   — @tensorflow/tfjs-backend-webgpu over Dawn's Node binding (npm `webgpu`), only with a real
+ *                   hardware adapter: a CPU/fallback adapter (SwiftShader, llvmpipe) is refused
+ *   3. `node`     — @tensorflow/tfjs-node (libtensorflow on the CPU), if someone installed it
+ *   4. `wasm`     — @tensorflow/tfjs-backend-wasm (SIMD, one thread per process): the default on a plain CPU
+ *   5. `cpu`      — pure JavaScript, ~30× slower than wasm; always present
+ * `ATTEND_TELL_BACKEND=node-gpu|webgpu|node|wasm|cpu` forces one (an error if it cannot start).
+ * Kernels a backend lacks for training are registered here too (see kernels.ts).
+ */
+import * as tf from "@tensorflow/tfjs";
+import { loadOrt } from "./onnx/session";
+// Imported statically (not required on demand) so that a bundle holds one copy of tfjs-core shared by all
+// backends. Importing the webgpu backend registers its kernels; its factory needs navigator.gpu, which
+// exists only after hardwareAdapter() installs Dawn's globals, so we register the factory there.
+import "@tensorflow/tfjs-backend-wasm";
+import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { registerGradients, registerKernelFixes, registerMissingKernels } from "./kernels";
+
+export const BACKEND_ORDER = ["node-gpu", "webgpu", "node", "wasm", "cpu"] as const;
+export type BackendKind = (typeof BACKEND_ORDER)[number];
+
+export interface AdapterInfo {
+  vendor: string;
+  architecture: string;
+  description: string;
+}
+
+export interface BackendChoice {
+  /** Our name for it (BACKEND_ORDER). */
+  kind: BackendKind;
+  /** tfjs's name for it (`tf.getBackend()`): node-gpu and node both register as "tensorflow". */
+  tfName: string;
+  /** One line: why this one, and why not the ones before it. */
+  reason: string;
+  adapter?: AdapterInfo;
+}
+
+let chosen: Promise<BackendChoice> | undefined;
+let active: BackendChoice | undefined;
+
+/**
+ * The backend initBackend chose, or, where tfjs was set up directly (tests, notebooks), what tfjs runs on;
+ * "tensorflow" (libtensorflow) counts as node-gpu only when initBackend said so.
+ */
+export function activeBackend(): BackendKind {
+  if (active && active.tfName === tf.getBackend()) return active.kind;
+  const name = tf.getBackend();
+  return name === "webgpu" || name === "wasm" || name === "cpu" ? name : "node";
+}
+
+/** Whether tensors live on a GPU: there, work stays in this process on tfjs instead of CPU-side runtimes. */
+export function onGpu(): boolean {
+  const kind = activeBackend();
+  return kind === "webgpu" || kind === "node-gpu";
+}
+
+/**
+ * Initialise the backend (idempotent: later calls return the first choice). Logs one line to stderr
+ * unless `quiet`; stdout stays clean for `--json` output.
+ */
+export function initBackend(opts: { prefer?: BackendKind; quiet?: boolean } = {}): Promise<BackendChoice> {
+  if (!chosen) {
+    chosen = choose(opts.prefer ?? parseOverride(process.env.ATTEND_TELL_BACKEND)).then((c) => {
+      registerMissingKernels(c.tfName);
+      registerKernelFixes(c.tfName);
+      registerGradients();
+      active = c;
+      if (!opts.quiet) console.error(`[attend-tell] backend: ${describeBackend(c)}`);
+      return c;
+    });
+    chosen.catch(() => (chosen = undefined));
+  }
+  return chosen;
+}
+
+export function describeBackend(c: BackendChoice): string {
+  const gpu = c.adapter ? ` on ${c.adapter.vendor} ${c.adapter.architecture} ${c.adapter.description}`.trimEnd() : "";
+  return `${c.kind}${gpu} (${c.reason})`;
+}
+
+export function parseOverride(value: string | undefined): BackendKind | undefined {
+  if (value === undefined || value === "" || value === "auto") return undefined;
+  if ((BACKEND_ORDER as readonly string[]).includes(value)) return value as BackendKind;
+  throw new Error(`ATTEND_TELL_BACKEND=${value} is not a backend; use one of auto, ${BACKEND_ORDER.join(", ")}`);
+}
+
+async function choose(forced: BackendKind | undefined): Promise<BackendChoice> {
+  // Silence tfjs's "install tfjs-node" banner and debug checks: we choose deliberately.
+  tf.env().set("PROD", true);
+  const skipped: string[] = [];
+  for (const kind of forced ? [forced] : BACKEND_ORDER) {
+    try {
+      const c = await TRY[kind]();
+      const why = forced ? "forced by ATTEND_TELL_BACKEND" : skipped.length ? skipped.join("; ") : "best available";
+      return { ...c, kind, reason: why };
+    } catch (e) {
+      const msg = (e as Error).message.split("\n")[0];
+      if (forced) throw new Error(`ATTEND_TELL_BACKEND=${forced} could not start: ${msg}`);
+      skipped.push(`no ${kind}: ${msg}`);
+    }
+  }
+  throw new Error(`no TensorFlow.js backend could start: ${skipped.join("; ")}`);
+}
+
+type Attempt = () => Promise<Omit<BackendChoice, "kind" | "reason">>;
+
+async function activate(name: string): Promise<void> {
+  if (!(await tf.setBackend(name))) throw new Error(`tf.setBackend("${name}") failed`);
+  await tf.ready();
+}
+
+/** require() that is not resolved at bundle time, so optional packages stay optional. */
+function optionalRequire(name: string): unknown {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return module.require(name);
+}
+
+const TRY: Record<BackendKind, Attempt> = {
+  "node-gpu": async () => {
+    optionalRequire("@tensorflow/tfjs-node-gpu");
+    await activate("tensorflow");
+    return { tfName: "tensorflow" };
+  },
+  webgpu: async () => {
+    const { info, gpu } = await hardwareAdapter();
+    if (!tf.findBackendFactory("webgpu")) tf.registerBackend("webgpu", () => webgpuFactory(gpu), 3);
+    await activate("webgpu");
+    return { tfName: "webgpu", adapter: info };
+  },
+  node: async () => {
+    optionalRequire("@tensorflow/tfjs-node");
+    await activate("tensorflow");
+    return { tfName: "tensorflow" };
+  },
+  wasm: async () => {
+    await activate("wasm");
+    return { tfName: "wasm" };
+  },
+  cpu: async () => {
+    await activate("cpu");
+    return { tfName: "cpu" };
+  },
+};
+
+/** Software rasterisers that Dawn may offer as adapters: usable, but slower than wasm for our work. */
+const SOFTWARE_ADAPTER = /swiftshader|llvmpipe|lavapipe|softpipe|microsoft basic render/i;
+
+/**
+ * Installs WebGPU globals from Dawn's Node binding and returns the high-performance adapter's identity,
+ * or throws when there is none or it is a CPU fallback.
+ */
+interface DawnAdapter {
+  isFallbackAdapter?: boolean;
+  info?: { vendor?: string; architecture?: string; description?: string; isFallbackAdapter?: boolean };
+  features: Set<string>;
+  limits: Record<string, number>;
+  requestDevice(desc: unknown): Promise<unknown>;
+}
+interface DawnGPU {
+  requestAdapter(opts: { powerPreference: string }): Promise<DawnAdapter | null>;
+}
+
+/** What tfjs-backend-webgpu's own factory does, once Dawn's navigator.gpu exists. */
+async function webgpuFactory(gpu: DawnGPU): Promise<tf.KernelBackend> {
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error("the GPU adapter went away");
+  const l = adapter.limits;
+  const limits = [
+    "maxComputeWorkgroupStorageSize",
+    "maxComputeWorkgroupsPerDimension",
+    "maxStorageBufferBindingSize",
+    "maxBufferSize",
+    "maxComputeWorkgroupSizeX",
+    "maxComputeInvocationsPerWorkgroup",
+  ];
+  const device = await adapter.requestDevice({
+    requiredFeatures: adapter.features.has("timestamp-query") ? ["timestamp-query"] : [],
+    requiredLimits: Object.fromEntries(limits.map((k) => [k, l[k]])),
+  });
+  return new WebGPUBackend(device as never, adapter.info as never);
+}
+
+async function hardwareAdapter(): Promise<{ info: AdapterInfo; gpu: DawnGPU }> {
+  // Without a Vulkan loader Dawn finds nothing on Linux, after printing warnings: say so quietly instead.
+  if (process.platform === "linux" && !hasVulkanLoader()) throw new Error("no Vulkan loader (libvulkan.so.1)");
+  const dawn = optionalRequire("webgpu") as { create(flags: string[]): DawnGPU; globals: Record<string, unknown> };
+  const g = globalThis as unknown as { navigator?: { gpu?: DawnGPU } };
+  const gpu = dawn.create([]);
+  const adapter = await gpu.requestAdapter({ powerPreference: "high-performance" });
+  if (!adapter) throw new Error("Dawn found no GPU adapter (no Vulkan/Metal/D3D12 driver)");
+  const info = adapter.info;
+  const vendor = info?.vendor ?? "";
+  const architecture = info?.architecture ?? "";
+  const description = info?.description ?? "";
+  const fallback = adapter.isFallbackAdapter || info?.isFallbackAdapter;
+  if (fallback || SOFTWARE_ADAPTER.test(`${vendor} ${architecture} ${description}`)) {
+    throw new Error(`only a software adapter (${vendor} ${architecture} ${description}`.trimEnd() + ")");
+  }
+  // tfjs-backend-webgpu looks for navigator.gpu and the GPU* constants (GPUBufferUsage, …) on globalThis.
+  Object.assign(globalThis, dawn.globals);
+  if (!g.navigator) Object.defineProperty(globalThis, "navigator", { value: {}, writable: true, configurable: true });
+  Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
+  return { info: { vendor, architecture, description }, gpu };
+}
+
+function hasVulkanLoader(): boolean {
+  const dirs = [
+    ...(process.env.LD_LIBRARY_PATH ?? "").split(":").filter(Boolean),
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/usr/local/lib",
+    "/lib/x86_64-linux-gnu",
+  ];
+  return dirs.some((d) => fs.existsSync(path.join(d, "libvulkan.so.1")));
+}
+
+/** Where a training step runs: ONNX Runtime's compiled graphs (CPU) or tfjs on the active backend. */
+export type TrainEngine = "onnx" | "tfjs";
+
+/**
+ * ONNX Runtime on CPU backends when the optional onnxruntime-node is installed (~6× tfjs-wasm on 2 cores);
+ * tfjs on GPU backends (WebGPU, CUDA), where tfjs itself is fast.
+ */
+export function defaultEngine(backend = tf.getBackend()): TrainEngine {
+  return (backend === "wasm" || backend === "cpu") && loadOrt() ? "onnx" : "tfjs";
+}

@@ -1,0 +1,312 @@
+/**
+ * Training and evaluating SCAN (lib/scan.ts) on cached region features, with the captioning trainer's
+ * conventions: Adam, gradient clipping, loss history per batch and epoch, a progress bar, an atomic checkpoint
+ * per epoch and `resume` to the same numbers as an uninterrupted run, a clear stop on a NaN loss.
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import { Split, readCaptions, resolveLayout } from "../data/captions";
+import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
+import { FlickrDataset } from "../data/dataset";
+import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
+import { FeatureCache, cachedSplit, extractFeatures } from "../encoder/features";
+import { padCaptions } from "../data/collate";
+import { Progress } from "../util/progress";
+import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreAll, scoreMatrix } from "./retrieval";
+import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
+import { OnnxScan } from "./scan-onnx";
+import { FeatureCaptionDataset, FeatureBatch } from "../encoder/feature-dataset";
+import { TrainEngine, defaultEngine } from "../engine/backend";
+import { clipAndApply } from "../engine/optimize";
+import { PAD, Vocabulary } from "../data/vocabulary";
+
+export interface MatchingConfig {
+  epochs: number;
+  batchSize: number;
+  lr: number;
+  clipNorm: number;
+  /**
+   * Epochs at the start whose loss sums each image's and caption's `warmupNegatives` largest violations
+   * instead of the single hardest: from random weights the max-violation loss alone can sit at its collapsed
+   * value (every score equal: loss = 2·B·margin) for epochs; summing over several negatives first gets it moving,
+   * as VSE∞'s warm-up does with all of them.
+   */
+  warmupEpochs?: number;
+  warmupNegatives?: number;
+  /** SCAN's `lr_update`: the learning rate is divided by 10 every this many epochs (lrAt). */
+  lrUpdate?: number;
+  seed: number;
+  printEvery: number;
+  scan: ScanConfig;
+}
+
+/** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2, lr ÷ 10 after 15 epochs). */
+export function defaultMatchingConfig(scan: ScanConfig): MatchingConfig {
+  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, warmupEpochs: 1, warmupNegatives: 16, lrUpdate: 15, seed: 1, printEvery: 100, scan };
+}
+
+/** The learning rate of (0-based) `epoch`: SCAN's step schedule, lr · 0.1^⌊epoch / lrUpdate⌋. */
+export function lrAt(cfg: MatchingConfig, epoch: number): number {
+  return cfg.lrUpdate ? cfg.lr * 0.1 ** Math.floor(epoch / cfg.lrUpdate) : cfg.lr;
+}
+
+export interface MatchingHistory {
+  batch: { epoch: number; step: number; loss: number }[];
+  epoch: { epoch: number; trainLoss: number; valLoss?: number; seconds: number; pairsPerSecond: number }[];
+}
+
+const FORMAT = "attend-tell/scan-checkpoint";
+
+/** Real lengths of padded captions `[B, T]` (ids up to the first `<PAD>`). */
+export function captionLengths(ids: ArrayLike<number>, B: number, T: number): number[] {
+  return Array.from({ length: B }, (_, b) => {
+    let n = 0;
+    while (n < T && ids[b * T + n] !== PAD) n++;
+    return n;
+  });
+}
+
+/** The batch's hinge loss (images and captions of the batch matched along the diagonal). */
+export function matchingLoss(model: ScanModel, b: FeatureBatch, lengths: number[], negatives = 1): tf.Scalar {
+  const s = model.similarity(model.encodeImages(b.features), model.encodeCaptions(b.captions, lengths), lengths);
+  return contrastiveLoss(s, model.config.margin, negatives);
+}
+
+/** How many hardest negatives the loss counts in `epoch` (see MatchingConfig.warmupEpochs), at most B − 1. */
+export function negativesAt(cfg: MatchingConfig, epoch: number, B: number): number {
+  return epoch < (cfg.warmupEpochs ?? 0) ? Math.max(1, Math.min(cfg.warmupNegatives ?? 1, B - 1)) : 1;
+}
+
+export interface MatchingCheckpoint {
+  model: ScanModel;
+  vocab: Vocabulary;
+  config: MatchingConfig;
+  epoch: number;
+  dataDir?: string;
+  history: MatchingHistory;
+  optimizerWeights: { name: string; tensor: tf.Tensor }[];
+}
+
+export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheckpoint> {
+  const c = await readCheckpoint<MatchingConfig, MatchingHistory>(dir, FORMAT, "image–text matching");
+  const model = new ScanModel(c.meta.config.scan, fromWeights(dir, c.weights));
+  tf.dispose(Object.values(c.weights));
+  return { model, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+}
+
+/** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */
+async function matchingStep(model: ScanModel, b: FeatureBatch, onnx: OnnxScan | undefined, backward = true, negatives = 1): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+  const [B, T] = b.captions.shape;
+  const ids = (await b.captions.data()) as Int32Array;
+  const lengths = captionLengths(ids, B, T);
+  if (onnx) return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward, negatives });
+  if (!backward) {
+    const l = tf.tidy(() => matchingLoss(model, b, lengths));
+    const loss = (await l.data())[0];
+    l.dispose();
+    return { loss, grads: {} };
+  }
+  const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths, negatives), model.variables);
+  const loss = (await value.data())[0];
+  value.dispose();
+  return { loss, grads };
+}
+
+async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: MatchingConfig, onnx: OnnxScan | undefined): Promise<number> {
+  let sum = 0, n = 0;
+  for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(0)) {
+    sum += (await matchingStep(model, b, onnx, false)).loss;
+    n++;
+    tf.dispose([b.features, b.captions]);
+  }
+  return sum / Math.max(1, n);
+}
+
+export async function trainMatching(opts: {
+  train: FeatureCaptionDataset; val?: FeatureCaptionDataset; vocab: Vocabulary; config: MatchingConfig; out: string;
+  resume?: boolean; log?: (line: string) => void; quiet?: boolean;
+  /** Where the step runs: "onnx" (ONNX Runtime, lib/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
+  engine?: TrainEngine;
+}): Promise<{ model: ScanModel; history: MatchingHistory }> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  let cfg = opts.config;
+  let model: ScanModel;
+  let startEpoch = 0;
+  let history: MatchingHistory = { batch: [], epoch: [] };
+  const optimizer = tf.train.adam(cfg.lr);
+  if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
+    const ck = await loadMatchingCheckpoint(opts.out);
+    ({ model, history } = ck);
+    // The rest of the run's schedule (epochs, lrUpdate) may change on resume; everything else is the checkpoint's.
+    cfg = { ...ck.config, epochs: opts.config.epochs, lrUpdate: opts.config.lrUpdate };
+    startEpoch = ck.epoch;
+    await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
+    log(`resumed from ${opts.out} after epoch ${startEpoch}`);
+  } else model = new ScanModel(cfg.scan, undefined, cfg.seed);
+  const engine = opts.engine ?? defaultEngine();
+  const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
+  if (!opts.quiet) log(onnx ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)" : `training step: tfjs on ${tf.getBackend()}`);
+  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+    // tfjs's Adam reads its learningRate field on every step, so the schedule sets it in place (moments kept).
+    (optimizer as unknown as { learningRate: number }).learningRate = lrAt(cfg, epoch);
+    if (epoch > 0 && lrAt(cfg, epoch) !== lrAt(cfg, epoch - 1)) log(`epoch ${epoch + 1}: learning rate ${lrAt(cfg, epoch).toExponential(1)}`);
+    const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "pairs");
+    const t0 = Date.now();
+    let sum = 0, n = 0, step = 0;
+    for await (const b of opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch)) {
+      const B = b.captions.shape[0];
+      const { loss, grads } = await matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, B));
+      if (!Number.isFinite(loss)) {
+        tf.dispose([...Object.values(grads), b.features, b.captions]);
+        await onnx?.dispose();
+        throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
+      }
+      clipAndApply(optimizer, grads, cfg.clipNorm);
+      tf.dispose([...Object.values(grads), b.features, b.captions]);
+      history.batch.push({ epoch, step, loss });
+      sum += loss;
+      n += B;
+      step++;
+      bar?.tick(B, `loss ${loss.toFixed(3)}`);
+      if (step % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)}`);
+    }
+    const seconds = (Date.now() - t0) / 1000;
+    const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
+    history.epoch.push({ epoch, trainLoss: sum / Math.max(1, step), valLoss, seconds, pairsPerSecond: n / seconds });
+    log(`epoch ${epoch + 1}: train loss ${(sum / Math.max(1, step)).toFixed(4)}` + (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") + `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`);
+    await writeCheckpoint(opts.out, {
+      weights: model.namedVariables(), optimizer, vocab: opts.vocab, history,
+      meta: { format: FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) },
+    });
+  }
+  await onnx?.dispose();
+  return { model, history };
+}
+
+/** A trained model with the vocabulary its captions are encoded with. */
+export interface MatchingModel {
+  model: ScanModel;
+  vocab: Vocabulary;
+}
+
+/**
+ * The standard protocol on a split: every image against every caption of the split (5 per image on Flickr8k:
+ * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time. With
+ * `ensemble`, those models' scores are averaged with this one's (SCAN's t2i + i2t ensemble).
+ */
+export async function evaluateMatching(o: MatchingModel & {
+  dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; skipBad?: boolean; limitImages?: number; quiet?: boolean;
+  ensemble?: MatchingModel[];
+}): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
+  const { dataset: ds, images, cache } = await cachedSplit({
+    dataDir: o.dataDir, split: o.split, vocab: o.vocab, featuresDir: o.featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad,
+    limit: o.limitImages, quiet: true,
+  });
+  const texts: string[] = [];
+  const captionImage: number[] = [];
+  images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (texts.push(c), captionImage.push(i))));
+  const t0 = Date.now();
+  const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
+  let sum: Float32Array | undefined;
+  for (const [m, { model, vocab }] of members.entries()) {
+    const caps = texts.map((c) => vocab.encode(c));
+    const { ids, maxLen } = padCaptions(caps);
+    const lengths = caps.map((c) => c.length);
+    const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, images, ids, lengths, maxLen);
+    const label = members.length > 1 ? ` (model ${m + 1}/${members.length})` : "";
+    const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}${label}`, "captions");
+    let done = 0;
+    const scores = await scoreMatrix(model.config, imgVecs, images.length, capVecs, lengths, maxLen, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
+    if (!sum) sum = scores;
+    else for (let i = 0; i < sum.length; i++) sum[i] += scores[i];
+  }
+  cache.close();
+  const mean = sum!.map((v) => v / members.length);
+  const seconds = (Date.now() - t0) / 1000;
+  return { split: o.split, n_images: images.length, n_captions: texts.length, seconds, ...retrievalRecall(mean, images.length, captionImage) };
+}
+
+/** The `k` images of `images` that score highest against a typed query (text → image retrieval). */
+export async function retrieveImages(o: { model: ScanModel; vocab: Vocabulary; query: string; images: readonly string[]; cache: FeatureCache; k?: number }): Promise<{ image: string; score: number }[]> {
+  const ids = o.vocab.encode(o.query);
+  const capIds = tf.tensor2d([ids], [1, ids.length], "int32");
+  const cap = tf.tidy(() => o.model.encodeCaptions(capIds, [ids.length]));
+  const scores: number[] = [];
+  for (let i = 0; i < o.images.length; i += 64) {
+    const names = o.images.slice(i, i + 64);
+    const f = tf.tensor3d(o.cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+    const s = tf.tidy(() => o.model.similarity(o.model.encodeImages(f), cap, [ids.length]));
+    scores.push(...((await s.data()) as Float32Array));
+    tf.dispose([f, s]);
+  }
+  tf.dispose([capIds, cap]);
+  return scores.map((score, i) => ({ image: o.images[i], score })).sort((a, b) => b.score - a.score).slice(0, o.k ?? 5);
+}
+
+/** The `k` captions that score highest against one image's features `[1, R, E]` (image → text retrieval). */
+export async function retrieveCaptions(o: { model: ScanModel; vocab: Vocabulary; features: tf.Tensor3D; captions: readonly string[]; k?: number }): Promise<{ caption: string; score: number }[]> {
+  const encoded = o.captions.map((c) => o.vocab.encode(c));
+  const { ids, maxLen } = padCaptions(encoded);
+  const lengths = encoded.map((c) => c.length);
+  const img = tf.tidy(() => o.model.encodeImages(o.features));
+  const capIds = tf.tensor2d(ids, [encoded.length, maxLen], "int32");
+  const caps = tf.tidy(() => o.model.encodeCaptions(capIds, lengths));
+  const scores = await scoreAll(img, caps, lengths, o.model.config);
+  tf.dispose([img, capIds, caps]);
+  return Array.from(scores, (score, i) => ({ caption: o.captions[i], score })).sort((a, b) => b.score - a.score).slice(0, o.k ?? 5);
+}
+
+export interface HumanAgreement {
+  file: string;
+  /** Judged pairs scored (image available, caption found). */
+  pairs: number;
+  missingImage: number;
+  missingCaption: number;
+  /** Rank correlation of the model's score with the mean expert judgement; null with fewer than 2 pairs. */
+  kendallTau: number | null;
+  spearman: number | null;
+}
+
+/**
+ * The model's scores of the pairs in the data folder's ExpertAnnotations.txt against the experts' mean
+ * judgement (lib/human-judgements.ts). Pairs whose image is not on disk are counted, not scored (on Flickr8k
+ * all 5,822 judged images are test images).
+ */
+export async function humanAgreement(o: MatchingModel & { dataDir: string; featuresDir: string; ensemble?: MatchingModel[] }): Promise<HumanAgreement> {
+  const layout = resolveLayout(o.dataDir);
+  const byImage = new Map<string, string[]>();
+  for (const r of readCaptions(layout.captionsFile)) byImage.set(r.image, [...(byImage.get(r.image) ?? []), r.caption]);
+  const judged = judgedPairs(o.dataDir, (im) => byImage.get(im) ?? [], (im) => fs.existsSync(path.join(layout.imagesDir, im)));
+  const base = { file: judged.file, pairs: judged.pairs.length, missingImage: judged.missingImage, missingCaption: judged.missingCaption };
+  if (judged.pairs.length < 2) return { ...base, kendallTau: null, spearman: null };
+  const images = [...new Set(judged.pairs.map((p) => p.image))];
+  const imageIndex = new Map(images.map((im, i) => [im, i]));
+  await extractFeatures({ files: images.map((im) => path.join(layout.imagesDir, im)), out: o.featuresDir, quiet: true });
+  const cache = FeatureCache.open(o.featuresDir);
+  const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
+  const scores = new Array<number>(judged.pairs.length).fill(0);
+  for (const { model, vocab } of members) {
+    const caps = judged.pairs.map((p) => vocab.encode(p.caption));
+    const { ids, maxLen: T } = padCaptions(caps);
+    const lengths = caps.map((c) => c.length);
+    const enc = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, images, ids, lengths, T);
+    const d = model.config.jointDim, rowI = REGIONS * d, rowC = T * d;
+    for (let p0 = 0; p0 < judged.pairs.length; p0 += 256) {
+      const part = judged.pairs.slice(p0, p0 + 256);
+      const img = new Float32Array(part.length * rowI), cap = new Float32Array(part.length * rowC);
+      part.forEach((p, j) => {
+        const i = imageIndex.get(p.image)!;
+        img.set(enc.images.subarray(i * rowI, (i + 1) * rowI), j * rowI);
+        cap.set(enc.captions.subarray((p0 + j) * rowC, (p0 + j + 1) * rowC), j * rowC);
+      });
+      const s = tf.tidy(() => pairScores(tf.tensor3d(img, [part.length, REGIONS, d]), tf.tensor3d(cap, [part.length, T, d]), lengths.slice(p0, p0 + part.length), model.config));
+      (await s.data()).forEach((v, j) => (scores[p0 + j] += v / members.length));
+      s.dispose();
+    }
+  }
+  cache.close();
+  const human = judged.pairs.map((p) => p.human);
+  return { ...base, kendallTau: kendallTauB(scores, human), spearman: spearman(scores, human) };
+}
