@@ -1,13 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/captioning/decoder";
-import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
+import { closeTo as close, deterministicWeights as det, readReference, setupBackend } from "./helpers";
 
 /**
- * Reference: test/reference/decoder_reference.py (PyTorch 1.13 modules, float64), output pasted below.
+ * Reference: test/reference/decoder_reference.py (PyTorch 1.13 modules, float64), which writes test/reference/decoder_reference.json.
  * Same weights on both sides: a formula of each parameter's name and flat index ([in, out] layout).
  */
-const REF = {"torch": "1.13.0a0", "logits": [0.09796, 0.2451833, 0.303968, 0.2531103, 0.1109546, -0.0712227, -0.2277098, 0.1002788, 0.2422112, 0.2967771, 0.2442943, 0.1036936, -0.0743098, -0.2255094, 0.1019725, 0.2420139, 0.29476, 0.241185, 0.1006136, -0.0762495, -0.2256091, 0.0955958, 0.2340739, 0.2881206, 0.2382411, 0.1024271, -0.0703328, -0.2177233, 0.0922986, 0.239752, 0.3007259, 0.2532268, 0.1143878, -0.0657114, -0.2221082, 0.0920181, 0.2344834, 0.2923697, 0.244797, 0.1089251, -0.0662366, -0.2175064, 0.0939924, 0.2387705, 0.2974233, 0.2487942, 0.1104241, -0.0677764, -0.2215297, 0.0935863, 0.2346423, 0.291062, 0.2424944, 0.1064581, -0.067978, -0.2178942], "alphas_b0_t0": [0.2445516, 0.2515028, 0.2537933, 0.2501522], "alphas_b1_t3": [0.2559309, 0.2484816, 0.2458964, 0.249691], "cross_entropy": 1.9518434, "attention_penalty": 0.5004661, "loss": 2.4523095, "loss_after_one_adam_step": 2.4308669};
+const REF = readReference("decoder_reference.json");
 
 
 describe("DecoderRNN with soft attention, against PyTorch", () => {

@@ -63,3 +63,8 @@ export function closeTo(actual: ArrayLike<number>, expected: number[], tol: numb
   assert.equal(actual.length, expected.length, `${what}: length`);
   for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs reference ${expected[i]}`);
 }
+
+/** A reference file written by one of the Python scripts in test/reference (the script named in the test). */
+export function readReference(file: string): Record<string, any> {
+  return JSON.parse(fs.readFileSync(path.join(__dirname, "reference", file), "utf8"));
+}

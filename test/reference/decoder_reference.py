@@ -6,6 +6,7 @@ Weights are a fixed formula of each parameter's name and flat index in attend-te
 (`det` below), so both sides build identical models without exchanging files.
 """
 import json
+import os
 import math
 
 import torch
@@ -85,7 +86,7 @@ opt.zero_grad()
 loss.backward()
 opt.step()
 loss_after = loss_of(model, feats)[0]
-print(json.dumps({
+result = {
     "torch": torch.__version__,
     "logits": [round(x, 7) for x in logits.flatten().tolist()],
     "alphas_b0_t0": [round(x, 7) for x in alphas[0, 0].tolist()],
@@ -94,4 +95,8 @@ print(json.dumps({
     "attention_penalty": round(penalty.item(), 7),
     "loss": round(loss.item(), 7),
     "loss_after_one_adam_step": round(loss_after.item(), 7),
-}))
+}
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "decoder_reference.json")
+with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+print(f"wrote {out}")

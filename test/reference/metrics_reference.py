@@ -5,6 +5,7 @@ NLTK (Debian: python3-nltk). Captions are given already tokenised (space-separat
     PYTHONPATH=/path/to/coco-caption /usr/bin/python3 test/reference/metrics_reference.py   (Debian python, for its NLTK)
 """
 import json
+import os
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.rouge.rouge import Rouge
@@ -37,5 +38,9 @@ ids = list(gts.keys())
 nltk = [corpus_bleu([[r.split() for r in gts[i]] for i in ids], [res[i][0].split() for i in ids], weights=w)
         for w in [(1,), (0.5, 0.5), (1/3, 1/3, 1/3), (0.25, 0.25, 0.25, 0.25)]]
 one_bleu, _ = Bleu(4).compute_score({"a": gts["a"]}, {"a": res["a"]})
-print(json.dumps({"bleu": bleu, "nltk_corpus_bleu": nltk, "cider": cider, "cider_per_image": list(cider_per), "rougeL": rouge,
-                  "bleu_single_image_a": one_bleu}))
+result = {"bleu": bleu, "nltk_corpus_bleu": nltk, "cider": cider, "cider_per_image": list(cider_per), "rougeL": rouge,
+                  "bleu_single_image_a": one_bleu}
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "metrics_reference.json")
+with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+print(f"wrote {out}")

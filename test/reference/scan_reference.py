@@ -7,6 +7,7 @@ Run:  python3 test/reference/scan_reference.py      (Debian: apt-get install pyt
 Weights: the same formula of parameter name and flat index as the test ([in, out] layout on our side).
 """
 import json
+import os
 import math
 
 import torch
@@ -101,4 +102,7 @@ for direction in ["t2i", "i2t"]:
         s = xattn(img, cap, LENGTHS, direction, agg, 9.0 if direction == "t2i" else 4.0, 6.0)
         result[f"{direction}_{agg}"] = s.flatten().tolist()
         result[f"{direction}_{agg}_loss"] = contrastive(s, 0.2).item()
-print(json.dumps(result))
+out = os.path.join(os.path.dirname(os.path.abspath(__file__)), "scan_reference.json")
+with open(out, "w") as f:
+    json.dump(result, f, indent=1)
+print(f"wrote {out}")
