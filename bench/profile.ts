@@ -33,7 +33,7 @@ function kernelTable(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"])
     const r = by.get(k.name) ?? { name: k.name, calls: 0, ms: 0, slowest: -1, shapes: "" };
     r.calls++;
     r.ms += ms;
-    if (ms > r.slowest) (r.slowest = ms), (r.shapes = k.inputShapes.map((s: number[]) => `[${s}]`).join(" "));
+    if (ms > r.slowest) { r.slowest = ms; r.shapes = k.inputShapes.map((s: number[]) => `[${s}]`).join(" "); }
     by.set(k.name, r);
   }
   return { rows: [...by.values()].sort((a, b) => b.ms - a.ms), total, untimed };

@@ -6,9 +6,8 @@ import { EncoderCNN, FEATURE_LAYER, imagenetLabels, randomResNetArtifacts } from
 import { ensureWeights, expectedSums, verifyWeights, weightsDir } from "../lib/encoder/weights";
 import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
-// Keras ImageNet indices: 151–268 are dog breeds; 671 mountain bike, 444 bicycle-built-for-two, 870 tricycle, 880 unicycle.
+// Keras ImageNet indices: 151–268 are dog breeds.
 const isDog = (i: number) => i >= 151 && i <= 268;
-const BIKES = new Set([671, 444, 870, 880]);
 
 describe("ResNet-50 weights", () => {
   it("commits a sha256 for model.json, all 25 shards and the labels", () => {

@@ -65,6 +65,6 @@ export function closeTo(actual: ArrayLike<number>, expected: number[], tol: numb
 }
 
 /** A reference file written by one of the Python scripts in test/reference (the script named in the test). */
-export function readReference(file: string): Record<string, any> {
+export function readReference(file: string): Record<string, any> /* eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of any shape */ {
   return JSON.parse(fs.readFileSync(path.join(__dirname, "reference", file), "utf8"));
 }

@@ -5,7 +5,7 @@ import { chunkedAddN, registerMissingKernels, unsortedSegmentSumValues } from ".
 import { setupBackend } from "./helpers";
 
 /** Runs f on a backend, returning plain arrays. */
-async function on<T>(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<number[][]> {
+async function on(backend: string, f: () => tf.Tensor | tf.Tensor[]): Promise<number[][]> {
   await tf.setBackend(backend);
   registerMissingKernels(backend);
   const out = tf.tidy(f);

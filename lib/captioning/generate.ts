@@ -43,7 +43,7 @@ export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen 
         if (g.finished) return;
         g.logProb += bestLogp[b];
         if (best[b] === EOS) g.finished = true;
-        else g.ids.push(best[b]), g.alphas.push(alpha[b]);
+        else { g.ids.push(best[b]); g.alphas.push(alpha[b]); }
       });
       tf.dispose([state.h, state.c, words, next.alpha, next.bestLogp]);
       state = { h: next.h, c: next.c };

@@ -81,7 +81,7 @@ export function bleu(candidates: readonly (readonly string[])[], references: rea
   const total: BleuCounts = { correct: [0, 0, 0, 0], guess: [0, 0, 0, 0], testLen: 0, refLen: 0 };
   candidates.forEach((cand, i) => {
     const c = bleuCounts(cand, references[i]);
-    for (let n = 0; n < 4; n++) (total.correct[n] += c.correct[n]), (total.guess[n] += c.guess[n]);
+    for (let n = 0; n < 4; n++) { total.correct[n] += c.correct[n]; total.guess[n] += c.guess[n]; }
     total.testLen += c.testLen;
     total.refLen += c.refLen;
   });

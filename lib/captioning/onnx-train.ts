@@ -255,7 +255,7 @@ export class OnnxTrainer {
         words[b * S + t] = BigInt(captions[b * T + t]);
         const y = captions[b * T + t + 1];
         targets[b * S + t] = BigInt(y);
-        if (y !== (opts.pad ?? 0)) (mask[b * S + t] = 1), tokens++;
+        if (y !== (opts.pad ?? 0)) { mask[b * S + t] = 1; tokens++; }
       }
     }
     const dropMask = dropoutMask(B * S * D, opts.dropout, opts.seed);

@@ -9,11 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
-import { DataLoader } from "../data/dataloader";
-import { FeatureCache, ROW_VALUES } from "../encoder/features";
-import { FlickrDataset } from "../data/dataset";
 import { REGIONS, FEATURE_DIM } from "../encoder/encoder";
-import { padCaptions } from "../data/collate";
 import { captionImages, greedy } from "./generate";
 import { captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
@@ -86,7 +82,7 @@ export function selectionState(history: History): { best: number; bestEpoch: num
   let best = -Infinity, bestEpoch = 0, since = 0;
   for (const e of history.epoch) {
     if (e.devBleu4 === undefined) continue;
-    if (e.devBleu4 > best) (best = e.devBleu4), (bestEpoch = e.epoch + 1), (since = 0);
+    if (e.devBleu4 > best) { best = e.devBleu4; bestEpoch = e.epoch + 1; since = 0; }
     else since++;
   }
   return { best, bestEpoch, since };

@@ -110,7 +110,7 @@ export function parseCommand(c: Command, argv: string[]): { values: Record<strin
     parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
   } catch (e) {
     const first = (e as Error).message.split(/\n|\. (?=To specify)/)[0];
-    throw new Error(`${c.name}: ${first} (attend-tell ${c.name} --help lists the flags)`);
+    throw new Error(`${c.name}: ${first} (attend-tell ${c.name} --help lists the flags)`, { cause: e });
   }
   if (!c.positionals && parsed.positionals.length) {
     throw new Error(`${c.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])} (attend-tell ${c.name} --help)`);

@@ -96,11 +96,11 @@ export function parseCsvLine(text: string): string[] {
   for (let i = 0; i < text.length; i++) {
     const ch = text[i];
     if (quoted) {
-      if (ch === '"' && text[i + 1] === '"') (cur += '"'), i++;
+      if (ch === '"' && text[i + 1] === '"') { cur += '"'; i++; }
       else if (ch === '"') quoted = false;
       else cur += ch;
     } else if (ch === '"' && cur === "") quoted = true;
-    else if (ch === ",") fields.push(cur), (cur = "");
+    else if (ch === ",") { fields.push(cur); cur = ""; }
     else cur += ch;
   }
   if (quoted) throw new Error("unterminated quoted field");
@@ -123,7 +123,7 @@ export function parseCsvFile(file: string): CaptionRecord[] {
     try {
       fields = parseCsvLine(all[i]);
     } catch (e) {
-      throw new Error(`${file}:${line}: ${(e as Error).message}`);
+      throw new Error(`${file}:${line}: ${(e as Error).message}`, { cause: e });
     }
     const image = (fields[ii] ?? "").trim();
     if (image === "") throw new Error(`${file}:${line}: no image name`);

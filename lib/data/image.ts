@@ -44,7 +44,7 @@ export async function loadRgb(file: string, size = 224): Promise<RgbImage> {
     if (info.channels !== 3) throw new Error(`decoded to ${info.channels} channels, expected 3`);
     return { data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength), width: info.width, height: info.height };
   } catch (e) {
-    throw new Error(`cannot decode image ${file}: ${(e as Error).message}`);
+    throw new Error(`cannot decode image ${file}: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -41,7 +41,7 @@ export async function loadResNetArtifacts(opts: { fetch?: boolean; fold?: boolea
     const artifacts = await fileSystemIO(path.join(dir, "ResNet50")).load!();
     return opts.fold === false ? artifacts : (await foldBatchNorm(artifacts)).artifacts;
   } catch (e) {
-    throw new Error(`cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``);
+    throw new Error(`cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``, { cause: e });
   }
 }
 
@@ -55,7 +55,7 @@ export async function randomResNetArtifacts(modelJson: string, seed = 1): Promis
   try {
     m = JSON.parse(fs.readFileSync(modelJson, "utf8"));
   } catch (e) {
-    throw new Error(`cannot read the ResNet-50 topology ${modelJson}: ${(e as Error).message}`);
+    throw new Error(`cannot read the ResNet-50 topology ${modelJson}: ${(e as Error).message}`, { cause: e });
   }
   const specs = m.weightsManifest.flatMap((g) => g.weights);
   const rng = new Rng(seed);
@@ -108,7 +108,7 @@ export class EncoderCNN {
     try {
       full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
     } catch (e) {
-      throw new Error(`cannot build ResNet-50: ${(e as Error).message} — delete ${path.dirname(weightsDir())} and run \`npm run weights\``);
+      throw new Error(`cannot build ResNet-50: ${(e as Error).message} — delete ${path.dirname(weightsDir())} and run \`npm run weights\``, { cause: e });
     }
     full.trainable = false;
     const trunk = tf.model({ inputs: full.inputs, outputs: full.getLayer(FEATURE_LAYER).output as tf.SymbolicTensor, name: "encoder_cnn" });
@@ -148,7 +148,7 @@ export class EncoderCNN {
     const bad: { file: string; why: string }[] = [];
     const pixels: RgbImage[] = [];
     settled.forEach((r, i) => {
-      if (r.status === "fulfilled") ok.push(files[i]), pixels.push(r.value);
+      if (r.status === "fulfilled") { ok.push(files[i]); pixels.push(r.value); }
       else bad.push({ file: files[i], why: (r.reason as Error).message });
     });
     if (ok.length === 0) return { ok, bad };

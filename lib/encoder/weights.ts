@@ -79,7 +79,7 @@ export function ensureWeights(opts: { fetch?: boolean; log?: (s: string) => void
     fs.mkdirSync(path.dirname(dir), { recursive: true });
     fs.renameSync(staged, dir);
   } catch (e) {
-    throw new Error(`could not fetch the ResNet-50 weights: ${(e as Error).message}`);
+    throw new Error(`could not fetch the ResNet-50 weights: ${(e as Error).message}`, { cause: e });
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }

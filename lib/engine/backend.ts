@@ -101,7 +101,7 @@ async function choose(forced: BackendKind | undefined): Promise<BackendChoice> {
       return { ...c, kind, reason: why };
     } catch (e) {
       const msg = (e as Error).message.split("\n")[0];
-      if (forced) throw new Error(`ATTEND_TELL_BACKEND=${forced} could not start: ${msg}`);
+      if (forced) throw new Error(`ATTEND_TELL_BACKEND=${forced} could not start: ${msg}`, { cause: e });
       skipped.push(`no ${kind}: ${msg}`);
     }
   }
@@ -117,7 +117,6 @@ async function activate(name: string): Promise<void> {
 
 /** require() that is not resolved at bundle time, so optional packages stay optional. */
 function optionalRequire(name: string): unknown {
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
   return module.require(name);
 }
 

@@ -180,7 +180,7 @@ export function lengthOrderedChunks(lengths: readonly number[], size: (T: number
   let cur: number[] = [];
   for (const c of order) {
     const T = Math.max(1, lengths[c]);
-    if (cur.length > 0 && cur.length + 1 > size(T)) (chunks.push(cur), (cur = []));
+    if (cur.length > 0 && cur.length + 1 > size(T)) { chunks.push(cur); cur = []; }
     cur.push(c);
   }
   if (cur.length) chunks.push(cur);

@@ -136,7 +136,7 @@ const TXT: Param[] = SCAN_PARAMS.filter((n) => !IMG.includes(n));
  * the GRU outputs); `scores: true` (needs N = C) adds the `[N, C]` scores.
  */
 export function forwardGraph(cfg: ScanConfig, R: number, o: { images?: number; captions?: [number, number]; scores?: boolean }): Uint8Array {
-  const { jointDim: d, regionDim: E, embedSize: M } = cfg;
+  const { jointDim: d, regionDim: E } = cfg;
   const g = new OnnxGraph("scan_forward");
   const h = ops(g);
   const p = paramInputs(g, cfg, [...(o.images ? IMG : []), ...(o.captions ? TXT : [])]);
@@ -272,7 +272,7 @@ function addPairBackward(
  * Outputs `grad/<param>` for every parameter.
  */
 export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, P: number): Uint8Array {
-  const { jointDim: d, regionDim: E, embedSize: M, vocabSize: V } = cfg;
+  const { jointDim: d, regionDim: E, vocabSize: V } = cfg;
   const g = new OnnxGraph("scan_backward");
   const h = ops(g);
   const p = paramInputs(g, cfg, SCAN_PARAMS);
@@ -365,14 +365,14 @@ export function hardestNegatives(scores: Float32Array, B: number, margin: number
   const own = Array.from({ length: B }, (_, i) => i);
   const imgIdx = [...own], capIdx = [...own], owner = [...own];
   const top = (at: (j: number) => number, skip: number) => Array.from({ length: B }, (_, j) => j).filter((j) => j !== skip).sort((a, b) => at(b) - at(a)).slice(0, k);
-  for (let i = 0; i < B; i++) for (const c of top((c) => scores[i * B + c], i)) imgIdx.push(i), capIdx.push(c), owner.push(i);
-  for (let c = 0; c < B; c++) for (const i of top((i) => scores[i * B + c], c)) imgIdx.push(i), capIdx.push(c), owner.push(c);
+  for (let i = 0; i < B; i++) for (const c of top((c) => scores[i * B + c], i)) { imgIdx.push(i); capIdx.push(c); owner.push(i); }
+  for (let c = 0; c < B; c++) for (const i of top((i) => scores[i * B + c], c)) { imgIdx.push(i); capIdx.push(c); owner.push(c); }
   const dS = new Float32Array(imgIdx.length);
   let loss = 0;
   for (let p = B; p < imgIdx.length; p++) {
     const o = owner[p];
     const v = margin - scores[o * B + o] + scores[imgIdx[p] * B + capIdx[p]];
-    if (v > 0) (loss += v), (dS[p] += 1), (dS[o] -= 1);
+    if (v > 0) { loss += v; dS[p] += 1; dS[o] -= 1; }
   }
   return { loss, imgIdx, capIdx, own: owner, dS };
 }

@@ -9,7 +9,6 @@ import * as tf from "@tensorflow/tfjs";
 import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { Split, readCaptions, resolveLayout } from "../data/captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
-import { FlickrDataset } from "../data/dataset";
 import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
 import { FeatureCache, cachedSplit, extractFeatures } from "../encoder/features";
 import { padCaptions } from "../data/collate";

@@ -38,12 +38,12 @@ export function readJson<T = unknown>(file: string, what = "JSON file"): T {
   try {
     text = fs.readFileSync(file, "utf8");
   } catch (e) {
-    throw new Error(`${what} ${file} cannot be read: ${(e as Error).message}`);
+    throw new Error(`${what} ${file} cannot be read: ${(e as Error).message}`, { cause: e });
   }
   try {
     return JSON.parse(text) as T;
   } catch (e) {
-    throw new Error(`${what} ${file} is not valid JSON: ${(e as Error).message}`);
+    throw new Error(`${what} ${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
 }
 

@@ -71,7 +71,7 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
         if ((c.dilation_rate as number[]).some((d) => d !== 1) || c.data_format === "channels_first") throw new Error(`kerasToOnnx: ${l.name}: unsupported Conv2D config`);
         init(`${l.name}/W`, weights[`${l.name}/kernel`], [3, 2, 0, 1]); // HWIO → OIHW
         const ins = [x, `${l.name}/W`];
-        if (c.use_bias) init(`${l.name}/B`, weights[`${l.name}/bias`]), ins.push(`${l.name}/B`);
+        if (c.use_bias) { init(`${l.name}/B`, weights[`${l.name}/bias`]); ins.push(`${l.name}/B`); }
         const attrs: Attr[] = [{ name: "kernel_shape", ints: c.kernel_size as number[] }, { name: "strides", ints: c.strides as number[] }];
         attrs.push(c.padding === "same" ? { name: "auto_pad", s: "SAME_UPPER" } : { name: "pads", ints: [0, 0, 0, 0] });
         const act = c.activation as string;
@@ -111,7 +111,7 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
       case "Dense": {
         init(`${l.name}/W`, weights[`${l.name}/kernel`]);
         const ins = [x, `${l.name}/W`];
-        if (c.use_bias) init(`${l.name}/B`, weights[`${l.name}/bias`]), ins.push(`${l.name}/B`);
+        if (c.use_bias) { init(`${l.name}/B`, weights[`${l.name}/bias`]); ins.push(`${l.name}/B`); }
         const act = c.activation as string;
         node("Gemm", ins, act === "linear" ? l.name : `${l.name}/gemm`);
         if (act === "softmax") node("Softmax", [`${l.name}/gemm`], l.name, [{ name: "axis", i: -1 }]);
