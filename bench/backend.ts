@@ -9,8 +9,15 @@ import { registerMissingKernels } from "../lib/engine/kernels";
 
 async function embeddingGrad(): Promise<Float32Array> {
   // Small enough for the cpu reference, whose UnsortedSegmentSum loops over every segment.
-  const table = tf.tensor2d(Array.from({ length: 300 * 32 }, (_, i) => Math.sin(i)), [300, 32]);
-  const ids = tf.tensor2d(Array.from({ length: 64 * 16 }, (_, i) => (i * 7919) % 300), [64, 16], "int32");
+  const table = tf.tensor2d(
+    Array.from({ length: 300 * 32 }, (_, i) => Math.sin(i)),
+    [300, 32],
+  );
+  const ids = tf.tensor2d(
+    Array.from({ length: 64 * 16 }, (_, i) => (i * 7919) % 300),
+    [64, 16],
+    "int32",
+  );
   const g = tf.grad((e: tf.Tensor) => tf.gather(e, ids).square().sum())(table);
   const out = (await g.data()) as Float32Array;
   tf.dispose([table, ids, g]);
@@ -22,7 +29,8 @@ async function main() {
   console.log(`backend: ${describeBackend(c)}`);
   const gpu = c.kind === "webgpu" || c.kind === "node-gpu";
   for (const n of gpu ? [1024, 4096] : [512, 1024]) {
-    const a = tf.randomNormal([n, n]), b = tf.randomNormal([n, n]);
+    const a = tf.randomNormal([n, n]),
+      b = tf.randomNormal([n, n]);
     await tf.matMul(a, b).data(); // warm-up: compile shaders / allocate
     const reps = gpu ? 20 : 2;
     const t0 = performance.now();
@@ -42,7 +50,9 @@ async function main() {
   const ref = await embeddingGrad();
   let maxDiff = 0;
   for (let i = 0; i < ref.length; i++) maxDiff = Math.max(maxDiff, Math.abs(here[i] - ref[i]));
-  console.log(`embedding gradient (gather → UnsortedSegmentSum) on ${c.kind} vs cpu: max |diff| = ${maxDiff.toExponential(2)}`);
+  console.log(
+    `embedding gradient (gather → UnsortedSegmentSum) on ${c.kind} vs cpu: max |diff| = ${maxDiff.toExponential(2)}`,
+  );
   if (!(maxDiff < 1e-3)) process.exitCode = 1;
 }
 main();

@@ -20,9 +20,16 @@ async function main() {
   if (!dataDir) await ensureSynthetic((dataDir = syntheticDir()));
   const train = new FlickrDataset({ dataDir, split: "train", vocab: buildVocabulary(trainCaptions(dataDir), 5) });
   for (const prefetch of [0, 2, 4, 8]) {
-    const loader = new DataLoader<DatasetItem, CaptionBatch>(train, { batchSize: 32, shuffle: true, seed: prefetch, prefetch });
+    const loader = new DataLoader<DatasetItem, CaptionBatch>(train, {
+      batchSize: 32,
+      shuffle: true,
+      seed: prefetch,
+      prefetch,
+    });
     const { itemsPerSecond, batches: k } = await measureLoader(loader, { batches: nBatches, busyMs: workMs });
-    console.log(`prefetch ${prefetch}: ${itemsPerSecond.toFixed(0)} items/s (${k} batches of 32, 224×224 decode+resize, ${workMs} ms busy per batch, ${backend.kind}, ${dataDir})`);
+    console.log(
+      `prefetch ${prefetch}: ${itemsPerSecond.toFixed(0)} items/s (${k} batches of 32, 224×224 decode+resize, ${workMs} ms busy per batch, ${backend.kind}, ${dataDir})`,
+    );
   }
 }
 main();

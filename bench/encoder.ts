@@ -47,12 +47,17 @@ async function main() {
         const t0 = performance.now();
         for (let r = 0; r < reps; r++) await onnx.encode(px, batch);
         const s = (performance.now() - t0) / 1000;
-        console.log(`encode only, ONNX Runtime, ${threads} thread${threads > 1 ? "s" : ""}, batch ${batch}: ${((reps * batch) / s).toFixed(2)} images/s`);
+        console.log(
+          `encode only, ONNX Runtime, ${threads} thread${threads > 1 ? "s" : ""}, batch ${batch}: ${((reps * batch) / s).toFixed(2)} images/s`,
+        );
         tf.dispose(x);
       }
     }
   } else console.log("ONNX Runtime: onnxruntime-node not installed");
-  const runs: ["onnx" | "tfjs", number][] = [["tfjs", 1], ["tfjs", os.cpus().length]];
+  const runs: ["onnx" | "tfjs", number][] = [
+    ["tfjs", 1],
+    ["tfjs", os.cpus().length],
+  ];
   if (onnxAvailable()) runs.push(["onnx", 1]);
   for (const [runtime, workers] of runs) {
     const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-cache-"));

@@ -21,7 +21,8 @@ async function main() {
   const backend = await initBackend({ quiet: true });
   console.log(`backend: ${describeBackend(backend)}`);
   const dataDir = flickr8kDir();
-  if (!dataDir) throw new Error("bench/flickr8k.ts needs Flickr8k's photos: set FLICKR8K_DIR or put them in data/flickr8k");
+  if (!dataDir)
+    throw new Error("bench/flickr8k.ts needs Flickr8k's photos: set FLICKR8K_DIR or put them in data/flickr8k");
   const B = Number(process.argv[2] ?? 64);
   const lr = Number(process.argv[3] ?? 3e-4);
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-"));
@@ -35,23 +36,44 @@ async function main() {
     return r;
   };
   try {
-    const data = await timed("features of the train + dev photos, vocabulary", () => prepareCaptionData(dataDir, { featuresDir, quiet: true }));
+    const data = await timed("features of the train + dev photos, vocabulary", () =>
+      prepareCaptionData(dataDir, { featuresDir, quiet: true }),
+    );
     console.log(`  ${data.cache.size} photos in the cache, vocabulary ${data.vocab.size}`);
-    const config = { ...defaultTrainConfig(getDefaultConfig(data.vocab.size)), epochs: 1, batchSize: B, lr, lambda: 1 / 49, printEvery: 1e9 };
+    const config = {
+      ...defaultTrainConfig(getDefaultConfig(data.vocab.size)),
+      epochs: 1,
+      batchSize: B,
+      lr,
+      lambda: 1 / 49,
+      printEvery: 1e9,
+    };
     const { decoder } = await timed(`one epoch (${data.train.length} captions, batch ${B}) + dev loss`, () =>
-      train({ train: data.train, val: data.val, vocab: data.vocab, config, out: path.join(tmp, "checkpoint"), quiet: true, log: () => {} }),
+      train({
+        train: data.train,
+        val: data.val,
+        vocab: data.vocab,
+        config,
+        out: path.join(tmp, "checkpoint"),
+        quiet: true,
+        log: () => {},
+      }),
     );
     const { report } = await timed("dev evaluation, beam 3", () =>
       evaluate({ decoder, vocab: data.vocab, dataDir, split: "dev", featuresDir, beams: [3], quiet: true }),
     );
     const m = report.beam["3"];
-    console.log(`  ${report.n_images} dev images: BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)} after one epoch`);
+    console.log(
+      `  ${report.n_images} dev images: BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)} after one epoch`,
+    );
     data.cache.close();
     decoder.dispose();
   } finally {
     fs.rmSync(tmp, { recursive: true, force: true });
   }
   const total = times.reduce((a, [, s]) => a + s, 0);
-  console.log(`Flickr8k end to end (${times.map(([, s]) => s.toFixed(0)).join(" + ")} s): ${total.toFixed(1)} s = ${(total / 60).toFixed(1)} min on ${backend.kind}`);
+  console.log(
+    `Flickr8k end to end (${times.map(([, s]) => s.toFixed(0)).join(" + ")} s): ${total.toFixed(1)} s = ${(total / 60).toFixed(1)} min on ${backend.kind}`,
+  );
 }
 main();

@@ -25,11 +25,14 @@ async function main() {
   let t0 = Date.now();
   let words = 0;
   const greedyBatch = features.slice([0, 0, 0], [64, 49, 2048]) as tf.Tensor3D;
-  for (let i = 0; i < nGreedy; i += 64) words += (await greedy(decoder, greedyBatch)).reduce((a, g) => a + g.ids.length, 0);
+  for (let i = 0; i < nGreedy; i += 64)
+    words += (await greedy(decoder, greedyBatch)).reduce((a, g) => a + g.ids.length, 0);
   greedyBatch.dispose();
   let s = (Date.now() - t0) / 1000;
   const nG = Math.ceil(nGreedy / 64) * 64;
-  console.log(`greedy, batch 64: ${(nG / s).toFixed(1)} captions/s (${(words / nG).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nG) * s).toFixed(0)} s)`);
+  console.log(
+    `greedy, batch 64: ${(nG / s).toFixed(1)} captions/s (${(words / nG).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nG) * s).toFixed(0)} s)`,
+  );
   for (const k of widths) {
     await beamSearch(decoder, features.slice([0, 0, 0], [1, 49, 2048]), k, 3); // warm-up
     t0 = Date.now();
@@ -40,13 +43,17 @@ async function main() {
       f.dispose();
     }
     s = (Date.now() - t0) / 1000;
-    console.log(`beam ${k}, one image at a time: ${(nBeam / s).toFixed(2)} captions/s (${(words / nBeam).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nBeam) * s).toFixed(0)} s)`);
+    console.log(
+      `beam ${k}, one image at a time: ${(nBeam / s).toFixed(2)} captions/s (${(words / nBeam).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / nBeam) * s).toFixed(0)} s)`,
+    );
     const batch = features.slice([0, 0, 0], [beamBatch, 49, 2048]) as tf.Tensor3D;
     await beamSearchBatch(decoder, batch, k, 2); // warm-up at this shape
     t0 = Date.now();
     words = (await beamSearchBatch(decoder, batch, k)).reduce((a, g) => a + g.ids.length, 0);
     s = (Date.now() - t0) / 1000;
-    console.log(`beam ${k}, batch ${beamBatch}: ${(beamBatch / s).toFixed(2)} captions/s (${(words / beamBatch).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / beamBatch) * s).toFixed(0)} s)`);
+    console.log(
+      `beam ${k}, batch ${beamBatch}: ${(beamBatch / s).toFixed(2)} captions/s (${(words / beamBatch).toFixed(1)} words each; 1,000 dev images ≈ ${((1000 / beamBatch) * s).toFixed(0)} s)`,
+    );
     batch.dispose();
   }
 }

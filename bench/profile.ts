@@ -17,12 +17,23 @@ import { matchingLoss } from "../lib/matching/scan-train";
 import { captionGradients } from "../lib/captioning/train-step";
 import { clipAndApply } from "../lib/engine/optimize";
 
-interface Row { name: string; calls: number; ms: number; slowest: number; shapes: string }
+interface Row {
+  name: string;
+  calls: number;
+  ms: number;
+  slowest: number;
+  shapes: string;
+}
 
 /** Kernel times summed by kernel name, slowest name first. */
-function kernelTable(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"]): { rows: Row[]; total: number; untimed: number } {
+function kernelTable(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"]): {
+  rows: Row[];
+  total: number;
+  untimed: number;
+} {
   const by = new Map<string, Row>();
-  let total = 0, untimed = 0;
+  let total = 0,
+    untimed = 0;
   for (const k of kernels) {
     const ms = typeof k.kernelTimeMs === "number" ? k.kernelTimeMs : NaN;
     if (!Number.isFinite(ms)) {
@@ -33,7 +44,10 @@ function kernelTable(kernels: Awaited<ReturnType<typeof tf.profile>>["kernels"])
     const r = by.get(k.name) ?? { name: k.name, calls: 0, ms: 0, slowest: -1, shapes: "" };
     r.calls++;
     r.ms += ms;
-    if (ms > r.slowest) { r.slowest = ms; r.shapes = k.inputShapes.map((s: number[]) => `[${s}]`).join(" "); }
+    if (ms > r.slowest) {
+      r.slowest = ms;
+      r.shapes = k.inputShapes.map((s: number[]) => `[${s}]`).join(" ");
+    }
     by.set(k.name, r);
   }
   return { rows: [...by.values()].sort((a, b) => b.ms - a.ms), total, untimed };
@@ -62,7 +76,10 @@ async function main() {
     const model = new ScanModel({ ...defaultScanConfig(3000), jointDim: 1024 });
     const lengths = Array(B).fill(T);
     step = async () => {
-      const { value, grads } = tf.variableGrads(() => matchingLoss(model, { features, captions, imageNames: [] }, lengths), model.variables);
+      const { value, grads } = tf.variableGrads(
+        () => matchingLoss(model, { features, captions, imageNames: [] }, lengths),
+        model.variables,
+      );
       clipAndApply(opt, grads, 2);
       await value.data();
       tf.dispose([value, ...Object.values(grads)]);
@@ -80,9 +97,17 @@ async function main() {
     `${what} training step, batch ${B}, T ${T}: ${wall.toFixed(0)} ms (${(B / (wall / 1000)).toFixed(0)} captions/s); profiled run ${profiled.toFixed(0)} ms, ` +
       `${info.kernels.length} kernel calls, ${total.toFixed(0)} ms of kernel time${untimed ? `, ${untimed} calls untimed` : ""}`,
   );
-  console.log("kernel".padEnd(22) + "calls".padStart(7) + "ms".padStart(10) + "share".padStart(8) + "  slowest call's inputs");
+  console.log(
+    "kernel".padEnd(22) + "calls".padStart(7) + "ms".padStart(10) + "share".padStart(8) + "  slowest call's inputs",
+  );
   for (const r of rows.slice(0, top)) {
-    console.log(r.name.padEnd(22) + String(r.calls).padStart(7) + r.ms.toFixed(1).padStart(10) + `${((100 * r.ms) / total).toFixed(1)}%`.padStart(8) + `  ${r.shapes}`);
+    console.log(
+      r.name.padEnd(22) +
+        String(r.calls).padStart(7) +
+        r.ms.toFixed(1).padStart(10) +
+        `${((100 * r.ms) / total).toFixed(1)}%`.padStart(8) +
+        `  ${r.shapes}`,
+    );
   }
 }
 main();

@@ -13,13 +13,16 @@ import { OnnxScan } from "../lib/matching/scan-onnx";
 import { scoreMatrix } from "../lib/matching/retrieval";
 import { clipAndApply } from "../lib/engine/optimize";
 
-const R = 49, E = 2048, T = 13, B = 128;
+const R = 49,
+  E = 2048,
+  T = 13,
+  B = 128;
 
 /** n values in rows of `d` of unit length. */
 function randomUnit(n: number, d: number, seed: number): Float32Array {
   const out = new Float32Array(n);
   let x = seed;
-  for (let i = 0; i < n; i++) out[i] = ((x = (x * 16807) % 2147483647) / 2147483647) - 0.5;
+  for (let i = 0; i < n; i++) out[i] = (x = (x * 16807) % 2147483647) / 2147483647 - 0.5;
   for (let r = 0; r < n; r += d) {
     let s = 0;
     for (let k = r; k < r + d; k++) s += out[k] * out[k];
@@ -36,42 +39,60 @@ async function main() {
   const steps = Number(process.argv[4] ?? 3);
   const nImages = Number(process.argv[5] ?? 1000);
   const directions = (process.argv[6] ?? "t2i").split(",") as ("t2i" | "i2t")[];
-  for (const d of dims) for (const direction of directions) {
-    const scan = { ...defaultScanConfig(3000), jointDim: d, direction };
-    const model = new ScanModel(scan);
-    const features = Float32Array.from({ length: B * R * E }, (_, i) => Math.max(0, Math.sin(i * 0.61)) * 2);
-    const ids = Int32Array.from({ length: B * T }, (_, i) => (i % T < 8 + ((i / T) % 6) ? 4 + ((i * 7919) % 2990) : 0));
-    const lengths = Array.from({ length: B }, (_, b) => 8 + (b % 6));
-    const opt = tf.train.adam(2e-4);
-    for (const engine of engines) {
-      const onnx = engine === "onnx" ? new OnnxScan(scan, R) : undefined;
-      const batch = { features: tf.tensor3d(features, [B, R, E]), captions: tf.tensor2d(ids, [B, T], "int32") };
-      let total = 0;
-      for (let s = 0; s <= steps; s++) {
-        const t0 = Date.now();
-        const grads = onnx
-          ? (await onnx.gradients(model, features, ids, lengths, T)).grads
-          : tf.variableGrads(() => contrastiveLoss(model.similarity(model.encodeImages(batch.features), model.encodeCaptions(batch.captions, lengths), lengths), scan.margin), model.variables).grads;
-        clipAndApply(opt, grads, 2);
-        await model.imgB.data();
-        tf.dispose(Object.values(grads));
-        if (s > 0) total += (Date.now() - t0) / 1000; // the first step compiles
+  for (const d of dims)
+    for (const direction of directions) {
+      const scan = { ...defaultScanConfig(3000), jointDim: d, direction };
+      const model = new ScanModel(scan);
+      const features = Float32Array.from({ length: B * R * E }, (_, i) => Math.max(0, Math.sin(i * 0.61)) * 2);
+      const ids = Int32Array.from({ length: B * T }, (_, i) =>
+        i % T < 8 + ((i / T) % 6) ? 4 + ((i * 7919) % 2990) : 0,
+      );
+      const lengths = Array.from({ length: B }, (_, b) => 8 + (b % 6));
+      const opt = tf.train.adam(2e-4);
+      for (const engine of engines) {
+        const onnx = engine === "onnx" ? new OnnxScan(scan, R) : undefined;
+        const batch = { features: tf.tensor3d(features, [B, R, E]), captions: tf.tensor2d(ids, [B, T], "int32") };
+        let total = 0;
+        for (let s = 0; s <= steps; s++) {
+          const t0 = Date.now();
+          const grads = onnx
+            ? (await onnx.gradients(model, features, ids, lengths, T)).grads
+            : tf.variableGrads(
+                () =>
+                  contrastiveLoss(
+                    model.similarity(
+                      model.encodeImages(batch.features),
+                      model.encodeCaptions(batch.captions, lengths),
+                      lengths,
+                    ),
+                    scan.margin,
+                  ),
+                model.variables,
+              ).grads;
+          clipAndApply(opt, grads, 2);
+          await model.imgB.data();
+          tf.dispose(Object.values(grads));
+          if (s > 0) total += (Date.now() - t0) / 1000; // the first step compiles
+        }
+        const perStep = total / steps;
+        console.log(
+          `train d=${d} ${direction} ${engine}: ${perStep.toFixed(2)} s/step of ${B} pairs = ${(B / perStep).toFixed(0)} pairs/s; Flickr8k epoch (30,000 pairs) ≈ ${(((30000 / B) * perStep) / 60).toFixed(1)} min`,
+        );
+        tf.dispose([batch.features, batch.captions]);
+        await onnx?.dispose();
       }
-      const perStep = total / steps;
-      console.log(`train d=${d} ${direction} ${engine}: ${perStep.toFixed(2)} s/step of ${B} pairs = ${(B / perStep).toFixed(0)} pairs/s; Flickr8k epoch (30,000 pairs) ≈ ${((30000 / B) * perStep / 60).toFixed(1)} min`);
-      tf.dispose([batch.features, batch.captions]);
-      await onnx?.dispose();
+      const nCaptions = 5 * nImages;
+      const images = randomUnit(nImages * R * d, d, 1);
+      const captions = randomUnit(nCaptions * T * d, d, 2);
+      const capLengths = Array.from({ length: nCaptions }, (_, c) => 8 + (c % 6));
+      const t0 = Date.now();
+      const scores = await scoreMatrix(scan, images, nImages, captions, capLengths, T);
+      const seconds = (Date.now() - t0) / 1000;
+      console.log(
+        `score d=${d} ${direction}: ${nImages} × ${nCaptions} pairs in ${seconds.toFixed(1)} s (${((nImages * nCaptions) / seconds / 1e3).toFixed(0)}k pairs/s; ${scores.length} scores)`,
+      );
+      model.dispose();
     }
-    const nCaptions = 5 * nImages;
-    const images = randomUnit(nImages * R * d, d, 1);
-    const captions = randomUnit(nCaptions * T * d, d, 2);
-    const capLengths = Array.from({ length: nCaptions }, (_, c) => 8 + (c % 6));
-    const t0 = Date.now();
-    const scores = await scoreMatrix(scan, images, nImages, captions, capLengths, T);
-    const seconds = (Date.now() - t0) / 1000;
-    console.log(`score d=${d} ${direction}: ${nImages} × ${nCaptions} pairs in ${seconds.toFixed(1)} s (${(nImages * nCaptions / seconds / 1e3).toFixed(0)}k pairs/s; ${scores.length} scores)`);
-    model.dispose();
-  }
   console.log(`peak RSS ${(process.resourceUsage().maxRSS / 1024 / 1024).toFixed(2)} GB`);
 }
 main();

@@ -13,8 +13,12 @@ async function main() {
   const t0 = performance.now();
   await generateSynthetic(dir, { n });
   const s = (performance.now() - t0) / 1000;
-  const bytes = fs.readdirSync(path.join(dir, "Images")).reduce((a, f) => a + fs.statSync(path.join(dir, "Images", f)).size, 0);
-  console.log(`synthetic scenes: ${n} images in ${s.toFixed(1)} s (${(n / s).toFixed(0)} images/s, ${os.cpus().length} cores), ${(bytes / 2 ** 20).toFixed(1)} MiB of PNG`);
+  const bytes = fs
+    .readdirSync(path.join(dir, "Images"))
+    .reduce((a, f) => a + fs.statSync(path.join(dir, "Images", f)).size, 0);
+  console.log(
+    `synthetic scenes: ${n} images in ${s.toFixed(1)} s (${(n / s).toFixed(0)} images/s, ${os.cpus().length} cores), ${(bytes / 2 ** 20).toFixed(1)} MiB of PNG`,
+  );
   fs.rmSync(path.dirname(dir), { recursive: true, force: true });
 }
 main();

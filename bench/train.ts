@@ -27,7 +27,10 @@ function flickrLengths(batchSize: number): number[] {
   const captions = trainCaptions(dir);
   const vocab = buildVocabulary(captions, 5);
   const lengths = captions.map((c) => vocab.encode(c).length);
-  const loader = new DataLoader({ length: lengths.length, getItem: async () => undefined, captionLength: (i) => lengths[i] }, { batchSize, shuffle: true, seed: 1, bucketByLength: true });
+  const loader = new DataLoader(
+    { length: lengths.length, getItem: async () => undefined, captionLength: (i) => lengths[i] },
+    { batchSize, shuffle: true, seed: 1, bucketByLength: true },
+  );
   return paddedLengths(loader.batchIndices(0), (i) => lengths[i]);
 }
 
@@ -59,7 +62,9 @@ async function main() {
       const features = tf.randomUniform([B, 49, 2048], 0, 2) as tf.Tensor3D;
       const run = async (T: number) => {
         const captions = tf.randomUniform([B, T], 3, 3000, "int32") as tf.Tensor2D;
-        const r = onnx ? await onnx.gradients(decoder, features, captions, { seed: 1, lambda: 1 }) : await dp.gradients(features, captions, { seed: 1, lambda: 1 });
+        const r = onnx
+          ? await onnx.gradients(decoder, features, captions, { seed: 1, lambda: 1 })
+          : await dp.gradients(features, captions, { seed: 1, lambda: 1 });
         clipAndApply(opt, r.grads, 5);
         dp.weightsChanged();
         await r.loss.data();
@@ -82,6 +87,8 @@ async function main() {
       features.dispose();
     }
   }
-  console.log(`peak RSS of the main process: ${(peak / 2 ** 20).toFixed(0)} MiB (each worker holds its own share of a batch and a copy of the weights)`);
+  console.log(
+    `peak RSS of the main process: ${(peak / 2 ** 20).toFixed(0)} MiB (each worker holds its own share of a batch and a copy of the weights)`,
+  );
 }
 main();

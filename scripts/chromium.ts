@@ -16,9 +16,20 @@ export function renderedCharts(html: string, browser: string): { expected: numbe
   const profile = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-chromium-"));
   const r = spawnSync(
     browser,
-    ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", `--user-data-dir=${profile}`, "--virtual-time-budget=15000", "--dump-dom",
-      `file://${path.resolve(html)}`],
+    [
+      "--headless",
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-quic",
+      "--no-first-run",
+      "--disable-background-networking",
+      "--disable-component-update",
+      "--disable-sync",
+      `--user-data-dir=${profile}`,
+      "--virtual-time-budget=15000",
+      "--dump-dom",
+      `file://${path.resolve(html)}`,
+    ],
     { encoding: "utf8", maxBuffer: 512 * 1024 * 1024, timeout: 120_000 },
   );
   fs.rmSync(profile, { recursive: true, force: true });

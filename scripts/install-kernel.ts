@@ -15,17 +15,25 @@ export function jupyterPython(): string {
 }
 
 export function buildLib(): void {
-  execFileSync(process.execPath, [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.build.json")], {
-    stdio: "inherit",
-  });
+  execFileSync(
+    process.execPath,
+    [path.join(ROOT, "node_modules", "typescript", "bin", "tsc"), "-p", path.join(ROOT, "tsconfig.build.json")],
+    {
+      stdio: "inherit",
+    },
+  );
 }
 
 export function installKernel(): void {
   const tslab = path.join(ROOT, "node_modules", ".bin", "tslab");
   if (!fs.existsSync(tslab)) throw new Error(`${tslab} is missing: run npm ci first`);
-  execFileSync(tslab, ["install", `--python=${jupyterPython()}`, `--binary=${tslab}`, `--prefix=${path.join(ROOT, ".jupyter")}`], {
-    stdio: ["ignore", "ignore", "inherit"],
-  });
+  execFileSync(
+    tslab,
+    ["install", `--python=${jupyterPython()}`, `--binary=${tslab}`, `--prefix=${path.join(ROOT, ".jupyter")}`],
+    {
+      stdio: ["ignore", "ignore", "inherit"],
+    },
+  );
   const spec = path.join(JUPYTER_PATH, "kernels", "tslab", "kernel.json");
   if (!fs.existsSync(spec)) throw new Error(`tslab install did not write ${spec}`);
 }

@@ -32,7 +32,8 @@ function firstError(executed: string): string | undefined {
   const nb = JSON.parse(fs.readFileSync(executed, "utf8"));
   for (const [i, c] of nb.cells.entries()) {
     for (const o of c.outputs ?? []) {
-      if (o.output_type === "error") return `cell ${i + 1}: ${o.ename}: ${o.evalue}\n${[].concat(c.source).join("").slice(0, 400)}`;
+      if (o.output_type === "error")
+        return `cell ${i + 1}: ${o.ename}: ${o.evalue}\n${[].concat(c.source).join("").slice(0, 400)}`;
       // tslab reports an exception thrown after a top-level await on stderr, not as an error output
       const text = [].concat(o.text ?? []).join("");
       const m = o.output_type === "stream" && o.name === "stderr" ? /^(\w*Error|Error): .*$/m.exec(text) : null;
@@ -64,8 +65,19 @@ function main(): void {
     const t0 = Date.now();
     const run = spawnSync(
       python,
-      ["-m", "nbconvert", "--to", "notebook", "--execute", "--ExecutePreprocessor.kernel_name=tslab", "--ExecutePreprocessor.timeout=1200",
-        "--allow-errors", "--output-dir", OUT, src],
+      [
+        "-m",
+        "nbconvert",
+        "--to",
+        "notebook",
+        "--execute",
+        "--ExecutePreprocessor.kernel_name=tslab",
+        "--ExecutePreprocessor.timeout=1200",
+        "--allow-errors",
+        "--output-dir",
+        OUT,
+        src,
+      ],
       { env, cwd: NB_DIR, encoding: "utf8" },
     );
     const err = firstError(executed);
@@ -74,7 +86,10 @@ function main(): void {
       console.error(`notebooks: 0 passed, 1 failed`);
       fail(`${name} failed${err ? ` at ${err}` : ` (nbconvert exit ${run.status})`}`);
     }
-    execFileSync(python, ["-m", "nbconvert", "--to", "html", "--output-dir", OUT, executed], { env, stdio: ["ignore", "ignore", "inherit"] });
+    execFileSync(python, ["-m", "nbconvert", "--to", "html", "--output-dir", OUT, executed], {
+      env,
+      stdio: ["ignore", "ignore", "inherit"],
+    });
     const html = executed.replace(/\.ipynb$/, ".html");
     let charts = "";
     if (browser) {
@@ -84,7 +99,8 @@ function main(): void {
       } catch (e) {
         fail((e as Error).message);
       }
-      if (drawn < expected) fail(`${name}: ${drawn} of ${expected} Plotly charts rendered in headless Chromium (${html})`);
+      if (drawn < expected)
+        fail(`${name}: ${drawn} of ${expected} Plotly charts rendered in headless Chromium (${html})`);
       charts = `, ${drawn}/${expected} charts rendered in Chromium`;
     } else if (process.env.CI) fail("chromium is needed to check the charts (apt-get install chromium)");
     passed++;

@@ -7,7 +7,10 @@ describe("backend selection", () => {
     assert.equal(parseOverride(undefined), undefined);
     assert.equal(parseOverride("auto"), undefined);
     assert.equal(parseOverride("wasm"), "wasm");
-    assert.throws(() => parseOverride("cuda"), /ATTEND_TELL_BACKEND=cuda is not a backend; use one of auto, node-gpu, webgpu, node, wasm, cpu/);
+    assert.throws(
+      () => parseOverride("cuda"),
+      /ATTEND_TELL_BACKEND=cuda is not a backend; use one of auto, node-gpu, webgpu, node, wasm, cpu/,
+    );
   });
 
   it("tries GPUs first and pure JS last", () => {
@@ -17,7 +20,11 @@ describe("backend selection", () => {
   it("picks an accelerated backend when one is present (wasm on a CPU-only machine) and says why", async function () {
     if (process.env.ATTEND_TELL_BACKEND) this.skip();
     const c = await initBackend({ quiet: true });
-    assert.notEqual(c.kind, "cpu", "wasm ships with the project, so the pure-JS cpu backend must never be the automatic choice");
+    assert.notEqual(
+      c.kind,
+      "cpu",
+      "wasm ships with the project, so the pure-JS cpu backend must never be the automatic choice",
+    );
     assert.equal(tf.getBackend(), c.tfName);
     if (c.kind === "wasm") assert.match(c.reason, /no webgpu: .+/);
     assert.ok(describeBackend(c).startsWith(c.kind));

@@ -14,8 +14,17 @@ describe("hand-written BPTT of the attention LSTM", () => {
   it("gives autodiff's loss and gradients for every parameter (λ = 1, padded captions)", async () => {
     const d = new DecoderRNN(config, defaultInitializer(4));
     const features = tf.randomUniform([3, 5, 8], 0, 2, "float32", 7) as tf.Tensor3D;
-    const captions = tf.tensor2d([[1, 4, 5, 6, 7, 2], [1, 3, 9, 2, 0, 0], [1, 10, 2, 0, 0, 0]], [3, 6], "int32");
-    const lossOf = (recurrence: "fused" | "stepwise") => () => captionLoss(d.forward(features, captions, { recurrence }), captions, { lambda: 1 }).loss;
+    const captions = tf.tensor2d(
+      [
+        [1, 4, 5, 6, 7, 2],
+        [1, 3, 9, 2, 0, 0],
+        [1, 10, 2, 0, 0, 0],
+      ],
+      [3, 6],
+      "int32",
+    );
+    const lossOf = (recurrence: "fused" | "stepwise") => () =>
+      captionLoss(d.forward(features, captions, { recurrence }), captions, { lambda: 1 }).loss;
     const fused = tf.variableGrads(lossOf("fused"), d.variables);
     const reference = tf.variableGrads(lossOf("stepwise"), d.variables);
     const lf = (await fused.value.data())[0];
@@ -30,16 +39,32 @@ describe("hand-written BPTT of the attention LSTM", () => {
       assert.ok(worst < 1e-4, `${v.name}: relative gradient error ${worst}`);
     }
     const bA = d.attention.bA.name;
-    assert.equal(Math.max(...Array.from(await reference.grads[bA].data(), Math.abs)) < 1e-6, true, "d b_A is 0 (softmax shift invariance)");
+    assert.equal(
+      Math.max(...Array.from(await reference.grads[bA].data(), Math.abs)) < 1e-6,
+      true,
+      "d b_A is 0 (softmax shift invariance)",
+    );
     d.dispose();
   });
 
   it("frees its intermediates: a training step leaves no tensors behind", async () => {
     const d = new DecoderRNN(config, defaultInitializer(5));
     const features = tf.randomUniform([2, 5, 8], 0, 1, "float32", 3) as tf.Tensor3D;
-    const captions = tf.tensor2d([[1, 4, 5, 2], [1, 3, 2, 0]], [2, 4], "int32");
+    const captions = tf.tensor2d(
+      [
+        [1, 4, 5, 2],
+        [1, 3, 2, 0],
+      ],
+      [2, 4],
+      "int32",
+    );
     const opt = tf.train.adam(1e-3);
-    const step = () => opt.minimize(() => captionLoss(d.forward(features, captions, { training: true, seed: 1 }), captions).loss, false, d.variables);
+    const step = () =>
+      opt.minimize(
+        () => captionLoss(d.forward(features, captions, { training: true, seed: 1 }), captions).loss,
+        false,
+        d.variables,
+      );
     step(); // Adam creates its moment variables on the first step
     const before = tf.memory().numTensors;
     step();

@@ -14,12 +14,29 @@ describe("caption files", () => {
   it("reads the original layout (image#n<TAB>caption)", () => {
     const f = write("Flickr8k.token.txt", "x.jpg#0\tA dog .\r\nx.jpg#1\tA black dog\n\ny.jpg#0\tA cat\n");
     const r = readCaptions(f);
-    assert.deepEqual(r.map((c) => [c.image, c.caption, c.line]), [["x.jpg", "A dog .", 1], ["x.jpg", "A black dog", 2], ["y.jpg", "A cat", 4]]);
+    assert.deepEqual(
+      r.map((c) => [c.image, c.caption, c.line]),
+      [
+        ["x.jpg", "A dog .", 1],
+        ["x.jpg", "A black dog", 2],
+        ["y.jpg", "A cat", 4],
+      ],
+    );
   });
 
   it("reads the Kaggle CSV layout with quoted commas and doubled quotes", () => {
-    const f = write("captions.txt", 'image,caption\nx.jpg,A dog .\nx.jpg,"A dog , wet , shakes"\ny.jpg,"He said ""hi"""\n');
-    assert.deepEqual(readCaptions(f).map((c) => [c.image, c.caption]), [["x.jpg", "A dog ."], ["x.jpg", "A dog , wet , shakes"], ["y.jpg", 'He said "hi"']]);
+    const f = write(
+      "captions.txt",
+      'image,caption\nx.jpg,A dog .\nx.jpg,"A dog , wet , shakes"\ny.jpg,"He said ""hi"""\n',
+    );
+    assert.deepEqual(
+      readCaptions(f).map((c) => [c.image, c.caption]),
+      [
+        ["x.jpg", "A dog ."],
+        ["x.jpg", "A dog , wet , shakes"],
+        ["y.jpg", 'He said "hi"'],
+      ],
+    );
     assert.deepEqual(parseCsvLine('a,"b,c",,d'), ["a", "b,c", "", "d"]);
   });
 
@@ -40,8 +57,14 @@ describe("caption files", () => {
 
   it("says which caption file is missing", () => {
     const dir = tmpDir();
-    assert.throws(() => readCaptions(path.join(dir, "Flickr8k.token.txt")), /caption file .*Flickr8k\.token\.txt does not exist/);
-    assert.throws(() => resolveLayout(dir), /no caption file in .*: expected Flickr8k\.token\.txt \(original Flickr8k\) or captions\.txt \(Kaggle\)/);
+    assert.throws(
+      () => readCaptions(path.join(dir, "Flickr8k.token.txt")),
+      /caption file .*Flickr8k\.token\.txt does not exist/,
+    );
+    assert.throws(
+      () => resolveLayout(dir),
+      /no caption file in .*: expected Flickr8k\.token\.txt \(original Flickr8k\) or captions\.txt \(Kaggle\)/,
+    );
     assert.throws(() => resolveLayout(path.join(dir, "nope")), /data folder .*nope does not exist/);
   });
 
@@ -52,34 +75,56 @@ describe("caption files", () => {
     const layout = resolveLayout(dir);
     const recs = readCaptions(layout.captionsFile);
     const parts = (["train", "dev", "test"] as const).map((s) => splitImages(layout, s, recs));
-    assert.deepEqual(parts.map((p) => p.length), [60, 10, 10]);
+    assert.deepEqual(
+      parts.map((p) => p.length),
+      [60, 10, 10],
+    );
     assert.equal(new Set(parts.flat()).size, 80);
     assert.deepEqual(splitImages(layout, "dev", recs), parts[1]);
   });
 
   it("names the line of a caption file that is not UTF-8 instead of reading mojibake", () => {
     const f = path.join(tmpDir(), "captions.txt");
-    fs.writeFileSync(f, Buffer.concat([Buffer.from("image,caption\nx.jpg,a caf"), Buffer.from([0xe9]), Buffer.from(" terrace\n")]));
-    assert.throws(() => readCaptions(f), new RegExp(`^Error: ${f}:2: not valid UTF-8 \\(Latin-1 or another encoding\\?\\); save the file as UTF-8$`));
+    fs.writeFileSync(
+      f,
+      Buffer.concat([Buffer.from("image,caption\nx.jpg,a caf"), Buffer.from([0xe9]), Buffer.from(" terrace\n")]),
+    );
+    assert.throws(
+      () => readCaptions(f),
+      new RegExp(`^Error: ${f}:2: not valid UTF-8 \\(Latin-1 or another encoding\\?\\); save the file as UTF-8$`),
+    );
     fs.writeFileSync(f, "image,caption\nx.jpg,a café terrace\n");
     assert.equal(readCaptions(f)[0].caption, "a café terrace");
   });
 
   it("refuses image names that are not plain file names in the image folder (../../etc/passwd, sub/x.jpg)", () => {
     const token = write("Flickr8k.token.txt", "x.jpg#0\tfine\n../../etc/passwd#0\tclimbs out\n");
-    assert.throws(() => readCaptions(token), new RegExp(`${token}:2: image name "\\.\\./\\.\\./etc/passwd" is not a plain file name`));
+    assert.throws(
+      () => readCaptions(token),
+      new RegExp(`${token}:2: image name "\\.\\./\\.\\./etc/passwd" is not a plain file name`),
+    );
     const csv = write("captions.txt", "image,caption\nsub\\x.jpg,in a folder\n");
-    assert.throws(() => readCaptions(csv), /:2: image name "sub\\\\x\.jpg" is not a plain file name; images must sit directly in the image folder/);
+    assert.throws(
+      () => readCaptions(csv),
+      /:2: image name "sub\\\\x\.jpg" is not a plain file name; images must sit directly in the image folder/,
+    );
     const dir = tmpDir();
     fs.writeFileSync(path.join(dir, "Flickr8k.token.txt"), "x.jpg#0\ta\n");
     fs.writeFileSync(path.join(dir, "Flickr_8k.devImages.txt"), "x.jpg\n\nsub/y.jpg\n");
     const layout = resolveLayout(dir);
-    assert.throws(() => splitImages(layout, "dev", readCaptions(layout.captionsFile)), /Flickr_8k\.devImages\.txt:3: image name "sub\/y\.jpg"/);
+    assert.throws(
+      () => splitImages(layout, "dev", readCaptions(layout.captionsFile)),
+      /Flickr_8k\.devImages\.txt:3: image name "sub\/y\.jpg"/,
+    );
   });
 
   it("uses Flickr8k's official split lists for a Flickr8k folder without split files (Kaggle's layout)", () => {
     const dir = tmpDir();
-    const official = (s: string) => fs.readFileSync(path.join(OFFICIAL_SPLIT_DIR, `Flickr_8k.${s}Images.txt`), "utf8").split("\n").filter(Boolean);
+    const official = (s: string) =>
+      fs
+        .readFileSync(path.join(OFFICIAL_SPLIT_DIR, `Flickr_8k.${s}Images.txt`), "utf8")
+        .split("\n")
+        .filter(Boolean);
     const [train, dev, test] = ["train", "dev", "test"].map(official);
     assert.deepEqual([train.length, dev.length, test.length], [6000, 1000, 1000]);
     const rows = [...train, ...dev, ...test].sort().map((im) => `${im},a caption`);
@@ -107,8 +152,14 @@ describe("caption files", () => {
       const csvKeys = new Set(csv.map(key));
       const notInCsv = token.filter((r) => !csvKeys.has(key(r)));
       // The one image with captions but no photo; its first line even reads "….jpg.1#0" in the original.
-      assert.deepEqual([...new Set(notInCsv.map((r) => r.image))], ["2258277193_586949ec62.jpg.1", "2258277193_586949ec62.jpg"]);
-      assert.deepEqual((["train", "dev", "test"] as const).map((s) => splitImages(layout, s, token).length), [6000, 1000, 1000]);
+      assert.deepEqual(
+        [...new Set(notInCsv.map((r) => r.image))],
+        ["2258277193_586949ec62.jpg.1", "2258277193_586949ec62.jpg"],
+      );
+      assert.deepEqual(
+        (["train", "dev", "test"] as const).map((s) => splitImages(layout, s, token).length),
+        [6000, 1000, 1000],
+      );
     });
   });
 });

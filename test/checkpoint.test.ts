@@ -11,11 +11,26 @@ const FORMAT = "attend-tell/test-checkpoint";
 
 /** A small checkpoint with a real Adam state (one step taken), as the trainers write it. */
 async function smallCheckpoint(dir: string): Promise<Record<string, tf.Variable>> {
-  const w = { "fc.weight": tf.variable(tf.tensor2d([[0.5, -1.25], [2, 3.0001]])), "fc.bias": tf.variable(tf.tensor1d([0.1, -0.2])) };
+  const w = {
+    "fc.weight": tf.variable(
+      tf.tensor2d([
+        [0.5, -1.25],
+        [2, 3.0001],
+      ]),
+    ),
+    "fc.bias": tf.variable(tf.tensor1d([0.1, -0.2])),
+  };
   const optimizer = tf.train.adam(0.01);
-  optimizer.minimize(() => tf.add(w["fc.weight"].square().sum(), w["fc.bias"].sum()) as tf.Scalar, false, Object.values(w));
+  optimizer.minimize(
+    () => tf.add(w["fc.weight"].square().sum(), w["fc.bias"].sum()) as tf.Scalar,
+    false,
+    Object.values(w),
+  );
   await writeCheckpoint(dir, {
-    weights: w, optimizer, vocab: buildVocabulary(["a dog runs", "a dog"], 1), history: { epoch: [] },
+    weights: w,
+    optimizer,
+    vocab: buildVocabulary(["a dog runs", "a dog"], 1),
+    history: { epoch: [] },
     meta: { format: FORMAT, version: 1, epoch: 1, config: { dim: 2 } },
   });
   return w;
@@ -35,7 +50,10 @@ describe("checkpoint: every file verified on load", () => {
     const w = await smallCheckpoint(dir);
     const meta = JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8"));
     const listed = Object.keys(meta.files);
-    assert.ok(listed.includes("vocab.json") && listed.includes("history.json") && listed.includes("model/model.json"), listed.join());
+    assert.ok(
+      listed.includes("vocab.json") && listed.includes("history.json") && listed.includes("model/model.json"),
+      listed.join(),
+    );
     assert.equal(listed.filter((f) => /^optimizer\/weights-/.test(f)).length, 1);
     const c = await readCheckpoint(dir, FORMAT, "test");
     assert.deepEqual(Array.from(await c.weights["fc.weight"].data()), Array.from(await w["fc.weight"].data()));
@@ -48,12 +66,19 @@ describe("checkpoint: every file verified on load", () => {
       const dir = path.join(tmpDir(), "checkpoint");
       tf.dispose(Object.values(await smallCheckpoint(dir)));
       const sub = damage === "optimizer" ? "optimizer" : "model";
-      const weights = path.join(dir, sub, fs.readdirSync(path.join(dir, sub)).find((f) => f.endsWith(".bin"))!);
+      const weights = path.join(
+        dir,
+        sub,
+        fs.readdirSync(path.join(dir, sub)).find((f) => f.endsWith(".bin"))!,
+      );
       if (damage === "truncate") fs.truncateSync(weights, 5);
       else flipByte(damage === "vocab" ? path.join(dir, "vocab.json") : weights, damage === "vocab" ? 20 : 3);
       const file = damage === "vocab" ? path.join(dir, "vocab.json") : weights;
       await assert.rejects(readCheckpoint(dir, FORMAT, "test"), (e: Error) => {
-        assert.ok(e.message.includes(file) && /damaged/.test(e.message) && /restore the folder or retrain/.test(e.message), e.message);
+        assert.ok(
+          e.message.includes(file) && /damaged/.test(e.message) && /restore the folder or retrain/.test(e.message),
+          e.message,
+        );
         return true;
       });
     }
@@ -67,9 +92,16 @@ describe("checkpoint: every file verified on load", () => {
     fs.writeFileSync(metaFile, JSON.stringify(old));
     const c = await readCheckpoint(dir, FORMAT, "test"); // still loads
     tf.dispose([...Object.values(c.weights), ...c.optimizerWeights.map((o) => o.tensor)]);
-    const weights = path.join(dir, "model", fs.readdirSync(path.join(dir, "model")).find((f) => f.endsWith(".bin"))!);
+    const weights = path.join(
+      dir,
+      "model",
+      fs.readdirSync(path.join(dir, "model")).find((f) => f.endsWith(".bin"))!,
+    );
     flipByte(weights);
-    await assert.rejects(readCheckpoint(dir, FORMAT, "test"), new RegExp(`${weights.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is damaged: its sha256 starts`));
+    await assert.rejects(
+      readCheckpoint(dir, FORMAT, "test"),
+      new RegExp(`${weights.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} is damaged: its sha256 starts`),
+    );
     fs.truncateSync(weights, 4);
     await assert.rejects(readCheckpoint(dir, FORMAT, "test"), /damaged/);
   });
@@ -82,15 +114,27 @@ describe("checkpoint: every file verified on load", () => {
     const meta = await exportCheckpoint(src, out);
     assert.equal(meta.weightsOnly, true);
     assert.ok(!fs.existsSync(path.join(out, "optimizer")));
-    const bin = (d: string) => fs.statSync(path.join(d, "model", fs.readdirSync(path.join(d, "model")).find((f) => f.endsWith(".bin"))!)).size;
+    const bin = (d: string) =>
+      fs.statSync(
+        path.join(
+          d,
+          "model",
+          fs.readdirSync(path.join(d, "model")).find((f) => f.endsWith(".bin"))!,
+        ),
+      ).size;
     assert.equal(bin(out) * 2, bin(src));
     const c = await readCheckpoint(out, FORMAT, "test");
     const full = Array.from(await w["fc.weight"].data());
     const half = Array.from(await c.weights["fc.weight"].data());
     assert.deepEqual(half, Array.from(decodeHalf(encodeHalf(full))));
-    half.forEach((v, i) => assert.ok(v !== full[i] && Math.abs(v - full[i]) <= Math.abs(full[i]) * 2 ** -11, `${v} vs ${full[i]}`));
+    half.forEach((v, i) =>
+      assert.ok(v !== full[i] && Math.abs(v - full[i]) <= Math.abs(full[i]) * 2 ** -11, `${v} vs ${full[i]}`),
+    );
     assert.deepEqual(c.optimizerWeights, []);
-    assert.throws(() => resumableOptimizerWeights(out, c.optimizerWeights), /holds weights only .* cannot be resumed; train into a new --out/);
+    assert.throws(
+      () => resumableOptimizerWeights(out, c.optimizerWeights),
+      /holds weights only .* cannot be resumed; train into a new --out/,
+    );
     tf.dispose([...Object.values(c.weights), ...Object.values(w)]);
   });
 
@@ -100,10 +144,16 @@ describe("checkpoint: every file verified on load", () => {
     tf.dispose(Object.values(await smallCheckpoint(dir)));
     const before = fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8");
     const bad = tf.tensor1d([true, false], "bool");
-    await assert.rejects(writeCheckpoint(dir, {
-      weights: { b: bad }, vocab: buildVocabulary(["a"], 1), history: {}, float16: true,
-      meta: { format: FORMAT, version: 1, epoch: 2, config: {} },
-    }), /float16 folders hold float32 and int32 only/);
+    await assert.rejects(
+      writeCheckpoint(dir, {
+        weights: { b: bad },
+        vocab: buildVocabulary(["a"], 1),
+        history: {},
+        float16: true,
+        meta: { format: FORMAT, version: 1, epoch: 2, config: {} },
+      }),
+      /float16 folders hold float32 and int32 only/,
+    );
     bad.dispose();
     assert.deepEqual(fs.readdirSync(root), ["checkpoint"]);
     assert.equal(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8"), before);

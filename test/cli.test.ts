@@ -21,14 +21,20 @@ describe("CLI: a table of commands", () => {
     for (const c of COMMANDS) {
       const text = await output([c.name, "--help"]);
       assert.ok(text.startsWith(`attend-tell ${c.name}`), text);
-      for (const flag of Object.keys(c.flags)) assert.ok(text.includes(`--${flag}`), `${c.name} --help lacks --${flag}`);
+      for (const flag of Object.keys(c.flags))
+        assert.ok(text.includes(`--${flag}`), `${c.name} --help lacks --${flag}`);
     }
     const train = await output(["train", "--help"]);
     const d = defaultTrainConfig(getDefaultConfig(0));
     assert.match(train, new RegExp(`--epochs N +.*\\(default ${d.epochs}\\)`));
     assert.match(train, /--lambda N +.*\(default 0\.02041\)/); // 1/49, the config's default, not restated
     assert.match(await output([]), /train-matching +Train SCAN/);
-    assert.equal(help().split("\n").filter((l) => /^ {2}\S/.test(l)).length, COMMANDS.length);
+    assert.equal(
+      help()
+        .split("\n")
+        .filter((l) => /^ {2}\S/.test(l)).length,
+      COMMANDS.length,
+    );
   });
 
   it("parses typed flags with defaults and rejects bad values in one line naming the flag", () => {
@@ -38,23 +44,38 @@ describe("CLI: a table of commands", () => {
     assert.equal(values.resume, true);
     assert.equal(values.overwrite, false);
     assert.equal(values["batch-size"], defaultTrainConfig(getDefaultConfig(0)).batchSize);
-    assert.throws(() => parseCommand(train, ["--epochs", "0"]), /^Error: --epochs must be a positive integer, got "0"$/);
+    assert.throws(
+      () => parseCommand(train, ["--epochs", "0"]),
+      /^Error: --epochs must be a positive integer, got "0"$/,
+    );
     assert.throws(() => parseCommand(train, ["--lr=-1"]), /--lr must be a non-negative number, got "-1"/);
     assert.throws(() => parseCommand(train, ["--engine", "gpu"]), /--engine must be one of onnx, tfjs, got "gpu"/);
-    assert.throws(() => parseCommand(train, ["--bogus"]), /^Error: train: Unknown option '--bogus' \(attend-tell train --help lists the flags\)$/);
+    assert.throws(
+      () => parseCommand(train, ["--bogus"]),
+      /^Error: train: Unknown option '--bogus' \(attend-tell train --help lists the flags\)$/,
+    );
     assert.throws(() => parseCommand(train, ["extra"]), /train takes no arguments, got "extra"/);
     const evaluate = COMMANDS.find((c) => c.name === "evaluate")!;
     assert.deepEqual(parseCommand(evaluate, ["--beam", "1,3,5"]).values.beam, [1, 3, 5]);
-    assert.throws(() => parseCommand(evaluate, ["--beam", "1,x"]), /--beam must be a comma-separated list of positive integers/);
+    assert.throws(
+      () => parseCommand(evaluate, ["--beam", "1,x"]),
+      /--beam must be a comma-separated list of positive integers/,
+    );
     const matching = COMMANDS.find((c) => c.name === "evaluate-matching")!;
     assert.deepEqual(parseCommand(matching, ["--checkpoint", "a", "--checkpoint", "b"]).values.checkpoint, ["a", "b"]);
     assert.match(usage(matching), /--checkpoint DIR .*repeatable/);
   });
 
   it("says what is missing and which commands exist", async () => {
-    await assert.rejects(main(["train", "--out", "runs/x"]), /^Error: train needs --data-dir \(attend-tell train --help\)$/);
+    await assert.rejects(
+      main(["train", "--out", "runs/x"]),
+      /^Error: train needs --data-dir \(attend-tell train --help\)$/,
+    );
     await assert.rejects(main(["trian"]), /unknown command "trian"; the commands are: start, .*train,/);
     await assert.rejects(main(["caption"]), /caption needs one or more image files/);
-    await assert.rejects(main(["train", "--data-dir", "d", "--out", "o", "--resume", "--overwrite"]), /--resume and --overwrite contradict each other/);
+    await assert.rejects(
+      main(["train", "--data-dir", "d", "--out", "o", "--resume", "--overwrite"]),
+      /--resume and --overwrite contradict each other/,
+    );
   });
 });

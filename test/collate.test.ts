@@ -7,8 +7,14 @@ describe("capsCollate", () => {
   before(setupBackend);
 
   it("pads captions to the longest, batch-first, with lengths and mask (hand-computed)", async () => {
-    const caps = [[1, 5, 2], [1, 5, 6, 7, 2], [1, 2]];
-    const batch = capsCollate(caps.map((caption, i) => ({ image: tf.fill([2, 2, 3], i), caption, imageName: `im${i}` })));
+    const caps = [
+      [1, 5, 2],
+      [1, 5, 6, 7, 2],
+      [1, 2],
+    ];
+    const batch = capsCollate(
+      caps.map((caption, i) => ({ image: tf.fill([2, 2, 3], i), caption, imageName: `im${i}` })),
+    );
     assert.deepEqual(batch.captions.shape, [3, 5]);
     assert.equal(batch.captions.dtype, "int32");
     assert.deepEqual(await batch.captions.array(), [

@@ -13,7 +13,17 @@ describe("data-parallel training step (worker threads)", function () {
     const config = { vocabSize: 11, embedSize: 5, encoderDim: 8, attentionDim: 6, decoderDim: 7, dropout: 0 };
     const d = new DecoderRNN(config, defaultInitializer(2));
     const features = tf.randomUniform([5, 4, 8], 0, 1, "float32", 1) as tf.Tensor3D;
-    const captions = tf.tensor2d([[1, 4, 5, 2, 0], [1, 3, 9, 6, 2], [1, 10, 2, 0, 0], [1, 7, 7, 7, 2], [1, 2, 0, 0, 0]], [5, 5], "int32");
+    const captions = tf.tensor2d(
+      [
+        [1, 4, 5, 2, 0],
+        [1, 3, 9, 6, 2],
+        [1, 10, 2, 0, 0],
+        [1, 7, 7, 7, 2],
+        [1, 2, 0, 0, 0],
+      ],
+      [5, 5],
+      "int32",
+    );
     const dp = await DataParallel.start(d, 2);
     try {
       for (let round = 0; round < 2; round++) {
@@ -21,10 +31,19 @@ describe("data-parallel training step (worker threads)", function () {
         const split = await dp.gradients(features, captions, { seed: 1, lambda: 0.5 });
         assert.ok(Math.abs(split.loss.dataSync()[0] - whole.loss.dataSync()[0]) < 1e-5, `round ${round}: loss`);
         for (const v of d.variables) {
-          const a = split.grads[v.name].dataSync(), b = whole.grads[v.name].dataSync();
-          for (let i = 0; i < b.length; i++) assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `round ${round}: ${v.name}[${i}] ${a[i]} vs ${b[i]}`);
+          const a = split.grads[v.name].dataSync(),
+            b = whole.grads[v.name].dataSync();
+          for (let i = 0; i < b.length; i++)
+            assert.ok(Math.abs(a[i] - b[i]) < 1e-5, `round ${round}: ${v.name}[${i}] ${a[i]} vs ${b[i]}`);
         }
-        tf.dispose([whole.loss, whole.crossEntropy, split.loss, split.crossEntropy, ...Object.values(whole.grads), ...Object.values(split.grads)]);
+        tf.dispose([
+          whole.loss,
+          whole.crossEntropy,
+          split.loss,
+          split.crossEntropy,
+          ...Object.values(whole.grads),
+          ...Object.values(split.grads),
+        ]);
         // Change the weights: the worker must pick them up before the next step.
         d.variables.forEach((v) => v.assign(v.mul(0.9)));
         dp.weightsChanged();

@@ -24,7 +24,10 @@ describe("FlickrDataset", () => {
     assert.equal(item.imageName, "a.jpg");
     assert.deepEqual(item.caption, [SOS, ...vocab.numericalize("A dog runs on the grass ."), EOS]);
     const px = await item.image.slice([100, 100, 0], [1, 1, 3]).data();
-    assert.ok(Math.abs(px[0] - 200 / 255) < 0.02 && Math.abs(px[1] - 30 / 255) < 0.02, `unit-normalised red, got ${px}`);
+    assert.ok(
+      Math.abs(px[0] - 200 / 255) < 0.02 && Math.abs(px[1] - 30 / 255) < 0.02,
+      `unit-normalised red, got ${px}`,
+    );
     item.image.dispose();
     const dev = new FlickrDataset({ dataDir: dir, split: "dev", vocab });
     assert.ok(dev.caption(0).includes(UNK), "bicycle is not in the train vocabulary");
@@ -37,7 +40,10 @@ describe("FlickrDataset", () => {
     const img = await loadRgb(path.join(dir, "Images", "b.jpg"), 4);
     const caffe = normalizePixels(img, "caffe");
     // b.jpg is pure blue (0, 0, 255): B − 103.939, G − 116.779, R − 123.68 (JPEG may shift values by a few)
-    assert.ok(Math.abs(caffe[0] - (255 - 103.939)) < 4 && Math.abs(caffe[1] + 116.779) < 4 && Math.abs(caffe[2] + 123.68) < 4, `${caffe.slice(0, 3)}`);
+    assert.ok(
+      Math.abs(caffe[0] - (255 - 103.939)) < 4 && Math.abs(caffe[1] + 116.779) < 4 && Math.abs(caffe[2] + 123.68) < 4,
+      `${caffe.slice(0, 3)}`,
+    );
     const torch = normalizePixels({ data: new Uint8Array([255, 0, 128]), width: 1, height: 1 }, "torch");
     assert.ok(Math.abs(torch[0] - (1 - 0.485) / 0.229) < 1e-5 && Math.abs(torch[1] - -0.456 / 0.224) < 1e-5);
     assert.throws(() => normalizePixels(img, "imagenet" as never), /unknown normalization "imagenet"/);
@@ -53,7 +59,10 @@ describe("FlickrDataset", () => {
     );
     const ds = new FlickrDataset({ dataDir: d, split: "train", vocab, onMissing: "skip" });
     assert.equal(ds.length, 2);
-    assert.deepEqual(ds.skipped.map((s) => s.image), ["b.jpg"]);
+    assert.deepEqual(
+      ds.skipped.map((s) => s.image),
+      ["b.jpg"],
+    );
   });
 
   it("names a file that is not an image", async () => {
@@ -68,7 +77,12 @@ describe("FlickrDataset", () => {
     fs.writeFileSync(path.join(d, "captions.txt"), 'image,caption\nbig.webp,"A wide , tall picture"\n');
     fs.writeFileSync(path.join(d, "Flickr_8k.trainImages.txt"), "big.webp\n");
     await writeImage(path.join(d, "Images", "big.webp"), 1000, 37);
-    const ds = new FlickrDataset({ dataDir: d, split: "train", vocab: buildVocabulary(["a wide tall picture"], 1), imageSize: 32 });
+    const ds = new FlickrDataset({
+      dataDir: d,
+      split: "train",
+      vocab: buildVocabulary(["a wide tall picture"], 1),
+      imageSize: 32,
+    });
     const item = await ds.getItem(0);
     assert.deepEqual(item.image.shape, [32, 32, 3]);
     item.image.dispose();
@@ -89,7 +103,10 @@ describe("FlickrDataset", () => {
       const item = await dev.getItem(0);
       assert.deepEqual(item.image.shape, [224, 224, 3]);
       tf.dispose(item.image);
-      assert.throws(() => new FlickrDataset({ dataDir: SHARED_FLICKR!, split: "test", vocab }), /Flickr_8k\.testImages\.txt\) is missing from/);
+      assert.throws(
+        () => new FlickrDataset({ dataDir: SHARED_FLICKR!, split: "test", vocab }),
+        /Flickr_8k\.testImages\.txt\) is missing from/,
+      );
       const test = new FlickrDataset({ dataDir: SHARED_FLICKR!, split: "test", vocab, onMissing: "skip" });
       assert.equal(test.skipped.length, 1000);
       assert.equal(test.length, 0);

@@ -52,14 +52,23 @@ describe("EncoderCNN", function () {
     const modelJson = path.join(weightsDir(), "ResNet50", "model.json");
     const artifacts = await randomResNetArtifacts(modelJson, 1);
     const again = await randomResNetArtifacts(modelJson, 1);
-    assert.ok(Buffer.from(artifacts.weightData as ArrayBuffer).equals(Buffer.from(again.weightData as ArrayBuffer)), "the same seed, the same weights");
+    assert.ok(
+      Buffer.from(artifacts.weightData as ArrayBuffer).equals(Buffer.from(again.weightData as ArrayBuffer)),
+      "the same seed, the same weights",
+    );
     const random = await EncoderCNN.fromArtifacts(artifacts);
-    assert.deepEqual(random.trunk.layers.map((l) => l.name), encoder.trunk.layers.map((l) => l.name));
+    assert.deepEqual(
+      random.trunk.layers.map((l) => l.name),
+      encoder.trunk.layers.map((l) => l.name),
+    );
     const x = tf.randomUniform([1, 224, 224, 3], -120, 150, "float32", 3) as tf.Tensor4D;
     const f = random.encode(x).dataSync();
     assert.equal(f.length, 49 * 2048);
     assert.ok(f.every(Number.isFinite) && f.some((v) => v > 0), "finite, non-zero features");
-    await assert.rejects(randomResNetArtifacts("/nonexistent/model.json"), /cannot read the ResNet-50 topology \/nonexistent\/model.json/);
+    await assert.rejects(
+      randomResNetArtifacts("/nonexistent/model.json"),
+      /cannot read the ResNet-50 topology \/nonexistent\/model.json/,
+    );
     tf.dispose(x);
     random.dispose();
   });
@@ -83,15 +92,21 @@ describe("EncoderCNN", function () {
     const region = await y.slice([1, 2 * 7 + 5, 0], [1, 1, 2048]).data();
     assert.deepEqual(Array.from(region), Array.from(cell));
     const values = await y.data();
-    assert.ok(values.every((v) => v >= 0), "features come after a ReLU");
+    assert.ok(
+      values.every((v) => v >= 0),
+      "features come after a ReLU",
+    );
     tf.dispose([x, y, map]);
   });
 
   it("classifies unambiguous Flickr8k dev photos into the right ImageNet family", async function () {
     if (!SHARED_FLICKR) this.skip();
     const img = (f: string) => path.join(SHARED_FLICKR!, "Images224", f);
-    const dogs = await encoder.classifyFiles(["1130369873_d80a1aa59c.jpg", "1378557186_4bd1da6834.jpg", "124972799_de706b6d0b.jpg"].map(img));
-    for (const top of dogs) assert.ok(isDog(top[0].index), `top-1 should be a dog breed: ${top.map((p) => p.label).join(", ")}`);
+    const dogs = await encoder.classifyFiles(
+      ["1130369873_d80a1aa59c.jpg", "1378557186_4bd1da6834.jpg", "124972799_de706b6d0b.jpg"].map(img),
+    );
+    for (const top of dogs)
+      assert.ok(isDog(top[0].index), `top-1 should be a dog breed: ${top.map((p) => p.label).join(", ")}`);
     const bikes = await encoder.classifyFiles(["2431723485_bc6b8e6418.jpg", "2520909293_9bb7f7364e.jpg"].map(img));
     for (const top of bikes) {
       assert.equal(top[0].label, "mountain bike", top.map((p) => p.label).join(", "));
@@ -104,7 +119,11 @@ describe("EncoderCNN", function () {
   it("folds batch norms into the convolutions without changing the features", async () => {
     const original = await EncoderCNN.load({ fold: false });
     assert.equal(original.full.layers.length, 177);
-    assert.equal(encoder.full.layers.length, 177 - 53 - 33, "53 BatchNormalization and 33 conv-following ReLUs removed");
+    assert.equal(
+      encoder.full.layers.length,
+      177 - 53 - 33,
+      "53 BatchNormalization and 33 conv-following ReLUs removed",
+    );
     const dir = tmpDir();
     await writeImage(path.join(dir, "y.png"), 224, 224, { r: 200, g: 180, b: 20 });
     const x = await EncoderCNN.loadBatch([path.join(dir, "y.png")]);
@@ -127,7 +146,10 @@ describe("EncoderCNN", function () {
     await assert.rejects(EncoderCNN.loadBatch([path.join(dir, "ok.png"), bad]), /cannot decode image .*bad\.jpg/);
     const r = await EncoderCNN.loadBatchSkipping([path.join(dir, "ok.png"), bad]);
     assert.deepEqual(r.batch!.shape, [1, 224, 224, 3]);
-    assert.deepEqual(r.bad.map((b) => path.basename(b.file)), ["bad.jpg"]);
+    assert.deepEqual(
+      r.bad.map((b) => path.basename(b.file)),
+      ["bad.jpg"],
+    );
     r.batch!.dispose();
   });
 });

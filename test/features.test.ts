@@ -16,18 +16,33 @@ describe("feature cache", function () {
   before(async () => {
     await setupBackend();
     dir = tmpDir();
-    const colours = [{ r: 250, g: 0, b: 0 }, { r: 0, g: 200, b: 0 }, { r: 0, g: 0, b: 230 }, { r: 240, g: 240, b: 0 }, { r: 20, g: 20, b: 20 }];
-    files = await Promise.all(colours.map(async (c, i) => {
-      const f = path.join(dir, "images", `im${i}.png`);
-      await writeImage(f, 120 + 10 * i, 90, c);
-      return f;
-    }));
+    const colours = [
+      { r: 250, g: 0, b: 0 },
+      { r: 0, g: 200, b: 0 },
+      { r: 0, g: 0, b: 230 },
+      { r: 240, g: 240, b: 0 },
+      { r: 20, g: 20, b: 20 },
+    ];
+    files = await Promise.all(
+      colours.map(async (c, i) => {
+        const f = path.join(dir, "images", `im${i}.png`);
+        await writeImage(f, 120 + 10 * i, 90, c);
+        return f;
+      }),
+    );
   });
 
   it("stores each image's features once, float16-close to the encoder's, and resumes after an interrupted append", async () => {
     const out = path.join(dir, "cache");
     // Both runtimes write the same cache: tfjs (one process per core) first, then ONNX Runtime where installed.
-    const first = await extractFeatures({ files: files.slice(0, 3), out, runtime: "tfjs", workers: 2, batchSize: 2, quiet: true });
+    const first = await extractFeatures({
+      files: files.slice(0, 3),
+      out,
+      runtime: "tfjs",
+      workers: 2,
+      batchSize: 2,
+      quiet: true,
+    });
     assert.deepEqual([first.computed, first.runtime], [3, "tfjs"]);
     // An interrupted run leaves bytes past the committed rows: they must be cut, not read.
     fs.appendFileSync(path.join(out, "features.f16"), Buffer.alloc(ROW_BYTES / 2, 0x7f));
@@ -69,15 +84,25 @@ describe("feature cache", function () {
     const [a, b] = [here.read(names), there.read(names)];
     const scale = b.reduce((m, v) => Math.max(m, v), 0);
     // the same encoder; rows from ONNX Runtime differ by its float32 rounding (≤ 1e-5 of the largest value)
-    for (let i = 0; i < a.length; i++) assert.ok(Math.abs(a[i] - b[i]) <= 2 ** -10 * Math.abs(b[i]) + 1e-5 * scale, `value ${i}: ${a[i]} vs ${b[i]}`);
+    for (let i = 0; i < a.length; i++)
+      assert.ok(Math.abs(a[i] - b[i]) <= 2 ** -10 * Math.abs(b[i]) + 1e-5 * scale, `value ${i}: ${a[i]} vs ${b[i]}`);
     here.close();
     there.close();
     const bad = path.join(dir, "images", "broken-here.jpg");
     fs.writeFileSync(bad, "garbage");
     const out2 = path.join(dir, "cache-here-bad");
-    await assert.rejects(extractFeatures({ files: [files[0], files[1], bad], out: out2, workers: 0, batchSize: 2, quiet: true }), /cannot decode image .*broken-here\.jpg/);
+    await assert.rejects(
+      extractFeatures({ files: [files[0], files[1], bad], out: out2, workers: 0, batchSize: 2, quiet: true }),
+      /cannot decode image .*broken-here\.jpg/,
+    );
     assert.equal(FeatureCache.open(out2).size, 2, "the rows computed before the bad image are kept");
-    const skipped = await extractFeatures({ files: [files[0], files[1], bad], out: out2, workers: 0, quiet: true, onBadImage: "skip" });
+    const skipped = await extractFeatures({
+      files: [files[0], files[1], bad],
+      out: out2,
+      workers: 0,
+      quiet: true,
+      onBadImage: "skip",
+    });
     assert.deepEqual([skipped.computed, skipped.skipped.length], [0, 1]);
   });
 
@@ -87,7 +112,10 @@ describe("feature cache", function () {
     const other = path.join(dir, "other");
     fs.mkdirSync(other);
     fs.copyFileSync(path.join(out, "features.f16"), path.join(other, "features.f16"));
-    fs.writeFileSync(path.join(other, "index.json"), JSON.stringify({ ...idx, encoder: { ...idx.encoder, normalization: "torch" } }));
+    fs.writeFileSync(
+      path.join(other, "index.json"),
+      JSON.stringify({ ...idx, encoder: { ...idx.encoder, normalization: "torch" } }),
+    );
     assert.throws(() => FeatureCache.open(other), /was written by another encoder or preprocessing.*"torch"/);
     await assert.rejects(extractFeatures({ files, out: other, quiet: true }), /another encoder or preprocessing/);
     assert.throws(() => FeatureCache.open(path.join(dir, "none")), /no feature cache at .*none/);
@@ -97,9 +125,15 @@ describe("feature cache", function () {
     const bad = path.join(dir, "images", "broken.jpg");
     fs.writeFileSync(bad, "garbage");
     const out = path.join(dir, "cache-bad");
-    await assert.rejects(extractFeatures({ files: [files[0], bad], out, workers: 1, quiet: true }), /cannot decode image .*broken\.jpg/);
+    await assert.rejects(
+      extractFeatures({ files: [files[0], bad], out, workers: 1, quiet: true }),
+      /cannot decode image .*broken\.jpg/,
+    );
     const r = await extractFeatures({ files: [files[0], bad], out, workers: 1, quiet: true, onBadImage: "skip" });
-    assert.deepEqual(r.skipped.map((s) => path.basename(s.file)), ["broken.jpg"]);
+    assert.deepEqual(
+      r.skipped.map((s) => path.basename(s.file)),
+      ["broken.jpg"],
+    );
     assert.equal(FeatureCache.open(out).size, 1);
   });
 });
@@ -112,11 +146,13 @@ describe("feature cache: never silently wrong", function () {
   before(async () => {
     await setupBackend();
     dir = tmpDir();
-    files = await Promise.all([0, 1, 2, 3, 4].map(async (i) => {
-      const f = path.join(dir, "images", `im${i}.png`);
-      await writeImage(f, 100 + 7 * i, 80, { r: 50 * i, g: 255 - 40 * i, b: 90 });
-      return f;
-    }));
+    files = await Promise.all(
+      [0, 1, 2, 3, 4].map(async (i) => {
+        const f = path.join(dir, "images", `im${i}.png`);
+        await writeImage(f, 100 + 7 * i, 80, { r: 50 * i, g: 255 - 40 * i, b: 90 });
+        return f;
+      }),
+    );
     await extractFeatures({ files, out: path.join(dir, "reference"), workers: 1, quiet: true });
     reference = FeatureCache.open(path.join(dir, "reference"));
   });
@@ -125,7 +161,11 @@ describe("feature cache: never silently wrong", function () {
   const sameRows = (cache: FeatureCache, what: string) => {
     for (const f of files) {
       const name = path.basename(f);
-      assert.deepEqual(Array.from(cache.read([name]).subarray(0, 2048)), Array.from(reference.read([name]).subarray(0, 2048)), `${what}: ${name}`);
+      assert.deepEqual(
+        Array.from(cache.read([name]).subarray(0, 2048)),
+        Array.from(reference.read([name]).subarray(0, 2048)),
+        `${what}: ${name}`,
+      );
     }
   };
 
@@ -133,7 +173,10 @@ describe("feature cache: never silently wrong", function () {
     const out = path.join(dir, "cut");
     await extractFeatures({ files: files.slice(0, 3), out, workers: 1, quiet: true });
     fs.truncateSync(path.join(out, "features.f16"), ROW_BYTES + ROW_BYTES / 2); // an interrupted copy
-    assert.throws(() => FeatureCache.open(out), /features\.f16 holds 1 whole rows where index\.json lists 3: the cache was cut short; run `attend-tell features`/);
+    assert.throws(
+      () => FeatureCache.open(out),
+      /features\.f16 holds 1 whole rows where index\.json lists 3: the cache was cut short; run `attend-tell features`/,
+    );
     const r = await extractFeatures({ files, out, workers: 1, quiet: true });
     assert.deepEqual([r.computed, r.alreadyCached], [4, 1]);
     const cache = FeatureCache.open(out);
@@ -146,13 +189,19 @@ describe("feature cache: never silently wrong", function () {
     const out = path.join(dir, "shared");
     const root = path.resolve(__dirname, "..");
     const code = `require(${JSON.stringify(path.join(root, "lib", "encoder", "features.ts"))}).extractFeatures({ files: ${JSON.stringify(files)}, out: ${JSON.stringify(out)}, workers: 1, batchSize: 1, commitEvery: 1 }).then((r) => console.log(JSON.stringify(r)))`;
-    const run = () => new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
-      const p = spawn(process.execPath, ["--import", path.join(root, "node_modules", "tsx", "dist", "loader.mjs"), "-e", code], { stdio: ["ignore", "pipe", "pipe"] });
-      let o = "", e = "";
-      p.stdout.on("data", (d) => (o += d));
-      p.stderr.on("data", (d) => (e += d));
-      p.on("exit", (c) => resolve({ code: c, out: o, err: e }));
-    });
+    const run = () =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const p = spawn(
+          process.execPath,
+          ["--import", path.join(root, "node_modules", "tsx", "dist", "loader.mjs"), "-e", code],
+          { stdio: ["ignore", "pipe", "pipe"] },
+        );
+        let o = "",
+          e = "";
+        p.stdout.on("data", (d) => (o += d));
+        p.stderr.on("data", (d) => (e += d));
+        p.on("exit", (c) => resolve({ code: c, out: o, err: e }));
+      });
     const [a, b] = await Promise.all([run(), run()]);
     assert.deepEqual([a.code, b.code], [0, 0], a.err + b.err);
     const computed = [a, b].map((r) => JSON.parse(r.out.trim().split("\n").pop()!).computed).sort();
@@ -176,16 +225,25 @@ describe("skipped images: the same flags everywhere, each one named", function (
     const data = await tinyFlickr();
     fs.writeFileSync(path.join(data, "Images", "b.jpg"), "not a jpeg");
     const features = path.join(tmpDir(), "features");
-    await assert.rejects(prepareCaptionData(data, { featuresDir: features, quiet: true }), /cannot decode image .*b\.jpg.*pass --skip-bad/);
+    await assert.rejects(
+      prepareCaptionData(data, { featuresDir: features, quiet: true }),
+      /cannot decode image .*b\.jpg.*pass --skip-bad/,
+    );
     const d = await prepareCaptionData(data, { featuresDir: features, skipBad: true, quiet: true });
     assert.deepEqual(d.train.dataset.images, ["a.jpg"]);
-    assert.deepEqual(d.skipped.map((s) => s.image), ["b.jpg"]);
+    assert.deepEqual(
+      d.skipped.map((s) => s.image),
+      ["b.jpg"],
+    );
     assert.match(d.skipped[0].why, /cannot decode/);
     assert.equal(d.train.length, 2, "only a.jpg's two captions");
     d.cache.close();
     fs.rmSync(path.join(data, "Images", "c.png"));
     const e = await prepareCaptionData(data, { featuresDir: features, skipBad: true, skipMissing: true, quiet: true });
-    assert.match(describeSkipped(e.skipped), /^2 images skipped: b\.jpg \(.*cannot decode.*\), c\.png \(is missing from .*Images\)$/);
+    assert.match(
+      describeSkipped(e.skipped),
+      /^2 images skipped: b\.jpg \(.*cannot decode.*\), c\.png \(is missing from .*Images\)$/,
+    );
     e.cache.close();
   });
 });
@@ -209,8 +267,16 @@ describe("feature cache: a row is reused only for the same image content", funct
     };
     assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 1);
     const red = first(a).row;
-    assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 0, "same content: reused");
-    assert.equal((await extractFeatures({ files: [b], out, workers: 1, quiet: true })).computed, 1, "other content: recomputed");
+    assert.equal(
+      (await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed,
+      0,
+      "same content: reused",
+    );
+    assert.equal(
+      (await extractFeatures({ files: [b], out, workers: 1, quiet: true })).computed,
+      1,
+      "other content: recomputed",
+    );
     const blue = first(b).row;
     assert.notDeepEqual(blue, red);
     await writeImage(a, 90, 90, { r: 0, g: 255, b: 0 }); // an edited photo
@@ -225,7 +291,10 @@ describe("feature cache: a row is reused only for the same image content", funct
     delete idx.hashes;
     fs.writeFileSync(path.join(out, "index.json"), JSON.stringify(idx));
     assert.equal((await extractFeatures({ files: [a], out, workers: 1, quiet: true })).computed, 0);
-    assert.equal(JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8")).hashes, undefined, "nothing was rewritten");
+    assert.equal(
+      JSON.parse(fs.readFileSync(path.join(out, "index.json"), "utf8")).hashes,
+      undefined,
+      "nothing was rewritten",
+    );
   });
 });
-

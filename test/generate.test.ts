@@ -41,8 +41,14 @@ describe("caption generation", () => {
       const b1 = await beamSearch(decoder, f, 1, 8);
       assert.deepEqual(b1.ids, g.ids);
       const b3 = await beamSearch(decoder, f, 3, 8);
-      assert.ok(b3.logProb >= g.logProb - 1e-5 || !g.finished, `seed ${seed}: beam ${b3.logProb} < greedy ${g.logProb}`);
-      assert.ok(Math.abs(b3.logProb - (await sequenceLogProb(decoder, f, b3.ids, b3.finished))) < 1e-4, "beam score = the caption's log-probability");
+      assert.ok(
+        b3.logProb >= g.logProb - 1e-5 || !g.finished,
+        `seed ${seed}: beam ${b3.logProb} < greedy ${g.logProb}`,
+      );
+      assert.ok(
+        Math.abs(b3.logProb - (await sequenceLogProb(decoder, f, b3.ids, b3.finished))) < 1e-4,
+        "beam score = the caption's log-probability",
+      );
       assert.equal(b3.alphas.length, b3.ids.length);
       decoder.dispose();
     }
@@ -50,7 +56,10 @@ describe("caption generation", () => {
 
   it("beam search over a batch of images finds each image's caption of the search one image at a time", async () => {
     // (seed, <EOS> bias, k) where the five images' searches end at different steps (found by trying)
-    for (const [seed, eosBias, k] of [[3, 0.4, 1], [4, 0.1, 3]]) {
+    for (const [seed, eosBias, k] of [
+      [3, 0.4, 1],
+      [4, 0.1, 3],
+    ]) {
       const decoder = new DecoderRNN(config, defaultInitializer(seed));
       const b = decoder.bFcn.arraySync() as number[];
       b[EOS] += eosBias;

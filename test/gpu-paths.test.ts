@@ -67,12 +67,17 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   });
 
   it("the guard catches a synchronous read", async () => {
-    await assert.rejects(asOnGpu(async () => tf.scalar(1).dataSync()), /synchronous read \(dataSync\)/);
+    await assert.rejects(
+      asOnGpu(async () => tf.scalar(1).dataSync()),
+      /synchronous read \(dataSync\)/,
+    );
     assert.equal(tf.scalar(2).dataSync()[0], 2, "and is lifted afterwards");
   });
 
   it("featurises images in this process (the encoder on the active backend)", async () => {
-    const r = await asOnGpu(() => extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, workers: 0, batchSize: 16, quiet: true }));
+    const r = await asOnGpu(() =>
+      extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, workers: 0, batchSize: 16, quiet: true }),
+    );
     assert.equal(r.computed, 40);
     const cache = FeatureCache.open(cacheDir);
     trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
@@ -80,15 +85,40 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   });
 
   it("trains the captioning decoder on tfjs (one replica, as on a GPU), checkpoints it and captions greedy and by beam", async () => {
-    const config = { ...defaultTrainConfig({ vocabSize: vocab.size, embedSize: 16, attentionDim: 16, encoderDim: 2048, decoderDim: 32, dropout: 0.3 }), epochs: 1, batchSize: 16, printEvery: 1000 };
+    const config = {
+      ...defaultTrainConfig({
+        vocabSize: vocab.size,
+        embedSize: 16,
+        attentionDim: 16,
+        encoderDim: 2048,
+        decoderDim: 32,
+        dropout: 0.3,
+      }),
+      epochs: 1,
+      batchSize: 16,
+      printEvery: 1000,
+    };
     const out = path.join(tmpDir(), "caption");
     const { decoder, history } = await asOnGpu(() =>
-      train({ train: trainSet, val: valSet, vocab, config, out, engine: "tfjs", replicas: 1, quiet: true, log: () => {} }),
+      train({
+        train: trainSet,
+        val: valSet,
+        vocab,
+        config,
+        out,
+        engine: "tfjs",
+        replicas: 1,
+        quiet: true,
+        log: () => {},
+      }),
     );
     assert.ok(Number.isFinite(history.epoch[0].valLoss));
     const images = valSet.dataset.images;
     const cache = FeatureCache.open(cacheDir);
-    const [greedy, beam] = await asOnGpu(async () => [await captionImages(decoder, cache, images, 1, { maxLen: 6 }), await captionImages(decoder, cache, images, 3, { maxLen: 6 })]);
+    const [greedy, beam] = await asOnGpu(async () => [
+      await captionImages(decoder, cache, images, 1, { maxLen: 6 }),
+      await captionImages(decoder, cache, images, 3, { maxLen: 6 }),
+    ]);
     assert.deepEqual([greedy.length, beam.length], [images.length, images.length]);
     assert.ok(beam.every((g) => g.alphas.length === g.ids.length));
     cache.close();
@@ -96,7 +126,13 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   });
 
   it("trains SCAN on tfjs through the warm-up's k hardest negatives and scores retrieval on tfjs", async () => {
-    const config = { ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 16 }), epochs: 2, batchSize: 16, warmupEpochs: 1, warmupNegatives: 4 };
+    const config = {
+      ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 16 }),
+      epochs: 2,
+      batchSize: 16,
+      warmupEpochs: 1,
+      warmupNegatives: 4,
+    };
     const out = path.join(tmpDir(), "scan");
     const { model, history } = await asOnGpu(() =>
       trainMatching({ train: trainSet, val: valSet, vocab, config, out, engine: "tfjs", quiet: true, log: () => {} }),
@@ -111,7 +147,16 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
     const lengths = caps.map((c) => c.length);
     const cache = FeatureCache.open(cacheDir);
     const scores = await asOnGpu(async () => {
-      const enc = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, ds.images, ids, lengths, maxLen, "tfjs");
+      const enc = await encodeForRetrieval(
+        model,
+        (names) => cache.read(names),
+        REGIONS,
+        ds.images,
+        ids,
+        lengths,
+        maxLen,
+        "tfjs",
+      );
       return scoreMatrix(model.config, enc.images, ds.images.length, enc.captions, lengths, maxLen, { engine: "tfjs" });
     });
     assert.equal(scores.length, ds.images.length * texts.length);
@@ -124,7 +169,12 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   it("ran only kernels that WebGPU has", () => {
     // names that are no kernel on this backend either are custom-gradient ops (lib/bptt.ts' fused recurrence)
     const kernels = [...used].filter((k) => tf.getKernel(k, tf.getBackend()));
-    for (const k of ["FusedConv2D", "BatchMatMul", "TopK", "UnsortedSegmentSum", "GatherV2", "Softmax"]) assert.ok(kernels.includes(k), `${k} ran: ${kernels.join(" ")}`);
-    assert.deepEqual(kernels.filter((k) => !tf.getKernel(k, "webgpu")), [], "kernels without a WebGPU implementation");
+    for (const k of ["FusedConv2D", "BatchMatMul", "TopK", "UnsortedSegmentSum", "GatherV2", "Softmax"])
+      assert.ok(kernels.includes(k), `${k} ran: ${kernels.join(" ")}`);
+    assert.deepEqual(
+      kernels.filter((k) => !tf.getKernel(k, "webgpu")),
+      [],
+      "kernels without a WebGPU implementation",
+    );
   });
 });

@@ -17,12 +17,19 @@ describe("attention heatmaps (the seed's plot_attention)", () => {
     assert.equal(Math.floor(x / 32), 5, `peak column ${x}`);
     assert.ok(Math.abs(up[(1 * 32 + 16) * 224 + 5 * 32 + 16] - 1) < 0.05, "≈ 1 at the cell's centre");
     assert.equal(up[(6 * 32 + 16) * 224 + 16], 0, "0 far away");
-    assert.ok(up[(1 * 32 + 16) * 224 + 5 * 32 + 32] > 0.2 && up[(1 * 32 + 16) * 224 + 5 * 32 + 32] < 0.8, "smooth across the cell border");
+    assert.ok(
+      up[(1 * 32 + 16) * 224 + 5 * 32 + 32] > 0.2 && up[(1 * 32 + 16) * 224 + 5 * 32 + 32] < 0.8,
+      "smooth across the cell border",
+    );
     assert.throws(() => upsampleAttention([1, 2, 3], 10), /3 values do not form a square grid/);
   });
 
   it("draws the bright spot at the right place of the PNG, one panel per word after the image", async () => {
-    const grey = await sharp({ create: { width: 100, height: 80, channels: 3, background: { r: 128, g: 128, b: 128 } } }).png().toBuffer();
+    const grey = await sharp({
+      create: { width: 100, height: 80, channels: 3, background: { r: 128, g: 128, b: 128 } },
+    })
+      .png()
+      .toBuffer();
     const png = await attentionPng(grey, ["dog", "runs"], [onehot(r), onehot(6 * 7 + 0)], { size: 224, cols: 3 });
     const { data, info } = await sharp(png).raw().toBuffer({ resolveWithObject: true });
     assert.deepEqual([info.width, info.height], [3 * 224, 224 + 24]);
@@ -43,7 +50,11 @@ describe("attention heatmaps (the seed's plot_attention)", () => {
     const z = fig.data[1].z as number[][];
     const flat = z.flat();
     const p = argmax(flat);
-    assert.deepEqual([Math.floor(Math.floor(p / 28) / 4), Math.floor((p % 28) / 4)], [1, 5], "peak in region row 1, column 5");
+    assert.deepEqual(
+      [Math.floor(Math.floor(p / 28) / 4), Math.floor((p % 28) / 4)],
+      [1, 5],
+      "peak in region row 1, column 5",
+    );
     const titles = (fig.layout!.annotations as { text: string }[]).map((a) => a.text);
     assert.deepEqual(titles, ["<i>image</i>", "a", "dog"]);
     assert.equal((fig.layout!.images as unknown[]).length, 3);

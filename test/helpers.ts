@@ -16,7 +16,12 @@ export function tmpDir(prefix = "attend-tell-test-"): string {
 }
 
 /** A solid-colour image of any size, in any format sharp writes. */
-export async function writeImage(file: string, width: number, height: number, rgb = { r: 200, g: 30, b: 30 }): Promise<void> {
+export async function writeImage(
+  file: string,
+  width: number,
+  height: number,
+  rgb = { r: 200, g: 30, b: 30 },
+): Promise<void> {
   fs.mkdirSync(path.dirname(file), { recursive: true });
   await sharp({ create: { width, height, channels: 3, background: rgb } }).toFile(file);
 }
@@ -55,16 +60,22 @@ export async function setupBackend(): Promise<string> {
 export function deterministicWeights(name: string, shape: number[]): tf.Tensor {
   const k = [...name].reduce((a, c) => a + c.charCodeAt(0), 0) % 101;
   const n = shape.reduce((a, b) => a * b, 1);
-  return tf.tensor(Array.from({ length: n }, (_, i) => 0.3 * Math.sin(0.61 * i + 0.17 * k)), shape);
+  return tf.tensor(
+    Array.from({ length: n }, (_, i) => 0.3 * Math.sin(0.61 * i + 0.17 * k)),
+    shape,
+  );
 }
 
 /** Element-wise |actual − expected| ≤ tol, naming the first element that is off. */
 export function closeTo(actual: ArrayLike<number>, expected: number[], tol: number, what: string): void {
   assert.equal(actual.length, expected.length, `${what}: length`);
-  for (let i = 0; i < expected.length; i++) assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs reference ${expected[i]}`);
+  for (let i = 0; i < expected.length; i++)
+    assert.ok(Math.abs(actual[i] - expected[i]) <= tol, `${what}[${i}]: ${actual[i]} vs reference ${expected[i]}`);
 }
 
 /** A reference file written by one of the Python scripts in test/reference (the script named in the test). */
-export function readReference(file: string): Record<string, any> /* eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of any shape */ {
+export function readReference(
+  file: string,
+): Record<string, any> /* eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of any shape */ {
   return JSON.parse(fs.readFileSync(path.join(__dirname, "reference", file), "utf8"));
 }

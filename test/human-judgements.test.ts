@@ -1,7 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { averageRanks, judgedPairs, kendallTauB, readExpertAnnotations, spearman } from "../lib/matching/human-judgements";
+import {
+  averageRanks,
+  judgedPairs,
+  kendallTauB,
+  readExpertAnnotations,
+  spearman,
+} from "../lib/matching/human-judgements";
 import { tmpDir } from "./helpers";
 
 describe("agreement with human judgements", () => {
@@ -25,14 +31,27 @@ describe("agreement with human judgements", () => {
   it("reads ExpertAnnotations.txt, names the line of a bad judgement, and pairs judgements with captions", () => {
     const dir = tmpDir();
     const file = path.join(dir, "ExpertAnnotations.txt");
-    fs.writeFileSync(file, "a.jpg\tb.jpg#1\t1\t2\t2\na.jpg\ta.jpg#0\t4\t4\t3\nc.jpg\tb.jpg#0\t1\t1\t1\nb.jpg\tz.jpg#0\t2\t2\t2\n");
+    fs.writeFileSync(
+      file,
+      "a.jpg\tb.jpg#1\t1\t2\t2\na.jpg\ta.jpg#0\t4\t4\t3\nc.jpg\tb.jpg#0\t1\t1\t1\nb.jpg\tz.jpg#0\t2\t2\t2\n",
+    );
     assert.equal(readExpertAnnotations(file).length, 4);
     const captions: Record<string, string[]> = { "a.jpg": ["a dog"], "b.jpg": ["a cat", "two cats"] };
-    const r = judgedPairs(dir, (im) => captions[im] ?? [], (im) => im !== "c.jpg");
-    assert.deepEqual(r.pairs, [{ image: "a.jpg", caption: "two cats", human: 5 / 3 }, { image: "a.jpg", caption: "a dog", human: 11 / 3 }]);
+    const r = judgedPairs(
+      dir,
+      (im) => captions[im] ?? [],
+      (im) => im !== "c.jpg",
+    );
+    assert.deepEqual(r.pairs, [
+      { image: "a.jpg", caption: "two cats", human: 5 / 3 },
+      { image: "a.jpg", caption: "a dog", human: 11 / 3 },
+    ]);
     assert.equal(r.missingImage, 1);
     assert.equal(r.missingCaption, 1);
     fs.writeFileSync(file, "a.jpg\tb.jpg#1\t1\t2\t2\na.jpg\ta.jpg#0\t4\t5\t3\n");
-    assert.throws(() => readExpertAnnotations(file), new RegExp(`${file.replace(/[.]/g, "\\.")}:2: judgement 5 is not an integer from 1 to 4`));
+    assert.throws(
+      () => readExpertAnnotations(file),
+      new RegExp(`${file.replace(/[.]/g, "\\.")}:2: judgement 5 is not an integer from 1 to 4`),
+    );
   });
 });

@@ -36,7 +36,10 @@ describe("io", () => {
 
   it("round-trips named tensors of several dtypes", async () => {
     const dir = tmpDir();
-    const a = tf.tensor2d([[1.5, -2], [3, 4e-8]]);
+    const a = tf.tensor2d([
+      [1.5, -2],
+      [3, 4e-8],
+    ]);
     const b = tf.tensor1d([7, 8, 9], "int32");
     await saveTensors(dir, { "decoder/embedding": a, step: b });
     const back = await loadTensors(dir);

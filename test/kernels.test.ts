@@ -28,7 +28,16 @@ describe("kernels registered for wasm", () => {
 
   it("wasm's UnsortedSegmentSum equals the cpu backend's", async () => {
     const f = () =>
-      tf.unsortedSegmentSum(tf.tensor2d([[1, 2], [3, 4], [5, 6], [7, 8]]), tf.tensor1d([2, 0, 2, 1], "int32"), 4);
+      tf.unsortedSegmentSum(
+        tf.tensor2d([
+          [1, 2],
+          [3, 4],
+          [5, 6],
+          [7, 8],
+        ]),
+        tf.tensor1d([2, 0, 2, 1], "int32"),
+        4,
+      );
     const [cpu] = await on("cpu", f);
     const [wasm] = await on("wasm", f);
     assert.deepEqual(wasm, cpu);
@@ -39,7 +48,14 @@ describe("kernels registered for wasm", () => {
     const table = Array.from({ length: 10 * 4 }, (_, i) => Math.sin(i));
     const f = () => {
       const emb = tf.tensor2d(table, [10, 4]);
-      const ids = tf.tensor2d([[1, 3], [3, 9]], [2, 2], "int32"); // a repeated id must accumulate
+      const ids = tf.tensor2d(
+        [
+          [1, 3],
+          [3, 9],
+        ],
+        [2, 2],
+        "int32",
+      ); // a repeated id must accumulate
       const g = tf.grad((e: tf.Tensor) => tf.gather(e, ids).square().sum())(emb);
       return g;
     };
@@ -78,7 +94,12 @@ describe("fast BatchMatMul gradient (explicit transposes)", () => {
   it("matches finite differences for every transpose combination, batched and not", async () => {
     const { registerGradients } = await import("../lib/engine/kernels");
     registerGradients();
-    for (const [tA, tB] of [[false, false], [false, true], [true, false], [true, true]]) {
+    for (const [tA, tB] of [
+      [false, false],
+      [false, true],
+      [true, false],
+      [true, true],
+    ]) {
       for (const batch of [[], [2]]) {
         const [m, k, n] = [3, 4, 2];
         const aShape = [...batch, ...(tA ? [k, m] : [m, k])];
@@ -92,19 +113,27 @@ describe("fast BatchMatMul gradient (explicit transposes)", () => {
         const fd = (which: 0 | 1) => {
           const base = (which === 0 ? a : b).dataSync();
           return Array.from(base, (_, i) => {
-            const plus = Float32Array.from(base), minus = Float32Array.from(base);
+            const plus = Float32Array.from(base),
+              minus = Float32Array.from(base);
             plus[i] += 0.5;
             minus[i] -= 0.5;
             const shape = (which === 0 ? a : b).shape;
             const [p, q] = [tf.tensor(plus, shape), tf.tensor(minus, shape)];
-            const v = (which === 0 ? f(p, b).dataSync()[0] - f(q, b).dataSync()[0] : f(a, p).dataSync()[0] - f(a, q).dataSync()[0]);
+            const v =
+              which === 0
+                ? f(p, b).dataSync()[0] - f(q, b).dataSync()[0]
+                : f(a, p).dataSync()[0] - f(a, q).dataSync()[0];
             tf.dispose([p, q]);
             return v;
           });
         };
         const [ea, eb] = [fd(0), fd(1)];
-        Array.from(ga.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - ea[i]) < 1e-3, `tA=${tA} tB=${tB} batch=${batch}: dA[${i}] ${v} vs ${ea[i]}`));
-        Array.from(gb.dataSync()).forEach((v, i) => assert.ok(Math.abs(v - eb[i]) < 1e-3, `tA=${tA} tB=${tB} batch=${batch}: dB[${i}] ${v} vs ${eb[i]}`));
+        Array.from(ga.dataSync()).forEach((v, i) =>
+          assert.ok(Math.abs(v - ea[i]) < 1e-3, `tA=${tA} tB=${tB} batch=${batch}: dA[${i}] ${v} vs ${ea[i]}`),
+        );
+        Array.from(gb.dataSync()).forEach((v, i) =>
+          assert.ok(Math.abs(v - eb[i]) < 1e-3, `tA=${tA} tB=${tB} batch=${batch}: dB[${i}] ${v} vs ${eb[i]}`),
+        );
         tf.dispose([a, b, w, ga, gb]);
       }
     }
@@ -120,13 +149,31 @@ describe("TopK gradient (tfjs has none)", () => {
     const { registerGradients } = await import("../lib/engine/kernels");
     registerGradients();
     // rows [3,1,2] and [0,5,4], k = 2: values [[3,2],[5,4]] at places [[0,2],[1,2]]; loss = Σ values · w
-    const f = () => tf.grad((x: tf.Tensor) => tf.topk(x, 2).values.mul(tf.tensor2d([[1, 2], [3, 4]])).sum())(tf.tensor2d([[3, 1, 2], [0, 5, 4]]));
+    const f = () =>
+      tf.grad((x: tf.Tensor) =>
+        tf
+          .topk(x, 2)
+          .values.mul(
+            tf.tensor2d([
+              [1, 2],
+              [3, 4],
+            ]),
+          )
+          .sum(),
+      )(
+        tf.tensor2d([
+          [3, 1, 2],
+          [0, 5, 4],
+        ]),
+      );
     const [cpu] = await on("cpu", f);
     const [wasm] = await on("wasm", f);
     assert.deepEqual(cpu, [1, 0, 2, 0, 3, 4]);
     assert.deepEqual(wasm, cpu);
     // rank 3: the same two rows in a [2, 1, 3] tensor keep their shape
-    const [r3] = await on("cpu", () => tf.grad((x: tf.Tensor) => tf.topk(x, 1).values.sum())(tf.tensor3d([[[3, 1, 2]], [[0, 5, 4]]])));
+    const [r3] = await on("cpu", () =>
+      tf.grad((x: tf.Tensor) => tf.topk(x, 1).values.sum())(tf.tensor3d([[[3, 1, 2]], [[0, 5, 4]]])),
+    );
     assert.deepEqual(r3, [1, 0, 0, 0, 1, 0]);
   });
 });

@@ -22,7 +22,10 @@ describe("locks and run folders: nothing replaced without a word", () => {
   it("refuses a lock held by a live process, naming it, and takes over one whose process was killed", async () => {
     const file = path.join(tmpDir(), "run", ".lock");
     const p = await holder(file);
-    assert.throws(() => acquireLock(file, "a second run"), new RegExp(`in use by process ${p.pid} .*the test holder.*wait for it to finish or use another folder`));
+    assert.throws(
+      () => acquireLock(file, "a second run"),
+      new RegExp(`in use by process ${p.pid} .*the test holder.*wait for it to finish or use another folder`),
+    );
     p.kill("SIGKILL");
     await new Promise((r) => p.on("exit", r));
     const said: string[] = [];
@@ -41,13 +44,21 @@ describe("locks and run folders: nothing replaced without a word", () => {
     assert.match(said.pop()!, /--resume: no checkpoint in .* yet, starting from scratch/);
     fs.mkdirSync(ck);
     fs.writeFileSync(path.join(ck, "checkpoint.json"), JSON.stringify({ epoch: 4 }));
-    assert.throws(() => claimRunDir(run, ck, { log, what: "t" }), new RegExp(`${run} already holds a checkpoint \\(epoch 4\\): add --resume to continue it or --overwrite to replace it`));
+    assert.throws(
+      () => claimRunDir(run, ck, { log, what: "t" }),
+      new RegExp(
+        `${run} already holds a checkpoint \\(epoch 4\\): add --resume to continue it or --overwrite to replace it`,
+      ),
+    );
     assert.ok(!fs.existsSync(path.join(run, ".lock")), "a refused claim releases its lock");
     claimRunDir(run, ck, { resume: true, log, what: "t" })();
     claimRunDir(run, ck, { overwrite: true, log, what: "t" })();
     assert.match(said.pop()!, /--overwrite: the checkpoint in .* will be replaced/);
     const release = claimRunDir(run, ck, { resume: true, log, what: "first" });
-    assert.throws(() => claimRunDir(run, ck, { resume: true, log, what: "second" }), /is in use by process \d+ .*\(first/);
+    assert.throws(
+      () => claimRunDir(run, ck, { resume: true, log, what: "second" }),
+      /is in use by process \d+ .*\(first/,
+    );
     release();
   });
 
@@ -55,8 +66,13 @@ describe("locks and run folders: nothing replaced without a word", () => {
     const run = tmpDir();
     fs.mkdirSync(path.join(run, "checkpoint"), { recursive: true });
     fs.writeFileSync(path.join(run, "checkpoint", "checkpoint.json"), JSON.stringify({ epoch: 2 }));
-    const r = spawnSync(path.join(root, "bin", "attend-tell"), ["train", "--data-dir", run, "--out", run], { encoding: "utf8" });
+    const r = spawnSync(path.join(root, "bin", "attend-tell"), ["train", "--data-dir", run, "--out", run], {
+      encoding: "utf8",
+    });
     assert.equal(r.status, 1);
-    assert.equal(r.stderr.trim(), `attend-tell: ${run} already holds a checkpoint (epoch 2): add --resume to continue it or --overwrite to replace it`);
+    assert.equal(
+      r.stderr.trim(),
+      `attend-tell: ${run} already holds a checkpoint (epoch 2): add --resume to continue it or --overwrite to replace it`,
+    );
   });
 });

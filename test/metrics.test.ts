@@ -9,11 +9,41 @@ import { readReference } from "./helpers";
 const REF = readReference("metrics_reference.json");
 
 const gts: Record<string, string[]> = {
-  a: ["a black dog is running through the grass", "a dog runs across a green field", "the black dog runs on the grass", "a dog running in a field", "a black dog is running outside"],
-  b: ["two children play in the water at the beach", "kids are playing in the ocean", "two kids splash in the waves", "children playing in the sea", "two young children play in shallow water"],
-  c: ["a man rides a bike down a dirt path", "a cyclist rides on a trail in the woods", "a person on a mountain bike", "a man is riding his bicycle on a dirt road", "a biker rides through the forest"],
-  d: ["a girl in a pink dress jumps", "a little girl jumping on the grass", "a young girl in pink is jumping in the air", "a child jumps high", "a girl is jumping"],
-  e: ["a group of people stand on a street", "people walking down a busy city street", "a crowd of people in the city", "many people are standing outside a building", "a busy street with lots of people"],
+  a: [
+    "a black dog is running through the grass",
+    "a dog runs across a green field",
+    "the black dog runs on the grass",
+    "a dog running in a field",
+    "a black dog is running outside",
+  ],
+  b: [
+    "two children play in the water at the beach",
+    "kids are playing in the ocean",
+    "two kids splash in the waves",
+    "children playing in the sea",
+    "two young children play in shallow water",
+  ],
+  c: [
+    "a man rides a bike down a dirt path",
+    "a cyclist rides on a trail in the woods",
+    "a person on a mountain bike",
+    "a man is riding his bicycle on a dirt road",
+    "a biker rides through the forest",
+  ],
+  d: [
+    "a girl in a pink dress jumps",
+    "a little girl jumping on the grass",
+    "a young girl in pink is jumping in the air",
+    "a child jumps high",
+    "a girl is jumping",
+  ],
+  e: [
+    "a group of people stand on a street",
+    "people walking down a busy city street",
+    "a crowd of people in the city",
+    "many people are standing outside a building",
+    "a busy street with lots of people",
+  ],
 };
 const res: Record<string, string> = {
   a: "a black dog is running on the grass",
@@ -26,14 +56,17 @@ const ids = Object.keys(gts);
 const cands = ids.map((i) => res[i].split(" "));
 const refs = ids.map((i) => gts[i].map((r) => r.split(" ")));
 
-const near = (a: number, b: number, tol: number, what: string) => assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
+const near = (a: number, b: number, tol: number, what: string) =>
+  assert.ok(Math.abs(a - b) <= tol, `${what}: ${a} vs ${b}`);
 
 describe("captioning metrics, against pycocoevalcap and NLTK", () => {
   it("BLEU-1…4 equal pycocoevalcap's corpus BLEU (and NLTK's corpus_bleu), ×100", () => {
     const b = bleu(cands, refs);
     b.forEach((v, n) => near(v, 100 * REF.bleu[n], 1e-9, `BLEU-${n + 1}`));
     b.forEach((v, n) => near(v, 100 * REF.nltk_corpus_bleu[n], 1e-6, `BLEU-${n + 1} vs NLTK`));
-    bleu([cands[0]], [refs[0]]).forEach((v, n) => near(v, 100 * REF.bleu_single_image_a[n], 1e-9, `one image BLEU-${n + 1}`));
+    bleu([cands[0]], [refs[0]]).forEach((v, n) =>
+      near(v, 100 * REF.bleu_single_image_a[n], 1e-9, `one image BLEU-${n + 1}`),
+    );
   });
 
   it("CIDEr-D equals pycocoevalcap's, per image and on average", () => {

@@ -27,7 +27,11 @@ describe("training step compiled to ONNX", function () {
       return l.loss;
     }, d.variables);
     const trainer = new OnnxTrainer(config, R, 1);
-    const out = await trainer.step(await OnnxTrainer.parameters(d), fv, ids, B, T, { seed: 1, lambda: 0.7, dropout: 0 });
+    const out = await trainer.step(await OnnxTrainer.parameters(d), fv, ids, B, T, {
+      seed: 1,
+      lambda: 0.7,
+      dropout: 0,
+    });
     assert.ok(Math.abs(out.crossEntropy - parts[0]) < 1e-5, `cross-entropy ${out.crossEntropy} vs ${parts[0]}`);
     assert.ok(Math.abs(out.penalty - 0.7 * parts[1]) < 1e-5, `penalty ${out.penalty} vs ${0.7 * parts[1]}`);
     assert.ok(Math.abs(out.loss - ref.value.dataSync()[0]) < 1e-5);

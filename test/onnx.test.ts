@@ -25,7 +25,8 @@ describe("OnnxEncoder (ResNet-50 converted to ONNX, run by onnxruntime-node)", f
     const onnx = await OnnxEncoder.load({ threads: 1 });
     const got = await onnx.encode((await x.data()) as Float32Array, files.length);
     assert.equal(got.length, files.length * 49 * 2048);
-    let maxDiff = 0, maxVal = 0;
+    let maxDiff = 0,
+      maxVal = 0;
     for (let i = 0; i < ref.length; i++) {
       maxDiff = Math.max(maxDiff, Math.abs(ref[i] - got[i]));
       maxVal = Math.max(maxVal, ref[i]);

@@ -13,15 +13,40 @@ describe("report.html", function () {
     const data = tmpDir();
     await writeImage(path.join(data, "Images", "x.png"), 64, 64);
     fs.mkdirSync(path.join(run, "checkpoint"));
-    const batch = Array.from({ length: 10 }, (_, i) => ({ epoch: i < 5 ? 0 : 1, step: i % 5, loss: 3 - i / 10, crossEntropy: 2.5 - i / 10 }));
-    const epoch = [0, 1].map((e) => ({ epoch: e, trainLoss: 2.8 - e, trainCrossEntropy: 2.3 - e, valLoss: 2.9 - e, valCrossEntropy: 2.4 - e, seconds: 10, captionsPerSecond: 50 }));
+    const batch = Array.from({ length: 10 }, (_, i) => ({
+      epoch: i < 5 ? 0 : 1,
+      step: i % 5,
+      loss: 3 - i / 10,
+      crossEntropy: 2.5 - i / 10,
+    }));
+    const epoch = [0, 1].map((e) => ({
+      epoch: e,
+      trainLoss: 2.8 - e,
+      trainCrossEntropy: 2.3 - e,
+      valLoss: 2.9 - e,
+      valCrossEntropy: 2.4 - e,
+      seconds: 10,
+      captionsPerSecond: 50,
+    }));
     fs.writeFileSync(path.join(run, "checkpoint", "history.json"), JSON.stringify({ batch, epoch }));
     const m = { bleu1: 60.1, bleu2: 40.2, bleu3: 28.3, bleu4: 19.4, cider: 0.512, rougeL: 45.6, seconds: 3 };
-    fs.writeFileSync(path.join(run, "metrics-dev.json"), JSON.stringify({ split: "dev", dataDir: data, n_images: 1, skipped: 0, beam: { "1": m, "3": m } }));
+    fs.writeFileSync(
+      path.join(run, "metrics-dev.json"),
+      JSON.stringify({ split: "dev", dataDir: data, n_images: 1, skipped: 0, beam: { "1": m, "3": m } }),
+    );
     const alpha = Array.from({ length: 49 }, (_, i) => (i === 10 ? 1 : 0));
-    fs.writeFileSync(path.join(run, "captions-dev-beam3.json"), JSON.stringify([
-      { image: "x.png", caption: "a red square", words: ["a", "red", "square"], attention: [alpha, alpha, alpha], references: ["a red square", "red box"] },
-    ]));
+    fs.writeFileSync(
+      path.join(run, "captions-dev-beam3.json"),
+      JSON.stringify([
+        {
+          image: "x.png",
+          caption: "a red square",
+          words: ["a", "red", "square"],
+          attention: [alpha, alpha, alpha],
+          references: ["a red square", "red box"],
+        },
+      ]),
+    );
     const file = await writeReport(run);
     const html = fs.readFileSync(file, "utf8");
     assert.match(html, /<td[^>]*>19\.4<\/td>/, "BLEU-4 in the metrics table");

@@ -1,6 +1,12 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/matching/retrieval";
+import {
+  encodeForRetrieval,
+  lengthOrderedChunks,
+  retrievalRecall,
+  scoreAll,
+  scoreMatrix,
+} from "../lib/matching/retrieval";
 import { loadOrt } from "../lib/engine/onnx/session";
 import { ScanModel, crossAttentionScores, l2norm } from "../lib/matching/scan";
 import { deterministicWeights as det, setupBackend } from "./helpers";
@@ -11,8 +17,14 @@ describe("retrieval protocol (Recall@K, median rank)", () => {
   it("ranks by hand: best caption of each image, the image of each caption", () => {
     // 2 images, 4 captions (0, 1 → image 0; 2, 3 → image 1)
     const scores = [
-      0.1, 0.9, 0.8, 0.2, // image 0: its caption 1 ranks first → rank 0
-      0.7, 0.6, 0.5, 0.4, // image 1: best own caption (2: 0.5) has 2 captions above → rank 2
+      0.1,
+      0.9,
+      0.8,
+      0.2, // image 0: its caption 1 ranks first → rank 0
+      0.7,
+      0.6,
+      0.5,
+      0.4, // image 1: best own caption (2: 0.5) has 2 captions above → rank 2
     ];
     const r = retrievalRecall(scores, 2, [0, 0, 1, 1]);
     assert.deepEqual(r.i2t, { r1: 50, r5: 100, r10: 100, medr: 2 }); // median of ranks [0, 2] = 1 → floor(1) + 1
@@ -42,13 +54,34 @@ describe("retrieval protocol (Recall@K, median rank)", () => {
   for (const engine of ["onnx", "tfjs"] as const) {
     it(`encodes and scores a split in length-ordered chunks as the model does in one piece (${engine})`, async function () {
       if (engine === "onnx" && !loadOrt()) this.skip();
-      const cfg = { vocabSize: 12, embedSize: 4, jointDim: 6, regionDim: 5, direction: "t2i" as const, aggregation: "lse" as const, lambdaSoftmax: 9, lambdaLse: 6, margin: 0.2 };
+      const cfg = {
+        vocabSize: 12,
+        embedSize: 4,
+        jointDim: 6,
+        regionDim: 5,
+        direction: "t2i" as const,
+        aggregation: "lse" as const,
+        lambdaSoftmax: 9,
+        lambdaLse: 6,
+        margin: 0.2,
+      };
       const model = new ScanModel(cfg, det);
       const [N, R, T] = [3, 4, 6];
       const feats = Float32Array.from({ length: N * R * 5 }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i));
       const lengths = [6, 2, 4, 1, 6, 3, 2];
-      const ids = lengths.flatMap((n, c) => Array.from({ length: T }, (_, t) => (t < n ? 1 + ((c * 5 + t * 3) % 11) : 0)));
-      const enc = await encodeForRetrieval(model, (names) => feats.subarray(Number(names[0]) * R * 5, (Number(names[names.length - 1]) + 1) * R * 5), R, ["0", "1", "2"], ids, lengths, T, engine);
+      const ids = lengths.flatMap((n, c) =>
+        Array.from({ length: T }, (_, t) => (t < n ? 1 + ((c * 5 + t * 3) % 11) : 0)),
+      );
+      const enc = await encodeForRetrieval(
+        model,
+        (names) => feats.subarray(Number(names[0]) * R * 5, (Number(names[names.length - 1]) + 1) * R * 5),
+        R,
+        ["0", "1", "2"],
+        ids,
+        lengths,
+        T,
+        engine,
+      );
       const imgs = model.encodeImages(tf.tensor3d(feats, [N, R, 5]));
       const caps = model.encodeCaptions(tf.tensor2d(ids, [lengths.length, T], "int32"), lengths);
       const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {

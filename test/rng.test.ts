@@ -3,10 +3,18 @@ import { Rng } from "../lib/util/rng";
 
 describe("Rng", () => {
   it("is deterministic per seed and differs across seeds", () => {
-    const a = new Rng(7), b = new Rng(7), c = new Rng(8);
+    const a = new Rng(7),
+      b = new Rng(7),
+      c = new Rng(8);
     const xs = Array.from({ length: 5 }, () => a.next());
-    assert.deepEqual(Array.from({ length: 5 }, () => b.next()), xs);
-    assert.notDeepEqual(Array.from({ length: 5 }, () => c.next()), xs);
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => b.next()),
+      xs,
+    );
+    assert.notDeepEqual(
+      Array.from({ length: 5 }, () => c.next()),
+      xs,
+    );
     for (const x of xs) assert.ok(x >= 0 && x < 1);
   });
 
@@ -20,7 +28,10 @@ describe("Rng", () => {
 
   it("shuffles into a permutation, the same one for the same seed", () => {
     const p = new Rng(1).shuffle([...Array(50).keys()]);
-    assert.deepEqual([...p].sort((x, y) => x - y), [...Array(50).keys()]);
+    assert.deepEqual(
+      [...p].sort((x, y) => x - y),
+      [...Array(50).keys()],
+    );
     assert.deepEqual(new Rng(1).shuffle([...Array(50).keys()]), p);
     assert.notDeepEqual(p, [...Array(50).keys()]);
   });

@@ -10,11 +10,29 @@ import { closeTo as close, deterministicWeights as det, setupBackend } from "./h
  * The batch loss as a function of the unit vectors through the pairs that hardestNegatives picked (tfjs, for
  * autodiff): Σ hinge of each negative pair against its own matching pair. What the ONNX backward differentiates.
  */
-function pairedHingeLoss(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], pairs: LossPairs, cfg: ScanConfig): tf.Scalar {
+function pairedHingeLoss(
+  images: tf.Tensor3D,
+  captions: tf.Tensor3D,
+  lengths: readonly number[],
+  pairs: LossPairs,
+  cfg: ScanConfig,
+): tf.Scalar {
   return tf.tidy(() => {
     const B = pairs.own.findIndex((o, p) => o !== p); // the matching pairs come first (own[p] = p)
-    const s = pairScores(tf.gather(images, pairs.imgIdx), tf.gather(captions, pairs.capIdx), pairs.capIdx.map((c) => lengths[c]), cfg);
-    return tf.relu(s.slice(B).sub(tf.gather(s.slice(0, B), pairs.own.slice(B))).add(cfg.margin)).sum() as tf.Scalar;
+    const s = pairScores(
+      tf.gather(images, pairs.imgIdx),
+      tf.gather(captions, pairs.capIdx),
+      pairs.capIdx.map((c) => lengths[c]),
+      cfg,
+    );
+    return tf
+      .relu(
+        s
+          .slice(B)
+          .sub(tf.gather(s.slice(0, B), pairs.own.slice(B)))
+          .add(cfg.margin),
+      )
+      .sum() as tf.Scalar;
   });
 }
 
@@ -24,12 +42,36 @@ describe("SCAN on ONNX Runtime", function () {
     await setupBackend();
   });
   const [V, M, d, E, R] = [11, 4, 6, 5, 7];
-  const cfg = (direction: "t2i" | "i2t", aggregation: "lse" | "mean"): ScanConfig =>
-    ({ vocabSize: V, embedSize: M, jointDim: d, regionDim: E, direction, aggregation, lambdaSoftmax: direction === "t2i" ? 9 : 4, lambdaLse: 6, margin: 0.2 });
-  const unit = (shape: number[], phase: number) => l2norm(tf.tensor(Array.from({ length: shape.reduce((a, b) => a * b) }, (_, i) => Math.sin(0.71 * i + phase) + 0.3 * Math.cos(1.3 * i)), shape));
+  const cfg = (direction: "t2i" | "i2t", aggregation: "lse" | "mean"): ScanConfig => ({
+    vocabSize: V,
+    embedSize: M,
+    jointDim: d,
+    regionDim: E,
+    direction,
+    aggregation,
+    lambdaSoftmax: direction === "t2i" ? 9 : 4,
+    lambdaLse: 6,
+    margin: 0.2,
+  });
+  const unit = (shape: number[], phase: number) =>
+    l2norm(
+      tf.tensor(
+        Array.from(
+          { length: shape.reduce((a, b) => a * b) },
+          (_, i) => Math.sin(0.71 * i + phase) + 0.3 * Math.cos(1.3 * i),
+        ),
+        shape,
+      ),
+    );
   const lengths = [5, 3, 4, 2];
   const T = 5;
-  const zeroPadding = (x: tf.Tensor3D) => x.mul(tf.tensor3d(Array.from({ length: 4 * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [4, T, 1]));
+  const zeroPadding = (x: tf.Tensor3D) =>
+    x.mul(
+      tf.tensor3d(
+        Array.from({ length: 4 * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)),
+        [4, T, 1],
+      ),
+    );
 
   for (const direction of ["t2i", "i2t"] as const) {
     for (const aggregation of ["lse", "mean"] as const) {
@@ -40,12 +82,29 @@ describe("SCAN on ONNX Runtime", function () {
         const captions = zeroPadding(unit([4, T, d], 1) as tf.Tensor3D) as tf.Tensor3D;
         const ref = await crossAttentionScores(images, captions, lengths, c).data();
         const onnx = new OnnxScan(c, R, 1);
-        const got = await onnx.scores((await images.data()) as Float32Array, 3, (await captions.data()) as Float32Array, lengths, T);
+        const got = await onnx.scores(
+          (await images.data()) as Float32Array,
+          3,
+          (await captions.data()) as Float32Array,
+          lengths,
+          T,
+        );
         close(got, Array.from(ref), 1e-5, `scores ${direction} ${aggregation}`);
         // pairScores: image i with caption (i + 1) mod 4
-        const pi = [0, 1, 2, 2], pc = [1, 2, 3, 0];
-        const paired = await pairScores(tf.gather(images, pi), tf.gather(captions, pc), pc.map((k) => lengths[k]), c).data();
-        close(paired, pi.map((i, k) => ref[i * 4 + pc[k]]), 1e-5, "paired scores");
+        const pi = [0, 1, 2, 2],
+          pc = [1, 2, 3, 0];
+        const paired = await pairScores(
+          tf.gather(images, pi),
+          tf.gather(captions, pc),
+          pc.map((k) => lengths[k]),
+          c,
+        ).data();
+        close(
+          paired,
+          pi.map((i, k) => ref[i * 4 + pc[k]]),
+          1e-5,
+          "paired scores",
+        );
         await onnx.dispose();
       });
     }
@@ -59,8 +118,18 @@ describe("SCAN on ONNX Runtime", function () {
     const ids = [1, 4, 5, 9, 2, 1, 3, 2, 0, 0];
     const onnx = new OnnxScan(c, R, 1);
     const params = await OnnxScan.parameters(m);
-    close(await onnx.encodeImages(params, f, 2), Array.from(await m.encodeImages(tf.tensor3d(f, [2, R, E])).data()), 1e-5, "region vectors");
-    close(await onnx.encodeCaptions(params, ids, [5, 3], 5), Array.from(await m.encodeCaptions(tf.tensor2d(ids, [2, 5], "int32"), [5, 3]).data()), 1e-5, "word vectors");
+    close(
+      await onnx.encodeImages(params, f, 2),
+      Array.from(await m.encodeImages(tf.tensor3d(f, [2, R, E])).data()),
+      1e-5,
+      "region vectors",
+    );
+    close(
+      await onnx.encodeCaptions(params, ids, [5, 3], 5),
+      Array.from(await m.encodeCaptions(tf.tensor2d(ids, [2, 5], "int32"), [5, 3]).data()),
+      1e-5,
+      "word vectors",
+    );
     await onnx.dispose();
     m.dispose();
   });
@@ -70,21 +139,31 @@ describe("SCAN on ONNX Runtime", function () {
       const c = { ...cfg("t2i", "lse"), margin: 0.5 };
       const images = unit([4, R, d], 0.4) as tf.Tensor3D;
       const captions = zeroPadding(unit([4, T, d], 2) as tf.Tensor3D) as tf.Tensor3D;
-      const full = (v: tf.Tensor, e: tf.Tensor) => contrastiveLoss(crossAttentionScores(v as tf.Tensor3D, e as tf.Tensor3D, lengths, c), 0.5, k);
+      const full = (v: tf.Tensor, e: tf.Tensor) =>
+        contrastiveLoss(crossAttentionScores(v as tf.Tensor3D, e as tf.Tensor3D, lengths, c), 0.5, k);
       const scores = (await crossAttentionScores(images, captions, lengths, c).data()) as Float32Array;
       const pairs = hardestNegatives(scores, 4, 0.5, k);
       assert.equal(pairs.imgIdx.length, 4 * (1 + 2 * k));
       assert.ok(Math.abs(pairs.loss - (await full(images, captions).data())[0]) < 1e-5, "loss from the score matrix");
       assert.ok(pairs.loss > 0, "the example violates the margin");
-      const paired = (v: tf.Tensor, e: tf.Tensor) => pairedHingeLoss(v as tf.Tensor3D, e as tf.Tensor3D, lengths, pairs, c);
+      const paired = (v: tf.Tensor, e: tf.Tensor) =>
+        pairedHingeLoss(v as tf.Tensor3D, e as tf.Tensor3D, lengths, pairs, c);
       assert.ok(Math.abs((await paired(images, captions).data())[0] - pairs.loss) < 1e-5, "paired loss");
       const gFull = tf.grads(full)([images, captions]);
       const gPair = tf.grads(paired)([images, captions]);
-      for (let j = 0; j < 2; j++) close(await gPair[j].data(), Array.from(await gFull[j].data()), 1e-5, `gradient ${j}`);
+      for (let j = 0; j < 2; j++)
+        close(await gPair[j].data(), Array.from(await gFull[j].data()), 1e-5, `gradient ${j}`);
     });
   }
 
-  for (const [direction, aggregation, k] of [["t2i", "lse", 1], ["i2t", "lse", 1], ["t2i", "mean", 1], ["i2t", "mean", 1], ["t2i", "lse", 2], ["i2t", "mean", 2]] as const) {
+  for (const [direction, aggregation, k] of [
+    ["t2i", "lse", 1],
+    ["i2t", "lse", 1],
+    ["t2i", "mean", 1],
+    ["i2t", "mean", 1],
+    ["t2i", "lse", 2],
+    ["i2t", "mean", 2],
+  ] as const) {
     it(`a training step gives tfjs autodiff's loss and gradient for every parameter (${direction}, ${aggregation}, ${k} hardest negatives, padded captions)`, async function () {
       if (!loadOrt()) this.skip();
       const c = { ...cfg(direction, aggregation), margin: 0.6 };
@@ -93,7 +172,11 @@ describe("SCAN on ONNX Runtime", function () {
       const f = Float32Array.from({ length: B * R * E }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i + 0.01 * i * i));
       const ids = Int32Array.from([1, 4, 5, 9, 2, 1, 3, 2, 0, 0, 1, 7, 10, 2, 0, 1, 6, 0, 0, 0]);
       const lens = [5, 3, 4, 2];
-      const batch = { features: tf.tensor3d(f, [B, R, E]), captions: tf.tensor2d(ids, [B, 5], "int32"), imageNames: [] };
+      const batch = {
+        features: tf.tensor3d(f, [B, R, E]),
+        captions: tf.tensor2d(ids, [B, 5], "int32"),
+        imageNames: [],
+      };
       const ref = tf.variableGrads(() => matchingLoss(m, batch, lens, k), m.variables);
       const onnx = new OnnxScan(c, R, 1);
       const got = await onnx.gradients(m, f, ids, lens, 5, { negatives: k });

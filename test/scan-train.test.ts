@@ -10,7 +10,16 @@ import { imageFiles } from "../lib/data/captions";
 import { extractFeatures, FeatureCache } from "../lib/encoder/features";
 import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
 import { defaultScanConfig } from "../lib/matching/scan";
-import { MatchingConfig, captionLengths, defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, lrAt, trainMatching } from "../lib/matching/scan-train";
+import {
+  MatchingConfig,
+  captionLengths,
+  defaultMatchingConfig,
+  evaluateMatching,
+  humanAgreement,
+  loadMatchingCheckpoint,
+  lrAt,
+  trainMatching,
+} from "../lib/matching/scan-train";
 import { retrievalRecall } from "../lib/matching/retrieval";
 import { setupBackend, tmpDir } from "./helpers";
 
@@ -32,7 +41,12 @@ describe("training SCAN on cached features", function () {
     const cache = FeatureCache.open(cacheDir);
     trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
     valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
-    cfg = { ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 32 }), epochs: 2, batchSize: 16, lr: 2e-3 };
+    cfg = {
+      ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 32 }),
+      epochs: 2,
+      batchSize: 16,
+      lr: 2e-3,
+    };
   });
 
   it("reads caption lengths up to the first <PAD>", () => {
@@ -58,12 +72,22 @@ describe("training SCAN on cached features", function () {
     assert.equal(resumed.history.batch.length, full.history.batch.length);
     resumed.history.batch.forEach((r, i) => {
       const tol = i < perEpoch ? 0 : i < perEpoch + 5 ? 1e-5 : 1e-3;
-      assert.ok(Math.abs(r.loss - full.history.batch[i].loss) <= tol, `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`);
+      assert.ok(
+        Math.abs(r.loss - full.history.batch[i].loss) <= tol,
+        `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`,
+      );
     });
 
     const ck = await loadMatchingCheckpoint(a);
     assert.equal(ck.epoch, 2);
-    const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, dataDir: dir, split: "dev", featuresDir: cacheDir, quiet: true });
+    const r = await evaluateMatching({
+      model: ck.model,
+      vocab: ck.vocab,
+      dataDir: dir,
+      split: "dev",
+      featuresDir: cacheDir,
+      quiet: true,
+    });
     assert.equal(r.n_images, 6);
     assert.equal(r.n_captions, 30);
     for (const x of [r.i2t, r.t2i]) assert.ok(x.r1 <= x.r5 && x.r5 <= x.r10 && x.medr >= 1, JSON.stringify(x));
@@ -75,7 +99,10 @@ describe("training SCAN on cached features", function () {
     const dev = new FlickrDataset({ dataDir: dir, split: "dev", vocab });
     const ims = dev.images.slice(0, 4);
     const lines = ims.flatMap((im, i) => [`${im}\t${im}#0\t4\t4\t3`, `${im}\t${ims[(i + 1) % 4]}#2\t1\t1\t2`]);
-    fs.writeFileSync(path.join(dir, "ExpertAnnotations.txt"), [...lines, `gone.jpg\t${ims[0]}#1\t2\t2\t2`, `${ims[0]}\t${ims[1]}#9\t3\t3\t3`].join("\n") + "\n");
+    fs.writeFileSync(
+      path.join(dir, "ExpertAnnotations.txt"),
+      [...lines, `gone.jpg\t${ims[0]}#1\t2\t2\t2`, `${ims[0]}\t${ims[1]}#9\t3\t3\t3`].join("\n") + "\n",
+    );
     const h = await humanAgreement({ model: ck.model, vocab: ck.vocab, dataDir: dir, featuresDir: cacheDir });
     assert.equal(h.pairs, 8);
     assert.equal(h.missingImage, 1);
@@ -86,31 +113,65 @@ describe("training SCAN on cached features", function () {
     for (const [i, line] of lines.entries()) {
       const capImage = line.split("\t")[1].split("#")[0];
       const caption = ck.vocab.encode(dev.captionsOf(capImage)[i % 2 === 0 ? 0 : 2]);
-      const s = tf.tidy(() => ck.model.similarity(
-        ck.model.encodeImages(tf.tensor3d(cache.read([ims[Math.floor(i / 2)]]), [1, 49, 2048])),
-        ck.model.encodeCaptions(tf.tensor2d(caption, [1, caption.length], "int32"), [caption.length]), [caption.length]));
+      const s = tf.tidy(() =>
+        ck.model.similarity(
+          ck.model.encodeImages(tf.tensor3d(cache.read([ims[Math.floor(i / 2)]]), [1, 49, 2048])),
+          ck.model.encodeCaptions(tf.tensor2d(caption, [1, caption.length], "int32"), [caption.length]),
+          [caption.length],
+        ),
+      );
       scores.push(s.dataSync()[0]);
       s.dispose();
     }
     cache.close();
-    const human = lines.map((l) => l.split("\t").slice(2).map(Number).reduce((a, b) => a + b) / 3);
-    assert.ok(Math.abs(h.kendallTau! - kendallTauB(scores, human)) < 1e-9, `${h.kendallTau} vs ${kendallTauB(scores, human)}`);
+    const human = lines.map(
+      (l) =>
+        l
+          .split("\t")
+          .slice(2)
+          .map(Number)
+          .reduce((a, b) => a + b) / 3,
+    );
+    assert.ok(
+      Math.abs(h.kendallTau! - kendallTauB(scores, human)) < 1e-9,
+      `${h.kendallTau} vs ${kendallTauB(scores, human)}`,
+    );
     assert.ok(Math.abs(h.spearman! - spearman(scores, human)) < 1e-9);
 
     // An ensemble's recall is that of the two models' mean score matrix (here a and the resumed b).
     const other = await loadMatchingCheckpoint(b);
-    const both = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble: [other], dataDir: dir, split: "dev", featuresDir: cacheDir, quiet: true });
+    const both = await evaluateMatching({
+      model: ck.model,
+      vocab: ck.vocab,
+      ensemble: [other],
+      dataDir: dir,
+      split: "dev",
+      featuresDir: cacheDir,
+      quiet: true,
+    });
     const capTexts = dev.images.flatMap((im) => dev.captionsOf(im));
     const enc = capTexts.map((c) => ck.vocab.encode(c));
     const T = Math.max(...enc.map((c) => c.length));
-    const ids = tf.tensor2d(enc.flatMap((c) => [...c, ...Array(T - c.length).fill(0)]), [enc.length, T], "int32");
+    const ids = tf.tensor2d(
+      enc.flatMap((c) => [...c, ...Array(T - c.length).fill(0)]),
+      [enc.length, T],
+      "int32",
+    );
     const feats = FeatureCache.open(cacheDir);
     const f = tf.tensor3d(feats.read(dev.images), [dev.images.length, 49, 2048]);
     feats.close();
     const lens = enc.map((c) => c.length);
-    const mean = tf.tidy(() => ck.model.similarity(ck.model.encodeImages(f), ck.model.encodeCaptions(ids, lens), lens)
-      .add(other.model.similarity(other.model.encodeImages(f), other.model.encodeCaptions(ids, lens), lens)).div(2));
-    const want = retrievalRecall(mean.dataSync() as Float32Array, dev.images.length, dev.images.flatMap((im, i) => dev.captionsOf(im).map(() => i)));
+    const mean = tf.tidy(() =>
+      ck.model
+        .similarity(ck.model.encodeImages(f), ck.model.encodeCaptions(ids, lens), lens)
+        .add(other.model.similarity(other.model.encodeImages(f), other.model.encodeCaptions(ids, lens), lens))
+        .div(2),
+    );
+    const want = retrievalRecall(
+      mean.dataSync() as Float32Array,
+      dev.images.length,
+      dev.images.flatMap((im, i) => dev.captionsOf(im).map(() => i)),
+    );
     assert.deepEqual({ i2t: both.i2t, t2i: both.t2i }, { i2t: want.i2t, t2i: want.t2i });
     tf.dispose([ids, f, mean]);
     other.model.dispose();
@@ -118,18 +179,45 @@ describe("training SCAN on cached features", function () {
   });
 
   it("divides the learning rate by 10 every lrUpdate epochs, also when the schedule is set on resume", async () => {
-    assert.deepEqual([0, 14, 15, 29, 30].map((e) => lrAt({ ...cfg, lr: 2e-4, lrUpdate: 15 }, e)), [2e-4, 2e-4, 2e-4 * 0.1, 2e-4 * 0.1, 2e-4 * 0.1 ** 2]);
+    assert.deepEqual(
+      [0, 14, 15, 29, 30].map((e) => lrAt({ ...cfg, lr: 2e-4, lrUpdate: 15 }, e)),
+      [2e-4, 2e-4, 2e-4 * 0.1, 2e-4 * 0.1, 2e-4 * 0.1 ** 2],
+    );
     assert.equal(lrAt({ ...cfg, lrUpdate: undefined }, 40), cfg.lr);
-    const constant = await trainMatching({ train: trainSet, vocab, config: cfg, out: path.join(tmpDir(), "c"), ...quiet });
-    const decayed = await trainMatching({ train: trainSet, vocab, config: { ...cfg, lrUpdate: 1 }, out: path.join(tmpDir(), "d"), ...quiet });
+    const constant = await trainMatching({
+      train: trainSet,
+      vocab,
+      config: cfg,
+      out: path.join(tmpDir(), "c"),
+      ...quiet,
+    });
+    const decayed = await trainMatching({
+      train: trainSet,
+      vocab,
+      config: { ...cfg, lrUpdate: 1 },
+      out: path.join(tmpDir(), "d"),
+      ...quiet,
+    });
     const e = path.join(tmpDir(), "e");
     (await trainMatching({ train: trainSet, vocab, config: { ...cfg, epochs: 1 }, out: e, ...quiet })).model.dispose();
-    const resumed = await trainMatching({ train: trainSet, vocab, config: { ...cfg, lrUpdate: 1 }, out: e, resume: true, ...quiet });
+    const resumed = await trainMatching({
+      train: trainSet,
+      vocab,
+      config: { ...cfg, lrUpdate: 1 },
+      out: e,
+      resume: true,
+      ...quiet,
+    });
     const second = (h: typeof constant.history) => h.batch.filter((r) => r.epoch === 1).map((r) => r.loss);
     // epoch 2 at lr/10: unlike the constant run's, and the same whether the schedule was there from the start or
     // set on resume (tolerance: the Adam-restore rounding of the resume test above)
-    assert.ok(second(decayed.history).some((l, i) => Math.abs(l - second(constant.history)[i]) > 1e-2), "the lower lr changes epoch 2");
-    second(resumed.history).forEach((l, i) => assert.ok(Math.abs(l - second(decayed.history)[i]) <= 1e-3, `batch ${i}: ${l} vs ${second(decayed.history)[i]}`));
+    assert.ok(
+      second(decayed.history).some((l, i) => Math.abs(l - second(constant.history)[i]) > 1e-2),
+      "the lower lr changes epoch 2",
+    );
+    second(resumed.history).forEach((l, i) =>
+      assert.ok(Math.abs(l - second(decayed.history)[i]) <= 1e-3, `batch ${i}: ${l} vs ${second(decayed.history)[i]}`),
+    );
     for (const r of [constant, decayed, resumed]) r.model.dispose();
   });
 });

@@ -8,7 +8,10 @@ const blue: SceneObject = { shape: "circle", color: "blue", size: "large", box: 
 describe("synthetic scenes: are the captions and the attention right?", () => {
   it("finds the objects a caption names (a size may sit between colour and shape)", () => {
     const m = mentionedObjects("a small red square to the left of a blue circle".split(" "));
-    assert.deepEqual(m, [{ color: "red", shape: "square", index: 3 }, { color: "blue", shape: "circle", index: 10 }]);
+    assert.deepEqual(m, [
+      { color: "red", shape: "square", index: 3 },
+      { color: "blue", shape: "circle", index: 10 },
+    ]);
     assert.deepEqual(mentionedObjects("a square".split(" ")), []);
   });
 
@@ -30,6 +33,11 @@ describe("synthetic scenes: are the captions and the attention right?", () => {
     assert.equal(transposed.massInBox, 0);
     const uniform = attentionCorrectness([{ words, alphas: [[], [], [], Array(49).fill(1 / 49)], objects: [red] }]);
     assert.ok(Math.abs(uniform.massInBox - 1 / 49) < 1e-12);
-    assert.equal(attentionCorrectness([{ words: "a green square".split(" "), alphas: [[], [], onehot(0)], objects: [red] }]).objectWords, 0, "objects not in the scene are not scored");
+    assert.equal(
+      attentionCorrectness([{ words: "a green square".split(" "), alphas: [[], [], onehot(0)], objects: [red] }])
+        .objectWords,
+      0,
+      "objects not in the scene are not scored",
+    );
   });
 });

@@ -7,7 +7,15 @@ import { buildVocabulary, Vocabulary } from "../lib/data/vocabulary";
 import { imageFiles } from "../lib/data/captions";
 import { extractFeatures, FeatureCache } from "../lib/encoder/features";
 import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
-import { TrainConfig, bestDir, defaultTrainConfig, loadCheckpoint, lrAfter, selectionState, train } from "../lib/captioning/train";
+import {
+  TrainConfig,
+  bestDir,
+  defaultTrainConfig,
+  loadCheckpoint,
+  lrAfter,
+  selectionState,
+  train,
+} from "../lib/captioning/train";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {
@@ -28,7 +36,20 @@ describe("training on cached features", function () {
     const cache = FeatureCache.open(cacheDir);
     trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
     valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
-    cfg = { ...defaultTrainConfig({ vocabSize: vocab.size, embedSize: 32, attentionDim: 32, encoderDim: 2048, decoderDim: 64, dropout: 0.3 }), epochs: 3, lr: 3e-3, lambda: 1 / 49, printEvery: 1000 };
+    cfg = {
+      ...defaultTrainConfig({
+        vocabSize: vocab.size,
+        embedSize: 32,
+        attentionDim: 32,
+        encoderDim: 2048,
+        decoderDim: 64,
+        dropout: 0.3,
+      }),
+      epochs: 3,
+      lr: 3e-3,
+      lambda: 1 / 49,
+      printEvery: 1000,
+    };
   });
 
   it("lowers the loss, and resuming from a checkpoint gives the same numbers as an uninterrupted run", async () => {
@@ -37,18 +58,28 @@ describe("training on cached features", function () {
     assert.equal(full.history.epoch.length, 3);
     const [first, last] = [full.history.epoch[0], full.history.epoch[2]];
     // From ~ln(vocabulary) ≈ 3.3 nats; 24 small batches are enough to learn the templates' frequent words.
-    assert.ok(full.history.epoch.every((e, i) => i === 0 || e.trainCrossEntropy < full.history.epoch[i - 1].trainCrossEntropy), JSON.stringify(full.history.epoch));
+    assert.ok(
+      full.history.epoch.every((e, i) => i === 0 || e.trainCrossEntropy < full.history.epoch[i - 1].trainCrossEntropy),
+      JSON.stringify(full.history.epoch),
+    );
     assert.ok(last.trainCrossEntropy < first.trainCrossEntropy - 0.3, JSON.stringify(full.history.epoch));
     assert.ok(last.trainLoss < first.trainLoss);
     assert.ok(full.history.epoch.every((e) => Number.isFinite(e.valLoss!) && e.valCrossEntropy! < e.valLoss!));
     full.decoder.dispose();
 
     const b = path.join(tmpDir(), "b");
-    (await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 2 }, out: b, ...quiet })).decoder.dispose();
+    (
+      await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 2 }, out: b, ...quiet })
+    ).decoder.dispose();
     const resumed = await train({ train: trainSet, val: valSet, vocab, config: cfg, out: b, resume: true, ...quiet });
     resumed.decoder.dispose();
     assert.equal(resumed.history.batch.length, full.history.batch.length);
-    resumed.history.batch.forEach((r, i) => assert.ok(Math.abs(r.loss - full.history.batch[i].loss) < 1e-5, `batch ${i}: resumed ${r.loss} vs uninterrupted ${full.history.batch[i].loss}`));
+    resumed.history.batch.forEach((r, i) =>
+      assert.ok(
+        Math.abs(r.loss - full.history.batch[i].loss) < 1e-5,
+        `batch ${i}: resumed ${r.loss} vs uninterrupted ${full.history.batch[i].loss}`,
+      ),
+    );
 
     const ck = await loadCheckpoint(a);
     assert.equal(ck.epoch, 3);
@@ -62,20 +93,44 @@ describe("training on cached features", function () {
     const plateau = { beam: 1, patience: 1, factor: 0.5, stopAfter: 2 };
     const run = path.join(tmpDir(), "run");
     const out = path.join(run, "checkpoint");
-    const r = await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 6, lr: 1e-12, plateau }, out, ...quiet });
+    const r = await train({
+      train: trainSet,
+      val: valSet,
+      vocab,
+      config: { ...cfg, epochs: 6, lr: 1e-12, plateau },
+      out,
+      ...quiet,
+    });
     r.decoder.dispose();
     const e = r.history.epoch;
     assert.equal(e.length, 3, "stopped after 2 epochs without a better BLEU-4");
-    assert.ok(e.every((x) => x.devBleu4 === e[0].devBleu4 && x.devBleu4! >= 0), JSON.stringify(e));
-    assert.deepEqual(e.map((x) => x.lr), [1e-12, 5e-13, 2.5e-13]);
+    assert.ok(
+      e.every((x) => x.devBleu4 === e[0].devBleu4 && x.devBleu4! >= 0),
+      JSON.stringify(e),
+    );
+    assert.deepEqual(
+      e.map((x) => x.lr),
+      [1e-12, 5e-13, 2.5e-13],
+    );
     assert.deepEqual(selectionState(r.history), { best: e[0].devBleu4, bestEpoch: 1, since: 2 });
     const best = await loadCheckpoint(bestDir(out));
     assert.equal(best.epoch, 1);
     best.decoder.dispose();
     // Resumed with a longer patience, it continues from the decayed lr.
-    const more = await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 4, plateau: { ...plateau, stopAfter: 0 } }, out, resume: true, ...quiet });
+    const more = await train({
+      train: trainSet,
+      val: valSet,
+      vocab,
+      config: { ...cfg, epochs: 4, plateau: { ...plateau, stopAfter: 0 } },
+      out,
+      resume: true,
+      ...quiet,
+    });
     more.decoder.dispose();
-    assert.deepEqual(more.history.epoch.map((x) => x.lr), [1e-12, 5e-13, 2.5e-13, 1.25e-13]);
+    assert.deepEqual(
+      more.history.epoch.map((x) => x.lr),
+      [1e-12, 5e-13, 2.5e-13, 1.25e-13],
+    );
   });
 
   it("stops on a NaN loss with a clear message and keeps the last good checkpoint", async () => {
@@ -86,19 +141,28 @@ describe("training on cached features", function () {
       const batch = trainSet.collate(items);
       return { ...batch, features: batch.features.mul(NaN) } as typeof batch;
     };
-    await assert.rejects(train({ train: poisoned, vocab, config: { ...cfg, epochs: 2 }, out: c, resume: true, ...quiet }), /loss is NaN at epoch 2, batch 1: stopping; the last good checkpoint in .* is kept/);
+    await assert.rejects(
+      train({ train: poisoned, vocab, config: { ...cfg, epochs: 2 }, out: c, resume: true, ...quiet }),
+      /loss is NaN at epoch 2, batch 1: stopping; the last good checkpoint in .* is kept/,
+    );
     assert.equal((await loadCheckpoint(c)).epoch, 1);
   });
 
   it("warms the learning rate up linearly over the first epochs (--lr-warmup), from the first step on", async () => {
     const c = { ...cfg, lr: 1e-3, lrWarmupEpochs: 2 };
     assert.equal(lrAfter(c, 0, 100), 1e-3 / 200);
-    assert.equal(lrAfter(c, 99, 100), 1e-3 * 100 / 200);
+    assert.equal(lrAfter(c, 99, 100), (1e-3 * 100) / 200);
     assert.equal(lrAfter(c, 199, 100), 1e-3);
     assert.equal(lrAfter(c, 5000, 100), 1e-3);
     assert.equal(lrAfter({ ...c, lrWarmupEpochs: 0 }, 0, 100), 1e-3);
     const run = async (w: number) => {
-      const r = await train({ train: trainSet, vocab, config: { ...cfg, epochs: 1, lrWarmupEpochs: w }, out: path.join(tmpDir(), "w"), ...quiet });
+      const r = await train({
+        train: trainSet,
+        vocab,
+        config: { ...cfg, epochs: 1, lrWarmupEpochs: w },
+        out: path.join(tmpDir(), "w"),
+        ...quiet,
+      });
       r.decoder.dispose();
       return r.history.batch.map((b) => b.loss);
     };

@@ -9,19 +9,66 @@ import { tinyFlickr, tmpDir } from "./helpers";
 describe("tokenize", () => {
   it("lower-cases and drops punctuation as PTB does, keeping words as written and hyphenated words whole", () => {
     assert.deepEqual(tokenize("A child in a pink dress is climbing up a set of stairs in an entry way ."), [
-      "a", "child", "in", "a", "pink", "dress", "is", "climbing", "up", "a", "set", "of", "stairs", "in", "an", "entry", "way",
+      "a",
+      "child",
+      "in",
+      "a",
+      "pink",
+      "dress",
+      "is",
+      "climbing",
+      "up",
+      "a",
+      "set",
+      "of",
+      "stairs",
+      "in",
+      "an",
+      "entry",
+      "way",
     ]);
     assert.deepEqual(tokenize("A dog shakes its head near the shore , a red ball next to it ."), [
-      "a", "dog", "shakes", "its", "head", "near", "the", "shore", "a", "red", "ball", "next", "to", "it",
+      "a",
+      "dog",
+      "shakes",
+      "its",
+      "head",
+      "near",
+      "the",
+      "shore",
+      "a",
+      "red",
+      "ball",
+      "next",
+      "to",
+      "it",
     ]);
     assert.deepEqual(tokenize("Two-year-old kids don't swim!"), ["two-year-old", "kids", "do", "n't", "swim"]);
     // No respelling (wink's normal forms gave "thru", "gray"); clitics split as PTB: "dog's" → "dog" "'s", "I'm" → "i" "'m".
     assert.deepEqual(tokenize("The dog's toy goes through the grey door; I'm sure"), [
-      "the", "dog", "'s", "toy", "goes", "through", "the", "grey", "door", "i", "'m", "sure",
+      "the",
+      "dog",
+      "'s",
+      "toy",
+      "goes",
+      "through",
+      "the",
+      "grey",
+      "door",
+      "i",
+      "'m",
+      "sure",
     ]);
     // A hyphen between spaces is punctuation, not a join; quotes, brackets and "..." are dropped, "&" and "3:30" kept.
     assert.deepEqual(tokenize('men - in "orange" (t-shirts) & tug-of-war... at 3:30'), [
-      "men", "in", "orange", "t-shirts", "&", "tug-of-war", "at", "3:30",
+      "men",
+      "in",
+      "orange",
+      "t-shirts",
+      "&",
+      "tug-of-war",
+      "at",
+      "3:30",
     ]);
     assert.deepEqual(tokenize("   "), []);
   });
@@ -32,7 +79,13 @@ describe("Vocabulary", () => {
 
   it("keeps words that reach the threshold, reserved ids first, then by frequency", () => {
     // counts: a 4, dog 3, runs 2, cat 1, jumps 1
-    assert.deepEqual(countWords(caps), [["a", 4], ["dog", 3], ["runs", 2], ["cat", 1], ["jumps", 1]]);
+    assert.deepEqual(countWords(caps), [
+      ["a", 4],
+      ["dog", 3],
+      ["runs", 2],
+      ["cat", 1],
+      ["jumps", 1],
+    ]);
     const v = buildVocabulary(caps, 2);
     assert.deepEqual(v.itos, ["<PAD>", "<SOS>", "<EOS>", "<UNK>", "a", "dog", "runs"]);
     assert.deepEqual([PAD, SOS, EOS, UNK], [0, 1, 2, 3]);
@@ -67,7 +120,10 @@ describe("Vocabulary", () => {
   it("refuses a vocabulary of another format version, naming the file", () => {
     const f = path.join(tmpDir(), "old.json");
     fs.writeFileSync(f, JSON.stringify({ ...buildVocabulary(caps, 2).toJSON(), version: 0 }));
-    assert.throws(() => Vocabulary.load(f), new RegExp(`vocabulary file ${f} has vocabulary format version 0; this attend-tell reads version 1`));
+    assert.throws(
+      () => Vocabulary.load(f),
+      new RegExp(`vocabulary file ${f} has vocabulary format version 0; this attend-tell reads version 1`),
+    );
     fs.writeFileSync(f, JSON.stringify({ words: [] }));
     assert.throws(() => Vocabulary.load(f), /is not an attend-tell vocabulary/);
     assert.throws(() => Vocabulary.load(f + ".missing"), /does not exist/);

@@ -28,9 +28,14 @@ export class Attention {
    * `scope` prefixes the tfjs variable names, which must be unique per process (two models side by side);
    * `init` receives the stable parameter name (`attention/W`, …).
    */
-  constructor(readonly config: AttentionConfig, init: (name: string, shape: number[], fanIn: number) => tf.Tensor, scope = "") {
+  constructor(
+    readonly config: AttentionConfig,
+    init: (name: string, shape: number[], fanIn: number) => tf.Tensor,
+    scope = "",
+  ) {
     const { encoderDim: E, decoderDim: D, attentionDim: K } = config;
-    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`attention/${name}`, shape, fanIn), true, `${scope}attention/${name}`);
+    const v = (name: string, shape: number[], fanIn: number) =>
+      tf.variable(init(`attention/${name}`, shape, fanIn), true, `${scope}attention/${name}`);
     this.W = v("W", [E, K], E);
     this.bW = v("bW", [K], E);
     this.U = v("U", [D, K], D);
@@ -46,14 +51,23 @@ export class Attention {
   /** `[B, R, E]` → `[B, R, K]`: once per image. */
   projectFeatures(features: tf.Tensor3D): tf.Tensor3D {
     const [B, R, E] = features.shape;
-    return features.reshape([B * R, E]).matMul(this.W).add(this.bW).reshape([B, R, this.config.attentionDim]);
+    return features
+      .reshape([B * R, E])
+      .matMul(this.W)
+      .add(this.bW)
+      .reshape([B, R, this.config.attentionDim]);
   }
 
   /** One step: `h [B, D]` → α `[B, R]` and context `[B, E]`. */
   step(projected: tf.Tensor3D, features: tf.Tensor3D, h: tf.Tensor2D): { alpha: tf.Tensor2D; context: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
     const uh = h.matMul(this.U).add(this.bU).reshape([B, 1, K]); // [B, 1, K], broadcast over regions
-    const scores = tf.tanh(projected.add(uh)).reshape([B * R, K]).matMul(this.A).add(this.bA).reshape([B, R]);
+    const scores = tf
+      .tanh(projected.add(uh))
+      .reshape([B * R, K])
+      .matMul(this.A)
+      .add(this.bA)
+      .reshape([B, R]);
     const alpha = tf.softmax(scores) as tf.Tensor2D; // over the regions
     // [B, 1, R] × [B, R, E] → [B, 1, E]: Σ_r α_r·features_r as one batched matMul
     const context = tf.matMul(alpha.reshape([B, 1, R]), features).reshape([B, features.shape[2]]) as tf.Tensor2D;

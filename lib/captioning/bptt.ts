@@ -36,13 +36,24 @@ export interface RecurrenceInputs {
 }
 
 /** Runs the recurrence over `S = embGates.shape[1]` steps; see the module comment. */
-export function attentionRecurrence(features: tf.Tensor3D, x: RecurrenceInputs): { h: tf.Tensor3D; alphas: tf.Tensor3D } {
+export function attentionRecurrence(
+  features: tf.Tensor3D,
+  x: RecurrenceInputs,
+): { h: tf.Tensor3D; alphas: tf.Tensor3D } {
   const [B, S] = x.embGates.shape;
   const D = x.h0.shape[1];
   const R = features.shape[1];
   const op = tf.customGrad((...args: unknown[]) => {
     const [projected, embGates, h0, c0, hWeights, hBias, A, bA, ctxWeights] = args.slice(0, 9) as [
-      tf.Tensor3D, tf.Tensor3D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D, tf.Tensor1D, tf.Tensor2D,
+      tf.Tensor3D,
+      tf.Tensor3D,
+      tf.Tensor2D,
+      tf.Tensor2D,
+      tf.Tensor2D,
+      tf.Tensor1D,
+      tf.Tensor2D,
+      tf.Tensor1D,
+      tf.Tensor2D,
     ];
     const save = args[9] as (ts: tf.Tensor[]) => void;
     const fw = forward(features, projected, embGates, h0, c0, hWeights, hBias, A, bA, ctxWeights);
@@ -53,7 +64,11 @@ export function attentionRecurrence(features: tf.Tensor3D, x: RecurrenceInputs):
       gradFunc: (dy: tf.Tensor, saved: tf.Tensor[]) => {
         const [hW, a, ctxW] = saved.slice(S * PER_STEP);
         const dims = { B, S, D, R, K: projected.shape[2], E: features.shape[2] };
-        return backward(dy as tf.Tensor3D, saved, features, dims, { hWeights: hW as tf.Tensor2D, A: a as tf.Tensor2D, ctxWeights: ctxW as tf.Tensor2D });
+        return backward(dy as tf.Tensor3D, saved, features, dims, {
+          hWeights: hW as tf.Tensor2D,
+          A: a as tf.Tensor2D,
+          ctxWeights: ctxW as tf.Tensor2D,
+        });
       },
     };
   });
@@ -67,8 +82,16 @@ export function attentionRecurrence(features: tf.Tensor3D, x: RecurrenceInputs):
 const PER_STEP = 9;
 
 function forward(
-  features: tf.Tensor3D, projected: tf.Tensor3D, embGates: tf.Tensor3D, h0: tf.Tensor2D, c0: tf.Tensor2D,
-  hWeights: tf.Tensor2D, hBias: tf.Tensor1D, A: tf.Tensor2D, bA: tf.Tensor1D, ctxWeights: tf.Tensor2D,
+  features: tf.Tensor3D,
+  projected: tf.Tensor3D,
+  embGates: tf.Tensor3D,
+  h0: tf.Tensor2D,
+  c0: tf.Tensor2D,
+  hWeights: tf.Tensor2D,
+  hBias: tf.Tensor1D,
+  A: tf.Tensor2D,
+  bA: tf.Tensor1D,
+  ctxWeights: tf.Tensor2D,
 ): { value: tf.Tensor; saved: tf.Tensor[] } {
   const [B, R, K] = projected.shape;
   const E = features.shape[2];
@@ -85,7 +108,11 @@ function forward(
     const [ub, gh] = tf.split(hp, [K + E, 4 * D], 1);
     const [u, b] = tf.split(ub.add(hBias), [K, E], 1);
     const z = tf.tanh(projected.add(u.reshape([B, 1, K]))) as tf.Tensor3D; // [B, R, K]
-    const s = z.reshape([B * R, K]).matMul(A).add(bA).reshape([B, R]);
+    const s = z
+      .reshape([B * R, K])
+      .matMul(A)
+      .add(bA)
+      .reshape([B, R]);
     const alpha = tf.softmax(s) as tf.Tensor2D;
     // Σ_r α_r·features_r as multiply + sum over the last axis (wasm sums other axes by transposing first;
     // a batched [1, R] × [R, E] matMul is slower still).
@@ -106,10 +133,20 @@ function forward(
   return { value: tf.stack(outs, 1), saved };
 }
 
-interface Dims { B: number; S: number; D: number; R: number; K: number; E: number }
+interface Dims {
+  B: number;
+  S: number;
+  D: number;
+  R: number;
+  K: number;
+  E: number;
+}
 
 function backward(
-  dy: tf.Tensor3D, saved: tf.Tensor[], features: tf.Tensor3D, { B, S, D, R, K, E }: Dims,
+  dy: tf.Tensor3D,
+  saved: tf.Tensor[],
+  features: tf.Tensor3D,
+  { B, S, D, R, K, E }: Dims,
   w: { hWeights: tf.Tensor2D; A: tf.Tensor2D; ctxWeights: tf.Tensor2D },
 ): tf.Tensor[] {
   // Transposes once per batch, not once per step.
@@ -130,14 +167,20 @@ function backward(
       const dhT = dh ? dOut.add(dh) : dOut;
       const one = tf.scalar(1);
       const [i, f, g, o] = tf.split(ifgo, 4, 1);
-      const dcT = dhT.mul(o).mul(one.sub(tc.square())).add(dc ?? tf.scalar(0));
+      const dcT = dhT
+        .mul(o)
+        .mul(one.sub(tc.square()))
+        .add(dc ?? tf.scalar(0));
       // Gradients at the gate pre-activations; σ' = σ(1−σ), tanh' = 1−tanh², from the saved outputs.
-      const dG = tf.concat([
-        dcT.mul(g).mul(i.mul(one.sub(i))),
-        dcT.mul(cPrev).mul(f.mul(one.sub(f))),
-        dcT.mul(i).mul(one.sub(g.square())),
-        dhT.mul(tc).mul(o.mul(one.sub(o))),
-      ], 1) as tf.Tensor2D; // [B, 4D]
+      const dG = tf.concat(
+        [
+          dcT.mul(g).mul(i.mul(one.sub(i))),
+          dcT.mul(cPrev).mul(f.mul(one.sub(f))),
+          dcT.mul(i).mul(one.sub(g.square())),
+          dhT.mul(tc).mul(o.mul(one.sub(o))),
+        ],
+        1,
+      ) as tf.Tensor2D; // [B, 4D]
       const dgc = dG.matMul(ctxWeightsT); // [B, E]
       const dBeta = dgc.mul(ctx);
       const dCtx = dgc.mul(beta);
@@ -151,7 +194,8 @@ function backward(
       return {
         dh: dhp.matMul(hWeightsT) as tf.Tensor2D,
         dc: dcT.mul(f) as tf.Tensor2D,
-        dG, dhp,
+        dG,
+        dhp,
         dP: (dP ? dP.add(dPre) : dPre) as tf.Tensor3D,
         dA: dA ? dA.add(dAt) : dAt,
       };
@@ -162,8 +206,14 @@ function backward(
     dHp[t] = next.dhp;
   }
   // Weight gradients: one matMul each over all B·S rows (time-major on both sides).
-  const hPrevAll = tf.concat(Array.from({ length: S }, (_, t) => saved[t * PER_STEP]), 0); // [S·B, D]
-  const gcAll = tf.concat(Array.from({ length: S }, (_, t) => saved[t * PER_STEP + 6]), 0); // [S·B, E]
+  const hPrevAll = tf.concat(
+    Array.from({ length: S }, (_, t) => saved[t * PER_STEP]),
+    0,
+  ); // [S·B, D]
+  const gcAll = tf.concat(
+    Array.from({ length: S }, (_, t) => saved[t * PER_STEP + 6]),
+    0,
+  ); // [S·B, E]
   const dGAll = tf.concat(dGates, 0); // [S·B, 4D]
   const dHpAll = tf.concat(dHp, 0); // [S·B, K + E + 4D]
   const dhWeights = hPrevAll.transpose().matMul(dHpAll);

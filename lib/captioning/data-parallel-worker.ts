@@ -38,9 +38,17 @@ async function handle(m: ToWorker): Promise<FromWorker> {
   }
   const features = tf.tensor3d(m.features, m.featureShape as [number, number, number]);
   const captions = tf.tensor2d(m.captions, m.captionShape as [number, number], "int32");
-  const r = captionGradients(d, features, captions, { seed: m.seed, lambda: m.lambda, normalizer: { tokens: m.tokens, captions: m.captions_ } });
+  const r = captionGradients(d, features, captions, {
+    seed: m.seed,
+    lambda: m.lambda,
+    normalizer: { tokens: m.tokens, captions: m.captions_ },
+  });
   for (let i = 0; i < vars.length; i++) grads.set((await r.grads[vars[i].name].data()) as Float32Array, offsets[i]);
-  const out: FromWorker = { type: "done", loss: (await r.loss.data())[0], crossEntropy: (await r.crossEntropy.data())[0] };
+  const out: FromWorker = {
+    type: "done",
+    loss: (await r.loss.data())[0],
+    crossEntropy: (await r.crossEntropy.data())[0],
+  };
   tf.dispose([features, captions, r.loss, r.crossEntropy, ...Object.values(r.grads)]);
   return out;
 }

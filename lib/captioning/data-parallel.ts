@@ -16,9 +16,30 @@ import { StepResult, captionGradients, lossNormalizer } from "./train-step";
 
 /** Messages to and from lib/data-parallel-worker.ts. */
 export type ToWorker =
-  | { type: "init"; config: DecoderConfig; shapes: number[][]; params: SharedArrayBuffer; grads: SharedArrayBuffer; backend?: string }
-  | { type: "step"; features: Float32Array; featureShape: number[]; captions: Int32Array; captionShape: number[]; seed: number; lambda: number; tokens: number; captions_: number; version: number };
-export type FromWorker = { type: "ready"; backend: string } | { type: "done"; loss: number; crossEntropy: number } | { type: "error"; message: string };
+  | {
+      type: "init";
+      config: DecoderConfig;
+      shapes: number[][];
+      params: SharedArrayBuffer;
+      grads: SharedArrayBuffer;
+      backend?: string;
+    }
+  | {
+      type: "step";
+      features: Float32Array;
+      featureShape: number[];
+      captions: Int32Array;
+      captionShape: number[];
+      seed: number;
+      lambda: number;
+      tokens: number;
+      captions_: number;
+      version: number;
+    };
+export type FromWorker =
+  | { type: "ready"; backend: string }
+  | { type: "done"; loss: number; crossEntropy: number }
+  | { type: "error"; message: string };
 
 /** Cores worth using: all of them on CPU backends, one process on GPUs (they parallelise inside). */
 export function defaultReplicas(backend = tf.getBackend()): number {
@@ -47,8 +68,14 @@ class Replica {
       if (m.type === "error") p.reject(new Error(`data-parallel worker: ${m.message}`));
       else p.resolve(m);
     });
-    worker.on("error", (e) => { this.pending?.reject(e); this.pending = undefined; });
-    worker.on("exit", (code) => { this.pending?.reject(new Error(`data-parallel worker exited with code ${code}`)); this.pending = undefined; });
+    worker.on("error", (e) => {
+      this.pending?.reject(e);
+      this.pending = undefined;
+    });
+    worker.on("exit", (code) => {
+      this.pending?.reject(new Error(`data-parallel worker exited with code ${code}`));
+      this.pending = undefined;
+    });
   }
   request(m: ToWorker, transfer: ArrayBuffer[] = []): Promise<FromWorker> {
     return new Promise((resolve, reject) => {
@@ -84,7 +111,14 @@ export class DataParallel {
         const g = new SharedArrayBuffer(total * 4);
         const rep = new Replica(new Worker(workerSource(), { eval: true }));
         out.push(rep);
-        await rep.request({ type: "init", config: decoder.config, shapes: vars.map((v) => v.shape), params: p, grads: g, backend: tf.getBackend() });
+        await rep.request({
+          type: "init",
+          config: decoder.config,
+          shapes: vars.map((v) => v.shape),
+          params: p,
+          grads: g,
+          backend: tf.getBackend(),
+        });
         params.push(new Float32Array(p));
         grads.push(new Float32Array(g));
       }
@@ -118,7 +152,11 @@ export class DataParallel {
    * The whole batch's loss and gradients, computed in shares of about B / replicas captions each.
    * Features `[B, R, E]` and captions `[B, T]` stay owned by the caller.
    */
-  async gradients(features: tf.Tensor3D, captions: tf.Tensor2D, opts: { seed: number; lambda: number }): Promise<StepResult> {
+  async gradients(
+    features: tf.Tensor3D,
+    captions: tf.Tensor2D,
+    opts: { seed: number; lambda: number },
+  ): Promise<StepResult> {
     if (this.replicas.length === 0) {
       // One replica: the plain in-process step (no copies; on a GPU the features stay there).
       return tf.tidy(() => captionGradients(this.decoder, features, captions, opts));
@@ -133,34 +171,53 @@ export class DataParallel {
     const fv = (await features.data()) as Float32Array;
     const jobs: Promise<FromWorker>[] = [];
     for (let r = 1; r < n; r++) {
-      const lo = r * share, hi = Math.min(B, lo + share);
+      const lo = r * share,
+        hi = Math.min(B, lo + share);
       if (lo >= hi) break;
-      jobs.push(this.replicas[r - 1].request(
-        {
+      jobs.push(
+        this.replicas[r - 1].request({
           type: "step",
-          features: fv.slice(lo * R * E, hi * R * E), featureShape: [hi - lo, R, E],
-          captions: ids.slice(lo * T, hi * T), captionShape: [hi - lo, T],
-          seed: (opts.seed * 31 + r) >>> 0, lambda: opts.lambda, tokens: normalizer.tokens, captions_: normalizer.captions, version: this.version,
-        },
-      ));
+          features: fv.slice(lo * R * E, hi * R * E),
+          featureShape: [hi - lo, R, E],
+          captions: ids.slice(lo * T, hi * T),
+          captionShape: [hi - lo, T],
+          seed: (opts.seed * 31 + r) >>> 0,
+          lambda: opts.lambda,
+          tokens: normalizer.tokens,
+          captions_: normalizer.captions,
+          version: this.version,
+        }),
+      );
     }
     // This thread's share while the workers compute theirs.
     const mine = tf.tidy(() => {
       const b0 = Math.min(B, share);
-      const r = captionGradients(this.decoder, features.slice([0, 0, 0], [b0, R, E]), captions.slice([0, 0], [b0, T]), { ...opts, normalizer });
+      const r = captionGradients(this.decoder, features.slice([0, 0, 0], [b0, R, E]), captions.slice([0, 0], [b0, T]), {
+        ...opts,
+        normalizer,
+      });
       return { loss: r.loss, crossEntropy: r.crossEntropy, grads: r.grads };
     });
     const replies = await Promise.all(jobs);
     if (replies.length === 0) return mine;
     let loss = (await mine.loss.data())[0];
     let crossEntropy = (await mine.crossEntropy.data())[0];
-    for (const m of replies) if (m.type === "done") { loss += m.loss; crossEntropy += m.crossEntropy; }
+    for (const m of replies)
+      if (m.type === "done") {
+        loss += m.loss;
+        crossEntropy += m.crossEntropy;
+      }
     const vars = this.decoder.variables;
-    const grads = tf.tidy(() => Object.fromEntries(vars.map((v, i) => {
-      let g = mine.grads[v.name];
-      for (let k = 0; k < replies.length; k++) g = g.add(tf.tensor(this.grads[k].subarray(this.offsets[i], this.offsets[i] + v.size), v.shape));
-      return [v.name, g];
-    })));
+    const grads = tf.tidy(() =>
+      Object.fromEntries(
+        vars.map((v, i) => {
+          let g = mine.grads[v.name];
+          for (let k = 0; k < replies.length; k++)
+            g = g.add(tf.tensor(this.grads[k].subarray(this.offsets[i], this.offsets[i] + v.size), v.shape));
+          return [v.name, g];
+        }),
+      ),
+    );
     tf.dispose([mine.loss, mine.crossEntropy, ...Object.values(mine.grads)]);
     return { loss: tf.scalar(loss), crossEntropy: tf.scalar(crossEntropy), grads };
   }

@@ -80,10 +80,14 @@ export class DecoderRNN {
   private static instances = 0;
   private readonly scope = `m${DecoderRNN.instances++}/`;
 
-  constructor(readonly config: DecoderConfig, init: Initializer = defaultInitializer(1)) {
+  constructor(
+    readonly config: DecoderConfig,
+    init: Initializer = defaultInitializer(1),
+  ) {
     const { vocabSize: V, embedSize: M, encoderDim: E, decoderDim: D, attentionDim } = config;
     this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init, this.scope);
-    const v = (name: string, shape: number[], fanIn: number) => tf.variable(init(`decoder/${name}`, shape, fanIn), true, `${this.scope}decoder/${name}`);
+    const v = (name: string, shape: number[], fanIn: number) =>
+      tf.variable(init(`decoder/${name}`, shape, fanIn), true, `${this.scope}decoder/${name}`);
     this.embedding = v("embedding", [V, M], V);
     this.initH = v("initH", [E, D], E);
     this.bInitH = v("bInitH", [D], E);
@@ -101,7 +105,18 @@ export class DecoderRNN {
   get variables(): tf.Variable[] {
     return [
       ...this.attention.variables,
-      this.embedding, this.initH, this.bInitH, this.initC, this.bInitC, this.Wx, this.Wh, this.bLstm, this.fBeta, this.bBeta, this.fcn, this.bFcn,
+      this.embedding,
+      this.initH,
+      this.bInitH,
+      this.initC,
+      this.bInitC,
+      this.Wx,
+      this.Wh,
+      this.bLstm,
+      this.fBeta,
+      this.bBeta,
+      this.fcn,
+      this.bFcn,
     ];
   }
 
@@ -132,7 +147,10 @@ export class DecoderRNN {
     const x = tf.concat([emb, beta.mul(context)], 1);
     const gates = x.matMul(this.Wx).add(state.h.matMul(this.Wh)).add(this.bLstm);
     const [i, f, g, o] = tf.split(gates, [D, D, D, D], 1);
-    const c = tf.sigmoid(f).mul(state.c).add(tf.sigmoid(i).mul(tf.tanh(g))) as tf.Tensor2D;
+    const c = tf
+      .sigmoid(f)
+      .mul(state.c)
+      .add(tf.sigmoid(i).mul(tf.tanh(g))) as tf.Tensor2D;
     const h = tf.sigmoid(o).mul(tf.tanh(c)) as tf.Tensor2D;
     return { h, c, alpha };
   }
@@ -149,7 +167,11 @@ export class DecoderRNN {
    * backpropagation through time (lib/bptt.ts), the default; "stepwise" unrolls `step` and leaves the gradient
    * to autodiff (the reference). See `recurrenceFor`.
    */
-  forward(features: tf.Tensor3D, captions: tf.Tensor2D, opts: { training?: boolean; seed?: number; recurrence?: Recurrence } = {}): DecoderOutput {
+  forward(
+    features: tf.Tensor3D,
+    captions: tf.Tensor2D,
+    opts: { training?: boolean; seed?: number; recurrence?: Recurrence } = {},
+  ): DecoderOutput {
     const [B, T] = captions.shape;
     const S = T - 1;
     const { embedSize: M, encoderDim: E, decoderDim: D, vocabSize: V } = this.config;
@@ -159,13 +181,19 @@ export class DecoderRNN {
     if ((opts.recurrence ?? recurrenceFor()) === "fused") {
       // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
       const embeds = tf.gather(this.embedding, captions.slice([0, 0], [B, S]).reshape([B * S])); // [B·S, M]
-      const embGates = embeds.matMul(this.Wx.slice([0, 0], [M, 4 * D])).add(this.bLstm).reshape([B, S, 4 * D]) as tf.Tensor3D;
+      const embGates = embeds
+        .matMul(this.Wx.slice([0, 0], [M, 4 * D]))
+        .add(this.bLstm)
+        .reshape([B, S, 4 * D]) as tf.Tensor3D;
       ({ h, alphas } = attentionRecurrence(features, {
         projected: a.projectFeatures(features),
-        embGates, h0, c0,
+        embGates,
+        h0,
+        c0,
         hWeights: tf.concat([a.U, this.fBeta, this.Wh], 1) as tf.Tensor2D,
         hBias: tf.concat([a.bU, this.bBeta]) as tf.Tensor1D,
-        A: a.A as tf.Tensor2D, bA: a.bA as tf.Tensor1D,
+        A: a.A as tf.Tensor2D,
+        bA: a.bA as tf.Tensor1D,
         ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
       }));
     } else {
@@ -185,7 +213,11 @@ export class DecoderRNN {
       alphas = tf.stack(as, 1) as tf.Tensor3D;
     }
     // One output projection for all steps: [B·S, D] × [D, V].
-    const logits = this.output(h.reshape([B * S, D]) as tf.Tensor2D, opts.training ?? false, opts.seed).reshape([B, S, V]) as tf.Tensor3D;
+    const logits = this.output(h.reshape([B * S, D]) as tf.Tensor2D, opts.training ?? false, opts.seed).reshape([
+      B,
+      S,
+      V,
+    ]) as tf.Tensor3D;
     return { logits, alphas };
   }
 
@@ -220,14 +252,19 @@ export function captionLoss(
   const mask = targets.notEqual(opts.padIdx ?? 0).toFloat(); // [B, T−1]
   const logp = tf.logSoftmax(out.logits.reshape([B * (T - 1), V]));
   // log p(target) per step: gather from the flat [N·V] log-probabilities at n·V + target_n
-  const flatIdx = tf.range(0, B * (T - 1), 1, "int32").mul(tf.scalar(V, "int32")).add(targets.reshape([-1]).toInt());
+  const flatIdx = tf
+    .range(0, B * (T - 1), 1, "int32")
+    .mul(tf.scalar(V, "int32"))
+    .add(targets.reshape([-1]).toInt());
   const picked = tf.gather(logp.reshape([B * (T - 1) * V]), flatIdx);
   const nll = picked.neg().mul(mask.reshape([-1]));
   const tokens = opts.normalizer ? tf.scalar(opts.normalizer.tokens) : mask.sum();
   const crossEntropy = nll.sum().div(tokens) as tf.Scalar;
   const attended = out.alphas.mul(mask.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
   const perCaption = tf.scalar(1).sub(attended).square().sum(1);
-  const attentionPenalty = (opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()) as tf.Scalar;
+  const attentionPenalty = (
+    opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()
+  ) as tf.Scalar;
   const lambda = opts.lambda ?? 1;
   return { loss: crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar, crossEntropy, attentionPenalty };
 }

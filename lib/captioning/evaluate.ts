@@ -66,11 +66,24 @@ export interface EvaluateOptions {
   quiet?: boolean;
 }
 
-export async function evaluate(o: EvaluateOptions): Promise<{ report: EvaluationReport; captions: Record<string, GeneratedCaption[]> }> {
+export async function evaluate(
+  o: EvaluateOptions,
+): Promise<{ report: EvaluationReport; captions: Record<string, GeneratedCaption[]> }> {
   // Features of the split's images (computed now for any the cache lacks, e.g. a split not trained on).
-  const { dataset: ds, images, cache, skipped } = await cachedSplit({
-    dataDir: o.dataDir, split: o.split, vocab: o.vocab, featuresDir: o.featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad,
-    limit: o.limit, quiet: true,
+  const {
+    dataset: ds,
+    images,
+    cache,
+    skipped,
+  } = await cachedSplit({
+    dataDir: o.dataDir,
+    split: o.split,
+    vocab: o.vocab,
+    featuresDir: o.featuresDir,
+    skipMissing: o.skipMissing,
+    skipBad: o.skipBad,
+    limit: o.limit,
+    quiet: true,
   });
   if (images.length === 0) {
     cache.close();
@@ -78,8 +91,14 @@ export async function evaluate(o: EvaluateOptions): Promise<{ report: Evaluation
   }
   const references = images.map((im) => ds.captionsOf(im).map(tokenize));
   const synthetic = fs.existsSync(path.join(o.dataDir, BOXES_FILE)) ? readBoxes(o.dataDir) : undefined;
-  const report: EvaluationReport = { split: o.split, dataDir: path.resolve(o.dataDir), n_images: images.length, skipped: skipped.length,
-    skippedImages: skipped, beam: {} };
+  const report: EvaluationReport = {
+    split: o.split,
+    dataDir: path.resolve(o.dataDir),
+    n_images: images.length,
+    skipped: skipped.length,
+    skippedImages: skipped,
+    beam: {},
+  };
   const captions: Record<string, GeneratedCaption[]> = {};
   try {
     for (const k of o.beams) {
@@ -90,12 +109,18 @@ export async function evaluate(o: EvaluateOptions): Promise<{ report: Evaluation
       const words = gen.map((g) => o.vocab.decode(g.ids));
       const result: BeamResult = { ...captionMetrics(words, references), seconds: (Date.now() - t0) / 1000 };
       if (synthetic) {
-        result.sceneAccuracy = images.filter((im, i) => captionCorrect(words[i], synthetic[im] ?? [])).length / images.length;
-        result.attention = attentionCorrectness(images.map((im, i) => ({ words: words[i], alphas: gen[i].alphas, objects: synthetic[im] ?? [] })));
+        result.sceneAccuracy =
+          images.filter((im, i) => captionCorrect(words[i], synthetic[im] ?? [])).length / images.length;
+        result.attention = attentionCorrectness(
+          images.map((im, i) => ({ words: words[i], alphas: gen[i].alphas, objects: synthetic[im] ?? [] })),
+        );
       }
       report.beam[String(k)] = result;
       captions[String(k)] = images.map((image, i) => ({
-        image, caption: words[i].join(" "), words: words[i], attention: gen[i].alphas.map((a) => a.map((v) => Number(v.toFixed(5)))),
+        image,
+        caption: words[i].join(" "),
+        words: words[i],
+        attention: gen[i].alphas.map((a) => a.map((v) => Number(v.toFixed(5)))),
         references: ds.captionsOf(image),
       }));
       if (o.outDir) writeJsonAtomic(path.join(o.outDir, `captions-${o.split}-beam${k}.json`), captions[String(k)]);

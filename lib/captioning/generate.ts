@@ -38,12 +38,19 @@ export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen 
         const best = logp.argMax(1) as tf.Tensor1D;
         return { ...s, best, bestLogp: logp.max(1) };
       });
-      const [best, bestLogp, alpha] = [await next.best.data(), await next.bestLogp.data(), (await next.alpha.array()) as number[][]];
+      const [best, bestLogp, alpha] = [
+        await next.best.data(),
+        await next.bestLogp.data(),
+        (await next.alpha.array()) as number[][],
+      ];
       out.forEach((g, b) => {
         if (g.finished) return;
         g.logProb += bestLogp[b];
         if (best[b] === EOS) g.finished = true;
-        else { g.ids.push(best[b]); g.alphas.push(alpha[b]); }
+        else {
+          g.ids.push(best[b]);
+          g.alphas.push(alpha[b]);
+        }
       });
       tf.dispose([state.h, state.c, words, next.alpha, next.bestLogp]);
       state = { h: next.h, c: next.c };
@@ -77,9 +84,23 @@ export async function beamSearch(decoder: DecoderRNN, features: tf.Tensor, k = 3
  * the same search as one at a time: each beam proposes its k best words (enough: at most k extensions survive),
  * the k − (finished) best of those survive, and extensions ending in `<EOS>` are finished captions.
  */
-export async function beamSearchBatch(decoder: DecoderRNN, features: tf.Tensor3D, k = 3, maxLen = 20): Promise<Generated[]> {
+export async function beamSearchBatch(
+  decoder: DecoderRNN,
+  features: tf.Tensor3D,
+  k = 3,
+  maxLen = 20,
+): Promise<Generated[]> {
   const N = features.shape[0];
-  const tiled = tf.tidy(() => tf.gather(features, tf.tensor1d(Array.from({ length: N * k }, (_, r) => Math.floor(r / k)), "int32")) as tf.Tensor3D);
+  const tiled = tf.tidy(
+    () =>
+      tf.gather(
+        features,
+        tf.tensor1d(
+          Array.from({ length: N * k }, (_, r) => Math.floor(r / k)),
+          "int32",
+        ),
+      ) as tf.Tensor3D,
+  );
   const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
   let state = tf.tidy(() => decoder.initHidden(tiled));
   const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);
@@ -87,9 +108,18 @@ export async function beamSearchBatch(decoder: DecoderRNN, features: tf.Tensor3D
   try {
     for (let t = 0; t < maxLen && beams.some((b) => b.length > 0); t++) {
       // each row's last word (unused rows: any word, ignored)
-      const words = beams.flatMap((bs) => Array.from({ length: k }, (_, j) => (j < bs.length && bs[j].ids.length ? bs[j].ids[bs[j].ids.length - 1] : SOS)));
+      const words = beams.flatMap((bs) =>
+        Array.from({ length: k }, (_, j) =>
+          j < bs.length && bs[j].ids.length ? bs[j].ids[bs[j].ids.length - 1] : SOS,
+        ),
+      );
       const next = tf.tidy(() => {
-        const s = decoder.step(tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D, projected, tiled, state);
+        const s = decoder.step(
+          tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D,
+          projected,
+          tiled,
+          state,
+        );
         const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false)), k);
         return { ...s, values: top.values, indices: top.indices };
       });
@@ -100,22 +130,30 @@ export async function beamSearchBatch(decoder: DecoderRNN, features: tf.Tensor3D
         const bs = beams[i];
         // at t = 0 all of an image's beams are the same, so only its beam 0 (the only one) expands
         const cands: { beam: number; word: number; score: number }[] = [];
-        for (let b = 0; b < bs.length; b++) for (let j = 0; j < k; j++) {
-          const r = (i * k + b) * k + j;
-          cands.push({ beam: b, word: indices[r], score: bs[b].logProb + values[r] });
-        }
+        for (let b = 0; b < bs.length; b++)
+          for (let j = 0; j < k; j++) {
+            const r = (i * k + b) * k + j;
+            cands.push({ beam: b, word: indices[r], score: bs[b].logProb + values[r] });
+          }
         cands.sort((x, y) => y.score - x.score);
         const kept: typeof cands = [];
         for (const c of cands.slice(0, Math.max(0, k - finished[i].length))) {
           if (c.word === EOS) finished[i].push({ ids: bs[c.beam].ids, alphas: bs[c.beam].alphas, logProb: c.score });
           else kept.push(c);
         }
-        beams[i] = kept.map((c) => ({ ids: [...bs[c.beam].ids, c.word], alphas: [...bs[c.beam].alphas, alpha[i * k + c.beam]], logProb: c.score }));
+        beams[i] = kept.map((c) => ({
+          ids: [...bs[c.beam].ids, c.word],
+          alphas: [...bs[c.beam].alphas, alpha[i * k + c.beam]],
+          logProb: c.score,
+        }));
         // the LSTM state rows follow the surviving beams
         rows.push(...kept.map((c) => i * k + c.beam), ...Array(k - kept.length).fill(i * k));
       }
       const idx = tf.tensor1d(rows, "int32");
-      const newState = tf.tidy(() => ({ h: tf.gather(next.h, idx) as tf.Tensor2D, c: tf.gather(next.c, idx) as tf.Tensor2D }));
+      const newState = tf.tidy(() => ({
+        h: tf.gather(next.h, idx) as tf.Tensor2D,
+        c: tf.gather(next.c, idx) as tf.Tensor2D,
+      }));
       tf.dispose([idx, state.h, state.c, next.h, next.c, next.alpha, next.values, next.indices]);
       state = newState;
     }
@@ -130,7 +168,13 @@ export async function beamSearchBatch(decoder: DecoderRNN, features: tf.Tensor3D
 }
 
 /** Captions of `images` with beam width k (1: greedy, batched), in image order. */
-export async function captionImages(decoder: DecoderRNN, cache: FeatureCache, images: readonly string[], k: number, opts: { maxLen?: number; onImage?: () => void } = {}): Promise<Generated[]> {
+export async function captionImages(
+  decoder: DecoderRNN,
+  cache: FeatureCache,
+  images: readonly string[],
+  k: number,
+  opts: { maxLen?: number; onImage?: () => void } = {},
+): Promise<Generated[]> {
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
   const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step

@@ -18,12 +18,15 @@ export function upsampleAttention(alpha: ArrayLike<number>, size: number): Float
   const at = (r: number, c: number) => alpha[Math.min(g - 1, Math.max(0, r)) * g + Math.min(g - 1, Math.max(0, c))];
   for (let y = 0; y < size; y++) {
     const fy = Math.min(g - 1, Math.max(0, ((y + 0.5) * g) / size - 0.5));
-    const r0 = Math.floor(fy), wy = fy - r0;
+    const r0 = Math.floor(fy),
+      wy = fy - r0;
     for (let x = 0; x < size; x++) {
       const fx = Math.min(g - 1, Math.max(0, ((x + 0.5) * g) / size - 0.5));
-      const c0 = Math.floor(fx), wx = fx - c0;
+      const c0 = Math.floor(fx),
+        wx = fx - c0;
       out[y * size + x] =
-        (1 - wy) * ((1 - wx) * at(r0, c0) + wx * at(r0, c0 + 1)) + wy * ((1 - wx) * at(r0 + 1, c0) + wx * at(r0 + 1, c0 + 1));
+        (1 - wy) * ((1 - wx) * at(r0, c0) + wx * at(r0, c0 + 1)) +
+        wy * ((1 - wx) * at(r0 + 1, c0) + wx * at(r0 + 1, c0 + 1));
     }
   }
   return out;
@@ -36,42 +39,95 @@ const b64 = (png: Uint8Array) => `data:image/png;base64,${Buffer.from(png).toStr
  * `grid`×`grid` cells, scaled to that word's maximum) over the picture.
  */
 export function attentionFigure(
-  png: Uint8Array, words: readonly string[], alphas: readonly ArrayLike<number>[], opts: { cols?: number; grid?: number; title?: string } = {},
+  png: Uint8Array,
+  words: readonly string[],
+  alphas: readonly ArrayLike<number>[],
+  opts: { cols?: number; grid?: number; title?: string } = {},
 ): PlotlyFigure {
-  if (words.length !== alphas.length) throw new Error(`attentionFigure: ${words.length} words but ${alphas.length} attention vectors`);
+  if (words.length !== alphas.length)
+    throw new Error(`attentionFigure: ${words.length} words but ${alphas.length} attention vectors`);
   const cols = opts.cols ?? 5;
   const n = words.length + 1;
   const rows = Math.ceil(n / cols);
   const G = opts.grid ?? 56;
   const data: Record<string, unknown>[] = [];
   const layout: Record<string, unknown> = {
-    title: { text: opts.title ?? "" }, showlegend: false, height: 60 + rows * 190, margin: { t: 50, r: 10, b: 10, l: 10 },
-    images: [] as Record<string, unknown>[], annotations: [] as Record<string, unknown>[],
+    title: { text: opts.title ?? "" },
+    showlegend: false,
+    height: 60 + rows * 190,
+    margin: { t: 50, r: 10, b: 10, l: 10 },
+    images: [] as Record<string, unknown>[],
+    annotations: [] as Record<string, unknown>[],
   };
   const gap = 0.02;
   for (let p = 0; p < n; p++) {
     const [row, col] = [Math.floor(p / cols), p % cols];
     const ax = p === 0 ? "" : String(p + 1);
-    const x0 = col / cols + gap, x1 = (col + 1) / cols - gap;
-    const y1 = 1 - row / rows - 0.08 / rows, y0 = 1 - (row + 1) / rows + gap;
+    const x0 = col / cols + gap,
+      x1 = (col + 1) / cols - gap;
+    const y1 = 1 - row / rows - 0.08 / rows,
+      y0 = 1 - (row + 1) / rows + gap;
     layout[`xaxis${ax}`] = { domain: [x0, x1], range: [0, G], visible: false, anchor: `y${ax}` };
     layout[`yaxis${ax}`] = { domain: [y0, y1], range: [G, 0], visible: false, anchor: `x${ax}`, scaleanchor: `x${ax}` };
-    (layout.images as Record<string, unknown>[]).push({ source: b64(png), xref: `x${ax}`, yref: `y${ax}`, x: 0, y: 0, sizex: G, sizey: G, sizing: "stretch", layer: "below" });
-    (layout.annotations as Record<string, unknown>[]).push({ text: p === 0 ? "<i>image</i>" : words[p - 1], xref: `x${ax} domain`, yref: `y${ax} domain`, x: 0.5, y: 1.0, yanchor: "bottom", showarrow: false, font: { size: 14 } });
+    (layout.images as Record<string, unknown>[]).push({
+      source: b64(png),
+      xref: `x${ax}`,
+      yref: `y${ax}`,
+      x: 0,
+      y: 0,
+      sizex: G,
+      sizey: G,
+      sizing: "stretch",
+      layer: "below",
+    });
+    (layout.annotations as Record<string, unknown>[]).push({
+      text: p === 0 ? "<i>image</i>" : words[p - 1],
+      xref: `x${ax} domain`,
+      yref: `y${ax} domain`,
+      x: 0.5,
+      y: 1.0,
+      yanchor: "bottom",
+      showarrow: false,
+      font: { size: 14 },
+    });
     if (p === 0) continue;
     const up = upsampleAttention(alphas[p - 1], G);
     const max = Math.max(...up) || 1;
-    const z = Array.from({ length: G }, (_, r) => Array.from(up.subarray(r * G, (r + 1) * G), (v) => Number((v / max).toFixed(3))));
-    data.push({ type: "heatmap", z, x0: 0.5, dx: 1, y0: 0.5, dy: 1, xaxis: `x${ax}`, yaxis: `y${ax}`, zmin: 0, zmax: 1, showscale: false, opacity: 0.6, colorscale: [[0, "black"], [1, "white"]], hovertemplate: `${words[p - 1]}: %{z}<extra></extra>` });
+    const z = Array.from({ length: G }, (_, r) =>
+      Array.from(up.subarray(r * G, (r + 1) * G), (v) => Number((v / max).toFixed(3))),
+    );
+    data.push({
+      type: "heatmap",
+      z,
+      x0: 0.5,
+      dx: 1,
+      y0: 0.5,
+      dy: 1,
+      xaxis: `x${ax}`,
+      yaxis: `y${ax}`,
+      zmin: 0,
+      zmax: 1,
+      showscale: false,
+      opacity: 0.6,
+      colorscale: [
+        [0, "black"],
+        [1, "white"],
+      ],
+      hovertemplate: `${words[p - 1]}: %{z}<extra></extra>`,
+    });
   }
   return { data, layout };
 }
 
 /** The same as a PNG: panels of `size` pixels, `cols` per row, the word above each. */
 export async function attentionPng(
-  image: string | Uint8Array, words: readonly string[], alphas: readonly ArrayLike<number>[], opts: { cols?: number; size?: number } = {},
+  image: string | Uint8Array,
+  words: readonly string[],
+  alphas: readonly ArrayLike<number>[],
+  opts: { cols?: number; size?: number } = {},
 ): Promise<Buffer> {
-  if (words.length !== alphas.length) throw new Error(`attentionPng: ${words.length} words but ${alphas.length} attention vectors`);
+  if (words.length !== alphas.length)
+    throw new Error(`attentionPng: ${words.length} words but ${alphas.length} attention vectors`);
   const size = opts.size ?? 224;
   const cols = opts.cols ?? 5;
   const label = 24;
@@ -91,11 +147,21 @@ export async function attentionPng(
         for (let ch = 0; ch < 3; ch++) px[3 * i + ch] = Math.round(0.4 * rgb[3 * i + ch] + 0.6 * a);
       }
     }
-    const left = (p % cols) * size, top = Math.floor(p / cols) * (size + label);
-    panels.push({ input: await sharp(px, { raw: { width: size, height: size, channels: 3 } }).png().toBuffer(), left, top: top + label });
+    const left = (p % cols) * size,
+      top = Math.floor(p / cols) * (size + label);
+    panels.push({
+      input: await sharp(px, { raw: { width: size, height: size, channels: 3 } })
+        .png()
+        .toBuffer(),
+      left,
+      top: top + label,
+    });
     const text = p === 0 ? "image" : words[p - 1];
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${label}"><text x="${size / 2}" y="${label - 6}" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#000">${escapeHtml(text)}</text></svg>`;
     panels.push({ input: Buffer.from(svg), left, top });
   }
-  return sharp({ create: { width: cols * size, height: rows * (size + label), channels: 3, background: "#ffffff" } }).composite(panels).png().toBuffer();
+  return sharp({ create: { width: cols * size, height: rows * (size + label), channels: 3, background: "#ffffff" } })
+    .composite(panels)
+    .png()
+    .toBuffer();
 }

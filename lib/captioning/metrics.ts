@@ -32,8 +32,12 @@ function ngramCounts(words: readonly string[], maxN = 4): Counts {
 
 const order = (key: string) => Number(key.slice(0, key.indexOf("|")));
 
-function checkInputs(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]) {
-  if (candidates.length !== references.length) throw new Error(`metrics: ${candidates.length} candidates but ${references.length} reference sets`);
+function checkInputs(
+  candidates: readonly (readonly string[])[],
+  references: readonly (readonly (readonly string[])[])[],
+) {
+  if (candidates.length !== references.length)
+    throw new Error(`metrics: ${candidates.length} candidates but ${references.length} reference sets`);
   if (candidates.length === 0) throw new Error("metrics: no captions to score");
   references.forEach((r, i) => {
     if (r.length === 0) throw new Error(`metrics: image ${i} has no reference captions`);
@@ -54,7 +58,11 @@ export function bleuCounts(cand: readonly string[], refs: readonly (readonly str
   for (const ref of refs) for (const [k, v] of ngramCounts(ref, N)) maxRef.set(k, Math.max(maxRef.get(k) ?? 0, v));
   const L = cand.length;
   // Python's min over (|l − L|, l) tuples
-  const refLen = refs.map((r) => r.length).reduce((best, l) => (Math.abs(l - L) < Math.abs(best - L) || (Math.abs(l - L) === Math.abs(best - L) && l < best) ? l : best));
+  const refLen = refs
+    .map((r) => r.length)
+    .reduce((best, l) =>
+      Math.abs(l - L) < Math.abs(best - L) || (Math.abs(l - L) === Math.abs(best - L) && l < best) ? l : best,
+    );
   const guess = Array.from({ length: N }, (_, n) => Math.max(0, L - n));
   const correct = new Array(N).fill(0);
   for (const [k, v] of ngramCounts(cand, N)) correct[order(k) - 1] += Math.min(maxRef.get(k) ?? 0, v);
@@ -63,7 +71,8 @@ export function bleuCounts(cand: readonly string[], refs: readonly (readonly str
 
 /** BLEU-1…4 (×100) from summed counts: geometric mean of the n-gram precisions times the brevity penalty. */
 export function bleuFromCounts(c: BleuCounts): [number, number, number, number] {
-  const tiny = 1e-15, small = 1e-9;
+  const tiny = 1e-15,
+    small = 1e-9;
   const ratio = (c.testLen + tiny) / (c.refLen + small);
   const bp = ratio < 1 ? Math.exp(1 - 1 / ratio) : 1;
   const out: number[] = [];
@@ -76,12 +85,18 @@ export function bleuFromCounts(c: BleuCounts): [number, number, number, number] 
 }
 
 /** Corpus BLEU-1…4 (×100): counts summed over all images, then one score. */
-export function bleu(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]): [number, number, number, number] {
+export function bleu(
+  candidates: readonly (readonly string[])[],
+  references: readonly (readonly (readonly string[])[])[],
+): [number, number, number, number] {
   checkInputs(candidates, references);
   const total: BleuCounts = { correct: [0, 0, 0, 0], guess: [0, 0, 0, 0], testLen: 0, refLen: 0 };
   candidates.forEach((cand, i) => {
     const c = bleuCounts(cand, references[i]);
-    for (let n = 0; n < 4; n++) { total.correct[n] += c.correct[n]; total.guess[n] += c.guess[n]; }
+    for (let n = 0; n < 4; n++) {
+      total.correct[n] += c.correct[n];
+      total.guess[n] += c.guess[n];
+    }
     total.testLen += c.testLen;
     total.refLen += c.refLen;
   });
@@ -90,7 +105,9 @@ export function bleu(candidates: readonly (readonly string[])[], references: rea
 
 /** CIDEr-D: mean over images and the per-image scores. */
 export function ciderD(
-  candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[], sigma = 6,
+  candidates: readonly (readonly string[])[],
+  references: readonly (readonly (readonly string[])[])[],
+  sigma = 6,
 ): { score: number; perImage: number[] } {
   checkInputs(candidates, references);
   const N = 4;
@@ -152,10 +169,15 @@ export function lcsLength(a: readonly string[], b: readonly string[]): number {
 }
 
 /** ROUGE-L (×100): mean over images. */
-export function rougeL(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[], beta = 1.2): number {
+export function rougeL(
+  candidates: readonly (readonly string[])[],
+  references: readonly (readonly (readonly string[])[])[],
+  beta = 1.2,
+): number {
   checkInputs(candidates, references);
   const scores = candidates.map((cand, i) => {
-    let p = 0, r = 0;
+    let p = 0,
+      r = 0;
     for (const ref of references[i]) {
       const l = lcsLength(ref, cand);
       p = Math.max(p, cand.length ? l / cand.length : 0);
@@ -176,7 +198,17 @@ export interface CaptionMetrics {
 }
 
 /** All three metrics at once (BLEU and ROUGE-L ×100, CIDEr-D as pycocoevalcap). */
-export function captionMetrics(candidates: readonly (readonly string[])[], references: readonly (readonly (readonly string[])[])[]): CaptionMetrics {
+export function captionMetrics(
+  candidates: readonly (readonly string[])[],
+  references: readonly (readonly (readonly string[])[])[],
+): CaptionMetrics {
   const [bleu1, bleu2, bleu3, bleu4] = bleu(candidates, references);
-  return { bleu1, bleu2, bleu3, bleu4, cider: ciderD(candidates, references).score, rougeL: rougeL(candidates, references) };
+  return {
+    bleu1,
+    bleu2,
+    bleu3,
+    bleu4,
+    cider: ciderD(candidates, references).score,
+    rougeL: rougeL(candidates, references),
+  };
 }

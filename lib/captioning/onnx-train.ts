@@ -21,9 +21,24 @@ import { loadOrt, onnxSession } from "../engine/onnx/session";
 
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
-  "attention/W", "attention/bW", "attention/U", "attention/bU", "attention/A", "attention/bA",
-  "decoder/embedding", "decoder/initH", "decoder/bInitH", "decoder/initC", "decoder/bInitC",
-  "decoder/Wx", "decoder/Wh", "decoder/bLstm", "decoder/fBeta", "decoder/bBeta", "decoder/fcn", "decoder/bFcn",
+  "attention/W",
+  "attention/bW",
+  "attention/U",
+  "attention/bU",
+  "attention/A",
+  "attention/bA",
+  "decoder/embedding",
+  "decoder/initH",
+  "decoder/bInitH",
+  "decoder/initC",
+  "decoder/bInitC",
+  "decoder/Wx",
+  "decoder/Wh",
+  "decoder/bLstm",
+  "decoder/fBeta",
+  "decoder/bBeta",
+  "decoder/fcn",
+  "decoder/bFcn",
 ] as const;
 
 /**
@@ -34,10 +49,17 @@ export const PARAMS = [
  * Outputs: `loss`, `crossEntropy`, `penalty` (each [1]) and `grad/<param>` for every parameter (unless
  * `backward: false`, for evaluation).
  */
-export function trainingGraph(config: DecoderConfig, B: number, S: number, R: number, opts: { backward?: boolean } = {}): Uint8Array {
+export function trainingGraph(
+  config: DecoderConfig,
+  B: number,
+  S: number,
+  R: number,
+  opts: { backward?: boolean } = {},
+): Uint8Array {
   const { vocabSize: V, embedSize: M, attentionDim: K, encoderDim: E, decoderDim: D } = config;
   const g = new OnnxGraph(`attend_tell_train_B${B}_S${S}`);
-  const op1 = (type: string, inputs: string[], attrs: { name: string; i?: number; ints?: number[] }[] = []) => g.op(type, inputs, attrs)[0];
+  const op1 = (type: string, inputs: string[], attrs: { name: string; i?: number; ints?: number[] }[] = []) =>
+    g.op(type, inputs, attrs)[0];
   const mm = (a: string, b: string) => op1("MatMul", [a, b]);
   const add = (a: string, b: string) => op1("Add", [a, b]);
   const sub = (a: string, b: string) => op1("Sub", [a, b]);
@@ -47,14 +69,19 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   const reshape = (a: string, dims: number[]) => op1("Reshape", [a, g.constInt(dims)]);
   const transpose = (a: string, perm: number[]) => op1("Transpose", [a], [{ name: "perm", ints: perm }]);
   const concat = (xs: string[], axis: number) => op1("Concat", xs, [{ name: "axis", i: axis }]);
-  const split = (a: string, sizes: number[], axis: number) => g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length);
-  const sum = (a: string, axes: number[], keep = 0) => op1("ReduceSum", [a, g.constInt(axes)], [{ name: "keepdims", i: keep }]);
+  const split = (a: string, sizes: number[], axis: number) =>
+    g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length);
+  const sum = (a: string, axes: number[], keep = 0) =>
+    op1("ReduceSum", [a, g.constInt(axes)], [{ name: "keepdims", i: keep }]);
   const one = g.constFloat([1], []);
   const oneMinus = (a: string) => sub(one, a);
   const sigmoidGrad = (y: string) => mul(y, oneMinus(y)); // σ' from σ's output
   const tanhGrad = (y: string) => oneMinus(mul(y, y)); // tanh' from tanh's output
 
-  const p = Object.fromEntries(PARAMS.map((name) => [name, g.input(name, paramShape(config, name))])) as Record<(typeof PARAMS)[number], string>;
+  const p = Object.fromEntries(PARAMS.map((name) => [name, g.input(name, paramShape(config, name))])) as Record<
+    (typeof PARAMS)[number],
+    string
+  >;
   const features = g.input("features", [B, R, E]);
   const words = g.input("words", [B, S], INT64);
   const targets = g.input("targets", [B * S], INT64);
@@ -66,7 +93,14 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   // ---- forward (lib/decoder.ts DecoderRNN.forward, lib/bptt.ts forward) ----
   const F2 = reshape(features, [B * R, E]);
   const P = reshape(add(mm(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
-  const meanF = op1("ReduceMean", [features], [{ name: "axes", ints: [1] }, { name: "keepdims", i: 0 }]); // [B, E]
+  const meanF = op1(
+    "ReduceMean",
+    [features],
+    [
+      { name: "axes", ints: [1] },
+      { name: "keepdims", i: 0 },
+    ],
+  ); // [B, E]
   const h0 = add(mm(meanF, p["decoder/initH"]), p["decoder/bInitH"]);
   const c0 = add(mm(meanF, p["decoder/initC"]), p["decoder/bInitC"]);
   const wordsFlat = reshape(words, [B * S]);
@@ -77,11 +111,25 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   const hW = concat([p["attention/U"], p["decoder/fBeta"], p["decoder/Wh"]], 1); // [D, K + E + 4D]
   const hB = concat([p["attention/bU"], p["decoder/bBeta"]], 0); // [K + E]
   const FT = transpose(features, [0, 2, 1]); // [B, E, R]
-  type Saved = { hPrev: string; cPrev: string; z: string; alpha: string; ctx: string; beta: string; gc: string; i: string; f: string; gg: string; o: string; tc: string };
+  type Saved = {
+    hPrev: string;
+    cPrev: string;
+    z: string;
+    alpha: string;
+    ctx: string;
+    beta: string;
+    gc: string;
+    i: string;
+    f: string;
+    gg: string;
+    o: string;
+    tc: string;
+  };
   const saved: Saved[] = [];
   const hs: string[] = [];
   const alphas: string[] = [];
-  let h = h0, c = c0;
+  let h = h0,
+    c = c0;
   for (let t = 0; t < S; t++) {
     const [hpUB, gh] = split(mm(h, hW), [K + E, 4 * D], 1);
     const [u, b] = split(add(hpUB, hB), [K, E], 1);
@@ -107,7 +155,9 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   const Hd = mul(H, dropMask);
   const logits = add(mm(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]
   const logp = op1("LogSoftmax", [logits], [{ name: "axis", i: 1 }]);
-  const picked = reshape(op1("GatherElements", [logp, reshape(targets, [B * S, 1])], [{ name: "axis", i: 1 }]), [B * S]);
+  const picked = reshape(op1("GatherElements", [logp, reshape(targets, [B * S, 1])], [{ name: "axis", i: 1 }]), [
+    B * S,
+  ]);
   const crossEntropy = mul(op1("Neg", [sum(mul(picked, mask), [0], 1)]), ceScale);
   const alphaAll = concat(alphas, 1); // [B, S, R]
   const mask3 = reshape(mask, [B, S, 1]);
@@ -134,7 +184,10 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
   const hWT = transpose(hW, [1, 0]);
   const WxCtxT = transpose(WxCtx, [1, 0]);
   const Arow = reshape(p["attention/A"], [1, 1, K]);
-  let dh = "", dc = "", dP = "", dA = "";
+  let dh = "",
+    dc = "",
+    dP = "",
+    dA = "";
   const dGates: string[] = new Array(S);
   const dHp: string[] = new Array(S);
   for (let t = S - 1; t >= 0; t--) {
@@ -142,12 +195,15 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
     const dhT = dh ? add(dHs[t], dh) : dHs[t];
     const dcFromH = mul(mul(dhT, sv.o), tanhGrad(sv.tc));
     const dcT = dc ? add(dcFromH, dc) : dcFromH;
-    const dG = concat([
-      mul(mul(dcT, sv.gg), sigmoidGrad(sv.i)),
-      mul(mul(dcT, sv.cPrev), sigmoidGrad(sv.f)),
-      mul(mul(dcT, sv.i), tanhGrad(sv.gg)),
-      mul(mul(dhT, sv.tc), sigmoidGrad(sv.o)),
-    ], 1); // [B, 4D]
+    const dG = concat(
+      [
+        mul(mul(dcT, sv.gg), sigmoidGrad(sv.i)),
+        mul(mul(dcT, sv.cPrev), sigmoidGrad(sv.f)),
+        mul(mul(dcT, sv.i), tanhGrad(sv.gg)),
+        mul(mul(dhT, sv.tc), sigmoidGrad(sv.o)),
+      ],
+      1,
+    ); // [B, 4D]
     const dgc = mm(dG, WxCtxT); // [B, E]
     const db = mul(mul(dgc, sv.ctx), sigmoidGrad(sv.beta));
     const dCtx = mul(dgc, sv.beta);
@@ -165,16 +221,34 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
     dHp[t] = dhp;
   }
   // Weight gradients, one matMul each over all steps (time-major rows on both sides).
-  const hPrevAll = concat(saved.map((s) => s.hPrev), 0); // [S·B, D]
+  const hPrevAll = concat(
+    saved.map((s) => s.hPrev),
+    0,
+  ); // [S·B, D]
   const dHpAll = concat(dHp, 0); // [S·B, K + E + 4D]
   const [dU, dFBeta, dWh] = split(mm(transpose(hPrevAll, [1, 0]), dHpAll), [K, E, 4 * D], 1);
   const [dHpUB] = split(dHpAll, [K + E, 4 * D], 1);
   const [dbU, dbBeta] = split(sum(dHpUB, [0]), [K, E], 0);
-  Object.assign(grads, { "attention/U": dU, "decoder/fBeta": dFBeta, "decoder/Wh": dWh, "attention/bU": dbU, "decoder/bBeta": dbBeta });
-  const gcAll = concat(saved.map((s) => s.gc), 0); // [S·B, E]
+  Object.assign(grads, {
+    "attention/U": dU,
+    "decoder/fBeta": dFBeta,
+    "decoder/Wh": dWh,
+    "attention/bU": dbU,
+    "decoder/bBeta": dbBeta,
+  });
+  const gcAll = concat(
+    saved.map((s) => s.gc),
+    0,
+  ); // [S·B, E]
   const dWxCtx = mm(transpose(gcAll, [1, 0]), concat(dGates, 0));
   // Embedding half: rows b·S + t, like `emb`.
-  const dGAll = reshape(concat(dGates.map((x) => reshape(x, [B, 1, 4 * D])), 1), [B * S, 4 * D]);
+  const dGAll = reshape(
+    concat(
+      dGates.map((x) => reshape(x, [B, 1, 4 * D])),
+      1,
+    ),
+    [B * S, 4 * D],
+  );
   const dWxEmb = mm(transpose(emb, [1, 0]), dGAll);
   grads["decoder/Wx"] = concat([dWxEmb, dWxCtx], 0);
   grads["decoder/bLstm"] = sum(dGAll, [0]);
@@ -198,10 +272,24 @@ export function trainingGraph(config: DecoderConfig, B: number, S: number, R: nu
 export function paramShape(c: DecoderConfig, name: (typeof PARAMS)[number]): number[] {
   const { vocabSize: V, embedSize: M, attentionDim: K, encoderDim: E, decoderDim: D } = c;
   const shapes: Record<(typeof PARAMS)[number], number[]> = {
-    "attention/W": [E, K], "attention/bW": [K], "attention/U": [D, K], "attention/bU": [K], "attention/A": [K, 1], "attention/bA": [1],
-    "decoder/embedding": [V, M], "decoder/initH": [E, D], "decoder/bInitH": [D], "decoder/initC": [E, D], "decoder/bInitC": [D],
-    "decoder/Wx": [M + E, 4 * D], "decoder/Wh": [D, 4 * D], "decoder/bLstm": [4 * D], "decoder/fBeta": [D, E], "decoder/bBeta": [E],
-    "decoder/fcn": [D, V], "decoder/bFcn": [V],
+    "attention/W": [E, K],
+    "attention/bW": [K],
+    "attention/U": [D, K],
+    "attention/bU": [K],
+    "attention/A": [K, 1],
+    "attention/bA": [1],
+    "decoder/embedding": [V, M],
+    "decoder/initH": [E, D],
+    "decoder/bInitH": [D],
+    "decoder/initC": [E, D],
+    "decoder/bInitC": [D],
+    "decoder/Wx": [M + E, 4 * D],
+    "decoder/Wh": [D, 4 * D],
+    "decoder/bLstm": [4 * D],
+    "decoder/fBeta": [D, E],
+    "decoder/bBeta": [E],
+    "decoder/fcn": [D, V],
+    "decoder/bFcn": [V],
   };
   return shapes[name];
 }
@@ -220,8 +308,13 @@ export interface OnnxStepResult {
  */
 export class OnnxTrainer {
   private sessions = new Map<string, Promise<import("onnxruntime-node").InferenceSession>>();
-  constructor(readonly config: DecoderConfig, readonly regions: number, readonly threads = 0) {
-    if (!loadOrt()) throw new Error("OnnxTrainer needs the optional package onnxruntime-node (npm install onnxruntime-node)");
+  constructor(
+    readonly config: DecoderConfig,
+    readonly regions: number,
+    readonly threads = 0,
+  ) {
+    if (!loadOrt())
+      throw new Error("OnnxTrainer needs the optional package onnxruntime-node (npm install onnxruntime-node)");
   }
 
   private session(B: number, S: number, backward: boolean) {
@@ -239,7 +332,11 @@ export class OnnxTrainer {
    * dropout masks come from `seed`.
    */
   async step(
-    params: Record<string, Float32Array>, features: Float32Array, captions: Int32Array, B: number, T: number,
+    params: Record<string, Float32Array>,
+    features: Float32Array,
+    captions: Int32Array,
+    B: number,
+    T: number,
     opts: { seed: number; lambda: number; dropout: number; pad?: number; backward?: boolean },
   ): Promise<OnnxStepResult> {
     const backward = opts.backward ?? true;
@@ -255,7 +352,10 @@ export class OnnxTrainer {
         words[b * S + t] = BigInt(captions[b * T + t]);
         const y = captions[b * T + t + 1];
         targets[b * S + t] = BigInt(y);
-        if (y !== (opts.pad ?? 0)) { mask[b * S + t] = 1; tokens++; }
+        if (y !== (opts.pad ?? 0)) {
+          mask[b * S + t] = 1;
+          tokens++;
+        }
       }
     }
     const dropMask = dropoutMask(B * S * D, opts.dropout, opts.seed);
@@ -277,20 +377,42 @@ export class OnnxTrainer {
   }
 
   /** `step` for tfjs tensors and the decoder's current weights: loss and gradients as tfjs tensors (for tfjs optimisers). */
-  async gradients(decoder: DecoderRNN, features: tf.Tensor3D, captions: tf.Tensor2D, o: { seed: number; lambda: number }): Promise<StepResult> {
+  async gradients(
+    decoder: DecoderRNN,
+    features: tf.Tensor3D,
+    captions: tf.Tensor2D,
+    o: { seed: number; lambda: number },
+  ): Promise<StepResult> {
     const [B, T] = captions.shape;
     const r = await this.step(
-      await OnnxTrainer.parameters(decoder), (await features.data()) as Float32Array, (await captions.data()) as Int32Array, B, T,
+      await OnnxTrainer.parameters(decoder),
+      (await features.data()) as Float32Array,
+      (await captions.data()) as Int32Array,
+      B,
+      T,
       { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
     );
-    return { loss: tf.scalar(r.loss), crossEntropy: tf.scalar(r.crossEntropy), grads: gradientsToTensors(decoder, r.grads) };
+    return {
+      loss: tf.scalar(r.loss),
+      crossEntropy: tf.scalar(r.crossEntropy),
+      grads: gradientsToTensors(decoder, r.grads),
+    };
   }
 
   /** Loss parts without dropout and without gradients (validation). */
-  async loss(decoder: DecoderRNN, features: tf.Tensor3D, captions: tf.Tensor2D, lambda: number): Promise<{ loss: number; crossEntropy: number }> {
+  async loss(
+    decoder: DecoderRNN,
+    features: tf.Tensor3D,
+    captions: tf.Tensor2D,
+    lambda: number,
+  ): Promise<{ loss: number; crossEntropy: number }> {
     const [B, T] = captions.shape;
     const r = await this.step(
-      await OnnxTrainer.parameters(decoder), (await features.data()) as Float32Array, (await captions.data()) as Int32Array, B, T,
+      await OnnxTrainer.parameters(decoder),
+      (await features.data()) as Float32Array,
+      (await captions.data()) as Int32Array,
+      B,
+      T,
       { seed: 0, lambda, dropout: 0, backward: false },
     );
     return { loss: r.loss, crossEntropy: r.crossEntropy };

@@ -43,7 +43,9 @@ export interface CaptionData {
 export function defaultFeaturesDir(dataDir: string): string {
   const base = path.basename(path.resolve(dataDir));
   const config = path.join(dataDir, "synthetic.json");
-  const tag = fs.existsSync(config) ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}` : "";
+  const tag = fs.existsSync(config)
+    ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}`
+    : "";
   return path.join(projectRoot(), "data", "features", base + tag);
 }
 
@@ -58,14 +60,27 @@ export async function prepareCaptionData(
   const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
   ensureWeights();
   const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
-  const split = (s: "train" | "dev") => cachedSplit({ dataDir, split: s, vocab, featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad, quiet: o.quiet });
+  const split = (s: "train" | "dev") =>
+    cachedSplit({
+      dataDir,
+      split: s,
+      vocab,
+      featuresDir,
+      skipMissing: o.skipMissing,
+      skipBad: o.skipBad,
+      quiet: o.quiet,
+    });
   const train = await split("train");
   train.cache.close();
   const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
   const skipped = [...train.skipped, ...dev.skipped];
   if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
   return {
-    dataDir, featuresDir, vocab, cache: dev.cache, skipped,
+    dataDir,
+    featuresDir,
+    vocab,
+    cache: dev.cache,
+    skipped,
     train: new FeatureCaptionDataset(train.dataset, dev.cache),
     val: new FeatureCaptionDataset(dev.dataset, dev.cache),
   };
@@ -146,18 +161,34 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   const sceneScores: SceneScore[] = [];
   const checkpoint = path.join(opts.out, "checkpoint");
   const { decoder: model, history } = await train({
-    train: data.train, val: data.val, vocab: data.vocab, config, out: checkpoint, resume: opts.resume, log: (l) => console.error(l),
+    train: data.train,
+    val: data.val,
+    vocab: data.vocab,
+    config,
+    out: checkpoint,
+    resume: opts.resume,
+    log: (l) => console.error(l),
     onEpoch: async ({ epoch, decoder: d }) => {
       if (!boxes) return;
       const s = await scoreScenes(d, data.vocab, data.cache, devImages, boxes);
       sceneScores.push(s);
-      log(`epoch ${epoch + 1}: dev scenes captioned exactly right ${(100 * s.accuracy).toFixed(1)}% (objects named: recall ${(100 * s.recall).toFixed(1)}%, precision ${(100 * s.precision).toFixed(1)}%)`);
+      log(
+        `epoch ${epoch + 1}: dev scenes captioned exactly right ${(100 * s.accuracy).toFixed(1)}% (objects named: recall ${(100 * s.recall).toFixed(1)}%, precision ${(100 * s.precision).toFixed(1)}%)`,
+      );
       return s.accuracy >= TARGET_ACCURACY;
     },
   });
   // Evaluation on dev (greedy and beam 3) and the report.
   const { report, captions } = await evaluate({
-    decoder: model, vocab: data.vocab, dataDir, split: "dev", featuresDir: data.featuresDir, beams: [1, 3], outDir: opts.out, skipMissing: opts.skipMissing, skipBad: opts.skipBad,
+    decoder: model,
+    vocab: data.vocab,
+    dataDir,
+    split: "dev",
+    featuresDir: data.featuresDir,
+    beams: [1, 3],
+    outDir: opts.out,
+    skipMissing: opts.skipMissing,
+    skipBad: opts.skipBad,
   });
   // Samples: the scene scorer's (with correctness) on synthetic data, else the evaluation's greedy captions.
   const samples: PipelineSummary["samples"] = sceneScores.length
@@ -193,11 +224,24 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
       `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
         `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
-      ...(score ? [`  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`] : []),
-      ...Object.entries(report.beam).map(([k, m]) => `  dev beam ${k}:  BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)}, ROUGE-L ${m.rougeL.toFixed(1)}` +
-        (m.attention ? `; attention on the named object: pointing ${(100 * m.attention.pointing).toFixed(1)}%, mass in box ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})` : "")),
+      ...(score
+        ? [
+            `  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`,
+          ]
+        : []),
+      ...Object.entries(report.beam).map(
+        ([k, m]) =>
+          `  dev beam ${k}:  BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)}, ROUGE-L ${m.rougeL.toFixed(1)}` +
+          (m.attention
+            ? `; attention on the named object: pointing ${(100 * m.attention.pointing).toFixed(1)}%, mass in box ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})`
+            : ""),
+      ),
       `  samples (dev, greedy):`,
-      ...samples.map((s) => `    ${s.image}: ${s.caption}` + (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : "")),
+      ...samples.map(
+        (s) =>
+          `    ${s.image}: ${s.caption}` +
+          (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : ""),
+      ),
       `  checkpoint:  ${checkpoint}   (caption any image: bin/attend-tell caption IMAGE --checkpoint ${checkpoint})`,
       `  report:      ${reportFile}`,
       `  summary:     ${path.join(opts.out, "summary.json")}; ${summary.seconds.toFixed(0)} s in all`,

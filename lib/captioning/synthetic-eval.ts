@@ -48,9 +48,17 @@ export interface SceneScore {
 
 /** Greedy captions for `images` (features from the cache), scored against their ground-truth objects. */
 export async function scoreScenes(
-  decoder: DecoderRNN, vocab: Vocabulary, cache: FeatureCache, images: string[], boxes: Record<string, SceneObject[]>,
+  decoder: DecoderRNN,
+  vocab: Vocabulary,
+  cache: FeatureCache,
+  images: string[],
+  boxes: Record<string, SceneObject[]>,
 ): Promise<SceneScore> {
-  let correct = 0, truthCount = 0, found = 0, named = 0, right = 0;
+  let correct = 0,
+    truthCount = 0,
+    found = 0,
+    named = 0,
+    right = 0;
   const samples: SceneScore["samples"] = [];
   const gen = await captionImages(decoder, cache, images, 1, { maxLen: 24 });
   gen.forEach((g, i) => {
@@ -67,7 +75,12 @@ export async function scoreScenes(
     right += [...mentions].filter((k) => truth.has(k)).length;
     samples.push({ image: images[i], caption: words.join(" "), correct: ok, truth: [...truth] });
   });
-  return { accuracy: correct / images.length, recall: found / Math.max(1, truthCount), precision: right / Math.max(1, named), samples };
+  return {
+    accuracy: correct / images.length,
+    recall: found / Math.max(1, truthCount),
+    precision: right / Math.max(1, named),
+    samples,
+  };
 }
 
 export interface AttentionScore {
@@ -87,11 +100,19 @@ export interface AttentionScore {
  * (r = row·7 + col), each covering an imageSize/7 square of the picture.
  */
 export function attentionCorrectness(
-  items: readonly { words: readonly string[]; alphas: readonly (readonly number[])[]; objects: readonly SceneObject[] }[],
-  imageSize = 224, grid = 7,
+  items: readonly {
+    words: readonly string[];
+    alphas: readonly (readonly number[])[];
+    objects: readonly SceneObject[];
+  }[],
+  imageSize = 224,
+  grid = 7,
 ): AttentionScore {
   const cell = imageSize / grid;
-  let n = 0, hits = 0, mass = 0, uniform = 0;
+  let n = 0,
+    hits = 0,
+    mass = 0,
+    uniform = 0;
   for (const { words, alphas, objects } of items) {
     for (const m of mentionedObjects(words)) {
       const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
@@ -105,7 +126,9 @@ export function attentionCorrectness(
       hits += cx >= x0 && cx <= x1 && cy >= y0 && cy <= y1 ? 1 : 0;
       for (let r = 0; r < a.length; r++) {
         const [row, col] = [Math.floor(r / grid), r % grid];
-        const w = Math.max(0, Math.min(x1, (col + 1) * cell) - Math.max(x0, col * cell)) * Math.max(0, Math.min(y1, (row + 1) * cell) - Math.max(y0, row * cell));
+        const w =
+          Math.max(0, Math.min(x1, (col + 1) * cell) - Math.max(x0, col * cell)) *
+          Math.max(0, Math.min(y1, (row + 1) * cell) - Math.max(y0, row * cell));
         const share = w / (cell * cell);
         mass += a[r] * share;
         uniform += share / a.length;

@@ -74,16 +74,24 @@ export async function devBleu4(decoder: DecoderRNN, data: FeatureCaptionDataset,
   const images = data.dataset.images;
   const gen = await captionImages(decoder, data.cache, images, beam);
   const refs = images.map((im) => data.dataset.captionsOf(im).map(tokenize));
-  return captionMetrics(gen.map((g) => data.dataset.vocab.decode(g.ids)), refs).bleu4;
+  return captionMetrics(
+    gen.map((g) => data.dataset.vocab.decode(g.ids)),
+    refs,
+  ).bleu4;
 }
 
 /** Where a run stands in its selection: best dev BLEU-4 so far, its epoch, and epochs since. */
 export function selectionState(history: History): { best: number; bestEpoch: number; since: number } {
-  let best = -Infinity, bestEpoch = 0, since = 0;
+  let best = -Infinity,
+    bestEpoch = 0,
+    since = 0;
   for (const e of history.epoch) {
     if (e.devBleu4 === undefined) continue;
-    if (e.devBleu4 > best) { best = e.devBleu4; bestEpoch = e.epoch + 1; since = 0; }
-    else since++;
+    if (e.devBleu4 > best) {
+      best = e.devBleu4;
+      bestEpoch = e.epoch + 1;
+      since = 0;
+    } else since++;
   }
   return { best, bestEpoch, since };
 }
@@ -102,7 +110,12 @@ export interface History {
   /** loss = crossEntropy + λ·attention penalty; the cross-entropy alone is what the seed prints. */
   batch: { epoch: number; step: number; loss: number; crossEntropy: number }[];
   epoch: {
-    epoch: number; trainLoss: number; trainCrossEntropy: number; valLoss?: number; valCrossEntropy?: number; seconds: number;
+    epoch: number;
+    trainLoss: number;
+    trainCrossEntropy: number;
+    valLoss?: number;
+    valCrossEntropy?: number;
+    seconds: number;
     captionsPerSecond: number;
     /** With plateau selection: dev BLEU-4 after this epoch, and the base learning rate of the next one. */
     devBleu4?: number;
@@ -117,9 +130,14 @@ const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
  * Runtime when a trainer is given (a loss-only graph), else on tfjs.
  */
 export async function evaluateLoss(
-  decoder: DecoderRNN, data: FeatureCaptionDataset, cfg: TrainConfig, onnx?: OnnxTrainer,
+  decoder: DecoderRNN,
+  data: FeatureCaptionDataset,
+  cfg: TrainConfig,
+  onnx?: OnnxTrainer,
 ): Promise<{ loss: number; crossEntropy: number }> {
-  let loss = 0, ce = 0, n = 0;
+  let loss = 0,
+    ce = 0,
+    n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
     let lv: number, cv: number;
     if (onnx) ({ loss: lv, crossEntropy: cv } = await onnx.loss(decoder, b.features, b.captions, cfg.lambda));
@@ -154,7 +172,15 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const c = await readCheckpoint<TrainConfig, History>(dir, CHECKPOINT_FORMAT, "captioning");
   const decoder = new DecoderRNN(c.meta.config.decoder, fromWeights(dir, c.weights));
   tf.dispose(Object.values(c.weights));
-  return { decoder, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+  return {
+    decoder,
+    vocab: c.vocab,
+    config: c.meta.config,
+    epoch: c.meta.epoch,
+    dataDir: c.meta.dataDir,
+    history: c.history,
+    optimizerWeights: c.optimizerWeights,
+  };
 }
 
 export interface TrainOptions {
@@ -180,7 +206,6 @@ export interface TrainOptions {
   engine?: TrainEngine;
 }
 
-
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));
   let cfg = opts.config;
@@ -204,80 +229,122 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   // One replica: the plain in-process step (DataParallel starts no workers then).
   const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
   if (!opts.quiet) {
-    log(engine === "onnx"
-      ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
-      : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""));
+    log(
+      engine === "onnx"
+        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
+        : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""),
+    );
   }
   // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
   let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
   try {
-  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-    const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
-    const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "captions");
-    const t0 = Date.now();
-    let sum = 0, sumCe = 0, n = 0, step = 0;
-    for await (const b of loader.epoch(epoch)) {
-      // tfjs's Adam reads learningRate on every step; set in place, the moments are kept
-      (optimizer as unknown as { learningRate: number }).learningRate = lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + n, opts.train.length);
-      const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      const r = onnx
-        ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
-        : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
-      const loss = (await r.loss.data())[0];
-      const crossEntropy = (await r.crossEntropy.data())[0];
-      if (Number.isFinite(loss)) {
-        clipAndApply(optimizer, r.grads, cfg.clipNorm);
-        dp?.weightsChanged();
+    for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
+      const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
+      const bar = opts.quiet
+        ? undefined
+        : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "captions");
+      const t0 = Date.now();
+      let sum = 0,
+        sumCe = 0,
+        n = 0,
+        step = 0;
+      for await (const b of loader.epoch(epoch)) {
+        // tfjs's Adam reads learningRate on every step; set in place, the moments are kept
+        (optimizer as unknown as { learningRate: number }).learningRate = lrAfter(
+          { ...cfg, lr: lrBase },
+          epoch * opts.train.length + n,
+          opts.train.length,
+        );
+        const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
+        const r = onnx
+          ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
+          : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
+        const loss = (await r.loss.data())[0];
+        const crossEntropy = (await r.crossEntropy.data())[0];
+        if (Number.isFinite(loss)) {
+          clipAndApply(optimizer, r.grads, cfg.clipNorm);
+          dp?.weightsChanged();
+        }
+        tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads), b.features, b.captions]);
+        if (!Number.isFinite(loss)) {
+          throw new Error(
+            `loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`,
+          );
+        }
+        history.batch.push({ epoch, step, loss, crossEntropy });
+        opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
+        sum += loss * b.imageNames.length;
+        sumCe += crossEntropy * b.imageNames.length;
+        n += b.imageNames.length;
+        step++;
+        bar?.tick(b.imageNames.length, `loss ${loss.toFixed(3)}`);
+        if (step % cfg.printEvery === 0) {
+          const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
+          const [g] = await greedy(decoder, f, 20);
+          f.dispose();
+          log(
+            `Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`,
+          );
+        }
       }
-      tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads), b.features, b.captions]);
-      if (!Number.isFinite(loss)) {
-        throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
-      }
-      history.batch.push({ epoch, step, loss, crossEntropy });
-      opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
-      sum += loss * b.imageNames.length;
-      sumCe += crossEntropy * b.imageNames.length;
-      n += b.imageNames.length;
-      step++;
-      bar?.tick(b.imageNames.length, `loss ${loss.toFixed(3)}`);
-      if (step % cfg.printEvery === 0) {
-        const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
-        const [g] = await greedy(decoder, f, 20);
-        f.dispose();
-        log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`);
-      }
-    }
-    const seconds = (Date.now() - t0) / 1000;
-    const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
-    const entry: History["epoch"][number] = {
-      epoch, trainLoss: sum / n, trainCrossEntropy: sumCe / n, valLoss: val?.loss, valCrossEntropy: val?.crossEntropy, seconds, captionsPerSecond: n / seconds,
-    };
-    history.epoch.push(entry);
-    log(
-      `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +
-        (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
-        `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
-    );
-    let stop = false;
-    const meta = { format: CHECKPOINT_FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) };
-    entry.lr = lrBase;
-    if (cfg.plateau && opts.val) {
-      const p = cfg.plateau;
-      entry.devBleu4 = await devBleu4(decoder, opts.val, p.beam);
-      const { best, bestEpoch, since } = selectionState(history);
-      if (since === 0) {
-        await writeCheckpoint(bestDir(opts.out), { weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history, meta });
-      } else if (since % p.patience === 0) entry.lr = lrBase *= p.factor;
-      stop = p.stopAfter > 0 && since >= p.stopAfter;
+      const seconds = (Date.now() - t0) / 1000;
+      const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
+      const entry: History["epoch"][number] = {
+        epoch,
+        trainLoss: sum / n,
+        trainCrossEntropy: sumCe / n,
+        valLoss: val?.loss,
+        valCrossEntropy: val?.crossEntropy,
+        seconds,
+        captionsPerSecond: n / seconds,
+      };
+      history.epoch.push(entry);
       log(
-        `epoch ${epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
-          (since === 0 ? `, kept in ${bestDir(opts.out)}` : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
-          (since > 0 && since % p.patience === 0 ? `; lr → ${lrBase.toExponential(2)}` : "") + (stop ? "; stopping" : ""),
+        `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +
+          (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
+          `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
       );
+      let stop = false;
+      const meta = {
+        format: CHECKPOINT_FORMAT,
+        version: 1,
+        epoch: epoch + 1,
+        config: cfg,
+        dataDir: path.resolve(opts.train.dataset.layout.dataDir),
+      };
+      entry.lr = lrBase;
+      if (cfg.plateau && opts.val) {
+        const p = cfg.plateau;
+        entry.devBleu4 = await devBleu4(decoder, opts.val, p.beam);
+        const { best, bestEpoch, since } = selectionState(history);
+        if (since === 0) {
+          await writeCheckpoint(bestDir(opts.out), {
+            weights: decoder.namedVariables(),
+            optimizer,
+            vocab: opts.vocab,
+            history,
+            meta,
+          });
+        } else if (since % p.patience === 0) entry.lr = lrBase *= p.factor;
+        stop = p.stopAfter > 0 && since >= p.stopAfter;
+        log(
+          `epoch ${epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
+            (since === 0
+              ? `, kept in ${bestDir(opts.out)}`
+              : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
+            (since > 0 && since % p.patience === 0 ? `; lr → ${lrBase.toExponential(2)}` : "") +
+            (stop ? "; stopping" : ""),
+        );
+      }
+      await writeCheckpoint(opts.out, {
+        weights: decoder.namedVariables(),
+        optimizer,
+        vocab: opts.vocab,
+        history,
+        meta,
+      });
+      if (stop || (await opts.onEpoch?.({ epoch, decoder, history }))) break;
     }
-    await writeCheckpoint(opts.out, { weights: decoder.namedVariables(), optimizer, vocab: opts.vocab, history, meta });
-    if (stop || (await opts.onEpoch?.({ epoch, decoder, history }))) break;
-  }
   } finally {
     await dp?.close();
     await onnx?.dispose();

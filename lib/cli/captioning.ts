@@ -42,19 +42,39 @@ export const trainCmd = defineCommand({
     "batch-size": { type: "int", default: tc.batchSize, help: "captions per step" },
     lr: { type: "number", default: tc.lr, help: "Adam learning rate" },
     "lr-warmup": { type: "number", default: 0, help: "epochs over which the lr rises linearly (large batches)" },
-    lambda: { type: "number", default: tc.lambda, help: "weight of the doubly stochastic attention term (1/49: mean over regions)" },
+    lambda: {
+      type: "number",
+      default: tc.lambda,
+      help: "weight of the doubly stochastic attention term (1/49: mean over regions)",
+    },
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
     dropout: { type: "number", default: dims.dropout, help: "dropout before the output layer" },
     "print-every": { type: "int", default: tc.printEvery, help: "print a sample caption every N batches" },
     seed: { type: "int", default: tc.seed, help: "random seed (weights, batch order, dropout)" },
-    plateau: { type: "boolean", help: "select by dev BLEU-4: score it each epoch, keep the best in runs/NAME/best, decay the lr on a plateau" },
+    plateau: {
+      type: "boolean",
+      help: "select by dev BLEU-4: score it each epoch, keep the best in runs/NAME/best, decay the lr on a plateau",
+    },
     "plateau-beam": { type: "int", default: pc.beam, help: "beam width of the dev captions scored" },
-    "plateau-patience": { type: "int", default: pc.patience, help: "epochs without a better BLEU-4 before the lr is multiplied by --plateau-factor" },
+    "plateau-patience": {
+      type: "int",
+      default: pc.patience,
+      help: "epochs without a better BLEU-4 before the lr is multiplied by --plateau-factor",
+    },
     "plateau-factor": { type: "number", default: pc.factor, help: "lr decay factor" },
-    "plateau-stop": { type: "int", min: 0, default: pc.stopAfter, help: "stop after this many epochs without a better BLEU-4 (0: never)" },
-    engine: { type: "string", choices: ["onnx", "tfjs"], help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)" },
+    "plateau-stop": {
+      type: "int",
+      min: 0,
+      default: pc.stopAfter,
+      help: "stop after this many epochs without a better BLEU-4 (0: never)",
+    },
+    engine: {
+      type: "string",
+      choices: ["onnx", "tfjs"],
+      help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)",
+    },
     resume: { type: "boolean", help: "continue the checkpoint in --out" },
     overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
     "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
@@ -64,23 +84,54 @@ export const trainCmd = defineCommand({
     requireFlags("train", v, "data-dir", "out");
     const out = path.join(v.out!, "checkpoint");
     const log = (l: string) => console.log(l);
-    const release = claimRunDir(v.out!, out, { resume: v.resume, overwrite: v.overwrite, log, what: `train --out ${v.out}` });
+    const release = claimRunDir(v.out!, out, {
+      resume: v.resume,
+      overwrite: v.overwrite,
+      log,
+      what: `train --out ${v.out}`,
+    });
     try {
       await initBackend();
-      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"], skipBad: v["skip-bad"] });
+      const data = await prepareCaptionData(v["data-dir"]!, {
+        featuresDir: v.features,
+        skipMissing: v["skip-missing"],
+        skipBad: v["skip-bad"],
+      });
       if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
       const decoder = {
-        ...getDefaultConfig(data.vocab.size), embedSize: v.embed, attentionDim: v.attention, decoderDim: v.decoder, dropout: v.dropout,
+        ...getDefaultConfig(data.vocab.size),
+        embedSize: v.embed,
+        attentionDim: v.attention,
+        decoderDim: v.decoder,
+        dropout: v.dropout,
       };
       const config = {
-        ...defaultTrainConfig(decoder), epochs: v.epochs, batchSize: v["batch-size"], lr: v.lr, lambda: v.lambda,
-        printEvery: v["print-every"], seed: v.seed, lrWarmupEpochs: v["lr-warmup"],
+        ...defaultTrainConfig(decoder),
+        epochs: v.epochs,
+        batchSize: v["batch-size"],
+        lr: v.lr,
+        lambda: v.lambda,
+        printEvery: v["print-every"],
+        seed: v.seed,
+        lrWarmupEpochs: v["lr-warmup"],
         plateau: v.plateau
-          ? { beam: v["plateau-beam"], patience: v["plateau-patience"], factor: v["plateau-factor"], stopAfter: v["plateau-stop"] }
+          ? {
+              beam: v["plateau-beam"],
+              patience: v["plateau-patience"],
+              factor: v["plateau-factor"],
+              stopAfter: v["plateau-stop"],
+            }
           : undefined,
       };
       const { history } = await train({
-        train: data.train, val: data.val, vocab: data.vocab, config, out, resume: v.resume, engine: v.engine as "onnx" | "tfjs" | undefined, log,
+        train: data.train,
+        val: data.val,
+        vocab: data.vocab,
+        config,
+        out,
+        resume: v.resume,
+        engine: v.engine as "onnx" | "tfjs" | undefined,
+        log,
       });
       writeJsonAtomic(path.join(v.out!, "history.json"), history);
       console.log(`checkpoint: ${out}; history: ${path.join(v.out!, "history.json")}`);
@@ -113,25 +164,41 @@ export const evaluateCmd = defineCommand({
     const outDir = v.out ?? path.dirname(path.resolve(checkpoint));
     try {
       const { report } = await evaluate({
-        decoder: ck.decoder, vocab: ck.vocab, dataDir: v["data-dir"]!, split: v.split, beams: v.beam, outDir, quiet: v.json,
-        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!), skipMissing: v["skip-missing"], skipBad: v["skip-bad"], maxLen: v["max-len"],
+        decoder: ck.decoder,
+        vocab: ck.vocab,
+        dataDir: v["data-dir"]!,
+        split: v.split,
+        beams: v.beam,
+        outDir,
+        quiet: v.json,
+        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!),
+        skipMissing: v["skip-missing"],
+        skipBad: v["skip-bad"],
+        maxLen: v["max-len"],
       });
       writeJsonAtomic(path.join(outDir, `metrics-${v.split}.json`), report);
       if (v.json) return console.log(JSON.stringify(report));
       console.log(`${v.split}: ${report.n_images} images; checkpoint ${checkpoint} (epoch ${ck.epoch})`);
       if (report.skippedImages?.length) console.log(describeSkipped(report.skippedImages));
       const synthetic = !!Object.values(report.beam)[0]?.attention;
-      console.log("beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L" + (synthetic ? "  scenes right  pointing  mass in box" : "") + "   (BLEU, ROUGE-L ×100)");
+      console.log(
+        "beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L" +
+          (synthetic ? "  scenes right  pointing  mass in box" : "") +
+          "   (BLEU, ROUGE-L ×100)",
+      );
       for (const [k, m] of Object.entries(report.beam)) {
         const f = (x: number) => x.toFixed(1).padStart(6);
         let line = `${k.padStart(4)}  ${f(m.bleu1)}  ${f(m.bleu2)}  ${f(m.bleu3)}  ${f(m.bleu4)}  ${m.cider.toFixed(3).padStart(7)}  ${f(m.rougeL)}`;
         if (m.attention) {
-          line += `  ${(100 * m.sceneAccuracy!).toFixed(1).padStart(11)}%  ${(100 * m.attention.pointing).toFixed(1).padStart(7)}%  ` +
+          line +=
+            `  ${(100 * m.sceneAccuracy!).toFixed(1).padStart(11)}%  ${(100 * m.attention.pointing).toFixed(1).padStart(7)}%  ` +
             `${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})`;
         }
         console.log(line + `   ${m.seconds.toFixed(0)} s`);
       }
-      console.log(`captions: ${path.join(outDir, `captions-${v.split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}.json`)}`);
+      console.log(
+        `captions: ${path.join(outDir, `captions-${v.split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}.json`)}`,
+      );
     } finally {
       ck.decoder.dispose();
     }
@@ -143,10 +210,18 @@ export const caption = defineCommand({
   summary: "Caption any image end to end (ResNet-50 → attention decoder), with one attention map per word.",
   positionals: "IMAGE...",
   flags: {
-    checkpoint: { type: "string", placeholder: "DIR", help: `checkpoint folder (default: the shipped models/${SHIPPED.captioner})` },
+    checkpoint: {
+      type: "string",
+      placeholder: "DIR",
+      help: `checkpoint folder (default: the shipped models/${SHIPPED.captioner})`,
+    },
     beam: { type: "int", default: 3, help: "beam width (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
-    heatmap: { type: "string", placeholder: "FILE.png", help: "write the attention of every word over the image (several images: FILE-1.png, …)" },
+    heatmap: {
+      type: "string",
+      placeholder: "FILE.png",
+      help: "write the attention of every word over the image (several images: FILE-1.png, …)",
+    },
     json: { type: "boolean", help: "print captions, words and attention as JSON" },
   },
   async run(v, images) {
@@ -177,7 +252,9 @@ export const caption = defineCommand({
       ck.decoder.dispose();
     }
     if (v.json) console.log(JSON.stringify(results.length === 1 ? results[0] : results));
-    else for (const r of results) console.log(`${r.image}: ${r.caption}` + (r.heatmap ? `   (attention: ${r.heatmap})` : ""));
+    else
+      for (const r of results)
+        console.log(`${r.image}: ${r.caption}` + (r.heatmap ? `   (attention: ${r.heatmap})` : ""));
   },
 });
 
@@ -186,7 +263,11 @@ export const report = defineCommand({
   summary: "Write runs/NAME/report.html: loss charts, metrics, an attention gallery.",
   flags: {
     run: { type: "string", placeholder: "runs/NAME", help: "the folder given to train --out" },
-    split: { type: "string", choices: ["dev", "test"], help: "whose metrics and captions (default: what was evaluated)" },
+    split: {
+      type: "string",
+      choices: ["dev", "test"],
+      help: "whose metrics and captions (default: what was evaluated)",
+    },
     gallery: { type: "int", default: 6, help: "images in the attention gallery" },
   },
   async run(v) {
@@ -213,7 +294,9 @@ export const exportCmd = defineCommand({
     }
     await initBackend({ quiet: true });
     const meta = await exportCheckpoint(v.checkpoint!, v.out!, { float16: !v.float32 });
-    console.log(`exported ${v.checkpoint} (epoch ${meta.epoch}) to ${v.out}, weights only${v.float32 ? "" : ", float16"}; sha256:`);
+    console.log(
+      `exported ${v.checkpoint} (epoch ${meta.epoch}) to ${v.out}, weights only${v.float32 ? "" : ", float16"}; sha256:`,
+    );
     for (const [f, sum] of Object.entries(meta.files ?? {})) console.log(`  ${sum}  ${f}`);
   },
 });
@@ -224,11 +307,22 @@ export const start = defineCommand({
     "The main job (npm start): data → ResNet-50 features → vocabulary → training → dev evaluation → report, on the " +
     "synthetic scenes unless --data flickr8k or FLICKR8K_DIR.",
   flags: {
-    data: { type: "string", choices: ["synthetic", "flickr8k"], help: "data set (default synthetic, or flickr8k when FLICKR8K_DIR is set)" },
-    "data-dir": { type: "string", placeholder: "DIR", help: "data folder (default: FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k)" },
+    data: {
+      type: "string",
+      choices: ["synthetic", "flickr8k"],
+      help: "data set (default synthetic, or flickr8k when FLICKR8K_DIR is set)",
+    },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      help: "data folder (default: FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k)",
+    },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder (default runs/<data>)" },
     "batch-size": { type: "int", default: 64, help: "captions per step" },
-    epochs: { type: "int", help: "epochs (default: 12 at most on synthetic, stopping when good enough; 10 on flickr8k)" },
+    epochs: {
+      type: "int",
+      help: "epochs (default: 12 at most on synthetic, stopping when good enough; 10 on flickr8k)",
+    },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
     "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
@@ -243,11 +337,22 @@ export const start = defineCommand({
     }
     const out = v.out ?? path.join(projectRoot(), "runs", data);
     const release = claimRunDir(out, path.join(out, "checkpoint"), {
-      resume: v.resume, overwrite: v.overwrite, log: (l) => console.log(l), what: `start --out ${out}`,
+      resume: v.resume,
+      overwrite: v.overwrite,
+      log: (l) => console.log(l),
+      what: `start --out ${out}`,
     });
     try {
       await runPipeline({
-        data, dataDir, out, batchSize: v["batch-size"], epochs: v.epochs, quick: quickMode(), skipMissing: v["skip-missing"], skipBad: v["skip-bad"], resume: v.resume,
+        data,
+        dataDir,
+        out,
+        batchSize: v["batch-size"],
+        epochs: v.epochs,
+        quick: quickMode(),
+        skipMissing: v["skip-missing"],
+        skipBad: v["skip-bad"],
+        resume: v.resume,
       });
     } finally {
       release();

@@ -29,7 +29,9 @@ type ValueOf<S> = S extends { type: "boolean" }
           ? C
           : string;
 export type Values<F> = {
-  [K in keyof F]: F[K] extends { type: "boolean" } | { default: unknown } | { multiple: true } ? ValueOf<F[K]> : ValueOf<F[K]> | undefined;
+  [K in keyof F]: F[K] extends { type: "boolean" } | { default: unknown } | { multiple: true }
+    ? ValueOf<F[K]>
+    : ValueOf<F[K]> | undefined;
 };
 
 export interface Command<F extends Record<string, FlagSpec> = Record<string, FlagSpec>> {
@@ -50,14 +52,21 @@ export function defineCommand<const F extends Record<string, FlagSpec>>(c: Comma
 
 function showDefault(s: FlagSpec): string {
   if (s.type === "boolean" || s.default === undefined) return "";
-  const d = Array.isArray(s.default) ? s.default.join(",") : typeof s.default === "number" ? String(Number(s.default.toPrecision(4))) : s.default;
+  const d = Array.isArray(s.default)
+    ? s.default.join(",")
+    : typeof s.default === "number"
+      ? String(Number(s.default.toPrecision(4)))
+      : s.default;
   return ` (default ${d})`;
 }
 
 /** `attend-tell <command> --help`: each flag, its default and what it does. */
 export function usage(c: Command): string {
   const flags = Object.entries(c.flags).map(([name, s]) => {
-    const arg = s.type === "boolean" ? "" : ` ${s.placeholder ?? ("choices" in s && s.choices ? s.choices.join("|") : s.type === "string" ? "VALUE" : "N")}`;
+    const arg =
+      s.type === "boolean"
+        ? ""
+        : ` ${s.placeholder ?? ("choices" in s && s.choices ? s.choices.join("|") : s.type === "string" ? "VALUE" : "N")}`;
     return [`  --${name}${arg}`, `${s.help}${showDefault(s)}${"multiple" in s && s.multiple ? "; repeatable" : ""}`];
   });
   const width = Math.min(34, Math.max(...flags.map(([f]) => f.length), 0) + 2);
@@ -77,7 +86,8 @@ function convert(name: string, s: FlagSpec, raw: string): unknown {
     case "int": {
       const n = Number(raw);
       const min = s.min ?? 1;
-      if (raw.trim() === "" || !Number.isInteger(n) || n < min) throw bad(min === 1 ? "a positive integer" : `an integer ≥ ${min}`);
+      if (raw.trim() === "" || !Number.isInteger(n) || n < min)
+        throw bad(min === 1 ? "a positive integer" : `an integer ≥ ${min}`);
       return n;
     }
     case "number": {
@@ -103,7 +113,10 @@ function convert(name: string, s: FlagSpec, raw: string): unknown {
 export function parseCommand(c: Command, argv: string[]): { values: Record<string, unknown>; positionals: string[] } {
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
   for (const [name, s] of Object.entries(c.flags)) {
-    options[name] = { type: s.type === "boolean" ? "boolean" : "string", ...("multiple" in s && s.multiple ? { multiple: true } : {}) };
+    options[name] = {
+      type: s.type === "boolean" ? "boolean" : "string",
+      ...("multiple" in s && s.multiple ? { multiple: true } : {}),
+    };
   }
   let parsed;
   try {
@@ -113,13 +126,16 @@ export function parseCommand(c: Command, argv: string[]): { values: Record<strin
     throw new Error(`${c.name}: ${first} (attend-tell ${c.name} --help lists the flags)`, { cause: e });
   }
   if (!c.positionals && parsed.positionals.length) {
-    throw new Error(`${c.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])} (attend-tell ${c.name} --help)`);
+    throw new Error(
+      `${c.name} takes no arguments, got ${JSON.stringify(parsed.positionals[0])} (attend-tell ${c.name} --help)`,
+    );
   }
   const values: Record<string, unknown> = {};
   for (const [name, s] of Object.entries(c.flags)) {
     const raw = (parsed.values as Record<string, string | string[] | boolean | undefined>)[name];
     if (s.type === "boolean") values[name] = raw === true;
-    else if (raw === undefined) values[name] = "multiple" in s && s.multiple ? [] : "default" in s ? s.default : undefined;
+    else if (raw === undefined)
+      values[name] = "multiple" in s && s.multiple ? [] : "default" in s ? s.default : undefined;
     else if (Array.isArray(raw)) values[name] = raw.map((r) => convert(name, s, r));
     else values[name] = convert(name, s, raw as string);
   }
@@ -128,6 +144,9 @@ export function parseCommand(c: Command, argv: string[]): { values: Record<strin
 
 /** Throws "<command> needs --a and --b" when a required flag is missing. */
 export function requireFlags(command: string, values: Record<string, unknown>, ...names: string[]): void {
-  const missing = names.filter((n) => values[n] === undefined || (Array.isArray(values[n]) && (values[n] as unknown[]).length === 0));
-  if (missing.length) throw new Error(`${command} needs ${missing.map((n) => `--${n}`).join(" and ")} (attend-tell ${command} --help)`);
+  const missing = names.filter(
+    (n) => values[n] === undefined || (Array.isArray(values[n]) && (values[n] as unknown[]).length === 0),
+  );
+  if (missing.length)
+    throw new Error(`${command} needs ${missing.map((n) => `--${n}`).join(" and ")} (attend-tell ${command} --help)`);
 }

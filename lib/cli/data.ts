@@ -78,14 +78,20 @@ export const features = defineCommand({
     ensureWeights();
     await initBackend(); // says where the encoder runs: on a GPU backend, tfjs in this process
     const r = await extractFeatures({
-      files: files.files, out, runtime: v.runtime, workers: v.workers, batchSize: v["batch-size"],
+      files: files.files,
+      out,
+      runtime: v.runtime,
+      workers: v.workers,
+      batchSize: v["batch-size"],
       onBadImage: v["skip-bad"] ? "skip" : "error",
     });
     console.log(
       `features of ${v.split} (${files.files.length} images) in ${out}: ${r.computed} computed in ${r.seconds.toFixed(1)} s ` +
         `(${r.imagesPerSecond.toFixed(2)} images/s, ${r.runtime}), ${r.alreadyCached} already cached` +
         (files.skipped.length ? `, ${files.skipped.length} missing images skipped` : "") +
-        (r.skipped.length ? `; ${describeSkipped(r.skipped.map((b) => ({ image: path.basename(b.file), why: b.why })))}` : ""),
+        (r.skipped.length
+          ? `; ${describeSkipped(r.skipped.map((b) => ({ image: path.basename(b.file), why: b.why })))}`
+          : ""),
     );
   },
 });

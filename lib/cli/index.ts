@@ -31,7 +31,9 @@ const classify = defineCommand({
     }
     if (v.json) return console.log(JSON.stringify(results, null, 1));
     for (const r of results) {
-      console.log(`${r.image}\n${r.top.map((p) => `  ${(100 * p.probability).toFixed(1).padStart(5)}%  ${p.label}`).join("\n")}`);
+      console.log(
+        `${r.image}\n${r.top.map((p) => `  ${(100 * p.probability).toFixed(1).padStart(5)}%  ${p.label}`).join("\n")}`,
+      );
     }
   },
 });
@@ -47,8 +49,21 @@ const backend = defineCommand({
 
 /** Every command, in the order of the method (help lists them so). */
 export const COMMANDS: readonly Command[] = [
-  start, synthetic, weights, classify, features, vocab, trainCmd, evaluateCmd, caption, report, exportCmd,
-  trainMatchingCmd, evaluateMatchingCmd, retrieve, backend,
+  start,
+  synthetic,
+  weights,
+  classify,
+  features,
+  vocab,
+  trainCmd,
+  evaluateCmd,
+  caption,
+  report,
+  exportCmd,
+  trainMatchingCmd,
+  evaluateMatchingCmd,
+  retrieve,
+  backend,
 ];
 
 export function help(): string {
@@ -68,7 +83,10 @@ export async function main(argv: string[]): Promise<void> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "help" || name === "--help" || name === "-h") return console.log(help());
   const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd) throw new Error(`unknown command ${JSON.stringify(name)}; the commands are: ${COMMANDS.map((c) => c.name).join(", ")}`);
+  if (!cmd)
+    throw new Error(
+      `unknown command ${JSON.stringify(name)}; the commands are: ${COMMANDS.map((c) => c.name).join(", ")}`,
+    );
   if (rest.includes("--help") || rest.includes("-h")) return console.log(usage(cmd));
   const { values, positionals } = parseCommand(cmd, rest);
   await cmd.run(values as never, positionals);

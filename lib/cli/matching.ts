@@ -5,7 +5,13 @@ import { initBackend } from "../engine/backend";
 import { defaultFeaturesDir, prepareCaptionData } from "../captioning/pipeline";
 import { defaultScanConfig } from "../matching/scan";
 import {
-  defaultMatchingConfig, evaluateMatching, humanAgreement, loadMatchingCheckpoint, retrieveCaptions, retrieveImages, trainMatching,
+  defaultMatchingConfig,
+  evaluateMatching,
+  humanAgreement,
+  loadMatchingCheckpoint,
+  retrieveCaptions,
+  retrieveImages,
+  trainMatching,
 } from "../matching/scan-train";
 import { FlickrDataset } from "../data/dataset";
 import { tokenize } from "../data/tokenizer";
@@ -29,18 +35,33 @@ function matchingCheckpoints(given: string[], command: string): string[] {
 
 export const trainMatchingCmd = defineCommand({
   name: "train-matching",
-  summary: "Train SCAN (stacked cross attention) on cached features; lr ÷ 10 every --lr-update epochs; a checkpoint per epoch.",
+  summary:
+    "Train SCAN (stacked cross attention) on cached features; lr ÷ 10 every --lr-update epochs; a checkpoint per epoch.",
   flags: {
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/ and history.json" },
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
-    direction: { type: "string", choices: ["t2i", "i2t"], default: "t2i", help: "t2i: words attend to regions, LSE (λ 9); i2t: regions to words, AVG (λ 4)" },
+    direction: {
+      type: "string",
+      choices: ["t2i", "i2t"],
+      default: "t2i",
+      help: "t2i: words attend to regions, LSE (λ 9); i2t: regions to words, AVG (λ 4)",
+    },
     epochs: { type: "int", default: mc.epochs, help: "train up to this epoch (on --resume: the new total)" },
     "batch-size": { type: "int", default: mc.batchSize, help: "image–caption pairs per step" },
     lr: { type: "number", default: mc.lr, help: "Adam learning rate" },
-    "lr-update": { type: "int", default: mc.lrUpdate, help: "divide the lr by 10 every N epochs (on --resume: the new schedule)" },
+    "lr-update": {
+      type: "int",
+      default: mc.lrUpdate,
+      help: "divide the lr by 10 every N epochs (on --resume: the new schedule)",
+    },
     "joint-dim": { type: "int", default: mc.scan.jointDim, help: "joint embedding size" },
-    "warmup-epochs": { type: "int", min: 0, default: mc.warmupEpochs, help: "epochs summing the top --warmup-negatives violations" },
+    "warmup-epochs": {
+      type: "int",
+      min: 0,
+      default: mc.warmupEpochs,
+      help: "epochs summing the top --warmup-negatives violations",
+    },
     "warmup-negatives": { type: "int", default: mc.warmupNegatives, help: "violations summed per item during warm-up" },
     seed: { type: "int", default: mc.seed, help: "random seed" },
     resume: { type: "boolean", help: "continue the checkpoint in --out" },
@@ -52,17 +73,40 @@ export const trainMatchingCmd = defineCommand({
     requireFlags("train-matching", v, "data-dir", "out");
     const out = path.join(v.out!, "checkpoint");
     const log = (l: string) => console.log(l);
-    const release = claimRunDir(v.out!, out, { resume: v.resume, overwrite: v.overwrite, log, what: `train-matching --out ${v.out}` });
+    const release = claimRunDir(v.out!, out, {
+      resume: v.resume,
+      overwrite: v.overwrite,
+      log,
+      what: `train-matching --out ${v.out}`,
+    });
     try {
       await initBackend();
-      const data = await prepareCaptionData(v["data-dir"]!, { featuresDir: v.features, skipMissing: v["skip-missing"], skipBad: v["skip-bad"] });
+      const data = await prepareCaptionData(v["data-dir"]!, {
+        featuresDir: v.features,
+        skipMissing: v["skip-missing"],
+        skipBad: v["skip-bad"],
+      });
       if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
       const scan = { ...defaultScanConfig(data.vocab.size, v.direction as "t2i" | "i2t"), jointDim: v["joint-dim"] };
       const config = {
-        ...defaultMatchingConfig(scan), epochs: v.epochs, batchSize: v["batch-size"], lr: v.lr, warmupEpochs: v["warmup-epochs"],
-        warmupNegatives: v["warmup-negatives"], lrUpdate: v["lr-update"], seed: v.seed,
+        ...defaultMatchingConfig(scan),
+        epochs: v.epochs,
+        batchSize: v["batch-size"],
+        lr: v.lr,
+        warmupEpochs: v["warmup-epochs"],
+        warmupNegatives: v["warmup-negatives"],
+        lrUpdate: v["lr-update"],
+        seed: v.seed,
       };
-      const { history, model } = await trainMatching({ train: data.train, val: data.val, vocab: data.vocab, config, out, resume: v.resume, log });
+      const { history, model } = await trainMatching({
+        train: data.train,
+        val: data.val,
+        vocab: data.vocab,
+        config,
+        out,
+        resume: v.resume,
+        log,
+      });
       model.dispose();
       writeJsonAtomic(path.join(v.out!, "history.json"), history);
       console.log(`checkpoint: ${out}`);
@@ -74,9 +118,15 @@ export const trainMatchingCmd = defineCommand({
 
 export const evaluateMatchingCmd = defineCommand({
   name: "evaluate-matching",
-  summary: "Recall@1/5/10 both ways over a split (several checkpoints: their scores averaged, e.g. SCAN's t2i + i2t ensemble).",
+  summary:
+    "Recall@1/5/10 both ways over a split (several checkpoints: their scores averaged, e.g. SCAN's t2i + i2t ensemble).",
   flags: {
-    checkpoint: { type: "string", multiple: true, placeholder: "DIR", help: "checkpoint folder (default: the shipped SCAN models)" },
+    checkpoint: {
+      type: "string",
+      multiple: true,
+      placeholder: "DIR",
+      help: "checkpoint folder (default: the shipped SCAN models)",
+    },
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     split: { type: "string", choices: ["dev", "test"], default: "dev", help: "split to score" },
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
@@ -90,12 +140,25 @@ export const evaluateMatchingCmd = defineCommand({
     const checkpoints = matchingCheckpoints(v.checkpoint, "evaluate-matching");
     await initBackend({ quiet: v.json });
     const [ck, ...ensemble] = await Promise.all(checkpoints.map((c) => loadMatchingCheckpoint(c)));
-    if (ensemble.length && !v.json) console.log(`ensemble of ${checkpoints.length} models (scores averaged): ${checkpoints.join(", ")}`);
+    if (ensemble.length && !v.json)
+      console.log(`ensemble of ${checkpoints.length} models (scores averaged): ${checkpoints.join(", ")}`);
     const featuresDir = v.features ?? defaultFeaturesDir(v["data-dir"]!);
     const dataDir = v["data-dir"]!;
     try {
-      const r = await evaluateMatching({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, split: v.split, featuresDir, skipMissing: v["skip-missing"], skipBad: v["skip-bad"], quiet: v.json });
-      const human = v.human ? await humanAgreement({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, featuresDir }) : undefined;
+      const r = await evaluateMatching({
+        model: ck.model,
+        vocab: ck.vocab,
+        ensemble,
+        dataDir,
+        split: v.split,
+        featuresDir,
+        skipMissing: v["skip-missing"],
+        skipBad: v["skip-bad"],
+        quiet: v.json,
+      });
+      const human = v.human
+        ? await humanAgreement({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, featuresDir })
+        : undefined;
       if (v.json) return console.log(JSON.stringify({ ...r, checkpoints, ...(human ? { human } : {}) }));
       const f = (x: { r1: number; r5: number; r10: number; medr: number }) =>
         `R@1 ${x.r1.toFixed(1)}  R@5 ${x.r5.toFixed(1)}  R@10 ${x.r10.toFixed(1)}  medr ${x.medr}`;
@@ -108,7 +171,8 @@ export const evaluateMatchingCmd = defineCommand({
           human.kendallTau === null
             ? `human judgements (${human.file}): none of the ${n} judged pairs can be scored — ${missing} (Flickr8k's judged images are all test-split images)`
             : `human judgements (${human.file}): ${human.pairs} of ${n} pairs, Kendall τ-b ${human.kendallTau.toFixed(3)}, ` +
-                `Spearman ρ ${human.spearman!.toFixed(3)}` + (human.missingImage + human.missingCaption ? ` (${missing})` : ""),
+                `Spearman ρ ${human.spearman!.toFixed(3)}` +
+                (human.missingImage + human.missingCaption ? ` (${missing})` : ""),
         );
       }
     } finally {
@@ -131,7 +195,8 @@ export const retrieve = defineCommand({
   },
   async run(v, words) {
     requireFlags("retrieve", v, "data-dir");
-    if (!v.image && words.length === 0) throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
+    if (!v.image && words.length === 0)
+      throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
     const [checkpoint] = matchingCheckpoints(v.checkpoint ? [v.checkpoint] : [], "retrieve");
     await initBackend({ quiet: v.json });
     const ck = await loadMatchingCheckpoint(checkpoint);
@@ -143,11 +208,20 @@ export const retrieve = defineCommand({
         const encoder = await EncoderCNN.load();
         const x = await EncoderCNN.loadBatch([v.image]);
         const f = encoder.encode(x);
-        results = await retrieveCaptions({ model: ck.model, vocab: ck.vocab, features: f, captions: ds.images.flatMap((im) => ds.captionsOf(im)), k: v.k });
+        results = await retrieveCaptions({
+          model: ck.model,
+          vocab: ck.vocab,
+          features: f,
+          captions: ds.images.flatMap((im) => ds.captionsOf(im)),
+          k: v.k,
+        });
         tf.dispose([x, f]);
       } else {
         const query = words.join(" ");
-        if (!tokenize(query).some((w) => ck.vocab.has(w))) throw new Error(`retrieve: no word of the query ${JSON.stringify(query)} is in the model's vocabulary; nothing to rank by`);
+        if (!tokenize(query).some((w) => ck.vocab.has(w)))
+          throw new Error(
+            `retrieve: no word of the query ${JSON.stringify(query)} is in the model's vocabulary; nothing to rank by`,
+          );
         const featuresDir = defaultFeaturesDir(v["data-dir"]!);
         await extractFeatures({ files: ds.images.map((im) => ds.imagePath(im)), out: featuresDir, quiet: true });
         const cache = FeatureCache.open(featuresDir);

@@ -13,10 +13,15 @@ import { OrtSession, loadOrt, onnxSession } from "../engine/onnx/session";
 export { onnxAvailable } from "../engine/onnx/session";
 
 export class OnnxEncoder {
-  private constructor(private readonly session: OrtSession, readonly threads: number) {}
+  private constructor(
+    private readonly session: OrtSession,
+    readonly threads: number,
+  ) {}
 
   static async load(opts: { threads?: number; fetch?: boolean } = {}): Promise<OnnxEncoder> {
-    const bytes = await kerasToOnnx(await loadResNetArtifacts({ fetch: opts.fetch }), [{ layer: FEATURE_LAYER, name: "features" }]);
+    const bytes = await kerasToOnnx(await loadResNetArtifacts({ fetch: opts.fetch }), [
+      { layer: FEATURE_LAYER, name: "features" },
+    ]);
     const threads = opts.threads ?? os.cpus().length;
     const session = await onnxSession(bytes, threads, { memArena: true });
     return new OnnxEncoder(session, threads);

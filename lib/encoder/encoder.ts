@@ -35,13 +35,18 @@ export type EncoderIdentity = typeof ENCODER_IDENTITY;
  * The verified Keras ResNet50 as tfjs artifacts, batch norms folded into the convolutions (lib/fold.ts: same
  * outputs, ~15–25 % faster on wasm) unless `fold: false`.
  */
-export async function loadResNetArtifacts(opts: { fetch?: boolean; fold?: boolean } = {}): Promise<tf.io.ModelArtifacts> {
+export async function loadResNetArtifacts(
+  opts: { fetch?: boolean; fold?: boolean } = {},
+): Promise<tf.io.ModelArtifacts> {
   const dir = ensureWeights({ fetch: opts.fetch });
   try {
     const artifacts = await fileSystemIO(path.join(dir, "ResNet50")).load!();
     return opts.fold === false ? artifacts : (await foldBatchNorm(artifacts)).artifacts;
   } catch (e) {
-    throw new Error(`cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``, { cause: e });
+    throw new Error(
+      `cannot load ResNet-50 from ${dir}: ${(e as Error).message} — delete it and run \`npm run weights\``,
+      { cause: e },
+    );
   }
 }
 
@@ -70,7 +75,11 @@ export async function randomResNetArtifacts(modelJson: string, seed = 1): Promis
     else if (kind === "gamma" || kind === "moving_variance") part.fill(1);
     at += sizes[i];
   });
-  const artifacts = { modelTopology: m.modelTopology, weightSpecs: specs.map((w) => ({ name: w.name, shape: w.shape, dtype: "float32" as const })), weightData: data.buffer };
+  const artifacts = {
+    modelTopology: m.modelTopology,
+    weightSpecs: specs.map((w) => ({ name: w.name, shape: w.shape, dtype: "float32" as const })),
+    weightData: data.buffer,
+  };
   return (await foldBatchNorm(artifacts)).artifacts;
 }
 
@@ -108,10 +117,17 @@ export class EncoderCNN {
     try {
       full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
     } catch (e) {
-      throw new Error(`cannot build ResNet-50: ${(e as Error).message} — delete ${path.dirname(weightsDir())} and run \`npm run weights\``, { cause: e });
+      throw new Error(
+        `cannot build ResNet-50: ${(e as Error).message} — delete ${path.dirname(weightsDir())} and run \`npm run weights\``,
+        { cause: e },
+      );
     }
     full.trainable = false;
-    const trunk = tf.model({ inputs: full.inputs, outputs: full.getLayer(FEATURE_LAYER).output as tf.SymbolicTensor, name: "encoder_cnn" });
+    const trunk = tf.model({
+      inputs: full.inputs,
+      outputs: full.getLayer(FEATURE_LAYER).output as tf.SymbolicTensor,
+      name: "encoder_cnn",
+    });
     trunk.trainable = false;
     return new EncoderCNN(full, trunk);
   }
@@ -141,15 +157,19 @@ export class EncoderCNN {
   }
 
   /** As loadBatch, but files that fail to decode are left out and returned in `bad` (batch undefined if none is left). */
-  static async loadBatchSkipping(files: string[]): Promise<{ batch?: tf.Tensor4D; ok: string[]; bad: { file: string; why: string }[] }> {
+  static async loadBatchSkipping(
+    files: string[],
+  ): Promise<{ batch?: tf.Tensor4D; ok: string[]; bad: { file: string; why: string }[] }> {
     const size = ENCODER_IDENTITY.imageSize;
     const settled = await Promise.allSettled(files.map((f) => loadRgb(f, size)));
     const ok: string[] = [];
     const bad: { file: string; why: string }[] = [];
     const pixels: RgbImage[] = [];
     settled.forEach((r, i) => {
-      if (r.status === "fulfilled") { ok.push(files[i]); pixels.push(r.value); }
-      else bad.push({ file: files[i], why: (r.reason as Error).message });
+      if (r.status === "fulfilled") {
+        ok.push(files[i]);
+        pixels.push(r.value);
+      } else bad.push({ file: files[i], why: (r.reason as Error).message });
     });
     if (ok.length === 0) return { ok, bad };
     const data = new Float32Array(ok.length * size * size * 3);
@@ -164,7 +184,9 @@ export class EncoderCNN {
     const [v, ix] = [(await values.array()) as number[][], (await indices.array()) as number[][]];
     tf.dispose([probs, values, indices]);
     const names = imagenetLabels();
-    return ix.map((row, b) => row.map((index, j) => ({ index, label: names[index].replace(/_/g, " "), probability: v[b][j] })));
+    return ix.map((row, b) =>
+      row.map((index, j) => ({ index, label: names[index].replace(/_/g, " "), probability: v[b][j] })),
+    );
   }
 
   async classifyFiles(files: string[], k = 5): Promise<Prediction[][]> {

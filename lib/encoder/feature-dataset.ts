@@ -16,9 +16,15 @@ export interface FeatureBatch {
 }
 
 export class FeatureCaptionDataset {
-  constructor(readonly dataset: FlickrDataset, readonly cache: FeatureCache) {
+  constructor(
+    readonly dataset: FlickrDataset,
+    readonly cache: FeatureCache,
+  ) {
     const missing = dataset.images.filter((im) => !cache.has(im));
-    if (missing.length) throw new Error(`${missing.length} ${dataset.split} images are not in the feature cache ${cache.dir} (first: ${missing[0]}); run \`attend-tell features\``);
+    if (missing.length)
+      throw new Error(
+        `${missing.length} ${dataset.split} images are not in the feature cache ${cache.dir} (first: ${missing[0]}); run \`attend-tell features\``,
+      );
   }
   get length(): number {
     return this.dataset.length;
@@ -33,12 +39,25 @@ export class FeatureCaptionDataset {
     const names = items.map((i) => i.imageName);
     const { ids, maxLen } = padCaptions(items.map((i) => i.caption));
     return {
-      features: tf.tensor3d(this.cache.read(names, new Float32Array(names.length * ROW_VALUES)), [names.length, REGIONS, FEATURE_DIM]),
+      features: tf.tensor3d(this.cache.read(names, new Float32Array(names.length * ROW_VALUES)), [
+        names.length,
+        REGIONS,
+        FEATURE_DIM,
+      ]),
       captions: tf.tensor2d(ids, [items.length, maxLen], "int32"),
       imageNames: names,
     };
   };
-  loader(opts: { batchSize: number; shuffle: boolean; seed: number }): DataLoader<{ imageName: string; caption: number[] }, FeatureBatch> {
-    return new DataLoader(this, { ...opts, bucketByLength: true, collate: this.collate, dispose: (b) => tf.dispose([b.features, b.captions]) });
+  loader(opts: {
+    batchSize: number;
+    shuffle: boolean;
+    seed: number;
+  }): DataLoader<{ imageName: string; caption: number[] }, FeatureBatch> {
+    return new DataLoader(this, {
+      ...opts,
+      bucketByLength: true,
+      collate: this.collate,
+      dispose: (b) => tf.dispose([b.features, b.captions]),
+    });
   }
 }

@@ -18,7 +18,10 @@ async function main() {
   // The parent picks the runtime: "onnx" (native, multi-threaded, one worker) or "tfjs" (one worker per core).
   const runtime = process.env.ATTEND_TELL_ENCODER_RUNTIME ?? "tfjs";
   await initBackend({ quiet: true });
-  const onnx = runtime === "onnx" ? await OnnxEncoder.load({ threads: Number(process.env.ATTEND_TELL_ENCODER_THREADS) || undefined, fetch: false }) : undefined;
+  const onnx =
+    runtime === "onnx"
+      ? await OnnxEncoder.load({ threads: Number(process.env.ATTEND_TELL_ENCODER_THREADS) || undefined, fetch: false })
+      : undefined;
   const encoder = onnx ? undefined : await EncoderCNN.load({ fetch: false });
   process.on("message", async (m: ToWorker) => {
     if ("done" in m) {
@@ -38,7 +41,10 @@ async function main() {
       }
       x.dispose();
       const half = encodeHalf(features);
-      send({ names: ok.map((f) => path.basename(f)), data: Buffer.from(half.buffer, half.byteOffset, half.byteLength).toString("base64") });
+      send({
+        names: ok.map((f) => path.basename(f)),
+        data: Buffer.from(half.buffer, half.byteOffset, half.byteLength).toString("base64"),
+      });
     } catch (e) {
       send({ error: (e as Error).stack ?? String(e) });
     }

@@ -61,7 +61,9 @@ function readIndex(dir: string, encoder: EncoderIdentity): IndexJSON {
   const file = indexFile(dir);
   const idx = readJson<IndexJSON>(file, "feature cache index");
   if (idx.format !== FEATURES_FORMAT || idx.version !== FEATURES_VERSION) {
-    throw new Error(`${file} is not an attend-tell feature cache of version ${FEATURES_VERSION} (format ${idx.format}, version ${idx.version})`);
+    throw new Error(
+      `${file} is not an attend-tell feature cache of version ${FEATURES_VERSION} (format ${idx.format}, version ${idx.version})`,
+    );
   }
   if (!sameIdentity(idx.encoder, encoder)) {
     throw new Error(
@@ -77,7 +79,10 @@ export class FeatureCache {
   private readonly fd: number;
   private readonly rowOf: Map<string, number>;
 
-  private constructor(readonly dir: string, readonly index: IndexJSON) {
+  private constructor(
+    readonly dir: string,
+    readonly index: IndexJSON,
+  ) {
     this.fd = fs.openSync(dataFile(dir), "r");
     const size = fs.fstatSync(this.fd).size;
     if (size < index.rows * ROW_BYTES) {
@@ -90,7 +95,8 @@ export class FeatureCache {
   }
 
   static open(dir: string, encoder: EncoderIdentity = ENCODER_IDENTITY): FeatureCache {
-    if (!fs.existsSync(indexFile(dir))) throw new Error(`no feature cache at ${dir} (index.json missing): run \`attend-tell features\``);
+    if (!fs.existsSync(indexFile(dir)))
+      throw new Error(`no feature cache at ${dir} (index.json missing): run \`attend-tell features\``);
     return new FeatureCache(dir, readIndex(dir, encoder));
   }
 
@@ -165,17 +171,25 @@ export type FromWorker =
  * Where the encoder runs. On a GPU backend: tfjs in this process, whatever was asked, since ONNX Runtime here is
  * CPU-only and worker processes would each open the device and hold the 98 MiB of weights.
  */
-export function chooseRuntime(wanted: "auto" | "onnx" | "tfjs", workers?: number): "onnx" | "tfjs-workers" | "tfjs-here" {
+export function chooseRuntime(
+  wanted: "auto" | "onnx" | "tfjs",
+  workers?: number,
+): "onnx" | "tfjs-workers" | "tfjs-here" {
   if (onGpu()) {
-    if (wanted === "onnx") throw new Error(`runtime onnx runs on the CPU, but the tfjs backend is ${activeBackend()}; use --runtime auto or tfjs`);
+    if (wanted === "onnx")
+      throw new Error(
+        `runtime onnx runs on the CPU, but the tfjs backend is ${activeBackend()}; use --runtime auto or tfjs`,
+      );
     return "tfjs-here";
   }
   if (workers === 0) {
-    if (wanted === "onnx") throw new Error("runtime onnx runs in a worker process; workers: 0 means tfjs in this process");
+    if (wanted === "onnx")
+      throw new Error("runtime onnx runs in a worker process; workers: 0 means tfjs in this process");
     return "tfjs-here";
   }
   if (wanted !== "tfjs" && onnxAvailable()) return "onnx";
-  if (wanted === "onnx") throw new Error("runtime onnx needs the optional package onnxruntime-node, which is not installed here");
+  if (wanted === "onnx")
+    throw new Error("runtime onnx needs the optional package onnxruntime-node, which is not installed here");
   return "tfjs-workers";
 }
 
@@ -200,7 +214,10 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   fs.mkdirSync(opts.out, { recursive: true });
   // One writer at a time: a second one (another terminal, a notebook) waits, then finds the rows computed.
   const log = opts.quiet ? undefined : (l: string) => console.error(`[attend-tell] ${l}`);
-  return withLock(path.join(opts.out, ".lock"), `extracting features into ${opts.out}`, () => extractLocked(opts), { log, wait: true });
+  return withLock(path.join(opts.out, ".lock"), `extracting features into ${opts.out}`, () => extractLocked(opts), {
+    log,
+    wait: true,
+  });
 }
 
 async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
@@ -217,7 +234,9 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const whole = Math.floor(fs.fstatSync(fd).size / ROW_BYTES);
   if (whole < index.rows) {
     if (!opts.quiet) {
-      console.error(`[attend-tell] ${dataFile(out)} holds ${whole} whole rows where index.json lists ${index.rows}: recomputing the ${index.rows - whole} missing`);
+      console.error(
+        `[attend-tell] ${dataFile(out)} holds ${whole} whole rows where index.json lists ${index.rows}: recomputing the ${index.rows - whole} missing`,
+      );
     }
     index.rows = whole;
   }
@@ -237,10 +256,20 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
     return have.get(name) !== hashOf.get(name);
   });
   const changed = todo.filter((f) => have.has(path.basename(f))).length;
-  if (changed && !opts.quiet) console.error(`[attend-tell] ${changed} images changed since their features were cached in ${out}: recomputing them`);
+  if (changed && !opts.quiet)
+    console.error(
+      `[attend-tell] ${changed} images changed since their features were cached in ${out}: recomputing them`,
+    );
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
   const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
-  const result: ExtractResult = { runtime, computed: 0, alreadyCached: opts.files.length - todo.length, skipped: [], seconds: 0, imagesPerSecond: 0 };
+  const result: ExtractResult = {
+    runtime,
+    computed: 0,
+    alreadyCached: opts.files.length - todo.length,
+    skipped: [],
+    seconds: 0,
+    imagesPerSecond: 0,
+  };
   const t0 = Date.now();
   if (todo.length === 0) {
     fs.closeSync(fd);
@@ -259,7 +288,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   };
   const sink: RowSink = {
     rows(rowNames, half) {
-      if (half.length !== rowNames.length * ROW_BYTES) throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
+      if (half.length !== rowNames.length * ROW_BYTES)
+        throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
       fs.writeSync(fd, half);
       index.images.push(...rowNames);
       index.hashes!.push(...rowNames.map((n) => hashOf.get(n) ?? ""));
@@ -301,7 +331,10 @@ async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
         const stop = sink.bad(b);
         if (stop) {
           x?.dispose();
-          await next?.then((n) => n.batch?.dispose(), () => {});
+          await next?.then(
+            (n) => n.batch?.dispose(),
+            () => {},
+          );
           throw stop;
         }
       }
@@ -310,7 +343,10 @@ async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
       const features = (await y.data()) as Float32Array; // asynchronous: WebGPU in Node cannot read synchronously
       tf.dispose([x, y]);
       const half = encodeHalf(features);
-      sink.rows(ok.map((f) => path.basename(f)), new Uint8Array(half.buffer, half.byteOffset, half.byteLength));
+      sink.rows(
+        ok.map((f) => path.basename(f)),
+        new Uint8Array(half.buffer, half.byteOffset, half.byteLength),
+      );
     }
   } finally {
     encoder.dispose();
@@ -318,39 +354,54 @@ async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
 }
 
 /** Worker processes (lib/features-worker.ts): ONNX Runtime in one, or one tfjs per core. */
-async function encodeInWorkers(queue: string[][], sink: RowSink, runtime: "onnx" | "tfjs", workers?: number): Promise<void> {
+async function encodeInWorkers(
+  queue: string[][],
+  sink: RowSink,
+  runtime: "onnx" | "tfjs",
+  workers?: number,
+): Promise<void> {
   const nWorkers = Math.max(1, Math.min(workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
   const threads = Math.max(1, Math.floor(os.cpus().length / nWorkers));
   const { file, execArgv } = workerPath();
   await Promise.all(
-    Array.from({ length: nWorkers }, () =>
-      new Promise<void>((resolve, reject) => {
-        const env = { ...process.env, ATTEND_TELL_ENCODER_RUNTIME: runtime, ATTEND_TELL_ENCODER_THREADS: String(threads) };
-        const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
-        let stderr = "";
-        child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-        const fail = (e: Error) => (child.kill(), reject(e));
-        const next = () => {
-          const files = queue.shift();
-          child.send((files ? { files } : { done: true }) satisfies ToWorker);
-        };
-        child.on("message", (m: FromWorker) => {
-          if ("ready" in m) next();
-          else if ("bad" in m) {
-            const stop = sink.bad(m.bad);
-            if (stop) fail(stop);
-          } else if ("error" in m) fail(new Error(`feature worker failed: ${m.error}`));
-          else {
-            try {
-              sink.rows(m.names, Buffer.from(m.data, "base64"));
-            } catch (e) {
-              return fail(e as Error);
+    Array.from(
+      { length: nWorkers },
+      () =>
+        new Promise<void>((resolve, reject) => {
+          const env = {
+            ...process.env,
+            ATTEND_TELL_ENCODER_RUNTIME: runtime,
+            ATTEND_TELL_ENCODER_THREADS: String(threads),
+          };
+          const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
+          let stderr = "";
+          child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
+          const fail = (e: Error) => (child.kill(), reject(e));
+          const next = () => {
+            const files = queue.shift();
+            child.send((files ? { files } : { done: true }) satisfies ToWorker);
+          };
+          child.on("message", (m: FromWorker) => {
+            if ("ready" in m) next();
+            else if ("bad" in m) {
+              const stop = sink.bad(m.bad);
+              if (stop) fail(stop);
+            } else if ("error" in m) fail(new Error(`feature worker failed: ${m.error}`));
+            else {
+              try {
+                sink.rows(m.names, Buffer.from(m.data, "base64"));
+              } catch (e) {
+                return fail(e as Error);
+              }
+              next();
             }
-            next();
-          }
-        });
-        child.on("exit", (code) => (code === 0 ? resolve() : reject(new Error(`feature worker exited with ${code}: ${stderr.trim().slice(-1000)}`))));
-      }),
+          });
+          child.on("exit", (code) =>
+            code === 0
+              ? resolve()
+              : reject(new Error(`feature worker exited with ${code}: ${stderr.trim().slice(-1000)}`)),
+          );
+        }),
     ),
   );
 }
@@ -380,11 +431,19 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
   cache: FeatureCache;
   skipped: { image: string; why: string }[];
 }> {
-  const base = { dataDir: o.dataDir, split: o.split, vocab: o.vocab, onMissing: o.skipMissing ? ("skip" as const) : ("error" as const) };
+  const base = {
+    dataDir: o.dataDir,
+    split: o.split,
+    vocab: o.vocab,
+    onMissing: o.skipMissing ? ("skip" as const) : ("error" as const),
+  };
   let dataset = new FlickrDataset(base);
   let images = dataset.images.slice(0, o.limit ?? dataset.images.length);
   const r = await extractFeatures({
-    files: images.map((im) => dataset.imagePath(im)), out: o.featuresDir, quiet: o.quiet, onBadImage: o.skipBad ? "skip" : "error",
+    files: images.map((im) => dataset.imagePath(im)),
+    out: o.featuresDir,
+    quiet: o.quiet,
+    onBadImage: o.skipBad ? "skip" : "error",
   });
   if (r.skipped.length) {
     const exclude = new Map(r.skipped.map((b) => [path.basename(b.file), b.why]));
@@ -396,6 +455,12 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
 
 /** "3 images skipped: a.jpg (why), b.jpg (why), … and 1 more" — the first few named, for the terminal. */
 export function describeSkipped(skipped: readonly { image: string; why: string }[], show = 3): string {
-  const named = skipped.slice(0, show).map((s) => `${s.image} (${s.why})`).join(", ");
-  return `${skipped.length} image${skipped.length === 1 ? "" : "s"} skipped: ${named}` + (skipped.length > show ? `, … and ${skipped.length - show} more` : "");
+  const named = skipped
+    .slice(0, show)
+    .map((s) => `${s.image} (${s.why})`)
+    .join(", ");
+  return (
+    `${skipped.length} image${skipped.length === 1 ? "" : "s"} skipped: ${named}` +
+    (skipped.length > show ? `, … and ${skipped.length - show} more` : "")
+  );
 }

@@ -37,13 +37,19 @@ export async function foldBatchNorm(
   const topology = JSON.parse(JSON.stringify(artifacts.modelTopology));
   const cfg = modelConfig(topology);
   const weightData = artifacts.weightData!;
-  const weights = tf.io.decodeWeights(Array.isArray(weightData) ? tf.io.concatenateArrayBuffers(weightData) : weightData, artifacts.weightSpecs!);
+  const weights = tf.io.decodeWeights(
+    Array.isArray(weightData) ? tf.io.concatenateArrayBuffers(weightData) : weightData,
+    artifacts.weightSpecs!,
+  );
   const byName = new Map(cfg.layers.map((l) => [l.name, l]));
-  const consumers = (name: string) => cfg.layers.filter((l) => l.inbound_nodes.some((n) => n.some((e) => e[0] === name)));
-  const singleInput = (l: KerasLayer) => (l.inbound_nodes.length === 1 && l.inbound_nodes[0].length === 1 ? l.inbound_nodes[0][0][0] : undefined);
+  const consumers = (name: string) =>
+    cfg.layers.filter((l) => l.inbound_nodes.some((n) => n.some((e) => e[0] === name)));
+  const singleInput = (l: KerasLayer) =>
+    l.inbound_nodes.length === 1 && l.inbound_nodes[0].length === 1 ? l.inbound_nodes[0][0][0] : undefined;
   const isOutput = (name: string) => cfg.output_layers.some((o) => o[0] === name);
   const remove = (layer: KerasLayer, replacement: string) => {
-    for (const l of cfg.layers) for (const n of l.inbound_nodes) for (const e of n) if (e[0] === layer.name) e[0] = replacement;
+    for (const l of cfg.layers)
+      for (const n of l.inbound_nodes) for (const e of n) if (e[0] === layer.name) e[0] = replacement;
     for (const o of cfg.output_layers) if (o[0] === layer.name) o[0] = replacement;
     cfg.layers.splice(cfg.layers.indexOf(layer), 1);
     byName.delete(layer.name);
@@ -76,7 +82,13 @@ export async function foldBatchNorm(
   }
   for (const act of cfg.layers.filter((l) => l.class_name === "Activation" && l.config.activation === "relu")) {
     const conv = byName.get(singleInput(act) ?? "");
-    if (!conv || conv.class_name !== "Conv2D" || conv.config.activation !== "linear" || consumers(conv.name).length !== 1) continue;
+    if (
+      !conv ||
+      conv.class_name !== "Conv2D" ||
+      conv.config.activation !== "linear" ||
+      consumers(conv.name).length !== 1
+    )
+      continue;
     if (isOutput(conv.name)) continue;
     conv.config.activation = "relu";
     remove(act, conv.name);
@@ -85,7 +97,12 @@ export async function foldBatchNorm(
   const { data, specs } = await tf.io.encodeWeights(weights);
   tf.dispose(Object.values(weights));
   return {
-    artifacts: { ...artifacts, modelTopology: topology as unknown as tf.io.ModelArtifacts["modelTopology"], weightSpecs: specs, weightData: data },
+    artifacts: {
+      ...artifacts,
+      modelTopology: topology as unknown as tf.io.ModelArtifacts["modelTopology"],
+      weightSpecs: specs,
+      weightData: data,
+    },
     foldedBatchNorms,
     fusedActivations,
   };

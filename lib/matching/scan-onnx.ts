@@ -24,9 +24,17 @@ import { ScanConfig, ScanModel } from "./scan";
 
 /** Parameter names as `ScanModel.namedVariables()` gives them. */
 export const SCAN_PARAMS = [
-  "img/W", "img/b", "embedding",
-  "gru_fw/Wx", "gru_fw/Wh", "gru_fw/bx", "gru_fw/bh",
-  "gru_bw/Wx", "gru_bw/Wh", "gru_bw/bx", "gru_bw/bh",
+  "img/W",
+  "img/b",
+  "embedding",
+  "gru_fw/Wx",
+  "gru_fw/Wh",
+  "gru_fw/bx",
+  "gru_fw/bh",
+  "gru_bw/Wx",
+  "gru_bw/Wh",
+  "gru_bw/bx",
+  "gru_bw/bh",
 ] as const;
 type Param = (typeof SCAN_PARAMS)[number];
 
@@ -40,14 +48,19 @@ export function scanParamShape(c: ScanConfig, name: Param): number[] {
 }
 
 const EPS = 1e-8;
-type Op = (type: string, inputs: string[], attrs?: { name: string; i?: number; ints?: number[]; f?: number }[]) => string;
+type Op = (
+  type: string,
+  inputs: string[],
+  attrs?: { name: string; i?: number; ints?: number[]; f?: number }[],
+) => string;
 
 /** Small helpers over a graph, named as the math reads. */
 function ops(g: OnnxGraph) {
   const op1: Op = (type, inputs, attrs = []) => g.op(type, inputs, attrs)[0];
   const c = (v: number) => g.constFloat([v], []);
   const h = {
-    op1, c,
+    op1,
+    c,
     mm: (a: string, b: string) => op1("MatMul", [a, b]),
     add: (a: string, b: string) => op1("Add", [a, b]),
     sub: (a: string, b: string) => op1("Sub", [a, b]),
@@ -56,10 +69,13 @@ function ops(g: OnnxGraph) {
     reshape: (a: string, dims: number[]) => op1("Reshape", [a, g.constInt(dims)]),
     transpose: (a: string, perm: number[]) => op1("Transpose", [a], [{ name: "perm", ints: perm }]),
     concat: (xs: string[], axis: number) => (xs.length === 1 ? xs[0] : op1("Concat", xs, [{ name: "axis", i: axis }])),
-    split: (a: string, sizes: number[], axis: number) => g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length),
-    sum: (a: string, axes: number[], keep = 0) => op1("ReduceSum", [a, g.constInt(axes)], [{ name: "keepdims", i: keep }]),
+    split: (a: string, sizes: number[], axis: number) =>
+      g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length),
+    sum: (a: string, axes: number[], keep = 0) =>
+      op1("ReduceSum", [a, g.constInt(axes)], [{ name: "keepdims", i: keep }]),
     /** x / (√(Σx² + 1e-16) + 1e-8) along `axis` (lib/scan.ts l2norm). */
-    l2norm: (x: string, axis: number) => h.div(x, h.add(op1("Sqrt", [h.add(h.sum(h.mul(x, x), [axis], 1), c(1e-16))]), c(EPS))),
+    l2norm: (x: string, axis: number) =>
+      h.div(x, h.add(op1("Sqrt", [h.add(h.sum(h.mul(x, x), [axis], 1), c(1e-16))]), c(EPS))),
   };
   return h;
 }
@@ -70,7 +86,15 @@ function ops(g: OnnxGraph) {
  * transpose is needed for t2i.
  */
 export function addScores(
-  g: OnnxGraph, images: string, captions: string, wordMask: string, N: number, C: number, T: number, R: number, d: number,
+  g: OnnxGraph,
+  images: string,
+  captions: string,
+  wordMask: string,
+  N: number,
+  C: number,
+  T: number,
+  R: number,
+  d: number,
   cfg: Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">,
 ): string {
   const o = ops(g);
@@ -108,7 +132,15 @@ export function addScores(
     if (queryMask) e = mul(e, queryMask);
     return mul(op1("Log", [sum(e, [queryAxis])]), c(1 / cfg.lambdaLse));
   }
-  if (!queryMask) return op1("ReduceMean", [rowSim], [{ name: "axes", ints: [queryAxis] }, { name: "keepdims", i: 0 }]);
+  if (!queryMask)
+    return op1(
+      "ReduceMean",
+      [rowSim],
+      [
+        { name: "axes", ints: [queryAxis] },
+        { name: "keepdims", i: 0 },
+      ],
+    );
   return o.div(sum(mul(rowSim, queryMask), [queryAxis]), reshape(sum(wordMask, [1]), [1, C]));
 }
 
@@ -135,12 +167,18 @@ const TXT: Param[] = SCAN_PARAMS.filter((n) => !IMG.includes(n));
  * l2norm); `captions: [C, T]` adds `ids [C, T]` (int64), `mask [C, T]` → `captions [C, T, d]` (and `Yfw`, `Ybw`,
  * the GRU outputs); `scores: true` (needs N = C) adds the `[N, C]` scores.
  */
-export function forwardGraph(cfg: ScanConfig, R: number, o: { images?: number; captions?: [number, number]; scores?: boolean }): Uint8Array {
+export function forwardGraph(
+  cfg: ScanConfig,
+  R: number,
+  o: { images?: number; captions?: [number, number]; scores?: boolean },
+): Uint8Array {
   const { jointDim: d, regionDim: E } = cfg;
   const g = new OnnxGraph("scan_forward");
   const h = ops(g);
   const p = paramInputs(g, cfg, [...(o.images ? IMG : []), ...(o.captions ? TXT : [])]);
-  let images = "", captions = "", mask = "";
+  let images = "",
+    captions = "",
+    mask = "";
   if (o.images) {
     const N = o.images;
     const Z = h.add(h.mm(h.reshape(g.input("features", [N, R, E]), [N * R, E]), p["img/W"]), p["img/b"]);
@@ -155,12 +193,16 @@ export function forwardGraph(cfg: ScanConfig, R: number, o: { images?: number; c
     const x = h.op1("Gather", [p.embedding, h.reshape(ids, [C * T])], [{ name: "axis", i: 0 }]); // [C·T, M]
     const maskT = h.split(mask, Array(T).fill(1), 1); // T × [C, 1]
     const run = (dir: "fw" | "bw") => {
-      const ax = h.split(h.reshape(h.add(h.mm(x, p[`gru_${dir}/Wx`]), p[`gru_${dir}/bx`]), [C, T, 3 * d]), Array(T).fill(1), 1).map((a) => h.reshape(a, [C, 3 * d]));
+      const ax = h
+        .split(h.reshape(h.add(h.mm(x, p[`gru_${dir}/Wx`]), p[`gru_${dir}/bx`]), [C, T, 3 * d]), Array(T).fill(1), 1)
+        .map((a) => h.reshape(a, [C, 3 * d]));
       const outs: string[] = new Array(T);
       let state = "";
       const order = Array.from({ length: T }, (_, t) => (dir === "fw" ? t : T - 1 - t));
       for (const t of order) {
-        const ah = state ? h.add(h.mm(state, p[`gru_${dir}/Wh`]), p[`gru_${dir}/bh`]) : h.op1("Expand", [p[`gru_${dir}/bh`], g.constInt([C, 3 * d])]);
+        const ah = state
+          ? h.add(h.mm(state, p[`gru_${dir}/Wh`]), p[`gru_${dir}/bh`])
+          : h.op1("Expand", [p[`gru_${dir}/bh`], g.constInt([C, 3 * d])]);
         const { z, n } = gruGates(h, ax[t], ah, d);
         const zh = state ? h.mul(z, state) : "";
         const hNew = zh ? h.add(h.mul(h.sub(h.c(1), z), n), zh) : h.mul(h.sub(h.c(1), z), n);
@@ -168,17 +210,25 @@ export function forwardGraph(cfg: ScanConfig, R: number, o: { images?: number; c
         // padding keeps the state (zero before a backward start)
         state = state ? h.add(outs[t], h.mul(state, h.sub(h.c(1), maskT[t]))) : outs[t];
       }
-      return h.concat(outs.map((y) => h.reshape(y, [C, 1, d])), 1); // [C, T, d]
+      return h.concat(
+        outs.map((y) => h.reshape(y, [C, 1, d])),
+        1,
+      ); // [C, T, d]
     };
-    const yf = run("fw"), yb = run("bw");
+    const yf = run("fw"),
+      yb = run("bw");
     captions = h.l2norm(h.mul(h.add(yf, yb), h.c(0.5)), 2);
     g.output(yf, "Yfw", [C, T, d]);
     g.output(yb, "Ybw", [C, T, d]);
     g.output(captions, "captions", [C, T, d]);
   }
   if (o.scores) {
-    if (!o.images || !o.captions || o.images !== o.captions[0]) throw new Error("forwardGraph: scores need as many images as captions");
-    g.output(addScores(g, images, captions, mask, o.images, o.captions[0], o.captions[1], R, d, cfg), "scores", [o.images, o.captions[0]]);
+    if (!o.images || !o.captions || o.images !== o.captions[0])
+      throw new Error("forwardGraph: scores need as many images as captions");
+    g.output(addScores(g, images, captions, mask, o.images, o.captions[0], o.captions[1], R, d, cfg), "scores", [
+      o.images,
+      o.captions[0],
+    ]);
   }
   return g.toBytes(17);
 }
@@ -187,7 +237,18 @@ export function forwardGraph(cfg: ScanConfig, R: number, o: { images?: number; c
 export function scoresGraph(cfg: ScanConfig, N: number, C: number, T: number, R: number): Uint8Array {
   const g = new OnnxGraph("scan_scores");
   const d = cfg.jointDim;
-  const s = addScores(g, g.input("images", [N, R, d]), g.input("captions", [C, T, d]), g.input("mask", [C, T]), N, C, T, R, d, cfg);
+  const s = addScores(
+    g,
+    g.input("images", [N, R, d]),
+    g.input("captions", [C, T, d]),
+    g.input("mask", [C, T]),
+    N,
+    C,
+    T,
+    R,
+    d,
+    cfg,
+  );
   g.output(s, "scores", [N, C]);
   return g.toBytes(17);
 }
@@ -211,8 +272,20 @@ function l2normBackward(h: ReturnType<typeof ops>, x: string, dy: string, axis: 
  * Returns `[dImages, dCaptions]`, the pairs' gradients summed into each image and caption.
  */
 function addPairBackward(
-  g: OnnxGraph, h: ReturnType<typeof ops>, images: string, captions: string, mask: string, imgIdx: string, capIdx: string, dS: string,
-  B: number, T: number, R: number, d: number, P: number, cfg: ScanConfig,
+  g: OnnxGraph,
+  h: ReturnType<typeof ops>,
+  images: string,
+  captions: string,
+  mask: string,
+  imgIdx: string,
+  capIdx: string,
+  dS: string,
+  B: number,
+  T: number,
+  R: number,
+  d: number,
+  P: number,
+  cfg: ScanConfig,
 ): [string, string] {
   const { mul, add, sub, div, sum, reshape, transpose, op1, c, mm } = h;
   const t2i = cfg.direction === "t2i";
@@ -261,7 +334,8 @@ function addPairBackward(
   // s = V·Eᵀ, and the attended vectors: t2i a = αᵀV, i2t a = αE
   const dV = t2i ? add(mm(alpha, da), mm(ds, Ew)) : mm(ds, Ew); // [P, R, d]
   const dE = t2i ? mm(tr(ds), V) : add(mm(tr(ds), V), mm(tr(alpha), da)); // [P, T, d]
-  const scatter = (shape: number[], idx: string, upd: string) => reshape(g.scatterAddRows(idx, reshape(upd, [P, shape[1] * shape[2]]), B), shape);
+  const scatter = (shape: number[], idx: string, upd: string) =>
+    reshape(g.scatterAddRows(idx, reshape(upd, [P, shape[1] * shape[2]]), B), shape);
   return [scatter([B, R, d], imgIdx, dV), scatter([B, T, d], capIdx, dE)];
 }
 
@@ -282,8 +356,22 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
   const Z = g.input("Z", [B * R, d]);
   const Y = { fw: g.input("Yfw", [B, T, d]), bw: g.input("Ybw", [B, T, d]) };
   // the loss's gradients with respect to the unit vectors, through the P scored pairs
-  const [dImages, dCaptions] = addPairBackward(g, h, g.input("images", [B, R, d]), g.input("captions", [B, T, d]), mask,
-    g.input("imgIdx", [P], INT64), g.input("capIdx", [P], INT64), g.input("dS", [P]), B, T, R, d, P, cfg);
+  const [dImages, dCaptions] = addPairBackward(
+    g,
+    h,
+    g.input("images", [B, R, d]),
+    g.input("captions", [B, T, d]),
+    mask,
+    g.input("imgIdx", [P], INT64),
+    g.input("capIdx", [P], INT64),
+    g.input("dS", [P]),
+    B,
+    T,
+    R,
+    d,
+    P,
+    cfg,
+  );
   const grads: Partial<Record<Param, string>> = {};
 
   // regions: V = l2norm(F·W + b)
@@ -306,15 +394,19 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
     const hPrev = h.reshape(dir === "fw" ? h.concat([zeros, head], 1) : h.concat([tail, zeros], 1), [B * T, d]);
     const { r, z, n, hn } = gruGates(h, h.add(h.mm(x, Wx), bx), h.add(h.mm(hPrev, Wh), bh), d);
     // step-independent factors, for all steps at once
-    const perStep = (a: string) => h.split(h.reshape(a, [B, T, d]), Array(T).fill(1), 1).map((v) => h.reshape(v, [B, d]));
+    const perStep = (a: string) =>
+      h.split(h.reshape(a, [B, T, d]), Array(T).fill(1), 1).map((v) => h.reshape(v, [B, d]));
     const oneMinusZ = perStep(h.sub(h.c(1), z));
     const hMinusN = perStep(h.sub(hPrev, n));
     const tanhGrad = perStep(h.sub(h.c(1), h.mul(n, n)));
     const rGrad = perStep(h.mul(r, h.sub(h.c(1), r)));
     const zGrad = perStep(h.mul(z, h.sub(h.c(1), z)));
-    const zT = perStep(z), rT = perStep(r), hnT = perStep(hn);
+    const zT = perStep(z),
+      rT = perStep(r),
+      hnT = perStep(hn);
     const WhT = h.transpose(Wh, [1, 0]);
-    const dGh: string[] = new Array(T), dGx: string[] = new Array(T);
+    const dGh: string[] = new Array(T),
+      dGx: string[] = new Array(T);
     let dState = "";
     const order = Array.from({ length: T }, (_, t) => (dir === "fw" ? T - 1 - t : t)); // reverse of processing
     for (const t of order) {
@@ -330,8 +422,16 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
       dState = dState ? h.add(through, h.mul(dState, h.sub(h.c(1), maskT[t]))) : through;
     }
     // weight gradients, one matMul each over all B·T rows (rows b·T + t)
-    const rows = (xs: string[]) => h.reshape(h.concat(xs.map((v) => h.reshape(v, [B, 1, 3 * d])), 1), [B * T, 3 * d]);
-    const DGh = rows(dGh), DGx = rows(dGx);
+    const rows = (xs: string[]) =>
+      h.reshape(
+        h.concat(
+          xs.map((v) => h.reshape(v, [B, 1, 3 * d])),
+          1,
+        ),
+        [B * T, 3 * d],
+      );
+    const DGh = rows(dGh),
+      DGx = rows(dGx);
     grads[`gru_${dir}/Wh`] = h.op1("Gemm", [hPrev, DGh], [{ name: "transA", i: 1 }]);
     grads[`gru_${dir}/bh`] = h.sum(DGh, [0]);
     grads[`gru_${dir}/Wx`] = h.op1("Gemm", [x, DGx], [{ name: "transA", i: 1 }]);
@@ -363,16 +463,36 @@ export interface LossPairs {
 export function hardestNegatives(scores: Float32Array, B: number, margin: number, k = 1): LossPairs {
   if (k < 1 || k > B - 1) throw new Error(`hardestNegatives: k = ${k} negatives, but a batch of ${B} has 1…${B - 1}`);
   const own = Array.from({ length: B }, (_, i) => i);
-  const imgIdx = [...own], capIdx = [...own], owner = [...own];
-  const top = (at: (j: number) => number, skip: number) => Array.from({ length: B }, (_, j) => j).filter((j) => j !== skip).sort((a, b) => at(b) - at(a)).slice(0, k);
-  for (let i = 0; i < B; i++) for (const c of top((c) => scores[i * B + c], i)) { imgIdx.push(i); capIdx.push(c); owner.push(i); }
-  for (let c = 0; c < B; c++) for (const i of top((i) => scores[i * B + c], c)) { imgIdx.push(i); capIdx.push(c); owner.push(c); }
+  const imgIdx = [...own],
+    capIdx = [...own],
+    owner = [...own];
+  const top = (at: (j: number) => number, skip: number) =>
+    Array.from({ length: B }, (_, j) => j)
+      .filter((j) => j !== skip)
+      .sort((a, b) => at(b) - at(a))
+      .slice(0, k);
+  for (let i = 0; i < B; i++)
+    for (const c of top((c) => scores[i * B + c], i)) {
+      imgIdx.push(i);
+      capIdx.push(c);
+      owner.push(i);
+    }
+  for (let c = 0; c < B; c++)
+    for (const i of top((i) => scores[i * B + c], c)) {
+      imgIdx.push(i);
+      capIdx.push(c);
+      owner.push(c);
+    }
   const dS = new Float32Array(imgIdx.length);
   let loss = 0;
   for (let p = B; p < imgIdx.length; p++) {
     const o = owner[p];
     const v = margin - scores[o * B + o] + scores[imgIdx[p] * B + capIdx[p]];
-    if (v > 0) { loss += v; dS[p] += 1; dS[o] -= 1; }
+    if (v > 0) {
+      loss += v;
+      dS[p] += 1;
+      dS[o] -= 1;
+    }
   }
   return { loss, imgIdx, capIdx, own: owner, dS };
 }
@@ -380,8 +500,13 @@ export function hardestNegatives(scores: Float32Array, B: number, margin: number
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
   private sessions = new Map<string, Promise<OrtSession>>();
-  constructor(readonly config: ScanConfig, readonly regions: number, readonly threads = 0) {
-    if (!loadOrt()) throw new Error("OnnxScan needs the optional package onnxruntime-node (npm install onnxruntime-node)");
+  constructor(
+    readonly config: ScanConfig,
+    readonly regions: number,
+    readonly threads = 0,
+  ) {
+    if (!loadOrt())
+      throw new Error("OnnxScan needs the optional package onnxruntime-node (npm install onnxruntime-node)");
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
@@ -393,11 +518,17 @@ export class OnnxScan {
     return s;
   }
 
-  private feeds(params: Record<string, Float32Array>, names: readonly Param[], extra: Record<string, [Float32Array | BigInt64Array, number[]]>) {
+  private feeds(
+    params: Record<string, Float32Array>,
+    names: readonly Param[],
+    extra: Record<string, [Float32Array | BigInt64Array, number[]]>,
+  ) {
     const ort = loadOrt()!;
     const f: Record<string, import("onnxruntime-node").Tensor> = {};
     for (const n of names) f[n] = new ort.Tensor("float32", params[n], scanParamShape(this.config, n));
-    for (const [k, [data, dims]] of Object.entries(extra)) f[k] = data instanceof BigInt64Array ? new ort.Tensor("int64", data, dims) : new ort.Tensor("float32", data, dims);
+    for (const [k, [data, dims]] of Object.entries(extra))
+      f[k] =
+        data instanceof BigInt64Array ? new ort.Tensor("int64", data, dims) : new ort.Tensor("float32", data, dims);
     return f;
   }
 
@@ -412,12 +543,19 @@ export class OnnxScan {
   /** `[N, R, E]` features → unit region vectors `[N, R, d]` (row-major). */
   async encodeImages(params: Record<string, Float32Array>, features: Float32Array, N: number): Promise<Float32Array> {
     const s = await this.session(`img${N}`, () => forwardGraph(this.config, this.regions, { images: N }));
-    const out = await s.run(this.feeds(params, IMG, { features: [features, [N, this.regions, this.config.regionDim]] }));
+    const out = await s.run(
+      this.feeds(params, IMG, { features: [features, [N, this.regions, this.config.regionDim]] }),
+    );
     return out.images.data as Float32Array;
   }
 
   /** Padded ids `[C, T]` with their lengths → unit word vectors `[C, T, d]` (zero at padding). */
-  async encodeCaptions(params: Record<string, Float32Array>, ids: ArrayLike<number>, lengths: readonly number[], T: number): Promise<Float32Array> {
+  async encodeCaptions(
+    params: Record<string, Float32Array>,
+    ids: ArrayLike<number>,
+    lengths: readonly number[],
+    T: number,
+  ): Promise<Float32Array> {
     const C = lengths.length;
     const s = await this.session(`cap${C}x${T}`, () => forwardGraph(this.config, this.regions, { captions: [C, T] }));
     const out = await s.run(this.feeds(params, TXT, { ids: [int64(ids), [C, T]], mask: [maskOf(lengths, T), [C, T]] }));
@@ -425,12 +563,22 @@ export class OnnxScan {
   }
 
   /** Scores `[N, C]` (row-major) of unit vectors `images [N, R, d]` against `captions [C, T, d]`. */
-  async scores(images: Float32Array, N: number, captions: Float32Array, lengths: readonly number[], T: number): Promise<Float32Array> {
-    const C = lengths.length, R = this.regions, d = this.config.jointDim;
+  async scores(
+    images: Float32Array,
+    N: number,
+    captions: Float32Array,
+    lengths: readonly number[],
+    T: number,
+  ): Promise<Float32Array> {
+    const C = lengths.length,
+      R = this.regions,
+      d = this.config.jointDim;
     const s = await this.session(`scores${N}x${C}x${T}`, () => scoresGraph(this.config, N, C, T, R));
     const ort = loadOrt()!;
     const out = await s.run({
-      images: new ort.Tensor("float32", images, [N, R, d]), captions: new ort.Tensor("float32", captions, [C, T, d]), mask: new ort.Tensor("float32", maskOf(lengths, T), [C, T]),
+      images: new ort.Tensor("float32", images, [N, R, d]),
+      captions: new ort.Tensor("float32", captions, [C, T, d]),
+      mask: new ort.Tensor("float32", maskOf(lengths, T), [C, T]),
     });
     return out.scores.data as Float32Array;
   }
@@ -441,26 +589,53 @@ export class OnnxScan {
    * `negatives` hardest negatives (1: VSE++ max violation). `backward: false` gives the loss alone (validation).
    */
   async gradients(
-    model: ScanModel, features: Float32Array, ids: Int32Array, lengths: readonly number[], T: number, opts: { backward?: boolean; negatives?: number } = {},
+    model: ScanModel,
+    features: Float32Array,
+    ids: Int32Array,
+    lengths: readonly number[],
+    T: number,
+    opts: { backward?: boolean; negatives?: number } = {},
   ): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
-    const B = lengths.length, R = this.regions, d = this.config.jointDim;
+    const B = lengths.length,
+      R = this.regions,
+      d = this.config.jointDim;
     const params = await OnnxScan.parameters(model);
-    const ids64 = int64(ids), mask = maskOf(lengths, T);
-    const fwd = await this.session(`fwd${B}x${T}`, () => forwardGraph(this.config, R, { images: B, captions: [B, T], scores: true }));
-    const inputs = { features: [features, [B, R, this.config.regionDim]], ids: [ids64, [B, T]], mask: [mask, [B, T]] } as Record<string, [Float32Array | BigInt64Array, number[]]>;
+    const ids64 = int64(ids),
+      mask = maskOf(lengths, T);
+    const fwd = await this.session(`fwd${B}x${T}`, () =>
+      forwardGraph(this.config, R, { images: B, captions: [B, T], scores: true }),
+    );
+    const inputs = {
+      features: [features, [B, R, this.config.regionDim]],
+      ids: [ids64, [B, T]],
+      mask: [mask, [B, T]],
+    } as Record<string, [Float32Array | BigInt64Array, number[]]>;
     const f = await fwd.run(this.feeds(params, SCAN_PARAMS, inputs));
     const pairs = hardestNegatives(f.scores.data as Float32Array, B, this.config.margin, opts.negatives ?? 1);
     if (opts.backward === false) return { loss: pairs.loss, grads: {} };
-    const saved = { ...inputs, Z: [f.Z.data as Float32Array, [B * R, d]], Yfw: [f.Yfw.data as Float32Array, [B, T, d]], Ybw: [f.Ybw.data as Float32Array, [B, T, d]] } as typeof inputs;
+    const saved = {
+      ...inputs,
+      Z: [f.Z.data as Float32Array, [B * R, d]],
+      Yfw: [f.Yfw.data as Float32Array, [B, T, d]],
+      Ybw: [f.Ybw.data as Float32Array, [B, T, d]],
+    } as typeof inputs;
     // the pairs' backward inside the graph (addPairBackward)
     const P = pairs.imgIdx.length;
     const bwd = await this.session(`bwd${B}x${T}p${P}`, () => backwardGraph(this.config, B, T, R, P));
-    const out = await bwd.run(this.feeds(params, SCAN_PARAMS, {
-      ...saved, images: [f.images.data as Float32Array, [B, R, d]], captions: [f.captions.data as Float32Array, [B, T, d]],
-      imgIdx: [int64(pairs.imgIdx), [P]], capIdx: [int64(pairs.capIdx), [P]], dS: [pairs.dS, [P]],
-    }));
+    const out = await bwd.run(
+      this.feeds(params, SCAN_PARAMS, {
+        ...saved,
+        images: [f.images.data as Float32Array, [B, R, d]],
+        captions: [f.captions.data as Float32Array, [B, T, d]],
+        imgIdx: [int64(pairs.imgIdx), [P]],
+        capIdx: [int64(pairs.capIdx), [P]],
+        dS: [pairs.dS, [P]],
+      }),
+    );
     const named = model.namedVariables();
-    const grads = Object.fromEntries(SCAN_PARAMS.map((n) => [named[n].name, tf.tensor(out[`grad/${n}`].data as Float32Array, named[n].shape)]));
+    const grads = Object.fromEntries(
+      SCAN_PARAMS.map((n) => [named[n].name, tf.tensor(out[`grad/${n}`].data as Float32Array, named[n].shape)]),
+    );
     return { loss: pairs.loss, grads };
   }
 

@@ -43,7 +43,18 @@ export interface MatchingConfig {
 
 /** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2, lr ÷ 10 after 15 epochs). */
 export function defaultMatchingConfig(scan: ScanConfig): MatchingConfig {
-  return { epochs: 20, batchSize: 128, lr: 2e-4, clipNorm: 2, warmupEpochs: 1, warmupNegatives: 16, lrUpdate: 15, seed: 1, printEvery: 100, scan };
+  return {
+    epochs: 20,
+    batchSize: 128,
+    lr: 2e-4,
+    clipNorm: 2,
+    warmupEpochs: 1,
+    warmupNegatives: 16,
+    lrUpdate: 15,
+    seed: 1,
+    printEvery: 100,
+    scan,
+  };
 }
 
 /** The learning rate of (0-based) `epoch`: SCAN's step schedule, lr · 0.1^⌊epoch / lrUpdate⌋. */
@@ -92,15 +103,30 @@ export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheck
   const c = await readCheckpoint<MatchingConfig, MatchingHistory>(dir, FORMAT, "image–text matching");
   const model = new ScanModel(c.meta.config.scan, fromWeights(dir, c.weights));
   tf.dispose(Object.values(c.weights));
-  return { model, vocab: c.vocab, config: c.meta.config, epoch: c.meta.epoch, dataDir: c.meta.dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+  return {
+    model,
+    vocab: c.vocab,
+    config: c.meta.config,
+    epoch: c.meta.epoch,
+    dataDir: c.meta.dataDir,
+    history: c.history,
+    optimizerWeights: c.optimizerWeights,
+  };
 }
 
 /** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */
-async function matchingStep(model: ScanModel, b: FeatureBatch, onnx: OnnxScan | undefined, backward = true, negatives = 1): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
+async function matchingStep(
+  model: ScanModel,
+  b: FeatureBatch,
+  onnx: OnnxScan | undefined,
+  backward = true,
+  negatives = 1,
+): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
   const [B, T] = b.captions.shape;
   const ids = (await b.captions.data()) as Int32Array;
   const lengths = captionLengths(ids, B, T);
-  if (onnx) return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward, negatives });
+  if (onnx)
+    return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward, negatives });
   if (!backward) {
     const l = tf.tidy(() => matchingLoss(model, b, lengths));
     const loss = (await l.data())[0];
@@ -113,8 +139,14 @@ async function matchingStep(model: ScanModel, b: FeatureBatch, onnx: OnnxScan | 
   return { loss, grads };
 }
 
-async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: MatchingConfig, onnx: OnnxScan | undefined): Promise<number> {
-  let sum = 0, n = 0;
+async function meanLoss(
+  model: ScanModel,
+  data: FeatureCaptionDataset,
+  cfg: MatchingConfig,
+  onnx: OnnxScan | undefined,
+): Promise<number> {
+  let sum = 0,
+    n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(0)) {
     sum += (await matchingStep(model, b, onnx, false)).loss;
     n++;
@@ -124,8 +156,14 @@ async function meanLoss(model: ScanModel, data: FeatureCaptionDataset, cfg: Matc
 }
 
 export async function trainMatching(opts: {
-  train: FeatureCaptionDataset; val?: FeatureCaptionDataset; vocab: Vocabulary; config: MatchingConfig; out: string;
-  resume?: boolean; log?: (line: string) => void; quiet?: boolean;
+  train: FeatureCaptionDataset;
+  val?: FeatureCaptionDataset;
+  vocab: Vocabulary;
+  config: MatchingConfig;
+  out: string;
+  resume?: boolean;
+  log?: (line: string) => void;
+  quiet?: boolean;
   /** Where the step runs: "onnx" (ONNX Runtime, lib/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
   engine?: TrainEngine;
 }): Promise<{ model: ScanModel; history: MatchingHistory }> {
@@ -146,21 +184,31 @@ export async function trainMatching(opts: {
   } else model = new ScanModel(cfg.scan, undefined, cfg.seed);
   const engine = opts.engine ?? defaultEngine();
   const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
-  if (!opts.quiet) log(onnx ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)" : `training step: tfjs on ${tf.getBackend()}`);
+  if (!opts.quiet)
+    log(
+      onnx
+        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)"
+        : `training step: tfjs on ${tf.getBackend()}`,
+    );
   for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
     // tfjs's Adam reads its learningRate field on every step, so the schedule sets it in place (moments kept).
     (optimizer as unknown as { learningRate: number }).learningRate = lrAt(cfg, epoch);
-    if (epoch > 0 && lrAt(cfg, epoch) !== lrAt(cfg, epoch - 1)) log(`epoch ${epoch + 1}: learning rate ${lrAt(cfg, epoch).toExponential(1)}`);
+    if (epoch > 0 && lrAt(cfg, epoch) !== lrAt(cfg, epoch - 1))
+      log(`epoch ${epoch + 1}: learning rate ${lrAt(cfg, epoch).toExponential(1)}`);
     const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "pairs");
     const t0 = Date.now();
-    let sum = 0, n = 0, step = 0;
+    let sum = 0,
+      n = 0,
+      step = 0;
     for await (const b of opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch)) {
       const B = b.captions.shape[0];
       const { loss, grads } = await matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, B));
       if (!Number.isFinite(loss)) {
         tf.dispose([...Object.values(grads), b.features, b.captions]);
         await onnx?.dispose();
-        throw new Error(`loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`);
+        throw new Error(
+          `loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`,
+        );
       }
       clipAndApply(optimizer, grads, cfg.clipNorm);
       tf.dispose([...Object.values(grads), b.features, b.captions]);
@@ -174,10 +222,23 @@ export async function trainMatching(opts: {
     const seconds = (Date.now() - t0) / 1000;
     const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
     history.epoch.push({ epoch, trainLoss: sum / Math.max(1, step), valLoss, seconds, pairsPerSecond: n / seconds });
-    log(`epoch ${epoch + 1}: train loss ${(sum / Math.max(1, step)).toFixed(4)}` + (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") + `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`);
+    log(
+      `epoch ${epoch + 1}: train loss ${(sum / Math.max(1, step)).toFixed(4)}` +
+        (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") +
+        `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`,
+    );
     await writeCheckpoint(opts.out, {
-      weights: model.namedVariables(), optimizer, vocab: opts.vocab, history,
-      meta: { format: FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir: path.resolve(opts.train.dataset.layout.dataDir) },
+      weights: model.namedVariables(),
+      optimizer,
+      vocab: opts.vocab,
+      history,
+      meta: {
+        format: FORMAT,
+        version: 1,
+        epoch: epoch + 1,
+        config: cfg,
+        dataDir: path.resolve(opts.train.dataset.layout.dataDir),
+      },
     });
   }
   await onnx?.dispose();
@@ -195,13 +256,31 @@ export interface MatchingModel {
  * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time. With
  * `ensemble`, those models' scores are averaged with this one's (SCAN's t2i + i2t ensemble).
  */
-export async function evaluateMatching(o: MatchingModel & {
-  dataDir: string; split: Split; featuresDir: string; skipMissing?: boolean; skipBad?: boolean; limitImages?: number; quiet?: boolean;
-  ensemble?: MatchingModel[];
-}): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
-  const { dataset: ds, images, cache } = await cachedSplit({
-    dataDir: o.dataDir, split: o.split, vocab: o.vocab, featuresDir: o.featuresDir, skipMissing: o.skipMissing, skipBad: o.skipBad,
-    limit: o.limitImages, quiet: true,
+export async function evaluateMatching(
+  o: MatchingModel & {
+    dataDir: string;
+    split: Split;
+    featuresDir: string;
+    skipMissing?: boolean;
+    skipBad?: boolean;
+    limitImages?: number;
+    quiet?: boolean;
+    ensemble?: MatchingModel[];
+  },
+): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
+  const {
+    dataset: ds,
+    images,
+    cache,
+  } = await cachedSplit({
+    dataDir: o.dataDir,
+    split: o.split,
+    vocab: o.vocab,
+    featuresDir: o.featuresDir,
+    skipMissing: o.skipMissing,
+    skipBad: o.skipBad,
+    limit: o.limitImages,
+    quiet: true,
   });
   const texts: string[] = [];
   const captionImage: number[] = [];
@@ -213,22 +292,47 @@ export async function evaluateMatching(o: MatchingModel & {
     const caps = texts.map((c) => vocab.encode(c));
     const { ids, maxLen } = padCaptions(caps);
     const lengths = caps.map((c) => c.length);
-    const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, images, ids, lengths, maxLen);
+    const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(
+      model,
+      (names) => cache.read(names),
+      REGIONS,
+      images,
+      ids,
+      lengths,
+      maxLen,
+    );
     const label = members.length > 1 ? ` (model ${m + 1}/${members.length})` : "";
-    const bar = o.quiet ? undefined : new Progress(caps.length, `scoring ${images.length} × ${caps.length}${label}`, "captions");
+    const bar = o.quiet
+      ? undefined
+      : new Progress(caps.length, `scoring ${images.length} × ${caps.length}${label}`, "captions");
     let done = 0;
-    const scores = await scoreMatrix(model.config, imgVecs, images.length, capVecs, lengths, maxLen, { onChunk: (k) => (bar?.tick(k - done), (done = k)) });
+    const scores = await scoreMatrix(model.config, imgVecs, images.length, capVecs, lengths, maxLen, {
+      onChunk: (k) => (bar?.tick(k - done), (done = k)),
+    });
     if (!sum) sum = scores;
     else for (let i = 0; i < sum.length; i++) sum[i] += scores[i];
   }
   cache.close();
   const mean = sum!.map((v) => v / members.length);
   const seconds = (Date.now() - t0) / 1000;
-  return { split: o.split, n_images: images.length, n_captions: texts.length, seconds, ...retrievalRecall(mean, images.length, captionImage) };
+  return {
+    split: o.split,
+    n_images: images.length,
+    n_captions: texts.length,
+    seconds,
+    ...retrievalRecall(mean, images.length, captionImage),
+  };
 }
 
 /** The `k` images of `images` that score highest against a typed query (text → image retrieval). */
-export async function retrieveImages(o: { model: ScanModel; vocab: Vocabulary; query: string; images: readonly string[]; cache: FeatureCache; k?: number }): Promise<{ image: string; score: number }[]> {
+export async function retrieveImages(o: {
+  model: ScanModel;
+  vocab: Vocabulary;
+  query: string;
+  images: readonly string[];
+  cache: FeatureCache;
+  k?: number;
+}): Promise<{ image: string; score: number }[]> {
   const ids = o.vocab.encode(o.query);
   const capIds = tf.tensor2d([ids], [1, ids.length], "int32");
   const cap = tf.tidy(() => o.model.encodeCaptions(capIds, [ids.length]));
@@ -241,11 +345,20 @@ export async function retrieveImages(o: { model: ScanModel; vocab: Vocabulary; q
     tf.dispose([f, s]);
   }
   tf.dispose([capIds, cap]);
-  return scores.map((score, i) => ({ image: o.images[i], score })).sort((a, b) => b.score - a.score).slice(0, o.k ?? 5);
+  return scores
+    .map((score, i) => ({ image: o.images[i], score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, o.k ?? 5);
 }
 
 /** The `k` captions that score highest against one image's features `[1, R, E]` (image → text retrieval). */
-export async function retrieveCaptions(o: { model: ScanModel; vocab: Vocabulary; features: tf.Tensor3D; captions: readonly string[]; k?: number }): Promise<{ caption: string; score: number }[]> {
+export async function retrieveCaptions(o: {
+  model: ScanModel;
+  vocab: Vocabulary;
+  features: tf.Tensor3D;
+  captions: readonly string[];
+  k?: number;
+}): Promise<{ caption: string; score: number }[]> {
   const encoded = o.captions.map((c) => o.vocab.encode(c));
   const { ids, maxLen } = padCaptions(encoded);
   const lengths = encoded.map((c) => c.length);
@@ -254,7 +367,9 @@ export async function retrieveCaptions(o: { model: ScanModel; vocab: Vocabulary;
   const caps = tf.tidy(() => o.model.encodeCaptions(capIds, lengths));
   const scores = await scoreAll(img, caps, lengths, o.model.config);
   tf.dispose([img, capIds, caps]);
-  return Array.from(scores, (score, i) => ({ caption: o.captions[i], score })).sort((a, b) => b.score - a.score).slice(0, o.k ?? 5);
+  return Array.from(scores, (score, i) => ({ caption: o.captions[i], score }))
+    .sort((a, b) => b.score - a.score)
+    .slice(0, o.k ?? 5);
 }
 
 export interface HumanAgreement {
@@ -273,16 +388,31 @@ export interface HumanAgreement {
  * judgement (lib/human-judgements.ts). Pairs whose image is not on disk are counted, not scored (on Flickr8k
  * all 5,822 judged images are test images).
  */
-export async function humanAgreement(o: MatchingModel & { dataDir: string; featuresDir: string; ensemble?: MatchingModel[] }): Promise<HumanAgreement> {
+export async function humanAgreement(
+  o: MatchingModel & { dataDir: string; featuresDir: string; ensemble?: MatchingModel[] },
+): Promise<HumanAgreement> {
   const layout = resolveLayout(o.dataDir);
   const byImage = new Map<string, string[]>();
   for (const r of readCaptions(layout.captionsFile)) byImage.set(r.image, [...(byImage.get(r.image) ?? []), r.caption]);
-  const judged = judgedPairs(o.dataDir, (im) => byImage.get(im) ?? [], (im) => fs.existsSync(path.join(layout.imagesDir, im)));
-  const base = { file: judged.file, pairs: judged.pairs.length, missingImage: judged.missingImage, missingCaption: judged.missingCaption };
+  const judged = judgedPairs(
+    o.dataDir,
+    (im) => byImage.get(im) ?? [],
+    (im) => fs.existsSync(path.join(layout.imagesDir, im)),
+  );
+  const base = {
+    file: judged.file,
+    pairs: judged.pairs.length,
+    missingImage: judged.missingImage,
+    missingCaption: judged.missingCaption,
+  };
   if (judged.pairs.length < 2) return { ...base, kendallTau: null, spearman: null };
   const images = [...new Set(judged.pairs.map((p) => p.image))];
   const imageIndex = new Map(images.map((im, i) => [im, i]));
-  await extractFeatures({ files: images.map((im) => path.join(layout.imagesDir, im)), out: o.featuresDir, quiet: true });
+  await extractFeatures({
+    files: images.map((im) => path.join(layout.imagesDir, im)),
+    out: o.featuresDir,
+    quiet: true,
+  });
   const cache = FeatureCache.open(o.featuresDir);
   const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
   const scores = new Array<number>(judged.pairs.length).fill(0);
@@ -291,16 +421,26 @@ export async function humanAgreement(o: MatchingModel & { dataDir: string; featu
     const { ids, maxLen: T } = padCaptions(caps);
     const lengths = caps.map((c) => c.length);
     const enc = await encodeForRetrieval(model, (names) => cache.read(names), REGIONS, images, ids, lengths, T);
-    const d = model.config.jointDim, rowI = REGIONS * d, rowC = T * d;
+    const d = model.config.jointDim,
+      rowI = REGIONS * d,
+      rowC = T * d;
     for (let p0 = 0; p0 < judged.pairs.length; p0 += 256) {
       const part = judged.pairs.slice(p0, p0 + 256);
-      const img = new Float32Array(part.length * rowI), cap = new Float32Array(part.length * rowC);
+      const img = new Float32Array(part.length * rowI),
+        cap = new Float32Array(part.length * rowC);
       part.forEach((p, j) => {
         const i = imageIndex.get(p.image)!;
         img.set(enc.images.subarray(i * rowI, (i + 1) * rowI), j * rowI);
         cap.set(enc.captions.subarray((p0 + j) * rowC, (p0 + j + 1) * rowC), j * rowC);
       });
-      const s = tf.tidy(() => pairScores(tf.tensor3d(img, [part.length, REGIONS, d]), tf.tensor3d(cap, [part.length, T, d]), lengths.slice(p0, p0 + part.length), model.config));
+      const s = tf.tidy(() =>
+        pairScores(
+          tf.tensor3d(img, [part.length, REGIONS, d]),
+          tf.tensor3d(cap, [part.length, T, d]),
+          lengths.slice(p0, p0 + part.length),
+          model.config,
+        ),
+      );
       (await s.data()).forEach((v, j) => (scores[p0 + j] += v / members.length));
       s.dispose();
     }

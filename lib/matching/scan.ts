@@ -33,7 +33,9 @@ export interface ScanConfig {
  */
 export function defaultScanConfig(vocabSize: number, direction: "t2i" | "i2t" = "t2i"): ScanConfig {
   const base = { vocabSize, embedSize: 300, jointDim: 1024, regionDim: 2048, lambdaLse: 6, margin: 0.2 };
-  return direction === "t2i" ? { ...base, direction, aggregation: "lse", lambdaSoftmax: 9 } : { ...base, direction, aggregation: "mean", lambdaSoftmax: 4 };
+  return direction === "t2i"
+    ? { ...base, direction, aggregation: "lse", lambdaSoftmax: 9 }
+    : { ...base, direction, aggregation: "mean", lambdaSoftmax: 4 };
 }
 
 const EPS = 1e-8;
@@ -48,7 +50,10 @@ export function l2norm<T extends tf.Tensor>(x: T, axis = -1): T {
 
 /** `[C, T]`: 1 for the first `lengths[c]` positions of each caption, 0 at its padding. */
 export function lengthMask(lengths: readonly number[], T: number): tf.Tensor2D {
-  return tf.tensor2d(Array.from({ length: lengths.length * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)), [lengths.length, T]);
+  return tf.tensor2d(
+    Array.from({ length: lengths.length * T }, (_, i) => (i % T < lengths[Math.floor(i / T)] ? 1 : 0)),
+    [lengths.length, T],
+  );
 }
 
 export class ScanModel {
@@ -61,21 +66,31 @@ export class ScanModel {
   private readonly scope = `scan${ScanModel.instances++}/`;
 
   /** `seed` picks the default initialisation (models differing only in it are an ensemble's members). */
-  constructor(readonly config: ScanConfig, init?: (name: string, shape: number[], fanIn: number) => tf.Tensor, seed = 1) {
+  constructor(
+    readonly config: ScanConfig,
+    init?: (name: string, shape: number[], fanIn: number) => tf.Tensor,
+    seed = 1,
+  ) {
     const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = config;
     const rng = new Rng(seed);
-    const initFn = init ?? ((name: string, shape: number[], fanIn: number) => {
-      const s = rng.int(2 ** 31);
-      if (name === "embedding") return tf.randomUniform(shape, -0.1, 0.1, "float32", s); // as SCAN's init_weights
-      const k = 1 / Math.sqrt(fanIn);
-      return tf.randomUniform(shape, -k, k, "float32", s);
-    });
-    const v = (name: string, shape: number[], fanIn: number) => tf.variable(initFn(name, shape, fanIn), true, `${this.scope}${name}`);
+    const initFn =
+      init ??
+      ((name: string, shape: number[], fanIn: number) => {
+        const s = rng.int(2 ** 31);
+        if (name === "embedding") return tf.randomUniform(shape, -0.1, 0.1, "float32", s); // as SCAN's init_weights
+        const k = 1 / Math.sqrt(fanIn);
+        return tf.randomUniform(shape, -k, k, "float32", s);
+      });
+    const v = (name: string, shape: number[], fanIn: number) =>
+      tf.variable(initFn(name, shape, fanIn), true, `${this.scope}${name}`);
     this.imgW = v("img/W", [E, d], E);
     this.imgB = v("img/b", [d], E);
     this.embedding = v("embedding", [V, M], M);
     this.gru = ["fw", "bw"].map((dir) => ({
-      Wx: v(`gru_${dir}/Wx`, [M, 3 * d], d), Wh: v(`gru_${dir}/Wh`, [d, 3 * d], d), bx: v(`gru_${dir}/bx`, [3 * d], d), bh: v(`gru_${dir}/bh`, [3 * d], d),
+      Wx: v(`gru_${dir}/Wx`, [M, 3 * d], d),
+      Wh: v(`gru_${dir}/Wh`, [d, 3 * d], d),
+      bx: v(`gru_${dir}/bx`, [3 * d], d),
+      bh: v(`gru_${dir}/bh`, [3 * d], d),
     }));
   }
 
@@ -91,7 +106,13 @@ export class ScanModel {
   /** `[N, R, E]` region features → `[N, R, d]` unit vectors. */
   encodeImages(features: tf.Tensor3D): tf.Tensor3D {
     const [N, R, E] = features.shape;
-    return l2norm(features.reshape([N * R, E]).matMul(this.imgW).add(this.imgB).reshape([N, R, this.config.jointDim])) as tf.Tensor3D;
+    return l2norm(
+      features
+        .reshape([N * R, E])
+        .matMul(this.imgW)
+        .add(this.imgB)
+        .reshape([N, R, this.config.jointDim]),
+    ) as tf.Tensor3D;
   }
 
   /**
@@ -104,7 +125,11 @@ export class ScanModel {
     const mask = lengthMask(lengths, T);
     const x = tf.gather(this.embedding, ids); // [C, T, M]
     const run = (g: ScanModel["gru"][number], order: number[]) => {
-      const xg = x.reshape([C * T, this.config.embedSize]).matMul(g.Wx).add(g.bx).reshape([C, T, 3 * d]);
+      const xg = x
+        .reshape([C * T, this.config.embedSize])
+        .matMul(g.Wx)
+        .add(g.bx)
+        .reshape([C, T, 3 * d]);
       let h = tf.zeros([C, d]) as tf.Tensor2D;
       const outs: tf.Tensor2D[] = new Array(T);
       for (const t of order) {
@@ -120,8 +145,14 @@ export class ScanModel {
       }
       return tf.stack(outs, 1) as tf.Tensor3D;
     };
-    const fw = run(this.gru[0], Array.from({ length: T }, (_, t) => t));
-    const bw = run(this.gru[1], Array.from({ length: T }, (_, t) => T - 1 - t));
+    const fw = run(
+      this.gru[0],
+      Array.from({ length: T }, (_, t) => t),
+    );
+    const bw = run(
+      this.gru[1],
+      Array.from({ length: T }, (_, t) => T - 1 - t),
+    );
     return l2norm(fw.add(bw).div(2)) as tf.Tensor3D;
   }
 
@@ -141,15 +172,32 @@ type ScoreConfig = Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax
  * SCAN scores of N images × C captions from unit region vectors `[N, R, d]` and unit word vectors `[C, T, d]`
  * (padding rows ignored through `lengths`). Memory O(N·C·R·T).
  */
-export function crossAttentionScores(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], cfg: ScoreConfig): tf.Tensor2D {
+export function crossAttentionScores(
+  images: tf.Tensor3D,
+  captions: tf.Tensor3D,
+  lengths: readonly number[],
+  cfg: ScoreConfig,
+): tf.Tensor2D {
   return tf.tidy(() => {
     const [N, R, d] = images.shape;
     const [C, T] = captions.shape;
     const wordMask = lengthMask(lengths, T);
     // s[n, c, r, t] = v_nr · e_ct
-    const s = images.reshape([N * R, d]).matMul(captions.reshape([C * T, d]).transpose()).reshape([N, R, C, T]).transpose([0, 2, 1, 3]) as tf.Tensor4D;
-    const gram = cfg.direction === "t2i" ? tf.matMul(images, images, false, true).reshape([N, 1, R, R]) : tf.matMul(captions, captions, false, true).reshape([1, C, T, T]);
-    return attendAndScore(s, wordMask.reshape([1, C, 1, T]) as tf.Tensor4D, { gram: gram as tf.Tensor4D }, cfg) as tf.Tensor2D;
+    const s = images
+      .reshape([N * R, d])
+      .matMul(captions.reshape([C * T, d]).transpose())
+      .reshape([N, R, C, T])
+      .transpose([0, 2, 1, 3]) as tf.Tensor4D;
+    const gram =
+      cfg.direction === "t2i"
+        ? tf.matMul(images, images, false, true).reshape([N, 1, R, R])
+        : tf.matMul(captions, captions, false, true).reshape([1, C, T, T]);
+    return attendAndScore(
+      s,
+      wordMask.reshape([1, C, 1, T]) as tf.Tensor4D,
+      { gram: gram as tf.Tensor4D },
+      cfg,
+    ) as tf.Tensor2D;
   });
 }
 
@@ -157,16 +205,29 @@ export function crossAttentionScores(images: tf.Tensor3D, captions: tf.Tensor3D,
  * Scores of P (image, caption) pairs: `images [P, R, d]` with `captions [P, T, d]` → `[P]` (the same numbers as
  * the matching entries of crossAttentionScores, at P pairs' cost instead of all N·C).
  */
-export function pairScores(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: readonly number[], cfg: ScoreConfig): tf.Tensor1D {
+export function pairScores(
+  images: tf.Tensor3D,
+  captions: tf.Tensor3D,
+  lengths: readonly number[],
+  cfg: ScoreConfig,
+): tf.Tensor1D {
   return tf.tidy(() => {
     const [P, R] = images.shape;
     const T = captions.shape[1];
     const s = tf.matMul(images, captions.transpose([0, 2, 1])).reshape([P, 1, R, T]) as tf.Tensor4D;
     const mask4 = lengthMask(lengths, T).reshape([P, 1, 1, T]) as tf.Tensor4D;
     // per pair, |a_q|² from the attended vectors themselves where that is cheaper than the R × R Gram (t2i)
-    const context = cfg.direction === "t2i"
-      ? { attendedNormSq: (attn: tf.Tensor4D) => tf.matMul(attn.reshape([P, T, R]), images).square().sum(2).reshape([P, 1, T]) }
-      : { gram: tf.matMul(captions, captions.transpose([0, 2, 1])).reshape([P, 1, T, T]) as tf.Tensor4D };
+    const context =
+      cfg.direction === "t2i"
+        ? {
+            attendedNormSq: (attn: tf.Tensor4D) =>
+              tf
+                .matMul(attn.reshape([P, T, R]), images)
+                .square()
+                .sum(2)
+                .reshape([P, 1, T]),
+          }
+        : { gram: tf.matMul(captions, captions.transpose([0, 2, 1])).reshape([P, 1, T, T]) as tf.Tensor4D };
     return attendAndScore(s, mask4, context, cfg).reshape([P]) as tf.Tensor1D;
   });
 }
@@ -178,7 +239,10 @@ export function pairScores(images: tf.Tensor3D, captions: tf.Tensor3D, lengths: 
  * `[N, C, Q]` from the attention → scores `[N, C]`.
  */
 function attendAndScore(
-  s: tf.Tensor4D, mask4: tf.Tensor4D, context: { gram: tf.Tensor4D } | { attendedNormSq: (attn: tf.Tensor4D) => tf.Tensor }, cfg: ScoreConfig,
+  s: tf.Tensor4D,
+  mask4: tf.Tensor4D,
+  context: { gram: tf.Tensor4D } | { attendedNormSq: (attn: tf.Tensor4D) => tf.Tensor },
+  cfg: ScoreConfig,
 ): tf.Tensor2D {
   const [N, C, R, T] = s.shape;
   let attn: tf.Tensor4D; // weights over the context, for each query
@@ -202,7 +266,11 @@ function attendAndScore(
   let sq: tf.Tensor;
   if ("gram" in context) {
     const gB = tf.broadcastTo(context.gram, [N, C, k, k]).reshape([N * C, k, k]);
-    sq = tf.matMul(attn.reshape([N * C, q, k]), gB).reshape([N, C, q, k]).mul(attn).sum(3);
+    sq = tf
+      .matMul(attn.reshape([N * C, q, k]), gB)
+      .reshape([N, C, q, k])
+      .mul(attn)
+      .sum(3);
   } else sq = context.attendedNormSq(attn);
   const rowSim = dot.div(tf.maximum(sq.add(1e-16).sqrt(), EPS)); // [N, C, Q]
   const qm = tf.broadcastTo(queryMask, rowSim.shape);
@@ -232,9 +300,14 @@ export function alignment(model: ScanModel, features: tf.Tensor3D, ids: tf.Tenso
     const e = model.encodeCaptions(ids, [length]); // [1, T, d]
     const [, R, d] = v.shape;
     const T = e.shape[1];
-    const s = v.reshape([R, d]).matMul(e.reshape([T, d]).transpose()).reshape([1, 1, R, T]) as tf.Tensor4D;
+    const s = v
+      .reshape([R, d])
+      .matMul(e.reshape([T, d]).transpose())
+      .reshape([1, 1, R, T]) as tf.Tensor4D;
     const mask = lengthMask([length], T).reshape([1, 1, 1, T]) as tf.Tensor4D;
-    return wordToRegionAttention(s, mask, model.config.lambdaSoftmax).reshape([T, R]).slice([0, 0], [length, R]) as tf.Tensor2D;
+    return wordToRegionAttention(s, mask, model.config.lambdaSoftmax)
+      .reshape([T, R])
+      .slice([0, 0], [length, R]) as tf.Tensor2D;
   });
 }
 

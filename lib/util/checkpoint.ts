@@ -28,9 +28,11 @@ export interface CheckpointMeta<Config> {
 }
 
 function listFiles(dir: string, prefix = ""): string[] {
-  return fs.readdirSync(path.join(dir, prefix), { withFileTypes: true }).flatMap((e) =>
-    e.isDirectory() ? listFiles(dir, path.posix.join(prefix, e.name)) : [path.posix.join(prefix, e.name)],
-  );
+  return fs
+    .readdirSync(path.join(dir, prefix), { withFileTypes: true })
+    .flatMap((e) =>
+      e.isDirectory() ? listFiles(dir, path.posix.join(prefix, e.name)) : [path.posix.join(prefix, e.name)],
+    );
 }
 
 export async function writeCheckpoint<Config>(
@@ -54,7 +56,11 @@ export async function writeCheckpoint<Config>(
     }
     parts.vocab.save(path.join(tmp, "vocab.json"));
     writeJsonAtomic(path.join(tmp, "history.json"), parts.history);
-    const files = Object.fromEntries(listFiles(tmp).sort().map((f) => [f, sha256File(path.join(tmp, f))]));
+    const files = Object.fromEntries(
+      listFiles(tmp)
+        .sort()
+        .map((f) => [f, sha256File(path.join(tmp, f))]),
+    );
     writeJsonAtomic(path.join(tmp, "checkpoint.json"), { ...parts.meta, files });
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true }); // a failed write (disk full) leaves nothing behind
@@ -70,16 +76,23 @@ export async function writeCheckpoint<Config>(
 export function verifyCheckpointFiles(dir: string, files: Record<string, string>): void {
   for (const [rel, sum] of Object.entries(files)) {
     const file = path.join(dir, rel);
-    if (!fs.existsSync(file)) throw new Error(`checkpoint ${dir} is incomplete: ${rel} is missing; restore the folder or retrain`);
+    if (!fs.existsSync(file))
+      throw new Error(`checkpoint ${dir} is incomplete: ${rel} is missing; restore the folder or retrain`);
     const got = sha256File(file);
     if (got !== sum) {
-      throw new Error(`checkpoint file ${file} is damaged (sha256 ${got.slice(0, 12)}…, checkpoint.json says ${sum.slice(0, 12)}…); restore the folder or retrain`);
+      throw new Error(
+        `checkpoint file ${file} is damaged (sha256 ${got.slice(0, 12)}…, checkpoint.json says ${sum.slice(0, 12)}…); restore the folder or retrain`,
+      );
     }
   }
 }
 
 /** The parts of a checkpoint of `format`; the caller builds its model from `weights` and disposes them. */
-export async function readCheckpoint<Config, History>(dir: string, format: string, what: string): Promise<{
+export async function readCheckpoint<Config, History>(
+  dir: string,
+  format: string,
+  what: string,
+): Promise<{
   meta: CheckpointMeta<Config>;
   weights: Record<string, tf.Tensor>;
   optimizerWeights: { name: string; tensor: tf.Tensor }[];
@@ -89,13 +102,15 @@ export async function readCheckpoint<Config, History>(dir: string, format: strin
   const metaFile = path.join(dir, "checkpoint.json");
   if (!fs.existsSync(metaFile)) throw new Error(`no checkpoint in ${dir} (${metaFile} is missing)`);
   const meta = readJson<CheckpointMeta<Config>>(metaFile, "checkpoint");
-  if (meta.format !== format) throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
+  if (meta.format !== format)
+    throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
   // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/io.ts).
   if (meta.files) verifyCheckpointFiles(dir, meta.files);
   const weights = await loadTensors(path.join(dir, "model"));
   const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"));
   return {
-    meta, weights,
+    meta,
+    weights,
     optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
     vocab: Vocabulary.load(path.join(dir, "vocab.json")),
     history: readJson<History>(path.join(dir, "history.json"), "training history"),
@@ -106,7 +121,11 @@ export async function readCheckpoint<Config, History>(dir: string, format: strin
  * A weights-only copy of a checkpoint of any model (no optimizer state; float32 weights stored as float16, half
  * the size and a quarter of a full checkpoint): what `models/` ships. Every file of the source is verified first.
  */
-export async function exportCheckpoint(src: string, out: string, opts: { float16?: boolean } = {}): Promise<CheckpointMeta<unknown>> {
+export async function exportCheckpoint(
+  src: string,
+  out: string,
+  opts: { float16?: boolean } = {},
+): Promise<CheckpointMeta<unknown>> {
   const meta = readJson<CheckpointMeta<unknown>>(path.join(src, "checkpoint.json"), "checkpoint");
   if (meta.files) verifyCheckpointFiles(src, meta.files);
   const weights = await loadTensors(path.join(src, "model"));
@@ -116,7 +135,10 @@ export async function exportCheckpoint(src: string, out: string, opts: { float16
     const exported = { ...rest, dataDir: meta.dataDir && path.basename(meta.dataDir), weightsOnly: true };
     const history = readJson<{ epoch?: unknown[] }>(path.join(src, "history.json"), "training history");
     await writeCheckpoint(out, {
-      weights, vocab: Vocabulary.load(path.join(src, "vocab.json")), float16: opts.float16 ?? true, meta: exported,
+      weights,
+      vocab: Vocabulary.load(path.join(src, "vocab.json")),
+      float16: opts.float16 ?? true,
+      meta: exported,
       history: { batch: [], epoch: history.epoch ?? [] },
     });
     return readJson<CheckpointMeta<unknown>>(path.join(out, "checkpoint.json"), "checkpoint");
@@ -128,7 +150,9 @@ export async function exportCheckpoint(src: string, out: string, opts: { float16
 /** Adam's state to resume from, or an error that says why a weights-only checkpoint cannot be resumed. */
 export function resumableOptimizerWeights<T>(dir: string, optimizerWeights: T[]): T[] {
   if (optimizerWeights.length === 0) {
-    throw new Error(`${dir} holds weights only (no optimizer state, e.g. a shipped model): it cannot be resumed; train into a new --out`);
+    throw new Error(
+      `${dir} holds weights only (no optimizer state, e.g. a shipped model): it cannot be resumed; train into a new --out`,
+    );
   }
   return optimizerWeights;
 }

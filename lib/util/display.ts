@@ -27,8 +27,11 @@ let nextId = 0;
 export function plotlyHtml(fig: PlotlyFigure, opts: { height?: number } = {}): string {
   const id = `attend-tell-plot-${process.pid}-${Date.now().toString(36)}-${nextId++}`;
   const layout = { margin: { t: 40, r: 20, b: 50, l: 60 }, ...(fig.layout ?? {}) };
-  const json = JSON.stringify({ data: fig.data, layout, config: { responsive: true, displaylogo: false, ...(fig.config ?? {}) } })
-    .replace(/</g, "\\u003c");
+  const json = JSON.stringify({
+    data: fig.data,
+    layout,
+    config: { responsive: true, displaylogo: false, ...(fig.config ?? {}) },
+  }).replace(/</g, "\\u003c");
   return (
     `<div id="${id}" class="attend-tell-plot" style="width:100%;height:${opts.height ?? 380}px"></div>` +
     `<script type="text/javascript">(function(){var f=${json};function draw(){window.Plotly.newPlot("${id}",f.data,f.layout,f.config);}` +
@@ -41,10 +44,17 @@ export const escapeHtml = (s: unknown) =>
   String(s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]!);
 
 /** A plain HTML table; cells are escaped. */
-export function htmlTable(header: readonly string[], rows: readonly (readonly unknown[])[], opts: { caption?: string } = {}): string {
+export function htmlTable(
+  header: readonly string[],
+  rows: readonly (readonly unknown[])[],
+  opts: { caption?: string } = {},
+): string {
   const th = header.map((h) => `<th style="text-align:left;padding:2px 8px">${escapeHtml(h)}</th>`).join("");
   const tr = rows
-    .map((r) => `<tr>${r.map((c) => `<td style="text-align:left;padding:2px 8px;font-family:monospace">${escapeHtml(c)}</td>`).join("")}</tr>`)
+    .map(
+      (r) =>
+        `<tr>${r.map((c) => `<td style="text-align:left;padding:2px 8px;font-family:monospace">${escapeHtml(c)}</td>`).join("")}</tr>`,
+    )
     .join("");
   const cap = opts.caption ? `<caption style="text-align:left">${escapeHtml(opts.caption)}</caption>` : "";
   return `<table style="border-collapse:collapse">${cap}<thead><tr>${th}</tr></thead><tbody>${tr}</tbody></table>`;
@@ -68,19 +78,48 @@ export function imageGridHtml(items: readonly { png: Uint8Array; caption?: strin
  * A 7×7 (or any square) grid of values drawn over a picture. Values are in region order r = row·G + col
  * (row 0 at the top), the encoder's order; the picture is stretched to the grid's extent.
  */
-export function heatmapOverImage(png: Uint8Array, values: ArrayLike<number>, opts: { title?: string; opacity?: number; colorscale?: string } = {}): PlotlyFigure {
+export function heatmapOverImage(
+  png: Uint8Array,
+  values: ArrayLike<number>,
+  opts: { title?: string; opacity?: number; colorscale?: string } = {},
+): PlotlyFigure {
   const g = Math.round(Math.sqrt(values.length));
   if (g * g !== values.length) throw new Error(`heatmapOverImage: ${values.length} values do not form a square grid`);
   const z = Array.from({ length: g }, (_, row) => Array.from({ length: g }, (_, col) => values[row * g + col]));
   return {
-    data: [{ type: "heatmap", z, x0: 0, dx: 1, y0: 0, dy: 1, opacity: opts.opacity ?? 0.55, colorscale: opts.colorscale ?? "Hot", reversescale: true, showscale: true }],
+    data: [
+      {
+        type: "heatmap",
+        z,
+        x0: 0,
+        dx: 1,
+        y0: 0,
+        dy: 1,
+        opacity: opts.opacity ?? 0.55,
+        colorscale: opts.colorscale ?? "Hot",
+        reversescale: true,
+        showscale: true,
+      },
+    ],
     layout: {
       title: { text: opts.title ?? "" },
       width: 480,
       height: 440,
       xaxis: { range: [-0.5, g - 0.5], showgrid: false, zeroline: false, dtick: 1 },
       yaxis: { range: [g - 0.5, -0.5], showgrid: false, zeroline: false, dtick: 1, scaleanchor: "x" },
-      images: [{ source: `data:image/png;base64,${Buffer.from(png).toString("base64")}`, xref: "x", yref: "y", x: -0.5, y: -0.5, sizex: g, sizey: g, sizing: "stretch", layer: "below" }],
+      images: [
+        {
+          source: `data:image/png;base64,${Buffer.from(png).toString("base64")}`,
+          xref: "x",
+          yref: "y",
+          x: -0.5,
+          y: -0.5,
+          sizex: g,
+          sizey: g,
+          sizing: "stretch",
+          layer: "below",
+        },
+      ],
     },
   };
 }
@@ -107,13 +146,41 @@ export function lossFigure(h: LossHistory, opts: { title?: string; smooth?: numb
   // x of each epoch's end: the number of batches seen by then
   const ends = h.epoch.map((e) => h.batch.filter((b) => b.epoch <= e.epoch).length);
   const data: Record<string, unknown>[] = [
-    { x, y: ce, type: "scatter", mode: "lines", name: "batch cross-entropy", line: { width: 1, color: "rgba(31,119,180,0.35)" } },
-    { x, y: smooth, type: "scatter", mode: "lines", name: `mean of last ${k} batches`, line: { width: 2, color: "#1f77b4" } },
+    {
+      x,
+      y: ce,
+      type: "scatter",
+      mode: "lines",
+      name: "batch cross-entropy",
+      line: { width: 1, color: "rgba(31,119,180,0.35)" },
+    },
+    {
+      x,
+      y: smooth,
+      type: "scatter",
+      mode: "lines",
+      name: `mean of last ${k} batches`,
+      line: { width: 2, color: "#1f77b4" },
+    },
   ];
   if (h.epoch.length) {
-    data.push({ x: ends, y: h.epoch.map((e) => e.trainCrossEntropy), type: "scatter", mode: "lines+markers", name: "train (epoch mean)", line: { color: "#ff7f0e" } });
+    data.push({
+      x: ends,
+      y: h.epoch.map((e) => e.trainCrossEntropy),
+      type: "scatter",
+      mode: "lines+markers",
+      name: "train (epoch mean)",
+      line: { color: "#ff7f0e" },
+    });
     if (h.epoch.some((e) => e.valCrossEntropy !== undefined)) {
-      data.push({ x: ends, y: h.epoch.map((e) => e.valCrossEntropy ?? null), type: "scatter", mode: "lines+markers", name: "dev", line: { color: "#2ca02c" } });
+      data.push({
+        x: ends,
+        y: h.epoch.map((e) => e.valCrossEntropy ?? null),
+        type: "scatter",
+        mode: "lines+markers",
+        name: "dev",
+        line: { color: "#2ca02c" },
+      });
     }
   }
   return {

@@ -104,7 +104,9 @@ export function fileSystemIO(dir: string): tf.io.IOHandler {
         const bytes = buffers.reduce((n, b) => n + b.byteLength, 0);
         const expected = specs.reduce((n, s) => n + specBytes(s), 0);
         if (bytes !== expected) {
-          throw new Error(`${dir}: the weight files hold ${bytes} bytes where model.json describes ${expected}: the folder is damaged; restore it or retrain`);
+          throw new Error(
+            `${dir}: the weight files hold ${bytes} bytes where model.json describes ${expected}: the folder is damaged; restore it or retrain`,
+          );
         }
         return [specs, tf.io.concatenateArrayBuffers(buffers)];
       });
@@ -118,7 +120,9 @@ function verifyHashedName(file: string, bytes: Uint8Array): void {
   if (!m) return;
   const hash = crypto.createHash("sha256").update(bytes).digest("hex");
   if (!hash.startsWith(m[1])) {
-    throw new Error(`${file} is damaged: its sha256 starts ${hash.slice(0, 12)}, its name says ${m[1]}; restore the folder or retrain`);
+    throw new Error(
+      `${file} is damaged: its sha256 starts ${hash.slice(0, 12)}, its name says ${m[1]}; restore the folder or retrain`,
+    );
   }
 }
 
@@ -132,7 +136,11 @@ function specBytes(s: tf.io.WeightsManifestEntry): number {
  * Saves named tensors (a model's variables, an optimiser's slots) as a tfjs weights folder. `float16`: float32
  * tensors stored as half floats (tfjs's own float16 quantization, which any tfjs loader reads back as float32).
  */
-export async function saveTensors(dir: string, tensors: Record<string, tf.Tensor>, opts: { float16?: boolean } = {}): Promise<void> {
+export async function saveTensors(
+  dir: string,
+  tensors: Record<string, tf.Tensor>,
+  opts: { float16?: boolean } = {},
+): Promise<void> {
   const named = Object.entries(tensors).map(([name, tensor]) => ({ name, tensor }));
   if (!opts.float16) {
     const { data, specs } = await tf.io.encodeWeights(named);
@@ -147,7 +155,8 @@ export async function saveTensors(dir: string, tensors: Record<string, tf.Tensor
       parts.push(encodeHalf(values as Float32Array).buffer as ArrayBuffer);
       specs.push({ name, shape: tensor.shape, dtype: "float32", quantization: { dtype: "float16" } });
     } else {
-      if (tensor.dtype !== "int32") throw new Error(`saveTensors: ${name} is ${tensor.dtype}; float16 folders hold float32 and int32 only`);
+      if (tensor.dtype !== "int32")
+        throw new Error(`saveTensors: ${name} is ${tensor.dtype}; float16 folders hold float32 and int32 only`);
       const copy = values.slice() as Int32Array;
       parts.push(copy.buffer as ArrayBuffer);
       specs.push({ name, shape: tensor.shape, dtype: tensor.dtype as tf.io.WeightsManifestEntry["dtype"] });

@@ -65,7 +65,9 @@ export function acquireLock(file: string, what: string, log?: (line: string) => 
         continue;
       }
       const who = o ? `process ${o.pid} on ${o.host} (${o.what}, since ${o.started})` : "another process";
-      throw new LockHeldError(`${path.dirname(file)} is in use by ${who}; wait for it to finish or use another folder (lock: ${file})`);
+      throw new LockHeldError(
+        `${path.dirname(file)} is in use by ${who}; wait for it to finish or use another folder (lock: ${file})`,
+      );
     }
   }
   throw new Error(`could not take the lock ${file}`);
@@ -76,10 +78,13 @@ export function acquireLock(file: string, what: string, log?: (line: string) => 
  * (saying so once) instead of failing — for work the second caller can then find done, such as a feature cache.
  */
 export async function withLock<T>(
-  file: string, what: string, fn: () => Promise<T>, o: { log?: (line: string) => void; wait?: boolean } = {},
+  file: string,
+  what: string,
+  fn: () => Promise<T>,
+  o: { log?: (line: string) => void; wait?: boolean } = {},
 ): Promise<T> {
   let release: () => void;
-  for (let said = false; ; ) {
+  for (let said = false; ;) {
     try {
       release = acquireLock(file, what, o.log);
       break;
@@ -118,7 +123,9 @@ export function claimRunDir(
         } catch {
           /* the message stands without it */
         }
-        throw new Error(`${runDir} already holds a checkpoint${epoch}: add --resume to continue it or --overwrite to replace it`);
+        throw new Error(
+          `${runDir} already holds a checkpoint${epoch}: add --resume to continue it or --overwrite to replace it`,
+        );
       }
       if (o.overwrite) o.log(`--overwrite: the checkpoint in ${checkpointDir} will be replaced`);
     } else if (o.resume) o.log(`--resume: no checkpoint in ${checkpointDir} yet, starting from scratch`);

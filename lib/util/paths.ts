@@ -32,7 +32,9 @@ export function flickr8kDir(): string | undefined {
     return path.resolve(env);
   }
   const root = projectRoot();
-  return [path.join(root, "data", "flickr8k"), path.join(root, "..", "shared", "flickr8k")].find((d) => fs.existsSync(d));
+  return [path.join(root, "data", "flickr8k"), path.join(root, "..", "shared", "flickr8k")].find((d) =>
+    fs.existsSync(d),
+  );
 }
 
 /** True when notebooks and the main job should run at their quick (CI) size: `ATTEND_TELL_QUICK=1`. */
@@ -41,7 +43,11 @@ export function quickMode(): boolean {
 }
 
 /** The models shipped in the repository (weights only, float16; each folder has a MODEL.md card). */
-export const SHIPPED = { captioner: "captioner-flickr8k", scanT2i: "scan-flickr8k-t2i", scanI2t: "scan-flickr8k-i2t" } as const;
+export const SHIPPED = {
+  captioner: "captioner-flickr8k",
+  scanT2i: "scan-flickr8k-t2i",
+  scanI2t: "scan-flickr8k-i2t",
+} as const;
 
 /** `models/<name>` when it holds a checkpoint, else undefined. */
 export function shippedModel(name: string): string | undefined {

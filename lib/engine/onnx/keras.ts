@@ -29,10 +29,16 @@ export interface OnnxOutput {
 
 /** ONNX bytes for `artifacts`, with the given layers' outputs (NHWC, as Keras gives them) as graph outputs. */
 export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: OnnxOutput[]): Promise<Uint8Array> {
-  const topo = artifacts.modelTopology as { model_config?: { config: { layers: KerasLayer[] } }; config?: { layers: KerasLayer[] } };
+  const topo = artifacts.modelTopology as {
+    model_config?: { config: { layers: KerasLayer[] } };
+    config?: { layers: KerasLayer[] };
+  };
   const layers = (topo.model_config?.config ?? topo.config)!.layers;
   const wd = artifacts.weightData!;
-  const weights = tf.io.decodeWeights(Array.isArray(wd) ? tf.io.concatenateArrayBuffers(wd) : wd, artifacts.weightSpecs!);
+  const weights = tf.io.decodeWeights(
+    Array.isArray(wd) ? tf.io.concatenateArrayBuffers(wd) : wd,
+    artifacts.weightSpecs!,
+  );
   const nodes: Pb[] = [];
   const inits: Pb[] = [];
   const rank = new Map<string, number>(); // tensor name → rank, to know which outputs are 4-D maps
@@ -68,11 +74,18 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
         break;
       }
       case "Conv2D": {
-        if ((c.dilation_rate as number[]).some((d) => d !== 1) || c.data_format === "channels_first") throw new Error(`kerasToOnnx: ${l.name}: unsupported Conv2D config`);
+        if ((c.dilation_rate as number[]).some((d) => d !== 1) || c.data_format === "channels_first")
+          throw new Error(`kerasToOnnx: ${l.name}: unsupported Conv2D config`);
         init(`${l.name}/W`, weights[`${l.name}/kernel`], [3, 2, 0, 1]); // HWIO → OIHW
         const ins = [x, `${l.name}/W`];
-        if (c.use_bias) { init(`${l.name}/B`, weights[`${l.name}/bias`]); ins.push(`${l.name}/B`); }
-        const attrs: Attr[] = [{ name: "kernel_shape", ints: c.kernel_size as number[] }, { name: "strides", ints: c.strides as number[] }];
+        if (c.use_bias) {
+          init(`${l.name}/B`, weights[`${l.name}/bias`]);
+          ins.push(`${l.name}/B`);
+        }
+        const attrs: Attr[] = [
+          { name: "kernel_shape", ints: c.kernel_size as number[] },
+          { name: "strides", ints: c.strides as number[] },
+        ];
         attrs.push(c.padding === "same" ? { name: "auto_pad", s: "SAME_UPPER" } : { name: "pads", ints: [0, 0, 0, 0] });
         const act = c.activation as string;
         if (act !== "linear" && act !== "relu") throw new Error(`kerasToOnnx: ${l.name}: activation ${act}`);
@@ -83,7 +96,10 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
       }
       case "MaxPooling2D":
         if (c.padding !== "valid") throw new Error(`kerasToOnnx: ${l.name}: padding ${c.padding}`);
-        node("MaxPool", [x], l.name, [{ name: "kernel_shape", ints: c.pool_size as number[] }, { name: "strides", ints: c.strides as number[] }]);
+        node("MaxPool", [x], l.name, [
+          { name: "kernel_shape", ints: c.pool_size as number[] },
+          { name: "strides", ints: c.strides as number[] },
+        ]);
         rank.set(l.name, 4);
         break;
       case "Activation":
@@ -111,7 +127,10 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
       case "Dense": {
         init(`${l.name}/W`, weights[`${l.name}/kernel`]);
         const ins = [x, `${l.name}/W`];
-        if (c.use_bias) { init(`${l.name}/B`, weights[`${l.name}/bias`]); ins.push(`${l.name}/B`); }
+        if (c.use_bias) {
+          init(`${l.name}/B`, weights[`${l.name}/bias`]);
+          ins.push(`${l.name}/B`);
+        }
         const act = c.activation as string;
         node("Gemm", ins, act === "linear" ? l.name : `${l.name}/gemm`);
         if (act === "softmax") node("Softmax", [`${l.name}/gemm`], l.name, [{ name: "axis", i: -1 }]);
@@ -133,7 +152,12 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
     const r = rank.get(o.layer);
     if (r === undefined) throw new Error(`kerasToOnnx: no layer ${o.layer}`);
     if (r === 4) {
-      const p = new Pb().str(1, o.layer).str(2, o.name).str(3, o.name).str(4, "Transpose").msg(5, attrPb({ name: "perm", ints: [0, 2, 3, 1] }));
+      const p = new Pb()
+        .str(1, o.layer)
+        .str(2, o.name)
+        .str(3, o.name)
+        .str(4, "Transpose")
+        .msg(5, attrPb({ name: "perm", ints: [0, 2, 3, 1] }));
       graph.msg(1, p);
     } else graph.msg(1, new Pb().str(1, o.layer).str(2, o.name).str(3, o.name).str(4, "Identity"));
     outInfos.push(valueInfoPb(o.name, r === 4 ? ["N", "H", "W", "C"] : ["N", "K"]));
@@ -141,7 +165,9 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
   graph.str(2, "attend_tell_encoder");
   for (const i of inits) graph.msg(5, i);
   const inputLayer = layers.find((l) => l.name === inputName)!;
-  const shape = (inputLayer.config.batch_input_shape as (number | null)[]).map((d, i) => (i === 0 || d === null ? "N" : d));
+  const shape = (inputLayer.config.batch_input_shape as (number | null)[]).map((d, i) =>
+    i === 0 || d === null ? "N" : d,
+  );
   graph.msg(11, valueInfoPb("input", shape as (number | string)[]));
   for (const o of outInfos) graph.msg(12, o);
   return new Pb().int(1, 8).str(2, "attend-tell").msg(7, graph).msg(8, new Pb().str(1, "").int(2, 13)).finish();

@@ -48,8 +48,12 @@ export class Pb {
   }
 }
 
-export const FLOAT = 1, INT64 = 7; // TensorProto.DataType
-const ATTR_FLOAT = 1, ATTR_INT = 2, ATTR_INTS = 7, ATTR_STRING = 3;
+export const FLOAT = 1,
+  INT64 = 7; // TensorProto.DataType
+const ATTR_FLOAT = 1,
+  ATTR_INT = 2,
+  ATTR_INTS = 7,
+  ATTR_STRING = 3;
 
 export type Attr = { name: string; i?: number; f?: number; ints?: number[]; s?: string };
 
@@ -107,7 +111,8 @@ export class OnnxGraph {
   }
   /** Adds a node; returns its output names (fresh ones unless `outputs` names them, or a count). */
   op(type: string, inputs: string[], attrs: Attr[] = [], outputs: string[] | number = 1): string[] {
-    const outs = typeof outputs === "number" ? Array.from({ length: outputs }, (_, k) => `${type}${this.count++}_${k}`) : outputs;
+    const outs =
+      typeof outputs === "number" ? Array.from({ length: outputs }, (_, k) => `${type}${this.count++}_${k}`) : outputs;
     const p = new Pb();
     for (const i of inputs) p.str(1, i);
     for (const o of outs) p.str(2, o);
@@ -122,7 +127,11 @@ export class OnnxGraph {
    * (measured), and repeated indices are the point here (word ids, images in several pairs).
    */
   scatterAddRows(indices: string, updates: string, n: number): string {
-    const onehot = this.op("OneHot", [indices, this.constInt([n], []), this.constFloat([0, 1], [2])], [{ name: "axis", i: -1 }])[0]; // [P, n]
+    const onehot = this.op(
+      "OneHot",
+      [indices, this.constInt([n], []), this.constFloat([0, 1], [2])],
+      [{ name: "axis", i: -1 }],
+    )[0]; // [P, n]
     return this.op("Gemm", [onehot, updates], [{ name: "transA", i: 1 }])[0];
   }
   toBytes(opset = 17): Uint8Array {
@@ -135,4 +144,3 @@ export class OnnxGraph {
     return new Pb().int(1, 8).str(2, "attend-tell").msg(7, g).msg(8, new Pb().str(1, "").int(2, opset)).finish();
   }
 }
-

@@ -27,10 +27,20 @@ export function onnxAvailable(): boolean {
  * A session for a graph on `threads` threads. The memory arena is off unless asked for: with it on, the few dozen
  * per-shape graphs that a Flickr8k training run caches held 12 GB; the encoder, one graph run many times, keeps it.
  */
-export function onnxSession(graph: Uint8Array, threads: number, opts: { memArena?: boolean } = {}): Promise<OrtSession> {
+export function onnxSession(
+  graph: Uint8Array,
+  threads: number,
+  opts: { memArena?: boolean } = {},
+): Promise<OrtSession> {
   const ort = loadOrt();
-  if (!ort) throw new Error("this needs the optional package onnxruntime-node, which is not installed here (npm install onnxruntime-node)");
+  if (!ort)
+    throw new Error(
+      "this needs the optional package onnxruntime-node, which is not installed here (npm install onnxruntime-node)",
+    );
   return ort.InferenceSession.create(graph, {
-    intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: opts.memArena ?? false,
+    intraOpNumThreads: threads,
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    enableCpuMemArena: opts.memArena ?? false,
   });
 }
