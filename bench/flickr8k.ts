@@ -14,7 +14,7 @@ import { describeBackend, initBackend } from "../lib/engine/backend";
 import { getDefaultConfig } from "../lib/captioning/decoder";
 import { evaluate } from "../lib/captioning/evaluate";
 import { flickr8kDir } from "../lib/util/paths";
-import { prepareCaptionData } from "../lib/captioning/pipeline";
+import { prepareCaptionData } from "../lib/encoder/feature-dataset";
 import { defaultTrainConfig, train } from "../lib/captioning/train";
 
 async function main() {

@@ -5,7 +5,7 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { EncoderCNN } from "../lib/encoder/encoder";
 import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder/features";
-import { prepareCaptionData } from "../lib/captioning/pipeline";
+import { prepareCaptionData } from "../lib/encoder/feature-dataset";
 import { onnxAvailable } from "../lib/encoder/encoder-onnx";
 import { setupBackend, tinyFlickr, tmpDir, writeImage } from "./helpers";
 

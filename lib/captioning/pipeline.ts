@@ -4,87 +4,21 @@
  *   epoch → dev evaluation (greedy and beam 3) → report.html and a summary. On the synthetic scenes training stops as soon as the greedy captions of the dev scenes
  *   name exactly their objects (lib/synthetic-eval.ts); on Flickr8k it runs the given number of epochs.
  */
-import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { initBackend, describeBackend } from "../engine/backend";
-import { trainCaptions } from "../data/dataset";
 import { getDefaultConfig } from "./decoder";
 import { REGIONS } from "../encoder/encoder";
-import { FeatureCache, cachedSplit, describeSkipped } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
 import { EvaluationReport, evaluate } from "./evaluate";
 import { writeReport } from "./report";
-import { projectRoot, syntheticDir } from "../util/paths";
+import { syntheticDir } from "../util/paths";
 import { Progress } from "../util/progress";
 import { ensureSynthetic, readBoxes } from "../data/synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
 import { History, defaultTrainConfig, train } from "./train";
-import { FeatureCaptionDataset } from "../encoder/feature-dataset";
+import { prepareCaptionData } from "../encoder/feature-dataset";
 import { defaultEngine } from "../engine/backend";
-import { Vocabulary, buildVocabulary } from "../data/vocabulary";
-import { ensureWeights } from "../encoder/weights";
-
-export interface CaptionData {
-  dataDir: string;
-  featuresDir: string;
-  vocab: Vocabulary;
-  cache: FeatureCache;
-  train: FeatureCaptionDataset;
-  val: FeatureCaptionDataset;
-  /** Train and dev images left out (no photo, or one that cannot be decoded), with the reason for each. */
-  skipped: { image: string; why: string }[];
-}
-
-/**
- * `data/features/<folder name>`; for generated (synthetic) sets, whose images change with their options under
- * the same names, the name also carries a hash of the set's options, so a cache never serves another set.
- */
-export function defaultFeaturesDir(dataDir: string): string {
-  const base = path.basename(path.resolve(dataDir));
-  const config = path.join(dataDir, "synthetic.json");
-  const tag = fs.existsSync(config)
-    ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}`
-    : "";
-  return path.join(projectRoot(), "data", "features", base + tag);
-}
-
-/**
- * Features of the train and dev images (computed once, then read from `data/features/<folder name>`), the
- * vocabulary of the train captions, and both splits as (features, caption) datasets.
- */
-export async function prepareCaptionData(
-  dataDir: string,
-  o: { featuresDir?: string; skipMissing?: boolean; skipBad?: boolean; threshold?: number; quiet?: boolean } = {},
-): Promise<CaptionData> {
-  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
-  ensureWeights();
-  const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
-  const split = (s: "train" | "dev") =>
-    cachedSplit({
-      dataDir,
-      split: s,
-      vocab,
-      featuresDir,
-      skipMissing: o.skipMissing,
-      skipBad: o.skipBad,
-      quiet: o.quiet,
-    });
-  const train = await split("train");
-  train.cache.close();
-  const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
-  const skipped = [...train.skipped, ...dev.skipped];
-  if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
-  return {
-    dataDir,
-    featuresDir,
-    vocab,
-    cache: dev.cache,
-    skipped,
-    train: new FeatureCaptionDataset(train.dataset, dev.cache),
-    val: new FeatureCaptionDataset(dev.dataset, dev.cache),
-  };
-}
 
 export interface PipelineOptions {
   data: "synthetic" | "flickr8k";

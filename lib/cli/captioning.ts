@@ -3,7 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
-import { defaultFeaturesDir, prepareCaptionData, runPipeline } from "../captioning/pipeline";
+import { runPipeline } from "../captioning/pipeline";
+import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN } from "../encoder/encoder";
@@ -18,6 +19,7 @@ import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../u
 import { ensureWeights } from "../encoder/weights";
 import { describeSkipped } from "../encoder/features";
 import { defineCommand, requireFlags } from "./command";
+import { RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
@@ -75,29 +77,11 @@ export const trainCmd = defineCommand({
       choices: ["onnx", "tfjs"],
       help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)",
     },
-    resume: { type: "boolean", help: "continue the checkpoint in --out" },
-    overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
-    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+    ...RUN_FLAGS,
+    ...SKIP_FLAGS,
   },
   async run(v) {
-    requireFlags("train", v, "data-dir", "out");
-    const out = path.join(v.out!, "checkpoint");
-    const log = (l: string) => console.log(l);
-    const release = claimRunDir(v.out!, out, {
-      resume: v.resume,
-      overwrite: v.overwrite,
-      log,
-      what: `train --out ${v.out}`,
-    });
-    try {
-      await initBackend();
-      const data = await prepareCaptionData(v["data-dir"]!, {
-        featuresDir: v.features,
-        skipMissing: v["skip-missing"],
-        skipBad: v["skip-bad"],
-      });
-      if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
+    await trainingRun("train", v, async (data, out, log) => {
       const decoder = {
         ...getDefaultConfig(data.vocab.size),
         embedSize: v.embed,
@@ -135,9 +119,7 @@ export const trainCmd = defineCommand({
       });
       writeJsonAtomic(path.join(v.out!, "history.json"), history);
       console.log(`checkpoint: ${out}; history: ${path.join(v.out!, "history.json")}`);
-    } finally {
-      release();
-    }
+    });
   },
 });
 
@@ -153,8 +135,7 @@ export const evaluateCmd = defineCommand({
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
     out: { type: "string", placeholder: "DIR", help: "where captions and metrics go (default: beside the checkpoint)" },
     json: { type: "boolean", help: "print the report as JSON" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
-    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+    ...SKIP_FLAGS,
   },
   async run(v) {
     requireFlags("evaluate", v, "data-dir");
@@ -325,8 +306,7 @@ export const start = defineCommand({
     },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
-    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+    ...SKIP_FLAGS,
   },
   async run(v) {
     const data = (v.data ?? (process.env.FLICKR8K_DIR ? "flickr8k" : "synthetic")) as "synthetic" | "flickr8k";

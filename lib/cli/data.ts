@@ -5,12 +5,13 @@ import { buildVocabulary } from "../data/vocabulary";
 import { trainCaptions } from "../data/dataset";
 import { Progress } from "../util/progress";
 import { syntheticDir } from "../util/paths";
-import { defaultFeaturesDir } from "../captioning/pipeline";
+import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { ensureWeights, expectedSums } from "../encoder/weights";
 import { initBackend } from "../engine/backend";
 import { describeSkipped, extractFeatures } from "../encoder/features";
 import { imageFiles, type Split } from "../data/captions";
 import { defineCommand, requireFlags } from "./command";
+import { SKIP_FLAGS } from "./shared";
 
 export const synthetic = defineCommand({
   name: "synthetic",
@@ -66,8 +67,7 @@ export const features = defineCommand({
     runtime: { type: "string", choices: ["auto", "onnx", "tfjs"], default: "auto", help: "where the encoder runs" },
     workers: { type: "int", help: "worker processes (default: one per core)" },
     "batch-size": { type: "int", help: "images per encoder call (default 8 on a CPU, 64 on a GPU)" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
-    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+    ...SKIP_FLAGS,
   },
   async run(v) {
     requireFlags("features", v, "data-dir");

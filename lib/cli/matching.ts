@@ -2,7 +2,7 @@
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
-import { defaultFeaturesDir, prepareCaptionData } from "../captioning/pipeline";
+import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { defaultScanConfig } from "../matching/scan";
 import {
   defaultMatchingConfig,
@@ -19,9 +19,9 @@ import { ensureWeights } from "../encoder/weights";
 import { EncoderCNN } from "../encoder/encoder";
 import { FeatureCache, extractFeatures } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
-import { claimRunDir } from "../util/lock";
 import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
+import { RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 
 const mc = defaultMatchingConfig(defaultScanConfig(0));
 
@@ -64,29 +64,11 @@ export const trainMatchingCmd = defineCommand({
     },
     "warmup-negatives": { type: "int", default: mc.warmupNegatives, help: "violations summed per item during warm-up" },
     seed: { type: "int", default: mc.seed, help: "random seed" },
-    resume: { type: "boolean", help: "continue the checkpoint in --out" },
-    overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
-    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+    ...RUN_FLAGS,
+    ...SKIP_FLAGS,
   },
   async run(v) {
-    requireFlags("train-matching", v, "data-dir", "out");
-    const out = path.join(v.out!, "checkpoint");
-    const log = (l: string) => console.log(l);
-    const release = claimRunDir(v.out!, out, {
-      resume: v.resume,
-      overwrite: v.overwrite,
-      log,
-      what: `train-matching --out ${v.out}`,
-    });
-    try {
-      await initBackend();
-      const data = await prepareCaptionData(v["data-dir"]!, {
-        featuresDir: v.features,
-        skipMissing: v["skip-missing"],
-        skipBad: v["skip-bad"],
-      });
-      if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
+    await trainingRun("train-matching", v, async (data, out, log) => {
       const scan = { ...defaultScanConfig(data.vocab.size, v.direction as "t2i" | "i2t"), jointDim: v["joint-dim"] };
       const config = {
         ...defaultMatchingConfig(scan),
@@ -110,9 +92,7 @@ export const trainMatchingCmd = defineCommand({
       model.dispose();
       writeJsonAtomic(path.join(v.out!, "history.json"), history);
       console.log(`checkpoint: ${out}`);
-    } finally {
-      release();
-    }
+    });
   },
 });
 
@@ -132,8 +112,7 @@ export const evaluateMatchingCmd = defineCommand({
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
     human: { type: "boolean", help: "also the rank correlation with ExpertAnnotations.txt" },
     json: { type: "boolean", help: "print the result as JSON" },
-    "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
-    "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+    ...SKIP_FLAGS,
   },
   async run(v) {
     requireFlags("evaluate-matching", v, "data-dir");

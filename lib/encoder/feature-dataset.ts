@@ -8,6 +8,14 @@ import { FeatureCache, ROW_VALUES } from "./features";
 import { FlickrDataset } from "../data/dataset";
 import { REGIONS, FEATURE_DIM } from "./encoder";
 import { padCaptions } from "../data/collate";
+import { createHash } from "node:crypto";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { trainCaptions } from "../data/dataset";
+import { Vocabulary, buildVocabulary } from "../data/vocabulary";
+import { projectRoot } from "../util/paths";
+import { cachedSplit, describeSkipped } from "./features";
+import { ensureWeights } from "./weights";
 
 export interface FeatureBatch {
   features: tf.Tensor3D;
@@ -60,4 +68,65 @@ export class FeatureCaptionDataset {
       dispose: (b) => tf.dispose([b.features, b.captions]),
     });
   }
+}
+
+export interface CaptionData {
+  dataDir: string;
+  featuresDir: string;
+  vocab: Vocabulary;
+  cache: FeatureCache;
+  train: FeatureCaptionDataset;
+  val: FeatureCaptionDataset;
+  /** Train and dev images left out (no photo, or one that cannot be decoded), with the reason for each. */
+  skipped: { image: string; why: string }[];
+}
+
+/**
+ * `data/features/<folder name>`; for generated (synthetic) sets, whose images change with their options under
+ * the same names, the name also carries a hash of the set's options, so a cache never serves another set.
+ */
+export function defaultFeaturesDir(dataDir: string): string {
+  const base = path.basename(path.resolve(dataDir));
+  const config = path.join(dataDir, "synthetic.json");
+  const tag = fs.existsSync(config)
+    ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}`
+    : "";
+  return path.join(projectRoot(), "data", "features", base + tag);
+}
+
+/**
+ * Features of the train and dev images (computed once, then read from `data/features/<folder name>`), the
+ * vocabulary of the train captions, and both splits as (features, caption) datasets.
+ */
+export async function prepareCaptionData(
+  dataDir: string,
+  o: { featuresDir?: string; skipMissing?: boolean; skipBad?: boolean; threshold?: number; quiet?: boolean } = {},
+): Promise<CaptionData> {
+  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
+  ensureWeights();
+  const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
+  const split = (s: "train" | "dev") =>
+    cachedSplit({
+      dataDir,
+      split: s,
+      vocab,
+      featuresDir,
+      skipMissing: o.skipMissing,
+      skipBad: o.skipBad,
+      quiet: o.quiet,
+    });
+  const train = await split("train");
+  train.cache.close();
+  const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
+  const skipped = [...train.skipped, ...dev.skipped];
+  if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
+  return {
+    dataDir,
+    featuresDir,
+    vocab,
+    cache: dev.cache,
+    skipped,
+    train: new FeatureCaptionDataset(train.dataset, dev.cache),
+    val: new FeatureCaptionDataset(dev.dataset, dev.cache),
+  };
 }

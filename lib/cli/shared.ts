@@ -1,0 +1,57 @@
+/** What the training commands share: their run-folder and skip flags, and the frame around a training run. */
+import * as path from "node:path";
+import { initBackend } from "../engine/backend";
+import { CaptionData, prepareCaptionData } from "../encoder/feature-dataset";
+import { writeJsonAtomic } from "../util/io";
+import { claimRunDir } from "../util/lock";
+import type { FlagSpec } from "./command";
+import { requireFlags } from "./command";
+
+export const SKIP_FLAGS = {
+  "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
+  "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
+} as const satisfies Record<string, FlagSpec>;
+
+export const RUN_FLAGS = {
+  resume: { type: "boolean", help: "continue the checkpoint in --out" },
+  overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
+} as const satisfies Record<string, FlagSpec>;
+
+interface RunValues {
+  "data-dir"?: string;
+  out?: string;
+  features?: string;
+  resume: boolean;
+  overwrite: boolean;
+  "skip-missing": boolean;
+  "skip-bad": boolean;
+}
+
+/**
+ * A training command's frame: the run folder claimed (locked; a finished run needs --resume or --overwrite), the
+ * backend, the data with its features, the skipped images written beside the checkpoint; `train` gets the
+ * checkpoint folder. The lock is released however it ends.
+ */
+export async function trainingRun(
+  command: string,
+  v: RunValues,
+  train: (data: CaptionData, checkpoint: string, log: (line: string) => void) => Promise<void>,
+): Promise<void> {
+  requireFlags(command, v as unknown as Record<string, unknown>, "data-dir", "out");
+  const checkpoint = path.join(v.out!, "checkpoint");
+  const log = (l: string) => console.log(l);
+  const what = `${command} --out ${v.out}`;
+  const release = claimRunDir(v.out!, checkpoint, { resume: v.resume, overwrite: v.overwrite, log, what });
+  try {
+    await initBackend();
+    const data = await prepareCaptionData(v["data-dir"]!, {
+      featuresDir: v.features,
+      skipMissing: v["skip-missing"],
+      skipBad: v["skip-bad"],
+    });
+    if (data.skipped.length) writeJsonAtomic(path.join(v.out!, "skipped-images.json"), data.skipped);
+    await train(data, checkpoint, log);
+  } finally {
+    release();
+  }
+}
