@@ -14,11 +14,10 @@ import { captionImages, greedy } from "./generate";
 import { captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
 import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
-import { Progress } from "../util/progress";
 import { Vocabulary } from "../data/vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
-import { clipAndApply } from "../engine/optimize";
-import { FeatureCaptionDataset } from "../encoder/feature-dataset";
+import { FitStep, fit } from "../engine/fit";
+import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { OnnxTrainer } from "./onnx-train";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 
@@ -206,6 +205,37 @@ export interface TrainOptions {
   engine?: TrainEngine;
 }
 
+/**
+ * The plateau rule after an epoch: scores dev BLEU-4 into `entry`, decays the lr after `patience` epochs without a
+ * better score, says whether to stop; the caller keeps the best epoch.
+ */
+async function selectEpoch(
+  entry: History["epoch"][number],
+  o: {
+    decoder: DecoderRNN;
+    history: History;
+    val: FeatureCaptionDataset;
+    plateau: PlateauConfig;
+    lr: number;
+    log: (line: string) => void;
+  },
+): Promise<{ stop: boolean; lr: number }> {
+  const p = o.plateau;
+  entry.devBleu4 = await devBleu4(o.decoder, o.val, p.beam);
+  const { best, bestEpoch, since } = selectionState(o.history);
+  let lr = o.lr;
+  if (since > 0 && since % p.patience === 0) entry.lr = lr *= p.factor;
+  const stop = p.stopAfter > 0 && since >= p.stopAfter;
+  const decayed = since > 0 && since % p.patience === 0;
+  o.log(
+    `epoch ${entry.epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
+      (since === 0 ? ", kept in best/" : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
+      (decayed ? `; lr → ${lr.toExponential(2)}` : "") +
+      (stop ? "; stopping" : ""),
+  );
+  return { stop, lr };
+}
+
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));
   let cfg = opts.config;
@@ -237,57 +267,48 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   }
   // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
   let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
-  try {
-    for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-      const loader = opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed });
-      const bar = opts.quiet
-        ? undefined
-        : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "captions");
-      const t0 = Date.now();
-      let sum = 0,
-        sumCe = 0,
-        n = 0,
-        step = 0;
-      for await (const b of loader.epoch(epoch)) {
-        // tfjs's Adam reads learningRate on every step; set in place, the moments are kept
-        (optimizer as unknown as { learningRate: number }).learningRate = lrAfter(
-          { ...cfg, lr: lrBase },
-          epoch * opts.train.length + n,
-          opts.train.length,
+  let sum = 0,
+    sumCe = 0,
+    n = 0;
+  await fit<FeatureBatch, FitStep & { crossEntropy: number }>({
+    from: startEpoch,
+    epochs: cfg.epochs,
+    optimizer,
+    clipNorm: cfg.clipNorm,
+    out: opts.out,
+    progress: opts.quiet ? undefined : { total: opts.train.length, unit: "captions" },
+    batches: (epoch) => opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch),
+    items: (b) => b.imageNames.length,
+    release: (b) => tf.dispose([b.features, b.captions]),
+    lr: (epoch, seen) => lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + seen, opts.train.length),
+    async step(b, { epoch, step }) {
+      const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
+      const r = onnx
+        ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
+        : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
+      const loss = (await r.loss.data())[0];
+      const crossEntropy = (await r.crossEntropy.data())[0];
+      tf.dispose([r.loss, r.crossEntropy]);
+      return { loss, crossEntropy, grads: r.grads };
+    },
+    applied: () => dp?.weightsChanged(),
+    async afterStep(b, { loss, crossEntropy }, { epoch, step }) {
+      history.batch.push({ epoch, step, loss, crossEntropy });
+      opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
+      sum += loss * b.imageNames.length;
+      sumCe += crossEntropy * b.imageNames.length;
+      n += b.imageNames.length;
+      if ((step + 1) % cfg.printEvery === 0) {
+        const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
+        const [g] = await greedy(decoder, f, 20);
+        f.dispose();
+        log(
+          `Epoch: ${epoch + 1} Batch: ${step + 1} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  ` +
+            `sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`,
         );
-        const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-        const r = onnx
-          ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
-          : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
-        const loss = (await r.loss.data())[0];
-        const crossEntropy = (await r.crossEntropy.data())[0];
-        if (Number.isFinite(loss)) {
-          clipAndApply(optimizer, r.grads, cfg.clipNorm);
-          dp?.weightsChanged();
-        }
-        tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads), b.features, b.captions]);
-        if (!Number.isFinite(loss)) {
-          throw new Error(
-            `loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`,
-          );
-        }
-        history.batch.push({ epoch, step, loss, crossEntropy });
-        opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
-        sum += loss * b.imageNames.length;
-        sumCe += crossEntropy * b.imageNames.length;
-        n += b.imageNames.length;
-        step++;
-        bar?.tick(b.imageNames.length, `loss ${loss.toFixed(3)}`);
-        if (step % cfg.printEvery === 0) {
-          const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
-          const [g] = await greedy(decoder, f, 20);
-          f.dispose();
-          log(
-            `Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`,
-          );
-        }
       }
-      const seconds = (Date.now() - t0) / 1000;
+    },
+    async afterEpoch(epoch, seconds) {
       const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
       const entry: History["epoch"][number] = {
         epoch,
@@ -298,13 +319,13 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         seconds,
         captionsPerSecond: n / seconds,
       };
+      sum = sumCe = n = 0;
       history.epoch.push(entry);
       log(
-        `epoch ${epoch + 1}: train loss ${(sum / n).toFixed(4)} (cross-entropy ${(sumCe / n).toFixed(4)})` +
+        `epoch ${epoch + 1}: train loss ${entry.trainLoss.toFixed(4)} (cross-entropy ${entry.trainCrossEntropy.toFixed(4)})` +
           (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
-          `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} captions/s)`,
+          `, ${seconds.toFixed(1)} s (${entry.captionsPerSecond.toFixed(1)} captions/s)`,
       );
-      let stop = false;
       const meta = {
         format: CHECKPOINT_FORMAT,
         version: 1,
@@ -313,11 +334,17 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         dataDir: path.resolve(opts.train.dataset.layout.dataDir),
       };
       entry.lr = lrBase;
+      let stop = false;
       if (cfg.plateau && opts.val) {
-        const p = cfg.plateau;
-        entry.devBleu4 = await devBleu4(decoder, opts.val, p.beam);
-        const { best, bestEpoch, since } = selectionState(history);
-        if (since === 0) {
+        ({ stop, lr: lrBase } = await selectEpoch(entry, {
+          decoder,
+          history,
+          val: opts.val,
+          plateau: cfg.plateau,
+          lr: lrBase,
+          log,
+        }));
+        if (entry.devBleu4 !== undefined && selectionState(history).since === 0) {
           await writeCheckpoint(bestDir(opts.out), {
             weights: decoder.namedVariables(),
             optimizer,
@@ -325,16 +352,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
             history,
             meta,
           });
-        } else if (since % p.patience === 0) entry.lr = lrBase *= p.factor;
-        stop = p.stopAfter > 0 && since >= p.stopAfter;
-        log(
-          `epoch ${epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
-            (since === 0
-              ? `, kept in ${bestDir(opts.out)}`
-              : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
-            (since > 0 && since % p.patience === 0 ? `; lr → ${lrBase.toExponential(2)}` : "") +
-            (stop ? "; stopping" : ""),
-        );
+        }
       }
       await writeCheckpoint(opts.out, {
         weights: decoder.namedVariables(),
@@ -343,12 +361,13 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
         history,
         meta,
       });
-      if (stop || (await opts.onEpoch?.({ epoch, decoder, history }))) break;
-    }
-  } finally {
-    await dp?.close();
-    await onnx?.dispose();
-  }
+      return stop || (await opts.onEpoch?.({ epoch, decoder, history }));
+    },
+    async dispose() {
+      await dp?.close();
+      await onnx?.dispose();
+    },
+  });
   return { decoder, history };
 }
 

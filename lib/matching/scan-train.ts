@@ -18,7 +18,7 @@ import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
 import { FeatureCaptionDataset, FeatureBatch } from "../encoder/feature-dataset";
 import { TrainEngine, defaultEngine } from "../engine/backend";
-import { clipAndApply } from "../engine/optimize";
+import { FitStep, fit } from "../engine/fit";
 import { PAD, Vocabulary } from "../data/vocabulary";
 
 export interface MatchingConfig {
@@ -190,58 +190,59 @@ export async function trainMatching(opts: {
         ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)"
         : `training step: tfjs on ${tf.getBackend()}`,
     );
-  for (let epoch = startEpoch; epoch < cfg.epochs; epoch++) {
-    // tfjs's Adam reads its learningRate field on every step, so the schedule sets it in place (moments kept).
-    (optimizer as unknown as { learningRate: number }).learningRate = lrAt(cfg, epoch);
-    if (epoch > 0 && lrAt(cfg, epoch) !== lrAt(cfg, epoch - 1))
-      log(`epoch ${epoch + 1}: learning rate ${lrAt(cfg, epoch).toExponential(1)}`);
-    const bar = opts.quiet ? undefined : new Progress(opts.train.length, `epoch ${epoch + 1}/${cfg.epochs}`, "pairs");
-    const t0 = Date.now();
-    let sum = 0,
-      n = 0,
-      step = 0;
-    for await (const b of opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch)) {
-      const B = b.captions.shape[0];
-      const { loss, grads } = await matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, B));
-      if (!Number.isFinite(loss)) {
-        tf.dispose([...Object.values(grads), b.features, b.captions]);
-        await onnx?.dispose();
-        throw new Error(
-          `loss is ${loss} at epoch ${epoch + 1}, batch ${step + 1}: stopping; the last good checkpoint in ${opts.out} is kept (lower --lr?)`,
-        );
+  let sum = 0,
+    n = 0,
+    steps = 0;
+  await fit<FeatureBatch, FitStep>({
+    from: startEpoch,
+    epochs: cfg.epochs,
+    optimizer,
+    clipNorm: cfg.clipNorm,
+    out: opts.out,
+    progress: opts.quiet ? undefined : { total: opts.train.length, unit: "pairs" },
+    batches: (epoch) => opts.train.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(epoch),
+    items: (b) => b.captions.shape[0],
+    release: (b) => tf.dispose([b.features, b.captions]),
+    lr(epoch, seen) {
+      if (seen === 0 && epoch > 0 && lrAt(cfg, epoch) !== lrAt(cfg, epoch - 1)) {
+        log(`epoch ${epoch + 1}: learning rate ${lrAt(cfg, epoch).toExponential(1)}`);
       }
-      clipAndApply(optimizer, grads, cfg.clipNorm);
-      tf.dispose([...Object.values(grads), b.features, b.captions]);
+      return lrAt(cfg, epoch);
+    },
+    step: (b, { epoch }) => matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, b.captions.shape[0])),
+    afterStep(b, { loss }, { epoch, step }) {
       history.batch.push({ epoch, step, loss });
       sum += loss;
-      n += B;
-      step++;
-      bar?.tick(B, `loss ${loss.toFixed(3)}`);
-      if (step % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step} loss: ${loss.toFixed(5)}`);
-    }
-    const seconds = (Date.now() - t0) / 1000;
-    const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
-    history.epoch.push({ epoch, trainLoss: sum / Math.max(1, step), valLoss, seconds, pairsPerSecond: n / seconds });
-    log(
-      `epoch ${epoch + 1}: train loss ${(sum / Math.max(1, step)).toFixed(4)}` +
-        (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") +
-        `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`,
-    );
-    await writeCheckpoint(opts.out, {
-      weights: model.namedVariables(),
-      optimizer,
-      vocab: opts.vocab,
-      history,
-      meta: {
-        format: FORMAT,
-        version: 1,
-        epoch: epoch + 1,
-        config: cfg,
-        dataDir: path.resolve(opts.train.dataset.layout.dataDir),
-      },
-    });
-  }
-  await onnx?.dispose();
+      n += b.captions.shape[0];
+      steps++;
+      if ((step + 1) % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step + 1} loss: ${loss.toFixed(5)}`);
+    },
+    async afterEpoch(epoch, seconds) {
+      const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
+      const trainLoss = sum / Math.max(1, steps);
+      history.epoch.push({ epoch, trainLoss, valLoss, seconds, pairsPerSecond: n / seconds });
+      log(
+        `epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)}` +
+          (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") +
+          `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`,
+      );
+      sum = n = steps = 0;
+      await writeCheckpoint(opts.out, {
+        weights: model.namedVariables(),
+        optimizer,
+        vocab: opts.vocab,
+        history,
+        meta: {
+          format: FORMAT,
+          version: 1,
+          epoch: epoch + 1,
+          config: cfg,
+          dataDir: path.resolve(opts.train.dataset.layout.dataDir),
+        },
+      });
+    },
+    dispose: async () => onnx?.dispose(),
+  });
   return { model, history };
 }
 
