@@ -13,7 +13,7 @@ import { REGIONS, FEATURE_DIM } from "../encoder/encoder";
 import { captionImages, greedy } from "./generate";
 import { captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
-import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { Vocabulary } from "../data/vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
 import { FitStep, fit } from "../engine/fit";
@@ -156,30 +156,17 @@ export async function evaluateLoss(
   return { loss: loss / n, crossEntropy: ce / n };
 }
 
-export interface Checkpoint {
-  decoder: DecoderRNN;
-  vocab: Vocabulary;
-  config: TrainConfig;
-  epoch: number;
-  /** The data folder it was trained on (absent in checkpoints from before it was recorded). */
-  dataDir?: string;
-  history: History;
-  optimizerWeights: { name: string; tensor: tf.Tensor }[];
-}
+/** A captioning checkpoint: the decoder and what resuming needs. */
+export type Checkpoint = Omit<LoadedCheckpoint<DecoderRNN, TrainConfig, History>, "model"> & { decoder: DecoderRNN };
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
-  const c = await readCheckpoint<TrainConfig, History>(dir, CHECKPOINT_FORMAT, "captioning");
-  const decoder = new DecoderRNN(c.meta.config.decoder, fromWeights(dir, c.weights));
-  tf.dispose(Object.values(c.weights));
-  return {
-    decoder,
-    vocab: c.vocab,
-    config: c.meta.config,
-    epoch: c.meta.epoch,
-    dataDir: c.meta.dataDir,
-    history: c.history,
-    optimizerWeights: c.optimizerWeights,
-  };
+  const { model, ...rest } = await loadModelCheckpoint<DecoderRNN, TrainConfig, History>(
+    dir,
+    CHECKPOINT_FORMAT,
+    "captioning",
+    (config, init) => new DecoderRNN(config.decoder, init),
+  );
+  return { ...rest, decoder: model };
 }
 
 export interface TrainOptions {

@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { fromWeights, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { Split, readCaptions, resolveLayout } from "../data/captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
 import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
@@ -89,29 +89,15 @@ export function negativesAt(cfg: MatchingConfig, epoch: number, B: number): numb
   return epoch < (cfg.warmupEpochs ?? 0) ? Math.max(1, Math.min(cfg.warmupNegatives ?? 1, B - 1)) : 1;
 }
 
-export interface MatchingCheckpoint {
-  model: ScanModel;
-  vocab: Vocabulary;
-  config: MatchingConfig;
-  epoch: number;
-  dataDir?: string;
-  history: MatchingHistory;
-  optimizerWeights: { name: string; tensor: tf.Tensor }[];
-}
+export type MatchingCheckpoint = LoadedCheckpoint<ScanModel, MatchingConfig, MatchingHistory>;
 
-export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheckpoint> {
-  const c = await readCheckpoint<MatchingConfig, MatchingHistory>(dir, FORMAT, "image–text matching");
-  const model = new ScanModel(c.meta.config.scan, fromWeights(dir, c.weights));
-  tf.dispose(Object.values(c.weights));
-  return {
-    model,
-    vocab: c.vocab,
-    config: c.meta.config,
-    epoch: c.meta.epoch,
-    dataDir: c.meta.dataDir,
-    history: c.history,
-    optimizerWeights: c.optimizerWeights,
-  };
+export function loadMatchingCheckpoint(dir: string): Promise<MatchingCheckpoint> {
+  return loadModelCheckpoint(
+    dir,
+    FORMAT,
+    "image–text matching",
+    (config: MatchingConfig, init) => new ScanModel(config.scan, init),
+  );
 }
 
 /** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */

@@ -147,6 +147,36 @@ export async function exportCheckpoint(
   }
 }
 
+/** A model rebuilt from its checkpoint, with what training needs to resume it. */
+export interface LoadedCheckpoint<Model, Config, History> {
+  model: Model;
+  vocab: Vocabulary;
+  config: Config;
+  epoch: number;
+  /** The data folder it was trained on (absent in checkpoints from before it was recorded). */
+  dataDir?: string;
+  history: History;
+  /** Empty for a weights-only export. */
+  optimizerWeights: { name: string; tensor: tf.Tensor }[];
+}
+
+/** Reads a checkpoint of `format` (every file verified) and builds its model with `build(config, weight by name)`. */
+export async function loadModelCheckpoint<Model, Config, History>(
+  dir: string,
+  format: string,
+  what: string,
+  build: (config: Config, init: (name: string) => tf.Tensor) => Model,
+): Promise<LoadedCheckpoint<Model, Config, History>> {
+  const c = await readCheckpoint<Config, History>(dir, format, what);
+  try {
+    const model = build(c.meta.config, fromWeights(dir, c.weights));
+    const { config, epoch, dataDir } = c.meta;
+    return { model, vocab: c.vocab, config, epoch, dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+  } finally {
+    tf.dispose(Object.values(c.weights));
+  }
+}
+
 /** Adam's state to resume from, or an error that says why a weights-only checkpoint cannot be resumed. */
 export function resumableOptimizerWeights<T>(dir: string, optimizerWeights: T[]): T[] {
   if (optimizerWeights.length === 0) {
