@@ -22,6 +22,7 @@ import {
 } from "../lib/matching/scan-train";
 import { retrievalRecall } from "../lib/matching/retrieval";
 import { setupBackend, tmpDir } from "./helpers";
+import { main } from "../lib/cli";
 
 describe("training SCAN on cached features", function () {
   this.timeout(600_000);
@@ -219,5 +220,68 @@ describe("training SCAN on cached features", function () {
       assert.ok(Math.abs(l - second(decayed.history)[i]) <= 1e-3, `batch ${i}: ${l} vs ${second(decayed.history)[i]}`),
     );
     for (const r of [constant, decayed, resumed]) r.model.dispose();
+  });
+
+  it("retrieve ranks any folder of photos (--images DIR) for a query, caching their features beside the data", async () => {
+    const out = path.join(tmpDir(), "scan");
+    const r = await trainMatching({
+      train: trainSet,
+      val: valSet,
+      vocab,
+      config: { ...cfg, epochs: 1 },
+      out,
+      ...quiet,
+    });
+    r.model.dispose();
+    const photos = path.join(tmpDir(), "my-photos");
+    fs.mkdirSync(photos);
+    const devImages = new FlickrDataset({ dataDir: dir, split: "dev", vocab }).images.slice(0, 4);
+    for (const im of devImages) fs.copyFileSync(path.join(dir, "Images", im), path.join(photos, im));
+    fs.writeFileSync(path.join(photos, "notes.txt"), "not a photo");
+    const lines: string[] = [];
+    const log = console.log;
+    console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+    try {
+      await main([
+        "retrieve",
+        "--checkpoint",
+        out,
+        "--images",
+        photos,
+        "--features",
+        path.join(photos, "..", "features"),
+        "--k",
+        "3",
+        "--json",
+        "a red circle",
+      ]);
+    } finally {
+      console.log = log;
+    }
+    const ranked = JSON.parse(lines.pop()!) as { image: string; score: number }[];
+    assert.equal(ranked.length, 3);
+    assert.ok(
+      ranked.every((x) => devImages.map((im) => path.join(photos, im)).includes(x.image)),
+      JSON.stringify(ranked),
+    );
+    assert.ok(ranked[0].score >= ranked[1].score && ranked[1].score >= ranked[2].score);
+    await assert.rejects(
+      main([
+        "retrieve",
+        "--checkpoint",
+        out,
+        "--images",
+        photos,
+        "zebra xylophone",
+        "--features",
+        path.join(photos, "..", "f"),
+      ]),
+      /no word of the query/,
+    );
+    await assert.rejects(
+      main(["retrieve", "--checkpoint", out, "--images", path.join(photos, "none"), "a circle"]),
+      /is not a folder/,
+    );
+    await assert.rejects(main(["retrieve", "--checkpoint", out, "a circle"]), /needs --data-dir DIR or --images DIR/);
   });
 });

@@ -1,4 +1,5 @@
 /** Image–text matching commands (SCAN): train-matching, evaluate-matching, retrieve. */
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
@@ -160,29 +161,49 @@ export const evaluateMatchingCmd = defineCommand({
   },
 });
 
+/** The photos directly in a folder (jpg, jpeg, png, webp), sorted. */
+export function photosIn(dir: string): string[] {
+  if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--images ${dir} is not a folder`);
+  const files = fs
+    .readdirSync(dir)
+    .filter((f) => /\.(jpe?g|png|webp)$/i.test(f))
+    .sort()
+    .map((f) => path.join(dir, f));
+  if (files.length === 0) throw new Error(`--images ${dir} holds no .jpg, .png or .webp photos`);
+  return files;
+}
+
 export const retrieve = defineCommand({
   name: "retrieve",
-  summary: "Rank a split's images for a text query, or its captions for an image (--image FILE).",
+  summary:
+    "Rank images for a text query — a data set's split, or any folder of photos (--images DIR) — or a split's captions " +
+    "for an image (--image FILE).",
   positionals: '["a text query"]',
   flags: {
     checkpoint: { type: "string", placeholder: "DIR", help: "checkpoint folder (default: the shipped SCAN model)" },
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder whose split is searched" },
+    images: { type: "string", placeholder: "DIR", help: "a folder of your photos to search instead (features cached)" },
+    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<folder name>)" },
     split: { type: "string", choices: ["dev", "test", "train"], default: "dev", help: "split to search" },
     image: { type: "string", placeholder: "FILE", help: "find captions for this image instead of images for a query" },
     k: { type: "int", default: 5, help: "results to show" },
     json: { type: "boolean", help: "print results as JSON" },
   },
   async run(v, words) {
-    requireFlags("retrieve", v, "data-dir");
+    if (!v["data-dir"] && !v.images)
+      throw new Error("retrieve needs --data-dir DIR or --images DIR (attend-tell retrieve --help)");
+    if (v["data-dir"] && v.images) throw new Error("retrieve: give --data-dir or --images, not both");
+    if (v.images && v.image)
+      throw new Error("retrieve --image finds captions of a data set: give --data-dir, not --images");
     if (!v.image && words.length === 0)
       throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
     const [checkpoint] = matchingCheckpoints(v.checkpoint ? [v.checkpoint] : [], "retrieve");
     await initBackend({ quiet: v.json });
     const ck = await loadMatchingCheckpoint(checkpoint);
     try {
-      const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing: "skip" });
       let results: { image?: string; caption?: string; score: number }[];
       if (v.image) {
+        const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing: "skip" });
         ensureWeights();
         const encoder = await EncoderCNN.load();
         const x = await EncoderCNN.loadBatch([v.image]);
@@ -201,11 +222,28 @@ export const retrieve = defineCommand({
           throw new Error(
             `retrieve: no word of the query ${JSON.stringify(query)} is in the model's vocabulary; nothing to rank by`,
           );
-        const featuresDir = defaultFeaturesDir(v["data-dir"]!);
-        await extractFeatures({ files: ds.images.map((im) => ds.imagePath(im)), out: featuresDir, quiet: true });
+        let files: string[];
+        if (v.images) files = photosIn(v.images);
+        else {
+          const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing: "skip" });
+          files = ds.images.map((im) => ds.imagePath(im));
+        }
+        const featuresDir = v.features ?? defaultFeaturesDir(v.images ?? v["data-dir"]!);
+        ensureWeights();
+        await extractFeatures({ files, out: featuresDir, quiet: v.json });
         const cache = FeatureCache.open(featuresDir);
         try {
-          results = await retrieveImages({ model: ck.model, vocab: ck.vocab, query, images: ds.images, cache, k: v.k });
+          const names = files.map((f) => path.basename(f));
+          const ranked = await retrieveImages({
+            model: ck.model,
+            vocab: ck.vocab,
+            query,
+            images: names,
+            cache,
+            k: v.k,
+          });
+          // a folder of photos: show where each one is
+          results = v.images ? ranked.map((r) => ({ ...r, image: path.join(v.images!, r.image) })) : ranked;
         } finally {
           cache.close();
         }
