@@ -1,8 +1,18 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { OFFICIAL_SPLIT_DIR, parseCsvLine, readCaptions, resolveLayout, splitImages } from "../lib/data/captions";
-import { SHARED_FLICKR, tmpDir } from "./helpers";
+import {
+  OFFICIAL_SPLIT_DIR,
+  imageFiles,
+  imagePath,
+  parseCsvLine,
+  readCaptions,
+  resolveLayout,
+  splitImages,
+} from "../lib/data/captions";
+import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
+import { buildVocabulary } from "../lib/data/vocabulary";
+import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
 function write(name: string, text: string): string {
   const f = path.join(tmpDir(), name);
@@ -11,6 +21,7 @@ function write(name: string, text: string): string {
 }
 
 describe("caption files", () => {
+  before(setupBackend);
   it("reads the original layout (image#n<TAB>caption)", () => {
     const f = write("Flickr8k.token.txt", "x.jpg#0\tA dog .\r\nx.jpg#1\tA black dog\n\ny.jpg#0\tA cat\n");
     const r = readCaptions(f);
@@ -63,7 +74,7 @@ describe("caption files", () => {
     );
     assert.throws(
       () => resolveLayout(dir),
-      /no caption file in .*: expected Flickr8k\.token\.txt \(original Flickr8k\) or captions\.txt \(Kaggle\)/,
+      /no caption file in .*: expected Flickr8k\.token\.txt \(original Flickr8k\), captions\.txt \(Kaggle\) or one of Karpathy's dataset_flickr8k\.json/,
     );
     assert.throws(() => resolveLayout(path.join(dir, "nope")), /data folder .*nope does not exist/);
   });
@@ -133,6 +144,65 @@ describe("caption files", () => {
     const recs = readCaptions(layout.captionsFile);
     assert.deepEqual(splitImages(layout, "dev", recs), dev);
     assert.deepEqual(splitImages(layout, "train", recs), train);
+  });
+
+  it("reads Karpathy's split files (Flickr30k and COCO, with COCO's sub-folders) with the same classes", async () => {
+    const dir = tmpDir();
+    const sentences = (...raw: string[]) => raw.map((r) => ({ raw: r, tokens: r.toLowerCase().split(" ") }));
+    const images = [
+      {
+        filepath: "train2014",
+        filename: "COCO_train2014_1.jpg",
+        split: "train",
+        sentences: sentences("A dog runs.", "A brown dog"),
+      },
+      { filepath: "val2014", filename: "COCO_val2014_2.jpg", split: "restval", sentences: sentences("Two cats sleep") },
+      { filepath: "val2014", filename: "COCO_val2014_3.jpg", split: "val", sentences: sentences("A man rides a bike") },
+      { filepath: "val2014", filename: "COCO_val2014_4.jpg", split: "test", sentences: sentences("A red bus") },
+    ];
+    fs.writeFileSync(path.join(dir, "dataset_coco.json"), JSON.stringify({ images, dataset: "coco" }));
+    for (const im of images) await writeImage(path.join(dir, im.filepath, im.filename), 40, 30);
+    const layout = resolveLayout(dir);
+    assert.equal(path.basename(layout.captionsFile), "dataset_coco.json");
+    const recs = readCaptions(layout.captionsFile);
+    assert.deepEqual(
+      recs.map((r) => r.caption),
+      ["A dog runs.", "A brown dog", "Two cats sleep", "A man rides a bike", "A red bus"],
+    );
+    assert.deepEqual(
+      splitImages(layout, "train", recs),
+      ["COCO_train2014_1.jpg", "COCO_val2014_2.jpg"],
+      "restval trains",
+    );
+    assert.deepEqual(splitImages(layout, "dev", recs), ["COCO_val2014_3.jpg"]);
+    assert.equal(imagePath(layout, "COCO_val2014_3.jpg"), path.join(dir, "val2014", "COCO_val2014_3.jpg"));
+    const vocab = buildVocabulary(trainCaptions(dir), 1);
+    const ds = new FlickrDataset({ dataDir: dir, split: "dev", vocab });
+    assert.deepEqual(ds.images, ["COCO_val2014_3.jpg"]);
+    assert.deepEqual((await ds.getItem(0)).image.shape, [224, 224, 3]);
+    assert.deepEqual(imageFiles(dir, "test").files, [path.join(dir, "val2014", "COCO_val2014_4.jpg")]);
+    // Flickr30k's file: flat names, photos in flickr30k-images/
+    const f30 = tmpDir();
+    fs.writeFileSync(
+      path.join(f30, "dataset_flickr30k.json"),
+      JSON.stringify({ images: [{ filename: "1.jpg", split: "val", sentences: sentences("a b") }] }),
+    );
+    await writeImage(path.join(f30, "flickr30k-images", "1.jpg"), 20, 20);
+    assert.deepEqual(imageFiles(f30, "dev").files, [path.join(f30, "flickr30k-images", "1.jpg")]);
+    // Bad entries are named
+    const bad = tmpDir();
+    const write = (images: unknown[]) =>
+      fs.writeFileSync(path.join(bad, "dataset_flickr8k.json"), JSON.stringify({ images }));
+    write([{ filename: "x.jpg", split: "dev", sentences: sentences("a") }]);
+    assert.throws(
+      () => readCaptions(path.join(bad, "dataset_flickr8k.json")),
+      /images\[0\] \(x\.jpg\) has split "dev"; expected train, restval, val or test/,
+    );
+    write([{ filename: "x.jpg", filepath: "../..", split: "val", sentences: sentences("a") }]);
+    assert.throws(
+      () => readCaptions(path.join(bad, "dataset_flickr8k.json")),
+      /has filepath "\.\.\/\.\.", outside the image folder/,
+    );
   });
 
   describe("on the shared Flickr8k", function () {

@@ -29,8 +29,14 @@ export const SPLIT_FILES: Record<Split, string> = {
   dev: "Flickr_8k.devImages.txt",
   test: "Flickr_8k.testImages.txt",
 };
+/**
+ * Karpathy's split files (the format most captioning code reads): `{images: [{filename, filepath?, split,
+ * sentences: [{raw}]}]}` with split train | restval | val | test. restval counts as train, val as dev.
+ */
+export const KARPATHY_FILES = ["dataset_flickr8k.json", "dataset_flickr30k.json", "dataset_coco.json"];
+
 /** Image folders looked for, in order. `Images224` is the resized copy in ../shared/flickr8k. */
-export const IMAGE_DIRS = ["Images224", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "images"];
+export const IMAGE_DIRS = ["Images224", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k-images", "images"];
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
@@ -135,8 +141,53 @@ export function parseCsvFile(file: string): CaptionRecord[] {
   return out;
 }
 
-/** Reads a caption file of either layout, chosen by its content (a tab before any comma: original). */
+interface KarpathyImage {
+  filename?: unknown;
+  filepath?: unknown;
+  split?: unknown;
+  sentences?: { raw?: unknown }[];
+}
+const KARPATHY_SPLIT: Record<string, Split> = { train: "train", restval: "train", val: "dev", test: "test" };
+
+/** A Karpathy split file, parsed once per process: captions, each image's split and sub-folder (COCO's). */
+export function readKarpathy(file: string): { records: CaptionRecord[]; split: Map<string, Split>; subdir: Map<string, string> } {
+  const cached = karpathyCache.get(file);
+  if (cached) return cached;
+  let json: { images?: KarpathyImage[] };
+  try {
+    json = JSON.parse(lines(file).join("\n"));
+  } catch (e) {
+    throw new Error(`${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
+  }
+  if (!Array.isArray(json.images)) throw new Error(`${file}: no "images" list (Karpathy's split format)`);
+  const out = { records: [] as CaptionRecord[], split: new Map<string, Split>(), subdir: new Map<string, string>() };
+  json.images.forEach((im, i) => {
+    const where = `${file}: images[${i}]`;
+    if (typeof im.filename !== "string" || im.filename === "") throw new Error(`${where} has no filename`);
+    const image = checkImageName(im.filename, file, i + 1);
+    const split = KARPATHY_SPLIT[String(im.split)];
+    if (!split) throw new Error(`${where} (${image}) has split ${JSON.stringify(im.split)}; expected train, restval, val or test`);
+    if (typeof im.filepath === "string" && im.filepath !== "") {
+      if (path.isAbsolute(im.filepath) || im.filepath.split(/[\\/]/).includes("..")) {
+        throw new Error(`${where} (${image}) has filepath ${JSON.stringify(im.filepath)}, outside the image folder`);
+      }
+      out.subdir.set(image, im.filepath);
+    }
+    out.split.set(image, split);
+    for (const sentence of im.sentences ?? []) {
+      const caption = typeof sentence.raw === "string" ? sentence.raw.trim() : "";
+      if (caption === "") throw new Error(`${where} (${image}) has a sentence without "raw" text`);
+      out.records.push({ image, caption, file, line: i + 1 });
+    }
+  });
+  karpathyCache.set(file, out);
+  return out;
+}
+const karpathyCache = new Map<string, ReturnType<typeof readKarpathy>>();
+
+/** Reads a caption file of any layout: Karpathy's JSON by name, else by content (a tab before any comma: original). */
 export function readCaptions(file: string): CaptionRecord[] {
+  if (file.endsWith(".json")) return readKarpathy(file).records;
   const first = lines(file).find((l) => l.trim() !== "") ?? "";
   return first.includes("\t") ? parseTokenFile(file) : parseCsvFile(file);
 }
@@ -156,8 +207,14 @@ export interface DataLayout {
   dataDir: string;
   captionsFile: string;
   imagesDir: string;
-  /** Split file per split, or undefined when the folder has none (Kaggle). */
+  /** Split file per split, or undefined when the folder has none (Kaggle, Karpathy's JSON). */
   splitFiles: Partial<Record<Split, string>>;
+}
+
+/** Where an image of the data folder is (COCO's sit in a sub-folder that Karpathy's file names). */
+export function imagePath(layout: DataLayout, image: string): string {
+  const sub = layout.captionsFile.endsWith(".json") ? readKarpathy(layout.captionsFile).subdir.get(image) : undefined;
+  return sub ? path.join(layout.imagesDir, sub, image) : path.join(layout.imagesDir, image);
 }
 
 /** The data folder's image folder: the first of IMAGE_DIRS that exists, else `Images`. */
@@ -167,11 +224,19 @@ export function imagesDirOf(dataDir: string): string {
 
 export function resolveLayout(dataDir: string): DataLayout {
   if (!fs.existsSync(dataDir)) throw new Error(`data folder ${dataDir} does not exist`);
-  const captionsFile = [TOKEN_FILE, CSV_FILE].map((f) => path.join(dataDir, f)).find((f) => fs.existsSync(f));
+  const captionsFile = [TOKEN_FILE, CSV_FILE, ...KARPATHY_FILES]
+    .map((f) => path.join(dataDir, f))
+    .find((f) => fs.existsSync(f));
   if (!captionsFile) {
-    throw new Error(`no caption file in ${dataDir}: expected ${TOKEN_FILE} (original Flickr8k) or ${CSV_FILE} (Kaggle)`);
+    throw new Error(
+      `no caption file in ${dataDir}: expected ${TOKEN_FILE} (original Flickr8k), ${CSV_FILE} (Kaggle) ` +
+        `or one of Karpathy's ${KARPATHY_FILES.join(", ")}`,
+    );
   }
-  const imagesDir = imagesDirOf(dataDir);
+  // COCO's images sit in train2014/ and val2014/ under the data folder itself (Karpathy's filepath)
+  const karpathy = captionsFile.endsWith(".json");
+  const imagesDir =
+    karpathy && !IMAGE_DIRS.some((d) => fs.existsSync(path.join(dataDir, d))) ? dataDir : imagesDirOf(dataDir);
   const splitFiles: Partial<Record<Split, string>> = {};
   for (const s of SPLITS) {
     const f = path.join(dataDir, SPLIT_FILES[s]);
@@ -190,6 +255,10 @@ export function splitImages(layout: DataLayout, split: Split | "all", records: C
   if (split === "all") return captioned;
   const file = layout.splitFiles[split];
   if (file) return readSplitFile(file);
+  if (layout.captionsFile.endsWith(".json")) {
+    const of = readKarpathy(layout.captionsFile).split;
+    return captioned.filter((im) => of.get(im) === split);
+  }
   // Flickr8k without its split files (Kaggle's download): the official lists, so results compare with published ones.
   const official = path.join(OFFICIAL_SPLIT_DIR, SPLIT_FILES[split]);
   const known = new Set(captioned);
@@ -231,7 +300,7 @@ export function availableImages(
   for (const image of splitImages(layout, split, records)) {
     let why: string | undefined;
     if (opts.captioned && !opts.captioned(image)) why = `has no caption in ${layout.captionsFile}`;
-    else if (!fs.existsSync(path.join(layout.imagesDir, image))) why = `is missing from ${layout.imagesDir}`;
+    else if (!fs.existsSync(imagePath(layout, image))) why = `is missing from ${path.dirname(imagePath(layout, image))}`;
     if (why === undefined) images.push(image);
     else if (opts.skipMissing) skipped.push({ image, why });
     else throw new Error(`image ${image} (listed in ${where}) ${why}; pass onMissing: "skip" (--skip-missing) to skip such images`);
@@ -243,7 +312,7 @@ export function availableImages(
 export function imageFiles(dataDir: string, split: Split | "all", skipMissing = false): { files: string[]; skipped: { image: string; why: string }[] } {
   const layout = resolveLayout(dataDir);
   const { images, skipped } = availableImages(layout, split, readCaptions(layout.captionsFile), { skipMissing });
-  return { files: images.map((im) => path.join(layout.imagesDir, im)), skipped };
+  return { files: images.map((im) => imagePath(layout, im)), skipped };
 }
 
 /** The train-split caption texts of a data folder: what `buildVocabulary` is given. */

@@ -2,9 +2,8 @@
  * The seed's `FlickrDataset`: one item per (image, caption) pair of a split, `getItem(i)` → the image as a
  * tensor plus the caption as ids with `<SOS>`/`<EOS>`. Reads any folder `resolveLayout` understands.
  */
-import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { CaptionRecord, DataLayout, Split, availableImages, readCaptions, resolveLayout } from "./captions";
+import { CaptionRecord, DataLayout, Split, availableImages, imagePath, readCaptions, resolveLayout } from "./captions";
 import { Normalization, loadImageTensor } from "./image";
 import { Vocabulary } from "./vocabulary";
 
@@ -78,7 +77,7 @@ export class FlickrDataset {
   }
 
   imagePath(imageName: string): string {
-    return path.join(this.layout.imagesDir, imageName);
+    return imagePath(this.layout, imageName);
   }
 
   /** Caption ids of item i (with `<SOS>`/`<EOS>`), without loading the image. */

@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
-import { Split, readCaptions, resolveLayout } from "../data/captions";
+import { Split, imagePath, readCaptions, resolveLayout } from "../data/captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
 import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
 import { FeatureCache, cachedSplit, extractFeatures } from "../encoder/features";
@@ -384,7 +384,7 @@ export async function humanAgreement(
   const judged = judgedPairs(
     o.dataDir,
     (im) => byImage.get(im) ?? [],
-    (im) => fs.existsSync(path.join(layout.imagesDir, im)),
+    (im) => fs.existsSync(imagePath(layout, im)),
   );
   const base = {
     file: judged.file,
@@ -396,7 +396,7 @@ export async function humanAgreement(
   const images = [...new Set(judged.pairs.map((p) => p.image))];
   const imageIndex = new Map(images.map((im, i) => [im, i]));
   await extractFeatures({
-    files: images.map((im) => path.join(layout.imagesDir, im)),
+    files: images.map((im) => imagePath(layout, im)),
     out: o.featuresDir,
     quiet: true,
   });
