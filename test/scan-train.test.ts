@@ -283,5 +283,27 @@ describe("training SCAN on cached features", function () {
       /is not a folder/,
     );
     await assert.rejects(main(["retrieve", "--checkpoint", out, "a circle"]), /needs --data-dir DIR or --images DIR/);
+    // A photo that cannot be decoded: named, with the flag that skips it
+    fs.writeFileSync(path.join(photos, "broken.jpg"), "not a jpeg");
+    const features = path.join(photos, "..", "features");
+    const args = [
+      "retrieve",
+      "--checkpoint",
+      out,
+      "--images",
+      photos,
+      "--features",
+      features,
+      "--json",
+      "a red circle",
+    ];
+    await assert.rejects(main(args), /cannot decode image .*broken\.jpg.*pass --skip-bad/);
+    console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+    try {
+      await main([...args, "--skip-bad"]);
+    } finally {
+      console.log = log;
+    }
+    assert.equal((JSON.parse(lines.pop()!) as unknown[]).length, 4);
   });
 });

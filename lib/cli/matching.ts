@@ -18,7 +18,7 @@ import { FlickrDataset } from "../data/dataset";
 import { tokenize } from "../data/tokenizer";
 import { ensureWeights } from "../encoder/weights";
 import { EncoderCNN } from "../encoder/encoder";
-import { FeatureCache, extractFeatures } from "../encoder/features";
+import { FeatureCache, describeSkipped, extractFeatures } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
 import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
@@ -188,6 +188,7 @@ export const retrieve = defineCommand({
     image: { type: "string", placeholder: "FILE", help: "find captions for this image instead of images for a query" },
     k: { type: "int", default: 5, help: "results to show" },
     json: { type: "boolean", help: "print results as JSON" },
+    ...SKIP_FLAGS,
   },
   async run(v, words) {
     if (!v["data-dir"] && !v.images)
@@ -203,7 +204,8 @@ export const retrieve = defineCommand({
     try {
       let results: { image?: string; caption?: string; score: number }[];
       if (v.image) {
-        const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing: "skip" });
+        const onMissing = v["skip-missing"] ? "skip" : "error";
+        const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing });
         ensureWeights();
         const encoder = await EncoderCNN.load();
         const x = await EncoderCNN.loadBatch([v.image]);
@@ -225,12 +227,21 @@ export const retrieve = defineCommand({
         let files: string[];
         if (v.images) files = photosIn(v.images);
         else {
-          const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing: "skip" });
+          const onMissing = v["skip-missing"] ? "skip" : "error";
+          const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing });
+          if (ds.skipped.length && !v.json) console.error(`[attend-tell] ${describeSkipped(ds.skipped)}`);
           files = ds.images.map((im) => ds.imagePath(im));
         }
         const featuresDir = v.features ?? defaultFeaturesDir(v.images ?? v["data-dir"]!);
         ensureWeights();
-        await extractFeatures({ files, out: featuresDir, quiet: v.json });
+        const onBadImage = v["skip-bad"] ? "skip" : "error";
+        const { skipped } = await extractFeatures({ files, out: featuresDir, quiet: v.json, onBadImage });
+        if (skipped.length) {
+          const named = skipped.map((b) => ({ image: path.basename(b.file), why: b.why }));
+          if (!v.json) console.error(`[attend-tell] ${describeSkipped(named)}`);
+          const bad = new Set(skipped.map((b) => b.file));
+          files = files.filter((f) => !bad.has(f));
+        }
         const cache = FeatureCache.open(featuresDir);
         try {
           const names = files.map((f) => path.basename(f));
