@@ -1,5 +1,9 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { htmlTable, imageGridHtml, plotlyBundleHtml, plotlyHtml } from "../lib/util/display";
+import { staleCompiled } from "../lib/notebook";
+import { tmpDir } from "./helpers";
 
 describe("display HTML", () => {
   it("inlines the plotly bundle so that it sets window.Plotly even under require.js", () => {
@@ -25,5 +29,29 @@ describe("display HTML", () => {
     assert.ok(t.includes("&lt;PAD&gt;") && t.includes("a &amp; b") && t.includes("<td"));
     const g = imageGridHtml([{ png: new Uint8Array([137, 80]), caption: "x<y" }], 100);
     assert.ok(g.includes("data:image/png;base64,iVA=") && g.includes("x&lt;y") && g.includes("width:100px"));
+  });
+});
+
+describe("notebook prologue", () => {
+  it("finds a compiled file older than its source, or missing", () => {
+    const root = tmpDir();
+    const src = path.join(root, "lib");
+    const dist = path.join(root, "dist", "lib");
+    fs.mkdirSync(path.join(src, "data"), { recursive: true });
+    fs.mkdirSync(path.join(dist, "data"), { recursive: true });
+    fs.writeFileSync(path.join(src, "data", "a.ts"), "");
+    fs.writeFileSync(path.join(dist, "data", "a.js"), "");
+    const past = new Date(Date.now() - 60_000);
+    fs.utimesSync(path.join(src, "data", "a.ts"), past, past);
+    assert.equal(staleCompiled(src, dist), undefined);
+    fs.utimesSync(
+      path.join(dist, "data", "a.js"),
+      new Date(past.getTime() - 60_000),
+      new Date(past.getTime() - 60_000),
+    );
+    assert.equal(staleCompiled(src, dist), path.join("data", "a.ts"));
+    fs.writeFileSync(path.join(src, "b.ts"), "");
+    fs.utimesSync(path.join(dist, "data", "a.js"), new Date(), new Date());
+    assert.equal(staleCompiled(src, dist), "b.ts", "no compiled file at all");
   });
 });
