@@ -19,11 +19,22 @@ export interface DecoderConfig {
   encoderDim: number;
   decoderDim: number;
   dropout: number;
+  /**
+   * How teacher-forced `forward` runs the recurrence: "fused" (default; the hand-written backward of bptt.ts, the
+   * faster on every backend measured — wasm 15 vs 11 captions/s at batch 64, WebGPU on an H200 6,478 vs 5,535 at
+   * batch 2048) or "stepwise" (autodiff through `step`, the reference it is tested against).
+   */
+  recurrence?: Recurrence;
 }
 
 /** The seed's dimensions. */
 export function getDefaultConfig(vocabSize: number): DecoderConfig {
   return { vocabSize, embedSize: 300, attentionDim: 256, encoderDim: 2048, decoderDim: 512, dropout: 0.3 };
+}
+
+/** The small decoder the quick (CI) size of `npm start` and the chapters train. */
+export function quickDecoderConfig(vocabSize: number): DecoderConfig {
+  return { ...getDefaultConfig(vocabSize), embedSize: 64, attentionDim: 64, decoderDim: 128 };
 }
 
 /** Makes a parameter's initial value; `fanIn` is the input size of the layer it belongs to. */
@@ -40,19 +51,8 @@ export function defaultInitializer(seed: number): Initializer {
   };
 }
 
-/** How `forward` runs the recurrence (see there). */
+/** How `forward` runs the recurrence (DecoderConfig.recurrence). */
 export type Recurrence = "fused" | "stepwise";
-
-/**
- * "fused" unless ATTEND_TELL_RECURRENCE says otherwise: it was the faster on every backend measured — wasm
- * (15 vs 11 captions/s at batch 64) and WebGPU on an H200 (6,478 vs 5,535 captions/s at batch 2048).
- */
-export function recurrenceFor(): Recurrence {
-  const env = process.env.ATTEND_TELL_RECURRENCE;
-  if (env === "fused" || env === "stepwise") return env;
-  if (env) throw new Error(`ATTEND_TELL_RECURRENCE must be fused or stepwise; got ${env}`);
-  return "fused";
-}
 
 export interface DecoderOutput {
   /** `[B, T−1, V]` */
@@ -165,7 +165,7 @@ export class DecoderRNN {
    * Teacher-forced pass over `captions [B, T]` (with `<SOS>` … `<EOS>`, padded). Two implementations of the same
    * math (tested equal, values and gradients): "fused" runs the recurrence as one op with hand-written
    * backpropagation through time (lib/bptt.ts), the default; "stepwise" unrolls `step` and leaves the gradient
-   * to autodiff (the reference). See `recurrenceFor`.
+   * to autodiff (the reference). Default: the config's choice.
    */
   forward(
     features: tf.Tensor3D,
@@ -178,7 +178,7 @@ export class DecoderRNN {
     const a = this.attention;
     const { h0, c0 } = ((s) => ({ h0: s.h, c0: s.c }))(this.initHidden(features));
     let h: tf.Tensor3D, alphas: tf.Tensor3D;
-    if ((opts.recurrence ?? recurrenceFor()) === "fused") {
+    if ((opts.recurrence ?? this.config.recurrence ?? "fused") === "fused") {
       // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
       const embeds = tf.gather(this.embedding, captions.slice([0, 0], [B, S]).reshape([B * S])); // [B·S, M]
       const embGates = embeds

@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { initBackend, describeBackend } from "../engine/backend";
-import { getDefaultConfig } from "./decoder";
+import { getDefaultConfig, quickDecoderConfig } from "./decoder";
 import { REGIONS } from "../encoder/encoder";
 import { writeJsonAtomic } from "../util/io";
 import { EvaluationReport, evaluate } from "./evaluate";
@@ -81,7 +81,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
 
   const seedDims = getDefaultConfig(data.vocab.size);
-  const decoder = opts.quick ? { ...seedDims, embedSize: 64, attentionDim: 64, decoderDim: 128 } : seedDims;
+  const decoder = opts.quick ? quickDecoderConfig(data.vocab.size) : seedDims;
   const config = {
     ...defaultTrainConfig(decoder),
     epochs: opts.epochs ?? (synthetic ? 12 : 10),

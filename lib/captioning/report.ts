@@ -5,7 +5,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { imagePath, resolveLayout } from "../data/captions";
+import { DataLayout, imagePath, imagesDirOf, resolveLayout } from "../data/captions";
 import { escapeHtml, htmlTable, lossFigure, plotlyBundleHtml, plotlyHtml } from "../util/display";
 import { EvaluationReport, GeneratedCaption } from "./evaluate";
 import { attentionFigure } from "./heatmap";
@@ -104,9 +104,15 @@ export async function writeReport(
         "generated captions",
       );
       parts.push(`<h2>Gallery (${escapeHtml(split)}, beam ${k})</h2>`);
-      const layout = fs.existsSync(metrics.dataDir) ? resolveLayout(metrics.dataDir) : undefined;
+      // the data folder's layout finds COCO's sub-folders; a folder of images alone still shows them
+      let layout: DataLayout | undefined;
+      try {
+        layout = resolveLayout(metrics.dataDir);
+      } catch {
+        layout = undefined;
+      }
       for (const c of caps.slice(0, opts.gallery ?? 6)) {
-        const file = layout ? imagePath(layout, c.image) : "";
+        const file = layout ? imagePath(layout, c.image) : path.join(imagesDirOf(metrics.dataDir), c.image);
         parts.push(
           `<h3>${escapeHtml(c.image)}</h3><p><b>generated:</b> ${escapeHtml(c.caption)}<br/><b>references:</b><br/>${c.references.map(escapeHtml).join("<br/>")}</p>`,
         );

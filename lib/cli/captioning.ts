@@ -53,6 +53,12 @@ export const trainCmd = defineCommand({
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
     dropout: { type: "number", default: dims.dropout, help: "dropout before the output layer" },
+    recurrence: {
+      type: "string",
+      choices: ["fused", "stepwise"],
+      default: "fused",
+      help: "the tfjs engine's recurrence: hand-written backward (fused) or autodiff through each step",
+    },
     "print-every": { type: "int", default: tc.printEvery, help: "print a sample caption every N batches" },
     seed: { type: "int", default: tc.seed, help: "random seed (weights, batch order, dropout)" },
     plateau: {
@@ -88,6 +94,7 @@ export const trainCmd = defineCommand({
         attentionDim: v.attention,
         decoderDim: v.decoder,
         dropout: v.dropout,
+        recurrence: v.recurrence as "fused" | "stepwise",
       };
       const config = {
         ...defaultTrainConfig(decoder),
