@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/captioning/decoder";
-import { beamSearch, beamSearchBatch, greedy } from "../lib/captioning/generate";
+import { beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning/generate";
 import { EOS } from "../lib/data/vocabulary";
 import { setupBackend } from "./helpers";
 
@@ -110,5 +110,18 @@ describe("caption generation", () => {
     assert.equal(tf.memory().numTensors, before);
     tf.dispose([f, two]);
     decoder.dispose();
+  });
+});
+
+describe("length normalisation of beam search", () => {
+  it("divides the log-probability by GNMT's ((5 + |y|) / 6)^α, |y| counting <EOS>, and picks by it", () => {
+    assert.equal(beamScore(-3, 4, 0), -3);
+    assert.ok(Math.abs(beamScore(-3, 4, 1) - -3 / (10 / 6)) < 1e-12);
+    assert.ok(Math.abs(beamScore(-3, 7, 0.5) - -3 / Math.sqrt(13 / 6)) < 1e-12);
+    const short = { ids: [4, 5], logProb: -2.0 };
+    const long = { ids: [4, 5, 6, 7, 8, 9, 10], logProb: -2.6 };
+    assert.equal(bestBeam([short, long], 0), short, "plain log-probability: the short caption");
+    // α = 1: −2.0 / (8/6) = −1.5 against −2.6 / (13/6) = −1.2
+    assert.equal(bestBeam([short, long], 1), long);
   });
 });

@@ -59,6 +59,8 @@ export interface EvaluateOptions {
   /** Leave out photos that cannot be decoded (named in the report) instead of failing. */
   skipBad?: boolean;
   maxLen?: number;
+  /** GNMT's length penalty α for beam search (generate.ts beamScore); 0: plain log-probability. */
+  lengthPenalty?: number;
   /** Only the split's first `limit` images (notebooks, quick looks). */
   limit?: number;
   /** Writes `captions-<split>-beam<k>.json` here. */
@@ -105,7 +107,11 @@ export async function evaluate(
       if (!Number.isInteger(k) || k < 1) throw new Error(`beam sizes must be integers ≥ 1; got ${k}`);
       const bar = o.quiet ? undefined : new Progress(images.length, `${o.split} beam ${k}`, "img");
       const t0 = Date.now();
-      const gen = await captionImages(o.decoder, cache, images, k, { maxLen: o.maxLen, onImage: () => bar?.tick() });
+      const gen = await captionImages(o.decoder, cache, images, k, {
+        maxLen: o.maxLen,
+        lengthPenalty: o.lengthPenalty,
+        onImage: () => bar?.tick(),
+      });
       const words = gen.map((g) => o.vocab.decode(g.ids));
       const result: BeamResult = { ...captionMetrics(words, references), seconds: (Date.now() - t0) / 1000 };
       if (synthetic) {

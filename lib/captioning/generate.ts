@@ -69,10 +69,16 @@ interface Beam {
 }
 
 /** Beam search for one image's features `[1, R, E]` (or `[R, E]`) with beam width k. */
-export async function beamSearch(decoder: DecoderRNN, features: tf.Tensor, k = 3, maxLen = 20): Promise<Generated> {
+export async function beamSearch(
+  decoder: DecoderRNN,
+  features: tf.Tensor,
+  k = 3,
+  maxLen = 20,
+  lengthPenalty = 0,
+): Promise<Generated> {
   const feats = (features.rank === 2 ? features.expandDims(0) : features) as tf.Tensor3D;
   try {
-    return (await beamSearchBatch(decoder, feats, k, maxLen))[0];
+    return (await beamSearchBatch(decoder, feats, k, maxLen, lengthPenalty))[0];
   } finally {
     if (feats !== features) feats.dispose();
   }
@@ -89,6 +95,7 @@ export async function beamSearchBatch(
   features: tf.Tensor3D,
   k = 3,
   maxLen = 20,
+  lengthPenalty = 0,
 ): Promise<Generated[]> {
   const N = features.shape[0];
   const tiled = tf.tidy(
@@ -162,9 +169,23 @@ export async function beamSearchBatch(
   }
   return beams.map((bs, i) => {
     const pool = finished[i].length > 0 ? finished[i] : bs;
-    const best = pool.reduce((a, b) => (b.logProb > a.logProb ? b : a));
-    return { ...best, finished: finished[i].length > 0 };
+    return { ...bestBeam(pool, lengthPenalty), finished: finished[i].length > 0 };
   });
+}
+
+/**
+ * The score a finished caption is chosen by: its log-probability divided by GNMT's length penalty
+ * ((5 + |y|) / 6)^α (Wu et al. 2016), |y| counting `<EOS>`. α = 0: the plain log-probability, which favours short
+ * captions; larger α favours longer ones.
+ */
+export function beamScore(logProb: number, words: number, lengthPenalty = 0): number {
+  return lengthPenalty === 0 ? logProb : logProb / ((5 + words + 1) / 6) ** lengthPenalty;
+}
+
+/** The beam with the best `beamScore` (the first of equals). */
+export function bestBeam<B extends { ids: number[]; logProb: number }>(pool: readonly B[], lengthPenalty = 0): B {
+  const score = (b: B) => beamScore(b.logProb, b.ids.length, lengthPenalty);
+  return pool.reduce((a, b) => (score(b) > score(a) ? b : a));
 }
 
 /** Captions of `images` with beam width k (1: greedy, batched), in image order. */
@@ -173,7 +194,7 @@ export async function captionImages(
   cache: FeatureCache,
   images: readonly string[],
   k: number,
-  opts: { maxLen?: number; onImage?: () => void } = {},
+  opts: { maxLen?: number; onImage?: () => void; lengthPenalty?: number } = {},
 ): Promise<Generated[]> {
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
@@ -183,7 +204,7 @@ export async function captionImages(
     const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
     try {
       if (k === 1) out.push(...(await greedy(decoder, f, maxLen)));
-      else out.push(...(await beamSearchBatch(decoder, f, k, maxLen)));
+      else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty)));
     } finally {
       f.dispose();
     }

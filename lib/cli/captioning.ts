@@ -139,6 +139,7 @@ export const evaluateCmd = defineCommand({
     split: { type: "string", choices: ["dev", "test", "train"], default: "dev", help: "split to score" },
     beam: { type: "ints", default: [1, 3], help: "beam widths, comma-separated (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
+    "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
     out: { type: "string", placeholder: "DIR", help: "where captions and metrics go (default: beside the checkpoint)" },
     json: { type: "boolean", help: "print the report as JSON" },
@@ -163,6 +164,7 @@ export const evaluateCmd = defineCommand({
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
         maxLen: v["max-len"],
+        lengthPenalty: v["length-penalty"],
       });
       writeJsonAtomic(path.join(outDir, `metrics-${v.split}.json`), report);
       if (v.json) return console.log(JSON.stringify(report));
@@ -205,6 +207,7 @@ export const caption = defineCommand({
     },
     beam: { type: "int", default: 3, help: "beam width (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
+    "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
     heatmap: {
       type: "string",
       placeholder: "FILE.png",
@@ -224,7 +227,7 @@ export const caption = defineCommand({
       for (const image of images) {
         const x = await EncoderCNN.loadBatch([image]);
         const f = encoder.encode(x);
-        const g = await beamSearch(ck.decoder, f, v.beam, v["max-len"]);
+        const g = await beamSearch(ck.decoder, f, v.beam, v["max-len"], v["length-penalty"]);
         tf.dispose([x, f]);
         const words = ck.vocab.decode(g.ids);
         let heatmap: string | undefined;
