@@ -244,12 +244,19 @@ export interface LossNormalizer {
 export function captionLoss(
   out: DecoderOutput,
   captions: tf.Tensor2D,
-  opts: { padIdx?: number; lambda?: number; normalizer?: LossNormalizer } = {},
+  opts: {
+    padIdx?: number;
+    lambda?: number;
+    normalizer?: LossNormalizer;
+    /** `[B]`: a weight per caption on its words' cross-entropy (self-critical training's advantages). */
+    captionWeights?: tf.Tensor1D;
+  } = {},
 ): { loss: tf.Scalar; crossEntropy: tf.Scalar; attentionPenalty: tf.Scalar } {
   const [B, T] = captions.shape;
   const V = out.logits.shape[2];
   const targets = captions.slice([0, 1], [B, T - 1]); // [B, T−1]: the word each step predicts
-  const mask = targets.notEqual(opts.padIdx ?? 0).toFloat(); // [B, T−1]
+  const real = targets.notEqual(opts.padIdx ?? 0).toFloat(); // [B, T−1]
+  const weighted = opts.captionWeights ? real.mul(opts.captionWeights.reshape([B, 1])) : real;
   const logp = tf.logSoftmax(out.logits.reshape([B * (T - 1), V]));
   // log p(target) per step: gather from the flat [N·V] log-probabilities at n·V + target_n
   const flatIdx = tf
@@ -257,10 +264,10 @@ export function captionLoss(
     .mul(tf.scalar(V, "int32"))
     .add(targets.reshape([-1]).toInt());
   const picked = tf.gather(logp.reshape([B * (T - 1) * V]), flatIdx);
-  const nll = picked.neg().mul(mask.reshape([-1]));
-  const tokens = opts.normalizer ? tf.scalar(opts.normalizer.tokens) : mask.sum();
+  const nll = picked.neg().mul(weighted.reshape([-1]));
+  const tokens = opts.normalizer ? tf.scalar(opts.normalizer.tokens) : real.sum();
   const crossEntropy = nll.sum().div(tokens) as tf.Scalar;
-  const attended = out.alphas.mul(mask.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
+  const attended = out.alphas.mul(real.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
   const perCaption = tf.scalar(1).sub(attended).square().sum(1);
   const attentionPenalty = (
     opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()

@@ -2,6 +2,7 @@
  * Caption generation, never teacher-forced: each step feeds back the word the model chose. Both methods return
  * the words and one attention vector (over the 49 regions) per generated word — what the heatmaps draw.
  * - `greedy`: the most probable word at each step, a whole batch at once.
+ * - `sampleCaptions`: each word drawn from the model's distribution (self-critical training's samples).
  * - `beamSearch` (one image) / `beamSearchBatch` (N images, all N·k beams in one step): keeps the k best
  *   partial captions by total log-probability. It always returns a caption: when no beam has emitted `<EOS>` by
  *   `maxLen` (a known crash elsewhere), the best unfinished beam is used.
@@ -11,6 +12,7 @@ import { DecoderRNN } from "./decoder";
 import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
 import { FeatureCache } from "../encoder/features";
 import { EOS, SOS } from "../data/vocabulary";
+import { Rng } from "../util/rng";
 
 export interface Generated {
   /** Word ids, without `<SOS>`/`<EOS>`. */
@@ -58,6 +60,67 @@ export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen 
     }
   } finally {
     tf.dispose([projected, state.h, state.c, words]);
+  }
+  return out;
+}
+
+/**
+ * Captions sampled from the model's own distribution (no dropout): `samples` per image of `features` `[N, R, E]`,
+ * rows image-major (image i's are i·samples … i·samples + samples − 1). Each word is drawn from the softmax with a
+ * seeded generator, so a seed repeats a run on any backend. What self-critical training learns from.
+ */
+export async function sampleCaptions(
+  decoder: DecoderRNN,
+  features: tf.Tensor3D,
+  o: { samples: number; seed: number; maxLen?: number },
+): Promise<Generated[]> {
+  const rng = new Rng(o.seed);
+  const N = features.shape[0] * o.samples;
+  const rows = tf.tensor1d(
+    Array.from({ length: N }, (_, r) => Math.floor(r / o.samples)),
+    "int32",
+  );
+  const tiled = tf.gather(features, rows) as tf.Tensor3D;
+  rows.dispose();
+  const out: Generated[] = Array.from({ length: N }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
+  const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
+  let state = tf.tidy(() => decoder.initHidden(tiled));
+  let words = Array<number>(N).fill(SOS);
+  try {
+    for (let t = 0; t < (o.maxLen ?? 20) && out.some((g) => !g.finished); t++) {
+      const next = tf.tidy(() => {
+        const ids = tf.tensor1d(words, "int32");
+        const s = decoder.step(tf.gather(decoder.embedding, ids) as tf.Tensor2D, projected, tiled, state);
+        return { ...s, logp: tf.logSoftmax(decoder.output(s.h, false)) };
+      });
+      const logp = (await next.logp.data()) as Float32Array;
+      const alpha = (await next.alpha.array()) as number[][];
+      const V = logp.length / N;
+      words = out.map((g, r) => {
+        if (g.finished) return EOS;
+        // inverse CDF of softmax row r
+        let u = rng.next();
+        let w = V - 1;
+        for (let v = 0; v < V; v++) {
+          u -= Math.exp(logp[r * V + v]);
+          if (u <= 0) {
+            w = v;
+            break;
+          }
+        }
+        g.logProb += logp[r * V + w];
+        if (w === EOS) g.finished = true;
+        else {
+          g.ids.push(w);
+          g.alphas.push(alpha[r]);
+        }
+        return w;
+      });
+      tf.dispose([state.h, state.c, next.alpha, next.logp]);
+      state = { h: next.h, c: next.c };
+    }
+  } finally {
+    tf.dispose([tiled, projected, state.h, state.c]);
   }
   return out;
 }

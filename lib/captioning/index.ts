@@ -14,6 +14,7 @@ export * from "./metrics";
 export * from "./onnx-train";
 export * from "./pipeline";
 export * from "./report";
+export * from "./scst";
 export * from "./synthetic-eval";
 export * from "./train";
 export * from "./train-step";

@@ -103,40 +103,48 @@ export function bleu(
   return bleuFromCounts(total);
 }
 
-/** CIDEr-D: mean over images and the per-image scores. */
-export function ciderD(
-  candidates: readonly (readonly string[])[],
-  references: readonly (readonly (readonly string[])[])[],
-  sigma = 6,
-): { score: number; perImage: number[] } {
-  checkInputs(candidates, references);
-  const N = 4;
-  const refCounts = references.map((refs) => refs.map((r) => ngramCounts(r, N)));
-  const df = new Map<string, number>();
-  for (const refs of refCounts) {
-    const seen = new Set<string>();
-    for (const c of refs) for (const k of c.keys()) seen.add(k);
-    for (const k of seen) df.set(k, (df.get(k) ?? 0) + 1);
+/**
+ * CIDEr-D with its document frequencies fixed by a corpus of references: `ciderD` builds it from the references it
+ * scores (as pycocoevalcap does); self-critical training builds it once from the train references and scores each
+ * sampled caption against its own image's references.
+ */
+export class CiderD {
+  private readonly df = new Map<string, number>();
+  private readonly logRefLen: number;
+
+  constructor(
+    references: readonly (readonly (readonly string[])[])[],
+    readonly sigma = 6,
+  ) {
+    for (const refs of references) {
+      const seen = new Set<string>();
+      for (const r of refs) for (const k of ngramCounts(r, 4).keys()) seen.add(k);
+      for (const k of seen) this.df.set(k, (this.df.get(k) ?? 0) + 1);
+    }
+    this.logRefLen = Math.log(references.length);
   }
-  const logRefLen = Math.log(references.length);
-  const vec = (counts: Counts) => {
+
+  private vec(counts: Counts): { v: Map<string, number>; norm: number[]; length: number } {
     const v = new Map<string, number>();
-    const norm = new Array(N).fill(0);
+    const norm = [0, 0, 0, 0];
     let length = 0;
     for (const [k, tf] of counts) {
       const n = order(k) - 1;
-      const w = tf * (logRefLen - Math.log(Math.max(1, df.get(k) ?? 0)));
+      const w = tf * (this.logRefLen - Math.log(Math.max(1, this.df.get(k) ?? 0)));
       v.set(k, w);
       norm[n] += w * w;
       if (n === 1) length += tf; // pycocoevalcap counts the length in bigrams
     }
     return { v, norm: norm.map(Math.sqrt), length };
-  };
-  const perImage = candidates.map((cand, i) => {
-    const h = vec(ngramCounts(cand, N));
+  }
+
+  /** CIDEr-D of one candidate against its image's references. */
+  score(candidate: readonly string[], refs: readonly (readonly string[])[]): number {
+    const N = 4;
+    const h = this.vec(ngramCounts(candidate, N));
     const score = new Array(N).fill(0);
-    for (const rc of refCounts[i]) {
-      const r = vec(rc);
+    for (const ref of refs) {
+      const r = this.vec(ngramCounts(ref, N));
       const delta = h.length - r.length;
       const val = new Array(N).fill(0);
       for (const [k, hw] of h.v) {
@@ -146,11 +154,22 @@ export function ciderD(
       for (let n = 0; n < N; n++) {
         // pycocoevalcap divides by the product of norms (NaN when one is 0, which numpy's mean would carry)
         const d = h.norm[n] * r.norm[n];
-        score[n] += (d === 0 ? 0 : val[n] / d) * Math.exp(-(delta * delta) / (2 * sigma * sigma));
+        score[n] += (d === 0 ? 0 : val[n] / d) * Math.exp(-(delta * delta) / (2 * this.sigma * this.sigma));
       }
     }
-    return (10 * score.reduce((a, b) => a + b, 0)) / N / refCounts[i].length;
-  });
+    return (10 * score.reduce((a, b) => a + b, 0)) / N / refs.length;
+  }
+}
+
+/** CIDEr-D: mean over images and the per-image scores. */
+export function ciderD(
+  candidates: readonly (readonly string[])[],
+  references: readonly (readonly (readonly string[])[])[],
+  sigma = 6,
+): { score: number; perImage: number[] } {
+  checkInputs(candidates, references);
+  const scorer = new CiderD(references, sigma);
+  const perImage = candidates.map((cand, i) => scorer.score(cand, references[i]));
   return { score: perImage.reduce((a, b) => a + b, 0) / perImage.length, perImage };
 }
 

@@ -337,9 +337,19 @@ export class OnnxTrainer {
     captions: Int32Array,
     B: number,
     T: number,
-    opts: { seed: number; lambda: number; dropout: number; pad?: number; backward?: boolean },
+    opts: {
+      seed: number;
+      lambda: number;
+      dropout: number;
+      pad?: number;
+      backward?: boolean;
+      /** A weight per caption on its words' cross-entropy (self-critical training's advantages); default 1. */
+      captionWeights?: ArrayLike<number>;
+    },
   ): Promise<OnnxStepResult> {
     const backward = opts.backward ?? true;
+    // the graph's mask also weighs the attention penalty, which a weighted caption would distort
+    if (opts.captionWeights && opts.lambda !== 0) throw new Error("OnnxTrainer.step: captionWeights need lambda 0");
     const ort = loadOrt()!;
     const S = T - 1;
     const { encoderDim: E, decoderDim: D } = this.config;
@@ -353,7 +363,7 @@ export class OnnxTrainer {
         const y = captions[b * T + t + 1];
         targets[b * S + t] = BigInt(y);
         if (y !== (opts.pad ?? 0)) {
-          mask[b * S + t] = 1;
+          mask[b * S + t] = opts.captionWeights ? opts.captionWeights[b] : 1;
           tokens++;
         }
       }

@@ -11,12 +11,13 @@ import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
 import { REGIONS, FEATURE_DIM } from "../encoder/encoder";
 import { captionImages, greedy } from "./generate";
-import { captionMetrics } from "./metrics";
+import { CaptionMetrics, captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
 import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { Vocabulary } from "../data/vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
 import { FitStep, fit } from "../engine/fit";
+import type { ScstConfig } from "./scst";
 import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { OnnxTrainer } from "./onnx-train";
 import { TrainEngine, defaultEngine } from "../engine/backend";
@@ -44,6 +45,8 @@ export interface TrainConfig {
   lrWarmupEpochs?: number;
   /** Select by dev BLEU-4: score it after each epoch, keep the best epoch, decay the lr on a plateau (absent: off). */
   plateau?: PlateauConfig;
+  /** Self-critical training (lib/captioning/scst.ts) instead of cross-entropy (absent: cross-entropy). */
+  scst?: ScstConfig;
 }
 
 /**
@@ -68,15 +71,25 @@ export function bestDir(out: string): string {
   return path.join(path.dirname(out), "best");
 }
 
-/** Dev BLEU-4 (×100) of the decoder's captions of every image of `data`, beam `beam`. */
-export async function devBleu4(decoder: DecoderRNN, data: FeatureCaptionDataset, beam: number): Promise<number> {
+/** BLEU, CIDEr-D and ROUGE-L of the decoder's captions of every image of `data`, beam `beam`. */
+export async function splitMetrics(
+  decoder: DecoderRNN,
+  data: FeatureCaptionDataset,
+  beam: number,
+  vocab: Vocabulary = data.dataset.vocab,
+): Promise<CaptionMetrics> {
   const images = data.dataset.images;
   const gen = await captionImages(decoder, data.cache, images, beam);
   const refs = images.map((im) => data.dataset.captionsOf(im).map(tokenize));
   return captionMetrics(
-    gen.map((g) => data.dataset.vocab.decode(g.ids)),
+    gen.map((g) => vocab.decode(g.ids)),
     refs,
-  ).bleu4;
+  );
+}
+
+/** Dev BLEU-4 (×100) of the decoder's captions of every image of `data`, beam `beam`. */
+export async function devBleu4(decoder: DecoderRNN, data: FeatureCaptionDataset, beam: number): Promise<number> {
+  return (await splitMetrics(decoder, data, beam)).bleu4;
 }
 
 /** Where a run stands in its selection: best dev BLEU-4 so far, its epoch, and epochs since. */
@@ -119,10 +132,14 @@ export interface History {
     /** With plateau selection: dev BLEU-4 after this epoch, and the base learning rate of the next one. */
     devBleu4?: number;
     lr?: number;
+    /** Self-critical epochs: mean CIDEr-D of the sampled and the greedy train captions, and dev CIDEr-D. */
+    sampleReward?: number;
+    greedyReward?: number;
+    devCider?: number;
   }[];
 }
 
-const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
+export const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
 
 /**
  * Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions); on ONNX

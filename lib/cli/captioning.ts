@@ -8,7 +8,8 @@ import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN } from "../encoder/encoder";
-import { defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
+import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
+import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { getDefaultConfig } from "../captioning/decoder";
 import { beamSearch } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
@@ -24,6 +25,7 @@ import { RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
 const pc = defaultPlateauConfig();
+const sc = defaultScstConfig();
 
 /** `--checkpoint`, or the shipped captioner when none is given. */
 export function captionerCheckpoint(given: string | undefined, command: string): string {
@@ -78,6 +80,18 @@ export const trainCmd = defineCommand({
       default: pc.stopAfter,
       help: "stop after this many epochs without a better BLEU-4 (0: never)",
     },
+    scst: {
+      type: "boolean",
+      help: "self-critical training (CIDEr-D reward, greedy baseline) from the cross-entropy checkpoint --from",
+    },
+    from: {
+      type: "string",
+      placeholder: "DIR",
+      help: "with --scst: the checkpoint to start from (e.g. runs/NAME/best)",
+    },
+    "scst-lr": { type: "number", default: 5e-5, help: "with --scst: Adam learning rate" },
+    "scst-samples": { type: "int", default: sc.samples, help: "with --scst: captions sampled per image" },
+    "scst-batch": { type: "int", default: sc.batchSize, help: "with --scst: images per step" },
     engine: {
       type: "string",
       choices: ["onnx", "tfjs"],
@@ -88,6 +102,28 @@ export const trainCmd = defineCommand({
   },
   async run(v) {
     await trainingRun("train", v, async (data, out, log) => {
+      if (v.scst) {
+        const scst = { ...sc, samples: v["scst-samples"], batchSize: v["scst-batch"] };
+        const config = {
+          epochs: v.epochs,
+          lr: v["scst-lr"],
+          clipNorm: tc.clipNorm,
+          seed: v.seed,
+          scst,
+          beam: v["plateau-beam"],
+        };
+        const r = await trainScst({
+          from: v.from,
+          train: data.train,
+          val: data.val,
+          config,
+          out,
+          resume: v.resume,
+          log,
+        });
+        writeJsonAtomic(path.join(v.out!, "history.json"), r.history);
+        return console.log(`checkpoint: ${out}; the best epoch by dev CIDEr-D: ${bestDir(out)}`);
+      }
       const decoder = {
         ...getDefaultConfig(data.vocab.size),
         embedSize: v.embed,

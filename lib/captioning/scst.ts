@@ -1,0 +1,269 @@
+/**
+ * Self-critical sequence training (Rennie et al., CVPR 2017), after cross-entropy training: the decoder samples
+ * captions from its own distribution, each is rewarded by its CIDEr-D against the image's references, and the
+ * reward of the image's greedy caption is the baseline. The policy gradient of the expected reward is then
+ *     ∇L = −Σ_samples (r(w^s) − r(ŵ)) ∇ log p(w^s)
+ * — a cross-entropy on the sampled captions with each caption weighted by its advantage r(w^s) − r(ŵ): samples
+ * better than the greedy caption are made more likely, worse ones less. So the step is the same teacher-forced
+ * forward and backward as cross-entropy training (on ONNX Runtime or tfjs), with a weight per caption, λ = 0 and
+ * no dropout (the policy that sampled is the one differentiated).
+ */
+import * as fs from "node:fs";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { TrainEngine, defaultEngine } from "../engine/backend";
+import { fit } from "../engine/fit";
+import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
+import { DecoderRNN, captionLoss } from "./decoder";
+import { greedy, sampleCaptions } from "./generate";
+import { CiderD } from "./metrics";
+import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
+import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
+import { FeatureCaptionDataset } from "../encoder/feature-dataset";
+import { padCaptions } from "../data/collate";
+import { tokenize } from "../data/tokenizer";
+import { EOS, SOS, Vocabulary } from "../data/vocabulary";
+import { Rng } from "../util/rng";
+
+export interface ScstConfig {
+  /** Sampled captions per image (Rennie et al. 1; later work 5). */
+  samples: number;
+  /** Images per step. */
+  batchSize: number;
+  /** Longest sampled caption, in words. */
+  maxLen: number;
+}
+
+export function defaultScstConfig(): ScstConfig {
+  return { samples: 5, batchSize: 32, maxLen: 16 };
+}
+
+/** An image batch: features `[B, R, E]` and the names. */
+export interface ImageBatch {
+  features: tf.Tensor3D;
+  images: string[];
+}
+
+/** The train images in a seeded order per epoch, in batches of `batchSize`, features read from the cache. */
+export async function* imageBatches(
+  data: FeatureCaptionDataset,
+  batchSize: number,
+  seed: number,
+  epoch: number,
+): AsyncGenerator<ImageBatch> {
+  const images = new Rng(seed * 1_000_003 + epoch).shuffle([...data.dataset.images]);
+  for (let i = 0; i < images.length; i += batchSize) {
+    const names = images.slice(i, i + batchSize);
+    yield { images: names, features: tf.tensor3d(data.cache.read(names), [names.length, REGIONS, FEATURE_DIM]) };
+  }
+}
+
+/** Rewards of one batch: each sample's and each image's greedy caption's CIDEr-D. */
+export interface ScstStep {
+  loss: number;
+  grads: tf.NamedTensorMap;
+  /** Mean CIDEr-D of the sampled captions and of the greedy ones. */
+  sampleReward: number;
+  greedyReward: number;
+}
+
+/**
+ * One self-critical step: greedy baselines, samples, rewards, and the gradient of the advantage-weighted
+ * cross-entropy of the samples (ONNX Runtime when `onnx` is given, else tfjs autodiff).
+ */
+export async function scstStep(
+  decoder: DecoderRNN,
+  batch: ImageBatch,
+  o: {
+    references: (image: string) => string[][];
+    cider: CiderD;
+    vocab: Vocabulary;
+    config: ScstConfig;
+    seed: number;
+    onnx?: OnnxTrainer;
+  },
+): Promise<ScstStep> {
+  const n = o.config.samples;
+  const refs = batch.images.map(o.references);
+  const words = (ids: number[]) => o.vocab.decode(ids);
+  const base = (await greedy(decoder, batch.features, o.config.maxLen)).map((g, i) =>
+    o.cider.score(words(g.ids), refs[i]),
+  );
+  const samples = await sampleCaptions(decoder, batch.features, { samples: n, seed: o.seed, maxLen: o.config.maxLen });
+  const rewards = samples.map((s, r) => o.cider.score(words(s.ids), refs[Math.floor(r / n)]));
+  const advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
+  // each sample as a training caption: <SOS> words (<EOS> when the model ended it)
+  const { ids, maxLen: T } = padCaptions(samples.map((s) => [SOS, ...s.ids, ...(s.finished ? [EOS] : [])]));
+  const rows = tf.tensor1d(
+    samples.map((_, r) => Math.floor(r / n)),
+    "int32",
+  );
+  const features = tf.gather(batch.features, rows) as tf.Tensor3D;
+  const captions = tf.tensor2d(ids, [samples.length, T], "int32");
+  rows.dispose();
+  try {
+    let loss: number;
+    let grads: tf.NamedTensorMap;
+    if (o.onnx) {
+      const r = await o.onnx.step(
+        await OnnxTrainer.parameters(decoder),
+        (await features.data()) as Float32Array,
+        ids,
+        samples.length,
+        T,
+        { seed: o.seed, lambda: 0, dropout: 0, captionWeights: advantages },
+      );
+      loss = r.loss;
+      grads = gradientsToTensors(decoder, r.grads);
+    } else {
+      const w = tf.tensor1d(advantages);
+      const { value, grads: g } = tf.variableGrads(
+        () => captionLoss(decoder.forward(features, captions), captions, { lambda: 0, captionWeights: w }).loss,
+        decoder.variables,
+      );
+      loss = (await value.data())[0];
+      tf.dispose([value, w]);
+      grads = g;
+    }
+    const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
+    return { loss, grads, sampleReward: mean(rewards), greedyReward: mean(base) };
+  } finally {
+    tf.dispose([features, captions]);
+  }
+}
+
+/** The CIDEr-D scorer of a split's references (document frequencies over all of them), and the tokens per image. */
+export function referenceScorer(data: FeatureCaptionDataset): {
+  cider: CiderD;
+  references: (image: string) => string[][];
+} {
+  const tokens = new Map(data.dataset.images.map((im) => [im, data.dataset.captionsOf(im).map(tokenize)]));
+  return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
+}
+
+export interface ScstOptions {
+  /** The cross-entropy checkpoint to start from (ignored on resume). */
+  from?: string;
+  train: FeatureCaptionDataset;
+  val?: FeatureCaptionDataset;
+  /** epochs (the new total on resume), lr, clipNorm, seed; scst: samples, batch, length. */
+  config: { epochs: number; lr: number; clipNorm: number; seed: number; scst: ScstConfig; beam: number };
+  /** Checkpoint folder (runs/NAME/checkpoint); the best epoch by dev CIDEr-D goes to runs/NAME/best. */
+  out: string;
+  resume?: boolean;
+  log?: (line: string) => void;
+  quiet?: boolean;
+  engine?: TrainEngine;
+}
+
+/**
+ * Self-critical epochs over the train images, a checkpoint after each (the captioning format: `caption`,
+ * `evaluate` and `--resume` read it), dev BLEU/CIDEr-D after each when `val` is given, the best by CIDEr-D kept.
+ */
+export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; history: History }> {
+  const log = o.log ?? ((s: string) => console.error(s));
+  const resumed = o.resume && fs.existsSync(path.join(o.out, "checkpoint.json"));
+  if (!resumed && !o.from)
+    throw new Error("self-critical training starts from a cross-entropy checkpoint: give --from DIR");
+  const ck = await loadCheckpoint(resumed ? o.out : o.from!);
+  const decoder = ck.decoder;
+  const optimizer = tf.train.adam(o.config.lr);
+  let history: History = { batch: [], epoch: [] };
+  let from = 0;
+  let cfg: TrainConfig = {
+    ...ck.config,
+    lr: o.config.lr,
+    clipNorm: o.config.clipNorm,
+    seed: o.config.seed,
+    scst: o.config.scst,
+  };
+  if (resumed) {
+    if (!ck.config.scst)
+      throw new Error(`${o.out} holds a cross-entropy run: give self-critical training another --out`);
+    await optimizer.setWeights(resumableOptimizerWeights(o.out, ck.optimizerWeights));
+    ({ history } = ck);
+    cfg = ck.config;
+    from = ck.epoch;
+    log(`resumed self-critical training from ${o.out} after epoch ${from}`);
+  } else log(`self-critical training from ${o.from} (epoch ${ck.epoch} of cross-entropy)`);
+  cfg = { ...cfg, epochs: o.config.epochs };
+  const scst = cfg.scst!;
+  const engine = o.engine ?? defaultEngine();
+  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
+  const { cider, references } = referenceScorer(o.train);
+  let rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
+  await fit<ImageBatch, ScstStep>({
+    from,
+    epochs: o.config.epochs,
+    optimizer,
+    clipNorm: cfg.clipNorm,
+    out: o.out,
+    progress: o.quiet ? undefined : { total: o.train.dataset.images.length, unit: "images" },
+    batches: (epoch) => imageBatches(o.train, scst.batchSize, cfg.seed, epoch),
+    items: (b) => b.images.length,
+    release: (b) => b.features.dispose(),
+    lr: () => cfg.lr,
+    step: (b, { epoch, step }) =>
+      scstStep(decoder, b, {
+        references,
+        cider,
+        vocab: ck.vocab,
+        config: scst,
+        seed: cfg.seed * 1_000_003 + epoch * 10_007 + step,
+        onnx,
+      }),
+    afterStep(b, r, { epoch, step }) {
+      history.batch.push({ epoch, step, loss: r.loss, crossEntropy: r.loss });
+      rewards = {
+        sample: rewards.sample + r.sampleReward * b.images.length,
+        greedy: rewards.greedy + r.greedyReward * b.images.length,
+        loss: rewards.loss + r.loss,
+        images: rewards.images + b.images.length,
+        steps: rewards.steps + 1,
+      };
+    },
+    async afterEpoch(epoch, seconds) {
+      const dev = o.val ? await splitMetrics(decoder, o.val, o.config.beam, ck.vocab) : undefined;
+      const loss = rewards.loss / Math.max(1, rewards.steps);
+      const entry: History["epoch"][number] = {
+        epoch,
+        trainLoss: loss,
+        trainCrossEntropy: loss,
+        seconds,
+        captionsPerSecond: (rewards.images * scst.samples) / seconds,
+        sampleReward: rewards.sample / rewards.images,
+        greedyReward: rewards.greedy / rewards.images,
+        devBleu4: dev?.bleu4,
+        devCider: dev?.cider,
+        lr: cfg.lr,
+      };
+      rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
+      const best = Math.max(-Infinity, ...history.epoch.map((e) => e.devCider ?? -Infinity));
+      history.epoch.push(entry);
+      log(
+        `epoch ${epoch + 1} (self-critical): train CIDEr-D of samples ${entry.sampleReward!.toFixed(3)}, greedy ` +
+          `${entry.greedyReward!.toFixed(3)}` +
+          (dev ? `; dev beam ${o.config.beam}: BLEU-4 ${dev.bleu4.toFixed(2)}, CIDEr-D ${dev.cider.toFixed(3)}` : "") +
+          `, ${seconds.toFixed(0)} s`,
+      );
+      const meta = {
+        format: CHECKPOINT_FORMAT,
+        version: 1,
+        epoch: epoch + 1,
+        config: cfg,
+        dataDir: path.resolve(o.train.dataset.layout.dataDir),
+      };
+      const parts = { weights: decoder.namedVariables(), optimizer, vocab: ck.vocab, history, meta };
+      if (dev && dev.cider > best) {
+        await writeCheckpoint(bestDir(o.out), parts);
+        log(`epoch ${epoch + 1}: the best dev CIDEr-D so far, kept in ${bestDir(o.out)}`);
+      }
+      await writeCheckpoint(o.out, parts);
+    },
+    async dispose() {
+      await onnx?.dispose();
+    },
+  });
+  return { decoder, history };
+}

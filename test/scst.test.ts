@@ -1,0 +1,203 @@
+import { strict as assert } from "node:assert";
+import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
+import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning/decoder";
+import { sampleCaptions } from "../lib/captioning/generate";
+import { CiderD, ciderD } from "../lib/captioning/metrics";
+import { OnnxTrainer } from "../lib/captioning/onnx-train";
+import { defaultScstConfig, trainScst } from "../lib/captioning/scst";
+import { defaultTrainConfig, train } from "../lib/captioning/train";
+import { generateSynthetic } from "../lib/data/synthetic";
+import { imageFiles } from "../lib/data/captions";
+import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
+import { buildVocabulary } from "../lib/data/vocabulary";
+import { FeatureCache, extractFeatures } from "../lib/encoder/features";
+import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
+import { loadOrt } from "../lib/engine/onnx/session";
+import { setupBackend, tmpDir } from "./helpers";
+
+const tiny = { vocabSize: 9, embedSize: 4, attentionDim: 5, encoderDim: 6, decoderDim: 7, dropout: 0.3 };
+const feats = (B: number) =>
+  tf.tensor3d(
+    Array.from({ length: B * 4 * 6 }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i)),
+    [B, 4, 6],
+  );
+
+describe("self-critical sequence training", function () {
+  this.timeout(600_000);
+  before(setupBackend);
+
+  it("samples each word from the model's softmax (first-word frequencies over 3,000 draws), repeatably by seed", async () => {
+    const d = new DecoderRNN(tiny, defaultInitializer(3));
+    const f = feats(1);
+    const draws = await sampleCaptions(d, f, { samples: 3000, seed: 7, maxLen: 1 });
+    const p = tf.tidy(() => {
+      const s = d.step(
+        tf.gather(d.embedding, tf.tensor1d([1], "int32")) as tf.Tensor2D,
+        d.attention.projectFeatures(f),
+        f,
+        d.initHidden(f),
+      );
+      return tf.softmax(d.output(s.h, false));
+    });
+    const probs = Array.from(await p.data());
+    const counts = new Array(tiny.vocabSize).fill(0);
+    for (const g of draws) counts[g.ids[0] ?? 2]++; // <EOS> (2) ends a caption with no word
+    probs.forEach((q, v) => {
+      const sd = Math.sqrt((q * (1 - q)) / 3000);
+      assert.ok(Math.abs(counts[v] / 3000 - q) < 4 * sd + 1e-3, `word ${v}: ${counts[v] / 3000} vs p = ${q}`);
+    });
+    const again = await sampleCaptions(d, f, { samples: 50, seed: 7, maxLen: 5 });
+    const other = await sampleCaptions(d, f, { samples: 50, seed: 8, maxLen: 5 });
+    assert.deepEqual(
+      again.map((g) => g.ids),
+      (await sampleCaptions(d, f, { samples: 50, seed: 7, maxLen: 5 })).map((g) => g.ids),
+    );
+    assert.notDeepEqual(
+      again.map((g) => g.ids),
+      other.map((g) => g.ids),
+    );
+    tf.dispose([f, p]);
+    d.dispose();
+  });
+
+  it("the advantage-weighted loss is Σ w_b·(−log p of caption b's words) / tokens, and ONNX Runtime's gradient equals tfjs autodiff's", async () => {
+    const d = new DecoderRNN(tiny, defaultInitializer(5));
+    const f = feats(3);
+    const c = tf.tensor2d(
+      [
+        [1, 4, 5, 2, 0],
+        [1, 6, 2, 0, 0],
+        [1, 7, 8, 3, 2],
+      ],
+      [3, 5],
+      "int32",
+    );
+    const w = [0.5, -1.25, 2];
+    const out = d.forward(f, c, { training: false });
+    const loss = (await captionLoss(out, c, { lambda: 0, captionWeights: tf.tensor1d(w) }).loss.data())[0];
+    // by hand: log-softmax of each real target word, weighted by its caption
+    const logp = (await tf.logSoftmax(out.logits).array()) as number[][][];
+    const ids = (await c.array()) as number[][];
+    let sum = 0,
+      tokens = 0;
+    ids.forEach((row, b) =>
+      row.slice(1).forEach((y, t) => {
+        if (y !== 0) {
+          sum += -w[b] * logp[b][t][y];
+          tokens++;
+        }
+      }),
+    );
+    assert.ok(Math.abs(loss - sum / tokens) < 1e-5, `${loss} vs ${sum / tokens}`);
+    if (loadOrt()) {
+      const { grads } = tf.variableGrads(
+        () => captionLoss(d.forward(f, c, { training: false }), c, { lambda: 0, captionWeights: tf.tensor1d(w) }).loss,
+        d.variables,
+      );
+      const trainer = new OnnxTrainer(tiny, 4);
+      const r = await trainer.step(
+        await OnnxTrainer.parameters(d),
+        (await f.data()) as Float32Array,
+        (await c.data()) as Int32Array,
+        3,
+        5,
+        {
+          seed: 1,
+          lambda: 0,
+          dropout: 0,
+          captionWeights: w,
+        },
+      );
+      assert.ok(Math.abs(r.loss - loss) < 1e-5);
+      const names = Object.keys(grads);
+      d.variables.forEach((v, i) => {
+        const ours = Array.from(grads[names[i]].dataSync());
+        const onnx = Array.from(Object.values(r.grads)[i]);
+        ours.forEach((g, j) =>
+          assert.ok(Math.abs(g - onnx[j]) < 1e-5 + 1e-4 * Math.abs(g), `${v.name}[${j}]: ${g} vs ${onnx[j]}`),
+        );
+      });
+      await assert.rejects(
+        trainer.step(await OnnxTrainer.parameters(d), new Float32Array(72), new Int32Array(15), 3, 5, {
+          seed: 1,
+          lambda: 0.5,
+          dropout: 0,
+          captionWeights: w,
+        }),
+        /captionWeights need lambda 0/,
+      );
+      await trainer.dispose();
+      tf.dispose(Object.values(grads));
+    }
+    tf.dispose([f, c, out.logits, out.alphas]);
+    d.dispose();
+  });
+
+  it("CIDEr-D with fixed document frequencies scores as pycocoevalcap's corpus CIDEr-D when built from the same references", () => {
+    const refs = [
+      [
+        ["a", "dog", "runs"],
+        ["a", "brown", "dog"],
+      ],
+      [
+        ["two", "cats", "sleep"],
+        ["cats", "on", "a", "bed"],
+      ],
+      [["a", "man", "rides"]],
+    ];
+    const cands = [
+      ["a", "dog"],
+      ["two", "cats", "on", "a", "bed"],
+      ["a", "man", "rides", "a", "bike"],
+    ];
+    const scorer = new CiderD(refs);
+    const { perImage } = ciderD(cands, refs);
+    cands.forEach((c, i) => assert.equal(scorer.score(c, refs[i]), perImage[i]));
+  });
+
+  it("raises the train captions' reward over a few epochs on the synthetic scenes", async () => {
+    const dir = path.join(tmpDir(), "synthetic");
+    await generateSynthetic(dir, { n: 80, seed: 9 });
+    const vocab = buildVocabulary(trainCaptions(dir), 1);
+    const cacheDir = path.join(dir, "..", "features");
+    await extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, quiet: true });
+    const cache = FeatureCache.open(cacheDir);
+    const trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
+    const xe = path.join(tmpDir(), "xe", "checkpoint");
+    const dims = {
+      vocabSize: vocab.size,
+      embedSize: 32,
+      attentionDim: 32,
+      encoderDim: 2048,
+      decoderDim: 64,
+      dropout: 0.3,
+    };
+    const quiet = { quiet: true, log: () => {} };
+    (
+      await train({
+        train: trainSet,
+        vocab,
+        config: { ...defaultTrainConfig(dims), epochs: 2, lr: 3e-3, batchSize: 32 },
+        out: xe,
+        ...quiet,
+      })
+    ).decoder.dispose();
+    const out = path.join(tmpDir(), "scst", "checkpoint");
+    const config = {
+      epochs: 4,
+      lr: 2e-4,
+      clipNorm: 5,
+      seed: 1,
+      beam: 1,
+      scst: { ...defaultScstConfig(), batchSize: 16 },
+    };
+    const r = await trainScst({ from: xe, train: trainSet, config, out, ...quiet });
+    r.decoder.dispose();
+    const greedy = r.history.epoch.map((e) => e.greedyReward!);
+    assert.equal(greedy.length, 4);
+    const sample = r.history.epoch.map((e) => e.sampleReward!);
+    assert.ok(greedy[3] > greedy[0] + 0.1, `greedy CIDEr-D by epoch: ${greedy.map((g) => g.toFixed(3))}; samples ${sample.map((g) => g.toFixed(3))}`);
+    cache.close();
+  });
+});
