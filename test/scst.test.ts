@@ -197,7 +197,10 @@ describe("self-critical sequence training", function () {
     const greedy = r.history.epoch.map((e) => e.greedyReward!);
     assert.equal(greedy.length, 4);
     const sample = r.history.epoch.map((e) => e.sampleReward!);
-    assert.ok(greedy[3] > greedy[0] + 0.1, `greedy CIDEr-D by epoch: ${greedy.map((g) => g.toFixed(3))}; samples ${sample.map((g) => g.toFixed(3))}`);
+    assert.ok(
+      greedy[3] > greedy[0] + 0.1,
+      `greedy CIDEr-D by epoch: ${greedy.map((g) => g.toFixed(3))}; samples ${sample.map((g) => g.toFixed(3))}`,
+    );
     cache.close();
   });
 });
