@@ -1,0 +1,69 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { loadCheckpoint } from "../lib/captioning/train";
+import { loadMatchingCheckpoint } from "../lib/matching/scan-train";
+import { SHIPPED, shippedModel } from "../lib/util/paths";
+import { SHARED_FLICKR, setupBackend } from "./helpers";
+
+const root = path.resolve(__dirname, "..");
+const models = fs.existsSync(path.join(root, "models"))
+  ? fs
+      .readdirSync(path.join(root, "models"))
+      .filter((d) => fs.existsSync(path.join(root, "models", d, "checkpoint.json")))
+  : [];
+
+describe("shipped models (models/)", function () {
+  this.timeout(300_000);
+  before(setupBackend);
+
+  it("the captioner is shipped", () => {
+    assert.ok(shippedModel(SHIPPED.captioner), `models/${SHIPPED.captioner} holds no checkpoint`);
+  });
+
+  for (const name of models) {
+    it(`${name}: weights only, float16, every file's sha256 in checkpoint.json and in MODEL.md, and it loads`, async () => {
+      const dir = path.join(root, "models", name);
+      const meta = JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8"));
+      assert.equal(meta.weightsOnly, true);
+      assert.ok(!fs.existsSync(path.join(dir, "optimizer")), "no optimizer state");
+      const card = fs.readFileSync(path.join(dir, "MODEL.md"), "utf8");
+      const files = Object.entries(meta.files as Record<string, string>);
+      assert.ok(files.length >= 4);
+      for (const [file, sum] of files) assert.ok(card.includes(`${sum}  ${file}`), `MODEL.md lacks "${sum}  ${file}"`);
+      const specs = JSON.parse(fs.readFileSync(path.join(dir, "model", "model.json"), "utf8")).weightsManifest[0]
+        .weights;
+      assert.ok(
+        specs.every(
+          (s: { dtype: string; quantization?: { dtype: string } }) =>
+            s.dtype !== "float32" || s.quantization?.dtype === "float16",
+        ),
+      );
+      const ck =
+        meta.format === "attend-tell/caption-checkpoint"
+          ? await loadCheckpoint(dir)
+          : await loadMatchingCheckpoint(dir);
+      assert.equal(ck.epoch, meta.epoch);
+      assert.deepEqual(ck.optimizerWeights, []);
+      ("decoder" in ck ? ck.decoder : ck.model).dispose();
+    });
+  }
+
+  it("caption IMAGE uses the shipped captioner: the caption its card gives for a Flickr8k dev photo", function () {
+    const dir = shippedModel(SHIPPED.captioner);
+    if (!dir || !SHARED_FLICKR) this.skip();
+    const card = fs.readFileSync(path.join(dir!, "MODEL.md"), "utf8");
+    const m = /`bin\/attend-tell caption \.\.\/shared\/flickr8k\/Images224\/(\S+\.jpg)` prints `([^`]+)`/.exec(card);
+    assert.ok(m, "MODEL.md gives an example caption");
+    const r = spawnSync(
+      path.join(root, "bin", "attend-tell"),
+      ["caption", path.join(SHARED_FLICKR!, "Images224", m![1])],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(r.stdout.trim().split(": ").slice(1).join(": "), m![2]);
+  });
+});
