@@ -10,7 +10,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
-import { Attr, INT64, Pb, attrPb, tensorPb, valueInfoPb } from "./proto";
+import { Attr, OnnxGraph } from "./proto";
 
 // --- Keras → ONNX ---------------------------------------------------------------------------------------
 interface KerasLayer {
@@ -39,19 +39,13 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
     Array.isArray(wd) ? tf.io.concatenateArrayBuffers(wd) : wd,
     artifacts.weightSpecs!,
   );
-  const nodes: Pb[] = [];
-  const inits: Pb[] = [];
+  const g = new OnnxGraph("attend_tell_encoder");
   const rank = new Map<string, number>(); // tensor name → rank, to know which outputs are 4-D maps
-  const node = (op: string, inputs: string[], output: string, attrs: Attr[] = []) => {
-    const p = new Pb();
-    for (const i of inputs) p.str(1, i);
-    p.str(2, output).str(3, output).str(4, op);
-    for (const a of attrs) p.msg(5, attrPb(a));
-    nodes.push(p);
-  };
+  const node = (op: string, inputs: string[], output: string, attrs: Attr[] = []) =>
+    void g.op(op, inputs, attrs, [output]);
   const init = (name: string, t: tf.Tensor, perm?: number[]) => {
     const v = perm ? tf.tidy(() => t.transpose(perm)) : t;
-    inits.push(tensorPb(name, v.shape, v.dataSync() as Float32Array));
+    g.initializer(name, v.shape, v.dataSync() as Float32Array);
     if (perm) v.dispose();
   };
   const src = (l: KerasLayer) => l.inbound_nodes[0].map((e) => e[0]);
@@ -67,8 +61,7 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
         break;
       case "ZeroPadding2D": {
         const [[t, b], [le, r]] = c.padding as number[][];
-        const pads = new BigInt64Array([0, 0, t, le, 0, 0, b, r].map(BigInt));
-        inits.push(tensorPb(`${l.name}/pads`, [8], pads, INT64));
+        g.initializer(`${l.name}/pads`, [8], new BigInt64Array([0, 0, t, le, 0, 0, b, r].map(BigInt)));
         node("Pad", [x, `${l.name}/pads`], l.name);
         rank.set(l.name, 4);
         break;
@@ -144,31 +137,18 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
     }
   }
   tf.dispose(Object.values(weights));
-  const graph = new Pb();
-  for (const n of nodes) graph.msg(1, n);
-  // Outputs back to NHWC, as the tfjs model gives them.
-  const outInfos: Pb[] = [];
-  for (const o of outputs) {
-    const r = rank.get(o.layer);
-    if (r === undefined) throw new Error(`kerasToOnnx: no layer ${o.layer}`);
-    if (r === 4) {
-      const p = new Pb()
-        .str(1, o.layer)
-        .str(2, o.name)
-        .str(3, o.name)
-        .str(4, "Transpose")
-        .msg(5, attrPb({ name: "perm", ints: [0, 2, 3, 1] }));
-      graph.msg(1, p);
-    } else graph.msg(1, new Pb().str(1, o.layer).str(2, o.name).str(3, o.name).str(4, "Identity"));
-    outInfos.push(valueInfoPb(o.name, r === 4 ? ["N", "H", "W", "C"] : ["N", "K"]));
-  }
-  graph.str(2, "attend_tell_encoder");
-  for (const i of inits) graph.msg(5, i);
   const inputLayer = layers.find((l) => l.name === inputName)!;
   const shape = (inputLayer.config.batch_input_shape as (number | null)[]).map((d, i) =>
     i === 0 || d === null ? "N" : d,
   );
-  graph.msg(11, valueInfoPb("input", shape as (number | string)[]));
-  for (const o of outInfos) graph.msg(12, o);
-  return new Pb().int(1, 8).str(2, "attend-tell").msg(7, graph).msg(8, new Pb().str(1, "").int(2, 13)).finish();
+  g.input("input", shape as (number | string)[]);
+  // Outputs back to NHWC, as the tfjs model gives them.
+  for (const o of outputs) {
+    const r = rank.get(o.layer);
+    if (r === undefined) throw new Error(`kerasToOnnx: no layer ${o.layer}`);
+    if (r === 4)
+      g.output(g.op("Transpose", [o.layer], [{ name: "perm", ints: [0, 2, 3, 1] }])[0], o.name, ["N", "H", "W", "C"]);
+    else g.output(o.layer, o.name, ["N", "K"]);
+  }
+  return g.toBytes(13);
 }

@@ -1,7 +1,7 @@
 /**
  * ONNX models written by hand: the protobuf wire format (onnx.proto field numbers) and a small graph builder —
- * a few dozen lines instead of a protobuf dependency. Used for the encoder (lib/onnx.ts) and the decoder's
- * training step (lib/onnx-train.ts), both run by ONNX Runtime's native CPU kernels.
+ * a few dozen lines instead of a protobuf dependency. Every graph is built with OnnxGraph: the encoder
+ * (keras.ts), the decoder's training step (captioning/onnx-train.ts) and SCAN's (matching/scan-onnx.ts).
  */
 // --- protobuf wire format -------------------------------------------------------------------------------
 export class Pb {
@@ -55,30 +55,54 @@ const ATTR_FLOAT = 1,
   ATTR_INTS = 7,
   ATTR_STRING = 3;
 
+// Field numbers of onnx.proto's messages, by message.
+const ModelProto = { irVersion: 1, producerName: 2, graph: 7, opsetImport: 8 } as const;
+const OperatorSetId = { domain: 1, version: 2 } as const;
+const GraphProto = { node: 1, name: 2, initializer: 5, input: 11, output: 12 } as const;
+const NodeProto = { input: 1, output: 2, name: 3, opType: 4, attribute: 5 } as const;
+const AttributeProto = { name: 1, f: 2, i: 3, s: 4, ints: 8, type: 20 } as const;
+const TensorProto = { dims: 1, dataType: 2, name: 8, rawData: 9 } as const;
+const ValueInfoProto = { name: 1, type: 2 } as const;
+const TypeProto = { tensorType: 1 } as const;
+const TensorTypeProto = { elemType: 1, shape: 2 } as const;
+const TensorShapeProto = { dim: 1 } as const;
+const Dimension = { dimValue: 1, dimParam: 2 } as const;
+/** IR version 8 (ONNX 1.10+): what ONNX Runtime 1.22 reads with opsets 13 and 17. */
+const IR_VERSION = 8;
+
 export type Attr = { name: string; i?: number; f?: number; ints?: number[]; s?: string };
 
 export function attrPb(a: Attr): Pb {
-  const p = new Pb().str(1, a.name);
-  if (a.i !== undefined) p.int(3, a.i).int(20, ATTR_INT);
-  else if (a.f !== undefined) p.float(2, a.f).int(20, ATTR_FLOAT);
+  const A = AttributeProto;
+  const p = new Pb().str(A.name, a.name);
+  if (a.i !== undefined) p.int(A.i, a.i).int(A.type, ATTR_INT);
+  else if (a.f !== undefined) p.float(A.f, a.f).int(A.type, ATTR_FLOAT);
   else if (a.ints) {
-    for (const v of a.ints) p.int(8, v);
-    p.int(20, ATTR_INTS);
-  } else p.str(4, a.s ?? "").int(20, ATTR_STRING);
+    for (const v of a.ints) p.int(A.ints, v);
+    p.int(A.type, ATTR_INTS);
+  } else p.str(A.s, a.s ?? "").int(A.type, ATTR_STRING);
   return p;
 }
 
 export function tensorPb(name: string, dims: number[], data: Float32Array | BigInt64Array, type = FLOAT): Pb {
   const p = new Pb();
-  for (const d of dims) p.int(1, d);
-  p.int(2, type).str(8, name);
-  return p.bytes(9, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
+  for (const d of dims) p.int(TensorProto.dims, d);
+  p.int(TensorProto.dataType, type).str(TensorProto.name, name);
+  return p.bytes(TensorProto.rawData, new Uint8Array(data.buffer, data.byteOffset, data.byteLength));
 }
 
 export function valueInfoPb(name: string, dims: (number | string)[], type = FLOAT): Pb {
   const shape = new Pb();
-  for (const d of dims) shape.msg(1, typeof d === "number" ? new Pb().int(1, d) : new Pb().str(2, d));
-  return new Pb().str(1, name).msg(2, new Pb().msg(1, new Pb().int(1, type).msg(2, shape)));
+  for (const d of dims) {
+    shape.msg(
+      TensorShapeProto.dim,
+      typeof d === "number" ? new Pb().int(Dimension.dimValue, d) : new Pb().str(Dimension.dimParam, d),
+    );
+  }
+  const tensorType = new Pb().int(TensorTypeProto.elemType, type).msg(TensorTypeProto.shape, shape);
+  return new Pb()
+    .str(ValueInfoProto.name, name)
+    .msg(ValueInfoProto.type, new Pb().msg(TypeProto.tensorType, tensorType));
 }
 
 /** Builds an ONNX graph node by node; values are named automatically unless given a name. */
@@ -104,6 +128,11 @@ export class OnnxGraph {
     this.inits.push(tensorPb(name, dims, Float32Array.from(values)));
     return name;
   }
+  /** A named constant (weights): `values` with shape `dims`. */
+  initializer(name: string, dims: number[], values: Float32Array | BigInt64Array): string {
+    this.inits.push(tensorPb(name, dims, values, values instanceof BigInt64Array ? INT64 : FLOAT));
+    return name;
+  }
   constInt(values: number[], dims = [values.length]): string {
     const name = `const${this.count++}`;
     this.inits.push(tensorPb(name, dims, BigInt64Array.from(values.map(BigInt)), INT64));
@@ -114,10 +143,10 @@ export class OnnxGraph {
     const outs =
       typeof outputs === "number" ? Array.from({ length: outputs }, (_, k) => `${type}${this.count++}_${k}`) : outputs;
     const p = new Pb();
-    for (const i of inputs) p.str(1, i);
-    for (const o of outs) p.str(2, o);
-    p.str(3, `n${this.count++}`).str(4, type);
-    for (const a of attrs) p.msg(5, attrPb(a));
+    for (const i of inputs) p.str(NodeProto.input, i);
+    for (const o of outs) p.str(NodeProto.output, o);
+    p.str(NodeProto.name, `n${this.count++}`).str(NodeProto.opType, type);
+    for (const a of attrs) p.msg(NodeProto.attribute, attrPb(a));
     this.nodes.push(p);
     return outs;
   }
@@ -136,11 +165,17 @@ export class OnnxGraph {
   }
   toBytes(opset = 17): Uint8Array {
     const g = new Pb();
-    for (const n of this.nodes) g.msg(1, n);
-    g.str(2, this.name);
-    for (const i of this.inits) g.msg(5, i);
-    for (const i of this.inputs) g.msg(11, i);
-    for (const o of this.outputs) g.msg(12, o);
-    return new Pb().int(1, 8).str(2, "attend-tell").msg(7, g).msg(8, new Pb().str(1, "").int(2, opset)).finish();
+    for (const n of this.nodes) g.msg(GraphProto.node, n);
+    g.str(GraphProto.name, this.name);
+    for (const i of this.inits) g.msg(GraphProto.initializer, i);
+    for (const i of this.inputs) g.msg(GraphProto.input, i);
+    for (const o of this.outputs) g.msg(GraphProto.output, o);
+    const opsetId = new Pb().str(OperatorSetId.domain, "").int(OperatorSetId.version, opset);
+    return new Pb()
+      .int(ModelProto.irVersion, IR_VERSION)
+      .str(ModelProto.producerName, "attend-tell")
+      .msg(ModelProto.graph, g)
+      .msg(ModelProto.opsetImport, opsetId)
+      .finish();
   }
 }
