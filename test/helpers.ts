@@ -5,6 +5,12 @@ import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
 import { initBackend } from "../lib/engine/backend";
+import { generateSynthetic } from "../lib/data/synthetic";
+import { buildVocabulary } from "../lib/data/vocabulary";
+import { trainCaptions, FlickrDataset } from "../lib/data/dataset";
+import { imageFiles } from "../lib/data/captions";
+import { extractFeatures, FeatureCache } from "../lib/encoder/features";
+import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
 
 /** The developers' read-only Flickr8k (../shared/flickr8k), or undefined where it is absent. */
 export const SHARED_FLICKR = [process.env.FLICKR8K_DIR, path.join(__dirname, "..", "..", "shared", "flickr8k")].find(
@@ -78,4 +84,33 @@ export function readReference(
   file: string,
 ): Record<string, any> /* eslint-disable-line @typescript-eslint/no-explicit-any -- JSON of any shape */ {
   return JSON.parse(fs.readFileSync(path.join(__dirname, "reference", file), "utf8"));
+}
+
+/**
+ * Synthetic scenes with their features cached and (image, caption) datasets of train and dev: what the training
+ * tests start from. Threshold 1: every template word is in the vocabulary.
+ */
+export async function syntheticFeatureData(n: number, seed: number) {
+  const dir = path.join(tmpDir(), "synthetic");
+  await generateSynthetic(dir, { n, seed });
+  const vocab = buildVocabulary(trainCaptions(dir), 1);
+  const cacheDir = path.join(dir, "..", "features");
+  await extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, quiet: true });
+  const cache = FeatureCache.open(cacheDir);
+  const split = (s: "train" | "dev") =>
+    new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: s, vocab }), cache);
+  return { dir, cacheDir, vocab, cache, trainSet: split("train"), valSet: split("dev") };
+}
+
+/** What `fn` prints with console.log, line by line. */
+export async function captureLog(fn: () => Promise<void>): Promise<string[]> {
+  const lines: string[] = [];
+  const log = console.log;
+  console.log = (...a: unknown[]) => void lines.push(a.join(" "));
+  try {
+    await fn();
+  } finally {
+    console.log = log;
+  }
+  return lines;
 }

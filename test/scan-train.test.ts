@@ -3,11 +3,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { kendallTauB, spearman } from "../lib/matching/human-judgements";
-import { generateSynthetic } from "../lib/data/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { buildVocabulary, Vocabulary } from "../lib/data/vocabulary";
-import { imageFiles } from "../lib/data/captions";
-import { extractFeatures, FeatureCache } from "../lib/encoder/features";
+import { FlickrDataset } from "../lib/data/dataset";
+import { Vocabulary } from "../lib/data/vocabulary";
+import { FeatureCache } from "../lib/encoder/features";
 import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
 import { defaultScanConfig } from "../lib/matching/scan";
 import {
@@ -21,7 +19,7 @@ import {
   trainMatching,
 } from "../lib/matching/scan-train";
 import { retrievalRecall } from "../lib/matching/retrieval";
-import { setupBackend, tmpDir } from "./helpers";
+import { captureLog, setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 import { main } from "../lib/cli";
 
 describe("training SCAN on cached features", function () {
@@ -34,14 +32,7 @@ describe("training SCAN on cached features", function () {
 
   before(async () => {
     await setupBackend();
-    dir = path.join(tmpDir(), "synthetic");
-    await generateSynthetic(dir, { n: 60, seed: 5 });
-    vocab = buildVocabulary(trainCaptions(dir), 1);
-    cacheDir = path.join(dir, "..", "features");
-    await extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, quiet: true });
-    const cache = FeatureCache.open(cacheDir);
-    trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
-    valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
+    ({ dir, cacheDir, vocab, trainSet, valSet } = await syntheticFeatureData(60, 5));
     cfg = {
       ...defaultMatchingConfig({ ...defaultScanConfig(vocab.size), embedSize: 16, jointDim: 32 }),
       epochs: 2,
@@ -238,10 +229,7 @@ describe("training SCAN on cached features", function () {
     const devImages = new FlickrDataset({ dataDir: dir, split: "dev", vocab }).images.slice(0, 4);
     for (const im of devImages) fs.copyFileSync(path.join(dir, "Images", im), path.join(photos, im));
     fs.writeFileSync(path.join(photos, "notes.txt"), "not a photo");
-    const lines: string[] = [];
-    const log = console.log;
-    console.log = (...a: unknown[]) => void lines.push(a.join(" "));
-    try {
+    const lines = await captureLog(async () => {
       await main([
         "retrieve",
         "--checkpoint",
@@ -255,9 +243,7 @@ describe("training SCAN on cached features", function () {
         "--json",
         "a red circle",
       ]);
-    } finally {
-      console.log = log;
-    }
+    });
     const ranked = JSON.parse(lines.pop()!) as { image: string; score: number }[];
     assert.equal(ranked.length, 3);
     assert.ok(
@@ -298,12 +284,7 @@ describe("training SCAN on cached features", function () {
       "a red circle",
     ];
     await assert.rejects(main(args), /cannot decode image .*broken\.jpg.*pass --skip-bad/);
-    console.log = (...a: unknown[]) => void lines.push(a.join(" "));
-    try {
-      await main([...args, "--skip-bad"]);
-    } finally {
-      console.log = log;
-    }
+    lines.push(...(await captureLog(() => main([...args, "--skip-bad"]))));
     assert.equal((JSON.parse(lines.pop()!) as unknown[]).length, 4);
   });
 });

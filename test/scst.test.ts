@@ -7,14 +7,8 @@ import { CiderD, ciderD } from "../lib/captioning/metrics";
 import { OnnxTrainer } from "../lib/captioning/onnx-train";
 import { defaultScstConfig, trainScst } from "../lib/captioning/scst";
 import { defaultTrainConfig, train } from "../lib/captioning/train";
-import { generateSynthetic } from "../lib/data/synthetic";
-import { imageFiles } from "../lib/data/captions";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { buildVocabulary } from "../lib/data/vocabulary";
-import { FeatureCache, extractFeatures } from "../lib/encoder/features";
-import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
 import { loadOrt } from "../lib/engine/onnx/session";
-import { setupBackend, tmpDir } from "./helpers";
+import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 
 const tiny = { vocabSize: 9, embedSize: 4, attentionDim: 5, encoderDim: 6, decoderDim: 7, dropout: 0.3 };
 const feats = (B: number) =>
@@ -157,13 +151,7 @@ describe("self-critical sequence training", function () {
   });
 
   it("raises the train captions' reward over a few epochs on the synthetic scenes", async () => {
-    const dir = path.join(tmpDir(), "synthetic");
-    await generateSynthetic(dir, { n: 80, seed: 9 });
-    const vocab = buildVocabulary(trainCaptions(dir), 1);
-    const cacheDir = path.join(dir, "..", "features");
-    await extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, quiet: true });
-    const cache = FeatureCache.open(cacheDir);
-    const trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
+    const { vocab, cache, trainSet } = await syntheticFeatureData(80, 9);
     const xe = path.join(tmpDir(), "xe", "checkpoint");
     const dims = {
       vocabSize: vocab.size,

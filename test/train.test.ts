@@ -1,11 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { generateSynthetic } from "../lib/data/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { buildVocabulary, Vocabulary } from "../lib/data/vocabulary";
-import { imageFiles } from "../lib/data/captions";
-import { extractFeatures, FeatureCache } from "../lib/encoder/features";
+import { Vocabulary } from "../lib/data/vocabulary";
 import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
 import {
   TrainConfig,
@@ -16,7 +12,7 @@ import {
   selectionState,
   train,
 } from "../lib/captioning/train";
-import { setupBackend, tmpDir } from "./helpers";
+import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {
   this.timeout(600_000);
@@ -28,14 +24,7 @@ describe("training on cached features", function () {
 
   before(async () => {
     await setupBackend();
-    const dir = path.join(tmpDir(), "synthetic");
-    await generateSynthetic(dir, { n: 60, seed: 3 });
-    vocab = buildVocabulary(trainCaptions(dir), 1);
-    const cacheDir = path.join(dir, "..", "features");
-    await extractFeatures({ files: imageFiles(dir, "all").files, out: cacheDir, quiet: true });
-    const cache = FeatureCache.open(cacheDir);
-    trainSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "train", vocab }), cache);
-    valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
+    ({ vocab, trainSet, valSet } = await syntheticFeatureData(60, 3));
     cfg = {
       ...defaultTrainConfig({
         vocabSize: vocab.size,

@@ -64,6 +64,14 @@ export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen 
   return out;
 }
 
+/** Each row of `t` repeated k times in place: rows i·k … i·k + k − 1 are row i (beams, samples of an image). */
+export function repeatRows(t: tf.Tensor3D, k: number): tf.Tensor3D {
+  return tf.tidy(() => {
+    const rows = Array.from({ length: t.shape[0] * k }, (_, r) => Math.floor(r / k));
+    return tf.gather(t, tf.tensor1d(rows, "int32")) as tf.Tensor3D;
+  });
+}
+
 /**
  * Captions sampled from the model's own distribution (no dropout): `samples` per image of `features` `[N, R, E]`,
  * rows image-major (image i's are i·samples … i·samples + samples − 1). Each word is drawn from the softmax with a
@@ -76,12 +84,7 @@ export async function sampleCaptions(
 ): Promise<Generated[]> {
   const rng = new Rng(o.seed);
   const N = features.shape[0] * o.samples;
-  const rows = tf.tensor1d(
-    Array.from({ length: N }, (_, r) => Math.floor(r / o.samples)),
-    "int32",
-  );
-  const tiled = tf.gather(features, rows) as tf.Tensor3D;
-  rows.dispose();
+  const tiled = repeatRows(features, o.samples);
   const out: Generated[] = Array.from({ length: N }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
   const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
   let state = tf.tidy(() => decoder.initHidden(tiled));
@@ -161,16 +164,7 @@ export async function beamSearchBatch(
   lengthPenalty = 0,
 ): Promise<Generated[]> {
   const N = features.shape[0];
-  const tiled = tf.tidy(
-    () =>
-      tf.gather(
-        features,
-        tf.tensor1d(
-          Array.from({ length: N * k }, (_, r) => Math.floor(r / k)),
-          "int32",
-        ),
-      ) as tf.Tensor3D,
-  );
+  const tiled = repeatRows(features, k);
   const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
   let state = tf.tidy(() => decoder.initHidden(tiled));
   const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);

@@ -16,7 +16,7 @@ import { fit } from "../engine/fit";
 import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
 import { DecoderRNN, captionLoss } from "./decoder";
-import { greedy, sampleCaptions } from "./generate";
+import { greedy, repeatRows, sampleCaptions } from "./generate";
 import { CiderD } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
 import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
@@ -95,13 +95,8 @@ export async function scstStep(
   const advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
   // each sample as a training caption: <SOS> words (<EOS> when the model ended it)
   const { ids, maxLen: T } = padCaptions(samples.map((s) => [SOS, ...s.ids, ...(s.finished ? [EOS] : [])]));
-  const rows = tf.tensor1d(
-    samples.map((_, r) => Math.floor(r / n)),
-    "int32",
-  );
-  const features = tf.gather(batch.features, rows) as tf.Tensor3D;
+  const features = repeatRows(batch.features, n);
   const captions = tf.tensor2d(ids, [samples.length, T], "int32");
-  rows.dispose();
   try {
     let loss: number;
     let grads: tf.NamedTensorMap;
