@@ -4,8 +4,8 @@
  *   npx tsx bench/backend.ts            ·   bash .gpu-bundle/run.sh backend
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { registerMissingKernels } from "../lib/engine/kernels";
+import { describeBackend, initBackend } from "../lib/engine";
+import { registerMissingKernels } from "../lib/engine";
 
 async function embeddingGrad(): Promise<Float32Array> {
   // Small enough for the cpu reference, whose UnsortedSegmentSum loops over every segment.

@@ -4,13 +4,13 @@
  * when loading (sharp, on libuv's threads) overlaps with that work.
  *   npx tsx bench/dataloader.ts [batches=100] [workMs=80]
  */
-import { initBackend } from "../lib/engine/backend";
-import { CaptionBatch } from "../lib/data/collate";
-import { DataLoader, measureLoader } from "../lib/data/dataloader";
-import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { flickr8kDir, syntheticDir } from "../lib/util/paths";
-import { ensureSynthetic } from "../lib/data/synthetic";
-import { buildVocabulary } from "../lib/data/vocabulary";
+import { initBackend } from "../lib/engine";
+import { CaptionBatch } from "../lib/data";
+import { DataLoader, measureLoader } from "../lib/data";
+import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/data";
+import { flickr8kDir, syntheticDir } from "../lib/util";
+import { ensureSynthetic } from "../lib/data";
+import { buildVocabulary } from "../lib/data";
 
 async function main() {
   const backend = await initBackend();

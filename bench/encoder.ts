@@ -9,13 +9,13 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { EncoderCNN } from "../lib/encoder/encoder";
-import { extractFeatures } from "../lib/encoder/features";
-import { OnnxEncoder, onnxAvailable } from "../lib/encoder/encoder-onnx";
-import { imageFiles } from "../lib/data/captions";
-import { flickr8kDir, syntheticDir } from "../lib/util/paths";
-import { ensureSynthetic } from "../lib/data/synthetic";
+import { describeBackend, initBackend } from "../lib/engine";
+import { EncoderCNN } from "../lib/encoder";
+import { extractFeatures } from "../lib/encoder";
+import { OnnxEncoder, onnxAvailable } from "../lib/encoder";
+import { imageFiles } from "../lib/data";
+import { flickr8kDir, syntheticDir } from "../lib/util";
+import { ensureSynthetic } from "../lib/data";
 
 async function main() {
   const n = Number(process.argv[2] ?? 48);

@@ -10,12 +10,12 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { getDefaultConfig } from "../lib/captioning/decoder";
-import { evaluate } from "../lib/captioning/evaluate";
-import { flickr8kDir } from "../lib/util/paths";
-import { prepareCaptionData } from "../lib/encoder/feature-dataset";
-import { defaultTrainConfig, train } from "../lib/captioning/train";
+import { describeBackend, initBackend } from "../lib/engine";
+import { getDefaultConfig } from "../lib/captioning";
+import { evaluate } from "../lib/captioning";
+import { flickr8kDir } from "../lib/util";
+import { prepareCaptionData } from "../lib/encoder";
+import { defaultTrainConfig, train } from "../lib/captioning";
 
 async function main() {
   const backend = await initBackend({ quiet: true });

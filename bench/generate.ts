@@ -7,9 +7,9 @@
  *   npx tsx bench/generate.ts [images for greedy=128] [images for beam=8] [beam widths=3] [beam batch=32]
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { DecoderRNN, getDefaultConfig } from "../lib/captioning/decoder";
-import { beamSearch, beamSearchBatch, greedy } from "../lib/captioning/generate";
+import { describeBackend, initBackend } from "../lib/engine";
+import { DecoderRNN, getDefaultConfig } from "../lib/captioning";
+import { beamSearch, beamSearchBatch, greedy } from "../lib/captioning";
 
 async function main() {
   const backend = await initBackend({ quiet: true });

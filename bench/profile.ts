@@ -10,12 +10,12 @@
  * kernels again, so kernel times can add up to more than the step.
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { DecoderRNN, getDefaultConfig } from "../lib/captioning/decoder";
-import { ScanModel, defaultScanConfig } from "../lib/matching/scan";
-import { matchingLoss } from "../lib/matching/scan-train";
-import { captionGradients } from "../lib/captioning/train-step";
-import { clipAndApply } from "../lib/engine/optimize";
+import { describeBackend, initBackend } from "../lib/engine";
+import { DecoderRNN, getDefaultConfig } from "../lib/captioning";
+import { ScanModel, defaultScanConfig } from "../lib/matching";
+import { matchingLoss } from "../lib/matching";
+import { captionGradients } from "../lib/captioning";
+import { clipAndApply } from "../lib/engine";
 
 interface Row {
   name: string;

@@ -8,8 +8,8 @@
  */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { EncoderCNN, randomResNetArtifacts } from "../lib/encoder/encoder";
+import { describeBackend, initBackend } from "../lib/engine";
+import { EncoderCNN, randomResNetArtifacts } from "../lib/encoder";
 
 async function main() {
   const backend = await initBackend({ quiet: true });

@@ -6,12 +6,12 @@
  *   npx tsx bench/scan.ts [joint dims=1024] [engines=onnx] [steps=3] [score images=1000] [directions=t2i]
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { loadOrt } from "../lib/engine/onnx/session";
-import { ScanModel, contrastiveLoss, defaultScanConfig } from "../lib/matching/scan";
-import { OnnxScan } from "../lib/matching/scan-onnx";
-import { scoreMatrix } from "../lib/matching/retrieval";
-import { clipAndApply } from "../lib/engine/optimize";
+import { describeBackend, initBackend } from "../lib/engine";
+import { loadOrt } from "../lib/engine";
+import { ScanModel, contrastiveLoss, defaultScanConfig } from "../lib/matching";
+import { OnnxScan } from "../lib/matching";
+import { scoreMatrix } from "../lib/matching";
+import { clipAndApply } from "../lib/engine";
 
 const R = 49,
   E = 2048,

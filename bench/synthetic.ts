@@ -5,7 +5,7 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { generateSynthetic } from "../lib/data/synthetic";
+import { generateSynthetic } from "../lib/data";
 
 async function main() {
   const n = Number(process.argv[2] ?? 2000);

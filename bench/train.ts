@@ -8,16 +8,16 @@
  *   npx tsx bench/train.ts [batch sizes=32,64] [engines=onnx,tfjs1,tfjs2] [steps=4]
  */
 import * as tf from "@tensorflow/tfjs";
-import { describeBackend, initBackend } from "../lib/engine/backend";
-import { DataParallel } from "../lib/captioning/data-parallel";
-import { OnnxTrainer } from "../lib/captioning/onnx-train";
-import { loadOrt } from "../lib/engine/onnx/session";
-import { clipAndApply } from "../lib/engine/optimize";
-import { trainCaptions } from "../lib/data/captions";
-import { DataLoader, paddedLengths } from "../lib/data/dataloader";
-import { DecoderRNN, getDefaultConfig } from "../lib/captioning/decoder";
-import { flickr8kDir } from "../lib/util/paths";
-import { buildVocabulary } from "../lib/data/vocabulary";
+import { describeBackend, initBackend } from "../lib/engine";
+import { DataParallel } from "../lib/captioning";
+import { OnnxTrainer } from "../lib/captioning";
+import { loadOrt } from "../lib/engine";
+import { clipAndApply } from "../lib/engine";
+import { trainCaptions } from "../lib/data";
+import { DataLoader, paddedLengths } from "../lib/data";
+import { DecoderRNN, getDefaultConfig } from "../lib/captioning";
+import { flickr8kDir } from "../lib/util";
+import { buildVocabulary } from "../lib/data";
 
 /** Padded lengths T of the trainer's batches over one Flickr8k epoch (bucketed), or [14]. */
 function flickrLengths(batchSize: number): number[] {

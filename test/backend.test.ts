@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { BACKEND_ORDER, describeBackend, initBackend, parseOverride } from "../lib/engine/backend";
+import { BACKEND_ORDER, describeBackend, initBackend, parseOverride } from "../lib/engine";
 
 describe("backend selection", () => {
   it("parses ATTEND_TELL_BACKEND and rejects unknown names with the valid ones", () => {

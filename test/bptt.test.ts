@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning/decoder";
+import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { setupBackend } from "./helpers";
 
 /**

@@ -9,9 +9,9 @@ import {
   readCaptions,
   resolveLayout,
   splitImages,
-} from "../lib/data/captions";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { buildVocabulary } from "../lib/data/vocabulary";
+} from "../lib/data";
+import { FlickrDataset, trainCaptions } from "../lib/data";
+import { buildVocabulary } from "../lib/data";
 import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
 function write(name: string, text: string): string {

@@ -2,9 +2,9 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { exportCheckpoint, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../lib/util/checkpoint";
-import { buildVocabulary } from "../lib/data/vocabulary";
-import { decodeHalf, encodeHalf } from "../lib/util/float16";
+import { exportCheckpoint, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../lib/util";
+import { buildVocabulary } from "../lib/data";
+import { decodeHalf, encodeHalf } from "../lib/util";
 import { setupBackend, tmpDir } from "./helpers";
 
 const FORMAT = "attend-tell/test-checkpoint";

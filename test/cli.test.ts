@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import { COMMANDS, help, main } from "../lib/cli";
 import { parseCommand, usage } from "../lib/cli/command";
-import { defaultTrainConfig } from "../lib/captioning/train";
-import { getDefaultConfig } from "../lib/captioning/decoder";
+import { defaultTrainConfig } from "../lib/captioning";
+import { getDefaultConfig } from "../lib/captioning";
 
 async function output(argv: string[]): Promise<string> {
   const lines: string[] = [];

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { capsCollate, disposeBatch, padCaptions } from "../lib/data/collate";
+import { capsCollate, disposeBatch, padCaptions } from "../lib/data";
 import { setupBackend } from "./helpers";
 
 describe("capsCollate", () => {

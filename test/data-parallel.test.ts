@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DataParallel } from "../lib/captioning/data-parallel";
-import { DecoderRNN, defaultInitializer } from "../lib/captioning/decoder";
-import { captionGradients } from "../lib/captioning/train-step";
+import { DataParallel } from "../lib/captioning";
+import { DecoderRNN, defaultInitializer } from "../lib/captioning";
+import { captionGradients } from "../lib/captioning";
 import { setupBackend } from "./helpers";
 
 describe("data-parallel training step (worker threads)", function () {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DataLoader } from "../lib/data/dataloader";
-import { CaptionBatch } from "../lib/data/collate";
+import { DataLoader } from "../lib/data";
+import { CaptionBatch } from "../lib/data";
 import { setupBackend } from "./helpers";
 
 /** A dataset of n items whose caption length is 3 + (i mod 7), counting how many loads run at once. */

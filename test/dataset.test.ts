@@ -2,9 +2,9 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { loadRgb, normalizePixels } from "../lib/data/image";
-import { EOS, SOS, UNK, buildVocabulary } from "../lib/data/vocabulary";
+import { FlickrDataset, trainCaptions } from "../lib/data";
+import { loadRgb, normalizePixels } from "../lib/data";
+import { EOS, SOS, UNK, buildVocabulary } from "../lib/data";
 import { SHARED_FLICKR, setupBackend, tinyFlickr, writeImage, tmpDir } from "./helpers";
 
 describe("FlickrDataset", () => {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/captioning/decoder";
+import { DecoderRNN, captionLoss, getDefaultConfig } from "../lib/captioning";
 import { closeTo as close, deterministicWeights as det, readReference, setupBackend } from "./helpers";
 
 /**

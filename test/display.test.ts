@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { htmlTable, imageGridHtml, plotlyBundleHtml, plotlyHtml } from "../lib/util/display";
+import { htmlTable, imageGridHtml, plotlyBundleHtml, plotlyHtml } from "../lib/util";
 import { staleCompiled } from "../lib/notebook";
 import { tmpDir } from "./helpers";
 

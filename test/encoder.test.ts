@@ -2,8 +2,8 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN, FEATURE_LAYER, imagenetLabels, randomResNetArtifacts } from "../lib/encoder/encoder";
-import { ensureWeights, expectedSums, verifyWeights, weightsDir } from "../lib/encoder/weights";
+import { EncoderCNN, FEATURE_LAYER, imagenetLabels, randomResNetArtifacts } from "../lib/encoder";
+import { ensureWeights, expectedSums, verifyWeights, weightsDir } from "../lib/encoder";
 import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
 // Keras ImageNet indices: 151–268 are dog breeds.

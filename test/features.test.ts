@@ -3,10 +3,10 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN } from "../lib/encoder/encoder";
-import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder/features";
-import { prepareCaptionData } from "../lib/encoder/feature-dataset";
-import { onnxAvailable } from "../lib/encoder/encoder-onnx";
+import { EncoderCNN } from "../lib/encoder";
+import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder";
+import { prepareCaptionData } from "../lib/encoder";
+import { onnxAvailable } from "../lib/encoder";
 import { setupBackend, tinyFlickr, tmpDir, writeImage } from "./helpers";
 
 describe("feature cache", function () {

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { decodeHalf, encodeHalf, fromHalf, toHalf } from "../lib/util/float16";
+import { decodeHalf, encodeHalf, fromHalf, toHalf } from "../lib/util";
 
 describe("float16", () => {
   it("encodes reference values bit-exactly (IEEE 754 binary16)", () => {

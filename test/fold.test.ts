@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { foldBatchNorm } from "../lib/encoder/fold";
+import { foldBatchNorm } from "../lib/encoder";
 import { setupBackend } from "./helpers";
 
 /** input → conv(3×3, 2→3) → BN → relu → conv(1×1) → BN (output): small enough to check by hand. */

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, defaultInitializer } from "../lib/captioning/decoder";
-import { beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning/generate";
-import { EOS } from "../lib/data/vocabulary";
+import { DecoderRNN, defaultInitializer } from "../lib/captioning";
+import { beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning";
+import { EOS } from "../lib/data";
 import { setupBackend } from "./helpers";
 
 const config = { vocabSize: 12, embedSize: 8, encoderDim: 16, attentionDim: 8, decoderDim: 16, dropout: 0 };

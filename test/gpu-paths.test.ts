@@ -2,19 +2,19 @@ import { strict as assert } from "node:assert";
 import "@tensorflow/tfjs-backend-webgpu"; // registers its kernels (no device needed)
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { generateSynthetic } from "../lib/data/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { buildVocabulary } from "../lib/data/vocabulary";
-import { imageFiles } from "../lib/data/captions";
-import { extractFeatures, FeatureCache } from "../lib/encoder/features";
-import { defaultTrainConfig, train } from "../lib/captioning/train";
-import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
-import { captionImages } from "../lib/captioning/generate";
-import { defaultScanConfig } from "../lib/matching/scan";
-import { defaultMatchingConfig, trainMatching } from "../lib/matching/scan-train";
-import { encodeForRetrieval, retrievalRecall, scoreMatrix } from "../lib/matching/retrieval";
-import { REGIONS } from "../lib/encoder/encoder";
-import { padCaptions } from "../lib/data/collate";
+import { generateSynthetic } from "../lib/data";
+import { FlickrDataset, trainCaptions } from "../lib/data";
+import { buildVocabulary } from "../lib/data";
+import { imageFiles } from "../lib/data";
+import { extractFeatures, FeatureCache } from "../lib/encoder";
+import { defaultTrainConfig, train } from "../lib/captioning";
+import { FeatureCaptionDataset } from "../lib/encoder";
+import { captionImages } from "../lib/captioning";
+import { defaultScanConfig } from "../lib/matching";
+import { defaultMatchingConfig, trainMatching } from "../lib/matching";
+import { encodeForRetrieval, retrievalRecall, scoreMatrix } from "../lib/matching";
+import { REGIONS } from "../lib/encoder";
+import { padCaptions } from "../lib/data";
 import { setupBackend, tmpDir } from "./helpers";
 
 /**

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import sharp from "sharp";
-import { attentionFigure, attentionPng, upsampleAttention } from "../lib/captioning/heatmap";
+import { attentionFigure, attentionPng, upsampleAttention } from "../lib/captioning";
 
 const onehot = (r: number) => Array.from({ length: 49 }, (_, i) => (i === r ? 1 : 0));
 const argmax = (a: ArrayLike<number>) => Array.from(a).reduce((best, v, i, arr) => (v > arr[best] ? i : best), 0);

@@ -4,13 +4,13 @@ import * as path from "node:path";
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import sharp from "sharp";
-import { initBackend } from "../lib/engine/backend";
-import { generateSynthetic } from "../lib/data/synthetic";
-import { buildVocabulary } from "../lib/data/vocabulary";
-import { trainCaptions, FlickrDataset } from "../lib/data/dataset";
-import { imageFiles } from "../lib/data/captions";
-import { extractFeatures, FeatureCache } from "../lib/encoder/features";
-import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
+import { initBackend } from "../lib/engine";
+import { generateSynthetic } from "../lib/data";
+import { buildVocabulary } from "../lib/data";
+import { trainCaptions, FlickrDataset } from "../lib/data";
+import { imageFiles } from "../lib/data";
+import { extractFeatures, FeatureCache } from "../lib/encoder";
+import { FeatureCaptionDataset } from "../lib/encoder";
 
 /** The developers' read-only Flickr8k (../shared/flickr8k), or undefined where it is absent. */
 export const SHARED_FLICKR = [process.env.FLICKR8K_DIR, path.join(__dirname, "..", "..", "shared", "flickr8k")].find(

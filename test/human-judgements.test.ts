@@ -1,13 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import {
-  averageRanks,
-  judgedPairs,
-  kendallTauB,
-  readExpertAnnotations,
-  spearman,
-} from "../lib/matching/human-judgements";
+import { averageRanks, judgedPairs, kendallTauB, readExpertAnnotations, spearman } from "../lib/matching";
 import { tmpDir } from "./helpers";
 
 describe("agreement with human judgements", () => {

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { fileSystemIO, loadTensors, readJson, saveTensors, writeFileAtomic, writeJsonAtomic } from "../lib/util/io";
+import { fileSystemIO, loadTensors, readJson, saveTensors, writeFileAtomic, writeJsonAtomic } from "../lib/util";
 import { setupBackend, tmpDir } from "./helpers";
 
 describe("io", () => {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-wasm";
-import { chunkedAddN, registerMissingKernels, unsortedSegmentSumValues } from "../lib/engine/kernels";
+import { chunkedAddN, registerMissingKernels, unsortedSegmentSumValues } from "../lib/engine";
 import { setupBackend } from "./helpers";
 
 /** Runs f on a backend, returning plain arrays. */

@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { spawn, spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { acquireLock, claimRunDir } from "../lib/util/lock";
+import { acquireLock, claimRunDir } from "../lib/util";
 import { tmpDir } from "./helpers";
 
 const root = path.resolve(__dirname, "..");

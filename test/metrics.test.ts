@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { bleu, captionMetrics, ciderD, lcsLength, rougeL } from "../lib/captioning/metrics";
+import { bleu, captionMetrics, ciderD, lcsLength, rougeL } from "../lib/captioning";
 import { readReference } from "./helpers";
 
 /**

@@ -2,9 +2,9 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadCheckpoint } from "../lib/captioning/train";
-import { loadMatchingCheckpoint } from "../lib/matching/scan-train";
-import { SHIPPED, shippedModel } from "../lib/util/paths";
+import { loadCheckpoint } from "../lib/captioning";
+import { loadMatchingCheckpoint } from "../lib/matching";
+import { SHIPPED, shippedModel } from "../lib/util";
 import { SHARED_FLICKR, setupBackend } from "./helpers";
 
 const root = path.resolve(__dirname, "..");

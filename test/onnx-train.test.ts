@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning/decoder";
-import { OnnxTrainer, PARAMS, dropoutMask } from "../lib/captioning/onnx-train";
-import { loadOrt } from "../lib/engine/onnx/session";
+import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
+import { OnnxTrainer, PARAMS, dropoutMask } from "../lib/captioning";
+import { loadOrt } from "../lib/engine";
 import { setupBackend } from "./helpers";
 
 /** The ONNX Runtime training step against tfjs: same loss, same gradient for every parameter. */

@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN } from "../lib/encoder/encoder";
-import { OnnxEncoder, onnxAvailable } from "../lib/encoder/encoder-onnx";
+import { EncoderCNN } from "../lib/encoder";
+import { OnnxEncoder, onnxAvailable } from "../lib/encoder";
 import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
 describe("OnnxEncoder (ResNet-50 converted to ONNX, run by onnxruntime-node)", function () {

@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { writeReport } from "../lib/captioning/report";
+import { writeReport } from "../lib/captioning";
 import { chromium, renderedCharts } from "../scripts/chromium";
 import { tmpDir, writeImage } from "./helpers";
 

@@ -1,14 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import {
-  encodeForRetrieval,
-  lengthOrderedChunks,
-  retrievalRecall,
-  scoreAll,
-  scoreMatrix,
-} from "../lib/matching/retrieval";
-import { loadOrt } from "../lib/engine/onnx/session";
-import { ScanModel, crossAttentionScores, l2norm } from "../lib/matching/scan";
+import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/matching";
+import { loadOrt } from "../lib/engine";
+import { ScanModel, crossAttentionScores, l2norm } from "../lib/matching";
 import { deterministicWeights as det, setupBackend } from "./helpers";
 
 describe("retrieval protocol (Recall@K, median rank)", () => {

@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { Rng } from "../lib/util/rng";
+import { Rng } from "../lib/util";
 
 describe("Rng", () => {
   it("is deterministic per seed and differs across seeds", () => {

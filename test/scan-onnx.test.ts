@@ -1,9 +1,9 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { loadOrt } from "../lib/engine/onnx/session";
-import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/matching/scan";
-import { LossPairs, OnnxScan, SCAN_PARAMS, hardestNegatives } from "../lib/matching/scan-onnx";
-import { matchingLoss } from "../lib/matching/scan-train";
+import { loadOrt } from "../lib/engine";
+import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/matching";
+import { LossPairs, OnnxScan, SCAN_PARAMS, hardestNegatives } from "../lib/matching";
+import { matchingLoss } from "../lib/matching";
 import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
 
 /**

@@ -2,12 +2,12 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { kendallTauB, spearman } from "../lib/matching/human-judgements";
-import { FlickrDataset } from "../lib/data/dataset";
-import { Vocabulary } from "../lib/data/vocabulary";
-import { FeatureCache } from "../lib/encoder/features";
-import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
-import { defaultScanConfig } from "../lib/matching/scan";
+import { kendallTauB, spearman } from "../lib/matching";
+import { FlickrDataset } from "../lib/data";
+import { Vocabulary } from "../lib/data";
+import { FeatureCache } from "../lib/encoder";
+import { FeatureCaptionDataset } from "../lib/encoder";
+import { defaultScanConfig } from "../lib/matching";
 import {
   MatchingConfig,
   captionLengths,
@@ -17,8 +17,8 @@ import {
   loadMatchingCheckpoint,
   lrAt,
   trainMatching,
-} from "../lib/matching/scan-train";
-import { retrievalRecall } from "../lib/matching/retrieval";
+} from "../lib/matching";
+import { retrievalRecall } from "../lib/matching";
 import { captureLog, setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 import { main } from "../lib/cli";
 

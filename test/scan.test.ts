@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { ScanModel, contrastiveLoss } from "../lib/matching/scan";
+import { ScanModel, contrastiveLoss } from "../lib/matching";
 import { closeTo as close, deterministicWeights as det, readReference, setupBackend } from "./helpers";
 
 /**

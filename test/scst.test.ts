@@ -1,13 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning/decoder";
-import { sampleCaptions } from "../lib/captioning/generate";
-import { CiderD, ciderD } from "../lib/captioning/metrics";
-import { OnnxTrainer } from "../lib/captioning/onnx-train";
-import { defaultScstConfig, trainScst } from "../lib/captioning/scst";
-import { defaultTrainConfig, train } from "../lib/captioning/train";
-import { loadOrt } from "../lib/engine/onnx/session";
+import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
+import { sampleCaptions } from "../lib/captioning";
+import { CiderD, ciderD } from "../lib/captioning";
+import { OnnxTrainer } from "../lib/captioning";
+import { defaultScstConfig, trainScst } from "../lib/captioning";
+import { defaultTrainConfig, train } from "../lib/captioning";
+import { loadOrt } from "../lib/engine";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 
 const tiny = { vocabSize: 9, embedSize: 4, attentionDim: 5, encoderDim: 6, decoderDim: 7, dropout: 0.3 };

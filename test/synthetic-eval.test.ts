@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
-import { SceneObject } from "../lib/data/synthetic";
-import { attentionCorrectness, captionCorrect, mentionedObjects } from "../lib/captioning/synthetic-eval";
+import { SceneObject } from "../lib/data";
+import { attentionCorrectness, captionCorrect, mentionedObjects } from "../lib/captioning";
 
 const red: SceneObject = { shape: "square", color: "red", size: "small", box: [64, 96, 96, 128] }; // exactly cell (row 3, col 2) of 32-px cells
 const blue: SceneObject = { shape: "circle", color: "blue", size: "large", box: [150, 10, 220, 80] };

@@ -2,17 +2,10 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
-import {
-  COLORS,
-  SceneObject,
-  describe as describeScene,
-  generateSynthetic,
-  readBoxes,
-  relation,
-} from "../lib/data/synthetic";
-import { FlickrDataset, trainCaptions } from "../lib/data/dataset";
-import { buildVocabulary } from "../lib/data/vocabulary";
-import { Rng } from "../lib/util/rng";
+import { COLORS, SceneObject, describe as describeScene, generateSynthetic, readBoxes, relation } from "../lib/data";
+import { FlickrDataset, trainCaptions } from "../lib/data";
+import { buildVocabulary } from "../lib/data";
+import { Rng } from "../lib/util";
 import { setupBackend, tmpDir } from "./helpers";
 
 const obj = (box: [number, number, number, number], color = "red", shape = "circle"): SceneObject =>

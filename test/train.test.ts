@@ -1,8 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { Vocabulary } from "../lib/data/vocabulary";
-import { FeatureCaptionDataset } from "../lib/encoder/feature-dataset";
+import { Vocabulary } from "../lib/data";
+import { FeatureCaptionDataset } from "../lib/encoder";
 import {
   TrainConfig,
   bestDir,
@@ -11,7 +11,7 @@ import {
   lrAfter,
   selectionState,
   train,
-} from "../lib/captioning/train";
+} from "../lib/captioning";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {

@@ -1,9 +1,9 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { tokenize } from "../lib/data/tokenizer";
-import { EOS, PAD, SOS, UNK, Vocabulary, buildVocabulary, countWords, vocabularySizes } from "../lib/data/vocabulary";
-import { trainCaptions } from "../lib/data/dataset";
+import { tokenize } from "../lib/data";
+import { EOS, PAD, SOS, UNK, Vocabulary, buildVocabulary, countWords, vocabularySizes } from "../lib/data";
+import { trainCaptions } from "../lib/data";
 import { tinyFlickr, tmpDir } from "./helpers";
 
 describe("tokenize", () => {
