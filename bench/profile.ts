@@ -2,11 +2,11 @@
  * Where a training step's time goes, kernel by kernel, on the active backend: tfjs's profiler (`tf.profile`)
  * around one whole tfjs step (gradients, clipping, Adam) after a warm-up step, kernels summed by name, the
  * slowest first, with the input shapes of each name's slowest call. This is how slow ops and gradients are found
- * (the BatchMatMul gradient's transposed matMuls were 97 % of a wasm step; lib/kernels.ts). On WebGPU the kernel
+ * (the BatchMatMul gradient's transposed matMuls were 97 % of a wasm step; lib/engine/kernels.ts). On WebGPU the kernel
  * times come from GPU timestamp queries where the adapter has them.
  *   npx tsx bench/profile.ts [caption|scan] [batch=64] [top=15] [T=14]
  * caption: the decoder with the seed's dimensions (vocabulary 3,000, 49×2048 features); scan: SCAN t2i, d = 1,024.
- * A custom-gradient op (the fused recurrence of lib/bptt.ts shows as `forward`) is timed as a whole and its inner
+ * A custom-gradient op (the fused recurrence of lib/captioning/bptt.ts shows as `forward`) is timed as a whole and its inner
  * kernels again, so kernel times can add up to more than the step.
  */
 import * as tf from "@tensorflow/tfjs";

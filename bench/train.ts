@@ -3,8 +3,8 @@
  * features, vocabulary 3,000, and Flickr8k's real caption lengths as the trainer batches them (length-bucketed
  * batches of the train split; a fixed T = 14 where Flickr8k is absent). Random values: speed does not depend
  * on them. Prints s/step, captions/s and the implied Flickr8k epoch (30,000 captions) per batch size and per
- * engine — ONNX Runtime (lib/onnx-train.ts, all cores) and tfjs on the active backend with 1…N replicas
- * (lib/data-parallel.ts) — and the process's peak RSS. A step is the whole update: gradients, clipping, Adam.
+ * engine — ONNX Runtime (lib/captioning/onnx-train.ts, all cores) and tfjs on the active backend with 1…N replicas
+ * (lib/captioning/data-parallel.ts) — and the process's peak RSS. A step is the whole update: gradients, clipping, Adam.
  *   npx tsx bench/train.ts [batch sizes=32,64] [engines=onnx,tfjs1,tfjs2] [steps=4]
  */
 import * as tf from "@tensorflow/tfjs";

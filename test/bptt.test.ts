@@ -4,7 +4,7 @@ import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { setupBackend } from "./helpers";
 
 /**
- * The hand-written backpropagation through time (lib/bptt.ts, recurrence "fused") against tfjs autodiff through
+ * The hand-written backpropagation through time (lib/captioning/bptt.ts, recurrence "fused") against tfjs autodiff through
  * the same model unrolled with `DecoderRNN.step` (recurrence "stepwise", the code greedy and beam search use).
  */
 describe("hand-written BPTT of the attention LSTM", () => {

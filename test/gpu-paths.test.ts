@@ -167,7 +167,7 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
   });
 
   it("ran only kernels that WebGPU has", () => {
-    // names that are no kernel on this backend either are custom-gradient ops (lib/bptt.ts' fused recurrence)
+    // names that are no kernel on this backend either are custom-gradient ops (lib/captioning/bptt.ts' fused recurrence)
     const kernels = [...used].filter((k) => tf.getKernel(k, tf.getBackend()));
     for (const k of ["FusedConv2D", "BatchMatMul", "TopK", "UnsortedSegmentSum", "GatherV2", "Softmax"])
       assert.ok(kernels.includes(k), `${k} ran: ${kernels.join(" ")}`);

@@ -36,7 +36,7 @@ function pairedHingeLoss(
   });
 }
 
-/** SCAN on ONNX Runtime (lib/scan-onnx.ts) against the tfjs model of lib/scan.ts (itself pinned to PyTorch). */
+/** SCAN on ONNX Runtime (lib/matching/scan-onnx.ts) against the tfjs model of lib/matching/scan.ts (itself pinned to PyTorch). */
 describe("SCAN on ONNX Runtime", function () {
   before(async function () {
     await setupBackend();
@@ -75,7 +75,7 @@ describe("SCAN on ONNX Runtime", function () {
 
   for (const direction of ["t2i", "i2t"] as const) {
     for (const aggregation of ["lse", "mean"] as const) {
-      it(`scores every image against every caption as lib/scan.ts does (${direction}, ${aggregation}); paired scores agree`, async function () {
+      it(`scores every image against every caption as lib/matching/scan.ts does (${direction}, ${aggregation}); paired scores agree`, async function () {
         if (!loadOrt()) this.skip();
         const c = cfg(direction, aggregation);
         const images = unit([3, R, d], 0) as tf.Tensor3D;

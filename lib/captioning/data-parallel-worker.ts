@@ -1,5 +1,5 @@
 /**
- * One data-parallel replica (started by lib/data-parallel.ts in a worker thread): its own tfjs backend and
+ * One data-parallel replica (started by lib/captioning/data-parallel.ts in a worker thread): its own tfjs backend and
  * decoder; per step it copies the shared weights if they changed, computes the gradient of its share of the
  * batch and writes it to shared memory.
  */

@@ -1,6 +1,6 @@
 /**
  * Data-parallel training on the CPU's cores. tfjs's wasm backend runs one thread per process, so the trainer
- * splits each batch between itself and worker threads (lib/data-parallel-worker.ts), each with its own wasm
+ * splits each batch between itself and worker threads (lib/captioning/data-parallel-worker.ts), each with its own wasm
  * backend and its own copy of the decoder. Every replica computes the gradient of its share of the loss,
  * normalised by the whole batch's counts, so the shares' gradients sum to the whole batch's gradient. The
  * trainer adds them, clips, and steps Adam as usual; the new weights reach the workers through shared memory.
@@ -14,7 +14,7 @@ import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN } from "./decoder";
 import { StepResult, captionGradients, lossNormalizer } from "./train-step";
 
-/** Messages to and from lib/data-parallel-worker.ts. */
+/** Messages to and from lib/captioning/data-parallel-worker.ts. */
 export type ToWorker =
   | {
       type: "init";

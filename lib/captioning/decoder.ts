@@ -164,7 +164,7 @@ export class DecoderRNN {
   /**
    * Teacher-forced pass over `captions [B, T]` (with `<SOS>` … `<EOS>`, padded). Two implementations of the same
    * math (tested equal, values and gradients): "fused" runs the recurrence as one op with hand-written
-   * backpropagation through time (lib/bptt.ts), the default; "stepwise" unrolls `step` and leaves the gradient
+   * backpropagation through time (lib/captioning/bptt.ts), the default; "stepwise" unrolls `step` and leaves the gradient
    * to autodiff (the reference). Default: the config's choice.
    */
   forward(
@@ -227,7 +227,7 @@ export class DecoderRNN {
 }
 
 /**
- * Denominators of the loss when a batch is split across replicas (lib/data-parallel.ts): each part divides by
+ * Denominators of the loss when a batch is split across replicas (lib/captioning/data-parallel.ts): each part divides by
  * the WHOLE batch's real-token and caption counts, so the parts' losses and gradients sum to the whole batch's.
  */
 export interface LossNormalizer {

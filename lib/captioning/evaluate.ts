@@ -1,8 +1,8 @@
 /**
  * Evaluation of a trained captioner on a split: captions generated for every image (greedy for beam 1, beam
  * search otherwise — never teacher-forced), scored against the split's reference captions with BLEU-1…4,
- * CIDEr-D and ROUGE-L (lib/metrics.ts). On synthetic scenes it also measures what no other captioning project
- * does: whether the attention of each generated object word falls on that object (lib/synthetic-eval.ts).
+ * CIDEr-D and ROUGE-L (lib/captioning/metrics.ts). On synthetic scenes it also measures what no other captioning project
+ * does: whether the attention of each generated object word falls on that object (lib/captioning/synthetic-eval.ts).
  */
 import * as fs from "node:fs";
 import * as path from "node:path";

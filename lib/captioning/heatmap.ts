@@ -2,7 +2,7 @@
  * The seed's `plot_attention(img, result, attention_plot)`: the image, then one panel per generated word with
  * that word's attention over the 7×7 regions upsampled smoothly onto the picture (bright = attended, as the
  * seed's grey overlay). As a Plotly figure for notebooks and reports, and as a PNG (sharp) for the CLI.
- * Regions are in the encoder's order, r = row·7 + col with row 0 at the top (lib/encoder.ts).
+ * Regions are in the encoder's order, r = row·7 + col with row 0 at the top (lib/encoder/encoder.ts).
  */
 import { sharp } from "../data/image";
 import { PlotlyFigure, escapeHtml } from "../util/display";

@@ -12,7 +12,7 @@
  * - ROUGE-L (Lin 2004) as pycocoevalcap's: LCS precision and recall against each reference, the best of each,
  *   F-measure with β = 1.2, mean over images.
  * pycocoevalcap first runs the PTB tokenizer, lower-casing and dropping punctuation; here captions are tokenised
- * by lib/tokenizer.ts (PTB conventions, as pycocoevalcap: lower case, clitics split, punctuation dropped).
+ * by lib/data/tokenizer.ts (PTB conventions, as pycocoevalcap: lower case, clitics split, punctuation dropped).
  * Scales: BLEU and ROUGE-L are reported ×100 (0–100), CIDEr-D on pycocoevalcap's scale (×10 included).
  */
 

@@ -4,7 +4,7 @@
  *
  * Why: on a CPU, tfjs's wasm backend multiplies matrices at ~20 GFLOP/s on one thread; ONNX Runtime's kernels
  * (AVX2/FMA) reach 50–65 on one thread and use every core. The step is ~55 GFLOP for 64 captions, so this is
- * what makes training on a laptop-class CPU practical. The math is exactly lib/decoder.ts + lib/bptt.ts (the
+ * what makes training on a laptop-class CPU practical. The math is exactly lib/captioning/decoder.ts + lib/captioning/bptt.ts (the
  * same forward, the same hand-written backward) and a test checks the gradients against tfjs autodiff.
  * The parameters stay tfjs variables (checkpoints, Adam and inference are unchanged); each step sends their
  * values in and takes the gradients out.
@@ -90,7 +90,7 @@ export function trainingGraph(
   const ceScale = g.input("ceScale", [1]);
   const penScale = g.input("penScale", [1]);
 
-  // ---- forward (lib/decoder.ts DecoderRNN.forward, lib/bptt.ts forward) ----
+  // ---- forward (lib/captioning/decoder.ts DecoderRNN.forward, lib/captioning/bptt.ts forward) ----
   const F2 = reshape(features, [B * R, E]);
   const P = reshape(add(mm(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
   const meanF = op1(

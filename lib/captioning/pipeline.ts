@@ -2,7 +2,7 @@
  * The main job (`npm start`), stage by stage, on the synthetic scenes by default or on Flickr8k:
  *   data → frozen ResNet-50 features (cached) → vocabulary (train split) → training with a checkpoint per
  *   epoch → dev evaluation (greedy and beam 3) → report.html and a summary. On the synthetic scenes training stops as soon as the greedy captions of the dev scenes
- *   name exactly their objects (lib/synthetic-eval.ts); on Flickr8k it runs the given number of epochs.
+ *   name exactly their objects (lib/captioning/synthetic-eval.ts); on Flickr8k it runs the given number of epochs.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -51,7 +51,7 @@ export interface PipelineSummary {
   sceneScores?: Omit<SceneScore, "samples">[];
   samples: { image: string; caption: string; correct?: boolean; truth?: string[] }[];
   checkpoint: string;
-  /** Dev metrics per beam size (lib/evaluate.ts). */
+  /** Dev metrics per beam size (lib/captioning/evaluate.ts). */
   metrics: EvaluationReport["beam"];
   report: string;
   seconds: number;

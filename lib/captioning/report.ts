@@ -90,7 +90,7 @@ export async function writeReport(
         ]),
         {
           caption:
-            "BLEU and ROUGE-L ×100 (0–100); CIDEr-D as pycocoevalcap (×10 included). Captions and references tokenised by lib/tokenizer.ts.",
+            "BLEU and ROUGE-L ×100 (0–100); CIDEr-D as pycocoevalcap (×10 included). Captions and references tokenised by lib/data/tokenizer.ts.",
         },
       ),
     );

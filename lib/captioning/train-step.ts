@@ -1,6 +1,6 @@
 /**
  * The gradient of the captioning loss on one batch (or one replica's share of a batch): the unit of work that
- * the trainer runs in-process and that lib/data-parallel.ts runs on every core.
+ * the trainer runs in-process and that lib/captioning/data-parallel.ts runs on every core.
  */
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, LossNormalizer, captionLoss } from "./decoder";

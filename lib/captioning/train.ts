@@ -201,7 +201,7 @@ export interface TrainOptions {
   onEpoch?: (e: { epoch: number; decoder: DecoderRNN; history: History }) => boolean | void | Promise<boolean | void>;
   quiet?: boolean;
   /**
-   * Cores to train on (lib/data-parallel.ts); default: all cores on CPU backends, 1 on GPUs. Dropout masks
+   * Cores to train on (lib/captioning/data-parallel.ts); default: all cores on CPU backends, 1 on GPUs. Dropout masks
    * depend on it, so a resumed run repeats an uninterrupted one only with the same count.
    */
   replicas?: number;
@@ -265,7 +265,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   if (!opts.quiet) {
     log(
       engine === "onnx"
-        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/onnx-train.ts)"
+        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/captioning/onnx-train.ts)"
         : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""),
     );
   }

@@ -1,6 +1,6 @@
 /**
  * The same frozen encoder on ONNX Runtime's native CPU kernels (optional dependency `onnxruntime-node`, which
- * ships its binaries in the npm package). The tfjs model is converted in memory (lib/onnx.ts) from the same
+ * ships its binaries in the npm package). The tfjs model is converted in memory (lib/engine/onnx/keras.ts) from the same
  * verified, folded weights, so features agree with EncoderCNN to float32 rounding (tested) and share its
  * identity in the feature cache. Used for feature extraction on CPUs, where it is several times faster than
  * wasm; EncoderCNN (tfjs) remains the encoder of the notebooks and of GPU backends.

@@ -32,7 +32,7 @@ export const ENCODER_IDENTITY = {
 export type EncoderIdentity = typeof ENCODER_IDENTITY;
 
 /**
- * The verified Keras ResNet50 as tfjs artifacts, batch norms folded into the convolutions (lib/fold.ts: same
+ * The verified Keras ResNet50 as tfjs artifacts, batch norms folded into the convolutions (lib/encoder/fold.ts: same
  * outputs, ~15–25 % faster on wasm) unless `fold: false`.
  */
 export async function loadResNetArtifacts(

@@ -159,7 +159,7 @@ export interface ExtractResult {
   imagesPerSecond: number;
 }
 
-/** Message protocol with lib/features-worker.ts. */
+/** Message protocol with lib/encoder/features-worker.ts. */
 export type ToWorker = { files: string[] } | { done: true };
 export type FromWorker =
   | { ready: true }
@@ -353,7 +353,7 @@ async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
   }
 }
 
-/** Worker processes (lib/features-worker.ts): ONNX Runtime in one, or one tfjs per core. */
+/** Worker processes (lib/encoder/features-worker.ts): ONNX Runtime in one, or one tfjs per core. */
 async function encodeInWorkers(
   queue: string[][],
   sink: RowSink,

@@ -168,7 +168,7 @@ export async function encodeForRetrieval(
 /**
  * Scores `[N, C]` (row-major) of unit region vectors `images [N, R, d]` against unit word vectors
  * `captions [C, T, d]` (row-major arrays), in chunks of captions: on ONNX Runtime where it is installed
- * (lib/scan-onnx.ts, every core), else tfjs (lib/retrieval.ts scoreAll).
+ * (lib/matching/scan-onnx.ts, every core), else tfjs (lib/matching/retrieval.ts scoreAll).
  */
 export async function scoreMatrix(
   scan: ScanConfig,

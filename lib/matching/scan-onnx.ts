@@ -1,6 +1,6 @@
 /**
- * SCAN (lib/scan.ts) on ONNX Runtime's native CPU kernels: the encoders, the all-pairs cross-attention scores,
- * and the encoders' hand-written backward pass, each compiled to an ONNX graph (lib/onnx-proto.ts).
+ * SCAN (lib/matching/scan.ts) on ONNX Runtime's native CPU kernels: the encoders, the all-pairs cross-attention scores,
+ * and the encoders' hand-written backward pass, each compiled to an ONNX graph (lib/engine/onnx/proto.ts).
  *
  * Why: on tfjs-wasm the cross attention of one 128 × 128 batch takes 6 s forward and 33 s with its gradient
  * (its [N, C, R, T] elementwise chain and batched matMuls), and 1,000 × 5,000 dev scores would take half an
@@ -14,8 +14,8 @@
  *      those pairs gives the full batch loss's gradient (tested);
  *   3. ONNX backward: the pairs' cross attention backward by hand (`addPairBackward`, both directions), then
  *      l2norm, region projection and GRU backpropagation through time by hand, weight gradients as one matMul
- *      each over the whole batch (as lib/bptt.ts does for the decoder).
- * Graphs are built per shape (B, T) and cached, like lib/onnx-train.ts.
+ *      each over the whole batch (as lib/captioning/bptt.ts does for the decoder).
+ * Graphs are built per shape (B, T) and cached, like lib/captioning/onnx-train.ts.
  */
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
@@ -73,7 +73,7 @@ function ops(g: OnnxGraph) {
       g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length),
     sum: (a: string, axes: number[], keep = 0) =>
       op1("ReduceSum", [a, g.constInt(axes)], [{ name: "keepdims", i: keep }]),
-    /** x / (√(Σx² + 1e-16) + 1e-8) along `axis` (lib/scan.ts l2norm). */
+    /** x / (√(Σx² + 1e-16) + 1e-8) along `axis` (lib/matching/scan.ts l2norm). */
     l2norm: (x: string, axis: number) =>
       h.div(x, h.add(op1("Sqrt", [h.add(h.sum(h.mul(x, x), [axis], 1), c(1e-16))]), c(EPS))),
   };
@@ -82,7 +82,7 @@ function ops(g: OnnxGraph) {
 
 /**
  * Scores `[N, C]` of unit region vectors `images [N, R, d]` against unit word vectors `captions [C, T, d]`
- * with `wordMask [C, T]` — lib/scan.ts crossAttentionScores, laid out as s[n, r, c, t] so that no 4-D
+ * with `wordMask [C, T]` — lib/matching/scan.ts crossAttentionScores, laid out as s[n, r, c, t] so that no 4-D
  * transpose is needed for t2i.
  */
 export function addScores(
@@ -253,7 +253,7 @@ export function scoresGraph(cfg: ScanConfig, N: number, C: number, T: number, R:
   return g.toBytes(17);
 }
 
-/** dx of y = l2norm(x) along `axis` (lib/scan.ts l2norm): dy/q − x·Σ(dy·x)/(q²·n), n = √(Σx²+1e-16), q = n + ε. */
+/** dx of y = l2norm(x) along `axis` (lib/matching/scan.ts l2norm): dy/q − x·Σ(dy·x)/(q²·n), n = √(Σx²+1e-16), q = n + ε. */
 function l2normBackward(h: ReturnType<typeof ops>, x: string, dy: string, axis: number): string {
   const n = h.op1("Sqrt", [h.add(h.sum(h.mul(x, x), [axis], 1), h.c(1e-16))]);
   const q = h.add(n, h.c(EPS));
@@ -263,7 +263,7 @@ function l2normBackward(h: ReturnType<typeof ops>, x: string, dy: string, axis: 
 
 /**
  * Gradients of Σ_p dS_p · S(image_p, caption_p) with respect to the unit vectors, for pairs gathered from
- * `images [B, R, d]` and `captions [B, T, d]` by `imgIdx`, `capIdx` (`[P]`, int64): lib/scan.ts pairScores'
+ * `images [B, R, d]` and `captions [B, T, d]` by `imgIdx`, `capIdx` (`[P]`, int64): lib/matching/scan.ts pairScores'
  * forward for the pairs, then its backward by hand — aggregation (LSE or mean over the queries) → cosine →
  * attended vectors and dot → softmax → l2norm → LeakyReLU → s = V·Eᵀ. Both directions share the layout
  * s[p, r, t]; they differ in which axis is the query and which the context:

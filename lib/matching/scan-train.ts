@@ -1,5 +1,5 @@
 /**
- * Training and evaluating SCAN (lib/scan.ts) on cached region features, with the captioning trainer's
+ * Training and evaluating SCAN (lib/matching/scan.ts) on cached region features, with the captioning trainer's
  * conventions: Adam, gradient clipping, loss history per batch and epoch, a progress bar, an atomic checkpoint
  * per epoch and `resume` to the same numbers as an uninterrupted run, a clear stop on a NaN loss.
  */
@@ -150,7 +150,7 @@ export async function trainMatching(opts: {
   resume?: boolean;
   log?: (line: string) => void;
   quiet?: boolean;
-  /** Where the step runs: "onnx" (ONNX Runtime, lib/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
+  /** Where the step runs: "onnx" (ONNX Runtime, lib/matching/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
   engine?: TrainEngine;
 }): Promise<{ model: ScanModel; history: MatchingHistory }> {
   const log = opts.log ?? ((s: string) => console.error(s));
@@ -173,7 +173,7 @@ export async function trainMatching(opts: {
   if (!opts.quiet)
     log(
       onnx
-        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/scan-onnx.ts)"
+        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/matching/scan-onnx.ts)"
         : `training step: tfjs on ${tf.getBackend()}`,
     );
   let sum = 0,
@@ -372,7 +372,7 @@ export interface HumanAgreement {
 
 /**
  * The model's scores of the pairs in the data folder's ExpertAnnotations.txt against the experts' mean
- * judgement (lib/human-judgements.ts). Pairs whose image is not on disk are counted, not scored (on Flickr8k
+ * judgement (lib/matching/human-judgements.ts). Pairs whose image is not on disk are counted, not scored (on Flickr8k
  * all 5,822 judged images are test images).
  */
 export async function humanAgreement(

@@ -324,7 +324,7 @@ export function contrastiveLoss(scores: tf.Tensor2D, margin: number, k = 1): tf.
     const costCaption = tf.relu(scores.add(margin).sub(diag.reshape([B, 1]))).mul(offDiag); // per image (row): negatives are captions
     const costImage = tf.relu(scores.add(margin).sub(diag.reshape([1, B]))).mul(offDiag); // per caption (column): negatives are images
     if (k === 1) return costCaption.max(1).sum().add(costImage.max(0).sum()) as tf.Scalar;
-    // the k largest costs of each row (TopK's gradient: lib/kernels.ts)
+    // the k largest costs of each row (TopK's gradient: lib/engine/kernels.ts)
     return tf.topk(costCaption, k).values.sum().add(tf.topk(costImage.transpose(), k).values.sum()) as tf.Scalar;
   });
 }

@@ -104,7 +104,7 @@ export async function readCheckpoint<Config, History>(
   const meta = readJson<CheckpointMeta<Config>>(metaFile, "checkpoint");
   if (meta.format !== format)
     throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
-  // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/io.ts).
+  // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/util/io.ts).
   if (meta.files) verifyCheckpointFiles(dir, meta.files);
   const weights = await loadTensors(path.join(dir, "model"));
   const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"));

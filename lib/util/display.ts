@@ -124,7 +124,7 @@ export function heatmapOverImage(
   };
 }
 
-/** What a loss chart reads: per-batch and per-epoch losses (lib/train.ts History has this shape). */
+/** What a loss chart reads: per-batch and per-epoch losses (lib/captioning/train.ts History has this shape). */
 export interface LossHistory {
   batch: readonly { epoch: number; step: number; loss: number; crossEntropy: number }[];
   epoch: readonly { epoch: number; trainCrossEntropy: number; valCrossEntropy?: number }[];

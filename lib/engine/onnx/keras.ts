@@ -3,7 +3,7 @@
  * native CPU kernels (npm `onnxruntime-node`, optional): several times faster than wasm for ResNet-50's
  * convolutions on a CPU, with the same weights, the same graph and the same outputs to float32 rounding.
  *
- * Covers the layers of Keras' ResNet50 after lib/fold.ts: InputLayer, ZeroPadding2D, Conv2D (+ReLU),
+ * Covers the layers of Keras' ResNet50 after lib/encoder/fold.ts: InputLayer, ZeroPadding2D, Conv2D (+ReLU),
  * MaxPooling2D, Activation (relu, softmax), Add, GlobalAveragePooling2D, Dense. Keras is NHWC, ONNX convs NCHW:
  * the graph transposes once at the input and once at each output. The ONNX protobuf is written by hand
  * (onnx.proto field numbers; opset 13, IR version 8) — a few dozen lines instead of a protobuf dependency.
