@@ -150,7 +150,7 @@ describe("self-critical sequence training", function () {
     cands.forEach((c, i) => assert.equal(scorer.score(c, refs[i]), perImage[i]));
   });
 
-  it("raises the train captions' reward over a few epochs on the synthetic scenes", async () => {
+  it("raises the train captions' reward over a few epochs on the synthetic scenes, with either baseline", async () => {
     const { vocab, cache, trainSet } = await syntheticFeatureData(80, 9);
     const xe = path.join(tmpDir(), "xe", "checkpoint");
     const dims = {
@@ -189,6 +189,18 @@ describe("self-critical sequence training", function () {
       greedy[3] > greedy[0] + 0.1,
       `greedy CIDEr-D by epoch: ${greedy.map((g) => g.toFixed(3))}; samples ${sample.map((g) => g.toFixed(3))}`,
     );
+    // the other samples' mean as baseline: no greedy decoding, and the sampled captions' reward rises
+    const mean = await trainScst({
+      from: xe,
+      train: trainSet,
+      config: { ...config, lr: 1e-3, scst: { ...config.scst, baseline: "mean" } },
+      out: path.join(tmpDir(), "scst-mean", "checkpoint"),
+      ...quiet,
+    });
+    mean.decoder.dispose();
+    const sampled = mean.history.epoch.map((e) => e.sampleReward!);
+    assert.ok(mean.history.epoch.every((e) => e.greedyReward === undefined));
+    assert.ok(sampled[3] > sampled[0] + 0.03, `sampled CIDEr-D by epoch: ${sampled.map((g) => g.toFixed(3))}`);
     cache.close();
   });
 });

@@ -33,6 +33,12 @@ export interface ScstConfig {
   batchSize: number;
   /** Longest sampled caption, in words. */
   maxLen: number;
+  /**
+   * Each sample's baseline: "greedy" — the reward of the image's greedy caption (Rennie et al.); "mean" — the mean
+   * reward of the image's other samples (Luo 2020, "a better variant of SCST"), which needs no greedy decoding and
+   * is not biased by the gap between greedy and sampled captions.
+   */
+  baseline?: "greedy" | "mean";
 }
 
 export function defaultScstConfig(): ScstConfig {
@@ -63,7 +69,7 @@ export async function* imageBatches(
 export interface ScstStep {
   loss: number;
   grads: tf.NamedTensorMap;
-  /** Mean CIDEr-D of the sampled captions and of the greedy ones. */
+  /** Mean CIDEr-D of the sampled captions and of the greedy ones (NaN with the mean baseline: none decoded). */
   sampleReward: number;
   greedyReward: number;
 }
@@ -87,12 +93,23 @@ export async function scstStep(
   const n = o.config.samples;
   const refs = batch.images.map(o.references);
   const words = (ids: number[]) => o.vocab.decode(ids);
-  const base = (await greedy(decoder, batch.features, o.config.maxLen)).map((g, i) =>
-    o.cider.score(words(g.ids), refs[i]),
-  );
   const samples = await sampleCaptions(decoder, batch.features, { samples: n, seed: o.seed, maxLen: o.config.maxLen });
   const rewards = samples.map((s, r) => o.cider.score(words(s.ids), refs[Math.floor(r / n)]));
-  const advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
+  let greedyRewards: number[] | undefined;
+  let advantages: number[];
+  if ((o.config.baseline ?? "greedy") === "mean") {
+    if (n < 2) throw new Error("the mean baseline needs at least 2 samples per image");
+    advantages = rewards.map((r, k) => {
+      const i = Math.floor(k / n);
+      const others = rewards.slice(i * n, i * n + n).reduce((a, b) => a + b, 0) - r;
+      return r - others / (n - 1);
+    });
+  } else {
+    const g = await greedy(decoder, batch.features, o.config.maxLen);
+    const base = g.map((x, i) => o.cider.score(words(x.ids), refs[i]));
+    greedyRewards = base;
+    advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
+  }
   // each sample as a training caption: <SOS> words (<EOS> when the model ended it)
   const { ids, maxLen: T } = padCaptions(samples.map((s) => [SOS, ...s.ids, ...(s.finished ? [EOS] : [])]));
   const features = repeatRows(batch.features, n);
@@ -122,7 +139,7 @@ export async function scstStep(
       grads = g;
     }
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    return { loss, grads, sampleReward: mean(rewards), greedyReward: mean(base) };
+    return { loss, grads, sampleReward: mean(rewards), greedyReward: greedyRewards ? mean(greedyRewards) : NaN };
   } finally {
     tf.dispose([features, captions]);
   }
@@ -228,7 +245,7 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
         seconds,
         captionsPerSecond: (rewards.images * scst.samples) / seconds,
         sampleReward: rewards.sample / rewards.images,
-        greedyReward: rewards.greedy / rewards.images,
+        greedyReward: Number.isFinite(rewards.greedy) ? rewards.greedy / rewards.images : undefined,
         devBleu4: dev?.bleu4,
         devCider: dev?.cider,
         lr: cfg.lr,
@@ -238,7 +255,7 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
       history.epoch.push(entry);
       log(
         `epoch ${epoch + 1} (self-critical): train CIDEr-D of samples ${entry.sampleReward!.toFixed(3)}, greedy ` +
-          `${entry.greedyReward!.toFixed(3)}` +
+          `${entry.greedyReward?.toFixed(3) ?? "not decoded (mean baseline)"}` +
           (dev ? `; dev beam ${o.config.beam}: BLEU-4 ${dev.bleu4.toFixed(2)}, CIDEr-D ${dev.cider.toFixed(3)}` : "") +
           `, ${seconds.toFixed(0)} s`,
       );

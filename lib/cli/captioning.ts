@@ -92,6 +92,12 @@ export const trainCmd = defineCommand({
     "scst-lr": { type: "number", default: 5e-5, help: "with --scst: Adam learning rate" },
     "scst-samples": { type: "int", default: sc.samples, help: "with --scst: captions sampled per image" },
     "scst-batch": { type: "int", default: sc.batchSize, help: "with --scst: images per step" },
+    "scst-baseline": {
+      type: "string",
+      choices: ["greedy", "mean"],
+      default: "greedy",
+      help: "with --scst: each sample's baseline, the greedy caption's reward or the other samples' mean",
+    },
     engine: {
       type: "string",
       choices: ["onnx", "tfjs"],
@@ -103,7 +109,12 @@ export const trainCmd = defineCommand({
   async run(v) {
     await trainingRun("train", v, async (data, out, log) => {
       if (v.scst) {
-        const scst = { ...sc, samples: v["scst-samples"], batchSize: v["scst-batch"] };
+        const scst = {
+          ...sc,
+          samples: v["scst-samples"],
+          batchSize: v["scst-batch"],
+          baseline: v["scst-baseline"] as "greedy" | "mean",
+        };
         const config = {
           epochs: v.epochs,
           lr: v["scst-lr"],
