@@ -17,7 +17,7 @@ import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
-import { loadOrt, onnxSession } from "../engine/onnx/session";
+import { SessionCache, loadOrt } from "../engine/onnx/session";
 
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
@@ -307,7 +307,7 @@ export interface OnnxStepResult {
  * `threads` defaults to every core.
  */
 export class OnnxTrainer {
-  private sessions = new Map<string, Promise<import("onnxruntime-node").InferenceSession>>();
+  private readonly sessions: SessionCache;
   constructor(
     readonly config: DecoderConfig,
     readonly regions: number,
@@ -315,16 +315,12 @@ export class OnnxTrainer {
   ) {
     if (!loadOrt())
       throw new Error("OnnxTrainer needs the optional package onnxruntime-node (npm install onnxruntime-node)");
+    this.sessions = new SessionCache(threads);
   }
 
   private session(B: number, S: number, backward: boolean) {
     const key = `${B}x${S}${backward ? "" : "-loss"}`;
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = onnxSession(trainingGraph(this.config, B, S, this.regions, { backward }), this.threads);
-      this.sessions.set(key, s);
-    }
-    return s;
+    return this.sessions.get(key, () => trainingGraph(this.config, B, S, this.regions, { backward }));
   }
 
   /**
@@ -437,8 +433,7 @@ export class OnnxTrainer {
   }
 
   async dispose(): Promise<void> {
-    for (const s of this.sessions.values()) await (await s).release();
-    this.sessions.clear();
+    await this.sessions.release();
   }
 }
 

@@ -211,7 +211,7 @@ export interface TrainOptions {
 
 /**
  * The plateau rule after an epoch: scores dev BLEU-4 into `entry`, decays the lr after `patience` epochs without a
- * better score, says whether to stop; the caller keeps the best epoch.
+ * better score, says whether to stop and whether this epoch is the best so far (the caller keeps it).
  */
 async function selectEpoch(
   entry: History["epoch"][number],
@@ -223,21 +223,21 @@ async function selectEpoch(
     lr: number;
     log: (line: string) => void;
   },
-): Promise<{ stop: boolean; lr: number }> {
+): Promise<{ stop: boolean; lr: number; improved: boolean }> {
   const p = o.plateau;
   entry.devBleu4 = await devBleu4(o.decoder, o.val, p.beam);
   const { best, bestEpoch, since } = selectionState(o.history);
-  let lr = o.lr;
-  if (since > 0 && since % p.patience === 0) entry.lr = lr *= p.factor;
-  const stop = p.stopAfter > 0 && since >= p.stopAfter;
   const decayed = since > 0 && since % p.patience === 0;
+  const lr = decayed ? o.lr * p.factor : o.lr;
+  if (decayed) entry.lr = lr;
+  const stop = p.stopAfter > 0 && since >= p.stopAfter;
   o.log(
     `epoch ${entry.epoch + 1}: dev BLEU-4 ${entry.devBleu4.toFixed(2)} (beam ${p.beam}); best ${best.toFixed(2)} after epoch ${bestEpoch}` +
       (since === 0 ? ", kept in best/" : `, ${since} epoch${since > 1 ? "s" : ""} without a better one`) +
       (decayed ? `; lr → ${lr.toExponential(2)}` : "") +
       (stop ? "; stopping" : ""),
   );
-  return { stop, lr };
+  return { stop, lr, improved: since === 0 };
 }
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
@@ -340,7 +340,12 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       entry.lr = lrBase;
       let stop = false;
       if (cfg.plateau && opts.val) {
-        ({ stop, lr: lrBase } = await selectEpoch(entry, {
+        let improved: boolean;
+        ({
+          stop,
+          lr: lrBase,
+          improved,
+        } = await selectEpoch(entry, {
           decoder,
           history,
           val: opts.val,
@@ -348,7 +353,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
           lr: lrBase,
           log,
         }));
-        if (entry.devBleu4 !== undefined && selectionState(history).since === 0) {
+        if (improved) {
           await writeCheckpoint(bestDir(opts.out), {
             weights: decoder.namedVariables(),
             optimizer,

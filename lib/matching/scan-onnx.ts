@@ -19,7 +19,7 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
-import { loadOrt, onnxSession } from "../engine/onnx/session";
+import { SessionCache, loadOrt } from "../engine/onnx/session";
 import { ScanConfig, ScanModel } from "./scan";
 
 /** Parameter names as `ScanModel.namedVariables()` gives them. */
@@ -499,7 +499,7 @@ export function hardestNegatives(scores: Float32Array, B: number, margin: number
 
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
-  private sessions = new Map<string, Promise<OrtSession>>();
+  private readonly sessions: SessionCache;
   constructor(
     readonly config: ScanConfig,
     readonly regions: number,
@@ -507,15 +507,11 @@ export class OnnxScan {
   ) {
     if (!loadOrt())
       throw new Error("OnnxScan needs the optional package onnxruntime-node (npm install onnxruntime-node)");
+    this.sessions = new SessionCache(threads);
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
-    let s = this.sessions.get(key);
-    if (!s) {
-      s = onnxSession(build(), this.threads);
-      this.sessions.set(key, s);
-    }
-    return s;
+    return this.sessions.get(key, build);
   }
 
   private feeds(
@@ -640,8 +636,7 @@ export class OnnxScan {
   }
 
   async dispose(): Promise<void> {
-    for (const s of this.sessions.values()) await (await s).release();
-    this.sessions.clear();
+    await this.sessions.release();
   }
 }
 

@@ -106,8 +106,9 @@ export async function readCheckpoint<Config, History>(
     throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
   // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/util/io.ts).
   if (meta.files) verifyCheckpointFiles(dir, meta.files);
-  const weights = await loadTensors(path.join(dir, "model"));
-  const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"));
+  const verified = !!meta.files;
+  const weights = await loadTensors(path.join(dir, "model"), { verified });
+  const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"), { verified });
   return {
     meta,
     weights,
@@ -128,7 +129,7 @@ export async function exportCheckpoint(
 ): Promise<CheckpointMeta<unknown>> {
   const meta = readJson<CheckpointMeta<unknown>>(path.join(src, "checkpoint.json"), "checkpoint");
   if (meta.files) verifyCheckpointFiles(src, meta.files);
-  const weights = await loadTensors(path.join(src, "model"));
+  const weights = await loadTensors(path.join(src, "model"), { verified: !!meta.files });
   try {
     const { files: _, ...rest } = meta;
     // The data folder's name only (not this machine's path); the per-epoch history only (not every batch's loss).

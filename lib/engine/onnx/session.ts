@@ -44,3 +44,26 @@ export function onnxSession(
     enableCpuMemArena: opts.memArena ?? false,
   });
 }
+
+/**
+ * The sessions of a family of graphs compiled once per shape (training steps: one per batch size and length),
+ * built on first use and released together.
+ */
+export class SessionCache {
+  private readonly sessions = new Map<string, Promise<OrtSession>>();
+  constructor(private readonly threads: number) {}
+
+  get(key: string, build: () => Uint8Array): Promise<OrtSession> {
+    let s = this.sessions.get(key);
+    if (!s) {
+      s = onnxSession(build(), this.threads);
+      this.sessions.set(key, s);
+    }
+    return s;
+  }
+
+  async release(): Promise<void> {
+    for (const s of this.sessions.values()) await (await s).release();
+    this.sessions.clear();
+  }
+}
