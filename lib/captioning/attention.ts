@@ -6,6 +6,7 @@
  * ~8× slower on wasm).
  */
 import * as tf from "@tensorflow/tfjs";
+import { Ops, tfOps } from "../engine/ops";
 
 export interface AttentionConfig {
   encoderDim: number;
@@ -61,16 +62,24 @@ export class Attention {
   /** One step: `h [B, D]` → α `[B, R]` and context `[B, E]`. */
   step(projected: tf.Tensor3D, features: tf.Tensor3D, h: tf.Tensor2D): { alpha: tf.Tensor2D; context: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
-    const uh = h.matMul(this.U).add(this.bU).reshape([B, 1, K]); // [B, 1, K], broadcast over regions
-    const scores = tf
-      .tanh(projected.add(uh))
-      .reshape([B * R, K])
-      .matMul(this.A)
-      .add(this.bA)
-      .reshape([B, R]);
-    const alpha = tf.softmax(scores) as tf.Tensor2D; // over the regions
-    // [B, 1, R] × [B, R, E] → [B, 1, E]: Σ_r α_r·features_r as one batched matMul
-    const context = tf.matMul(alpha.reshape([B, 1, R]), features).reshape([B, features.shape[2]]) as tf.Tensor2D;
-    return { alpha, context };
+    const u = h.matMul(this.U).add(this.bU);
+    const { alpha, ctx } = attend(tfOps, { B, R, K }, projected, features, this.A, this.bA, u);
+    return { alpha: alpha as tf.Tensor2D, context: ctx as tf.Tensor2D };
   }
+}
+
+/** Soft attention at one step from `u = h·U + b_U` `[B, K]`: `z` `[B, R, K]`, `alpha` `[B, R]`, `ctx` `[B, E]`. */
+export function attend<T>(
+  o: Ops<T>,
+  { B, R, K }: { B: number; R: number; K: number },
+  projected: T,
+  features: T,
+  A: T,
+  bA: T,
+  u: T,
+): { z: T; alpha: T; ctx: T } {
+  const z = o.tanh(o.add(projected, o.reshape(u, [B, 1, K]))); // u broadcast over the regions
+  const s = o.reshape(o.add(o.matMul(o.reshape(z, [B * R, K]), A), bA), [B, R]);
+  const alpha = o.softmax(s); // over the regions
+  return { z, alpha, ctx: o.weightedSum(alpha, features) };
 }

@@ -10,6 +10,8 @@
 import * as tf from "@tensorflow/tfjs";
 import { Attention } from "./attention";
 import { attentionRecurrence } from "./bptt";
+import { lstmCell } from "./recurrence";
+import { tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
 export interface DecoderConfig {
@@ -141,17 +143,11 @@ export class DecoderRNN {
     features: tf.Tensor3D,
     state: { h: tf.Tensor2D; c: tf.Tensor2D },
   ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D } {
-    const D = this.config.decoderDim;
     const { alpha, context } = this.attention.step(projected, features, state.h);
     const beta = tf.sigmoid(state.h.matMul(this.fBeta).add(this.bBeta));
     const x = tf.concat([emb, beta.mul(context)], 1);
     const gates = x.matMul(this.Wx).add(state.h.matMul(this.Wh)).add(this.bLstm);
-    const [i, f, g, o] = tf.split(gates, [D, D, D, D], 1);
-    const c = tf
-      .sigmoid(f)
-      .mul(state.c)
-      .add(tf.sigmoid(i).mul(tf.tanh(g))) as tf.Tensor2D;
-    const h = tf.sigmoid(o).mul(tf.tanh(c)) as tf.Tensor2D;
+    const { h, c } = lstmCell(tfOps, this.config.decoderDim, gates, state.c) as { h: tf.Tensor2D; c: tf.Tensor2D };
     return { h, c, alpha };
   }
 

@@ -13,6 +13,7 @@ export * from "./heatmap";
 export * from "./metrics";
 export * from "./onnx-train";
 export * from "./pipeline";
+export * from "./recurrence";
 export * from "./report";
 export * from "./scst";
 export * from "./synthetic-eval";

@@ -4,8 +4,8 @@
  *
  * Why: on a CPU, tfjs's wasm backend multiplies matrices at ~20 GFLOP/s on one thread; ONNX Runtime's kernels
  * (AVX2/FMA) reach 50–65 on one thread and use every core. The step is ~55 GFLOP for 64 captions, so this is
- * what makes training on a laptop-class CPU practical. The math is exactly lib/captioning/decoder.ts + lib/captioning/bptt.ts (the
- * same forward, the same hand-written backward) and a test checks the gradients against tfjs autodiff.
+ * what makes training on a laptop-class CPU practical. The recurrence is lib/captioning/recurrence.ts (the
+ * same forward, the same hand-written backward, built here as graph nodes) and a test checks the gradients against tfjs autodiff.
  * The parameters stay tfjs variables (checkpoints, Adam and inference are unchanged); each step sends their
  * values in and takes the gradients out.
  *
@@ -15,6 +15,8 @@
 import * as tf from "@tensorflow/tfjs";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
+import { GraphOps, graphOps } from "../engine/onnx/ops";
+import { RecurrenceDims, RecurrenceWeights, recurrenceBackward, recurrenceForward } from "./recurrence";
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
 import { SessionCache, loadOrt } from "../engine/onnx/session";
@@ -41,13 +43,25 @@ export const PARAMS = [
   "decoder/bFcn",
 ] as const;
 
+/** Graph values of the step's inputs: every parameter by name, and the batch. */
+interface StepInputs {
+  p: Record<(typeof PARAMS)[number], string>;
+  features: string;
+  words: string;
+  targets: string;
+  mask: string;
+  dropMask: string;
+  ceScale: string;
+  penScale: string;
+}
+
 /**
  * The ONNX graph of one training step for batch size B and S decoder steps.
  * Inputs: every parameter (`PARAMS`), `features [B, R, E]`, `words [B, S]` (int64, the input words),
  * `targets [B·S]` (int64), `mask [B·S]` (1 for real target words), `dropMask [B·S, D]` (0 or 1/(1−p)),
  * `ceScale [1]` (1 / real target words), `penScale [1]` (λ / captions).
  * Outputs: `loss`, `crossEntropy`, `penalty` (each [1]) and `grad/<param>` for every parameter (unless
- * `backward: false`, for evaluation).
+ * `backward: false`, for evaluation). The recurrence and its backward are lib/captioning/recurrence.ts on graph ops.
  */
 export function trainingGraph(
   config: DecoderConfig,
@@ -56,179 +70,103 @@ export function trainingGraph(
   R: number,
   opts: { backward?: boolean } = {},
 ): Uint8Array {
-  const { vocabSize: V, embedSize: M, attentionDim: K, encoderDim: E, decoderDim: D } = config;
-  const g = new OnnxGraph(`attend_tell_train_B${B}_S${S}`);
-  const op1 = (type: string, inputs: string[], attrs: { name: string; i?: number; ints?: number[] }[] = []) =>
-    g.op(type, inputs, attrs)[0];
-  const mm = (a: string, b: string) => op1("MatMul", [a, b]);
-  const add = (a: string, b: string) => op1("Add", [a, b]);
-  const sub = (a: string, b: string) => op1("Sub", [a, b]);
-  const mul = (a: string, b: string) => op1("Mul", [a, b]);
-  const tanh = (a: string) => op1("Tanh", [a]);
-  const sigmoid = (a: string) => op1("Sigmoid", [a]);
-  const reshape = (a: string, dims: number[]) => op1("Reshape", [a, g.constInt(dims)]);
-  const transpose = (a: string, perm: number[]) => op1("Transpose", [a], [{ name: "perm", ints: perm }]);
-  const concat = (xs: string[], axis: number) => op1("Concat", xs, [{ name: "axis", i: axis }]);
-  const split = (a: string, sizes: number[], axis: number) =>
-    g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length);
-  const sum = (a: string, axes: number[], keep = 0) =>
-    op1("ReduceSum", [a, g.constInt(axes)], [{ name: "keepdims", i: keep }]);
-  const one = g.constFloat([1], []);
-  const oneMinus = (a: string) => sub(one, a);
-  const sigmoidGrad = (y: string) => mul(y, oneMinus(y)); // σ' from σ's output
-  const tanhGrad = (y: string) => oneMinus(mul(y, y)); // tanh' from tanh's output
+  const { attentionDim: K, encoderDim: E, decoderDim: D } = config;
+  const o = graphOps(new OnnxGraph(`attend_tell_train_B${B}_S${S}`));
+  const g = o.g;
+  const x: StepInputs = {
+    p: Object.fromEntries(PARAMS.map((name) => [name, g.input(name, paramShape(config, name))])) as StepInputs["p"],
+    features: g.input("features", [B, R, E]),
+    words: g.input("words", [B, S], INT64),
+    targets: g.input("targets", [B * S], INT64),
+    mask: g.input("mask", [B * S]),
+    dropMask: g.input("dropMask", [B * S, D]),
+    ceScale: g.input("ceScale", [1]),
+    penScale: g.input("penScale", [1]),
+  };
+  const fw = forwardGraph(o, config, { B, S, D, R, K, E }, x);
+  g.output(o.add(fw.crossEntropy, fw.penalty), "loss", [1]);
+  g.output(fw.crossEntropy, "crossEntropy", [1]);
+  g.output(fw.penalty, "penalty", [1]);
+  if (opts.backward === false) return g.toBytes(17); // evaluation: the loss alone
+  const grads = backwardGraph(o, config, { B, S, D, R, K, E }, x, fw);
+  for (const name of PARAMS) g.output(grads[name], `grad/${name}`, paramShape(config, name));
+  return g.toBytes(17);
+}
 
-  const p = Object.fromEntries(PARAMS.map((name) => [name, g.input(name, paramShape(config, name))])) as Record<
-    (typeof PARAMS)[number],
-    string
-  >;
-  const features = g.input("features", [B, R, E]);
-  const words = g.input("words", [B, S], INT64);
-  const targets = g.input("targets", [B * S], INT64);
-  const mask = g.input("mask", [B * S]);
-  const dropMask = g.input("dropMask", [B * S, D]);
-  const ceScale = g.input("ceScale", [1]);
-  const penScale = g.input("penScale", [1]);
-
-  // ---- forward (lib/captioning/decoder.ts DecoderRNN.forward, lib/captioning/bptt.ts forward) ----
-  const F2 = reshape(features, [B * R, E]);
-  const P = reshape(add(mm(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
-  const meanF = op1(
+/** DecoderRNN.forward and captionLoss as graph nodes; returns the loss parts and what the backward pass needs. */
+function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, x: StepInputs) {
+  const { B, S, D, R, K, E } = dims;
+  const { p } = x;
+  const F2 = o.reshape(x.features, [B * R, E]);
+  const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
+  const meanF = o.op1(
     "ReduceMean",
-    [features],
+    [x.features],
     [
       { name: "axes", ints: [1] },
       { name: "keepdims", i: 0 },
     ],
   ); // [B, E]
-  const h0 = add(mm(meanF, p["decoder/initH"]), p["decoder/bInitH"]);
-  const c0 = add(mm(meanF, p["decoder/initC"]), p["decoder/bInitC"]);
-  const wordsFlat = reshape(words, [B * S]);
-  const emb = op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
-  const [WxEmb, WxCtx] = split(p["decoder/Wx"], [M, E], 0);
-  const embGates = reshape(add(mm(emb, WxEmb), p["decoder/bLstm"]), [B, S, 4 * D]);
-  const G = split(embGates, Array(S).fill(1), 1).map((x) => reshape(x, [B, 4 * D]));
-  const hW = concat([p["attention/U"], p["decoder/fBeta"], p["decoder/Wh"]], 1); // [D, K + E + 4D]
-  const hB = concat([p["attention/bU"], p["decoder/bBeta"]], 0); // [K + E]
-  const FT = transpose(features, [0, 2, 1]); // [B, E, R]
-  type Saved = {
-    hPrev: string;
-    cPrev: string;
-    z: string;
-    alpha: string;
-    ctx: string;
-    beta: string;
-    gc: string;
-    i: string;
-    f: string;
-    gg: string;
-    o: string;
-    tc: string;
+  const h0 = o.add(o.matMul(meanF, p["decoder/initH"]), p["decoder/bInitH"]);
+  const c0 = o.add(o.matMul(meanF, p["decoder/initC"]), p["decoder/bInitC"]);
+  const wordsFlat = o.reshape(x.words, [B * S]);
+  const emb = o.op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
+  const [WxEmb, WxCtx] = o.split(p["decoder/Wx"], [config.embedSize, E], 0);
+  const embGates = o.reshape(o.add(o.matMul(emb, WxEmb), p["decoder/bLstm"]), [B, S, 4 * D]);
+  const weights: RecurrenceWeights<string> = {
+    hWeights: o.concat([p["attention/U"], p["decoder/fBeta"], p["decoder/Wh"]], 1),
+    hBias: o.concat([p["attention/bU"], p["decoder/bBeta"]], 0),
+    A: p["attention/A"],
+    bA: p["attention/bA"],
+    ctxWeights: WxCtx,
   };
-  const saved: Saved[] = [];
-  const hs: string[] = [];
-  const alphas: string[] = [];
-  let h = h0,
-    c = c0;
-  for (let t = 0; t < S; t++) {
-    const [hpUB, gh] = split(mm(h, hW), [K + E, 4 * D], 1);
-    const [u, b] = split(add(hpUB, hB), [K, E], 1);
-    const z = tanh(add(P, reshape(u, [B, 1, K]))); // [B, R, K]
-    const s = add(reshape(mm(z, p["attention/A"]), [B, R]), p["attention/bA"]);
-    const alpha = op1("Softmax", [s], [{ name: "axis", i: 1 }]);
-    const ctx = reshape(mm(reshape(alpha, [B, 1, R]), features), [B, E]);
-    const beta = sigmoid(b);
-    const gc = mul(beta, ctx);
-    const gates = add(add(G[t], mm(gc, WxCtx)), gh);
-    const [gi, gf, ggPre, go] = split(gates, [D, D, D, D], 1);
-    const [i, f, gg, o] = [sigmoid(gi), sigmoid(gf), tanh(ggPre), sigmoid(go)];
-    const cNew = add(mul(f, c), mul(i, gg));
-    const tc = tanh(cNew);
-    const hNew = mul(o, tc);
-    saved.push({ hPrev: h, cPrev: c, z, alpha, ctx, beta, gc, i, f, gg, o, tc });
-    hs.push(reshape(hNew, [B, 1, D]));
-    alphas.push(reshape(alpha, [B, 1, R]));
-    h = hNew;
-    c = cNew;
-  }
-  const H = reshape(concat(hs, 1), [B * S, D]); // rows b·S + t
-  const Hd = mul(H, dropMask);
-  const logits = add(mm(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]
-  const logp = op1("LogSoftmax", [logits], [{ name: "axis", i: 1 }]);
-  const picked = reshape(op1("GatherElements", [logp, reshape(targets, [B * S, 1])], [{ name: "axis", i: 1 }]), [
-    B * S,
-  ]);
-  const crossEntropy = mul(op1("Neg", [sum(mul(picked, mask), [0], 1)]), ceScale);
-  const alphaAll = concat(alphas, 1); // [B, S, R]
-  const mask3 = reshape(mask, [B, S, 1]);
-  const attended = sum(mul(alphaAll, mask3), [1]); // [B, R]
-  const gap = oneMinus(attended);
-  const penalty = mul(sum(sum(mul(gap, gap), [1]), [0], 1), penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
-  g.output(add(crossEntropy, penalty), "loss", [1]);
-  g.output(crossEntropy, "crossEntropy", [1]);
-  g.output(penalty, "penalty", [1]);
-  if (opts.backward === false) return g.toBytes(17); // evaluation: the loss alone
+  const steps = o.split(embGates, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, 4 * D]));
+  const rec = recurrenceForward(o, dims, { features: x.features, projected, embGates: steps, h0, c0 }, weights);
+  const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
+  const Hd = o.mul(H, x.dropMask);
+  const logits = o.add(o.matMul(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]
+  const logp = o.op1("LogSoftmax", [logits], [{ name: "axis", i: 1 }]);
+  const picked = o.reshape(
+    o.op1("GatherElements", [logp, o.reshape(x.targets, [B * S, 1])], [{ name: "axis", i: 1 }]),
+    [B * S],
+  );
+  const crossEntropy = o.mul(o.op1("Neg", [o.sum(o.mul(picked, x.mask), [0], true)]), x.ceScale);
+  const attended = o.sum(o.mul(o.stack(rec.alpha, 1), o.reshape(x.mask, [B, S, 1])), [1]); // [B, R]
+  const gap = o.sub(o.c(1), attended);
+  const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
+  return { F2, meanF, wordsFlat, emb, WxEmb, weights, rec, Hd, logp, gap, crossEntropy, penalty };
+}
 
-  // ---- backward ----
+/** The gradient of every parameter, by hand: output layer, attention penalty, then recurrenceBackward. */
+function backwardGraph(
+  o: GraphOps,
+  config: DecoderConfig,
+  dims: RecurrenceDims,
+  x: StepInputs,
+  fw: ReturnType<typeof forwardGraph>,
+): Record<string, string> {
+  const { B, S, D, R, K, E } = dims;
+  const { p } = x;
+  const V = config.vocabSize;
+  const T1 = (a: string) => o.transpose(a, [1, 0]);
   // Output layer: d logits = (softmax − onehot) · mask / tokens.
-  const onehot = op1("OneHot", [targets, g.constInt([V], []), g.constFloat([0, 1], [2])], [{ name: "axis", i: -1 }]);
-  const dLogits = mul(sub(op1("Exp", [logp]), onehot), reshape(mul(mask, ceScale), [B * S, 1]));
+  const onehot = o.op1(
+    "OneHot",
+    [x.targets, o.g.constInt([V], []), o.g.constFloat([0, 1], [2])],
+    [{ name: "axis", i: -1 }],
+  );
+  const dLogits = o.mul(o.sub(o.op1("Exp", [fw.logp]), onehot), o.reshape(o.mul(x.mask, x.ceScale), [B * S, 1]));
   const grads: Record<string, string> = {};
-  grads["decoder/fcn"] = mm(transpose(Hd, [1, 0]), dLogits);
-  grads["decoder/bFcn"] = sum(dLogits, [0]);
-  const dH = mul(mm(dLogits, transpose(p["decoder/fcn"], [1, 0])), dropMask); // [B·S, D]
-  const dHs = split(reshape(dH, [B, S, D]), Array(S).fill(1), 1).map((x) => reshape(x, [B, D]));
+  grads["decoder/fcn"] = o.matMul(T1(fw.Hd), dLogits);
+  grads["decoder/bFcn"] = o.sum(dLogits, [0]);
+  const dH = o.mul(o.matMul(dLogits, T1(p["decoder/fcn"])), x.dropMask); // [B·S, D]
+  const dHs = o.split(o.reshape(dH, [B, S, D]), Array(S).fill(1), 1).map((t) => o.reshape(t, [B, D]));
   // Attention penalty: d/dα_t = −2 · penScale · (1 − Σα) on real steps.
-  const dAtt = mul(gap, mul(penScale, g.constFloat([-2], [])));
-  const maskT = split(reshape(mask, [B, S]), Array(S).fill(1), 1); // S × [B, 1]
-  const hWT = transpose(hW, [1, 0]);
-  const WxCtxT = transpose(WxCtx, [1, 0]);
-  const Arow = reshape(p["attention/A"], [1, 1, K]);
-  let dh = "",
-    dc = "",
-    dP = "",
-    dA = "";
-  const dGates: string[] = new Array(S);
-  const dHp: string[] = new Array(S);
-  for (let t = S - 1; t >= 0; t--) {
-    const sv = saved[t];
-    const dhT = dh ? add(dHs[t], dh) : dHs[t];
-    const dcFromH = mul(mul(dhT, sv.o), tanhGrad(sv.tc));
-    const dcT = dc ? add(dcFromH, dc) : dcFromH;
-    const dG = concat(
-      [
-        mul(mul(dcT, sv.gg), sigmoidGrad(sv.i)),
-        mul(mul(dcT, sv.cPrev), sigmoidGrad(sv.f)),
-        mul(mul(dcT, sv.i), tanhGrad(sv.gg)),
-        mul(mul(dhT, sv.tc), sigmoidGrad(sv.o)),
-      ],
-      1,
-    ); // [B, 4D]
-    const dgc = mm(dG, WxCtxT); // [B, E]
-    const db = mul(mul(dgc, sv.ctx), sigmoidGrad(sv.beta));
-    const dCtx = mul(dgc, sv.beta);
-    const dAlpha = add(mul(dAtt, maskT[t]), reshape(mm(reshape(dCtx, [B, 1, E]), FT), [B, R]));
-    const ds = mul(sv.alpha, sub(dAlpha, sum(mul(sv.alpha, dAlpha), [1], 1))); // softmax backward
-    const ds3 = reshape(ds, [B, R, 1]);
-    const dAt = sum(mul(sv.z, ds3), [0, 1]); // [K]
-    const dPre = mul(mul(ds3, Arow), tanhGrad(sv.z)); // [B, R, K]
-    const dhp = concat([sum(dPre, [1]), db, dG], 1); // [B, K + E + 4D]
-    dh = mm(dhp, hWT);
-    dc = mul(dcT, sv.f);
-    dP = dP ? add(dP, dPre) : dPre;
-    dA = dA ? add(dA, dAt) : dAt;
-    dGates[t] = dG;
-    dHp[t] = dhp;
-  }
-  // Weight gradients, one matMul each over all steps (time-major rows on both sides).
-  const hPrevAll = concat(
-    saved.map((s) => s.hPrev),
-    0,
-  ); // [S·B, D]
-  const dHpAll = concat(dHp, 0); // [S·B, K + E + 4D]
-  const [dU, dFBeta, dWh] = split(mm(transpose(hPrevAll, [1, 0]), dHpAll), [K, E, 4 * D], 1);
-  const [dHpUB] = split(dHpAll, [K + E, 4 * D], 1);
-  const [dbU, dbBeta] = split(sum(dHpUB, [0]), [K, E], 0);
+  const dAtt = o.mul(fw.gap, o.mul(x.penScale, o.c(-2)));
+  const dAlphas = o.split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1).map((m) => o.mul(dAtt, m));
+  const r = recurrenceBackward(o, dims, x.features, fw.rec.saved, dHs, dAlphas, fw.weights);
+  const [dU, dFBeta, dWh] = o.split(r.dhWeights, [K, E, 4 * D], 1);
+  const [dbU, dbBeta] = o.split(r.dhBias, [K, E], 0);
   Object.assign(grads, {
     "attention/U": dU,
     "decoder/fBeta": dFBeta,
@@ -236,37 +174,22 @@ export function trainingGraph(
     "attention/bU": dbU,
     "decoder/bBeta": dbBeta,
   });
-  const gcAll = concat(
-    saved.map((s) => s.gc),
-    0,
-  ); // [S·B, E]
-  const dWxCtx = mm(transpose(gcAll, [1, 0]), concat(dGates, 0));
   // Embedding half: rows b·S + t, like `emb`.
-  const dGAll = reshape(
-    concat(
-      dGates.map((x) => reshape(x, [B, 1, 4 * D])),
-      1,
-    ),
-    [B * S, 4 * D],
-  );
-  const dWxEmb = mm(transpose(emb, [1, 0]), dGAll);
-  grads["decoder/Wx"] = concat([dWxEmb, dWxCtx], 0);
-  grads["decoder/bLstm"] = sum(dGAll, [0]);
-  const dEmb = mm(dGAll, transpose(WxEmb, [1, 0])); // [B·S, M]
-  grads["decoder/embedding"] = g.scatterAddRows(wordsFlat, dEmb, V);
+  const dGAll = o.reshape(o.stack(r.dEmbGates, 1), [B * S, 4 * D]);
+  grads["decoder/Wx"] = o.concat([o.matMul(T1(fw.emb), dGAll), r.dctxWeights], 0);
+  grads["decoder/bLstm"] = o.sum(dGAll, [0]);
+  grads["decoder/embedding"] = o.g.scatterAddRows(fw.wordsFlat, o.matMul(dGAll, T1(fw.WxEmb)), V);
   // Attention projection (features are constant: no gradient into them).
-  const dP2 = reshape(dP, [B * R, K]);
-  grads["attention/W"] = mm(transpose(F2, [1, 0]), dP2);
-  grads["attention/bW"] = sum(dP2, [0]);
-  grads["attention/A"] = reshape(dA, [K, 1]);
-  grads["attention/bA"] = g.constFloat([0], [1]); // softmax ignores a shift of all scores
-  const meanFT = transpose(meanF, [1, 0]);
-  grads["decoder/initH"] = mm(meanFT, dh);
-  grads["decoder/bInitH"] = sum(dh, [0]);
-  grads["decoder/initC"] = mm(meanFT, dc);
-  grads["decoder/bInitC"] = sum(dc, [0]);
-  for (const name of PARAMS) g.output(grads[name], `grad/${name}`, paramShape(config, name));
-  return g.toBytes(17);
+  const dP2 = o.reshape(r.dProjected, [B * R, K]);
+  grads["attention/W"] = o.matMul(T1(fw.F2), dP2);
+  grads["attention/bW"] = o.sum(dP2, [0]);
+  grads["attention/A"] = r.dA;
+  grads["attention/bA"] = o.g.constFloat([0], [1]); // softmax ignores a shift of all scores
+  grads["decoder/initH"] = o.matMul(T1(fw.meanF), r.dh0);
+  grads["decoder/bInitH"] = o.sum(r.dh0, [0]);
+  grads["decoder/initC"] = o.matMul(T1(fw.meanF), r.dc0);
+  grads["decoder/bInitC"] = o.sum(r.dc0, [0]);
+  return grads;
 }
 
 export function paramShape(c: DecoderConfig, name: (typeof PARAMS)[number]): number[] {

@@ -7,3 +7,4 @@ export * from "./backend";
 export * from "./kernels";
 export * from "./optimize";
 export * from "./onnx";
+export * from "./ops";

@@ -5,3 +5,4 @@
 export * from "./keras";
 export * from "./proto";
 export * from "./session";
+export * from "./ops";

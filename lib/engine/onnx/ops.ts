@@ -1,0 +1,62 @@
+/**
+ * `Ops` (lib/engine/ops.ts) as ONNX graph nodes: each call adds nodes to `g` and returns the name of the value
+ * it made. Code written against `Ops` builds the graph of the same math that `tfOps` computes eagerly. A few
+ * helpers that only graphs need (constants, any op by type) come with it.
+ */
+import type { Ops } from "../ops";
+import { Attr, OnnxGraph } from "./proto";
+
+export interface GraphOps extends Ops<string> {
+  readonly g: OnnxGraph;
+  /** Any ONNX op with one output. */
+  op1(type: string, inputs: string[], attrs?: Attr[]): string;
+  /** A float scalar constant. */
+  c(v: number): string;
+  div(a: string, b: string): string;
+}
+
+export function graphOps(g: OnnxGraph): GraphOps {
+  const op1 = (type: string, inputs: string[], attrs: Attr[] = []) => g.op(type, inputs, attrs)[0];
+  const axes = (a: number[]) => g.constInt(a);
+  // A value is transposed once however often the math asks (the weights in every step of a recurrence).
+  const transposed = new Map<string, string>();
+  const transpose = (a: string, perm: number[]) => {
+    const key = `${a}|${perm.join(",")}`;
+    let t = transposed.get(key);
+    if (!t) transposed.set(key, (t = op1("Transpose", [a], [{ name: "perm", ints: perm }])));
+    return t;
+  };
+  const unsqueeze = (a: string, axis: number) => op1("Unsqueeze", [a, axes([axis])]);
+  const squeeze = (a: string, axis: number) => op1("Squeeze", [a, axes([axis])]);
+  const ops: GraphOps = {
+    g,
+    op1,
+    c: (v) => g.constFloat([v], []),
+    div: (a, b) => op1("Div", [a, b]),
+    matMul: (a, b) => op1("MatMul", [a, b]),
+    add: (a, b) => op1("Add", [a, b]),
+    sub: (a, b) => op1("Sub", [a, b]),
+    mul: (a, b) => op1("Mul", [a, b]),
+    tanh: (a) => op1("Tanh", [a]),
+    sigmoid: (a) => op1("Sigmoid", [a]),
+    softmax: (a) => op1("Softmax", [a], [{ name: "axis", i: -1 }]),
+    reshape: (a, shape) => op1("Reshape", [a, g.constInt(shape)]),
+    transpose,
+    concat: (xs, axis) => (xs.length === 1 ? xs[0] : op1("Concat", xs, [{ name: "axis", i: axis }])),
+    split: (a, sizes, axis) =>
+      sizes.length === 1 ? [a] : g.op("Split", [a, g.constInt(sizes)], [{ name: "axis", i: axis }], sizes.length),
+    stack: (xs, axis) =>
+      op1(
+        "Concat",
+        xs.map((x) => unsqueeze(x, axis)),
+        [{ name: "axis", i: axis }],
+      ),
+    sum: (a, ax, keepDims = false) => op1("ReduceSum", [a, axes(ax)], [{ name: "keepdims", i: keepDims ? 1 : 0 }]),
+    scalar: (v) => g.constFloat([v], []),
+    weightedSum: (w, v) => squeeze(op1("MatMul", [unsqueeze(w, 1), v]), 1),
+    dots: (v, x) => squeeze(op1("MatMul", [unsqueeze(x, 1), transpose(v, [0, 2, 1])]), 1),
+    scope: (fn) => fn(),
+    release: () => {},
+  };
+  return ops;
+}
