@@ -14,10 +14,17 @@ export interface Ops<T> {
   add(a: T, b: T): T;
   sub(a: T, b: T): T;
   mul(a: T, b: T): T;
+  div(a: T, b: T): T;
+  /** Elementwise larger of the two. */
+  maximum(a: T, b: T): T;
   tanh(a: T): T;
   sigmoid(a: T): T;
-  /** Softmax over the last axis. */
-  softmax(a: T): T;
+  exp(a: T): T;
+  log(a: T): T;
+  sqrt(a: T): T;
+  leakyRelu(a: T, slope: number): T;
+  /** Softmax over `axis` (default the last). */
+  softmax(a: T, axis?: number): T;
   reshape(a: T, shape: number[]): T;
   transpose(a: T, perm: number[]): T;
   concat(xs: T[], axis: number): T;
@@ -25,7 +32,11 @@ export interface Ops<T> {
   /** `xs` (equal shapes) stacked along a new axis. */
   stack(xs: T[], axis: number): T;
   sum(a: T, axes: number[], keepDims?: boolean): T;
+  mean(a: T, axes: number[], keepDims?: boolean): T;
+  /** Rows of `x` by int `indices` (any shape): `x[indices[...], :]`. */
+  gather(x: T, indices: T): T;
   scalar(v: number): T;
+  zeros(shape: number[]): T;
   /** `Σ_r w[b, r] · v[b, r, :]`: weights `[B, R]` over values `[B, R, E]` → `[B, E]`. */
   weightedSum(w: T, v: T): T;
   /** `v[b, r, :] · x[b, :]`: values `[B, R, E]` against `[B, E]` → `[B, R]` (weightedSum's backward). */
@@ -42,16 +53,32 @@ export const tfOps: Ops<tf.Tensor> = {
   add: tf.add,
   sub: tf.sub,
   mul: tf.mul,
+  div: tf.div,
+  maximum: tf.maximum,
   tanh: tf.tanh,
   sigmoid: tf.sigmoid,
-  softmax: (a) => tf.softmax(a),
+  exp: tf.exp,
+  log: tf.log,
+  sqrt: tf.sqrt,
+  leakyRelu: (a, slope) => tf.leakyRelu(a, slope),
+  softmax: (a, axis = -1) => {
+    const last = a.rank - 1;
+    if (axis === -1 || axis === last) return tf.softmax(a);
+    // tf.softmax takes the last axis only: move `axis` there and back
+    const perm = [...Array(a.rank).keys()];
+    [perm[axis], perm[last]] = [last, axis];
+    return tf.softmax(a.transpose(perm)).transpose(perm);
+  },
   reshape: tf.reshape,
   transpose: (a, perm) => tf.transpose(a, perm),
   concat: (xs, axis) => tf.concat(xs, axis),
   split: (a, sizes, axis) => tf.split(a, sizes, axis),
   stack: (xs, axis) => tf.stack(xs, axis),
   sum: (a, axes, keepDims = false) => tf.sum(a, axes, keepDims),
+  mean: (a, axes, keepDims = false) => tf.mean(a, axes, keepDims),
+  gather: (x, indices) => tf.gather(x, indices),
   scalar: (v) => tf.scalar(v),
+  zeros: (shape) => tf.zeros(shape),
   weightedSum: (w, v) => {
     const [B, R, E] = v.shape;
     return tf.matMul(w.reshape([B, 1, R]) as tf.Tensor3D, v as tf.Tensor3D).reshape([B, E]);

@@ -10,8 +10,11 @@
  * Efficiency: with unit-norm vectors, a_q·query_q = Σ α·s and |a_q|² = αᵀ G α with G the Gram matrix of the
  * context vectors, so a score needs the similarities s and G, never the d-dimensional attended vectors.
  * Parameter layouts are [in, out]; GRU gates are PyTorch's (r, z, n) with separate input and hidden biases.
+ * The math is written once against `Ops` (lib/engine/ops.ts): `ScanModel` runs it on tfjs tensors, and
+ * lib/matching/scan-onnx.ts builds the same functions into ONNX graphs (adding the hand-written backward).
  */
 import * as tf from "@tensorflow/tfjs";
+import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
 export interface ScanConfig {
@@ -45,7 +48,75 @@ const EPS = 1e-8;
  * (padding) have a finite gradient instead of NaN.
  */
 export function l2norm<T extends tf.Tensor>(x: T, axis = -1): T {
-  return tf.tidy(() => x.div(x.square().sum(axis, true).add(1e-16).sqrt().add(EPS))) as T;
+  return tf.tidy(() => l2normOf(tfOps, x, axis < 0 ? x.rank + axis : axis)) as T;
+}
+
+/** `l2norm` on any engine. */
+export function l2normOf<V>(o: Ops<V>, x: V, axis: number): V {
+  return o.div(x, o.add(o.sqrt(o.add(o.sum(o.mul(x, x), [axis], true), o.scalar(1e-16))), o.scalar(EPS)));
+}
+
+/** Region vectors: `Z = F·W + b` `[N·R, d]` and `v = l2norm(Z)` `[N, R, d]`. */
+export function regionVectors<V>(
+  o: Ops<V>,
+  { N, R, E, d }: { N: number; R: number; E: number; d: number },
+  features: V,
+  W: V,
+  b: V,
+): { Z: V; v: V } {
+  const Z = o.add(o.matMul(o.reshape(features, [N * R, E]), W), b);
+  return { Z, v: o.reshape(l2normOf(o, Z, 1), [N, R, d]) };
+}
+
+/** PyTorch-order GRU gates (r, z, n) from input and hidden pre-activations `[rows, 3d]`. */
+export function gruGates<V>(o: Ops<V>, ax: V, ah: V, d: number): { r: V; z: V; n: V; hn: V } {
+  const [xr, xz, xn] = o.split(ax, [d, d, d], 1);
+  const [hr, hz, hn] = o.split(ah, [d, d, d], 1);
+  const r = o.sigmoid(o.add(xr, hr));
+  const z = o.sigmoid(o.add(xz, hz));
+  const n = o.tanh(o.add(xn, o.mul(r, hn)));
+  return { r, z, n, hn };
+}
+
+export interface GruWeights<V> {
+  Wx: V;
+  Wh: V;
+  bx: V;
+  bh: V;
+}
+
+/**
+ * Word vectors of `ids [C, T]` (padded; `mask [C, T]` 1 at real words): embedding → bidirectional GRU →
+ * `e = l2norm(½(y_fw + y_bw))` `[C, T, d]`. Each direction's outputs `y` are zero at padding, where the state is
+ * kept, so the backward GRU starts at each caption's last real word (as PyTorch's packed sequences).
+ */
+export function wordVectors<V>(
+  o: Ops<V>,
+  { C, T, d }: { C: number; T: number; d: number },
+  embedding: V,
+  ids: V,
+  mask: V,
+  gru: [GruWeights<V>, GruWeights<V>],
+): { yFw: V; yBw: V; e: V } {
+  const x = o.gather(embedding, o.reshape(ids, [C * T])); // [C·T, M]
+  const masks = o.split(mask, Array(T).fill(1), 1); // T × [C, 1]
+  const one = o.scalar(1);
+  const run = (w: GruWeights<V>, reverse: boolean) => {
+    const xg = o.split(o.reshape(o.add(o.matMul(x, w.Wx), w.bx), [C, T, 3 * d]), Array(T).fill(1), 1);
+    let h = o.zeros([C, d]);
+    const outs: V[] = new Array(T);
+    for (let k = 0; k < T; k++) {
+      const t = reverse ? T - 1 - k : k;
+      const { z, n } = gruGates(o, o.reshape(xg[t], [C, 3 * d]), o.add(o.matMul(h, w.Wh), w.bh), d);
+      const hNew = o.add(o.mul(o.sub(one, z), n), o.mul(z, h));
+      outs[t] = o.mul(hNew, masks[t]);
+      h = o.add(outs[t], o.mul(h, o.sub(one, masks[t]))); // padding keeps the state (0 before a backward start)
+    }
+    return o.stack(outs, 1); // [C, T, d]
+  };
+  const yFw = run(gru[0], false);
+  const yBw = run(gru[1], true);
+  return { yFw, yBw, e: l2normOf(o, o.mul(o.add(yFw, yBw), o.scalar(0.5)), 2) };
 }
 
 /** `[C, T]`: 1 for the first `lengths[c]` positions of each caption, 0 at its padding. */
@@ -106,54 +177,19 @@ export class ScanModel {
   /** `[N, R, E]` region features → `[N, R, d]` unit vectors. */
   encodeImages(features: tf.Tensor3D): tf.Tensor3D {
     const [N, R, E] = features.shape;
-    return l2norm(
-      features
-        .reshape([N * R, E])
-        .matMul(this.imgW)
-        .add(this.imgB)
-        .reshape([N, R, this.config.jointDim]),
+    return tf.tidy(
+      () => regionVectors(tfOps, { N, R, E, d: this.config.jointDim }, features, this.imgW, this.imgB).v,
     ) as tf.Tensor3D;
   }
 
-  /**
-   * `[C, T]` word ids (padded) with their lengths → `[C, T, d]` unit word vectors (zero rows at padding).
-   * The backward GRU starts at each caption's last real word (as PyTorch's packed sequences).
-   */
+  /** `[C, T]` word ids (padded) with their lengths → `[C, T, d]` unit word vectors (zero rows at padding). */
   encodeCaptions(ids: tf.Tensor2D, lengths: readonly number[]): tf.Tensor3D {
     const [C, T] = ids.shape;
     const d = this.config.jointDim;
-    const mask = lengthMask(lengths, T);
-    const x = tf.gather(this.embedding, ids); // [C, T, M]
-    const run = (g: ScanModel["gru"][number], order: number[]) => {
-      const xg = x
-        .reshape([C * T, this.config.embedSize])
-        .matMul(g.Wx)
-        .add(g.bx)
-        .reshape([C, T, 3 * d]);
-      let h = tf.zeros([C, d]) as tf.Tensor2D;
-      const outs: tf.Tensor2D[] = new Array(T);
-      for (const t of order) {
-        const [xr, xz, xn] = tf.split(xg.slice([0, t, 0], [C, 1, 3 * d]).reshape([C, 3 * d]), 3, 1);
-        const [hr, hz, hn] = tf.split(h.matMul(g.Wh).add(g.bh), 3, 1);
-        const r = tf.sigmoid(xr.add(hr));
-        const z = tf.sigmoid(xz.add(hz));
-        const n = tf.tanh(xn.add(r.mul(hn)));
-        const hNew = tf.scalar(1).sub(z).mul(n).add(z.mul(h));
-        const m = mask.slice([0, t], [C, 1]);
-        h = hNew.mul(m).add(h.mul(tf.scalar(1).sub(m))) as tf.Tensor2D; // padding keeps the state (0 before a backward start)
-        outs[t] = hNew.mul(m) as tf.Tensor2D;
-      }
-      return tf.stack(outs, 1) as tf.Tensor3D;
-    };
-    const fw = run(
-      this.gru[0],
-      Array.from({ length: T }, (_, t) => t),
-    );
-    const bw = run(
-      this.gru[1],
-      Array.from({ length: T }, (_, t) => T - 1 - t),
-    );
-    return l2norm(fw.add(bw).div(2)) as tf.Tensor3D;
+    const [fw, bw] = this.gru;
+    return tf.tidy(
+      () => wordVectors(tfOps, { C, T, d }, this.embedding, ids, lengthMask(lengths, T), [fw, bw]).e,
+    ) as tf.Tensor3D;
   }
 
   /** Scores `[N, C]` of every image against every caption (unit vectors in, see the module comment). */
@@ -166,12 +202,110 @@ export class ScanModel {
   }
 }
 
-type ScoreConfig = Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">;
+export type ScoreConfig = Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">;
+
+/** cos = dot / ‖attended‖ from the squared norm, as SCAN's cosine_similarity (norm clamped at 1e-8). */
+function cosine<V>(o: Ops<V>, dot: V, sq: V): V {
+  return o.div(dot, o.maximum(o.sqrt(o.add(sq, o.scalar(1e-16))), o.scalar(EPS)));
+}
+
+/** LSE or mean of the query similarities `rowSim` over `axis`; `queryMask` (t2i: the real words) where not all count. */
+function aggregate<V>(o: Ops<V>, rowSim: V, axis: number, cfg: ScoreConfig, queryMask?: V): V {
+  if (cfg.aggregation === "lse") {
+    let e = o.exp(o.mul(rowSim, o.scalar(cfg.lambdaLse)));
+    if (queryMask) e = o.mul(e, queryMask);
+    return o.mul(o.log(o.sum(e, [axis])), o.scalar(1 / cfg.lambdaLse));
+  }
+  if (!queryMask) return o.mean(rowSim, [axis]);
+  return o.div(o.sum(o.mul(rowSim, queryMask), [axis]), o.sum(queryMask, [axis]));
+}
 
 /**
- * SCAN scores of N images × C captions from unit region vectors `[N, R, d]` and unit word vectors `[C, T, d]`
- * (padding rows ignored through `lengths`). Memory O(N·C·R·T).
+ * SCAN scores `[N, C]` of unit region vectors `images [N, R, d]` against unit word vectors `captions [C, T, d]`
+ * with `wordMask [C, T]` (1 at real words), laid out as s[n, r, c, t] so that no 4-D transpose is needed.
+ * Memory O(N·C·R·T).
  */
+export function allPairScores<V>(
+  o: Ops<V>,
+  { N, C, T, R, d }: { N: number; C: number; T: number; R: number; d: number },
+  images: V,
+  captions: V,
+  wordMask: V,
+  cfg: ScoreConfig,
+): V {
+  const s = o.reshape(o.matMul(o.reshape(images, [N * R, d]), o.transpose(o.reshape(captions, [C * T, d]), [1, 0])), [
+    N,
+    R,
+    C,
+    T,
+  ]);
+  const mask4 = o.reshape(wordMask, [1, 1, C, T]);
+  if (cfg.direction === "t2i") {
+    // each word attends over the regions: normalise over the caption's words, softmax over the regions
+    const norm = l2normOf(o, o.mul(o.leakyRelu(s, 0.1), mask4), 3);
+    const alpha = o.softmax(o.mul(norm, o.scalar(cfg.lambdaSoftmax)), 1); // [N, R, C, T]
+    const dot = o.sum(o.mul(alpha, s), [1]); // [N, C, T]
+    const gram = o.matMul(images, o.transpose(images, [0, 2, 1])); // [N, R, R]
+    const a3 = o.reshape(alpha, [N, R, C * T]);
+    const sq = o.reshape(o.sum(o.mul(o.matMul(gram, a3), a3), [1]), [N, C, T]);
+    return aggregate(o, cosine(o, dot, sq), 2, cfg, o.reshape(wordMask, [1, C, T]));
+  }
+  // each region attends over the words: normalise over the regions, softmax over the real words
+  const norm = l2normOf(o, o.leakyRelu(s, 0.1), 1);
+  const padded = o.mul(o.sub(o.scalar(1), mask4), o.scalar(-1e9)); // padded words get no weight
+  const alpha = o.softmax(o.add(o.mul(norm, o.scalar(cfg.lambdaSoftmax)), padded), 3); // [N, R, C, T]
+  const dot = o.sum(o.mul(alpha, s), [3]); // [N, R, C]
+  const gram = o.matMul(captions, o.transpose(captions, [0, 2, 1])); // [C, T, T]
+  const aC = o.reshape(o.transpose(alpha, [2, 0, 1, 3]), [C, N * R, T]);
+  const sq = o.transpose(o.reshape(o.sum(o.mul(o.matMul(aC, gram), aC), [2]), [C, N, R]), [1, 2, 0]); // [N, R, C]
+  return aggregate(o, cosine(o, dot, sq), 1, cfg); // every region counts
+}
+
+/**
+ * Text-to-image attention `[P, R, T]` of P pairs from their similarities `s [P, R, T]` and words' mask
+ * `[P, 1, T]`: for each word, a softmax over the regions of λ·(LeakyReLU₀.₁(s) normalised over the caption's
+ * real words). These are the word–region alignments SCAN shows.
+ */
+export function wordRegionAttention<V>(o: Ops<V>, s: V, mask: V, lambdaSoftmax: number): V {
+  const norm = l2normOf(o, o.mul(o.leakyRelu(s, 0.1), mask), 2);
+  return o.softmax(o.mul(norm, o.scalar(lambdaSoftmax)), 1);
+}
+
+/**
+ * The forward pass of P (image, caption) pairs, `images [P, R, d]` with `captions [P, T, d]` and the words'
+ * `mask [P, 1, T]`: the same numbers as the matching entries of allPairScores, at P pairs' cost. Both
+ * directions share the layout s[p, r, t] and differ in which axis is the query and which the context; the
+ * attended vectors `a` are formed explicitly (the hand-written backward of lib/matching/scan-onnx.ts needs them).
+ */
+export function pairForward<V>(
+  o: Ops<V>,
+  { P, T }: { P: number; T: number },
+  images: V,
+  captions: V,
+  mask: V,
+  cfg: ScoreConfig,
+) {
+  const t2i = cfg.direction === "t2i";
+  const s = o.matMul(images, o.transpose(captions, [0, 2, 1])); // [P, R, T]
+  const alpha = t2i
+    ? wordRegionAttention(o, s, mask, cfg.lambdaSoftmax)
+    : o.softmax(
+        o.add(
+          o.mul(l2normOf(o, o.leakyRelu(s, 0.1), 1), o.scalar(cfg.lambdaSoftmax)),
+          o.mul(o.sub(o.scalar(1), mask), o.scalar(-1e9)),
+        ),
+        2,
+      ); // [P, R, T]
+  const a = t2i ? o.matMul(o.transpose(alpha, [0, 2, 1]), images) : o.matMul(alpha, captions); // [P, Q, d]
+  const dot = o.sum(o.mul(alpha, s), [t2i ? 1 : 2]); // [P, Q]
+  const root = o.sqrt(o.add(o.sum(o.mul(a, a), [2]), o.scalar(1e-16)));
+  const den = o.maximum(root, o.scalar(EPS));
+  const rowSim = o.div(dot, den); // [P, Q]: each query's cosine with its attended vector
+  const score = aggregate(o, rowSim, 1, cfg, t2i ? o.reshape(mask, [P, T]) : undefined); // [P]
+  return { s, alpha, a, dot, root, den, rowSim, score };
+}
+
+/** SCAN scores `[N, C]` of tfjs unit vectors (padding rows ignored through `lengths`): allPairScores. */
 export function crossAttentionScores(
   images: tf.Tensor3D,
   captions: tf.Tensor3D,
@@ -181,30 +315,11 @@ export function crossAttentionScores(
   return tf.tidy(() => {
     const [N, R, d] = images.shape;
     const [C, T] = captions.shape;
-    const wordMask = lengthMask(lengths, T);
-    // s[n, c, r, t] = v_nr · e_ct
-    const s = images
-      .reshape([N * R, d])
-      .matMul(captions.reshape([C * T, d]).transpose())
-      .reshape([N, R, C, T])
-      .transpose([0, 2, 1, 3]) as tf.Tensor4D;
-    const gram =
-      cfg.direction === "t2i"
-        ? tf.matMul(images, images, false, true).reshape([N, 1, R, R])
-        : tf.matMul(captions, captions, false, true).reshape([1, C, T, T]);
-    return attendAndScore(
-      s,
-      wordMask.reshape([1, C, 1, T]) as tf.Tensor4D,
-      { gram: gram as tf.Tensor4D },
-      cfg,
-    ) as tf.Tensor2D;
-  });
+    return allPairScores(tfOps, { N, C, T, R, d }, images, captions, lengthMask(lengths, T), cfg);
+  }) as tf.Tensor2D;
 }
 
-/**
- * Scores of P (image, caption) pairs: `images [P, R, d]` with `captions [P, T, d]` → `[P]` (the same numbers as
- * the matching entries of crossAttentionScores, at P pairs' cost instead of all N·C).
- */
+/** Scores `[P]` of P tfjs (image, caption) pairs `[P, R, d]`, `[P, T, d]`: pairForward. */
 export function pairScores(
   images: tf.Tensor3D,
   captions: tf.Tensor3D,
@@ -212,85 +327,11 @@ export function pairScores(
   cfg: ScoreConfig,
 ): tf.Tensor1D {
   return tf.tidy(() => {
-    const [P, R] = images.shape;
+    const P = images.shape[0];
     const T = captions.shape[1];
-    const s = tf.matMul(images, captions.transpose([0, 2, 1])).reshape([P, 1, R, T]) as tf.Tensor4D;
-    const mask4 = lengthMask(lengths, T).reshape([P, 1, 1, T]) as tf.Tensor4D;
-    // per pair, |a_q|² from the attended vectors themselves where that is cheaper than the R × R Gram (t2i)
-    const context =
-      cfg.direction === "t2i"
-        ? {
-            attendedNormSq: (attn: tf.Tensor4D) =>
-              tf
-                .matMul(attn.reshape([P, T, R]), images)
-                .square()
-                .sum(2)
-                .reshape([P, 1, T]),
-          }
-        : { gram: tf.matMul(captions, captions.transpose([0, 2, 1])).reshape([P, 1, T, T]) as tf.Tensor4D };
-    return attendAndScore(s, mask4, context, cfg).reshape([P]) as tf.Tensor1D;
-  });
-}
-
-/**
- * The attention and aggregation shared by all-pairs and paired scoring: similarities `s [N, C, R, T]`, the
- * words' mask broadcastable to `[N, C, 1, T]`, and the context (regions for t2i, words for i2t) as its Gram
- * matrix broadcastable to `[N, C, ctx, ctx]` or as a function giving the attended vectors' squared norms
- * `[N, C, Q]` from the attention → scores `[N, C]`.
- */
-function attendAndScore(
-  s: tf.Tensor4D,
-  mask4: tf.Tensor4D,
-  context: { gram: tf.Tensor4D } | { attendedNormSq: (attn: tf.Tensor4D) => tf.Tensor },
-  cfg: ScoreConfig,
-): tf.Tensor2D {
-  const [N, C, R, T] = s.shape;
-  let attn: tf.Tensor4D; // weights over the context, for each query
-  let sim: tf.Tensor4D; // s laid out [N, C, query, context]
-  let queryMask: tf.Tensor; // broadcastable to [N, C, Q] — which queries count
-  if (cfg.direction === "t2i") {
-    attn = wordToRegionAttention(s, mask4, cfg.lambdaSoftmax);
-    sim = s.transpose([0, 1, 3, 2]) as tf.Tensor4D; // [N, C, T, R]
-    queryMask = mask4.reshape([mask4.shape[0], mask4.shape[1], T]);
-  } else {
-    // queries: regions; context: words. Normalise over the regions, softmax over the (real) words.
-    const norm = l2norm(tf.leakyRelu(s, 0.1), 2); // [N, C, R, T]
-    const logits = norm.mul(cfg.lambdaSoftmax).add(tf.scalar(1).sub(mask4).mul(-1e9)); // padded words get no weight
-    attn = tf.softmax(logits) as tf.Tensor4D; // over T
-    sim = s;
-    queryMask = tf.ones([1, 1, R]);
-  }
-  // cos(query, Σ α·context) = (Σ α·s) / ‖Σ α·context‖, ‖Σ α·context‖² = αᵀ G α (query vectors are unit)
-  const dot = attn.mul(sim).sum(3); // [N, C, Q]
-  const [, , q, k] = attn.shape;
-  let sq: tf.Tensor;
-  if ("gram" in context) {
-    const gB = tf.broadcastTo(context.gram, [N, C, k, k]).reshape([N * C, k, k]);
-    sq = tf
-      .matMul(attn.reshape([N * C, q, k]), gB)
-      .reshape([N, C, q, k])
-      .mul(attn)
-      .sum(3);
-  } else sq = context.attendedNormSq(attn);
-  const rowSim = dot.div(tf.maximum(sq.add(1e-16).sqrt(), EPS)); // [N, C, Q]
-  const qm = tf.broadcastTo(queryMask, rowSim.shape);
-  if (cfg.aggregation === "lse") {
-    const e = rowSim.mul(cfg.lambdaLse).exp().mul(qm).sum(2);
-    return e.log().div(cfg.lambdaLse) as tf.Tensor2D;
-  }
-  return rowSim.mul(qm).sum(2).div(qm.sum(2)) as tf.Tensor2D;
-}
-
-/**
- * Text-to-image attention weights `[N, C, T, R]` from the similarities `s [N, C, R, T]` and the words' mask
- * (broadcastable to `[N, C, 1, T]`): for each word, a softmax over the regions of λ·(LeakyReLU₀.₁(s)
- * normalised over the caption's real words). These are the word–region alignments SCAN shows.
- */
-export function wordToRegionAttention(s: tf.Tensor4D, mask4: tf.Tensor4D, lambdaSoftmax: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const norm = l2norm(tf.leakyRelu(s, 0.1).mul(mask4), 3);
-    return tf.softmax(norm.mul(lambdaSoftmax).transpose([0, 1, 3, 2])) as tf.Tensor4D;
-  });
+    const mask = lengthMask(lengths, T).reshape([P, 1, T]);
+    return pairForward(tfOps, { P, T }, images, captions, mask, cfg).score;
+  }) as tf.Tensor1D;
 }
 
 /** The alignment of one caption with one image: α `[T, R]` (one distribution over the regions per word). */
@@ -298,15 +339,13 @@ export function alignment(model: ScanModel, features: tf.Tensor3D, ids: tf.Tenso
   return tf.tidy(() => {
     const v = model.encodeImages(features); // [1, R, d]
     const e = model.encodeCaptions(ids, [length]); // [1, T, d]
-    const [, R, d] = v.shape;
+    const [, R] = v.shape;
     const T = e.shape[1];
-    const s = v
-      .reshape([R, d])
-      .matMul(e.reshape([T, d]).transpose())
-      .reshape([1, 1, R, T]) as tf.Tensor4D;
-    const mask = lengthMask([length], T).reshape([1, 1, 1, T]) as tf.Tensor4D;
-    return wordToRegionAttention(s, mask, model.config.lambdaSoftmax)
-      .reshape([T, R])
+    const s = tf.matMul(v, e.transpose([0, 2, 1])); // [1, R, T]
+    const mask = lengthMask([length], T).reshape([1, 1, T]);
+    return (wordRegionAttention(tfOps, s, mask, model.config.lambdaSoftmax) as tf.Tensor)
+      .reshape([R, T])
+      .transpose()
       .slice([0, 0], [length, R]) as tf.Tensor2D;
   });
 }

@@ -12,7 +12,6 @@ export interface GraphOps extends Ops<string> {
   op1(type: string, inputs: string[], attrs?: Attr[]): string;
   /** A float scalar constant. */
   c(v: number): string;
-  div(a: string, b: string): string;
 }
 
 export function graphOps(g: OnnxGraph): GraphOps {
@@ -32,14 +31,19 @@ export function graphOps(g: OnnxGraph): GraphOps {
     g,
     op1,
     c: (v) => g.constFloat([v], []),
-    div: (a, b) => op1("Div", [a, b]),
     matMul: (a, b) => op1("MatMul", [a, b]),
     add: (a, b) => op1("Add", [a, b]),
     sub: (a, b) => op1("Sub", [a, b]),
     mul: (a, b) => op1("Mul", [a, b]),
+    div: (a, b) => op1("Div", [a, b]),
+    maximum: (a, b) => op1("Max", [a, b]),
     tanh: (a) => op1("Tanh", [a]),
     sigmoid: (a) => op1("Sigmoid", [a]),
-    softmax: (a) => op1("Softmax", [a], [{ name: "axis", i: -1 }]),
+    exp: (a) => op1("Exp", [a]),
+    log: (a) => op1("Log", [a]),
+    sqrt: (a) => op1("Sqrt", [a]),
+    leakyRelu: (a, slope) => op1("LeakyRelu", [a], [{ name: "alpha", f: slope }]),
+    softmax: (a, axis = -1) => op1("Softmax", [a], [{ name: "axis", i: axis }]),
     reshape: (a, shape) => op1("Reshape", [a, g.constInt(shape)]),
     transpose,
     concat: (xs, axis) => (xs.length === 1 ? xs[0] : op1("Concat", xs, [{ name: "axis", i: axis }])),
@@ -52,7 +56,18 @@ export function graphOps(g: OnnxGraph): GraphOps {
         [{ name: "axis", i: axis }],
       ),
     sum: (a, ax, keepDims = false) => op1("ReduceSum", [a, axes(ax)], [{ name: "keepdims", i: keepDims ? 1 : 0 }]),
+    mean: (a, ax, keepDims = false) =>
+      op1(
+        "ReduceMean",
+        [a],
+        [
+          { name: "axes", ints: ax },
+          { name: "keepdims", i: keepDims ? 1 : 0 },
+        ],
+      ),
+    gather: (x, indices) => op1("Gather", [x, indices], [{ name: "axis", i: 0 }]),
     scalar: (v) => g.constFloat([v], []),
+    zeros: (shape) => op1("ConstantOfShape", [g.constInt(shape)]),
     weightedSum: (w, v) => squeeze(op1("MatMul", [unsqueeze(w, 1), v]), 1),
     dots: (v, x) => squeeze(op1("MatMul", [unsqueeze(x, 1), transpose(v, [0, 2, 1])]), 1),
     scope: (fn) => fn(),
