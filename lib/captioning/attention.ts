@@ -63,17 +63,28 @@ export class Attention {
   step(projected: tf.Tensor3D, features: tf.Tensor3D, h: tf.Tensor2D): { alpha: tf.Tensor2D; context: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
     const u = h.matMul(this.U).add(this.bU);
-    const { alpha, ctx } = attend(tfOps, { B, R, K }, projected, features, this.A, this.bA, u);
+    const { alpha, ctx } = attend(
+      tfOps,
+      { B, R, K },
+      projected,
+      (w) => tfOps.weightedSum(w, features),
+      this.A,
+      this.bA,
+      u,
+    );
     return { alpha: alpha as tf.Tensor2D, context: ctx as tf.Tensor2D };
   }
 }
 
-/** Soft attention at one step from `u = h·U + b_U` `[B, K]`: `z` `[B, R, K]`, `alpha` `[B, R]`, `ctx` `[B, E]`. */
+/**
+ * Soft attention at one step from `u = h·U + b_U` `[B, K]`: `z` `[B, R, K]`, `alpha` `[B, R]`, `ctx` `[B, E]`;
+ * `context(α)` is Σ_r α_r·features_r (`Ops.weightedSum`, or `weightedSums` prepared once for many steps).
+ */
 export function attend<T>(
   o: Ops<T>,
   { B, R, K }: { B: number; R: number; K: number },
   projected: T,
-  features: T,
+  context: (alpha: T) => T,
   A: T,
   bA: T,
   u: T,
@@ -81,5 +92,5 @@ export function attend<T>(
   const z = o.tanh(o.add(projected, o.reshape(u, [B, 1, K]))); // u broadcast over the regions
   const s = o.reshape(o.add(o.matMul(o.reshape(z, [B * R, K]), A), bA), [B, R]);
   const alpha = o.softmax(s); // over the regions
-  return { z, alpha, ctx: o.weightedSum(alpha, features) };
+  return { z, alpha, ctx: context(alpha) };
 }

@@ -16,6 +16,7 @@ import * as tf from "@tensorflow/tfjs";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
+import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { RecurrenceDims, RecurrenceWeights, recurrenceBackward, recurrenceForward } from "./recurrence";
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
@@ -74,7 +75,7 @@ export function trainingGraph(
   const o = graphOps(new OnnxGraph(`attend_tell_train_B${B}_S${S}`));
   const g = o.g;
   const x: StepInputs = {
-    p: Object.fromEntries(PARAMS.map((name) => [name, g.input(name, paramShape(config, name))])) as StepInputs["p"],
+    p: parameterInputs(g, PARAMS, (name) => paramShape(config, name)),
     features: g.input("features", [B, R, E]),
     words: g.input("words", [B, S], INT64),
     targets: g.input("targets", [B * S], INT64),
@@ -269,7 +270,6 @@ export class OnnxTrainer {
     const backward = opts.backward ?? true;
     // the graph's mask also weighs the attention penalty, which a weighted caption would distort
     if (opts.captionWeights && opts.lambda !== 0) throw new Error("OnnxTrainer.step: captionWeights need lambda 0");
-    const ort = loadOrt()!;
     const S = T - 1;
     const { encoderDim: E, decoderDim: D } = this.config;
     const words = new BigInt64Array(B * S);
@@ -288,16 +288,17 @@ export class OnnxTrainer {
       }
     }
     const dropMask = dropoutMask(B * S * D, opts.dropout, opts.seed);
-    const feeds: Record<string, import("onnxruntime-node").Tensor> = {
-      features: new ort.Tensor("float32", features, [B, this.regions, E]),
-      words: new ort.Tensor("int64", words, [B, S]),
-      targets: new ort.Tensor("int64", targets, [B * S]),
-      mask: new ort.Tensor("float32", mask, [B * S]),
-      dropMask: new ort.Tensor("float32", dropMask, [B * S, D]),
-      ceScale: new ort.Tensor("float32", Float32Array.of(1 / Math.max(1, tokens)), [1]),
-      penScale: new ort.Tensor("float32", Float32Array.of(opts.lambda / B), [1]),
+    const values: Record<string, [Float32Array | BigInt64Array, number[]]> = {
+      features: [features, [B, this.regions, E]],
+      words: [words, [B, S]],
+      targets: [targets, [B * S]],
+      mask: [mask, [B * S]],
+      dropMask: [dropMask, [B * S, D]],
+      ceScale: [Float32Array.of(1 / Math.max(1, tokens)), [1]],
+      penScale: [Float32Array.of(opts.lambda / B), [1]],
     };
-    for (const name of PARAMS) feeds[name] = new ort.Tensor("float32", params[name], paramShape(this.config, name));
+    for (const name of PARAMS) values[name] = [params[name], paramShape(this.config, name)];
+    const feeds = graphFeeds(values);
     const out = await (await this.session(B, S, backward)).run(feeds);
     const grads: Record<string, Float32Array> = {};
     if (backward) for (const name of PARAMS) grads[name] = out[`grad/${name}`].data as Float32Array;
@@ -348,11 +349,8 @@ export class OnnxTrainer {
   }
 
   /** The decoder's parameter values, by name, for `step`. */
-  static async parameters(decoder: DecoderRNN): Promise<Record<string, Float32Array>> {
-    const named = decoder.namedVariables();
-    const out: Record<string, Float32Array> = {};
-    for (const name of PARAMS) out[name] = (await named[name].data()) as Float32Array;
-    return out;
+  static parameters(decoder: DecoderRNN): Promise<Record<string, Float32Array>> {
+    return parameterValues(decoder.namedVariables(), PARAMS);
   }
 
   async dispose(): Promise<void> {
@@ -372,6 +370,5 @@ export function dropoutMask(n: number, p: number, seed: number): Float32Array {
 
 /** Gradients as tfjs tensors keyed by the decoder's variable names (what optimizers take). */
 export function gradientsToTensors(decoder: DecoderRNN, grads: Record<string, Float32Array>): tf.NamedTensorMap {
-  const named = decoder.namedVariables();
-  return Object.fromEntries(PARAMS.map((name) => [named[name].name, tf.tensor(grads[name], named[name].shape)]));
+  return gradientTensors(decoder.namedVariables(), PARAMS, grads);
 }

@@ -79,10 +79,11 @@ export function recurrenceForward<T>(
   let h = x.h0;
   let c = x.c0;
   const out = { h: [] as T[], alpha: [] as T[], saved: [] as StepSaved<T>[] };
+  const context = o.weightedSums(x.features);
   for (let t = 0; t < S; t++) {
     const [ub, gh] = o.split(o.matMul(h, w.hWeights), [K + E, 4 * D], 1);
     const [u, b] = o.split(o.add(ub, w.hBias), [K, E], 1);
-    const { z, alpha, ctx } = attend(o, dims, x.projected, x.features, w.A, w.bA, u);
+    const { z, alpha, ctx } = attend(o, dims, x.projected, context, w.A, w.bA, u);
     const beta = o.sigmoid(b);
     const gc = o.mul(beta, ctx);
     const cell = lstmCell(o, D, o.add(o.add(x.embGates[t], o.matMul(gc, w.ctxWeights)), gh), c);

@@ -39,6 +39,11 @@ export interface Ops<T> {
   zeros(shape: number[]): T;
   /** `Σ_r w[b, r] · v[b, r, :]`: weights `[B, R]` over values `[B, R, E]` → `[B, E]`. */
   weightedSum(w: T, v: T): T;
+  /**
+   * `weightedSum` for many weights against the same values, prepared once (tfjs on wasm transposes the values
+   * once and sums over the last axis, faster there than a batched `[1, R] × [R, E]` matMul).
+   */
+  weightedSums(v: T): (w: T) => T;
   /** `v[b, r, :] · x[b, :]`: values `[B, R, E]` against `[B, E]` → `[B, R]` (weightedSum's backward). */
   dots(v: T, x: T): T;
   /** Runs `fn`, releasing the intermediates it made but not those it returns (tf.tidy; nothing for a graph). */
@@ -82,6 +87,15 @@ export const tfOps: Ops<tf.Tensor> = {
   weightedSum: (w, v) => {
     const [B, R, E] = v.shape;
     return tf.matMul(w.reshape([B, 1, R]) as tf.Tensor3D, v as tf.Tensor3D).reshape([B, E]);
+  },
+  weightedSums: (v) => {
+    const [B, R, E] = v.shape;
+    const vT = tf.transpose(v, [0, 2, 1]); // [B, E, R]
+    return (w) =>
+      vT
+        .mul(w.reshape([B, 1, R]))
+        .sum(2)
+        .reshape([B, E]);
   },
   // multiply and sum over the last axis: wasm sums other axes by transposing first
   dots: (v, x) => {

@@ -20,6 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
+import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache, loadOrt } from "../engine/onnx/session";
 import {
   GruWeights,
@@ -61,7 +62,7 @@ const EPS = 1e-8;
 
 /** Graph inputs for the parameters that a graph uses. */
 function paramInputs(g: OnnxGraph, cfg: ScanConfig, names: readonly Param[]): Record<Param, string> {
-  return Object.fromEntries(names.map((n) => [n, g.input(n, scanParamShape(cfg, n))])) as Record<Param, string>;
+  return parameterInputs(g, names, (n) => scanParamShape(cfg, n)) as Record<Param, string>;
 }
 
 const IMG: Param[] = ["img/W", "img/b"];
@@ -374,21 +375,14 @@ export class OnnxScan {
     names: readonly Param[],
     extra: Record<string, [Float32Array | BigInt64Array, number[]]>,
   ) {
-    const ort = loadOrt()!;
-    const f: Record<string, import("onnxruntime-node").Tensor> = {};
-    for (const n of names) f[n] = new ort.Tensor("float32", params[n], scanParamShape(this.config, n));
-    for (const [k, [data, dims]] of Object.entries(extra))
-      f[k] =
-        data instanceof BigInt64Array ? new ort.Tensor("int64", data, dims) : new ort.Tensor("float32", data, dims);
-    return f;
+    const values = { ...extra };
+    for (const n of names) values[n] = [params[n], scanParamShape(this.config, n)];
+    return graphFeeds(values);
   }
 
   /** The model's parameter values by name. */
-  static async parameters(model: ScanModel): Promise<Record<string, Float32Array>> {
-    const named = model.namedVariables();
-    const out: Record<string, Float32Array> = {};
-    for (const n of SCAN_PARAMS) out[n] = (await named[n].data()) as Float32Array;
-    return out;
+  static parameters(model: ScanModel): Promise<Record<string, Float32Array>> {
+    return parameterValues(model.namedVariables(), SCAN_PARAMS);
   }
 
   /** `[N, R, E]` features → unit region vectors `[N, R, d]` (row-major). */
@@ -425,12 +419,9 @@ export class OnnxScan {
       R = this.regions,
       d = this.config.jointDim;
     const s = await this.session(`scores${N}x${C}x${T}`, () => scoresGraph(this.config, N, C, T, R));
-    const ort = loadOrt()!;
-    const out = await s.run({
-      images: new ort.Tensor("float32", images, [N, R, d]),
-      captions: new ort.Tensor("float32", captions, [C, T, d]),
-      mask: new ort.Tensor("float32", maskOf(lengths, T), [C, T]),
-    });
+    const out = await s.run(
+      graphFeeds({ images: [images, [N, R, d]], captions: [captions, [C, T, d]], mask: [maskOf(lengths, T), [C, T]] }),
+    );
     return out.scores.data as Float32Array;
   }
 
@@ -483,11 +474,9 @@ export class OnnxScan {
         dS: [pairs.dS, [P]],
       }),
     );
-    const named = model.namedVariables();
-    const grads = Object.fromEntries(
-      SCAN_PARAMS.map((n) => [named[n].name, tf.tensor(out[`grad/${n}`].data as Float32Array, named[n].shape)]),
-    );
-    return { loss: pairs.loss, grads };
+    const grads: Record<string, Float32Array> = {};
+    for (const n of SCAN_PARAMS) grads[n] = out[`grad/${n}`].data as Float32Array;
+    return { loss: pairs.loss, grads: gradientTensors(model.namedVariables(), SCAN_PARAMS, grads) };
   }
 
   async dispose(): Promise<void> {

@@ -6,3 +6,4 @@ export * from "./keras";
 export * from "./proto";
 export * from "./session";
 export * from "./ops";
+export * from "./params";

@@ -69,6 +69,7 @@ export function graphOps(g: OnnxGraph): GraphOps {
     scalar: (v) => g.constFloat([v], []),
     zeros: (shape) => op1("ConstantOfShape", [g.constInt(shape)]),
     weightedSum: (w, v) => squeeze(op1("MatMul", [unsqueeze(w, 1), v]), 1),
+    weightedSums: (v) => (w) => ops.weightedSum(w, v),
     dots: (v, x) => squeeze(op1("MatMul", [unsqueeze(x, 1), transpose(v, [0, 2, 1])]), 1),
     scope: (fn) => fn(),
     release: () => {},
