@@ -240,23 +240,32 @@ async function selectEpoch(
   return { stop, lr, improved: since === 0 };
 }
 
-export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
-  const log = opts.log ?? ((s: string) => console.error(s));
-  let cfg = opts.config;
-  let decoder: DecoderRNN;
-  let startEpoch = 0;
-  let history: History = { batch: [], epoch: [] };
-  const optimizer = tf.train.adam(cfg.lr);
-  if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
-    const ck = await loadCheckpoint(opts.out);
-    ({ decoder, history } = ck);
-    // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
-    cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
-    startEpoch = ck.epoch;
-    // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
-    await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
-    log(`resumed from ${opts.out} after epoch ${startEpoch}`);
-  } else decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
+/** A new decoder, or the checkpoint in `opts.out` with `--resume` (its config, except the schedule's rest). */
+async function startOrResume(opts: TrainOptions, optimizer: tf.Optimizer, log: (s: string) => void) {
+  if (!(opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json")))) {
+    const cfg = opts.config;
+    return {
+      decoder: new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed)),
+      history: emptyHistory(),
+      cfg,
+      epoch: 0,
+    };
+  }
+  const ck = await loadCheckpoint(opts.out);
+  // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
+  const cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
+  // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
+  await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
+  log(`resumed from ${opts.out} after epoch ${ck.epoch}`);
+  return { decoder: ck.decoder, history: ck.history, cfg, epoch: ck.epoch };
+}
+
+function emptyHistory(): History {
+  return { batch: [], epoch: [] };
+}
+
+/** The step's engine: ONNX Runtime, or tfjs on the active backend over `replicas` processes. */
+async function stepEngine(decoder: DecoderRNN, opts: TrainOptions, log: (s: string) => void) {
   const engine = opts.engine ?? defaultEngine();
   const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
   const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
@@ -264,16 +273,87 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
   if (!opts.quiet) {
     log(
-      engine === "onnx"
+      onnx
         ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/captioning/onnx-train.ts)"
         : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""),
     );
   }
+  return { onnx, dp };
+}
+
+/** Prints the batch's loss and a greedy caption of its first image. */
+async function printSample(decoder: DecoderRNN, opts: TrainOptions, b: FeatureBatch, r: BatchRecord): Promise<string> {
+  const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
+  const [g] = await greedy(decoder, f, 20);
+  f.dispose();
+  return (
+    `Epoch: ${r.epoch + 1} Batch: ${r.step + 1} loss: ${r.loss.toFixed(5)} (cross-entropy ${r.crossEntropy.toFixed(5)})  ` +
+    `sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`
+  );
+}
+
+type BatchRecord = History["batch"][number];
+type EpochRecord = History["epoch"][number];
+
+/**
+ * The end of an epoch: validation loss, the history's entry, selection by dev BLEU-4 (best/ and the lr decay)
+ * and the checkpoint. Returns the base lr from now on and whether to stop.
+ */
+async function endEpoch(
+  entry: EpochRecord,
+  o: {
+    opts: TrainOptions;
+    cfg: TrainConfig;
+    decoder: DecoderRNN;
+    optimizer: tf.Optimizer;
+    history: History;
+    lr: number;
+    log: (s: string) => void;
+  },
+): Promise<{ lr: number; stop: boolean }> {
+  const { opts, cfg, decoder, history } = o;
+  o.history.epoch.push(entry);
+  o.log(
+    `epoch ${entry.epoch + 1}: train loss ${entry.trainLoss.toFixed(4)} (cross-entropy ${entry.trainCrossEntropy.toFixed(4)})` +
+      (entry.valLoss !== undefined
+        ? `, val loss ${entry.valLoss.toFixed(4)} (cross-entropy ${entry.valCrossEntropy!.toFixed(4)})`
+        : "") +
+      `, ${entry.seconds.toFixed(1)} s (${entry.captionsPerSecond.toFixed(1)} captions/s)`,
+  );
+  const meta = {
+    format: CHECKPOINT_FORMAT,
+    version: 1,
+    epoch: entry.epoch + 1,
+    config: cfg,
+    dataDir: path.resolve(opts.train.dataset.layout.dataDir),
+  };
+  entry.lr = o.lr;
+  const saved = { weights: decoder.namedVariables(), optimizer: o.optimizer, vocab: opts.vocab, history, meta };
+  let next = { lr: o.lr, stop: false };
+  if (cfg.plateau && opts.val) {
+    const sel = await selectEpoch(entry, {
+      decoder,
+      history,
+      val: opts.val,
+      plateau: cfg.plateau,
+      lr: o.lr,
+      log: o.log,
+    });
+    next = { lr: sel.lr, stop: sel.stop };
+    if (sel.improved) await writeCheckpoint(bestDir(opts.out), saved);
+  }
+  await writeCheckpoint(opts.out, saved);
+  return next;
+}
+
+export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
+  const log = opts.log ?? ((s: string) => console.error(s));
+  const optimizer = tf.train.adam(opts.config.lr);
+  const { decoder, history, cfg, epoch: startEpoch } = await startOrResume(opts, optimizer, log);
+  const { onnx, dp } = await stepEngine(decoder, opts, log);
   // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
   let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
-  let sum = 0,
-    sumCe = 0,
-    n = 0;
+  const totals = { loss: 0, crossEntropy: 0, n: 0 };
   await fit<FeatureBatch, FitStep & { crossEntropy: number }>({
     from: startEpoch,
     epochs: cfg.epochs,
@@ -297,80 +377,31 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     },
     applied: () => dp?.weightsChanged(),
     async afterStep(b, { loss, crossEntropy }, { epoch, step }) {
-      history.batch.push({ epoch, step, loss, crossEntropy });
-      opts.onBatch?.({ epoch, step, loss, crossEntropy, history });
-      sum += loss * b.imageNames.length;
-      sumCe += crossEntropy * b.imageNames.length;
-      n += b.imageNames.length;
-      if ((step + 1) % cfg.printEvery === 0) {
-        const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
-        const [g] = await greedy(decoder, f, 20);
-        f.dispose();
-        log(
-          `Epoch: ${epoch + 1} Batch: ${step + 1} loss: ${loss.toFixed(5)} (cross-entropy ${crossEntropy.toFixed(5)})  ` +
-            `sample (${b.imageNames[0]}): ${opts.vocab.decode(g.ids).join(" ")}`,
-        );
-      }
+      const record = { epoch, step, loss, crossEntropy };
+      history.batch.push(record);
+      opts.onBatch?.({ ...record, history });
+      const k = b.imageNames.length;
+      totals.loss += loss * k;
+      totals.crossEntropy += crossEntropy * k;
+      totals.n += k;
+      if ((step + 1) % cfg.printEvery === 0) log(await printSample(decoder, opts, b, record));
     },
     async afterEpoch(epoch, seconds) {
       const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
-      const entry: History["epoch"][number] = {
+      const { n } = totals;
+      const entry: EpochRecord = {
         epoch,
-        trainLoss: sum / n,
-        trainCrossEntropy: sumCe / n,
+        trainLoss: totals.loss / n,
+        trainCrossEntropy: totals.crossEntropy / n,
         valLoss: val?.loss,
         valCrossEntropy: val?.crossEntropy,
         seconds,
         captionsPerSecond: n / seconds,
       };
-      sum = sumCe = n = 0;
-      history.epoch.push(entry);
-      log(
-        `epoch ${epoch + 1}: train loss ${entry.trainLoss.toFixed(4)} (cross-entropy ${entry.trainCrossEntropy.toFixed(4)})` +
-          (val ? `, val loss ${val.loss.toFixed(4)} (cross-entropy ${val.crossEntropy.toFixed(4)})` : "") +
-          `, ${seconds.toFixed(1)} s (${entry.captionsPerSecond.toFixed(1)} captions/s)`,
-      );
-      const meta = {
-        format: CHECKPOINT_FORMAT,
-        version: 1,
-        epoch: epoch + 1,
-        config: cfg,
-        dataDir: path.resolve(opts.train.dataset.layout.dataDir),
-      };
-      entry.lr = lrBase;
-      let stop = false;
-      if (cfg.plateau && opts.val) {
-        let improved: boolean;
-        ({
-          stop,
-          lr: lrBase,
-          improved,
-        } = await selectEpoch(entry, {
-          decoder,
-          history,
-          val: opts.val,
-          plateau: cfg.plateau,
-          lr: lrBase,
-          log,
-        }));
-        if (improved) {
-          await writeCheckpoint(bestDir(opts.out), {
-            weights: decoder.namedVariables(),
-            optimizer,
-            vocab: opts.vocab,
-            history,
-            meta,
-          });
-        }
-      }
-      await writeCheckpoint(opts.out, {
-        weights: decoder.namedVariables(),
-        optimizer,
-        vocab: opts.vocab,
-        history,
-        meta,
-      });
-      return stop || (await opts.onEpoch?.({ epoch, decoder, history }));
+      Object.assign(totals, { loss: 0, crossEntropy: 0, n: 0 });
+      const next = await endEpoch(entry, { opts, cfg, decoder, optimizer, history, lr: lrBase, log });
+      lrBase = next.lr;
+      return next.stop || (await opts.onEpoch?.({ epoch, decoder, history }));
     },
     async dispose() {
       await dp?.close();
