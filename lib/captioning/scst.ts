@@ -175,31 +175,8 @@ export interface ScstOptions {
  */
 export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = o.log ?? ((s: string) => console.error(s));
-  const resumed = o.resume && fs.existsSync(path.join(o.out, "checkpoint.json"));
-  if (!resumed && !o.from)
-    throw new Error("self-critical training starts from a cross-entropy checkpoint: give --from DIR");
-  const ck = await loadCheckpoint(resumed ? o.out : o.from!);
-  const decoder = ck.decoder;
   const optimizer = tf.train.adam(o.config.lr);
-  let history: History = { batch: [], epoch: [] };
-  let from = 0;
-  let cfg: TrainConfig = {
-    ...ck.config,
-    lr: o.config.lr,
-    clipNorm: o.config.clipNorm,
-    seed: o.config.seed,
-    scst: o.config.scst,
-  };
-  if (resumed) {
-    if (!ck.config.scst)
-      throw new Error(`${o.out} holds a cross-entropy run: give self-critical training another --out`);
-    await optimizer.setWeights(resumableOptimizerWeights(o.out, ck.optimizerWeights));
-    ({ history } = ck);
-    cfg = ck.config;
-    from = ck.epoch;
-    log(`resumed self-critical training from ${o.out} after epoch ${from}`);
-  } else log(`self-critical training from ${o.from} (epoch ${ck.epoch} of cross-entropy)`);
-  cfg = { ...cfg, epochs: o.config.epochs };
+  const { decoder, vocab, history, cfg, from } = await scstStart(o, optimizer, log);
   const scst = cfg.scst!;
   const engine = o.engine ?? defaultEngine();
   const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
@@ -220,7 +197,7 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
       scstStep(decoder, b, {
         references,
         cider,
-        vocab: ck.vocab,
+        vocab,
         config: scst,
         seed: cfg.seed * 1_000_003 + epoch * 10_007 + step,
         onnx,
@@ -236,7 +213,7 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
       };
     },
     async afterEpoch(epoch, seconds) {
-      const dev = o.val ? await splitMetrics(decoder, o.val, o.config.beam, ck.vocab) : undefined;
+      const dev = o.val ? await splitMetrics(decoder, o.val, o.config.beam, vocab) : undefined;
       const loss = rewards.loss / Math.max(1, rewards.steps);
       const entry: History["epoch"][number] = {
         epoch,
@@ -251,31 +228,71 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
         lr: cfg.lr,
       };
       rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
-      const best = Math.max(-Infinity, ...history.epoch.map((e) => e.devCider ?? -Infinity));
-      history.epoch.push(entry);
-      log(
-        `epoch ${epoch + 1} (self-critical): train CIDEr-D of samples ${entry.sampleReward!.toFixed(3)}, greedy ` +
-          `${entry.greedyReward?.toFixed(3) ?? "not decoded (mean baseline)"}` +
-          (dev ? `; dev beam ${o.config.beam}: BLEU-4 ${dev.bleu4.toFixed(2)}, CIDEr-D ${dev.cider.toFixed(3)}` : "") +
-          `, ${seconds.toFixed(0)} s`,
-      );
-      const meta = {
-        format: CHECKPOINT_FORMAT,
-        version: 1,
-        epoch: epoch + 1,
-        config: cfg,
-        dataDir: path.resolve(o.train.dataset.layout.dataDir),
-      };
-      const parts = { weights: decoder.namedVariables(), optimizer, vocab: ck.vocab, history, meta };
-      if (dev && dev.cider > best) {
-        await writeCheckpoint(bestDir(o.out), parts);
-        log(`epoch ${epoch + 1}: the best dev CIDEr-D so far, kept in ${bestDir(o.out)}`);
-      }
-      await writeCheckpoint(o.out, parts);
+      await scstEndEpoch(entry, { o, cfg, decoder, optimizer, vocab, history, log });
     },
     async dispose() {
       await onnx?.dispose();
     },
   });
   return { decoder, history };
+}
+
+/** The cross-entropy checkpoint `--from`, or the self-critical run in `out` on resume. */
+async function scstStart(o: ScstOptions, optimizer: tf.Optimizer, log: (s: string) => void) {
+  const resumed = o.resume && fs.existsSync(path.join(o.out, "checkpoint.json"));
+  if (!resumed && !o.from)
+    throw new Error("self-critical training starts from a cross-entropy checkpoint: give --from DIR");
+  const ck = await loadCheckpoint(resumed ? o.out : o.from!);
+  const start = { decoder: ck.decoder, vocab: ck.vocab, epochs: { epochs: o.config.epochs } };
+  if (!resumed) {
+    log(`self-critical training from ${o.from} (epoch ${ck.epoch} of cross-entropy)`);
+    const { lr, clipNorm, seed, scst } = o.config;
+    const cfg: TrainConfig = { ...ck.config, lr, clipNorm, seed, scst, ...start.epochs };
+    return { ...start, history: { batch: [], epoch: [] } as History, cfg, from: 0 };
+  }
+  if (!ck.config.scst) throw new Error(`${o.out} holds a cross-entropy run: give self-critical training another --out`);
+  await optimizer.setWeights(resumableOptimizerWeights(o.out, ck.optimizerWeights));
+  log(`resumed self-critical training from ${o.out} after epoch ${ck.epoch}`);
+  return { ...start, history: ck.history, cfg: { ...ck.config, ...start.epochs }, from: ck.epoch };
+}
+
+/** Logs the epoch, keeps it in best/ when its dev CIDEr-D is the best so far, and writes the checkpoint. */
+async function scstEndEpoch(
+  entry: History["epoch"][number],
+  x: {
+    o: ScstOptions;
+    cfg: TrainConfig;
+    decoder: DecoderRNN;
+    optimizer: tf.Optimizer;
+    vocab: Vocabulary;
+    history: History;
+    log: (s: string) => void;
+  },
+): Promise<void> {
+  const { o, history, log } = x;
+  const best = Math.max(-Infinity, ...history.epoch.map((e) => e.devCider ?? -Infinity));
+  history.epoch.push(entry);
+  const epoch = entry.epoch;
+  const dev = entry.devBleu4 !== undefined;
+  log(
+    `epoch ${epoch + 1} (self-critical): train CIDEr-D of samples ${entry.sampleReward!.toFixed(3)}, greedy ` +
+      `${entry.greedyReward?.toFixed(3) ?? "not decoded (mean baseline)"}` +
+      (dev
+        ? `; dev beam ${o.config.beam}: BLEU-4 ${entry.devBleu4!.toFixed(2)}, CIDEr-D ${entry.devCider!.toFixed(3)}`
+        : "") +
+      `, ${entry.seconds.toFixed(0)} s`,
+  );
+  const meta = {
+    format: CHECKPOINT_FORMAT,
+    version: 1,
+    epoch: epoch + 1,
+    config: x.cfg,
+    dataDir: path.resolve(o.train.dataset.layout.dataDir),
+  };
+  const parts = { weights: x.decoder.namedVariables(), optimizer: x.optimizer, vocab: x.vocab, history, meta };
+  if (dev && entry.devCider! > best) {
+    await writeCheckpoint(bestDir(o.out), parts);
+    log(`epoch ${epoch + 1}: the best dev CIDEr-D so far, kept in ${bestDir(o.out)}`);
+  }
+  await writeCheckpoint(o.out, parts);
 }
