@@ -141,7 +141,7 @@ async function meanLoss(
   return sum / Math.max(1, n);
 }
 
-export async function trainMatching(opts: {
+export interface TrainMatchingOptions {
   train: FeatureCaptionDataset;
   val?: FeatureCaptionDataset;
   vocab: Vocabulary;
@@ -152,22 +152,29 @@ export async function trainMatching(opts: {
   quiet?: boolean;
   /** Where the step runs: "onnx" (ONNX Runtime, lib/matching/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
   engine?: TrainEngine;
-}): Promise<{ model: ScanModel; history: MatchingHistory }> {
+}
+
+/** A new model, or the checkpoint in `opts.out` with `--resume` (its config, except the schedule's rest). */
+async function matchingStart(opts: TrainMatchingOptions, optimizer: tf.Optimizer, log: (s: string) => void) {
+  if (!(opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json")))) {
+    const cfg = opts.config;
+    const history: MatchingHistory = { batch: [], epoch: [] };
+    return { model: new ScanModel(cfg.scan, undefined, cfg.seed), history, cfg, epoch: 0 };
+  }
+  const ck = await loadMatchingCheckpoint(opts.out);
+  // The rest of the run's schedule (epochs, lrUpdate) may change on resume; everything else is the checkpoint's.
+  const cfg = { ...ck.config, epochs: opts.config.epochs, lrUpdate: opts.config.lrUpdate };
+  await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
+  log(`resumed from ${opts.out} after epoch ${ck.epoch}`);
+  return { model: ck.model, history: ck.history, cfg, epoch: ck.epoch };
+}
+
+export async function trainMatching(
+  opts: TrainMatchingOptions,
+): Promise<{ model: ScanModel; history: MatchingHistory }> {
   const log = opts.log ?? ((s: string) => console.error(s));
-  let cfg = opts.config;
-  let model: ScanModel;
-  let startEpoch = 0;
-  let history: MatchingHistory = { batch: [], epoch: [] };
-  const optimizer = tf.train.adam(cfg.lr);
-  if (opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json"))) {
-    const ck = await loadMatchingCheckpoint(opts.out);
-    ({ model, history } = ck);
-    // The rest of the run's schedule (epochs, lrUpdate) may change on resume; everything else is the checkpoint's.
-    cfg = { ...ck.config, epochs: opts.config.epochs, lrUpdate: opts.config.lrUpdate };
-    startEpoch = ck.epoch;
-    await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
-    log(`resumed from ${opts.out} after epoch ${startEpoch}`);
-  } else model = new ScanModel(cfg.scan, undefined, cfg.seed);
+  const optimizer = tf.train.adam(opts.config.lr);
+  const { model, history, cfg, epoch: startEpoch } = await matchingStart(opts, optimizer, log);
   const engine = opts.engine ?? defaultEngine();
   const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
   if (!opts.quiet)
@@ -176,9 +183,7 @@ export async function trainMatching(opts: {
         ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/matching/scan-onnx.ts)"
         : `training step: tfjs on ${tf.getBackend()}`,
     );
-  let sum = 0,
-    n = 0,
-    steps = 0;
+  const totals = { loss: 0, pairs: 0, steps: 0 };
   await fit<FeatureBatch, FitStep>({
     from: startEpoch,
     epochs: cfg.epochs,
@@ -198,33 +203,29 @@ export async function trainMatching(opts: {
     step: (b, { epoch }) => matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, b.captions.shape[0])),
     afterStep(b, { loss }, { epoch, step }) {
       history.batch.push({ epoch, step, loss });
-      sum += loss;
-      n += b.captions.shape[0];
-      steps++;
+      totals.loss += loss;
+      totals.pairs += b.captions.shape[0];
+      totals.steps++;
       if ((step + 1) % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step + 1} loss: ${loss.toFixed(5)}`);
     },
     async afterEpoch(epoch, seconds) {
       const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
-      const trainLoss = sum / Math.max(1, steps);
-      history.epoch.push({ epoch, trainLoss, valLoss, seconds, pairsPerSecond: n / seconds });
+      const trainLoss = totals.loss / Math.max(1, totals.steps);
+      const pairsPerSecond = totals.pairs / seconds;
+      history.epoch.push({ epoch, trainLoss, valLoss, seconds, pairsPerSecond });
       log(
         `epoch ${epoch + 1}: train loss ${trainLoss.toFixed(4)}` +
           (valLoss !== undefined ? `, val loss ${valLoss.toFixed(4)}` : "") +
-          `, ${seconds.toFixed(1)} s (${(n / seconds).toFixed(1)} pairs/s)`,
+          `, ${seconds.toFixed(1)} s (${pairsPerSecond.toFixed(1)} pairs/s)`,
       );
-      sum = n = steps = 0;
+      Object.assign(totals, { loss: 0, pairs: 0, steps: 0 });
+      const dataDir = path.resolve(opts.train.dataset.layout.dataDir);
       await writeCheckpoint(opts.out, {
         weights: model.namedVariables(),
         optimizer,
         vocab: opts.vocab,
         history,
-        meta: {
-          format: FORMAT,
-          version: 1,
-          epoch: epoch + 1,
-          config: cfg,
-          dataDir: path.resolve(opts.train.dataset.layout.dataDir),
-        },
+        meta: { format: FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir },
       });
     },
     dispose: async () => onnx?.dispose(),
