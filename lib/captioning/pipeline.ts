@@ -62,27 +62,22 @@ const log = (s: string) => console.error(`[attend-tell] ${s}`);
 /** Dev-split scenes whose captions must all be right for the synthetic run to stop early. */
 const TARGET_ACCURACY = 0.95;
 
-export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
-  const t0 = Date.now();
-  const backend = await initBackend();
-  const synthetic = opts.data === "synthetic";
-  let dataDir = opts.dataDir;
-  if (!dataDir) {
-    dataDir = syntheticDir();
-    const n = opts.quick ? 400 : 2000;
-    const bar = new Progress(n, "synthetic scenes", "img");
-    if (await ensureSynthetic(dataDir, { n }, () => bar.tick())) log(`generated ${n} synthetic scenes in ${dataDir}`);
-    else log(`using the synthetic scenes in ${dataDir}`);
-  }
-  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing, skipBad: opts.skipBad });
-  log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
-  fs.mkdirSync(opts.out, { recursive: true });
-  data.vocab.save(path.join(opts.out, "vocab.json"));
-  if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
+/** The data folder: `opts.dataDir`, or the synthetic scenes (generated on first use). */
+async function pipelineData(opts: PipelineOptions): Promise<string> {
+  if (opts.dataDir) return opts.dataDir;
+  const dataDir = syntheticDir();
+  const n = opts.quick ? 400 : 2000;
+  const bar = new Progress(n, "synthetic scenes", "img");
+  if (await ensureSynthetic(dataDir, { n }, () => bar.tick())) log(`generated ${n} synthetic scenes in ${dataDir}`);
+  else log(`using the synthetic scenes in ${dataDir}`);
+  return dataDir;
+}
 
-  const seedDims = getDefaultConfig(data.vocab.size);
-  const decoder = opts.quick ? quickDecoderConfig(data.vocab.size) : seedDims;
-  const config = {
+/** The training configuration of the main job: the quick or the seed's decoder, the schedule per data set. */
+function pipelineConfig(opts: PipelineOptions, vocabSize: number) {
+  const synthetic = opts.data === "synthetic";
+  const decoder = opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize);
+  return {
     ...defaultTrainConfig(decoder),
     epochs: opts.epochs ?? (synthetic ? 12 : 10),
     batchSize: opts.batchSize,
@@ -90,6 +85,20 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     lambda: 1 / REGIONS,
     printEvery: synthetic ? 50 : 100,
   };
+}
+
+export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummary> {
+  const t0 = Date.now();
+  const backend = await initBackend();
+  const synthetic = opts.data === "synthetic";
+  const dataDir = await pipelineData(opts);
+  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing, skipBad: opts.skipBad });
+  log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
+  fs.mkdirSync(opts.out, { recursive: true });
+  data.vocab.save(path.join(opts.out, "vocab.json"));
+  if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
+
+  const config = pipelineConfig(opts, data.vocab.size);
   const boxes = synthetic ? readBoxes(dataDir) : undefined;
   const devImages = [...data.val.dataset.images];
   const sceneScores: SceneScore[] = [];
@@ -149,37 +158,40 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     seconds: (Date.now() - t0) / 1000,
   };
   writeJsonAtomic(path.join(opts.out, "summary.json"), summary);
-  const last = history.epoch[history.epoch.length - 1];
-  const score = sceneScores[sceneScores.length - 1];
-  console.log(
-    [
-      `attend-tell main job — ${opts.data} (${dataDir})`,
-      `  backend:     ${summary.backend}; training step on ${summary.engine === "onnx" ? "ONNX Runtime (CPU)" : "tfjs"}`,
-      `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
-      `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
-        `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
-      ...(score
-        ? [
-            `  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`,
-          ]
-        : []),
-      ...Object.entries(report.beam).map(
-        ([k, m]) =>
-          `  dev beam ${k}:  BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)}, ROUGE-L ${m.rougeL.toFixed(1)}` +
-          (m.attention
-            ? `; attention on the named object: pointing ${(100 * m.attention.pointing).toFixed(1)}%, mass in box ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})`
-            : ""),
-      ),
-      `  samples (dev, greedy):`,
-      ...samples.map(
-        (s) =>
-          `    ${s.image}: ${s.caption}` +
-          (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : ""),
-      ),
-      `  checkpoint:  ${checkpoint}   (caption any image: bin/attend-tell caption IMAGE --checkpoint ${checkpoint})`,
-      `  report:      ${reportFile}`,
-      `  summary:     ${path.join(opts.out, "summary.json")}; ${summary.seconds.toFixed(0)} s in all`,
-    ].join("\n"),
-  );
+  console.log(summaryText(summary, opts, sceneScores[sceneScores.length - 1]));
   return summary;
+}
+
+/** What `npm start` prints at the end. */
+function summaryText(summary: PipelineSummary, opts: PipelineOptions, score: SceneScore | undefined): string {
+  const last = summary.history[summary.history.length - 1];
+  const { checkpoint } = summary;
+  return [
+    `attend-tell main job — ${opts.data} (${summary.dataDir})`,
+    `  backend:     ${summary.backend}; training step on ${summary.engine === "onnx" ? "ONNX Runtime (CPU)" : "tfjs"}`,
+    `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
+    `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
+      `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
+    ...(score
+      ? [
+          `  dev scenes:  ${(100 * score.accuracy).toFixed(1)}% captioned exactly right (the target is ${100 * TARGET_ACCURACY}%)`,
+        ]
+      : []),
+    ...Object.entries(summary.metrics).map(
+      ([k, m]) =>
+        `  dev beam ${k}:  BLEU-4 ${m.bleu4.toFixed(1)}, CIDEr-D ${m.cider.toFixed(3)}, ROUGE-L ${m.rougeL.toFixed(1)}` +
+        (m.attention
+          ? `; attention on the named object: pointing ${(100 * m.attention.pointing).toFixed(1)}%, mass in box ${m.attention.massInBox.toFixed(3)} (uniform ${m.attention.uniformMass.toFixed(3)})`
+          : ""),
+    ),
+    `  samples (dev, greedy):`,
+    ...summary.samples.map(
+      (s) =>
+        `    ${s.image}: ${s.caption}` +
+        (s.truth ? `   [${s.correct ? "right" : "wrong"}; objects: ${s.truth.join(", ")}]` : ""),
+    ),
+    `  checkpoint:  ${checkpoint}   (caption any image: bin/attend-tell caption IMAGE --checkpoint ${checkpoint})`,
+    `  report:      ${summary.report}`,
+    `  summary:     ${path.join(opts.out, "summary.json")}; ${summary.seconds.toFixed(0)} s in all`,
+  ].join("\n");
 }

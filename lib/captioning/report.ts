@@ -39,96 +39,109 @@ export async function writeReport(
       height: 420,
     }),
   );
-  parts.push(
-    htmlTable(
-      ["epoch", "train loss", "train cross-entropy", "dev loss", "dev cross-entropy", "seconds", "captions/s"],
-      history.epoch.map((e) => [
-        e.epoch + 1,
-        e.trainLoss.toFixed(4),
-        e.trainCrossEntropy.toFixed(4),
-        e.valLoss?.toFixed(4) ?? "",
-        e.valCrossEntropy?.toFixed(4) ?? "",
-        e.seconds.toFixed(0),
-        e.captionsPerSecond.toFixed(1),
-      ]),
-    ),
-  );
+  parts.push(trainingTable(history));
   if (!metrics) {
     parts.push(
       `<p>No <code>metrics-${escapeHtml(split)}.json</code> yet: run <code>attend-tell evaluate --checkpoint ${escapeHtml(path.join(runDir, "checkpoint"))} --data-dir DIR</code>.</p>`,
     );
   } else {
     parts.push(`<h2>Metrics (${escapeHtml(split)}, ${metrics.n_images} images)</h2>`);
-    const synthetic = Object.values(metrics.beam).some((m) => m.attention);
-    parts.push(
-      htmlTable(
-        [
-          "beam",
-          "BLEU-1",
-          "BLEU-2",
-          "BLEU-3",
-          "BLEU-4",
-          "CIDEr-D",
-          "ROUGE-L",
-          ...(synthetic ? ["scenes right", "attention pointing", "attention mass in box"] : []),
-        ],
-        Object.entries(metrics.beam).map(([k, m]) => [
-          k,
-          m.bleu1.toFixed(1),
-          m.bleu2.toFixed(1),
-          m.bleu3.toFixed(1),
-          m.bleu4.toFixed(1),
-          m.cider.toFixed(3),
-          m.rougeL.toFixed(1),
-          ...(synthetic
-            ? [
-                `${(100 * m.sceneAccuracy!).toFixed(1)}%`,
-                `${(100 * m.attention!.pointing).toFixed(1)}%`,
-                `${m.attention!.massInBox.toFixed(3)} (uniform ${m.attention!.uniformMass.toFixed(3)})`,
-              ]
-            : []),
-        ]),
-        {
-          caption:
-            "BLEU and ROUGE-L ×100 (0–100); CIDEr-D as pycocoevalcap (×10 included). Captions and references tokenised by lib/data/tokenizer.ts.",
-        },
-      ),
-    );
-    const beams = Object.keys(metrics.beam)
-      .map(Number)
-      .sort((a, b) => b - a);
-    const k = beams.find((b) => fs.existsSync(path.join(runDir, `captions-${split}-beam${b}.json`)));
-    if (k !== undefined) {
-      const caps = readJson<GeneratedCaption[]>(
-        path.join(runDir, `captions-${split}-beam${k}.json`),
-        "generated captions",
-      );
-      parts.push(`<h2>Gallery (${escapeHtml(split)}, beam ${k})</h2>`);
-      // the data folder's layout finds COCO's sub-folders; a folder of images alone still shows them
-      let layout: DataLayout | undefined;
-      try {
-        layout = resolveLayout(metrics.dataDir);
-      } catch {
-        layout = undefined;
-      }
-      for (const c of caps.slice(0, opts.gallery ?? 6)) {
-        const file = layout ? imagePath(layout, c.image) : path.join(imagesDirOf(metrics.dataDir), c.image);
-        parts.push(
-          `<h3>${escapeHtml(c.image)}</h3><p><b>generated:</b> ${escapeHtml(c.caption)}<br/><b>references:</b><br/>${c.references.map(escapeHtml).join("<br/>")}</p>`,
-        );
-        if (fs.existsSync(file) && c.words.length)
-          parts.push(
-            plotlyHtml(attentionFigure(await toPng(file, 160), c.words, c.attention, { cols: 6 }), {
-              height: 80 + Math.ceil((c.words.length + 1) / 6) * 190,
-            }),
-          );
-      }
-    }
+    parts.push(metricsTable(metrics));
+    parts.push(...(await gallery(runDir, split, metrics, opts.gallery ?? 6)));
   }
   const html =
     `<!doctype html><html><head><meta charset="utf-8"><title>attend-tell report</title>` +
     `<style>body{font-family:sans-serif;max-width:1200px;margin:auto;padding:0 16px}td,th{font-size:13px}</style></head><body>${parts.join("\n")}</body></html>`;
   const out = path.join(runDir, "report.html");
   writeFileAtomic(out, html);
+  return out;
+}
+
+/** Per-epoch losses and speed. */
+function trainingTable(history: History): string {
+  return htmlTable(
+    ["epoch", "train loss", "train cross-entropy", "dev loss", "dev cross-entropy", "seconds", "captions/s"],
+    history.epoch.map((e) => [
+      e.epoch + 1,
+      e.trainLoss.toFixed(4),
+      e.trainCrossEntropy.toFixed(4),
+      e.valLoss?.toFixed(4) ?? "",
+      e.valCrossEntropy?.toFixed(4) ?? "",
+      e.seconds.toFixed(0),
+      e.captionsPerSecond.toFixed(1),
+    ]),
+  );
+}
+
+/** BLEU, CIDEr-D, ROUGE-L per beam width, and on the synthetic scenes the scene accuracy and attention figures. */
+function metricsTable(metrics: EvaluationReport): string {
+  const synthetic = Object.values(metrics.beam).some((m) => m.attention);
+  return htmlTable(
+    [
+      "beam",
+      "BLEU-1",
+      "BLEU-2",
+      "BLEU-3",
+      "BLEU-4",
+      "CIDEr-D",
+      "ROUGE-L",
+      ...(synthetic ? ["scenes right", "attention pointing", "attention mass in box"] : []),
+    ],
+    Object.entries(metrics.beam).map(([k, m]) => [
+      k,
+      m.bleu1.toFixed(1),
+      m.bleu2.toFixed(1),
+      m.bleu3.toFixed(1),
+      m.bleu4.toFixed(1),
+      m.cider.toFixed(3),
+      m.rougeL.toFixed(1),
+      ...(synthetic
+        ? [
+            `${(100 * m.sceneAccuracy!).toFixed(1)}%`,
+            `${(100 * m.attention!.pointing).toFixed(1)}%`,
+            `${m.attention!.massInBox.toFixed(3)} (uniform ${m.attention!.uniformMass.toFixed(3)})`,
+          ]
+        : []),
+    ]),
+    {
+      caption:
+        "BLEU and ROUGE-L ×100 (0–100); CIDEr-D as pycocoevalcap (×10 included). Captions and references tokenised by lib/data/tokenizer.ts.",
+    },
+  );
+}
+
+/** The first `count` generated captions of the widest beam saved, each with its attention maps over the image. */
+async function gallery(runDir: string, split: string, metrics: EvaluationReport, count: number): Promise<string[]> {
+  const out: string[] = [];
+  const beams = Object.keys(metrics.beam)
+    .map(Number)
+    .sort((a, b) => b - a);
+  const k = beams.find((b) => fs.existsSync(path.join(runDir, `captions-${split}-beam${b}.json`)));
+  if (k !== undefined) {
+    const caps = readJson<GeneratedCaption[]>(
+      path.join(runDir, `captions-${split}-beam${k}.json`),
+      "generated captions",
+    );
+    out.push(`<h2>Gallery (${escapeHtml(split)}, beam ${k})</h2>`);
+    // the data folder's layout finds COCO's sub-folders; a folder of images alone still shows them
+    let layout: DataLayout | undefined;
+    try {
+      layout = resolveLayout(metrics.dataDir);
+    } catch {
+      layout = undefined;
+    }
+    for (const c of caps.slice(0, count)) {
+      const file = layout ? imagePath(layout, c.image) : path.join(imagesDirOf(metrics.dataDir), c.image);
+      out.push(
+        `<h3>${escapeHtml(c.image)}</h3><p><b>generated:</b> ${escapeHtml(c.caption)}<br/><b>references:</b><br/>${c.references.map(escapeHtml).join("<br/>")}</p>`,
+      );
+      if (fs.existsSync(file) && c.words.length)
+        out.push(
+          plotlyHtml(attentionFigure(await toPng(file, 160), c.words, c.attention, { cols: 6 }), {
+            height: 80 + Math.ceil((c.words.length + 1) / 6) * 190,
+          }),
+        );
+    }
+  }
   return out;
 }
