@@ -20,7 +20,7 @@ import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from ".
 import { RecurrenceDims, RecurrenceWeights, recurrenceBackward, recurrenceForward } from "./recurrence";
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
-import { SessionCache, loadOrt } from "../engine/onnx/session";
+import { SessionCache } from "../engine/onnx/session";
 
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
@@ -237,9 +237,7 @@ export class OnnxTrainer {
     readonly regions: number,
     readonly threads = 0,
   ) {
-    if (!loadOrt())
-      throw new Error("OnnxTrainer needs the optional package onnxruntime-node (npm install onnxruntime-node)");
-    this.sessions = new SessionCache(threads);
+    this.sessions = SessionCache.require("OnnxTrainer", threads);
   }
 
   private session(B: number, S: number, backward: boolean) {

@@ -20,7 +20,7 @@ import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../u
 import { ensureWeights } from "../encoder/weights";
 import { describeSkipped } from "../encoder/features";
 import { defineCommand, requireFlags } from "./command";
-import { RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
+import { FEATURES_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
@@ -41,7 +41,7 @@ export const trainCmd = defineCommand({
   flags: {
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/ and history.json" },
-    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+    ...FEATURES_FLAG,
     epochs: { type: "int", default: tc.epochs, help: "train up to this epoch (on --resume: the new total)" },
     "batch-size": { type: "int", default: tc.batchSize, help: "captions per step" },
     lr: { type: "number", default: tc.lr, help: "Adam learning rate" },
@@ -187,7 +187,7 @@ export const evaluateCmd = defineCommand({
     beam: { type: "ints", default: [1, 3], help: "beam widths, comma-separated (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
     "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
-    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+    ...FEATURES_FLAG,
     out: { type: "string", placeholder: "DIR", help: "where captions and metrics go (default: beside the checkpoint)" },
     json: { type: "boolean", help: "print the report as JSON" },
     ...SKIP_FLAGS,

@@ -22,7 +22,7 @@ import { FeatureCache, describeSkipped, extractFeatures } from "../encoder/featu
 import { writeJsonAtomic } from "../util/io";
 import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
-import { RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
+import { FEATURES_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 
 const mc = defaultMatchingConfig(defaultScanConfig(0));
 
@@ -41,7 +41,7 @@ export const trainMatchingCmd = defineCommand({
   flags: {
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/ and history.json" },
-    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+    ...FEATURES_FLAG,
     direction: {
       type: "string",
       choices: ["t2i", "i2t"],
@@ -110,7 +110,7 @@ export const evaluateMatchingCmd = defineCommand({
     },
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     split: { type: "string", choices: ["dev", "test"], default: "dev", help: "split to score" },
-    features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+    ...FEATURES_FLAG,
     human: { type: "boolean", help: "also the rank correlation with ExpertAnnotations.txt" },
     json: { type: "boolean", help: "print the result as JSON" },
     ...SKIP_FLAGS,

@@ -12,6 +12,11 @@ export const SKIP_FLAGS = {
   "skip-bad": { type: "boolean", help: "skip photos that cannot be decoded (named) instead of failing" },
 } as const satisfies Record<string, FlagSpec>;
 
+/** Where the cached region features are (the one rule every command shares: lib/encoder defaultFeaturesDir). */
+export const FEATURES_FLAG = {
+  features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
+} as const satisfies Record<string, FlagSpec>;
+
 export const RUN_FLAGS = {
   resume: { type: "boolean", help: "continue the checkpoint in --out" },
   overwrite: { type: "boolean", help: "replace the checkpoint in --out" },

@@ -21,7 +21,7 @@ import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
 import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
-import { SessionCache, loadOrt } from "../engine/onnx/session";
+import { SessionCache } from "../engine/onnx/session";
 import {
   GruWeights,
   ScanConfig,
@@ -361,9 +361,7 @@ export class OnnxScan {
     readonly regions: number,
     readonly threads = 0,
   ) {
-    if (!loadOrt())
-      throw new Error("OnnxScan needs the optional package onnxruntime-node (npm install onnxruntime-node)");
-    this.sessions = new SessionCache(threads);
+    this.sessions = SessionCache.require("OnnxScan", threads);
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {

@@ -53,6 +53,13 @@ export class SessionCache {
   private readonly sessions = new Map<string, Promise<OrtSession>>();
   constructor(private readonly threads: number) {}
 
+  /** A cache for `owner`'s graphs, or a clear error when the optional onnxruntime-node is missing. */
+  static require(owner: string, threads: number): SessionCache {
+    if (!loadOrt())
+      throw new Error(`${owner} needs the optional package onnxruntime-node (npm install onnxruntime-node)`);
+    return new SessionCache(threads);
+  }
+
   get(key: string, build: () => Uint8Array): Promise<OrtSession> {
     let s = this.sessions.get(key);
     if (!s) {
