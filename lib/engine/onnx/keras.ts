@@ -27,6 +27,98 @@ export interface OnnxOutput {
   name: string;
 }
 
+/** What each layer's converter adds nodes with. */
+interface Ctx {
+  g: OnnxGraph;
+  weights: tf.NamedTensorMap;
+  node(op: string, inputs: string[], output: string, attrs?: Attr[]): void;
+  /** A weight as an initializer, transposed by `perm`. */
+  init(name: string, t: tf.Tensor, perm?: number[]): void;
+  /** The names of the layer's inputs. */
+  src(l: KerasLayer): string[];
+  rank: Map<string, number>;
+}
+
+/** Converters by Keras class: each adds the layer's nodes (output named as the layer) and returns its rank. */
+const CONVERTERS: Record<string, (l: KerasLayer, x: string, ctx: Ctx) => number> = {
+  InputLayer: (l, _x, { node }) => {
+    node("Transpose", ["input"], l.name, [{ name: "perm", ints: [0, 3, 1, 2] }]); // NHWC → NCHW
+    return 4;
+  },
+  ZeroPadding2D: (l, x, { g, node }) => {
+    const [[t, b], [le, r]] = l.config.padding as number[][];
+    g.initializer(`${l.name}/pads`, [8], new BigInt64Array([0, 0, t, le, 0, 0, b, r].map(BigInt)));
+    node("Pad", [x, `${l.name}/pads`], l.name);
+    return 4;
+  },
+  Conv2D: (l, x, ctx) => {
+    const c = l.config;
+    if ((c.dilation_rate as number[]).some((d) => d !== 1) || c.data_format === "channels_first")
+      throw new Error(`kerasToOnnx: ${l.name}: unsupported Conv2D config`);
+    ctx.init(`${l.name}/W`, ctx.weights[`${l.name}/kernel`], [3, 2, 0, 1]); // HWIO → OIHW
+    const attrs: Attr[] = [
+      { name: "kernel_shape", ints: c.kernel_size as number[] },
+      { name: "strides", ints: c.strides as number[] },
+      c.padding === "same" ? { name: "auto_pad", s: "SAME_UPPER" } : { name: "pads", ints: [0, 0, 0, 0] },
+    ];
+    withActivation(l, ctx, "Conv", [x, `${l.name}/W`, ...bias(l, ctx)], attrs);
+    return 4;
+  },
+  MaxPooling2D: (l, x, { node }) => {
+    if (l.config.padding !== "valid") throw new Error(`kerasToOnnx: ${l.name}: padding ${l.config.padding}`);
+    node("MaxPool", [x], l.name, [
+      { name: "kernel_shape", ints: l.config.pool_size as number[] },
+      { name: "strides", ints: l.config.strides as number[] },
+    ]);
+    return 4;
+  },
+  Activation: (l, x, { node, rank }) => {
+    const act = l.config.activation;
+    if (act === "relu") node("Relu", [x], l.name);
+    else if (act === "softmax") node("Softmax", [x], l.name, [{ name: "axis", i: -1 }]);
+    else throw new Error(`kerasToOnnx: ${l.name}: activation ${act}`);
+    return rank.get(x)!;
+  },
+  Add: (l, _x, { node, src }) => {
+    const ins = src(l);
+    let acc = ins[0];
+    ins.slice(1).forEach((other, k) => {
+      const out = k === ins.length - 2 ? l.name : `${l.name}/${k}`;
+      node("Add", [acc, other], out);
+      acc = out;
+    });
+    return 4;
+  },
+  GlobalAveragePooling2D: (l, x, { node }) => {
+    node("GlobalAveragePool", [x], `${l.name}/pool`);
+    node("Flatten", [`${l.name}/pool`], l.name, [{ name: "axis", i: 1 }]);
+    return 2;
+  },
+  Dense: (l, x, ctx) => {
+    ctx.init(`${l.name}/W`, ctx.weights[`${l.name}/kernel`]);
+    withActivation(l, ctx, "Gemm", [x, `${l.name}/W`, ...bias(l, ctx)]);
+    return 2;
+  },
+};
+
+/** The layer's bias as an initializer, when it has one. */
+function bias(l: KerasLayer, ctx: Ctx): string[] {
+  if (!l.config.use_bias) return [];
+  ctx.init(`${l.name}/B`, ctx.weights[`${l.name}/bias`]);
+  return [`${l.name}/B`];
+}
+
+/** `op`, then the layer's activation (linear, relu or softmax) under the layer's name. */
+function withActivation(l: KerasLayer, ctx: Ctx, op: string, inputs: string[], attrs: Attr[] = []): void {
+  const act = l.config.activation as string;
+  if (act === "linear") return ctx.node(op, inputs, l.name, attrs);
+  const pre = `${l.name}/${op.toLowerCase()}`;
+  ctx.node(op, inputs, pre, attrs);
+  if (act === "relu") ctx.node("Relu", [pre], l.name);
+  else if (act === "softmax" && op === "Gemm") ctx.node("Softmax", [pre], l.name, [{ name: "axis", i: -1 }]);
+  else throw new Error(`kerasToOnnx: ${l.name}: activation ${act}`);
+}
+
 /** ONNX bytes for `artifacts`, with the given layers' outputs (NHWC, as Keras gives them) as graph outputs. */
 export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: OnnxOutput[]): Promise<Uint8Array> {
   const topo = artifacts.modelTopology as {
@@ -40,111 +132,32 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
     artifacts.weightSpecs!,
   );
   const g = new OnnxGraph("attend_tell_encoder");
-  const rank = new Map<string, number>(); // tensor name → rank, to know which outputs are 4-D maps
-  const node = (op: string, inputs: string[], output: string, attrs: Attr[] = []) =>
-    void g.op(op, inputs, attrs, [output]);
-  const init = (name: string, t: tf.Tensor, perm?: number[]) => {
-    const v = perm ? tf.tidy(() => t.transpose(perm)) : t;
-    g.initializer(name, v.shape, v.dataSync() as Float32Array);
-    if (perm) v.dispose();
+  const ctx: Ctx = {
+    g,
+    weights,
+    rank: new Map(), // tensor name → rank, to know which outputs are 4-D maps
+    node: (op, inputs, output, attrs = []) => void g.op(op, inputs, attrs, [output]),
+    init: (name, t, perm) => {
+      const v = perm ? tf.tidy(() => t.transpose(perm)) : t;
+      g.initializer(name, v.shape, v.dataSync() as Float32Array);
+      if (perm) v.dispose();
+    },
+    src: (l) => l.inbound_nodes[0].map((e) => e[0]),
   };
-  const src = (l: KerasLayer) => l.inbound_nodes[0].map((e) => e[0]);
-  let inputName = "";
   for (const l of layers) {
-    const c = l.config;
-    const [x] = l.class_name === "InputLayer" ? [""] : src(l);
-    switch (l.class_name) {
-      case "InputLayer":
-        inputName = l.name;
-        node("Transpose", ["input"], l.name, [{ name: "perm", ints: [0, 3, 1, 2] }]);
-        rank.set(l.name, 4);
-        break;
-      case "ZeroPadding2D": {
-        const [[t, b], [le, r]] = c.padding as number[][];
-        g.initializer(`${l.name}/pads`, [8], new BigInt64Array([0, 0, t, le, 0, 0, b, r].map(BigInt)));
-        node("Pad", [x, `${l.name}/pads`], l.name);
-        rank.set(l.name, 4);
-        break;
-      }
-      case "Conv2D": {
-        if ((c.dilation_rate as number[]).some((d) => d !== 1) || c.data_format === "channels_first")
-          throw new Error(`kerasToOnnx: ${l.name}: unsupported Conv2D config`);
-        init(`${l.name}/W`, weights[`${l.name}/kernel`], [3, 2, 0, 1]); // HWIO → OIHW
-        const ins = [x, `${l.name}/W`];
-        if (c.use_bias) {
-          init(`${l.name}/B`, weights[`${l.name}/bias`]);
-          ins.push(`${l.name}/B`);
-        }
-        const attrs: Attr[] = [
-          { name: "kernel_shape", ints: c.kernel_size as number[] },
-          { name: "strides", ints: c.strides as number[] },
-        ];
-        attrs.push(c.padding === "same" ? { name: "auto_pad", s: "SAME_UPPER" } : { name: "pads", ints: [0, 0, 0, 0] });
-        const act = c.activation as string;
-        if (act !== "linear" && act !== "relu") throw new Error(`kerasToOnnx: ${l.name}: activation ${act}`);
-        node("Conv", ins, act === "relu" ? `${l.name}/conv` : l.name, attrs);
-        if (act === "relu") node("Relu", [`${l.name}/conv`], l.name);
-        rank.set(l.name, 4);
-        break;
-      }
-      case "MaxPooling2D":
-        if (c.padding !== "valid") throw new Error(`kerasToOnnx: ${l.name}: padding ${c.padding}`);
-        node("MaxPool", [x], l.name, [
-          { name: "kernel_shape", ints: c.pool_size as number[] },
-          { name: "strides", ints: c.strides as number[] },
-        ]);
-        rank.set(l.name, 4);
-        break;
-      case "Activation":
-        if (c.activation === "relu") node("Relu", [x], l.name);
-        else if (c.activation === "softmax") node("Softmax", [x], l.name, [{ name: "axis", i: -1 }]);
-        else throw new Error(`kerasToOnnx: ${l.name}: activation ${c.activation}`);
-        rank.set(l.name, rank.get(x)!);
-        break;
-      case "Add": {
-        const ins = src(l);
-        let acc = ins[0];
-        ins.slice(1).forEach((other, k) => {
-          const out = k === ins.length - 2 ? l.name : `${l.name}/${k}`;
-          node("Add", [acc, other], out);
-          acc = out;
-        });
-        rank.set(l.name, 4);
-        break;
-      }
-      case "GlobalAveragePooling2D":
-        node("GlobalAveragePool", [x], `${l.name}/pool`);
-        node("Flatten", [`${l.name}/pool`], l.name, [{ name: "axis", i: 1 }]);
-        rank.set(l.name, 2);
-        break;
-      case "Dense": {
-        init(`${l.name}/W`, weights[`${l.name}/kernel`]);
-        const ins = [x, `${l.name}/W`];
-        if (c.use_bias) {
-          init(`${l.name}/B`, weights[`${l.name}/bias`]);
-          ins.push(`${l.name}/B`);
-        }
-        const act = c.activation as string;
-        node("Gemm", ins, act === "linear" ? l.name : `${l.name}/gemm`);
-        if (act === "softmax") node("Softmax", [`${l.name}/gemm`], l.name, [{ name: "axis", i: -1 }]);
-        else if (act === "relu") node("Relu", [`${l.name}/gemm`], l.name);
-        else if (act !== "linear") throw new Error(`kerasToOnnx: ${l.name}: activation ${act}`);
-        rank.set(l.name, 2);
-        break;
-      }
-      default:
-        throw new Error(`kerasToOnnx: layer ${l.name} of class ${l.class_name} is not supported`);
-    }
+    const convert = CONVERTERS[l.class_name];
+    if (!convert) throw new Error(`kerasToOnnx: layer ${l.name} of class ${l.class_name} is not supported`);
+    ctx.rank.set(l.name, convert(l, l.class_name === "InputLayer" ? "" : ctx.src(l)[0], ctx));
   }
   tf.dispose(Object.values(weights));
-  const inputLayer = layers.find((l) => l.name === inputName)!;
+  const inputLayer = layers.find((l) => l.class_name === "InputLayer")!;
   const shape = (inputLayer.config.batch_input_shape as (number | null)[]).map((d, i) =>
     i === 0 || d === null ? "N" : d,
   );
   g.input("input", shape as (number | string)[]);
   // Outputs back to NHWC, as the tfjs model gives them.
   for (const o of outputs) {
-    const r = rank.get(o.layer);
+    const r = ctx.rank.get(o.layer);
     if (r === undefined) throw new Error(`kerasToOnnx: no layer ${o.layer}`);
     if (r === 4)
       g.output(g.op("Transpose", [o.layer], [{ name: "perm", ints: [0, 2, 3, 1] }])[0], o.name, ["N", "H", "W", "C"]);
