@@ -220,20 +220,22 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
   });
 }
 
-async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
-  const { out } = opts;
+/**
+ * The cache's index and its data file open for appending, an interrupted append cut back to the last committed
+ * row. A file shorter than the index (cut by a copy or a full disk) loses the rows it lacks from the index, so
+ * they are recomputed, never read as zeros.
+ */
+function openForAppend(out: string, quiet?: boolean): { index: IndexJSON; fd: number } {
   let index: IndexJSON;
   if (fs.existsSync(indexFile(out))) index = readIndex(out, ENCODER_IDENTITY);
   else {
     index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder: ENCODER_IDENTITY, rows: 0, images: [] };
     writeJsonAtomic(indexFile(out), index);
   }
-  // Cut an interrupted append back to the last committed row. A file shorter than the index (cut by a copy or a
-  // full disk) loses the rows it lacks from the index, so they are recomputed, never read as zeros.
   const fd = fs.openSync(dataFile(out), "a+");
   const whole = Math.floor(fs.fstatSync(fd).size / ROW_BYTES);
   if (whole < index.rows) {
-    if (!opts.quiet) {
+    if (!quiet) {
       console.error(
         `[attend-tell] ${dataFile(out)} holds ${whole} whole rows where index.json lists ${index.rows}: recomputing the ${index.rows - whole} missing`,
       );
@@ -242,6 +244,11 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   }
   fs.ftruncateSync(fd, index.rows * ROW_BYTES);
   index.images = index.images.slice(0, index.rows);
+  return { index, fd };
+}
+
+/** The files whose features are not cached for their current content, and each file's content hash by name. */
+function filesToEncode(opts: ExtractOptions, index: IndexJSON): { todo: string[]; hashOf: Map<string, string> } {
   const hashOf = new Map<string, string>();
   for (const f of opts.files) {
     const name = path.basename(f);
@@ -258,8 +265,15 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const changed = todo.filter((f) => have.has(path.basename(f))).length;
   if (changed && !opts.quiet)
     console.error(
-      `[attend-tell] ${changed} images changed since their features were cached in ${out}: recomputing them`,
+      `[attend-tell] ${changed} images changed since their features were cached in ${opts.out}: recomputing them`,
     );
+  return { todo, hashOf };
+}
+
+async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
+  const { out } = opts;
+  const { index, fd } = openForAppend(out, opts.quiet);
+  const { todo, hashOf } = filesToEncode(opts, index);
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
   const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
   const result: ExtractResult = {
