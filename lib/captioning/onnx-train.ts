@@ -21,6 +21,7 @@ import { RecurrenceDims, RecurrenceWeights, recurrenceBackward, recurrenceForwar
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
 import { SessionCache } from "../engine/onnx/session";
+import { TypedAdam } from "../engine/adam";
 
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
@@ -353,6 +354,64 @@ export class OnnxTrainer {
 
   async dispose(): Promise<void> {
     await this.sessions.release();
+  }
+}
+
+/**
+ * Training on ONNX Runtime with the weights in one place: the parameters live as Float32Arrays that the compiled
+ * step reads and `adam` (TypedAdam, tfjs's Adam numbers) updates in place, so no step copies weights out of tfjs
+ * or gradients into it. The decoder's tfjs variables (greedy samples, beam search, checkpoints) are refreshed
+ * from them by `sync()`, only when something reads them.
+ */
+export class OnnxTraining {
+  private stale = false;
+  private constructor(
+    readonly decoder: DecoderRNN,
+    readonly trainer: OnnxTrainer,
+    readonly params: Record<string, Float32Array>,
+    readonly adam: TypedAdam,
+  ) {}
+
+  static async start(decoder: DecoderRNN, trainer: OnnxTrainer, lr: number): Promise<OnnxTraining> {
+    const values = await OnnxTrainer.parameters(decoder);
+    const params = Object.fromEntries(PARAMS.map((n) => [n, values[n].slice()])); // owned copies, updated in place
+    const shapes = Object.fromEntries(PARAMS.map((n) => [n, paramShape(decoder.config, n)]));
+    return new OnnxTraining(decoder, trainer, params, new TypedAdam(params, lr, { shapes }));
+  }
+
+  /** Loss parts and gradients (by parameter name) of one batch at the current weights. */
+  async step(
+    features: tf.Tensor3D,
+    captions: tf.Tensor2D,
+    o: { seed: number; lambda: number },
+  ): Promise<{ loss: number; crossEntropy: number; grads: Record<string, Float32Array> }> {
+    const [B, T] = captions.shape;
+    const r = await this.trainer.step(
+      this.params,
+      (await features.data()) as Float32Array,
+      (await captions.data()) as Int32Array,
+      B,
+      T,
+      { seed: o.seed, lambda: o.lambda, dropout: this.decoder.config.dropout },
+    );
+    return { loss: r.loss, crossEntropy: r.crossEntropy, grads: r.grads };
+  }
+
+  /** After `adam` has updated the weights. */
+  updated(): void {
+    this.stale = true;
+  }
+
+  /** Copies the weights into the decoder's tfjs variables if they changed since the last copy. */
+  sync(): void {
+    if (!this.stale) return;
+    const named = this.decoder.namedVariables();
+    for (const n of PARAMS) {
+      const t = tf.tensor(this.params[n], named[n].shape);
+      named[n].assign(t);
+      t.dispose();
+    }
+    this.stale = false;
   }
 }
 

@@ -19,7 +19,8 @@ import { DataParallel, defaultReplicas } from "./data-parallel";
 import { FitStep, fit } from "../engine/fit";
 import type { ScstConfig } from "./scst";
 import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
-import { OnnxTrainer } from "./onnx-train";
+import { OnnxTrainer, OnnxTraining } from "./onnx-train";
+import { TypedAdam } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 
 export interface TrainConfig {
@@ -240,37 +241,48 @@ async function selectEpoch(
   return { stop, lr, improved: since === 0 };
 }
 
-/** A new decoder, or the checkpoint in `opts.out` with `--resume` (its config, except the schedule's rest). */
-async function startOrResume(opts: TrainOptions, optimizer: tf.Optimizer, log: (s: string) => void) {
+/**
+ * A new decoder, or the checkpoint in `opts.out` with `--resume` (its config, except the schedule's rest, and its
+ * optimiser state).
+ */
+async function startOrResume(opts: TrainOptions, log: (s: string) => void) {
   if (!(opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json")))) {
     const cfg = opts.config;
-    return {
-      decoder: new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed)),
-      history: emptyHistory(),
-      cfg,
-      epoch: 0,
-    };
+    const decoder = new DecoderRNN(cfg.decoder, defaultInitializer(cfg.seed));
+    return { decoder, history: emptyHistory(), cfg, epoch: 0, optimizerWeights: undefined };
   }
   const ck = await loadCheckpoint(opts.out);
   // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
   const cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
-  // Adam's moments are matched to variables by order, which saveTensors/loadTensors preserve.
-  await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
+  const optimizerWeights = resumableOptimizerWeights(opts.out, ck.optimizerWeights);
   log(`resumed from ${opts.out} after epoch ${ck.epoch}`);
-  return { decoder: ck.decoder, history: ck.history, cfg, epoch: ck.epoch };
+  return { decoder: ck.decoder, history: ck.history, cfg, epoch: ck.epoch, optimizerWeights };
 }
 
 function emptyHistory(): History {
   return { batch: [], epoch: [] };
 }
 
-/** The step's engine: ONNX Runtime, or tfjs on the active backend over `replicas` processes. */
-async function stepEngine(decoder: DecoderRNN, opts: TrainOptions, log: (s: string) => void) {
+/**
+ * The step's engine and its optimiser: ONNX Runtime with the weights as arrays and TypedAdam (OnnxTraining), or
+ * tfjs on the active backend over `replicas` processes with tfjs's Adam. Adam's moments are matched to the
+ * parameters by order, which checkpoints preserve, so either takes over the other's state.
+ */
+async function stepEngine(
+  decoder: DecoderRNN,
+  opts: TrainOptions,
+  lr: number,
+  optimizerWeights: { name: string; tensor: tf.Tensor }[] | undefined,
+  log: (s: string) => void,
+) {
   const engine = opts.engine ?? defaultEngine();
-  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
+  const onnx =
+    engine === "onnx" ? await OnnxTraining.start(decoder, new OnnxTrainer(decoder.config, REGIONS), lr) : undefined;
   const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
   // One replica: the plain in-process step (DataParallel starts no workers then).
   const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
+  const optimizer = onnx ? onnx.adam : tf.train.adam(lr);
+  if (optimizerWeights) await optimizer.setWeights(optimizerWeights);
   if (!opts.quiet) {
     log(
       onnx
@@ -278,7 +290,7 @@ async function stepEngine(decoder: DecoderRNN, opts: TrainOptions, log: (s: stri
         : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""),
     );
   }
-  return { onnx, dp };
+  return { onnx, dp, optimizer };
 }
 
 /** Prints the batch's loss and a greedy caption of its first image. */
@@ -305,7 +317,7 @@ async function endEpoch(
     opts: TrainOptions;
     cfg: TrainConfig;
     decoder: DecoderRNN;
-    optimizer: tf.Optimizer;
+    optimizer: tf.Optimizer | TypedAdam;
     history: History;
     lr: number;
     log: (s: string) => void;
@@ -348,9 +360,9 @@ async function endEpoch(
 
 export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = opts.log ?? ((s: string) => console.error(s));
-  const optimizer = tf.train.adam(opts.config.lr);
-  const { decoder, history, cfg, epoch: startEpoch } = await startOrResume(opts, optimizer, log);
-  const { onnx, dp } = await stepEngine(decoder, opts, log);
+  const start = await startOrResume(opts, log);
+  const { decoder, history, cfg, epoch: startEpoch } = start;
+  const { onnx, dp, optimizer } = await stepEngine(decoder, opts, opts.config.lr, start.optimizerWeights, log);
   // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
   let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
   const totals = { loss: 0, crossEntropy: 0, n: 0 };
@@ -367,15 +379,17 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     lr: (epoch, seen) => lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + seen, opts.train.length),
     async step(b, { epoch, step }) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      const r = onnx
-        ? await onnx.gradients(decoder, b.features, b.captions, { seed, lambda: cfg.lambda })
-        : await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
+      if (onnx) return onnx.step(b.features, b.captions, { seed, lambda: cfg.lambda });
+      const r = await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
       const loss = (await r.loss.data())[0];
       const crossEntropy = (await r.crossEntropy.data())[0];
       tf.dispose([r.loss, r.crossEntropy]);
       return { loss, crossEntropy, grads: r.grads };
     },
-    applied: () => dp?.weightsChanged(),
+    applied: () => {
+      dp?.weightsChanged();
+      onnx?.updated();
+    },
     async afterStep(b, { loss, crossEntropy }, { epoch, step }) {
       const record = { epoch, step, loss, crossEntropy };
       history.batch.push(record);
@@ -384,10 +398,14 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       totals.loss += loss * k;
       totals.crossEntropy += crossEntropy * k;
       totals.n += k;
-      if ((step + 1) % cfg.printEvery === 0) log(await printSample(decoder, opts, b, record));
+      if ((step + 1) % cfg.printEvery === 0) {
+        onnx?.sync();
+        log(await printSample(decoder, opts, b, record));
+      }
     },
     async afterEpoch(epoch, seconds) {
-      const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx) : undefined;
+      onnx?.sync(); // validation, selection and the checkpoint read the tfjs variables
+      const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx?.trainer) : undefined;
       const { n } = totals;
       const entry: EpochRecord = {
         epoch,
@@ -405,7 +423,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     },
     async dispose() {
       await dp?.close();
-      await onnx?.dispose();
+      await onnx?.trainer.dispose();
     },
   });
   return { decoder, history };

@@ -5,21 +5,23 @@
  * Everything is released in `finally`, however the run ends. The model's own math lives in `step`.
  */
 import * as tf from "@tensorflow/tfjs";
+import { TypedAdam } from "./adam";
 import { clipAndApply } from "./optimize";
 import { Progress } from "../util/progress";
 
 export interface FitStep {
   /** The batch's loss (what a non-finite stop checks). */
   loss: number;
-  /** By variable name; released by fit. */
-  grads: tf.NamedTensorMap;
+  /** tfjs tensors by variable name (released by fit) for a tfjs optimiser; arrays by parameter name for TypedAdam. */
+  grads: tf.NamedTensorMap | Record<string, Float32Array>;
 }
 
 export interface FitOptions<Batch, Step extends FitStep> {
   /** First epoch to run (0-based; a resumed run's checkpoint epoch) and the epoch to stop before. */
   from: number;
   epochs: number;
-  optimizer: tf.Optimizer;
+  /** tfjs's optimiser, or TypedAdam for gradients that arrive as arrays (ONNX Runtime's). */
+  optimizer: tf.Optimizer | TypedAdam;
   clipNorm: number;
   /** The batches of an epoch, in an order that depends only on the epoch (so a resumed run repeats them). */
   batches(epoch: number): AsyncIterable<Batch>;
@@ -55,14 +57,16 @@ export async function fit<Batch, Step extends FitStep>(o: FitOptions<Batch, Step
       let step = 0;
       for await (const b of o.batches(epoch)) {
         // tfjs's Adam reads learningRate on every step; set in place, its moments are kept
-        (o.optimizer as unknown as { learningRate: number }).learningRate = o.lr(epoch, seen);
+        (o.optimizer as { learningRate: number }).learningRate = o.lr(epoch, seen);
         const r = await o.step(b, { epoch, step });
         const finite = Number.isFinite(r.loss);
+        const typed = o.optimizer instanceof TypedAdam;
         if (finite) {
-          clipAndApply(o.optimizer, r.grads, o.clipNorm);
+          if (o.optimizer instanceof TypedAdam) o.optimizer.update(r.grads as Record<string, Float32Array>, o.clipNorm);
+          else clipAndApply(o.optimizer, r.grads as tf.NamedTensorMap, o.clipNorm);
           o.applied?.();
         }
-        tf.dispose(Object.values(r.grads));
+        if (!typed) tf.dispose(Object.values(r.grads as tf.NamedTensorMap));
         const n = o.items(b);
         o.release(b);
         if (!finite) {

@@ -8,3 +8,4 @@ export * from "./kernels";
 export * from "./optimize";
 export * from "./onnx";
 export * from "./ops";
+export * from "./adam";

@@ -39,7 +39,8 @@ export async function writeCheckpoint<Config>(
   dir: string,
   parts: {
     weights: Record<string, tf.Tensor>;
-    optimizer?: tf.Optimizer;
+    /** Its state as `getWeights()` gives it (tfjs optimisers, TypedAdam). */
+    optimizer?: { getWeights(): Promise<{ name: string; tensor: tf.Tensor }[]> };
     vocab: Vocabulary;
     history: unknown;
     meta: CheckpointMeta<Config>;
@@ -53,6 +54,8 @@ export async function writeCheckpoint<Config>(
     if (parts.optimizer) {
       const optWeights = await parts.optimizer.getWeights();
       await saveTensors(path.join(tmp, "optimizer"), Object.fromEntries(optWeights.map((w) => [w.name, w.tensor])));
+      // copies made for saving (TypedAdam's moments, tfjs's iteration count), not the optimiser's own variables
+      tf.dispose(optWeights.map((w) => w.tensor).filter((t) => !(t instanceof tf.Variable)));
     }
     parts.vocab.save(path.join(tmp, "vocab.json"));
     writeJsonAtomic(path.join(tmp, "history.json"), parts.history);
