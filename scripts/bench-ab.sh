@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Old versus new in one run: a bench script alternately on commit REV (a temporary worktree sharing this
+# checkout's node_modules) and on the working tree, ROUNDS times each, so both are read on one machine at one time.
+#   bash scripts/bench-ab.sh REV ROUNDS bench/train.ts 64 onnx 4
+set -euo pipefail
+rev=$1 rounds=$2
+shift 2
+root=$(cd "$(dirname "$0")/.." && pwd)
+old=$(mktemp -d /tmp/attend-tell-ab.XXXXXX)
+git -C "$root" worktree add --detach --force "$old" "$rev" >/dev/null
+trap 'git -C "$root" worktree remove --force "$old"' EXIT
+ln -s "$root/node_modules" "$old/node_modules"
+for ((r = 1; r <= rounds; r++)); do
+  for tree in "$old" "$root"; do
+    echo "== $([ "$tree" = "$root" ] && echo "working tree" || echo "$rev"), round $r"
+    (cd "$tree" && npx tsx "$@" 2>&1 | grep -v '^\[attend-tell\]')
+  done
+done
