@@ -8,10 +8,10 @@
  * LSTM gates are laid out as PyTorch's LSTMCell (i, f, g, o), weights `[in, 4D]`.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Attention } from "./attention";
+import { Attention, attend } from "./attention";
 import { attentionRecurrence } from "./bptt";
 import { lstmCell } from "./recurrence";
-import { tfOps } from "../engine/ops";
+import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
 export interface DecoderConfig {
@@ -143,12 +143,27 @@ export class DecoderRNN {
     features: tf.Tensor3D,
     state: { h: tf.Tensor2D; c: tf.Tensor2D },
   ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D } {
-    const { alpha, context } = this.attention.step(projected, features, state.h);
-    const beta = tf.sigmoid(state.h.matMul(this.fBeta).add(this.bBeta));
-    const x = tf.concat([emb, beta.mul(context)], 1);
-    const gates = x.matMul(this.Wx).add(state.h.matMul(this.Wh)).add(this.bLstm);
-    const { h, c } = lstmCell(tfOps, this.config.decoderDim, gates, state.c) as { h: tf.Tensor2D; c: tf.Tensor2D };
+    const [B, R, K] = projected.shape;
+    const dims = { B, R, K, D: this.config.decoderDim };
+    const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state);
+    const [h, c, alpha] = [r.h, r.c, r.alpha] as tf.Tensor2D[];
     return { h, c, alpha };
+  }
+
+  /** The weights one decoding step reads, by their role in `decoderStep`. */
+  stepWeights(): StepWeights<tf.Tensor> {
+    const a = this.attention;
+    return {
+      U: a.U,
+      bU: a.bU,
+      A: a.A,
+      bA: a.bA,
+      fBeta: this.fBeta,
+      bBeta: this.bBeta,
+      Wx: this.Wx,
+      Wh: this.Wh,
+      bLstm: this.bLstm,
+    };
   }
 
   /** Output logits `[N, V]` from decoder states `[N, D]` (dropout only when training). */
@@ -220,6 +235,42 @@ export class DecoderRNN {
   dispose(): void {
     tf.dispose(this.variables);
   }
+}
+
+/** What one decoding step reads (see `decoderStep`). */
+export interface StepWeights<T> {
+  U: T;
+  bU: T;
+  A: T;
+  bA: T;
+  fBeta: T;
+  bBeta: T;
+  Wx: T;
+  Wh: T;
+  bLstm: T;
+}
+
+/**
+ * One decoding step on any engine (`Ops`): from the embedded previous words `emb [B, M]` and the state, soft
+ * attention over the regions, the gate β, and the LSTM cell: h, c and α. `DecoderRNN.step` runs it on tfjs,
+ * lib/captioning/onnx-decode.ts as an ONNX graph for beam search on CPUs.
+ */
+export function decoderStep<T>(
+  o: Ops<T>,
+  w: StepWeights<T>,
+  dims: { B: number; R: number; K: number; D: number },
+  emb: T,
+  projected: T,
+  features: T,
+  state: { h: T; c: T },
+): { h: T; c: T; alpha: T } {
+  const u = o.add(o.matMul(state.h, w.U), w.bU);
+  const { alpha, ctx } = attend(o, dims, projected, (a) => o.weightedSum(a, features), w.A, w.bA, u);
+  const beta = o.sigmoid(o.add(o.matMul(state.h, w.fBeta), w.bBeta));
+  const x = o.concat([emb, o.mul(beta, ctx)], 1);
+  const gates = o.add(o.add(o.matMul(x, w.Wx), o.matMul(state.h, w.Wh)), w.bLstm);
+  const { h, c } = lstmCell(o, dims.D, gates, state.c);
+  return { h, c, alpha };
 }
 
 /**

@@ -13,6 +13,8 @@ import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
 import { FeatureCache } from "../encoder/features";
 import { EOS, SOS } from "../data/vocabulary";
 import { Rng } from "../util/rng";
+import { TrainEngine, defaultEngine } from "../engine/backend";
+import { OnnxDecoder } from "./onnx-decode";
 
 export interface Generated {
   /** Word ids, without `<SOS>`/`<EOS>`. */
@@ -151,10 +153,89 @@ export async function beamSearch(
 }
 
 /**
+ * The model's side of beam search over N·k rows: each step takes every row's last word and gives each row's k
+ * best next words with their log-probabilities and the row's α; `keep` then makes the state rows follow the
+ * surviving beams. On tfjs (`DecoderRNN.step`) or on ONNX Runtime (`OnnxDecoder`, the same step as a graph).
+ */
+interface BeamRows {
+  step(words: number[]): Promise<{ values: Float32Array; indices: Int32Array; alpha: number[][] }>;
+  keep(rows: number[]): void;
+  dispose(): void;
+}
+
+function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRows {
+  const tiled = repeatRows(features, k);
+  const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
+  let state = tf.tidy(() => decoder.initHidden(tiled));
+  let next: { h: tf.Tensor2D; c: tf.Tensor2D } | undefined;
+  return {
+    async step(words) {
+      const r = tf.tidy(() => {
+        const emb = tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D;
+        const s = decoder.step(emb, projected, tiled, state);
+        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false)), k);
+        return { ...s, values: top.values, indices: top.indices };
+      });
+      next = { h: r.h, c: r.c };
+      const out = {
+        values: (await r.values.data()) as Float32Array,
+        indices: (await r.indices.data()) as Int32Array,
+        alpha: (await r.alpha.array()) as number[][],
+      };
+      tf.dispose([r.alpha, r.values, r.indices]);
+      return out;
+    },
+    keep(rows) {
+      const idx = tf.tensor1d(rows, "int32");
+      const kept = tf.tidy(() => ({
+        h: tf.gather(next!.h, idx) as tf.Tensor2D,
+        c: tf.gather(next!.c, idx) as tf.Tensor2D,
+      }));
+      tf.dispose([idx, state.h, state.c, next!.h, next!.c]);
+      state = kept;
+      next = undefined;
+    },
+    dispose() {
+      tf.dispose([tiled, projected, state.h, state.c, ...(next ? [next.h, next.c] : [])]);
+    },
+  };
+}
+
+async function onnxRows(onnx: OnnxDecoder, features: Float32Array, N: number, k: number): Promise<BeamRows> {
+  const R = onnx.regions;
+  const E = onnx.config.encoderDim;
+  const D = onnx.config.decoderDim;
+  const tiled = new Float32Array(N * k * R * E);
+  for (let r = 0; r < N * k; r++)
+    tiled.set(features.subarray(Math.floor(r / k) * R * E, (Math.floor(r / k) + 1) * R * E), r * R * E);
+  let state = await onnx.init(tiled, N * k);
+  let next: { h: Float32Array; c: Float32Array } | undefined;
+  const gatherRows = (x: Float32Array, rows: number[]) => {
+    const out = new Float32Array(rows.length * D);
+    rows.forEach((r, i) => out.set(x.subarray(r * D, (r + 1) * D), i * D));
+    return out;
+  };
+  return {
+    async step(words) {
+      const r = await onnx.step(words, tiled, state, k);
+      next = { h: r.h, c: r.c };
+      const alpha = Array.from({ length: words.length }, (_, i) => Array.from(r.alpha.subarray(i * R, (i + 1) * R)));
+      return { values: r.values, indices: r.indices, alpha };
+    },
+    keep(rows) {
+      state = { projected: state.projected, h: gatherRows(next!.h, rows), c: gatherRows(next!.c, rows) };
+      next = undefined;
+    },
+    dispose() {},
+  };
+}
+
+/**
  * Beam search with width k for a batch of N images' features `[N, R, E]`: all N·k beams advance in one decoder
  * step (rows i·k … i·k + k − 1 are image i's), so a GPU sees one large step instead of N small ones. Per image
  * the same search as one at a time: each beam proposes its k best words (enough: at most k extensions survive),
- * the k − (finished) best of those survive, and extensions ending in `<EOS>` are finished captions.
+ * the k − (finished) best of those survive, and extensions ending in `<EOS>` are finished captions. With `onnx`
+ * the steps run on ONNX Runtime (CPUs) instead of tfjs.
  */
 export async function beamSearchBatch(
   decoder: DecoderRNN,
@@ -162,11 +243,12 @@ export async function beamSearchBatch(
   k = 3,
   maxLen = 20,
   lengthPenalty = 0,
+  onnx?: OnnxDecoder,
 ): Promise<Generated[]> {
   const N = features.shape[0];
-  const tiled = repeatRows(features, k);
-  const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
-  let state = tf.tidy(() => decoder.initHidden(tiled));
+  const model = onnx
+    ? await onnxRows(onnx, (await features.data()) as Float32Array, N, k)
+    : tfjsRows(decoder, features, k);
   const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);
   const finished: Beam[][] = Array.from({ length: N }, () => []);
   try {
@@ -177,18 +259,7 @@ export async function beamSearchBatch(
           j < bs.length && bs[j].ids.length ? bs[j].ids[bs[j].ids.length - 1] : SOS,
         ),
       );
-      const next = tf.tidy(() => {
-        const s = decoder.step(
-          tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D,
-          projected,
-          tiled,
-          state,
-        );
-        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false)), k);
-        return { ...s, values: top.values, indices: top.indices };
-      });
-      const [values, indices] = [(await next.values.data()) as Float32Array, (await next.indices.data()) as Int32Array];
-      const alpha = (await next.alpha.array()) as number[][];
+      const { values, indices, alpha } = await model.step(words);
       const rows: number[] = [];
       for (let i = 0; i < N; i++) {
         const bs = beams[i];
@@ -213,16 +284,10 @@ export async function beamSearchBatch(
         // the LSTM state rows follow the surviving beams
         rows.push(...kept.map((c) => i * k + c.beam), ...Array(k - kept.length).fill(i * k));
       }
-      const idx = tf.tensor1d(rows, "int32");
-      const newState = tf.tidy(() => ({
-        h: tf.gather(next.h, idx) as tf.Tensor2D,
-        c: tf.gather(next.c, idx) as tf.Tensor2D,
-      }));
-      tf.dispose([idx, state.h, state.c, next.h, next.c, next.alpha, next.values, next.indices]);
-      state = newState;
+      model.keep(rows);
     }
   } finally {
-    tf.dispose([tiled, projected, state.h, state.c]);
+    model.dispose();
   }
   return beams.map((bs, i) => {
     const pool = finished[i].length > 0 ? finished[i] : bs;
@@ -245,27 +310,36 @@ export function bestBeam<B extends { ids: number[]; logProb: number }>(pool: rea
   return pool.reduce((a, b) => (score(b) > score(a) ? b : a));
 }
 
-/** Captions of `images` with beam width k (1: greedy, batched), in image order. */
+/**
+ * Captions of `images` with beam width k (1: greedy, batched), in image order. The steps run on ONNX Runtime
+ * where training does (CPUs with onnxruntime-node: `defaultEngine`), else on tfjs.
+ */
 export async function captionImages(
   decoder: DecoderRNN,
   cache: FeatureCache,
   images: readonly string[],
   k: number,
-  opts: { maxLen?: number; onImage?: () => void; lengthPenalty?: number } = {},
+  opts: { maxLen?: number; onImage?: () => void; lengthPenalty?: number; engine?: TrainEngine } = {},
 ): Promise<Generated[]> {
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
   const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step
-  for (let i = 0; i < images.length; i += chunk) {
-    const names = images.slice(i, i + chunk);
-    const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
-    try {
-      if (k === 1) out.push(...(await greedy(decoder, f, maxLen)));
-      else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty)));
-    } finally {
-      f.dispose();
+  const onnx = (opts.engine ?? defaultEngine()) === "onnx" ? await OnnxDecoder.create(decoder, REGIONS) : undefined;
+  try {
+    for (let i = 0; i < images.length; i += chunk) {
+      const names = images.slice(i, i + chunk);
+      const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+      try {
+        // on ONNX Runtime greedy is the beam search of width 1 (the same captions, tested)
+        if (k === 1 && !onnx) out.push(...(await greedy(decoder, f, maxLen)));
+        else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, onnx)));
+      } finally {
+        f.dispose();
+      }
+      names.forEach(() => opts.onImage?.());
     }
-    names.forEach(() => opts.onImage?.());
+  } finally {
+    await onnx?.dispose();
   }
   return out;
 }

@@ -11,6 +11,7 @@ export * from "./evaluate";
 export * from "./generate";
 export * from "./heatmap";
 export * from "./metrics";
+export * from "./onnx-decode";
 export * from "./onnx-train";
 export * from "./pipeline";
 export * from "./recurrence";

@@ -1,0 +1,147 @@
+/**
+ * Decoding on ONNX Runtime's native CPU kernels, for beam search where tfjs runs on wasm: the same
+ * `decoderStep` as `DecoderRNN.step` (lib/captioning/decoder.ts), built with graph ops, followed by the output
+ * layer, log-softmax and top-k. One graph per row count (images × beam width), compiled once; the decoder's
+ * weights are read once and fed to every step. Beam search itself (lib/captioning/generate.ts) is unchanged.
+ */
+import { INT64, OnnxGraph } from "../engine/onnx/proto";
+import { graphOps } from "../engine/onnx/ops";
+import { graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
+import { SessionCache } from "../engine/onnx/session";
+import type { DecoderConfig, DecoderRNN } from "./decoder";
+import { decoderStep } from "./decoder";
+import { PARAMS, paramShape } from "./onnx-train";
+
+type Param = (typeof PARAMS)[number];
+const INIT: Param[] = [
+  "attention/W",
+  "attention/bW",
+  "decoder/initH",
+  "decoder/bInitH",
+  "decoder/initC",
+  "decoder/bInitC",
+];
+const STEP: Param[] = PARAMS.filter((p) => !INIT.includes(p));
+
+/** features `[N, R, E]` → projected `[N, R, K]`, h₀ and c₀ `[N, D]` (Attention.projectFeatures, initHidden). */
+function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
+  const { encoderDim: E, attentionDim: K } = c;
+  const o = graphOps(new OnnxGraph(`attend_tell_decode_init_${N}`));
+  const p = parameterInputs(o.g, INIT, (n) => paramShape(c, n));
+  const features = o.g.input("features", [N, R, E]);
+  const projected = o.add(o.matMul(o.reshape(features, [N * R, E]), p["attention/W"]), p["attention/bW"]);
+  const mean = o.mean(features, [1]);
+  o.g.output(o.reshape(projected, [N, R, K]), "projected", [N, R, K]);
+  o.g.output(o.add(o.matMul(mean, p["decoder/initH"]), p["decoder/bInitH"]), "h", [N, c.decoderDim]);
+  o.g.output(o.add(o.matMul(mean, p["decoder/initC"]), p["decoder/bInitC"]), "c", [N, c.decoderDim]);
+  return o.g.toBytes(17);
+}
+
+/** One step for N rows: `words [N]`, h, c → h, c, α `[N, R]`, and the k most probable next words per row. */
+function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Array {
+  const { encoderDim: E, attentionDim: K, decoderDim: D } = c;
+  const o = graphOps(new OnnxGraph(`attend_tell_decode_step_${N}_${k}`));
+  const p = parameterInputs(o.g, STEP, (n) => paramShape(c, n));
+  const words = o.g.input("words", [N], INT64);
+  const state = { h: o.g.input("h", [N, D]), c: o.g.input("c", [N, D]) };
+  const features = o.g.input("features", [N, R, E]);
+  const projected = o.g.input("projected", [N, R, K]);
+  const w = {
+    U: p["attention/U"],
+    bU: p["attention/bU"],
+    A: p["attention/A"],
+    bA: p["attention/bA"],
+    fBeta: p["decoder/fBeta"],
+    bBeta: p["decoder/bBeta"],
+    Wx: p["decoder/Wx"],
+    Wh: p["decoder/Wh"],
+    bLstm: p["decoder/bLstm"],
+  };
+  const emb = o.gather(p["decoder/embedding"], words);
+  const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state);
+  const logp = o.op1(
+    "LogSoftmax",
+    [o.add(o.matMul(s.h, p["decoder/fcn"]), p["decoder/bFcn"])],
+    [{ name: "axis", i: 1 }],
+  );
+  const [values, indices] = o.g.op("TopK", [logp, o.g.constInt([k])], [{ name: "axis", i: -1 }], 2);
+  o.g.output(s.h, "hNext", [N, D]);
+  o.g.output(s.c, "cNext", [N, D]);
+  o.g.output(s.alpha, "alpha", [N, R]);
+  o.g.output(values, "values", [N, k]);
+  o.g.output(indices, "indices", [N, k], INT64);
+  return o.g.toBytes(17);
+}
+
+/** Row-major arrays of N decoding rows. */
+export interface DecodeState {
+  projected: Float32Array;
+  h: Float32Array;
+  c: Float32Array;
+}
+
+export class OnnxDecoder {
+  private constructor(
+    readonly config: DecoderConfig,
+    readonly regions: number,
+    private readonly params: Record<string, Float32Array>,
+    private readonly sessions: SessionCache,
+  ) {}
+
+  /** The decoder's current weights, read once (a decoder trained further needs a new OnnxDecoder). */
+  static async create(decoder: DecoderRNN, regions: number, threads = 0): Promise<OnnxDecoder> {
+    const sessions = SessionCache.require("OnnxDecoder", threads);
+    return new OnnxDecoder(decoder.config, regions, await parameterValues(decoder.namedVariables(), PARAMS), sessions);
+  }
+
+  private feeds(names: readonly Param[], extra: Record<string, [Float32Array | BigInt64Array, number[]]>) {
+    const values = { ...extra };
+    for (const n of names) values[n] = [this.params[n], paramShape(this.config, n)];
+    return graphFeeds(values);
+  }
+
+  /** The starting rows for `features [N, R, E]`. */
+  async init(features: Float32Array, N: number): Promise<DecodeState> {
+    const R = this.regions;
+    const s = await this.sessions.get(`init${N}`, () => initGraph(this.config, N, R));
+    const out = await s.run(this.feeds(INIT, { features: [features, [N, R, this.config.encoderDim]] }));
+    return {
+      projected: out.projected.data as Float32Array,
+      h: out.h.data as Float32Array,
+      c: out.c.data as Float32Array,
+    };
+  }
+
+  /** One step of N rows from their previous words: the next state, α, and each row's k best words. */
+  async step(
+    words: ArrayLike<number>,
+    features: Float32Array,
+    state: DecodeState,
+    k: number,
+  ): Promise<{ h: Float32Array; c: Float32Array; alpha: Float32Array; values: Float32Array; indices: Int32Array }> {
+    const N = words.length;
+    const { encoderDim: E, attentionDim: K, decoderDim: D } = this.config;
+    const R = this.regions;
+    const s = await this.sessions.get(`step${N}x${k}`, () => stepGraph(this.config, N, R, k));
+    const out = await s.run(
+      this.feeds(STEP, {
+        words: [BigInt64Array.from(Array.from(words, (w) => BigInt(w))), [N]],
+        h: [state.h, [N, D]],
+        c: [state.c, [N, D]],
+        features: [features, [N, R, E]],
+        projected: [state.projected, [N, R, K]],
+      }),
+    );
+    return {
+      h: out.hNext.data as Float32Array,
+      c: out.cNext.data as Float32Array,
+      alpha: out.alpha.data as Float32Array,
+      values: out.values.data as Float32Array,
+      indices: Int32Array.from(out.indices.data as BigInt64Array, Number),
+    };
+  }
+
+  async dispose(): Promise<void> {
+    await this.sessions.release();
+  }
+}
