@@ -43,7 +43,16 @@ export function graphOps(g: OnnxGraph): GraphOps {
     log: (a) => op1("Log", [a]),
     sqrt: (a) => op1("Sqrt", [a]),
     leakyRelu: (a, slope) => op1("LeakyRelu", [a], [{ name: "alpha", f: slope }]),
-    softmax: (a, axis = -1) => op1("Softmax", [a], [{ name: "axis", i: axis }]),
+    // ONNX Runtime's Softmax moves any other axis last and back (two transposes); reductions along it are cheaper
+    softmax: (a, axis = -1) => {
+      if (axis === -1) return op1("Softmax", [a], [{ name: "axis", i: -1 }]);
+      const keep = [
+        { name: "axes", ints: [axis] },
+        { name: "keepdims", i: 1 },
+      ];
+      const e = op1("Exp", [op1("Sub", [a, op1("ReduceMax", [a], keep)])]);
+      return op1("Div", [e, op1("ReduceSum", [e, g.constInt([axis])], [{ name: "keepdims", i: 1 }])]);
+    },
     reshape: (a, shape) => op1("Reshape", [a, g.constInt(shape)]),
     transpose,
     concat: (xs, axis) => (xs.length === 1 ? xs[0] : op1("Concat", xs, [{ name: "axis", i: axis }])),
