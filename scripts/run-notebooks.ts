@@ -36,7 +36,9 @@ function firstError(executed: string): string | undefined {
         return `cell ${i + 1}: ${o.ename}: ${o.evalue}\n${[].concat(c.source).join("").slice(0, 400)}`;
       // tslab reports an exception thrown after a top-level await on stderr, not as an error output
       const text = [].concat(o.text ?? []).join("");
-      const m = o.output_type === "stream" && o.name === "stderr" ? /^(\w*Error|Error): .*$/m.exec(text) : null;
+      // and a cell that does not compile as "line:column - message" on stderr (the rest of the cell never runs)
+      const m =
+        o.output_type === "stream" && o.name === "stderr" ? /^(\w*Error|Error): .*$|^\d+:\d+ - .*$/m.exec(text) : null;
       if (m) return `cell ${i + 1}: ${m[0]}\n${[].concat(c.source).join("").slice(0, 400)}`;
     }
   }

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { TypedAdam, clipAndApply } from "../lib/engine";
+import { TypedAdam, clipAndApply, clipByGlobalNorm, globalNorm } from "../lib/engine";
 import { Rng } from "../lib/util";
 import { setupBackend } from "./helpers";
 
@@ -94,6 +94,23 @@ describe("TypedAdam (Adam with global-norm clipping over Float32Arrays)", () => 
     typedRun(new TypedAdam(p, lrs[0]), 0, 3);
     return p;
   }
+
+  it("clips by the global norm over every gradient: ‖g‖ by hand, scaled to the limit only when above it", async () => {
+    const g = { a: tf.tensor([3, 0]), b: tf.tensor([[0, 4]]) }; // ‖g‖ = 5
+    assert.ok(Math.abs((await globalNorm(g).data())[0] - 5) < 1e-6);
+    const clipped = clipByGlobalNorm(g, 2);
+    assert.ok(Math.abs((await globalNorm(clipped).data())[0] - 2) < 1e-5);
+    assert.deepEqual(
+      Array.from(await clipped.b.data()).map((x) => +x.toFixed(5)),
+      [0, 1.6],
+    );
+    const kept = clipByGlobalNorm(g, 10);
+    assert.deepEqual(
+      Array.from(await kept.a.data()).map((x) => +x.toFixed(5)),
+      [3, 0],
+    );
+    tf.dispose([g.a, g.b, clipped.a, clipped.b, kept.a, kept.b]);
+  });
 
   it("names a gradient of the wrong size and a state of the wrong parameters", async () => {
     const adam = new TypedAdam(copy(), 1e-3);
