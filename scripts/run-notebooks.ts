@@ -2,7 +2,9 @@
  * `npm run notebooks`: executes every notebooks/NN-*.ipynb in order, headless (nbconvert + the project's tslab
  * kernel), at the quick size (ATTEND_TELL_QUICK=1) unless ATTEND_TELL_QUICK=0. Executed copies and HTML go to
  * build/notebooks/ (git-ignored). Stops at the first failing notebook, naming it and the failing cell.
- * Then it opens each HTML in headless Chromium and fails when a Plotly chart did not render.
+ * Then it opens each HTML in headless Chromium and fails when a Plotly chart did not render, and reruns the
+ * chapter as a reader does in a live kernel (scripts/rerun-notebooks.py): in order, again from its configuration
+ * cell, and its last cell alone.
  *   npm run notebooks [-- 02]   (only notebooks whose name contains "02")
  */
 import { execFileSync, spawnSync } from "node:child_process";
@@ -105,6 +107,9 @@ function main(): void {
         fail(`${name}: ${drawn} of ${expected} Plotly charts rendered in headless Chromium (${html})`);
       charts = `, ${drawn}/${expected} charts rendered in Chromium`;
     } else if (process.env.CI) fail("chromium is needed to check the charts (apt-get install chromium)");
+    // then as a reader reruns cells in a live kernel: in order, again from the configuration cell, the last alone
+    const rerun = spawnSync(python, [path.join(ROOT, "scripts", "rerun-notebooks.py"), src], { env, encoding: "utf8" });
+    if (rerun.status !== 0) fail(rerun.stderr.trim().split("\n").slice(-3).join("\n") || `rerun exit ${rerun.status}`);
     passed++;
     console.log(`✔ ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s${charts}) → ${path.relative(ROOT, html)}`);
   }
