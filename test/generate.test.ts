@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/captioning";
-import { beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning";
+import { BeamTrace, beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning";
 import { EOS } from "../lib/data";
 import { setupBackend } from "./helpers";
 
@@ -82,6 +82,36 @@ describe("caption generation", () => {
       f.dispose();
       decoder.dispose();
     }
+  });
+
+  it("traces the search: k candidates per beam each step, the kept ones best first, the caption a chain of them", async () => {
+    const decoder = new DecoderRNN(config, defaultInitializer(7));
+    decoder.fcn.assign(decoder.fcn.mul(10)); // peaked distributions: the captions end
+    const f = features();
+    const steps: Parameters<BeamTrace>[2][] = [];
+    const [g] = await beamSearchBatch(decoder, f, 3, 10, 0, undefined, (t, image, cands) => {
+      assert.equal(image, 0);
+      assert.equal(t, steps.length);
+      steps.push(cands);
+    });
+    assert.equal(steps[0].length, 3, "step 0 expands the single start beam");
+    for (const cands of steps) {
+      assert.ok(
+        cands.every((c, j) => j === 0 || cands[j - 1].score >= c.score),
+        "best first",
+      );
+      assert.ok(cands.filter((c) => c.fate !== "dropped").length <= 3);
+    }
+    // the returned caption: each word a kept extension of the beam the word before it survived as (the start beam: 0)
+    let beam = 0;
+    for (let t = 0; t < g.ids.length; t++) {
+      const kept = steps[t].filter((c) => c.fate === "kept");
+      beam = kept.findIndex((c) => c.beam === beam && c.word === g.ids[t]);
+      assert.ok(beam >= 0, `word ${t} extends the beam it came from`);
+    }
+    if (g.finished)
+      assert.ok(steps[g.ids.length].some((c) => c.beam === beam && c.word === EOS && c.fate === "finished"));
+    decoder.dispose();
   });
 
   it("always returns a caption, even when no beam ever emits <EOS>", async () => {

@@ -231,11 +231,23 @@ async function onnxRows(onnx: OnnxDecoder, features: Float32Array, N: number, k:
 }
 
 /**
+ * What beam search considered at step t for image i: every candidate extension (its beam, i.e. the index of the
+ * partial caption it extends among that image's beams, the word and the total log-probability), best first, and
+ * whether it survived as a beam, finished with `<EOS>`, or was dropped. Kept candidates are the beams of step t + 1
+ * in this order. For drawing the search as a tree (chapter 07).
+ */
+export type BeamTrace = (
+  t: number,
+  image: number,
+  candidates: { beam: number; word: number; score: number; fate: "kept" | "finished" | "dropped" }[],
+) => void;
+
+/**
  * Beam search with width k for a batch of N images' features `[N, R, E]`: all N·k beams advance in one decoder
  * step (rows i·k … i·k + k − 1 are image i's), so a GPU sees one large step instead of N small ones. Per image
  * the same search as one at a time: each beam proposes its k best words (enough: at most k extensions survive),
  * the k − (finished) best of those survive, and extensions ending in `<EOS>` are finished captions. With `onnx`
- * the steps run on ONNX Runtime (CPUs) instead of tfjs.
+ * the steps run on ONNX Runtime (CPUs) instead of tfjs; `trace` sees every step's candidates.
  */
 export async function beamSearchBatch(
   decoder: DecoderRNN,
@@ -244,6 +256,7 @@ export async function beamSearchBatch(
   maxLen = 20,
   lengthPenalty = 0,
   onnx?: OnnxDecoder,
+  trace?: BeamTrace,
 ): Promise<Generated[]> {
   const N = features.shape[0];
   const model = onnx
@@ -272,10 +285,16 @@ export async function beamSearchBatch(
           }
         cands.sort((x, y) => y.score - x.score);
         const kept: typeof cands = [];
-        for (const c of cands.slice(0, Math.max(0, k - finished[i].length))) {
+        const survivors = cands.slice(0, Math.max(0, k - finished[i].length));
+        for (const c of survivors) {
           if (c.word === EOS) finished[i].push({ ids: bs[c.beam].ids, alphas: bs[c.beam].alphas, logProb: c.score });
           else kept.push(c);
         }
+        trace?.(
+          t,
+          i,
+          cands.map((c) => ({ ...c, fate: !survivors.includes(c) ? "dropped" : c.word === EOS ? "finished" : "kept" })),
+        );
         beams[i] = kept.map((c) => ({
           ids: [...bs[c.beam].ids, c.word],
           alphas: [...bs[c.beam].alphas, alpha[i * k + c.beam]],
