@@ -29,6 +29,11 @@ describe("display HTML", () => {
     assert.ok(t.includes("&lt;PAD&gt;") && t.includes("a &amp; b") && t.includes("<td"));
     const g = imageGridHtml([{ png: new Uint8Array([137, 80]), caption: "x<y" }], 100);
     assert.ok(g.includes("data:image/png;base64,iVA=") && g.includes("x&lt;y") && g.includes("width:100px"));
+    const two = imageGridHtml([{ png: new Uint8Array([137, 80]), caption: "before: a\nafter: <b>" }]);
+    assert.ok(
+      two.includes("before: a<br/>after: &lt;b&gt;"),
+      "a new line in a caption is a line break, the text still escaped",
+    );
   });
 });
 

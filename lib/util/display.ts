@@ -60,14 +60,16 @@ export function htmlTable(
   return `<table style="border-collapse:collapse">${cap}<thead><tr>${th}</tr></thead><tbody>${tr}</tbody></table>`;
 }
 
-/** Images (PNG bytes) in a row, each with a caption underneath. */
+/** Images (PNG bytes) in a row, each with a caption underneath (a "\n" in a caption starts a new line). */
 export function imageGridHtml(items: readonly { png: Uint8Array; caption?: string }[], width = 224): string {
   const cells = items
     .map(
       ({ png, caption }) =>
         `<figure style="display:inline-block;margin:4px;width:${width}px;vertical-align:top">` +
         `<img src="data:image/png;base64,${Buffer.from(png).toString("base64")}" style="width:${width}px"/>` +
-        (caption ? `<figcaption style="font-size:12px">${escapeHtml(caption)}</figcaption>` : "") +
+        (caption
+          ? `<figcaption style="font-size:12px">${escapeHtml(caption).replace(/\n/g, "<br/>")}</figcaption>`
+          : "") +
         `</figure>`,
     )
     .join("");
