@@ -7,6 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { BackendChoice, describeBackend, initBackend } from "./engine/backend";
 import { ensureSynthetic } from "./data/synthetic";
+import { findCheckpoint } from "./captioning/train";
 import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./util/paths";
 
 /** The first source under `srcLib` whose compiled file under `distLib` is missing or older, else undefined. */
@@ -69,4 +70,18 @@ export async function startChapter(o: { data?: "any" | "synthetic" | "none" } = 
     `backend: ${describeBackend(backend)}; ${quick ? "quick (CI) size" : "full size"}${dataDir ? `; data: ${dataDir}` : ""}`,
   );
   return { backend, quick, dataDir, flickr };
+}
+
+/**
+ * The trained captioner a chapter shows: ATTEND_TELL_CHECKPOINT, then (at full size) the CLI's Flickr8k and
+ * synthetic runs, then what chapters 05 and 06 trained; undefined when there is none yet.
+ */
+export function chapterCheckpoint(quick = quickMode()): string | undefined {
+  const root = projectRoot();
+  return findCheckpoint([
+    process.env.ATTEND_TELL_CHECKPOINT,
+    ...(quick ? [] : [path.join(root, "runs/flickr8k/checkpoint"), path.join(root, "runs/synthetic/checkpoint")]),
+    path.join(root, "runs/notebooks/05-training/checkpoint"),
+    path.join(root, "runs/notebooks/06-heatmaps/checkpoint"),
+  ]);
 }
