@@ -1,12 +1,12 @@
 /**
  * Bahdanau (additive) attention over the 49 image regions, as in the seed and Show, Attend and Tell:
  *   e = A(tanh(W·features + U·h)),  α = softmax(e) over regions,  context = Σ_r α_r · features_r
- * `W·features` does not depend on the step, so `projectFeatures` computes it once per image and `step` reuses
- * it at every word. Weights are stored `[in, out]` so every product is a plain matMul (transposed matMuls are
+ * `W·features` does not depend on the step, so `projectFeatures` computes it once per image and each step
+ * (`attend`, called by `decoderStep` and the recurrence) reuses it at every word. Weights are stored `[in, out]` so every product is a plain matMul (transposed matMuls are
  * ~8× slower on wasm).
  */
 import * as tf from "@tensorflow/tfjs";
-import { Ops, tfOps } from "../engine/ops";
+import type { Ops } from "../engine/ops";
 
 export interface AttentionConfig {
   encoderDim: number;
@@ -57,22 +57,6 @@ export class Attention {
       .matMul(this.W)
       .add(this.bW)
       .reshape([B, R, this.config.attentionDim]);
-  }
-
-  /** One step: `h [B, D]` → α `[B, R]` and context `[B, E]`. */
-  step(projected: tf.Tensor3D, features: tf.Tensor3D, h: tf.Tensor2D): { alpha: tf.Tensor2D; context: tf.Tensor2D } {
-    const [B, R, K] = projected.shape;
-    const u = h.matMul(this.U).add(this.bU);
-    const { alpha, ctx } = attend(
-      tfOps,
-      { B, R, K },
-      projected,
-      (w) => tfOps.weightedSum(w, features),
-      this.A,
-      this.bA,
-      u,
-    );
-    return { alpha: alpha as tf.Tensor2D, context: ctx as tf.Tensor2D };
   }
 }
 

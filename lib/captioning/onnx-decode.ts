@@ -6,7 +6,7 @@
  */
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { graphOps } from "../engine/onnx/ops";
-import { graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
+import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { decoderStep } from "./decoder";
@@ -125,7 +125,7 @@ export class OnnxDecoder {
     const s = await this.sessions.get(`step${N}x${k}`, () => stepGraph(this.config, N, R, k));
     const out = await s.run(
       this.feeds(STEP, {
-        words: [BigInt64Array.from(Array.from(words, (w) => BigInt(w))), [N]],
+        words: [int64(words), [N]],
         h: [state.h, [N, D]],
         c: [state.c, [N, D]],
         features: [features, [N, R, E]],

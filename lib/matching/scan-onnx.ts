@@ -20,7 +20,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
-import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
+import { gradientTensors, graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import {
   GruWeights,
@@ -480,10 +480,6 @@ export class OnnxScan {
   async dispose(): Promise<void> {
     await this.sessions.release();
   }
-}
-
-function int64(ids: ArrayLike<number>): BigInt64Array {
-  return BigInt64Array.from(Array.from(ids, (v) => BigInt(v)));
 }
 
 function maskOf(lengths: readonly number[], T: number): Float32Array {

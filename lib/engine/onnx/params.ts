@@ -49,3 +49,8 @@ export function gradientTensors(
 ): tf.NamedTensorMap {
   return Object.fromEntries(names.map((n) => [named[n].name, tf.tensor(grads[n], named[n].shape)]));
 }
+
+/** Ids as the int64 values ONNX Gather and the word inputs take. */
+export function int64(ids: ArrayLike<number>): BigInt64Array {
+  return BigInt64Array.from(Array.from(ids, (v) => BigInt(v)));
+}
