@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, OnnxDecoder, beamSearchBatch, defaultInitializer } from "../lib/captioning";
+import { DecoderConfig, DecoderRNN, OnnxDecoder, beamSearchBatch, defaultInitializer } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend } from "./helpers";
 
@@ -12,45 +12,49 @@ describe("decoding on ONNX Runtime", function () {
   });
   const config = { vocabSize: 23, embedSize: 8, encoderDim: 16, attentionDim: 8, decoderDim: 16, dropout: 0 };
   /** A decoder with peaked output distributions (a trained model's are; random weights give near-ties). */
-  function peaked(seed: number): DecoderRNN {
-    const d = new DecoderRNN(config, defaultInitializer(seed));
+  function peaked(seed: number, variant: Partial<DecoderConfig> = {}): DecoderRNN {
+    const d = new DecoderRNN({ ...config, ...variant }, defaultInitializer(seed));
     d.fcn.assign(d.fcn.mul(25));
     return d;
   }
 
-  it("gives the tfjs step's state, α and k best words with their log-probabilities", async () => {
-    const d = peaked(2);
-    const N = 5;
-    const f = tf.randomUniform([N, 49, 16], 0, 1, "float32", 4) as tf.Tensor3D;
-    const words = [1, 4, 7, 9, 22];
-    const ref = tf.tidy(() => {
-      const s = d.step(
-        tf.gather(d.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D,
-        d.attention.projectFeatures(f),
-        f,
-        d.initHidden(f),
-      );
-      const top = tf.topk(tf.logSoftmax(d.output(s.h, false)), 3);
-      return [s.h, s.c, s.alpha, top.values, top.indices];
+  for (const [label, variant] of [
+    ["the seed's decoder", {}],
+    ["learned initial state, no gate β", { initState: "learned", gate: false }],
+  ] as const)
+    it(`gives the tfjs step's state, α and k best words with their log-probabilities (${label})`, async () => {
+      const d = peaked(2, variant);
+      const N = 5;
+      const f = tf.randomUniform([N, 49, 16], 0, 1, "float32", 4) as tf.Tensor3D;
+      const words = [1, 4, 7, 9, 22];
+      const ref = tf.tidy(() => {
+        const s = d.step(
+          tf.gather(d.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D,
+          d.attention.projectFeatures(f),
+          f,
+          d.initHidden(f),
+        );
+        const top = tf.topk(tf.logSoftmax(d.output(s.h, false)), 3);
+        return [s.h, s.c, s.alpha, top.values, top.indices];
+      });
+      const onnx = await OnnxDecoder.create(d, 49, 1);
+      const fv = (await f.data()) as Float32Array;
+      const r = await onnx.step(words, fv, await onnx.init(fv, N), 3);
+      const [h, c, alpha, values, indices] = await Promise.all(ref.map((t) => t.data()));
+      const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
+        assert.equal(a.length, b.length, what);
+        const worst = Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
+        assert.ok(worst < 1e-5, `${what}: differs by ${worst}`);
+      };
+      close(r.h, h, "h");
+      close(r.c, c, "c");
+      close(r.alpha, alpha, "α");
+      close(r.values, values, "top log-probabilities");
+      assert.deepEqual(Array.from(r.indices), Array.from(indices as Int32Array), "top words");
+      await onnx.dispose();
+      tf.dispose([f, ...ref]);
+      d.dispose();
     });
-    const onnx = await OnnxDecoder.create(d, 49, 1);
-    const fv = (await f.data()) as Float32Array;
-    const r = await onnx.step(words, fv, await onnx.init(fv, N), 3);
-    const [h, c, alpha, values, indices] = await Promise.all(ref.map((t) => t.data()));
-    const close = (a: ArrayLike<number>, b: ArrayLike<number>, what: string) => {
-      assert.equal(a.length, b.length, what);
-      const worst = Math.max(...Array.from(a, (x, i) => Math.abs(x - b[i])));
-      assert.ok(worst < 1e-5, `${what}: differs by ${worst}`);
-    };
-    close(r.h, h, "h");
-    close(r.c, c, "c");
-    close(r.alpha, alpha, "α");
-    close(r.values, values, "top log-probabilities");
-    assert.deepEqual(Array.from(r.indices), Array.from(indices as Int32Array), "top words");
-    await onnx.dispose();
-    tf.dispose([f, ...ref]);
-    d.dispose();
-  });
 
   it("beam search (k = 3, a batch of 7 images) finds tfjs's captions, α and log-probabilities", async () => {
     for (const seed of [3, 6]) {

@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
+import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { OnnxTrainer, PARAMS, dropoutMask } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend } from "./helpers";
@@ -13,43 +13,53 @@ describe("training step compiled to ONNX", function () {
   });
   const config = { vocabSize: 13, embedSize: 5, encoderDim: 8, attentionDim: 6, decoderDim: 7, dropout: 0 };
 
-  it("gives tfjs autodiff's loss parts and gradients (padded captions, λ = 0.7), and the same loss without the backward pass", async () => {
-    const d = new DecoderRNN(config, defaultInitializer(9));
-    const [B, R, T] = [3, 5, 6];
-    const fv = Float32Array.from({ length: B * R * 8 }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i));
-    const ids = Int32Array.from([1, 4, 5, 6, 7, 2, 1, 3, 9, 2, 0, 0, 1, 12, 2, 0, 0, 0]);
-    const features = tf.tensor3d(fv, [B, R, 8]);
-    const captions = tf.tensor2d(ids, [B, T], "int32");
-    let parts: number[] = [];
-    const ref = tf.variableGrads(() => {
-      const l = captionLoss(d.forward(features, captions), captions, { lambda: 0.7 });
-      parts = [l.crossEntropy.dataSync()[0], l.attentionPenalty.dataSync()[0]];
-      return l.loss;
-    }, d.variables);
-    const trainer = new OnnxTrainer(config, R, 1);
-    const out = await trainer.step(await OnnxTrainer.parameters(d), fv, ids, B, T, {
-      seed: 1,
-      lambda: 0.7,
-      dropout: 0,
+  const variants: [string, Partial<DecoderConfig>][] = [
+    ["the seed's decoder", {}],
+    ["a learned initial state and no gate β", { initState: "learned", gate: false }],
+  ];
+  for (const [label, variant] of variants)
+    it(`gives tfjs autodiff's loss parts and gradients (${label}; padded captions, λ = 0.7), and the same loss without the backward pass`, async () => {
+      const d = new DecoderRNN({ ...config, ...variant }, defaultInitializer(9));
+      const [B, R, T] = [3, 5, 6];
+      const fv = Float32Array.from({ length: B * R * 8 }, (_, i) => 0.5 + 0.5 * Math.sin(0.37 * i));
+      const ids = Int32Array.from([1, 4, 5, 6, 7, 2, 1, 3, 9, 2, 0, 0, 1, 12, 2, 0, 0, 0]);
+      const features = tf.tensor3d(fv, [B, R, 8]);
+      const captions = tf.tensor2d(ids, [B, T], "int32");
+      let parts: number[] = [];
+      const ref = tf.variableGrads(() => {
+        // autodiff through the stepwise recurrence: the reference for the hand-written backward of every path
+        const l = captionLoss(d.forward(features, captions, { recurrence: "stepwise" }), captions, { lambda: 0.7 });
+        parts = [l.crossEntropy.dataSync()[0], l.attentionPenalty.dataSync()[0]];
+        return l.loss;
+      }, d.variables);
+      const trainer = new OnnxTrainer(d.config, R, 1);
+      const out = await trainer.step(await OnnxTrainer.parameters(d), fv, ids, B, T, {
+        seed: 1,
+        lambda: 0.7,
+        dropout: 0,
+      });
+      assert.ok(Math.abs(out.crossEntropy - parts[0]) < 1e-5, `cross-entropy ${out.crossEntropy} vs ${parts[0]}`);
+      assert.ok(Math.abs(out.penalty - 0.7 * parts[1]) < 1e-5, `penalty ${out.penalty} vs ${0.7 * parts[1]}`);
+      assert.ok(Math.abs(out.loss - ref.value.dataSync()[0]) < 1e-5);
+      const named = d.namedVariables();
+      for (const name of PARAMS) {
+        const a = out.grads[name];
+        const b = ref.grads[named[name].name]?.dataSync() ?? new Float32Array(a.length); // unused: no gradient
+        assert.equal(a.length, b.length, name);
+        const scale = Math.max(1e-3, ...Array.from(b, Math.abs));
+        let worst = 0;
+        for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / scale);
+        assert.ok(worst < 1e-4, `${name}: relative gradient error ${worst}`);
+      }
+      // The variants switch parts off: what they no longer use gets no gradient.
+      const silent = (n: string) => out.grads[n].every((v) => v === 0);
+      assert.equal(silent("decoder/fBeta"), variant.gate === false);
+      assert.equal(silent("decoder/initH"), variant.initState === "learned");
+      const evalOnly = await trainer.loss(d, features, captions, 0.7); // the loss-only graph (validation)
+      assert.ok(Math.abs(evalOnly.loss - out.loss) < 1e-6 && Math.abs(evalOnly.crossEntropy - out.crossEntropy) < 1e-6);
+      await trainer.dispose();
+      d.dispose();
     });
-    assert.ok(Math.abs(out.crossEntropy - parts[0]) < 1e-5, `cross-entropy ${out.crossEntropy} vs ${parts[0]}`);
-    assert.ok(Math.abs(out.penalty - 0.7 * parts[1]) < 1e-5, `penalty ${out.penalty} vs ${0.7 * parts[1]}`);
-    assert.ok(Math.abs(out.loss - ref.value.dataSync()[0]) < 1e-5);
-    const named = d.namedVariables();
-    for (const name of PARAMS) {
-      const a = out.grads[name];
-      const b = ref.grads[named[name].name].dataSync();
-      assert.equal(a.length, b.length, name);
-      const scale = Math.max(1e-3, ...Array.from(b, Math.abs));
-      let worst = 0;
-      for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / scale);
-      assert.ok(worst < 1e-4, `${name}: relative gradient error ${worst}`);
-    }
-    const evalOnly = await trainer.loss(d, features, captions, 0.7); // the loss-only graph (validation)
-    assert.ok(Math.abs(evalOnly.loss - out.loss) < 1e-6 && Math.abs(evalOnly.crossEntropy - out.crossEntropy) < 1e-6);
-    await trainer.dispose();
-    d.dispose();
-  });
 
   it("draws inverted-dropout masks by seed: values 0 or 1/(1−p), about p of them 0", () => {
     const m = dropoutMask(20000, 0.3, 5);

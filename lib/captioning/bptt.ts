@@ -16,6 +16,8 @@ export interface RecurrenceInputs extends RecurrenceWeights<tf.Tensor> {
   embGates: tf.Tensor3D;
   h0: tf.Tensor2D;
   c0: tf.Tensor2D;
+  /** DecoderConfig.gate */
+  gate?: boolean;
 }
 
 const WEIGHTS = ["hWeights", "hBias", "A", "bA", "ctxWeights"] as const;
@@ -34,7 +36,7 @@ export function attentionRecurrence(
     const weights = Object.fromEntries(WEIGHTS.map((k, i) => [k, w[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
     const save = args[9] as (ts: tf.Tensor[]) => void;
     const embSteps = tf.unstack(embGates, 1);
-    const fw = recurrenceForward(tfOps, dims, { features, projected, embGates: embSteps, h0, c0 }, weights);
+    const fw = recurrenceForward(tfOps, dims, { features, projected, embGates: embSteps, h0, c0, gate: x.gate }, weights);
     // Inputs are intermediate tensors of the caller, disposed before backprop unless saved.
     save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w]);
     const value = tf.stack(

@@ -27,7 +27,17 @@ export interface DecoderConfig {
    * batch 2048) or "stepwise" (autodiff through `step`, the reference it is tested against).
    */
   recurrence?: Recurrence;
+  /**
+   * Where h₀, c₀ come from: "mean" (the seed's and the paper's: init_h/init_c of the mean region feature, so the
+   * LSTM has seen the whole image before it attends anywhere) or "learned" (one learned state for every image:
+   * what the model knows of the picture must come through attention). Default "mean".
+   */
+  initState?: InitState;
+  /** The gate β = σ(f_beta(h)) on the context (Xu et al. §4.2.1); false: β = 1. Default true. */
+  gate?: boolean;
 }
+
+export type InitState = "mean" | "learned";
 
 /** The seed's dimensions. */
 export function getDefaultConfig(vocabSize: number): DecoderConfig {
@@ -127,10 +137,10 @@ export class DecoderRNN {
     return Object.fromEntries(this.variables.map((v) => [v.name.slice(this.scope.length), v]));
   }
 
-  /** h₀, c₀ from the mean region feature. */
+  /** h₀, c₀ (`initialState`). */
   initHidden(features: tf.Tensor3D): { h: tf.Tensor2D; c: tf.Tensor2D } {
-    const mean = features.mean(1) as tf.Tensor2D;
-    return { h: mean.matMul(this.initH).add(this.bInitH), c: mean.matMul(this.initC).add(this.bInitC) };
+    const { h, c } = initialState(tfOps, this.config, features, this);
+    return { h: h as tf.Tensor2D, c: c as tf.Tensor2D };
   }
 
   /**
@@ -145,7 +155,7 @@ export class DecoderRNN {
   ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
     const dims = { B, R, K, D: this.config.decoderDim };
-    const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state);
+    const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state, this.config.gate);
     const [h, c, alpha] = [r.h, r.c, r.alpha] as tf.Tensor2D[];
     return { h, c, alpha };
   }
@@ -206,6 +216,7 @@ export class DecoderRNN {
         A: a.A as tf.Tensor2D,
         bA: a.bA as tf.Tensor1D,
         ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
+        gate: this.config.gate,
       }));
     } else {
       const projected = a.projectFeatures(features);
@@ -237,6 +248,21 @@ export class DecoderRNN {
   }
 }
 
+/**
+ * h₀ = m·init_h + b, c₀ = m·init_c + b' with m the mean region feature `[B, E]` ("mean"), or m = 0 ("learned":
+ * h₀, c₀ are the biases, the same for every image, and init_h/init_c get gradient 0). Returns m for backward.
+ */
+export function initialState<T>(
+  o: Ops<T>,
+  config: Pick<DecoderConfig, "initState">,
+  features: T,
+  w: { initH: T; bInitH: T; initC: T; bInitC: T },
+): { mean: T; h: T; c: T } {
+  const m = o.mean(features, [1]);
+  const mean = (config.initState ?? "mean") === "mean" ? m : o.mul(m, o.scalar(0));
+  return { mean, h: o.add(o.matMul(mean, w.initH), w.bInitH), c: o.add(o.matMul(mean, w.initC), w.bInitC) };
+}
+
 /** What one decoding step reads (see `decoderStep`). */
 export interface StepWeights<T> {
   U: T;
@@ -263,10 +289,11 @@ export function decoderStep<T>(
   projected: T,
   features: T,
   state: { h: T; c: T },
+  gate = true,
 ): { h: T; c: T; alpha: T } {
   const u = o.add(o.matMul(state.h, w.U), w.bU);
   const { alpha, ctx } = attend(o, dims, projected, (a) => o.weightedSum(a, features), w.A, w.bA, u);
-  const beta = o.sigmoid(o.add(o.matMul(state.h, w.fBeta), w.bBeta));
+  const beta = gate ? o.sigmoid(o.add(o.matMul(state.h, w.fBeta), w.bBeta)) : o.scalar(1);
   const x = o.concat([emb, o.mul(beta, ctx)], 1);
   const gates = o.add(o.add(o.matMul(x, w.Wx), o.matMul(state.h, w.Wh)), w.bLstm);
   const { h, c } = lstmCell(o, dims.D, gates, state.c);

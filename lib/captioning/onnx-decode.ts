@@ -9,7 +9,7 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep } from "./decoder";
+import { decoderStep, initialState } from "./decoder";
 import { PARAMS, paramShape } from "./onnx-train";
 
 type Param = (typeof PARAMS)[number];
@@ -30,10 +30,15 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
   const p = parameterInputs(o.g, INIT, (n) => paramShape(c, n));
   const features = o.g.input("features", [N, R, E]);
   const projected = o.add(o.matMul(o.reshape(features, [N * R, E]), p["attention/W"]), p["attention/bW"]);
-  const mean = o.mean(features, [1]);
+  const init = initialState(o, c, features, {
+    initH: p["decoder/initH"],
+    bInitH: p["decoder/bInitH"],
+    initC: p["decoder/initC"],
+    bInitC: p["decoder/bInitC"],
+  });
   o.g.output(o.reshape(projected, [N, R, K]), "projected", [N, R, K]);
-  o.g.output(o.add(o.matMul(mean, p["decoder/initH"]), p["decoder/bInitH"]), "h", [N, c.decoderDim]);
-  o.g.output(o.add(o.matMul(mean, p["decoder/initC"]), p["decoder/bInitC"]), "c", [N, c.decoderDim]);
+  o.g.output(init.h, "h", [N, c.decoderDim]);
+  o.g.output(init.c, "c", [N, c.decoderDim]);
   return o.g.toBytes(17);
 }
 
@@ -58,7 +63,7 @@ function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Arra
     bLstm: p["decoder/bLstm"],
   };
   const emb = o.gather(p["decoder/embedding"], words);
-  const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state);
+  const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state, c.gate);
   const logp = o.op1(
     "LogSoftmax",
     [o.add(o.matMul(s.h, p["decoder/fcn"]), p["decoder/bFcn"])],

@@ -13,6 +13,7 @@
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
 import * as tf from "@tensorflow/tfjs";
+import { initialState } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -101,16 +102,13 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const { p } = x;
   const F2 = o.reshape(x.features, [B * R, E]);
   const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
-  const meanF = o.op1(
-    "ReduceMean",
-    [x.features],
-    [
-      { name: "axes", ints: [1] },
-      { name: "keepdims", i: 0 },
-    ],
-  ); // [B, E]
-  const h0 = o.add(o.matMul(meanF, p["decoder/initH"]), p["decoder/bInitH"]);
-  const c0 = o.add(o.matMul(meanF, p["decoder/initC"]), p["decoder/bInitC"]);
+  const init = initialState(o, config, x.features, {
+    initH: p["decoder/initH"],
+    bInitH: p["decoder/bInitH"],
+    initC: p["decoder/initC"],
+    bInitC: p["decoder/bInitC"],
+  });
+  const [meanF, h0, c0] = [init.mean, init.h, init.c]; // [B, E], [B, D], [B, D]
   const wordsFlat = o.reshape(x.words, [B * S]);
   const emb = o.op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
   const [WxEmb, WxCtx] = o.split(p["decoder/Wx"], [config.embedSize, E], 0);
@@ -123,7 +121,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     ctxWeights: WxCtx,
   };
   const steps = o.split(embGates, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, 4 * D]));
-  const rec = recurrenceForward(o, dims, { features: x.features, projected, embGates: steps, h0, c0 }, weights);
+  const rec = recurrenceForward(o, dims, { features: x.features, projected, embGates: steps, h0, c0, gate: config.gate }, weights);
   const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
   const Hd = o.mul(H, x.dropMask);
   const logits = o.add(o.matMul(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]

@@ -107,6 +107,8 @@ export function attentionCorrectness(
   }[],
   imageSize = 224,
   grid = 7,
+  /** The word whose α is scored: the shape word (default) or the colour word before it. */
+  at: "shape" | "colour" = "shape",
 ): AttentionScore {
   const cell = imageSize / grid;
   let n = 0,
@@ -116,7 +118,7 @@ export function attentionCorrectness(
   for (const { words, alphas, objects } of items) {
     for (const m of mentionedObjects(words)) {
       const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
-      const a = alphas[m.index];
+      const a = alphas[at === "shape" ? m.index : m.index - 1];
       if (!o || !a) continue;
       const [x0, y0, x1, y1] = o.box;
       let peak = 0;

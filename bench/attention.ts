@@ -1,0 +1,149 @@
+/**
+ * Where does attention point, and what makes it point at what it names? Trains decoder variants on the synthetic
+ * scenes (the main job's data and schedule: `npm start`'s 2,000 scenes, lr 1e-3, batch 64, up to 12 epochs) and
+ * measures each on the 200 dev scenes with greedy captions: scenes captioned exactly right (after each epoch and at
+ * the end), attention pointing (the peak of α inside the named object's box) and α's mass in that box against a
+ * uniform map, at the shape word and at the colour word before it.
+ *   npx tsx bench/attention.ts [variants=seed,learned,nogate,learned-nogate,lambda0,lambda1] [seeds=1] [epochs=12]
+ *     [dims=seed|quick] [json=FILE]
+ * Variants: see VARIANTS below; "a+b" combines two. Results accumulate in the JSON file (default
+ * runs/bench-attention.json) so a long study can be run in parts.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { describeBackend, initBackend } from "../lib/engine";
+import {
+  DecoderConfig,
+  attentionCorrectness,
+  captionImages,
+  pipelineConfig,
+  scoreScenes,
+  train,
+} from "../lib/captioning";
+import { TrainConfig } from "../lib/captioning/train";
+import { prepareCaptionData } from "../lib/encoder";
+import { ensureSynthetic, readBoxes } from "../lib/data";
+import { projectRoot, syntheticDir } from "../lib/util";
+
+/** Each variant changes the main job's configuration in one way. */
+const VARIANTS: Record<string, { about: string; decoder?: Partial<DecoderConfig>; train?: Partial<TrainConfig> }> = {
+  seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49" },
+  learned: { about: "h₀/c₀ learned, the same for every image", decoder: { initState: "learned" } },
+  nogate: { about: "no gate β (β = 1)", decoder: { gate: false } },
+  lambda0: { about: "no doubly stochastic term (λ = 0)", train: { lambda: 0 } },
+  lambda1: { about: "λ = 1 on the sum over regions (the paper's weight)", train: { lambda: 1 } },
+  lambda02: { about: "λ = 0.2", train: { lambda: 0.2 } },
+};
+
+function variantConfig(name: string, base: TrainConfig): TrainConfig {
+  let cfg = { ...base, decoder: { ...base.decoder } };
+  for (const part of name.split("+")) {
+    const v = VARIANTS[part];
+    if (!v) throw new Error(`unknown variant "${part}" (known: ${Object.keys(VARIANTS).join(", ")})`);
+    cfg = { ...cfg, ...v.train, decoder: { ...cfg.decoder, ...v.decoder } };
+  }
+  return cfg;
+}
+
+interface Result {
+  variant: string;
+  seed: number;
+  dims: string;
+  epochs: number;
+  accuracyByEpoch: number[];
+  accuracy: number;
+  pointing: number;
+  massInBox: number;
+  uniformMass: number;
+  pointingColour: number;
+  massInBoxColour: number;
+  seconds: number;
+}
+
+async function main() {
+  const backend = await initBackend({ quiet: true });
+  const names = (process.argv[2] ?? "seed,learned,nogate,learned+nogate,lambda0,lambda1").split(",");
+  const seeds = (process.argv[3] ?? "1").split(",").map(Number);
+  const epochs = Number(process.argv[4] ?? 12);
+  const dims = process.argv[5] ?? "seed";
+  const jsonFile = process.argv[6] ?? path.join(projectRoot(), "runs", "bench-attention.json");
+  console.log(`backend: ${describeBackend(backend)}; ${os.cpus().length} cores; decoder ${dims} dimensions`);
+  const dataDir = syntheticDir();
+  await ensureSynthetic(dataDir, { n: 2000 });
+  const data = await prepareCaptionData(dataDir, { quiet: true });
+  const boxes = readBoxes(dataDir);
+  const dev = [...data.val.dataset.images];
+  const results: Result[] = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, "utf8")) : [];
+  for (const name of names)
+    for (const seed of seeds) {
+      const base = pipelineConfig(
+        { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64 },
+        data.vocab.size,
+      );
+      const config = { ...variantConfig(name, base), seed };
+      const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));
+      const t0 = performance.now();
+      const accuracyByEpoch: number[] = [];
+      const { decoder } = await train({
+        train: data.train,
+        val: data.val,
+        vocab: data.vocab,
+        config,
+        out: path.join(out, "checkpoint"),
+        quiet: true,
+        log: () => {},
+        onEpoch: async ({ decoder: d }) => {
+          accuracyByEpoch.push((await scoreScenes(d, data.vocab, data.cache, dev, boxes)).accuracy);
+        },
+      });
+      const seconds = (performance.now() - t0) / 1000;
+      const gen = await captionImages(decoder, data.cache, dev, 1, { maxLen: 24 });
+      const items = gen.map((g, i) => ({ words: data.vocab.decode(g.ids), alphas: g.alphas, objects: boxes[dev[i]] }));
+      const shape = attentionCorrectness(items);
+      const colour = attentionCorrectness(items, 224, 7, "colour");
+      decoder.dispose();
+      fs.rmSync(out, { recursive: true, force: true });
+      const r: Result = {
+        variant: name,
+        seed,
+        dims,
+        epochs,
+        accuracyByEpoch,
+        accuracy: accuracyByEpoch[accuracyByEpoch.length - 1],
+        pointing: shape.pointing,
+        massInBox: shape.massInBox,
+        uniformMass: shape.uniformMass,
+        pointingColour: colour.pointing,
+        massInBoxColour: colour.massInBox,
+        seconds,
+      };
+      console.log(JSON.stringify(r));
+      results.push(r);
+      fs.mkdirSync(path.dirname(jsonFile), { recursive: true });
+      fs.writeFileSync(jsonFile, JSON.stringify(results, null, 1));
+    }
+  console.log(table(results));
+}
+
+const pc = (x: number) => (100 * x).toFixed(1);
+
+/** The results as a markdown table, one row per run. */
+function table(rs: Result[]): string {
+  return [
+    "| variant | dims | seed | scenes right (last epoch; min–max of the last 5) | pointing (shape / colour word) | mass in box (uniform) | s |",
+    "|---|---|---|---|---|---|---|",
+    ...rs.map((r) => {
+      const last5 = r.accuracyByEpoch.slice(-5);
+      return (
+        `| ${r.variant} | ${r.dims} | ${r.seed} | ${pc(r.accuracy)} % (${pc(Math.min(...last5))}–${pc(Math.max(...last5))}) ` +
+        `| ${pc(r.pointing)} / ${pc(r.pointingColour)} % | ${r.massInBox.toFixed(3)} / ${r.massInBoxColour.toFixed(3)} (${r.uniformMass.toFixed(3)}) | ${r.seconds.toFixed(0)} |`
+      );
+    }),
+  ].join("\n");
+}
+
+main().catch((e) => {
+  console.error(e);
+  process.exit(1);
+});
