@@ -17,8 +17,17 @@ export const SHARED_FLICKR = [process.env.FLICKR8K_DIR, path.join(__dirname, "..
   (d): d is string => !!d && fs.existsSync(path.join(d, "Flickr8k.token.txt")),
 );
 
+/** Folders made by tmpDir, removed when the test process exits (a run leaves nothing behind in /tmp). */
+const made: string[] = [];
+process.on("exit", () => {
+  if (process.env.ATTEND_TELL_KEEP_TMP) return; // to inspect what a failing test wrote
+  for (const d of made) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tmpDir(prefix = "attend-tell-test-"): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  made.push(d);
+  return d;
 }
 
 /** A solid-colour image of any size, in any format sharp writes. */
