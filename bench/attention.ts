@@ -22,25 +22,55 @@ import {
   train,
 } from "../lib/captioning";
 import { TrainConfig } from "../lib/captioning/train";
-import { prepareCaptionData } from "../lib/encoder";
+import { FEATURE_DIM, FeatureCache, REGIONS, prepareCaptionData } from "../lib/encoder";
 import { ensureSynthetic, readBoxes } from "../lib/data";
 import { projectRoot, syntheticDir } from "../lib/util";
 
 /** Each variant changes the main job's configuration in one way. */
-const VARIANTS: Record<string, { about: string; decoder?: Partial<DecoderConfig>; train?: Partial<TrainConfig> }> = {
+interface Variant {
+  about: string;
+  decoder?: Partial<DecoderConfig>;
+  train?: Partial<TrainConfig>;
+  /** Each image's features minus their mean over the regions: uniform attention then reads nothing. */
+  centred?: boolean;
+}
+const VARIANTS: Record<string, Variant> = {
   seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49" },
   learned: { about: "h₀/c₀ learned, the same for every image", decoder: { initState: "learned" } },
   nogate: { about: "no gate β (β = 1)", decoder: { gate: false } },
   lambda0: { about: "no doubly stochastic term (λ = 0)", train: { lambda: 0 } },
   lambda1: { about: "λ = 1 on the sum over regions (the paper's weight)", train: { lambda: 1 } },
   lambda02: { about: "λ = 0.2", train: { lambda: 0.2 } },
+  centred: { about: "features centred per image (f_r − mean_r f)", centred: true },
 };
+
+const parts = (name: string): Variant[] =>
+  name.split("+").map((part) => {
+    const v = VARIANTS[part];
+    if (!v) throw new Error(`unknown variant "${part}" (known: ${Object.keys(VARIANTS).join(", ")})`);
+    return v;
+  });
+
+/** The cache's rows with each image's mean region feature subtracted (the `centred` variant). */
+function centredRead(read: FeatureCache["read"]): FeatureCache["read"] {
+  return (images, out) => {
+    const rows = read(images, out);
+    for (let i = 0; i < images.length; i++) {
+      const row = rows.subarray(i * REGIONS * FEATURE_DIM, (i + 1) * REGIONS * FEATURE_DIM);
+      for (let e = 0; e < FEATURE_DIM; e++) {
+        let m = 0;
+        for (let r = 0; r < REGIONS; r++) m += row[r * FEATURE_DIM + e];
+        m /= REGIONS;
+        for (let r = 0; r < REGIONS; r++) row[r * FEATURE_DIM + e] -= m;
+      }
+    }
+    return rows;
+  };
+}
 
 function variantConfig(name: string, base: TrainConfig): TrainConfig {
   let cfg = { ...base, decoder: { ...base.decoder } };
-  for (const part of name.split("+")) {
-    const v = VARIANTS[part];
-    if (!v) throw new Error(`unknown variant "${part}" (known: ${Object.keys(VARIANTS).join(", ")})`);
+  for (const v of parts(name)) {
     cfg = { ...cfg, ...v.train, decoder: { ...cfg.decoder, ...v.decoder } };
   }
   return cfg;
@@ -74,6 +104,7 @@ async function main() {
   const data = await prepareCaptionData(dataDir, { quiet: true });
   const boxes = readBoxes(dataDir);
   const dev = [...data.val.dataset.images];
+  const rawRead = data.cache.read.bind(data.cache);
   const results: Result[] = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, "utf8")) : [];
   for (const name of names)
     for (const seed of seeds) {
@@ -82,6 +113,7 @@ async function main() {
         data.vocab.size,
       );
       const config = { ...variantConfig(name, base), seed };
+      data.cache.read = parts(name).some((v) => v.centred) ? centredRead(rawRead) : rawRead;
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));
       const t0 = performance.now();
       const accuracyByEpoch: number[] = [];
