@@ -13,11 +13,11 @@ describe("training step compiled to ONNX", function () {
   });
   const config = { vocabSize: 13, embedSize: 5, encoderDim: 8, attentionDim: 6, decoderDim: 7, dropout: 0 };
 
-  const variants: [string, Partial<DecoderConfig>][] = [
-    ["the seed's decoder", {}],
-    ["a learned initial state and no gate β", { initState: "learned", gate: false }],
+  const variants: [string, Partial<DecoderConfig>, number][] = [
+    ["the seed's decoder", {}, 0],
+    ["a learned initial state, no gate β, attention-entropy term 0.3", { initState: "learned", gate: false }, 0.3],
   ];
-  for (const [label, variant] of variants)
+  for (const [label, variant, entropy] of variants)
     it(`gives tfjs autodiff's loss parts and gradients (${label}; padded captions, λ = 0.7), and the same loss without the backward pass`, async () => {
       const d = new DecoderRNN({ ...config, ...variant }, defaultInitializer(9));
       const [B, R, T] = [3, 5, 6];
@@ -28,7 +28,10 @@ describe("training step compiled to ONNX", function () {
       let parts: number[] = [];
       const ref = tf.variableGrads(() => {
         // autodiff through the stepwise recurrence: the reference for the hand-written backward of every path
-        const l = captionLoss(d.forward(features, captions, { recurrence: "stepwise" }), captions, { lambda: 0.7 });
+        const l = captionLoss(d.forward(features, captions, { recurrence: "stepwise" }), captions, {
+          lambda: 0.7,
+          entropy,
+        });
         parts = [l.crossEntropy.dataSync()[0], l.attentionPenalty.dataSync()[0]];
         return l.loss;
       }, d.variables);
@@ -36,6 +39,7 @@ describe("training step compiled to ONNX", function () {
       const out = await trainer.step(await OnnxTrainer.parameters(d), fv, ids, B, T, {
         seed: 1,
         lambda: 0.7,
+        entropy,
         dropout: 0,
       });
       assert.ok(Math.abs(out.crossEntropy - parts[0]) < 1e-5, `cross-entropy ${out.crossEntropy} vs ${parts[0]}`);
@@ -55,7 +59,7 @@ describe("training step compiled to ONNX", function () {
       const silent = (n: string) => out.grads[n].every((v) => v === 0);
       assert.equal(silent("decoder/fBeta"), variant.gate === false);
       assert.equal(silent("decoder/initH"), variant.initState === "learned");
-      const evalOnly = await trainer.loss(d, features, captions, 0.7); // the loss-only graph (validation)
+      const evalOnly = await trainer.loss(d, features, captions, 0.7, entropy); // the loss-only graph (validation)
       assert.ok(Math.abs(evalOnly.loss - out.loss) < 1e-6 && Math.abs(evalOnly.crossEntropy - out.crossEntropy) < 1e-6);
       await trainer.dispose();
       d.dispose();

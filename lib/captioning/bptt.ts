@@ -36,7 +36,12 @@ export function attentionRecurrence(
     const weights = Object.fromEntries(WEIGHTS.map((k, i) => [k, w[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
     const save = args[9] as (ts: tf.Tensor[]) => void;
     const embSteps = tf.unstack(embGates, 1);
-    const fw = recurrenceForward(tfOps, dims, { features, projected, embGates: embSteps, h0, c0, gate: x.gate }, weights);
+    const fw = recurrenceForward(
+      tfOps,
+      dims,
+      { features, projected, embGates: embSteps, h0, c0, gate: x.gate },
+      weights,
+    );
     // Inputs are intermediate tensors of the caller, disposed before backprop unless saved.
     save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w]);
     const value = tf.stack(

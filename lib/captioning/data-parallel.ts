@@ -32,6 +32,7 @@ export type ToWorker =
       captionShape: number[];
       seed: number;
       lambda: number;
+      entropy: number;
       tokens: number;
       captions_: number;
       version: number;
@@ -155,7 +156,7 @@ export class DataParallel {
   async gradients(
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
-    opts: { seed: number; lambda: number },
+    opts: { seed: number; lambda: number; entropy?: number },
   ): Promise<StepResult> {
     if (this.replicas.length === 0) {
       // One replica: the plain in-process step (no copies; on a GPU the features stay there).
@@ -183,6 +184,7 @@ export class DataParallel {
           captionShape: [hi - lo, T],
           seed: (opts.seed * 31 + r) >>> 0,
           lambda: opts.lambda,
+          entropy: opts.entropy ?? 0,
           tokens: normalizer.tokens,
           captions_: normalizer.captions,
           version: this.version,

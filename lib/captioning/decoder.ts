@@ -313,7 +313,9 @@ export interface LossNormalizer {
  * The seed's loss: cross-entropy over the predicted words ignoring `<PAD>` (mean over real tokens, as
  * PyTorch's CrossEntropyLoss(ignore_index=PAD)), plus the doubly stochastic attention regulariser
  *   λ · mean_batch Σ_regions (1 − Σ_t α_{t,r})²,  t over the caption's real (non-pad) steps,
- * which pushes the model to look at every region over the course of a caption (Xu et al. §4.2.1).
+ * which pushes the model to look at every region over the course of a caption (Xu et al. §4.2.1), and optionally
+ *   + λ_H · (Σ_t H(α_t)) / tokens,   H(α) = −Σ_r α_r log α_r,  t over the real steps,
+ * the mean entropy of each word's attention, which asks for attention that looks at few regions at each word.
  */
 export function captionLoss(
   out: DecoderOutput,
@@ -321,6 +323,8 @@ export function captionLoss(
   opts: {
     padIdx?: number;
     lambda?: number;
+    /** λ_H of the attention-entropy term (default 0: off). */
+    entropy?: number;
     normalizer?: LossNormalizer;
     /** `[B]`: a weight per caption on its words' cross-entropy (self-critical training's advantages). */
     captionWeights?: tf.Tensor1D;
@@ -347,5 +351,24 @@ export function captionLoss(
     opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()
   ) as tf.Scalar;
   const lambda = opts.lambda ?? 1;
-  return { loss: crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar, crossEntropy, attentionPenalty };
+  let loss = crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar;
+  if (opts.entropy) {
+    const h = (attentionEntropy(tfOps, out.alphas) as tf.Tensor2D).mul(real).sum().div(tokens); // mean over real words
+    loss = loss.add(h.mul(opts.entropy)) as tf.Scalar;
+  }
+  return { loss, crossEntropy, attentionPenalty };
+}
+
+/** Keeps log finite where softmax underflows to 0 (0 · log ε = 0). */
+const ENTROPY_EPS = 1e-20;
+
+/** H(α) = −Σ_r α_r log(α_r + ε) of each step's attention: `[B, S, R]` → `[B, S]`. */
+export function attentionEntropy<T>(o: Ops<T>, alphas: T): T {
+  return o.mul(o.sum(o.mul(alphas, o.log(o.add(alphas, o.scalar(ENTROPY_EPS)))), [2]), o.scalar(-1));
+}
+
+/** ∂H/∂α_r = −(log(α_r + ε) + α_r / (α_r + ε)), `[B, S, R]`: the entropy term's backward on engines without autodiff. */
+export function attentionEntropyGrad<T>(o: Ops<T>, alphas: T): T {
+  const shifted = o.add(alphas, o.scalar(ENTROPY_EPS));
+  return o.mul(o.add(o.log(shifted), o.div(alphas, shifted)), o.scalar(-1));
 }

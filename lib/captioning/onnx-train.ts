@@ -13,7 +13,7 @@
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
 import * as tf from "@tensorflow/tfjs";
-import { initialState } from "./decoder";
+import { attentionEntropy, attentionEntropyGrad, initialState } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -56,13 +56,14 @@ interface StepInputs {
   dropMask: string;
   ceScale: string;
   penScale: string;
+  entScale: string;
 }
 
 /**
  * The ONNX graph of one training step for batch size B and S decoder steps.
  * Inputs: every parameter (`PARAMS`), `features [B, R, E]`, `words [B, S]` (int64, the input words),
  * `targets [B·S]` (int64), `mask [B·S]` (1 for real target words), `dropMask [B·S, D]` (0 or 1/(1−p)),
- * `ceScale [1]` (1 / real target words), `penScale [1]` (λ / captions).
+ * `ceScale [1]` (1 / real target words), `penScale [1]` (λ / captions), `entScale [1]` (λ_H / real target words).
  * Outputs: `loss`, `crossEntropy`, `penalty` (each [1]) and `grad/<param>` for every parameter (unless
  * `backward: false`, for evaluation). The recurrence and its backward are lib/captioning/recurrence.ts on graph ops.
  */
@@ -85,9 +86,10 @@ export function trainingGraph(
     dropMask: g.input("dropMask", [B * S, D]),
     ceScale: g.input("ceScale", [1]),
     penScale: g.input("penScale", [1]),
+    entScale: g.input("entScale", [1]),
   };
   const fw = forwardGraph(o, config, { B, S, D, R, K, E }, x);
-  g.output(o.add(fw.crossEntropy, fw.penalty), "loss", [1]);
+  g.output(o.add(o.add(fw.crossEntropy, fw.penalty), fw.entropy), "loss", [1]);
   g.output(fw.crossEntropy, "crossEntropy", [1]);
   g.output(fw.penalty, "penalty", [1]);
   if (opts.backward === false) return g.toBytes(17); // evaluation: the loss alone
@@ -121,7 +123,12 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     ctxWeights: WxCtx,
   };
   const steps = o.split(embGates, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, 4 * D]));
-  const rec = recurrenceForward(o, dims, { features: x.features, projected, embGates: steps, h0, c0, gate: config.gate }, weights);
+  const rec = recurrenceForward(
+    o,
+    dims,
+    { features: x.features, projected, embGates: steps, h0, c0, gate: config.gate },
+    weights,
+  );
   const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
   const Hd = o.mul(H, x.dropMask);
   const logits = o.add(o.matMul(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]
@@ -131,10 +138,12 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     [B * S],
   );
   const crossEntropy = o.mul(o.op1("Neg", [o.sum(o.mul(picked, x.mask), [0], true)]), x.ceScale);
-  const attended = o.sum(o.mul(o.stack(rec.alpha, 1), o.reshape(x.mask, [B, S, 1])), [1]); // [B, R]
+  const alphas = o.stack(rec.alpha, 1); // [B, S, R]
+  const attended = o.sum(o.mul(alphas, o.reshape(x.mask, [B, S, 1])), [1]); // [B, R]
   const gap = o.sub(o.c(1), attended);
   const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
-  return { F2, meanF, wordsFlat, emb, WxEmb, weights, rec, Hd, logp, gap, crossEntropy, penalty };
+  const entropy = o.mul(o.sum(o.mul(attentionEntropy(o, alphas), o.reshape(x.mask, [B, S])), [0, 1]), x.entScale);
+  return { F2, meanF, wordsFlat, emb, WxEmb, weights, rec, Hd, logp, gap, crossEntropy, penalty, alphas, entropy };
 }
 
 /** The gradient of every parameter, by hand: output layer, attention penalty, then recurrenceBackward. */
@@ -163,7 +172,12 @@ function backwardGraph(
   const dHs = o.split(o.reshape(dH, [B, S, D]), Array(S).fill(1), 1).map((t) => o.reshape(t, [B, D]));
   // Attention penalty: d/dα_t = −2 · penScale · (1 − Σα) on real steps.
   const dAtt = o.mul(fw.gap, o.mul(x.penScale, o.c(-2)));
-  const dAlphas = o.split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1).map((m) => o.mul(dAtt, m));
+  // Entropy term: d/dα_t = entScale · ∂H/∂α_t on real steps.
+  const dEnt = o.mul(attentionEntropyGrad(o, fw.alphas), x.entScale); // [B, S, R]
+  const dEnts = o.split(dEnt, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, R]));
+  const dAlphas = o
+    .split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1)
+    .map((m, t) => o.mul(o.add(dAtt, dEnts[t]), m));
   const r = recurrenceBackward(o, dims, x.features, fw.rec.saved, dHs, dAlphas, fw.weights);
   const [dU, dFBeta, dWh] = o.split(r.dhWeights, [K, E, 4 * D], 1);
   const [dbU, dbBeta] = o.split(r.dhBias, [K, E], 0);
@@ -257,6 +271,8 @@ export class OnnxTrainer {
     opts: {
       seed: number;
       lambda: number;
+      /** λ_H of the attention-entropy term (default 0). */
+      entropy?: number;
       dropout: number;
       pad?: number;
       backward?: boolean;
@@ -266,7 +282,8 @@ export class OnnxTrainer {
   ): Promise<OnnxStepResult> {
     const backward = opts.backward ?? true;
     // the graph's mask also weighs the attention penalty, which a weighted caption would distort
-    if (opts.captionWeights && opts.lambda !== 0) throw new Error("OnnxTrainer.step: captionWeights need lambda 0");
+    if (opts.captionWeights && (opts.lambda !== 0 || opts.entropy))
+      throw new Error("OnnxTrainer.step: captionWeights need lambda 0 and no entropy term");
     const S = T - 1;
     const { encoderDim: E, decoderDim: D } = this.config;
     const words = new BigInt64Array(B * S);
@@ -293,6 +310,7 @@ export class OnnxTrainer {
       dropMask: [dropMask, [B * S, D]],
       ceScale: [Float32Array.of(1 / Math.max(1, tokens)), [1]],
       penScale: [Float32Array.of(opts.lambda / B), [1]],
+      entScale: [Float32Array.of((opts.entropy ?? 0) / Math.max(1, tokens)), [1]],
     };
     for (const name of PARAMS) values[name] = [params[name], paramShape(this.config, name)];
     const feeds = graphFeeds(values);
@@ -308,7 +326,7 @@ export class OnnxTrainer {
     decoder: DecoderRNN,
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
-    o: { seed: number; lambda: number },
+    o: { seed: number; lambda: number; entropy?: number },
   ): Promise<StepResult> {
     const [B, T] = captions.shape;
     const r = await this.step(
@@ -317,7 +335,7 @@ export class OnnxTrainer {
       (await captions.data()) as Int32Array,
       B,
       T,
-      { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
+      { seed: o.seed, lambda: o.lambda, entropy: o.entropy, dropout: decoder.config.dropout },
     );
     return {
       loss: tf.scalar(r.loss),
@@ -332,6 +350,7 @@ export class OnnxTrainer {
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
     lambda: number,
+    entropy = 0,
   ): Promise<{ loss: number; crossEntropy: number }> {
     const [B, T] = captions.shape;
     const r = await this.step(
@@ -340,7 +359,7 @@ export class OnnxTrainer {
       (await captions.data()) as Int32Array,
       B,
       T,
-      { seed: 0, lambda, dropout: 0, backward: false },
+      { seed: 0, lambda, entropy, dropout: 0, backward: false },
     );
     return { loss: r.loss, crossEntropy: r.crossEntropy };
   }
@@ -381,7 +400,7 @@ export class OnnxTraining {
   async step(
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
-    o: { seed: number; lambda: number },
+    o: { seed: number; lambda: number; entropy?: number },
   ): Promise<{ loss: number; crossEntropy: number; grads: Record<string, Float32Array> }> {
     const [B, T] = captions.shape;
     const r = await this.trainer.step(
@@ -390,7 +409,7 @@ export class OnnxTraining {
       (await captions.data()) as Int32Array,
       B,
       T,
-      { seed: o.seed, lambda: o.lambda, dropout: this.decoder.config.dropout },
+      { seed: o.seed, lambda: o.lambda, entropy: o.entropy, dropout: this.decoder.config.dropout },
     );
     return { loss: r.loss, crossEntropy: r.crossEntropy, grads: r.grads };
   }

@@ -74,7 +74,10 @@ async function pipelineData(opts: PipelineOptions): Promise<string> {
 }
 
 /** The training configuration of the main job: the quick or the seed's decoder, the schedule per data set. */
-export function pipelineConfig(opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize">, vocabSize: number) {
+export function pipelineConfig(
+  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize">,
+  vocabSize: number,
+) {
   const synthetic = opts.data === "synthetic";
   const decoder = opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize);
   return {

@@ -35,6 +35,11 @@ export interface TrainConfig {
    * its floor (≈ 28 nats for ~13 words) would dominate the cross-entropy.
    */
   lambda: number;
+  /**
+   * Weight λ_H of the attention-entropy term λ_H · mean over words of H(α_t) (captionLoss): asks each word's
+   * attention to look at few regions. Absent or 0: off, as in the seed.
+   */
+  attentionEntropy?: number;
   seed: number;
   printEvery: number;
   decoder: DecoderConfig;
@@ -157,10 +162,20 @@ export async function evaluateLoss(
     n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
     let lv: number, cv: number;
-    if (onnx) ({ loss: lv, crossEntropy: cv } = await onnx.loss(decoder, b.features, b.captions, cfg.lambda));
+    if (onnx)
+      ({ loss: lv, crossEntropy: cv } = await onnx.loss(
+        decoder,
+        b.features,
+        b.captions,
+        cfg.lambda,
+        cfg.attentionEntropy,
+      ));
     else {
       const l = tf.tidy(() => {
-        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
+        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, {
+          lambda: cfg.lambda,
+          entropy: cfg.attentionEntropy,
+        });
         return tf.stack([r.loss, r.crossEntropy]);
       });
       [lv, cv] = await l.data();
@@ -379,8 +394,9 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     lr: (epoch, seen) => lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + seen, opts.train.length),
     async step(b, { epoch, step }) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      if (onnx) return onnx.step(b.features, b.captions, { seed, lambda: cfg.lambda });
-      const r = await dp!.gradients(b.features, b.captions, { seed, lambda: cfg.lambda });
+      const stepOpts = { seed, lambda: cfg.lambda, entropy: cfg.attentionEntropy };
+      if (onnx) return onnx.step(b.features, b.captions, stepOpts);
+      const r = await dp!.gradients(b.features, b.captions, stepOpts);
       const loss = (await r.loss.data())[0];
       const crossEntropy = (await r.crossEntropy.data())[0];
       tf.dispose([r.loss, r.crossEntropy]);

@@ -10,7 +10,7 @@ import { writeReport } from "../captioning/report";
 import { EncoderCNN } from "../encoder/encoder";
 import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
-import { getDefaultConfig } from "../captioning/decoder";
+import { InitState, getDefaultConfig } from "../captioning/decoder";
 import { beamSearch } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng } from "../captioning/heatmap";
@@ -51,6 +51,18 @@ export const trainCmd = defineCommand({
       default: tc.lambda,
       help: "weight of the doubly stochastic attention term (1/49: mean over regions)",
     },
+    "attention-entropy": {
+      type: "number",
+      default: 0,
+      help: "weight of the mean entropy of each word's attention (asks it to look at few regions)",
+    },
+    "init-state": {
+      type: "string",
+      choices: ["mean", "learned"],
+      default: "mean",
+      help: "h₀/c₀ from the mean region feature (the seed's) or learned, the same for every image",
+    },
+    "no-gate": { type: "boolean", help: "no gate β on the context (β = 1; the seed has the gate)" },
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
@@ -142,6 +154,8 @@ export const trainCmd = defineCommand({
         decoderDim: v.decoder,
         dropout: v.dropout,
         recurrence: v.recurrence as "fused" | "stepwise",
+        initState: v["init-state"] as InitState,
+        gate: !v["no-gate"],
       };
       const config = {
         ...defaultTrainConfig(decoder),
@@ -149,6 +163,7 @@ export const trainCmd = defineCommand({
         batchSize: v["batch-size"],
         lr: v.lr,
         lambda: v.lambda,
+        attentionEntropy: v["attention-entropy"],
         printEvery: v["print-every"],
         seed: v.seed,
         lrWarmupEpochs: v["lr-warmup"],
