@@ -263,6 +263,16 @@ export function initialState<T>(
   return { mean, h: o.add(o.matMul(mean, w.initH), w.bInitH), c: o.add(o.matMul(mean, w.initC), w.bInitC) };
 }
 
+/** `initialState`'s weights from parameters by their stable names (the ONNX graphs' inputs). */
+export function initWeights<T>(p: Record<string, T>): { initH: T; bInitH: T; initC: T; bInitC: T } {
+  return {
+    initH: p["decoder/initH"],
+    bInitH: p["decoder/bInitH"],
+    initC: p["decoder/initC"],
+    bInitC: p["decoder/bInitC"],
+  };
+}
+
 /** What one decoding step reads (see `decoderStep`). */
 export interface StepWeights<T> {
   U: T;

@@ -9,7 +9,7 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep, initialState } from "./decoder";
+import { decoderStep, initWeights, initialState } from "./decoder";
 import { PARAMS, paramShape } from "./onnx-train";
 
 type Param = (typeof PARAMS)[number];
@@ -30,12 +30,7 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
   const p = parameterInputs(o.g, INIT, (n) => paramShape(c, n));
   const features = o.g.input("features", [N, R, E]);
   const projected = o.add(o.matMul(o.reshape(features, [N * R, E]), p["attention/W"]), p["attention/bW"]);
-  const init = initialState(o, c, features, {
-    initH: p["decoder/initH"],
-    bInitH: p["decoder/bInitH"],
-    initC: p["decoder/initC"],
-    bInitC: p["decoder/bInitC"],
-  });
+  const init = initialState(o, c, features, initWeights(p));
   o.g.output(o.reshape(projected, [N, R, K]), "projected", [N, R, K]);
   o.g.output(init.h, "h", [N, c.decoderDim]);
   o.g.output(init.c, "c", [N, c.decoderDim]);

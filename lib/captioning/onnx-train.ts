@@ -13,7 +13,7 @@
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
 import * as tf from "@tensorflow/tfjs";
-import { attentionEntropy, attentionEntropyGrad, initialState } from "./decoder";
+import { attentionEntropy, attentionEntropyGrad, initWeights, initialState } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -104,12 +104,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const { p } = x;
   const F2 = o.reshape(x.features, [B * R, E]);
   const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
-  const init = initialState(o, config, x.features, {
-    initH: p["decoder/initH"],
-    bInitH: p["decoder/bInitH"],
-    initC: p["decoder/initC"],
-    bInitC: p["decoder/bInitC"],
-  });
+  const init = initialState(o, config, x.features, initWeights(p));
   const [meanF, h0, c0] = [init.mean, init.h, init.c]; // [B, E], [B, D], [B, D]
   const wordsFlat = o.reshape(x.words, [B * S]);
   const emb = o.op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
