@@ -3,8 +3,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { tokenize } from "../lib/data";
 import { EOS, PAD, SOS, UNK, Vocabulary, buildVocabulary, countWords, vocabularySizes } from "../lib/data";
-import { trainCaptions } from "../lib/data";
-import { tinyFlickr, tmpDir } from "./helpers";
+import { FLICKR8K_WORD_COUNTS, readWordCounts, trainCaptions } from "../lib/data";
+import { SHARED_FLICKR, tinyFlickr, tmpDir } from "./helpers";
 
 describe("tokenize", () => {
   it("lower-cases and drops punctuation as PTB does, keeping words as written and hyphenated words whole", () => {
@@ -137,5 +137,26 @@ describe("Vocabulary", () => {
     const v = buildVocabulary(train, 1);
     assert.ok(v.has("dog"));
     assert.ok(!v.has("bicycle"), "bicycle occurs only in the dev caption");
+  });
+
+  it("ships Flickr8k's train word counts (notebook 01's long tail), checksummed: a damaged copy is refused", () => {
+    const counts = readWordCounts();
+    assert.ok(counts.length > 5000, `${counts.length} words`);
+    assert.deepEqual(counts[0], ["a", counts[0][1]]);
+    assert.ok(
+      counts.every(([, n], i) => i === 0 || n <= counts[i - 1][1]),
+      "most frequent first",
+    );
+    // the threshold trade-off it is there to show: thousands of ids at 1, far fewer at 5
+    const [all, five] = vocabularySizes(counts, [1, 5]);
+    assert.ok(all > 2 * five, `${all} ids at threshold 1, ${five} at 5`);
+    const f = path.join(tmpDir(), "counts.json");
+    fs.writeFileSync(f, fs.readFileSync(FLICKR8K_WORD_COUNTS, "utf8").replace('["dog",', '["dgo",'));
+    assert.throws(() => readWordCounts(f), new RegExp(`${f} is damaged: sha256 [0-9a-f]{64}, expected`));
+  });
+
+  it("the shipped word counts are those of Flickr8k's train captions (where Flickr8k is present)", function () {
+    if (!SHARED_FLICKR) this.skip();
+    assert.deepEqual(readWordCounts(), countWords(trainCaptions(SHARED_FLICKR)));
   });
 });
