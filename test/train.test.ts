@@ -9,6 +9,7 @@ import {
   defaultTrainConfig,
   loadCheckpoint,
   lrAfter,
+  entropyAfter,
   selectionState,
   train,
 } from "../lib/captioning";
@@ -135,6 +136,16 @@ describe("training on cached features", function () {
       /loss is NaN at epoch 2, batch 1: stopping; the last good checkpoint in .* is kept/,
     );
     assert.equal((await loadCheckpoint(c)).epoch, 1);
+  });
+
+  it("ramps the attention-entropy weight from 0 over --attention-entropy-ramp epochs, else applies it in full", () => {
+    const c = { ...cfg, attentionEntropy: 0.6, attentionEntropyRamp: 3 };
+    assert.equal(entropyAfter(c, 0, 100), 0);
+    assert.ok(Math.abs(entropyAfter(c, 150, 100) - 0.3) < 1e-12);
+    assert.equal(entropyAfter(c, 300, 100), 0.6);
+    assert.equal(entropyAfter(c, 9000, 100), 0.6);
+    assert.equal(entropyAfter({ ...c, attentionEntropyRamp: 0 }, 0, 100), 0.6);
+    assert.equal(entropyAfter(cfg, 50, 100), 0, "off unless asked for");
   });
 
   it("warms the learning rate up linearly over the first epochs (--lr-warmup), from the first step on", async () => {

@@ -40,6 +40,8 @@ export interface TrainConfig {
    * attention to look at few regions. Absent or 0: off, as in the seed.
    */
   attentionEntropy?: number;
+  /** Epochs over which λ_H rises linearly from 0 (absent or 0: the full weight from the first step). */
+  attentionEntropyRamp?: number;
   seed: number;
   printEvery: number;
   decoder: DecoderConfig;
@@ -112,6 +114,13 @@ export function selectionState(history: History): { best: number; bestEpoch: num
     } else since++;
   }
   return { best, bestEpoch, since };
+}
+
+/** λ_H once `seen` training captions have been used: ramped over `attentionEntropyRamp` epochs. */
+export function entropyAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
+  const full = cfg.attentionEntropy ?? 0;
+  const r = cfg.attentionEntropyRamp ?? 0;
+  return r > 0 ? full * Math.min(1, seen / (r * epochSize)) : full;
 }
 
 /** The learning rate once `seen` training captions have been used (across epochs and resumes). */
@@ -394,7 +403,8 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     lr: (epoch, seen) => lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + seen, opts.train.length),
     async step(b, { epoch, step }) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      const stepOpts = { seed, lambda: cfg.lambda, entropy: cfg.attentionEntropy };
+      const entropy = entropyAfter(cfg, epoch * opts.train.length + step * cfg.batchSize, opts.train.length);
+      const stepOpts = { seed, lambda: cfg.lambda, entropy };
       if (onnx) return onnx.step(b.features, b.captions, stepOpts);
       const r = await dp!.gradients(b.features, b.captions, stepOpts);
       const loss = (await r.loss.data())[0];

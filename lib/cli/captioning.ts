@@ -56,6 +56,11 @@ export const trainCmd = defineCommand({
       default: 0,
       help: "weight of the mean entropy of each word's attention (asks it to look at few regions)",
     },
+    "attention-entropy-ramp": {
+      type: "number",
+      default: 0,
+      help: "epochs over which the attention-entropy weight rises from 0",
+    },
     "init-state": {
       type: "string",
       choices: ["mean", "learned"],
@@ -164,6 +169,7 @@ export const trainCmd = defineCommand({
         lr: v.lr,
         lambda: v.lambda,
         attentionEntropy: v["attention-entropy"],
+        attentionEntropyRamp: v["attention-entropy-ramp"],
         printEvery: v["print-every"],
         seed: v.seed,
         lrWarmupEpochs: v["lr-warmup"],
