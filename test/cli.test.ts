@@ -27,7 +27,8 @@ describe("CLI: a table of commands", () => {
     const train = await output(["train", "--help"]);
     const d = defaultTrainConfig(getDefaultConfig(0));
     assert.match(train, new RegExp(`--epochs N +.*\\(default ${d.epochs}\\)`));
-    assert.match(train, /--lambda N +.*\(default 0\.02041\)/); // 1/49, the config's default, not restated
+    assert.match(train, new RegExp(`--lambda N +.*\\(default ${d.lambda}\\)`)); // the config's default, not restated
+    assert.match(train, /--attention-entropy N +.*\(default 0\)/);
     assert.match(await output([]), /train-matching +Train SCAN/);
     assert.equal(
       help()

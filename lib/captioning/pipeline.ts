@@ -8,7 +8,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { initBackend, describeBackend } from "../engine/backend";
 import { getDefaultConfig, quickDecoderConfig } from "./decoder";
-import { REGIONS } from "../encoder/encoder";
 import { writeJsonAtomic } from "../util/io";
 import { EvaluationReport, evaluate } from "./evaluate";
 import { writeReport } from "./report";
@@ -85,7 +84,6 @@ export function pipelineConfig(
     epochs: opts.epochs ?? (synthetic ? 12 : 10),
     batchSize: opts.batchSize,
     lr: synthetic ? 1e-3 : 3e-4,
-    lambda: 1 / REGIONS,
     printEvery: synthetic ? 50 : 100,
   };
 }
