@@ -22,6 +22,9 @@ describe("display HTML", () => {
     assert.notEqual(id, b.match(/<div id="([^"]+)"/)![1]);
     assert.ok(!a.includes("</script><b>"));
     assert.ok(a.includes('"title":{"text":"loss"}'));
+    assert.ok(a.includes('"margin":{"t":40,"r":20,'));
+    const twoAxes = plotlyHtml({ data: [], layout: { yaxis2: { overlaying: "y", side: "right" } } });
+    assert.ok(twoAxes.includes('"margin":{"t":40,"r":70,'), "room for the right axis");
   });
 
   it("escapes table cells and captions", () => {

@@ -26,7 +26,9 @@ let nextId = 0;
 /** A chart: a div and the script that draws it (waits for the bundle if it is still loading). */
 export function plotlyHtml(fig: PlotlyFigure, opts: { height?: number } = {}): string {
   const id = `attend-tell-plot-${process.pid}-${Date.now().toString(36)}-${nextId++}`;
-  const layout = { margin: { t: 40, r: 20, b: 50, l: 60 }, ...(fig.layout ?? {}) };
+  // a second y axis on the right needs room for its tick labels and title
+  const right = fig.layout && "yaxis2" in fig.layout ? 70 : 20;
+  const layout = { margin: { t: 40, r: right, b: 50, l: 60 }, ...(fig.layout ?? {}) };
   const json = JSON.stringify({
     data: fig.data,
     layout,
