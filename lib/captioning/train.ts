@@ -118,17 +118,19 @@ export function selectionState(history: History): { best: number; bestEpoch: num
   return { best, bestEpoch, since };
 }
 
-/** λ_H once `seen` training captions have been used: ramped over `attentionEntropyRamp` epochs. */
-export function entropyAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
-  const full = cfg.attentionEntropy ?? 0;
-  const r = cfg.attentionEntropyRamp ?? 0;
-  return r > 0 ? full * Math.min(1, seen / (r * epochSize)) : full;
+/** Share of a linear ramp over `epochs` epochs reached after `seen` captions: 1 when there is no ramp. */
+function rampShare(seen: number, epochs: number | undefined, epochSize: number): number {
+  return epochs && epochs > 0 ? Math.min(1, seen / (epochs * epochSize)) : 1;
 }
 
-/** The learning rate once `seen` training captions have been used (across epochs and resumes). */
+/** λ_H once `seen` training captions have been used: ramped from 0 over `attentionEntropyRamp` epochs. */
+export function entropyAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
+  return (cfg.attentionEntropy ?? 0) * rampShare(seen, cfg.attentionEntropyRamp, epochSize);
+}
+
+/** The learning rate once `seen` training captions have been used (across epochs and resumes); never 0. */
 export function lrAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
-  const w = cfg.lrWarmupEpochs ?? 0;
-  return w > 0 ? cfg.lr * Math.min(1, (seen + 1) / (w * epochSize)) : cfg.lr;
+  return cfg.lr * rampShare(seen + 1, cfg.lrWarmupEpochs, epochSize);
 }
 
 export function defaultTrainConfig(decoder: DecoderConfig): TrainConfig {
