@@ -6,7 +6,7 @@
  * uniform map, at the shape word and at the colour word before it.
  *   npx tsx bench/attention.ts [variants=seed,learned,nogate,learned-nogate,lambda0,lambda1] [seeds=1] [epochs=12]
  *     [dims=seed|quick] [json=FILE]
- * Variants: see VARIANTS below; "a+b" combines two. Results accumulate in the JSON file (default
+ * Variants: see VARIANTS below, each a change to today's default (λ = 0); "a+b" combines two. Results accumulate in the JSON file (default
  * runs/bench-attention.json) so a long study can be run in parts.
  */
 import * as fs from "node:fs";
@@ -35,10 +35,10 @@ interface Variant {
   centred?: boolean;
 }
 const VARIANTS: Record<string, Variant> = {
-  seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49" },
+  seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49", train: { lambda: 1 / 49 } },
   learned: { about: "h₀/c₀ learned, the same for every image", decoder: { initState: "learned" } },
   nogate: { about: "no gate β (β = 1)", decoder: { gate: false } },
-  lambda0: { about: "no doubly stochastic term (λ = 0)", train: { lambda: 0 } },
+  lambda0: { about: "no doubly stochastic term (λ = 0, the default)", train: { lambda: 0 } },
   lambda1: { about: "λ = 1 on the sum over regions (the paper's weight)", train: { lambda: 1 } },
   lambda02: { about: "λ = 0.2", train: { lambda: 0.2 } },
   centred: { about: "features centred per image (f_r − mean_r f)", centred: true },
