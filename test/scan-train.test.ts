@@ -18,7 +18,8 @@ import {
   lrAt,
   trainMatching,
 } from "../lib/matching";
-import { retrievalRecall } from "../lib/matching";
+import { captionsForPicture, retrievalRecall } from "../lib/matching";
+import { EncoderCNN } from "../lib/encoder";
 import { captureLog, setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 import { main } from "../lib/cli";
 
@@ -286,5 +287,67 @@ describe("training SCAN on cached features", function () {
     await assert.rejects(main(args), /cannot decode image .*broken\.jpg.*pass --skip-bad/);
     lines.push(...(await captureLog(() => main([...args, "--skip-bad"]))));
     assert.equal((JSON.parse(lines.pop()!) as unknown[]).length, 4);
+  });
+
+  it("retrieve averages several checkpoints' scores, and ranks your own captions for a picture (--image --captions)", async () => {
+    const outs = [path.join(tmpDir(), "s1"), path.join(tmpDir(), "s2")];
+    for (const [i, out] of outs.entries()) {
+      const config = { ...cfg, epochs: 1, seed: i + 1 };
+      (await trainMatching({ train: trainSet, vocab, config, out, ...quiet })).model.dispose();
+    }
+    const photos = path.join(tmpDir(), "photos");
+    fs.mkdirSync(photos);
+    const devImages = new FlickrDataset({ dataDir: dir, split: "dev", vocab }).images.slice(0, 4);
+    for (const im of devImages) fs.copyFileSync(path.join(dir, "Images", im), path.join(photos, im));
+    const features = path.join(photos, "..", "features");
+    const rank = async (checkpoints: string[]) => {
+      const args = ["retrieve", ...checkpoints.flatMap((c) => ["--checkpoint", c]), "--images", photos];
+      const lines = await captureLog(() =>
+        main([...args, "--features", features, "--k", "4", "--json", "a red circle"]),
+      );
+      const ranked = JSON.parse(lines.pop()!) as { image: string; score: number }[];
+      return new Map(ranked.map((r) => [r.image, r.score]));
+    };
+    const [one, two, both] = [await rank([outs[0]]), await rank([outs[1]]), await rank(outs)];
+    assert.equal(both.size, 4);
+    for (const [image, score] of both) {
+      const mean = (one.get(image)! + two.get(image)!) / 2;
+      assert.ok(Math.abs(score - mean) < 1e-5, `${image}: ensemble ${score}, mean of the two ${mean}`);
+    }
+    assert.ok(
+      Math.abs(one.get(path.join(photos, devImages[0]))! - two.get(path.join(photos, devImages[0]))!) > 1e-4,
+      "two seeds, two different scores",
+    );
+
+    // A picture against captions of one's own: every caption ranked, best first, as retrieveCaptions ranks them
+    const captionsFile = path.join(photos, "..", "captions.txt");
+    const mine = ["a red circle", "", "  a blue square and a green triangle  ", "two yellow diamonds"];
+    fs.writeFileSync(captionsFile, mine.join("\n") + "\n");
+    const picture = path.join(photos, devImages[0]);
+    const args = ["retrieve", "--checkpoint", outs[0], "--image", picture, "--captions", captionsFile, "--k", "9"];
+    const lines = await captureLog(() => main([...args, "--json"]));
+    const ranked = JSON.parse(lines.pop()!) as { caption: string; score: number }[];
+    assert.deepEqual(ranked.map((r) => r.caption).sort(), [mine[0], mine[2].trim(), mine[3]].sort());
+    assert.ok(ranked[0].score >= ranked[1].score && ranked[1].score >= ranked[2].score);
+    const ck = await loadMatchingCheckpoint(outs[0]);
+    const encoder = await EncoderCNN.load();
+    const byLib = await captionsForPicture({
+      model: ck.model,
+      vocab: ck.vocab,
+      file: picture,
+      captions: ranked.map((r) => r.caption),
+      k: 9,
+      encoder,
+    });
+    encoder.dispose();
+    ck.model.dispose();
+    byLib.forEach((r, i) => assert.ok(Math.abs(r.score - ranked[i].score) < 1e-5 && r.caption === ranked[i].caption));
+
+    fs.writeFileSync(captionsFile, "\n \n");
+    await assert.rejects(main(args), /--captions .*captions\.txt holds no captions/);
+    await assert.rejects(
+      main(["retrieve", "--checkpoint", outs[0], "--image", picture]),
+      /--image ranks captions: give --data-dir DIR .* or --captions FILE/,
+    );
   });
 });

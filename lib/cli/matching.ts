@@ -1,7 +1,6 @@
 /** Image–text matching commands (SCAN): train-matching, evaluate-matching, retrieve. */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { defaultScanConfig } from "../matching/scan";
@@ -10,15 +9,11 @@ import {
   evaluateMatching,
   humanAgreement,
   loadMatchingCheckpoint,
-  retrieveCaptions,
-  retrieveImages,
   trainMatching,
 } from "../matching/scan-train";
+import { captionsForPicture, searchPhotos } from "../matching/search";
 import { FlickrDataset } from "../data/dataset";
-import { tokenize } from "../data/tokenizer";
-import { ensureWeights } from "../encoder/weights";
-import { EncoderCNN } from "../encoder/encoder";
-import { FeatureCache, describeSkipped, extractFeatures } from "../encoder/features";
+import { describeSkipped } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
 import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
@@ -176,93 +171,90 @@ export function photosIn(dir: string): string[] {
 export const retrieve = defineCommand({
   name: "retrieve",
   summary:
-    "Rank images for a text query — a data set's split, or any folder of photos (--images DIR) — or a split's captions " +
-    "for an image (--image FILE).",
+    "Rank images for a text query — a data set's split, or any folder of photos (--images DIR) — or captions for an " +
+    "image (--image FILE): a split's, or your own (--captions FILE).",
   positionals: '["a text query"]',
   flags: {
-    checkpoint: { type: "string", placeholder: "DIR", help: "checkpoint folder (default: the shipped SCAN model)" },
+    checkpoint: {
+      type: "string",
+      multiple: true,
+      placeholder: "DIR",
+      help: "checkpoint folder, repeatable: scores averaged (default: the shipped SCAN models)",
+    },
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder whose split is searched" },
     images: { type: "string", placeholder: "DIR", help: "a folder of your photos to search instead (features cached)" },
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<folder name>)" },
     split: { type: "string", choices: ["dev", "test", "train"], default: "dev", help: "split to search" },
     image: { type: "string", placeholder: "FILE", help: "find captions for this image instead of images for a query" },
+    captions: { type: "string", placeholder: "FILE", help: "with --image: rank these captions (one a line)" },
     k: { type: "int", default: 5, help: "results to show" },
     json: { type: "boolean", help: "print results as JSON" },
     ...SKIP_FLAGS,
   },
   async run(v, words) {
-    if (!v["data-dir"] && !v.images)
-      throw new Error("retrieve needs --data-dir DIR or --images DIR (attend-tell retrieve --help)");
-    if (v["data-dir"] && v.images) throw new Error("retrieve: give --data-dir or --images, not both");
-    if (v.images && v.image)
-      throw new Error("retrieve --image finds captions of a data set: give --data-dir, not --images");
-    if (!v.image && words.length === 0)
-      throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
-    const [checkpoint] = matchingCheckpoints(v.checkpoint ? [v.checkpoint] : [], "retrieve");
+    if (v.image) {
+      if (!v["data-dir"] === !v.captions)
+        throw new Error("retrieve --image ranks captions: give --data-dir DIR (its split's) or --captions FILE");
+    } else {
+      if (!v["data-dir"] === !v.images)
+        throw new Error("retrieve needs --data-dir DIR or --images DIR, not both (attend-tell retrieve --help)");
+      if (words.length === 0)
+        throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
+    }
+    const checkpoints = matchingCheckpoints(v.checkpoint, "retrieve");
     await initBackend({ quiet: v.json });
-    const ck = await loadMatchingCheckpoint(checkpoint);
+    const [ck, ...ensemble] = await Promise.all(checkpoints.map((c) => loadMatchingCheckpoint(c)));
+    const matchers = { model: ck.model, vocab: ck.vocab, ensemble };
+    const onMissing = v["skip-missing"] ? "skip" : "error";
     try {
       let results: { image?: string; caption?: string; score: number }[];
       if (v.image) {
-        const onMissing = v["skip-missing"] ? "skip" : "error";
-        const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing });
-        ensureWeights();
-        const encoder = await EncoderCNN.load();
-        const x = await EncoderCNN.loadBatch([v.image]);
-        const f = encoder.encode(x);
-        results = await retrieveCaptions({
-          model: ck.model,
-          vocab: ck.vocab,
-          features: f,
-          captions: ds.images.flatMap((im) => ds.captionsOf(im)),
-          k: v.k,
-        });
-        tf.dispose([x, f]);
+        const captions = v.captions
+          ? captionLines(v.captions)
+          : (() => {
+              const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing });
+              return ds.images.flatMap((im) => ds.captionsOf(im));
+            })();
+        results = await captionsForPicture({ ...matchers, file: v.image, captions, k: v.k });
       } else {
         const query = words.join(" ");
-        if (!tokenize(query).some((w) => ck.vocab.has(w)))
-          throw new Error(
-            `retrieve: no word of the query ${JSON.stringify(query)} is in the model's vocabulary; nothing to rank by`,
-          );
         let files: string[];
         if (v.images) files = photosIn(v.images);
         else {
-          const onMissing = v["skip-missing"] ? "skip" : "error";
           const ds = new FlickrDataset({ dataDir: v["data-dir"]!, split: v.split, vocab: ck.vocab, onMissing });
           if (ds.skipped.length && !v.json) console.error(`[attend-tell] ${describeSkipped(ds.skipped)}`);
           files = ds.images.map((im) => ds.imagePath(im));
         }
-        const featuresDir = v.features ?? defaultFeaturesDir(v.images ?? v["data-dir"]!);
-        ensureWeights();
-        const onBadImage = v["skip-bad"] ? "skip" : "error";
-        const { skipped } = await extractFeatures({ files, out: featuresDir, quiet: v.json, onBadImage });
-        if (skipped.length) {
-          const named = skipped.map((b) => ({ image: path.basename(b.file), why: b.why }));
-          if (!v.json) console.error(`[attend-tell] ${describeSkipped(named)}`);
-          const bad = new Set(skipped.map((b) => b.file));
-          files = files.filter((f) => !bad.has(f));
-        }
-        const cache = FeatureCache.open(featuresDir);
-        try {
-          const names = files.map((f) => path.basename(f));
-          const ranked = await retrieveImages({
-            model: ck.model,
-            vocab: ck.vocab,
-            query,
-            images: names,
-            cache,
-            k: v.k,
-          });
-          // a folder of photos: show where each one is
-          results = v.images ? ranked.map((r) => ({ ...r, image: path.join(v.images!, r.image) })) : ranked;
-        } finally {
-          cache.close();
-        }
+        const found = await searchPhotos({
+          ...matchers,
+          query,
+          files,
+          featuresDir: v.features ?? defaultFeaturesDir(v.images ?? v["data-dir"]!),
+          k: v.k,
+          onBadImage: v["skip-bad"] ? "skip" : "error",
+          quiet: v.json,
+        });
+        const named = found.skipped.map((b) => ({ image: path.basename(b.file), why: b.why }));
+        if (named.length && !v.json) console.error(`[attend-tell] ${describeSkipped(named)}`);
+        // a folder of photos: show where each one is; a data set: its image names
+        results = found.results.map((r) => ({ image: v.images ? r.file : path.basename(r.file), score: r.score }));
       }
       if (v.json) console.log(JSON.stringify(results));
       else for (const r of results) console.log(`${r.score.toFixed(4)}  ${r.image ?? r.caption}`);
     } finally {
-      ck.model.dispose();
+      for (const c of [ck, ...ensemble]) c.model.dispose();
     }
   },
 });
+
+/** The non-empty lines of a captions file; an empty file is an error naming it. */
+export function captionLines(file: string): string[] {
+  if (!fs.existsSync(file)) throw new Error(`--captions ${file} does not exist`);
+  const lines = fs
+    .readFileSync(file, "utf8")
+    .split(/\r?\n/)
+    .map((l) => l.trim())
+    .filter((l) => l.length > 0);
+  if (lines.length === 0) throw new Error(`--captions ${file} holds no captions (one a line)`);
+  return lines;
+}

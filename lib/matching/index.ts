@@ -8,3 +8,4 @@ export * from "./retrieval";
 export * from "./scan";
 export * from "./scan-onnx";
 export * from "./scan-train";
+export * from "./search";

@@ -9,11 +9,11 @@ import * as tf from "@tensorflow/tfjs";
 import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { Split, imagePath, readCaptions, resolveLayout } from "../data/captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
-import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
+import { REGIONS } from "../encoder/encoder";
 import { FeatureCache, cachedSplit, extractFeatures } from "../encoder/features";
 import { padCaptions } from "../data/collate";
 import { Progress } from "../util/progress";
-import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreAll, scoreMatrix } from "./retrieval";
+import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreMatrix } from "./retrieval";
 import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
 import { FeatureCaptionDataset, FeatureBatch } from "../encoder/feature-dataset";
@@ -310,54 +310,6 @@ export async function evaluateMatching(
     seconds,
     ...retrievalRecall(mean, images.length, captionImage),
   };
-}
-
-/** The `k` images of `images` that score highest against a typed query (text → image retrieval). */
-export async function retrieveImages(o: {
-  model: ScanModel;
-  vocab: Vocabulary;
-  query: string;
-  images: readonly string[];
-  cache: FeatureCache;
-  k?: number;
-}): Promise<{ image: string; score: number }[]> {
-  const ids = o.vocab.encode(o.query);
-  const capIds = tf.tensor2d([ids], [1, ids.length], "int32");
-  const cap = tf.tidy(() => o.model.encodeCaptions(capIds, [ids.length]));
-  const scores: number[] = [];
-  for (let i = 0; i < o.images.length; i += 64) {
-    const names = o.images.slice(i, i + 64);
-    const f = tf.tensor3d(o.cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
-    const s = tf.tidy(() => o.model.similarity(o.model.encodeImages(f), cap, [ids.length]));
-    scores.push(...((await s.data()) as Float32Array));
-    tf.dispose([f, s]);
-  }
-  tf.dispose([capIds, cap]);
-  return scores
-    .map((score, i) => ({ image: o.images[i], score }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, o.k ?? 5);
-}
-
-/** The `k` captions that score highest against one image's features `[1, R, E]` (image → text retrieval). */
-export async function retrieveCaptions(o: {
-  model: ScanModel;
-  vocab: Vocabulary;
-  features: tf.Tensor3D;
-  captions: readonly string[];
-  k?: number;
-}): Promise<{ caption: string; score: number }[]> {
-  const encoded = o.captions.map((c) => o.vocab.encode(c));
-  const { ids, maxLen } = padCaptions(encoded);
-  const lengths = encoded.map((c) => c.length);
-  const img = tf.tidy(() => o.model.encodeImages(o.features));
-  const capIds = tf.tensor2d(ids, [encoded.length, maxLen], "int32");
-  const caps = tf.tidy(() => o.model.encodeCaptions(capIds, lengths));
-  const scores = await scoreAll(img, caps, lengths, o.model.config);
-  tf.dispose([img, capIds, caps]);
-  return Array.from(scores, (score, i) => ({ caption: o.captions[i], score }))
-    .sort((a, b) => b.score - a.score)
-    .slice(0, o.k ?? 5);
 }
 
 export interface HumanAgreement {
