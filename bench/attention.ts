@@ -45,6 +45,7 @@ const VARIANTS: Record<string, Variant> = {
   entropy01: { about: "attention-entropy term λ_H = 0.1", train: { attentionEntropy: 0.1 } },
   entropy03: { about: "attention-entropy term λ_H = 0.3", train: { attentionEntropy: 0.3 } },
   entropy1: { about: "attention-entropy term λ_H = 1", train: { attentionEntropy: 1 } },
+  cosine: { about: "the lr falls along half a cosine over the run", train: { lrSchedule: "cosine" } },
   entropy1ramp: {
     about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",
     train: { attentionEntropy: 1, attentionEntropyRamp: 6 },

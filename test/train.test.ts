@@ -148,6 +148,17 @@ describe("training on cached features", function () {
     assert.equal(entropyAfter(cfg, 50, 100), 0, "off unless asked for");
   });
 
+  it("decays the learning rate along half a cosine over the run (--lr-schedule cosine), after any warm-up", () => {
+    const c = { ...cfg, lr: 1e-3, epochs: 4, lrSchedule: "cosine" as const };
+    assert.equal(lrAfter(c, 0, 100), 1e-3);
+    assert.ok(Math.abs(lrAfter(c, 200, 100) - 5e-4) < 1e-12, "half way: half the lr");
+    assert.ok(Math.abs(lrAfter(c, 300, 100) - 1e-3 * 0.5 * (1 + Math.cos((Math.PI * 3) / 4))) < 1e-12);
+    assert.ok(lrAfter(c, 399, 100) > 0 && lrAfter(c, 399, 100) < 1e-6, "small, not 0, at the last caption");
+    assert.equal(lrAfter({ ...c, lrSchedule: "constant" }, 300, 100), 1e-3);
+    const warm = { ...c, lrWarmupEpochs: 1 };
+    assert.ok(Math.abs(lrAfter(warm, 49, 100) - 1e-3 * 0.5 * 0.5 * (1 + Math.cos(Math.PI * (49 / 400)))) < 1e-12);
+  });
+
   it("warms the learning rate up linearly over the first epochs (--lr-warmup), from the first step on", async () => {
     const c = { ...cfg, lr: 1e-3, lrWarmupEpochs: 2 };
     assert.equal(lrAfter(c, 0, 100), 1e-3 / 200);

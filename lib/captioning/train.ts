@@ -53,6 +53,11 @@ export interface TrainConfig {
    * random weights, from diverging (Goyal et al. 2017).
    */
   lrWarmupEpochs?: number;
+  /**
+   * "cosine": the lr falls from `lr` towards 0 along half a cosine over the run's `epochs` (Loshchilov & Hutter
+   * 2017), so the last epochs take small steps instead of swinging about; "constant" or absent: `lr` throughout.
+   */
+  lrSchedule?: "constant" | "cosine";
   /** Select by dev BLEU-4: score it after each epoch, keep the best epoch, decay the lr on a plateau (absent: off). */
   plateau?: PlateauConfig;
   /** Self-critical training (lib/captioning/scst.ts) instead of cross-entropy (absent: cross-entropy). */
@@ -128,9 +133,14 @@ export function entropyAfter(cfg: TrainConfig, seen: number, epochSize: number):
   return (cfg.attentionEntropy ?? 0) * rampShare(seen, cfg.attentionEntropyRamp, epochSize);
 }
 
-/** The learning rate once `seen` training captions have been used (across epochs and resumes); never 0. */
+/**
+ * The learning rate once `seen` training captions have been used (across epochs and resumes): the warm-up's ramp
+ * times the schedule's decay; never 0 before the run's last caption.
+ */
 export function lrAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
-  return cfg.lr * rampShare(seen + 1, cfg.lrWarmupEpochs, epochSize);
+  const decay =
+    cfg.lrSchedule === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * Math.min(1, seen / (cfg.epochs * epochSize)))) : 1;
+  return cfg.lr * rampShare(seen + 1, cfg.lrWarmupEpochs, epochSize) * decay;
 }
 
 export function defaultTrainConfig(decoder: DecoderConfig): TrainConfig {

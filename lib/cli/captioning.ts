@@ -46,6 +46,12 @@ export const trainCmd = defineCommand({
     "batch-size": { type: "int", default: tc.batchSize, help: "captions per step" },
     lr: { type: "number", default: tc.lr, help: "Adam learning rate" },
     "lr-warmup": { type: "number", default: 0, help: "epochs over which the lr rises linearly (large batches)" },
+    "lr-schedule": {
+      type: "string",
+      choices: ["constant", "cosine"],
+      default: "constant",
+      help: "cosine: the lr falls to 0 along half a cosine over --epochs",
+    },
     lambda: {
       type: "number",
       default: tc.lambda,
@@ -173,6 +179,7 @@ export const trainCmd = defineCommand({
         printEvery: v["print-every"],
         seed: v.seed,
         lrWarmupEpochs: v["lr-warmup"],
+        lrSchedule: v["lr-schedule"] as "constant" | "cosine",
         plateau: v.plateau
           ? {
               beam: v["plateau-beam"],

@@ -152,6 +152,8 @@ export interface TrainMatchingOptions {
   quiet?: boolean;
   /** Where the step runs: "onnx" (ONNX Runtime, lib/matching/scan-onnx.ts) or "tfjs"; defaultEngine picks by backend. */
   engine?: TrainEngine;
+  /** Called after every step, e.g. to redraw a live loss chart in a notebook. */
+  onBatch?: (b: { epoch: number; step: number; loss: number; history: MatchingHistory }) => void;
 }
 
 /** A new model, or the checkpoint in `opts.out` with `--resume` (its config, except the schedule's rest). */
@@ -203,6 +205,7 @@ export async function trainMatching(
     step: (b, { epoch }) => matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, b.captions.shape[0])),
     afterStep(b, { loss }, { epoch, step }) {
       history.batch.push({ epoch, step, loss });
+      opts.onBatch?.({ epoch, step, loss, history });
       totals.loss += loss;
       totals.pairs += b.captions.shape[0];
       totals.steps++;
