@@ -4,6 +4,8 @@
  * 5,000 captions (random unit vectors; the speed does not depend on the values) with the scoring that
  * `evaluate-matching` uses.
  *   npx tsx bench/scan.ts [joint dims=1024] [engines=onnx] [steps=3] [score images=1000] [directions=t2i]
+ * An engine "onnx:16" takes the warm-up epoch's step (the 16 largest violations of each image and caption);
+ * score images 0 skips the scoring.
  */
 import * as tf from "@tensorflow/tfjs";
 import { describeBackend, initBackend } from "../lib/engine";
@@ -49,14 +51,15 @@ async function main() {
       );
       const lengths = Array.from({ length: B }, (_, b) => 8 + (b % 6));
       const opt = tf.train.adam(2e-4);
-      for (const engine of engines) {
+      for (const spec of engines) {
+        const [engine, negatives] = [spec.split(":")[0], Number(spec.split(":")[1] ?? 1)];
         const onnx = engine === "onnx" ? new OnnxScan(scan, R) : undefined;
         const batch = { features: tf.tensor3d(features, [B, R, E]), captions: tf.tensor2d(ids, [B, T], "int32") };
         let total = 0;
         for (let s = 0; s <= steps; s++) {
           const t0 = Date.now();
           const grads = onnx
-            ? (await onnx.gradients(model, features, ids, lengths, T)).grads
+            ? (await onnx.gradients(model, features, ids, lengths, T, { negatives })).grads
             : tf.variableGrads(
                 () =>
                   contrastiveLoss(
@@ -66,6 +69,7 @@ async function main() {
                       lengths,
                     ),
                     scan.margin,
+                    negatives,
                   ),
                 model.variables,
               ).grads;
@@ -76,10 +80,14 @@ async function main() {
         }
         const perStep = total / steps;
         console.log(
-          `train d=${d} ${direction} ${engine}: ${perStep.toFixed(2)} s/step of ${B} pairs = ${(B / perStep).toFixed(0)} pairs/s; Flickr8k epoch (30,000 pairs) ≈ ${(((30000 / B) * perStep) / 60).toFixed(1)} min`,
+          `train d=${d} ${direction} ${spec}: ${perStep.toFixed(2)} s/step of ${B} pairs = ${(B / perStep).toFixed(0)} pairs/s; Flickr8k epoch (30,000 pairs) ≈ ${(((30000 / B) * perStep) / 60).toFixed(1)} min`,
         );
         tf.dispose([batch.features, batch.captions]);
         await onnx?.dispose();
+      }
+      if (nImages === 0) {
+        model.dispose();
+        continue;
       }
       const nCaptions = 5 * nImages;
       const images = randomUnit(nImages * R * d, d, 1);
