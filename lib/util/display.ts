@@ -106,7 +106,8 @@ export function heatmapOverImage(
       },
     ],
     layout: {
-      title: { text: opts.title ?? "" },
+      // left-aligned: a centred title runs under the toolbar (modebar) of so narrow a chart
+      title: { text: opts.title ?? "", x: 0, xref: "paper", xanchor: "left" },
       width: 480,
       height: 440,
       xaxis: { range: [-0.5, g - 0.5], showgrid: false, zeroline: false, dtick: 1 },
