@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { loadCheckpoint } from "../lib/captioning";
 import { loadMatchingCheckpoint } from "../lib/matching";
@@ -65,5 +66,29 @@ describe("shipped models (models/)", function () {
     );
     assert.equal(r.status, 0, r.stderr);
     assert.equal(r.stdout.trim().split(": ").slice(1).join(": "), m![2]);
+  });
+
+  it("retrieve --image --captions uses the shipped SCAN model(s): a Flickr8k dev photo's own captions outrank another's", async function () {
+    if (!shippedModel(SHIPPED.scanI2t) || !SHARED_FLICKR) this.skip();
+    const byImage = new Map<string, string[]>();
+    for (const line of fs.readFileSync(path.join(SHARED_FLICKR!, "Flickr8k.token.txt"), "utf8").split("\n")) {
+      const [key, caption] = line.split("\t");
+      if (caption) byImage.set(key.split("#")[0], [...(byImage.get(key.split("#")[0]) ?? []), caption]);
+    }
+    const [mine, other] = ["3695064885_a6922f06b2.jpg", "1000268201_693b08cb0e.jpg"];
+    const captions = [...byImage.get(mine)!, ...byImage.get(other)!];
+    const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-captions-")), "captions.txt");
+    fs.writeFileSync(file, captions.join("\n"));
+    const r = spawnSync(
+      path.join(root, "bin", "attend-tell"),
+      ["retrieve", "--image", path.join(SHARED_FLICKR!, "Images224", mine), "--captions", file, "--k", "10", "--json"],
+      { encoding: "utf8" },
+    );
+    assert.equal(r.status, 0, r.stderr);
+    const ranked = JSON.parse(r.stdout.trim().split("\n").pop()!) as { caption: string; score: number }[];
+    assert.equal(ranked.length, 10);
+    const own = new Set(byImage.get(mine)!.map((c) => c.trim()));
+    assert.ok(own.has(ranked[0].caption) && own.has(ranked[1].caption), JSON.stringify(ranked.slice(0, 3)));
+    fs.rmSync(path.dirname(file), { recursive: true, force: true });
   });
 });
