@@ -96,6 +96,9 @@ interface Result {
   uniformMass: number;
   pointingColour: number;
   massInBoxColour: number;
+  /** Pointing at the shape word for small and for large objects (absent in results of earlier versions). */
+  pointingSmall?: number;
+  pointingLarge?: number;
   seconds: number;
 }
 
@@ -143,6 +146,10 @@ async function main() {
       const items = gen.map((g, i) => ({ words: data.vocab.decode(g.ids), alphas: g.alphas, objects: boxes[dev[i]] }));
       const shape = attentionCorrectness(items);
       const colour = attentionCorrectness(items, 224, 7, "colour");
+      // objects of one size only: words naming the others match no object and are skipped
+      const bySize = (size: string) =>
+        attentionCorrectness(items.map((it) => ({ ...it, objects: it.objects.filter((o) => o.size === size) })))
+          .pointing;
       decoder.dispose();
       fs.rmSync(out, { recursive: true, force: true });
       const r: Result = {
@@ -157,6 +164,8 @@ async function main() {
         uniformMass: shape.uniformMass,
         pointingColour: colour.pointing,
         massInBoxColour: colour.massInBox,
+        pointingSmall: bySize("small"),
+        pointingLarge: bySize("large"),
         seconds,
       };
       console.log(JSON.stringify(r));
