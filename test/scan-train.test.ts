@@ -349,5 +349,9 @@ describe("training SCAN on cached features", function () {
       main(["retrieve", "--checkpoint", outs[0], "--image", picture]),
       /--image ranks captions: give --data-dir DIR .* or --captions FILE/,
     );
+    await assert.rejects(
+      main(["retrieve", "--checkpoint", outs[0], "--images", photos, "--captions", captionsFile, "a circle"]),
+      /--captions FILE ranks captions for a picture: give --image FILE too/,
+    );
   });
 });

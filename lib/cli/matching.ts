@@ -196,6 +196,7 @@ export const retrieve = defineCommand({
       if (!v["data-dir"] === !v.captions)
         throw new Error("retrieve --image ranks captions: give --data-dir DIR (its split's) or --captions FILE");
     } else {
+      if (v.captions) throw new Error("retrieve --captions FILE ranks captions for a picture: give --image FILE too");
       if (!v["data-dir"] === !v.images)
         throw new Error("retrieve needs --data-dir DIR or --images DIR, not both (attend-tell retrieve --help)");
       if (words.length === 0)
