@@ -5,6 +5,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { loadCheckpoint } from "../lib/captioning";
 import { loadMatchingCheckpoint } from "../lib/matching";
+import { readCaptions, resolveLayout } from "../lib/data";
 import { SHIPPED, shippedModel } from "../lib/util";
 import { SHARED_FLICKR, setupBackend } from "./helpers";
 
@@ -71,10 +72,8 @@ describe("shipped models (models/)", function () {
   it("retrieve --image --captions uses the shipped SCAN model(s): a Flickr8k dev photo's own captions outrank another's", async function () {
     if (!shippedModel(SHIPPED.scanI2t) || !SHARED_FLICKR) this.skip();
     const byImage = new Map<string, string[]>();
-    for (const line of fs.readFileSync(path.join(SHARED_FLICKR!, "Flickr8k.token.txt"), "utf8").split("\n")) {
-      const [key, caption] = line.split("\t");
-      if (caption) byImage.set(key.split("#")[0], [...(byImage.get(key.split("#")[0]) ?? []), caption]);
-    }
+    for (const r of readCaptions(resolveLayout(SHARED_FLICKR!).captionsFile))
+      byImage.set(r.image, [...(byImage.get(r.image) ?? []), r.caption]);
     const [mine, other] = ["3695064885_a6922f06b2.jpg", "1000268201_693b08cb0e.jpg"];
     const captions = [...byImage.get(mine)!, ...byImage.get(other)!];
     const file = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-captions-")), "captions.txt");
