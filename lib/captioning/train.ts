@@ -139,7 +139,7 @@ export function entropyAfter(cfg: TrainConfig, seen: number, epochSize: number):
  */
 export function lrAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
   const decay =
-    cfg.lrSchedule === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * Math.min(1, seen / (cfg.epochs * epochSize)))) : 1;
+    cfg.lrSchedule === "cosine" ? 0.5 * (1 + Math.cos(Math.PI * rampShare(seen, cfg.epochs, epochSize))) : 1;
   return cfg.lr * rampShare(seen + 1, cfg.lrWarmupEpochs, epochSize) * decay;
 }
 
