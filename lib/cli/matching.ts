@@ -13,6 +13,7 @@ import {
 } from "../matching/scan-train";
 import { captionsForPicture, searchPhotos } from "../matching/search";
 import { FlickrDataset } from "../data/dataset";
+import { textLines } from "../data/captions";
 import { describeSkipped } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
 import { SHIPPED, shippedModel } from "../util/paths";
@@ -248,12 +249,9 @@ export const retrieve = defineCommand({
   },
 });
 
-/** The non-empty lines of a captions file; an empty file is an error naming it. */
+/** The non-empty lines of a captions file (UTF-8, as every text file read); an empty file is an error naming it. */
 export function captionLines(file: string): string[] {
-  if (!fs.existsSync(file)) throw new Error(`--captions ${file} does not exist`);
-  const lines = fs
-    .readFileSync(file, "utf8")
-    .split(/\r?\n/)
+  const lines = textLines(file, "--captions")
     .map((l) => l.trim())
     .filter((l) => l.length > 0);
   if (lines.length === 0) throw new Error(`--captions ${file} holds no captions (one a line)`);

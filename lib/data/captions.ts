@@ -41,7 +41,7 @@ export const IMAGE_DIRS = ["Images224", "Images", "Flicker8k_Dataset", "Flickr8k
 const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /** The lines of a text file, which must be UTF-8: any other encoding is named with its first bad line. */
-function lines(file: string, what = "caption file"): string[] {
+export function textLines(file: string, what = "caption file"): string[] {
   if (!fs.existsSync(file)) throw new Error(`${what} ${file} does not exist`);
   const bytes = fs.readFileSync(file);
   let text: string;
@@ -77,7 +77,7 @@ function checkImageName(image: string, file: string, line: number): string {
 /** Original layout: `image#n<TAB>caption`. */
 export function parseTokenFile(file: string): CaptionRecord[] {
   const out: CaptionRecord[] = [];
-  lines(file).forEach((text, i) => {
+  textLines(file).forEach((text, i) => {
     const line = i + 1;
     if (text.trim() === "") return;
     const tab = text.indexOf("\t");
@@ -116,7 +116,7 @@ export function parseCsvLine(text: string): string[] {
 
 /** Kaggle layout: header `image,caption`, then one caption per row. */
 export function parseCsvFile(file: string): CaptionRecord[] {
-  const all = lines(file);
+  const all = textLines(file);
   const header = parseCsvLine(all[0] ?? "").map((h) => h.trim().toLowerCase());
   const ii = header.indexOf("image");
   const ci = header.indexOf("caption");
@@ -155,7 +155,7 @@ export function readKarpathy(file: string): { records: CaptionRecord[]; split: M
   if (cached) return cached;
   let json: { images?: KarpathyImage[] };
   try {
-    json = JSON.parse(lines(file).join("\n"));
+    json = JSON.parse(textLines(file).join("\n"));
   } catch (e) {
     throw new Error(`${file} is not valid JSON: ${(e as Error).message}`, { cause: e });
   }
@@ -188,12 +188,12 @@ const karpathyCache = new Map<string, ReturnType<typeof readKarpathy>>();
 /** Reads a caption file of any layout: Karpathy's JSON by name, else by content (a tab before any comma: original). */
 export function readCaptions(file: string): CaptionRecord[] {
   if (file.endsWith(".json")) return readKarpathy(file).records;
-  const first = lines(file).find((l) => l.trim() !== "") ?? "";
+  const first = textLines(file).find((l) => l.trim() !== "") ?? "";
   return first.includes("\t") ? parseTokenFile(file) : parseCsvFile(file);
 }
 
 export function readSplitFile(file: string): string[] {
-  return lines(file, "split file")
+  return textLines(file, "split file")
     .map((l, i) => [l.trim(), i + 1] as const)
     .filter(([l]) => l !== "")
     .map(([l, line]) => checkImageName(l, file, line));
