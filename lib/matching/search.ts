@@ -37,20 +37,23 @@ export async function retrieveImages(
   o: Matchers & { query: string; images: readonly string[]; cache: FeatureCache; k?: number },
 ): Promise<{ image: string; score: number }[]> {
   const sum = new Float64Array(o.images.length);
-  const members = membersOf(o);
-  for (const { model, vocab } of members) {
+  // each member's query once; each chunk of features read once for all members
+  const queries = membersOf(o).map(({ model, vocab }) => {
     const ids = vocab.encode(o.query);
-    const capIds = tf.tensor2d([ids], [1, ids.length], "int32");
-    const cap = tf.tidy(() => model.encodeCaptions(capIds, [ids.length]));
-    for (let i = 0; i < o.images.length; i += 64) {
-      const names = o.images.slice(i, i + 64);
-      const f = tf.tensor3d(o.cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
-      const s = tf.tidy(() => model.similarity(model.encodeImages(f), cap, [ids.length]));
-      (await s.data()).forEach((v, j) => (sum[i + j] += v / members.length));
-      tf.dispose([f, s]);
+    const cap = tf.tidy(() => model.encodeCaptions(tf.tensor2d([ids], [1, ids.length], "int32"), [ids.length]));
+    return { model, cap, length: ids.length };
+  });
+  for (let i = 0; i < o.images.length; i += 64) {
+    const names = o.images.slice(i, i + 64);
+    const f = tf.tensor3d(o.cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+    for (const { model, cap, length } of queries) {
+      const s = tf.tidy(() => model.similarity(model.encodeImages(f), cap, [length]));
+      (await s.data()).forEach((v, j) => (sum[i + j] += v / queries.length));
+      s.dispose();
     }
-    tf.dispose([capIds, cap]);
+    f.dispose();
   }
+  tf.dispose(queries.map((q) => q.cap));
   return topK(o.images, sum, o.k ?? 5).map(({ item, score }) => ({ image: item, score }));
 }
 
