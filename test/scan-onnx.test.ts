@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { loadOrt } from "../lib/engine";
 import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/matching";
-import { LossPairs, OnnxScan, SCAN_PARAMS, hardestNegatives } from "../lib/matching";
+import { LossPairs, OnnxScan, SCAN_PARAMS, gradientPairs, hardestNegatives } from "../lib/matching";
 import { matchingLoss } from "../lib/matching";
 import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
 
@@ -156,6 +156,33 @@ describe("SCAN on ONNX Runtime", function () {
     });
   }
 
+  it("the backward's pairs: a pair picked twice once with its dS summed, pairs without gradient left out, padded to the bucket", () => {
+    // S(i, c) row-major; margin 0.2: image 0's hardest caption (1) violates, image 1's (0) does not, caption 0's
+    // hardest image (1) does not, caption 1's (0) does — so (0, 1) is picked twice and (1, 0) carries no gradient
+    const picked = hardestNegatives(Float32Array.from([0.9, 0.8, 0.2, 0.5]), 2, 0.2, 1);
+    assert.deepEqual(
+      [picked.imgIdx, picked.capIdx],
+      [
+        [0, 1, 0, 1, 1, 0],
+        [0, 1, 1, 0, 0, 1],
+      ],
+    );
+    assert.deepEqual(Array.from(picked.dS), [-1, -1, 1, 0, 0, 1]);
+    const used = gradientPairs(picked, 2);
+    assert.deepEqual(
+      [used.imgIdx, used.capIdx, Array.from(used.dS)],
+      [
+        [0, 1, 0, 0],
+        [0, 1, 1, 0],
+        [-1, -1, 2, 0],
+      ],
+    );
+    assert.deepEqual(
+      gradientPairs(hardestNegatives(Float32Array.from([0.9, 0.1, 0.1, 0.9]), 2, 0.2, 1), 2).dS,
+      Float32Array.from([0, 0]),
+    );
+  });
+
   for (const [direction, aggregation, k] of [
     ["t2i", "lse", 1],
     ["i2t", "lse", 1],
@@ -190,6 +217,18 @@ describe("SCAN on ONNX Runtime", function () {
         let worst = 0;
         for (let i = 0; i < b.length; i++) worst = Math.max(worst, Math.abs(a[i] - b[i]) / scale);
         assert.ok(worst < 1e-4, `${name}: relative error ${worst}`);
+      }
+      if (k > 1) {
+        // the warm-up differentiates only the pairs with a gradient (gradientPairs): the same as every picked pair
+        const all = await onnx.gradients(m, f, ids, lens, 5, { negatives: k, allPairs: true });
+        for (const name of SCAN_PARAMS) {
+          const [a, b] = [got, all].map((r) => r.grads[named[name].name].dataSync());
+          const scale = Math.max(1e-4, ...Array.from(b, Math.abs));
+          assert.ok(
+            a.every((x, i) => Math.abs(x - b[i]) < 1e-5 * scale),
+            `${name}: all pairs differ`,
+          );
+        }
       }
       const val = await onnx.gradients(m, f, ids, lens, 5, { backward: false, negatives: k });
       assert.ok(Math.abs(val.loss - got.loss) < 1e-6);
