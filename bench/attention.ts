@@ -38,6 +38,7 @@ const VARIANTS: Record<string, Variant> = {
   seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49", train: { lambda: 1 / 49 } },
   learned: { about: "h₀/c₀ learned, the same for every image", decoder: { initState: "learned" } },
   nogate: { about: "no gate β (β = 1)", decoder: { gate: false } },
+  deep: { about: "the paper's deep output: words read from h + (β⊙ctx)·L_z", decoder: { deepOutput: true } },
   lambda0: { about: "no doubly stochastic term (λ = 0, the default)", train: { lambda: 0 } },
   lambda1: { about: "λ = 1 on the sum over regions (the paper's weight)", train: { lambda: 1 } },
   lambda02: { about: "λ = 0.2", train: { lambda: 0.2 } },

@@ -21,6 +21,7 @@ describe("decoding on ONNX Runtime", function () {
   for (const [label, variant] of [
     ["the seed's decoder", {}],
     ["learned initial state, no gate β", { initState: "learned", gate: false }],
+    ["the deep output", { deepOutput: true }],
   ] as const)
     it(`gives the tfjs step's state, α and k best words with their log-probabilities (${label})`, async () => {
       const d = peaked(2, variant);
@@ -34,7 +35,7 @@ describe("decoding on ONNX Runtime", function () {
           f,
           d.initHidden(f),
         );
-        const top = tf.topk(tf.logSoftmax(d.output(s.h, false)), 3);
+        const top = tf.topk(tf.logSoftmax(d.output(s.h, false, undefined, s.context)), 3);
         return [s.h, s.c, s.alpha, top.values, top.indices];
       });
       const onnx = await OnnxDecoder.create(d, 49, 1);

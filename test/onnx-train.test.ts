@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
-import { OnnxTrainer, PARAMS, dropoutMask } from "../lib/captioning";
+import { OnnxTrainer, dropoutMask, paramNames } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend } from "./helpers";
 
@@ -16,6 +16,7 @@ describe("training step compiled to ONNX", function () {
   const variants: [string, Partial<DecoderConfig>, number][] = [
     ["the seed's decoder", {}, 0],
     ["a learned initial state, no gate β, attention-entropy term 0.3", { initState: "learned", gate: false }, 0.3],
+    ["the deep output", { deepOutput: true }, 0],
   ];
   for (const [label, variant, entropy] of variants)
     it(`gives tfjs autodiff's loss parts and gradients (${label}; padded captions, λ = 0.7), and the same loss without the backward pass`, async () => {
@@ -46,7 +47,7 @@ describe("training step compiled to ONNX", function () {
       assert.ok(Math.abs(out.penalty - 0.7 * parts[1]) < 1e-5, `penalty ${out.penalty} vs ${0.7 * parts[1]}`);
       assert.ok(Math.abs(out.loss - ref.value.dataSync()[0]) < 1e-5);
       const named = d.namedVariables();
-      for (const name of PARAMS) {
+      for (const name of paramNames(d.config)) {
         const a = out.grads[name];
         const b = ref.grads[named[name].name]?.dataSync() ?? new Float32Array(a.length); // unused: no gradient
         assert.equal(a.length, b.length, name);

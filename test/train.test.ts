@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import * as tf from "@tensorflow/tfjs";
 import { Vocabulary } from "../lib/data";
 import { FeatureCaptionDataset } from "../lib/encoder";
 import {
@@ -75,6 +76,23 @@ describe("training on cached features", function () {
     assert.equal(ck.epoch, 3);
     assert.deepEqual(ck.vocab.itos, vocab.itos);
     assert.deepEqual(fs.readdirSync(path.dirname(a)).sort(), ["a"], "no temporary folders left");
+    ck.decoder.dispose();
+  });
+
+  it("trains the deep output (loss falls), and its checkpoint loads back with L_z and gives the model's logits", async () => {
+    const out = path.join(tmpDir(), "deep");
+    const config = { ...cfg, epochs: 2, decoder: { ...cfg.decoder, deepOutput: true } };
+    const r = await train({ train: trainSet, val: valSet, vocab, config, out, ...quiet });
+    const [first, last] = r.history.epoch;
+    assert.ok(last.trainCrossEntropy < first.trainCrossEntropy, JSON.stringify(r.history.epoch));
+    const ck = await loadCheckpoint(out);
+    assert.equal(ck.decoder.config.deepOutput, true);
+    assert.deepEqual(await ck.decoder.Lz!.data(), await r.decoder.Lz!.data());
+    const b = (await valSet.loader({ batchSize: 4, shuffle: false, seed: 1 }).epoch(0).next()).value!;
+    const [a, c] = [r.decoder, ck.decoder].map((d) => d.forward(b.features, b.captions).logits.dataSync());
+    assert.deepEqual(a, c);
+    tf.dispose([b.features, b.captions]);
+    r.decoder.dispose();
     ck.decoder.dispose();
   });
 

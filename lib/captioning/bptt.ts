@@ -3,7 +3,8 @@
  * hand-written backpropagation through time of lib/captioning/recurrence.ts, because autodiff over S unrolled
  * steps is slow on CPU backends: it multiplies every weight gradient per step with a batch-sized inner dimension
  * (`[E, B] × [B, 4D]`), re-transposes the weights at every step, and sums S copies of each weight gradient.
- * Output: `[B, S, D + R]` = h_t and α_t side by side (customGrad returns one tensor), split for the caller.
+ * Output: `[B, S, D + R (+ E)]` = h_t, α_t (and, for the deep output, β_t⊙ctx_t) side by side (customGrad returns
+ * one tensor), split for the caller.
  */
 import * as tf from "@tensorflow/tfjs";
 import { tfOps } from "../engine/ops";
@@ -18,6 +19,8 @@ export interface RecurrenceInputs extends RecurrenceWeights<tf.Tensor> {
   c0: tf.Tensor2D;
   /** DecoderConfig.gate */
   gate?: boolean;
+  /** Also return each step's gated context β⊙ctx (DecoderConfig.deepOutput reads it). */
+  contexts?: boolean;
 }
 
 const WEIGHTS = ["hWeights", "hBias", "A", "bA", "ctxWeights"] as const;
@@ -26,11 +29,12 @@ const WEIGHTS = ["hWeights", "hBias", "A", "bA", "ctxWeights"] as const;
 export function attentionRecurrence(
   features: tf.Tensor3D,
   x: RecurrenceInputs,
-): { h: tf.Tensor3D; alphas: tf.Tensor3D } {
+): { h: tf.Tensor3D; alphas: tf.Tensor3D; contexts?: tf.Tensor3D } {
   const [B, S] = x.embGates.shape;
   const [, R, E] = features.shape;
   const dims = { B, S, D: x.h0.shape[1], R, K: x.projected.shape[2], E };
   const { D } = dims;
+  const parts = x.contexts ? [D, R, E] : [D, R];
   const op = tf.customGrad((...args: unknown[]) => {
     const [projected, embGates, h0, c0, ...w] = args.slice(0, 9) as tf.Tensor[];
     const weights = Object.fromEntries(WEIGHTS.map((k, i) => [k, w[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
@@ -45,7 +49,7 @@ export function attentionRecurrence(
     // Inputs are intermediate tensors of the caller, disposed before backprop unless saved.
     save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w]);
     const value = tf.stack(
-      fw.h.map((h, t) => tf.concat([h, fw.alpha[t]], 1)),
+      fw.h.map((h, t) => tf.concat([h, fw.alpha[t], ...(x.contexts ? [fw.saved[t].gc] : [])], 1)),
       1,
     );
     return {
@@ -59,7 +63,7 @@ export function attentionRecurrence(
         );
         const keptW = kept.slice(S * n);
         const wts = Object.fromEntries(WEIGHTS.map((k, i) => [k, keptW[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
-        const dys = tf.unstack(dy, 1).map((d) => tf.split(d, [D, R], 1));
+        const dys = tf.unstack(dy, 1).map((d) => tf.split(d, parts, 1));
         const g = recurrenceBackward(
           tfOps,
           dims,
@@ -68,6 +72,7 @@ export function attentionRecurrence(
           dys.map((d) => d[0]),
           dys.map((d) => d[1]),
           wts,
+          x.contexts ? dys.map((d) => d[2]) : undefined,
         );
         const dEmbGates = tf.stack(g.dEmbGates, 1);
         tf.dispose([...dys.flat(), ...g.dEmbGates]);
@@ -78,5 +83,6 @@ export function attentionRecurrence(
   const out = op(x.projected, x.embGates, x.h0, x.c0, ...WEIGHTS.map((k) => x[k])) as tf.Tensor3D;
   const h = out.slice([0, 0, 0], [B, S, D]) as tf.Tensor3D;
   const alphas = out.slice([0, 0, D], [B, S, R]) as tf.Tensor3D;
-  return { h, alphas };
+  const contexts = x.contexts ? (out.slice([0, 0, D + R], [B, S, E]) as tf.Tensor3D) : undefined;
+  return { h, alphas, contexts };
 }

@@ -3,6 +3,7 @@
  *   h₀, c₀ = init_h(mean features), init_c(mean features)
  *   at step t:  α_t, ctx_t = Attention(features, h_{t−1});  β_t = σ(f_beta(h_{t−1}));
  *               h_t, c_t = LSTMCell([embed(w_t) ; β_t·ctx_t], (h_{t−1}, c_{t−1}));  logits_t = fcn(dropout(h_t))
+ *   or, with the paper's deep output (`deepOutput`), logits_t = fcn(dropout(h_t + (β_t·ctx_t)·L_z))
  * Teacher forcing feeds the true word w_t (from `<SOS>`); the T−1 outputs predict w_1 … w_{T−1}.
  * The output layer runs once over all steps (`[B·(T−1), D] × [D, V]`), not once per step.
  * LSTM gates are laid out as PyTorch's LSTMCell (i, f, g, o), weights `[in, 4D]`.
@@ -35,6 +36,12 @@ export interface DecoderConfig {
   initState?: InitState;
   /** The gate β = σ(f_beta(h)) on the context (Xu et al. §4.2.1); false: β = 1. Default true. */
   gate?: boolean;
+  /**
+   * The paper's deep output (Xu et al. eq. 7, its L_h·h_t + L_z·ẑ_t): each word is read from h_t + ẑ_t·L_z, ẑ_t =
+   * β_t⊙ctx_t, so that it depends on where the step looked directly and not only through the LSTM (L_h is folded
+   * into fcn; the E·y_{t−1} term is left out). Default false: from h_t alone, as the seed.
+   */
+  deepOutput?: boolean;
 }
 
 export type InitState = "mean" | "learned";
@@ -87,6 +94,8 @@ export class DecoderRNN {
   readonly bBeta: tf.Variable;
   readonly fcn: tf.Variable; // [D, V]
   readonly bFcn: tf.Variable;
+  /** `[E, D]`, with `deepOutput` only. */
+  readonly Lz?: tf.Variable;
 
   /** tfjs variable names are process-wide: each instance gets its own scope, stripped by namedVariables(). */
   private static instances = 0;
@@ -112,6 +121,7 @@ export class DecoderRNN {
     this.bBeta = v("bBeta", [E], D);
     this.fcn = v("fcn", [D, V], D);
     this.bFcn = v("bFcn", [V], D);
+    if (config.deepOutput) this.Lz = v("Lz", [E, D], E); // drawn last: the other weights stay the seed's
   }
 
   get variables(): tf.Variable[] {
@@ -129,6 +139,7 @@ export class DecoderRNN {
       this.bBeta,
       this.fcn,
       this.bFcn,
+      ...(this.Lz ? [this.Lz] : []),
     ];
   }
 
@@ -144,20 +155,20 @@ export class DecoderRNN {
   }
 
   /**
-   * One decoder step from embedded words `[B, M]`: returns the new state, α and the pre-output h (before
-   * dropout and fcn). Shared by teacher forcing and by greedy/beam search.
+   * One decoder step from embedded words `[B, M]`: returns the new state, α and the gated context β⊙ctx (what
+   * `output` reads besides h). Shared by teacher forcing and by greedy/beam search.
    */
   step(
     emb: tf.Tensor2D,
     projected: tf.Tensor3D,
     features: tf.Tensor3D,
     state: { h: tf.Tensor2D; c: tf.Tensor2D },
-  ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D } {
+  ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D; context: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
     const dims = { B, R, K, D: this.config.decoderDim };
     const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state, this.config.gate);
-    const [h, c, alpha] = [r.h, r.c, r.alpha] as tf.Tensor2D[];
-    return { h, c, alpha };
+    const [h, c, alpha, context] = [r.h, r.c, r.alpha, r.context] as tf.Tensor2D[];
+    return { h, c, alpha, context };
   }
 
   /** The weights one decoding step reads, by their role in `decoderStep`. */
@@ -176,9 +187,13 @@ export class DecoderRNN {
     };
   }
 
-  /** Output logits `[N, V]` from decoder states `[N, D]` (dropout only when training). */
-  output(h: tf.Tensor2D, training: boolean, seed?: number): tf.Tensor2D {
-    const x = training && this.config.dropout > 0 ? tf.dropout(h, this.config.dropout, undefined, seed) : h;
+  /**
+   * Output logits `[N, V]` from decoder states `[N, D]` and, with `deepOutput`, the gated contexts `[N, E]` the
+   * steps read (dropout only when training).
+   */
+  output(h: tf.Tensor2D, training: boolean, seed?: number, context?: tf.Tensor2D): tf.Tensor2D {
+    const pre = outputInput(tfOps, h, context, this.Lz) as tf.Tensor2D;
+    const x = training && this.config.dropout > 0 ? tf.dropout(pre, this.config.dropout, undefined, seed) : pre;
     return x.matMul(this.fcn).add(this.bFcn);
   }
 
@@ -198,7 +213,7 @@ export class DecoderRNN {
     const { embedSize: M, encoderDim: E, decoderDim: D, vocabSize: V } = this.config;
     const a = this.attention;
     const { h0, c0 } = ((s) => ({ h0: s.h, c0: s.c }))(this.initHidden(features));
-    let h: tf.Tensor3D, alphas: tf.Tensor3D;
+    let h: tf.Tensor3D, alphas: tf.Tensor3D, contexts: tf.Tensor3D | undefined;
     if ((opts.recurrence ?? this.config.recurrence ?? "fused") === "fused") {
       // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
       const embeds = tf.gather(this.embedding, captions.slice([0, 0], [B, S]).reshape([B * S])); // [B·S, M]
@@ -206,7 +221,7 @@ export class DecoderRNN {
         .matMul(this.Wx.slice([0, 0], [M, 4 * D]))
         .add(this.bLstm)
         .reshape([B, S, 4 * D]) as tf.Tensor3D;
-      ({ h, alphas } = attentionRecurrence(features, {
+      ({ h, alphas, contexts } = attentionRecurrence(features, {
         projected: a.projectFeatures(features),
         embGates,
         h0,
@@ -217,6 +232,7 @@ export class DecoderRNN {
         bA: a.bA as tf.Tensor1D,
         ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
         gate: this.config.gate,
+        contexts: this.config.deepOutput,
       }));
     } else {
       const projected = a.projectFeatures(features);
@@ -224,23 +240,24 @@ export class DecoderRNN {
       let state = { h: h0, c: c0 };
       const hs: tf.Tensor2D[] = [];
       const as: tf.Tensor2D[] = [];
+      const gcs: tf.Tensor2D[] = [];
       for (let t = 0; t < S; t++) {
         const emb = embeds.slice([0, t, 0], [B, 1, M]).reshape([B, M]) as tf.Tensor2D;
         const next = this.step(emb, projected, features, state);
         state = next;
         hs.push(next.h);
         as.push(next.alpha);
+        gcs.push(next.context);
       }
       h = tf.stack(hs, 1) as tf.Tensor3D;
       alphas = tf.stack(as, 1) as tf.Tensor3D;
+      contexts = this.config.deepOutput ? (tf.stack(gcs, 1) as tf.Tensor3D) : undefined;
     }
     // One output projection for all steps: [B·S, D] × [D, V].
-    const logits = this.output(h.reshape([B * S, D]) as tf.Tensor2D, opts.training ?? false, opts.seed).reshape([
-      B,
-      S,
-      V,
-    ]) as tf.Tensor3D;
-    return { logits, alphas };
+    const rows = (x: tf.Tensor3D) => x.reshape([B * S, x.shape[2]]) as tf.Tensor2D;
+    const training = opts.training ?? false;
+    const logits = this.output(rows(h), training, opts.seed, contexts && rows(contexts)).reshape([B, S, V]);
+    return { logits: logits as tf.Tensor3D, alphas };
   }
 
   dispose(): void {
@@ -300,14 +317,24 @@ export function decoderStep<T>(
   features: T,
   state: { h: T; c: T },
   gate = true,
-): { h: T; c: T; alpha: T } {
+): { h: T; c: T; alpha: T; context: T } {
   const u = o.add(o.matMul(state.h, w.U), w.bU);
   const { alpha, ctx } = attend(o, dims, projected, (a) => o.weightedSum(a, features), w.A, w.bA, u);
   const beta = gate ? o.sigmoid(o.add(o.matMul(state.h, w.fBeta), w.bBeta)) : o.scalar(1);
-  const x = o.concat([emb, o.mul(beta, ctx)], 1);
-  const gates = o.add(o.add(o.matMul(x, w.Wx), o.matMul(state.h, w.Wh)), w.bLstm);
+  const context = o.mul(beta, ctx);
+  const gates = o.add(o.add(o.matMul(o.concat([emb, context], 1), w.Wx), o.matMul(state.h, w.Wh)), w.bLstm);
   const { h, c } = lstmCell(o, dims.D, gates, state.c);
-  return { h, c, alpha };
+  return { h, c, alpha, context };
+}
+
+/**
+ * What the output layer reads: h `[N, D]`, or with the deep output (`Lz` given) h + context·L_z, the context being
+ * each step's β⊙ctx `[N, E]` (DecoderConfig.deepOutput). On every engine.
+ */
+export function outputInput<T>(o: Ops<T>, h: T, context: T | undefined, Lz: T | undefined): T {
+  if (!Lz) return h;
+  if (!context) throw new Error("the deep output reads each step's context: none was given");
+  return o.add(h, o.matMul(context, Lz));
 }
 
 /**

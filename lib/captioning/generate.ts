@@ -38,9 +38,9 @@ export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen 
     for (let t = 0; t < maxLen && out.some((g) => !g.finished); t++) {
       const next = tf.tidy(() => {
         const s = decoder.step(tf.gather(decoder.embedding, words) as tf.Tensor2D, projected, features, state);
-        const logp = tf.logSoftmax(decoder.output(s.h, false));
+        const logp = tf.logSoftmax(decoder.output(s.h, false, undefined, s.context));
         const best = logp.argMax(1) as tf.Tensor1D;
-        return { ...s, best, bestLogp: logp.max(1) };
+        return { h: s.h, c: s.c, alpha: s.alpha, best, bestLogp: logp.max(1) };
       });
       const [best, bestLogp, alpha] = [
         await next.best.data(),
@@ -96,7 +96,12 @@ export async function sampleCaptions(
       const next = tf.tidy(() => {
         const ids = tf.tensor1d(words, "int32");
         const s = decoder.step(tf.gather(decoder.embedding, ids) as tf.Tensor2D, projected, tiled, state);
-        return { ...s, logp: tf.logSoftmax(decoder.output(s.h, false)) };
+        return {
+          h: s.h,
+          c: s.c,
+          alpha: s.alpha,
+          logp: tf.logSoftmax(decoder.output(s.h, false, undefined, s.context)),
+        };
       });
       const logp = (await next.logp.data()) as Float32Array;
       const alpha = (await next.alpha.array()) as number[][];
@@ -173,8 +178,8 @@ function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRo
       const r = tf.tidy(() => {
         const emb = tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D;
         const s = decoder.step(emb, projected, tiled, state);
-        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false)), k);
-        return { ...s, values: top.values, indices: top.indices };
+        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false, undefined, s.context)), k);
+        return { h: s.h, c: s.c, alpha: s.alpha, values: top.values, indices: top.indices };
       });
       next = { h: r.h, c: r.c };
       const out = {

@@ -9,10 +9,9 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep, initWeights, initialState } from "./decoder";
-import { PARAMS, paramShape } from "./onnx-train";
+import { decoderStep, initWeights, initialState, outputInput } from "./decoder";
+import { ParamName as Param, paramNames, paramShape } from "./onnx-train";
 
-type Param = (typeof PARAMS)[number];
 const INIT: Param[] = [
   "attention/W",
   "attention/bW",
@@ -21,7 +20,7 @@ const INIT: Param[] = [
   "decoder/initC",
   "decoder/bInitC",
 ];
-const STEP: Param[] = PARAMS.filter((p) => !INIT.includes(p));
+const stepParams = (c: DecoderConfig): Param[] => paramNames(c).filter((p) => !INIT.includes(p));
 
 /** features `[N, R, E]` → projected `[N, R, K]`, h₀ and c₀ `[N, D]` (Attention.projectFeatures, initHidden). */
 function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
@@ -41,7 +40,7 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
 function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Array {
   const { encoderDim: E, attentionDim: K, decoderDim: D } = c;
   const o = graphOps(new OnnxGraph(`attend_tell_decode_step_${N}_${k}`));
-  const p = parameterInputs(o.g, STEP, (n) => paramShape(c, n));
+  const p = parameterInputs(o.g, stepParams(c), (n) => paramShape(c, n)) as Record<Param, string>;
   const words = o.g.input("words", [N], INT64);
   const state = { h: o.g.input("h", [N, D]), c: o.g.input("c", [N, D]) };
   const features = o.g.input("features", [N, R, E]);
@@ -61,7 +60,12 @@ function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Arra
   const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state, c.gate);
   const logp = o.op1(
     "LogSoftmax",
-    [o.add(o.matMul(s.h, p["decoder/fcn"]), p["decoder/bFcn"])],
+    [
+      o.add(
+        o.matMul(outputInput(o, s.h, s.context, c.deepOutput ? p["decoder/Lz"] : undefined), p["decoder/fcn"]),
+        p["decoder/bFcn"],
+      ),
+    ],
     [{ name: "axis", i: 1 }],
   );
   const [values, indices] = o.g.op("TopK", [logp, o.g.constInt([k])], [{ name: "axis", i: -1 }], 2);
@@ -91,7 +95,12 @@ export class OnnxDecoder {
   /** The decoder's current weights, read once (a decoder trained further needs a new OnnxDecoder). */
   static async create(decoder: DecoderRNN, regions: number, threads = 0): Promise<OnnxDecoder> {
     const sessions = SessionCache.require("OnnxDecoder", threads);
-    return new OnnxDecoder(decoder.config, regions, await parameterValues(decoder.namedVariables(), PARAMS), sessions);
+    return new OnnxDecoder(
+      decoder.config,
+      regions,
+      await parameterValues(decoder.namedVariables(), paramNames(decoder.config)),
+      sessions,
+    );
   }
 
   private feeds(names: readonly Param[], extra: Record<string, [Float32Array | BigInt64Array, number[]]>) {
@@ -124,7 +133,7 @@ export class OnnxDecoder {
     const R = this.regions;
     const s = await this.sessions.get(`step${N}x${k}`, () => stepGraph(this.config, N, R, k));
     const out = await s.run(
-      this.feeds(STEP, {
+      this.feeds(stepParams(this.config), {
         words: [int64(words), [N]],
         h: [state.h, [N, D]],
         c: [state.c, [N, D]],

@@ -13,7 +13,7 @@
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
 import * as tf from "@tensorflow/tfjs";
-import { attentionEntropy, attentionEntropyGrad, initWeights, initialState } from "./decoder";
+import { attentionEntropy, attentionEntropyGrad, initWeights, initialState, outputInput } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -46,9 +46,17 @@ export const PARAMS = [
   "decoder/bFcn",
 ] as const;
 
+/** A parameter's stable name: PARAMS, and `decoder/Lz` of the deep output. */
+export type ParamName = (typeof PARAMS)[number] | "decoder/Lz";
+
+/** The parameters of a configuration, in `decoder.variables` order: PARAMS, then L_z with `deepOutput`. */
+export function paramNames(c: DecoderConfig): ParamName[] {
+  return c.deepOutput ? [...PARAMS, "decoder/Lz"] : [...PARAMS];
+}
+
 /** Graph values of the step's inputs: every parameter by name, and the batch. */
 interface StepInputs {
-  p: Record<(typeof PARAMS)[number], string>;
+  p: Record<ParamName, string>;
   features: string;
   words: string;
   targets: string;
@@ -78,7 +86,7 @@ export function trainingGraph(
   const o = graphOps(new OnnxGraph(`attend_tell_train_B${B}_S${S}`));
   const g = o.g;
   const x: StepInputs = {
-    p: parameterInputs(g, PARAMS, (name) => paramShape(config, name)),
+    p: parameterInputs(g, paramNames(config), (name) => paramShape(config, name)) as Record<ParamName, string>,
     features: g.input("features", [B, R, E]),
     words: g.input("words", [B, S], INT64),
     targets: g.input("targets", [B * S], INT64),
@@ -94,7 +102,7 @@ export function trainingGraph(
   g.output(fw.penalty, "penalty", [1]);
   if (opts.backward === false) return g.toBytes(17); // evaluation: the loss alone
   const grads = backwardGraph(o, config, { B, S, D, R, K, E }, x, fw);
-  for (const name of PARAMS) g.output(grads[name], `grad/${name}`, paramShape(config, name));
+  for (const name of paramNames(config)) g.output(grads[name], `grad/${name}`, paramShape(config, name));
   return g.toBytes(17);
 }
 
@@ -125,7 +133,17 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     weights,
   );
   const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
-  const Hd = o.mul(H, x.dropMask);
+  // the deep output's gated contexts, rows b·S + t like H
+  const GC = config.deepOutput
+    ? o.reshape(
+        o.stack(
+          rec.saved.map((s) => s.gc),
+          1,
+        ),
+        [B * S, E],
+      )
+    : undefined;
+  const Hd = o.mul(outputInput(o, H, GC, config.deepOutput ? p["decoder/Lz"] : undefined), x.dropMask);
   const logits = o.add(o.matMul(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]
   const logp = o.op1("LogSoftmax", [logits], [{ name: "axis", i: 1 }]);
   const picked = o.reshape(
@@ -138,7 +156,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const gap = o.sub(o.c(1), attended);
   const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
   const entropy = o.mul(o.sum(o.mul(attentionEntropy(o, alphas), o.reshape(x.mask, [B, S])), [0, 1]), x.entScale);
-  return { F2, meanF, wordsFlat, emb, WxEmb, weights, rec, Hd, logp, gap, crossEntropy, penalty, alphas, entropy };
+  return { F2, meanF, wordsFlat, emb, WxEmb, weights, rec, GC, Hd, logp, gap, crossEntropy, penalty, alphas, entropy };
 }
 
 /** The gradient of every parameter, by hand: output layer, attention penalty, then recurrenceBackward. */
@@ -163,8 +181,15 @@ function backwardGraph(
   const grads: Record<string, string> = {};
   grads["decoder/fcn"] = o.matMul(T1(fw.Hd), dLogits);
   grads["decoder/bFcn"] = o.sum(dLogits, [0]);
-  const dH = o.mul(o.matMul(dLogits, T1(p["decoder/fcn"])), x.dropMask); // [B·S, D]
-  const dHs = o.split(o.reshape(dH, [B, S, D]), Array(S).fill(1), 1).map((t) => o.reshape(t, [B, D]));
+  const dH = o.mul(o.matMul(dLogits, T1(p["decoder/fcn"])), x.dropMask); // [B·S, D], also d(h + gc·L_z)
+  const perStep = (a: string, n: number) =>
+    o.split(o.reshape(a, [B, S, n]), Array(S).fill(1), 1).map((t) => o.reshape(t, [B, n]));
+  const dHs = perStep(dH, D);
+  let dGcs: string[] | undefined;
+  if (fw.GC) {
+    grads["decoder/Lz"] = o.matMul(T1(fw.GC), dH);
+    dGcs = perStep(o.matMul(dH, T1(p["decoder/Lz"])), E);
+  }
   // Attention penalty: d/dα_t = −2 · penScale · (1 − Σα) on real steps.
   const dAtt = o.mul(fw.gap, o.mul(x.penScale, o.c(-2)));
   // Entropy term: d/dα_t = entScale · ∂H/∂α_t on real steps.
@@ -173,7 +198,7 @@ function backwardGraph(
   const dAlphas = o
     .split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1)
     .map((m, t) => o.mul(o.add(dAtt, dEnts[t]), m));
-  const r = recurrenceBackward(o, dims, x.features, fw.rec.saved, dHs, dAlphas, fw.weights);
+  const r = recurrenceBackward(o, dims, x.features, fw.rec.saved, dHs, dAlphas, fw.weights, dGcs);
   const [dU, dFBeta, dWh] = o.split(r.dhWeights, [K, E, 4 * D], 1);
   const [dbU, dbBeta] = o.split(r.dhBias, [K, E], 0);
   Object.assign(grads, {
@@ -201,9 +226,9 @@ function backwardGraph(
   return grads;
 }
 
-export function paramShape(c: DecoderConfig, name: (typeof PARAMS)[number]): number[] {
+export function paramShape(c: DecoderConfig, name: ParamName): number[] {
   const { vocabSize: V, embedSize: M, attentionDim: K, encoderDim: E, decoderDim: D } = c;
-  const shapes: Record<(typeof PARAMS)[number], number[]> = {
+  const shapes: Record<ParamName, number[]> = {
     "attention/W": [E, K],
     "attention/bW": [K],
     "attention/U": [D, K],
@@ -222,6 +247,7 @@ export function paramShape(c: DecoderConfig, name: (typeof PARAMS)[number]): num
     "decoder/bBeta": [E],
     "decoder/fcn": [D, V],
     "decoder/bFcn": [V],
+    "decoder/Lz": [E, D],
   };
   return shapes[name];
 }
@@ -307,11 +333,11 @@ export class OnnxTrainer {
       penScale: [Float32Array.of(opts.lambda / B), [1]],
       entScale: [Float32Array.of((opts.entropy ?? 0) / Math.max(1, tokens)), [1]],
     };
-    for (const name of PARAMS) values[name] = [params[name], paramShape(this.config, name)];
+    for (const name of paramNames(this.config)) values[name] = [params[name], paramShape(this.config, name)];
     const feeds = graphFeeds(values);
     const out = await (await this.session(B, S, backward)).run(feeds);
     const grads: Record<string, Float32Array> = {};
-    if (backward) for (const name of PARAMS) grads[name] = out[`grad/${name}`].data as Float32Array;
+    if (backward) for (const name of paramNames(this.config)) grads[name] = out[`grad/${name}`].data as Float32Array;
     const scalar = (k: string) => (out[k].data as Float32Array)[0];
     return { loss: scalar("loss"), crossEntropy: scalar("crossEntropy"), penalty: scalar("penalty"), grads };
   }
@@ -361,7 +387,7 @@ export class OnnxTrainer {
 
   /** The decoder's parameter values, by name, for `step`. */
   static parameters(decoder: DecoderRNN): Promise<Record<string, Float32Array>> {
-    return parameterValues(decoder.namedVariables(), PARAMS);
+    return parameterValues(decoder.namedVariables(), paramNames(decoder.config));
   }
 
   async dispose(): Promise<void> {
@@ -386,8 +412,9 @@ export class OnnxTraining {
 
   static async start(decoder: DecoderRNN, trainer: OnnxTrainer, lr: number): Promise<OnnxTraining> {
     const values = await OnnxTrainer.parameters(decoder);
-    const params = Object.fromEntries(PARAMS.map((n) => [n, values[n].slice()])); // owned copies, updated in place
-    const shapes = Object.fromEntries(PARAMS.map((n) => [n, paramShape(decoder.config, n)]));
+    const names = paramNames(decoder.config);
+    const params = Object.fromEntries(names.map((n) => [n, values[n].slice()])); // owned copies, updated in place
+    const shapes = Object.fromEntries(names.map((n) => [n, paramShape(decoder.config, n)]));
     return new OnnxTraining(decoder, trainer, params, new TypedAdam(params, lr, { shapes }));
   }
 
@@ -418,7 +445,7 @@ export class OnnxTraining {
   sync(): void {
     if (!this.stale) return;
     const named = this.decoder.namedVariables();
-    for (const n of PARAMS) {
+    for (const n of paramNames(this.decoder.config)) {
       const t = tf.tensor(this.params[n], named[n].shape);
       named[n].assign(t);
       t.dispose();
@@ -439,5 +466,5 @@ export function dropoutMask(n: number, p: number, seed: number): Float32Array {
 
 /** Gradients as tfjs tensors keyed by the decoder's variable names (what optimizers take). */
 export function gradientsToTensors(decoder: DecoderRNN, grads: Record<string, Float32Array>): tf.NamedTensorMap {
-  return gradientTensors(decoder.namedVariables(), PARAMS, grads);
+  return gradientTensors(decoder.namedVariables(), paramNames(decoder.config), grads);
 }

@@ -127,7 +127,8 @@ export interface RecurrenceGrads<T> {
 
 /**
  * Backpropagation through time: `dH`, `dAlpha` are the loss's gradients at each step's outputs h `[B, D]` and
- * α `[B, R]`. σ' = σ(1 − σ) and tanh' = 1 − tanh² are taken from the saved outputs.
+ * α `[B, R]`, and `dGc` (the deep output's) at each step's gated context β⊙ctx `[B, E]`, when the loss reads it.
+ * σ' = σ(1 − σ) and tanh' = 1 − tanh² are taken from the saved outputs.
  */
 export function recurrenceBackward<T>(
   o: Ops<T>,
@@ -137,6 +138,7 @@ export function recurrenceBackward<T>(
   dH: T[],
   dAlpha: T[],
   w: RecurrenceWeights<T>,
+  dGc?: T[],
 ): RecurrenceGrads<T> {
   const hWeightsT = o.transpose(w.hWeights, [1, 0]); // [K + E + 4D, D]
   const ctxWeightsT = o.transpose(w.ctxWeights, [1, 0]); // [4D, E]
@@ -165,7 +167,8 @@ export function recurrenceBackward<T>(
         ],
         1,
       ); // [B, 4D]
-      const dgc = o.matMul(dG, ctxWeightsT); // [B, E]
+      const dgcLstm = o.matMul(dG, ctxWeightsT); // [B, E]
+      const dgc = dGc ? o.add(dgcLstm, dGc[t]) : dgcLstm;
       const db = o.mul(o.mul(dgc, s.ctx), sigmoidGrad(s.beta));
       const dAlphaT = o.add(dAlpha[t], o.dots(features, o.mul(dgc, s.beta)));
       const ds = o.mul(s.alpha, o.sub(dAlphaT, o.sum(o.mul(s.alpha, dAlphaT), [1], true))); // softmax backward

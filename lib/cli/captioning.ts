@@ -74,6 +74,10 @@ export const trainCmd = defineCommand({
       help: "h₀/c₀ from the mean region feature (the seed's) or learned, the same for every image",
     },
     "no-gate": { type: "boolean", help: "no gate β on the context (β = 1; the seed has the gate)" },
+    "deep-output": {
+      type: "boolean",
+      help: "the paper's deep output: each word read from h + (β⊙ctx)·L_z, not from h alone (the seed's)",
+    },
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
@@ -167,6 +171,7 @@ export const trainCmd = defineCommand({
         recurrence: v.recurrence as "fused" | "stepwise",
         initState: v["init-state"] as InitState,
         gate: !v["no-gate"],
+        deepOutput: v["deep-output"] || undefined,
       };
       const config = {
         ...defaultTrainConfig(decoder),
