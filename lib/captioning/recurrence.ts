@@ -192,15 +192,13 @@ export function recurrenceBackward<T>(
   }
   // Weight gradients: one matMul each over all B·S rows (time-major on both sides).
   const weights = o.scope(() => {
-    const hPrevAll = o.concat(
-      saved.map((s) => s.hPrev),
-      0,
-    ); // [S·B, D]
+    const rowsOf = (k: "hPrev" | "gc") =>
+      o.concat(
+        saved.map((s) => s[k]),
+        0,
+      ); // [S·B, D], [S·B, E]
+    const [hPrevAll, gcAll] = [rowsOf("hPrev"), rowsOf("gc")];
     const dHpAll = o.concat(dHp, 0); // [S·B, K + E + 4D]
-    const gcAll = o.concat(
-      saved.map((s) => s.gc),
-      0,
-    ); // [S·B, E]
     return {
       dhWeights: o.matMul(o.transpose(hPrevAll, [1, 0]), dHpAll),
       dhBias: o.sum(o.split(dHpAll, [K + E, 4 * D], 1)[0], [0]),
