@@ -3,7 +3,8 @@
  * scenes (the main job's data and schedule: `npm start`'s 2,000 scenes, lr 1e-3, batch 64, up to 12 epochs) and
  * measures each on the 200 dev scenes with greedy captions: scenes captioned exactly right (after each epoch and at
  * the end), attention pointing (the peak of α inside the named object's box) and α's mass in that box against a
- * uniform map, at the shape word and at the colour word before it.
+ * uniform map, at the shape word and at the colour word before it, and pointing by the word's place from the shape
+ * word (−3 … +1: does α pick the object before it is named, and stay on it after?).
  *   npx tsx bench/attention.ts [variants=seed,learned,nogate,learned-nogate,lambda0,lambda1] [seeds=1] [epochs=12]
  *     [dims=seed|quick] [json=FILE]
  * Variants: see VARIANTS below, each a change to today's default (λ = 0); "a+b" combines two. Results accumulate in the JSON file (default
@@ -100,6 +101,8 @@ interface Result {
   /** Pointing at the shape word for small and for large objects (absent in results of earlier versions). */
   pointingSmall?: number;
   pointingLarge?: number;
+  /** Pointing at the named object by the word's place from its shape word, "-3" … "1" (absent in earlier results). */
+  pointingByOffset?: Record<string, number>;
   seconds: number;
 }
 
@@ -167,6 +170,9 @@ async function main() {
         massInBoxColour: colour.massInBox,
         pointingSmall: bySize("small"),
         pointingLarge: bySize("large"),
+        pointingByOffset: Object.fromEntries(
+          [-3, -2, -1, 0, 1].map((k) => [String(k), attentionCorrectness(items, 224, 7, k).pointing]),
+        ),
         seconds,
       };
       console.log(JSON.stringify(r));

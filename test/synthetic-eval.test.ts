@@ -31,6 +31,11 @@ describe("synthetic scenes: are the captions and the attention right?", () => {
     const transposed = attentionCorrectness([{ words, alphas: [[], [], [], onehot(2 * 7 + 3)], objects: [red] }]);
     assert.equal(transposed.pointing, 0, "row and column swapped must miss");
     assert.equal(transposed.massInBox, 0);
+    // by offset from the shape word: the map two words before it ("small") scored against the same box
+    const early = { words, alphas: [[], onehot(cell), [], onehot(0)], objects: [red] };
+    assert.equal(attentionCorrectness([early], 224, 7, -2).pointing, 1);
+    assert.equal(attentionCorrectness([early], 224, 7, "shape").pointing, 0);
+    assert.equal(attentionCorrectness([early], 224, 7, 1).objectWords, 0, "no word after the caption's end");
     const uniform = attentionCorrectness([{ words, alphas: [[], [], [], Array(49).fill(1 / 49)], objects: [red] }]);
     assert.ok(Math.abs(uniform.massInBox - 1 / 49) < 1e-12);
     assert.equal(

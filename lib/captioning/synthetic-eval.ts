@@ -107,8 +107,11 @@ export function attentionCorrectness(
   }[],
   imageSize = 224,
   grid = 7,
-  /** The word whose α is scored: the shape word (default) or the colour word before it. */
-  at: "shape" | "colour" = "shape",
+  /**
+   * The word whose α is scored: the shape word (default), the colour word before it, or the word this many places
+   * from the shape word (−2: the one before the colour word, where the decoder picks the next object; +1: after).
+   */
+  at: "shape" | "colour" | number = "shape",
 ): AttentionScore {
   const cell = imageSize / grid;
   let n = 0,
@@ -118,7 +121,7 @@ export function attentionCorrectness(
   for (const { words, alphas, objects } of items) {
     for (const m of mentionedObjects(words)) {
       const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
-      const a = alphas[at === "shape" ? m.index : m.index - 1];
+      const a = alphas[m.index + (at === "shape" ? 0 : at === "colour" ? -1 : at)];
       if (!o || !a) continue;
       const [x0, y0, x1, y1] = o.box;
       let peak = 0;
