@@ -2,7 +2,13 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { exportCheckpoint, readCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../lib/util";
+import {
+  exportCheckpoint,
+  isWeightsOnly,
+  readCheckpoint,
+  resumableOptimizerWeights,
+  writeCheckpoint,
+} from "../lib/util";
 import { buildVocabulary } from "../lib/data";
 import { decodeHalf, encodeHalf } from "../lib/util";
 import { setupBackend, tmpDir } from "./helpers";
@@ -113,6 +119,7 @@ describe("checkpoint: every file verified on load", () => {
     const out = path.join(root, "export");
     const meta = await exportCheckpoint(src, out);
     assert.equal(meta.weightsOnly, true);
+    assert.deepEqual([isWeightsOnly(out), isWeightsOnly(src)], [true, false], "what `evaluate` keeps models/ clean by");
     assert.ok(!fs.existsSync(path.join(out, "optimizer")));
     const bin = (d: string) =>
       fs.statSync(

@@ -14,7 +14,7 @@ import { InitState, getDefaultConfig } from "../captioning/decoder";
 import { beamSearch } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng } from "../captioning/heatmap";
-import { exportCheckpoint } from "../util/checkpoint";
+import { exportCheckpoint, isWeightsOnly } from "../util/checkpoint";
 import { claimRunDir } from "../util/lock";
 import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../util/paths";
 import { ensureWeights } from "../encoder/weights";
@@ -221,7 +221,11 @@ export const evaluateCmd = defineCommand({
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
     "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
     ...FEATURES_FLAG,
-    out: { type: "string", placeholder: "DIR", help: "where captions and metrics go (default: beside the checkpoint)" },
+    out: {
+      type: "string",
+      placeholder: "DIR",
+      help: "where captions and metrics go (default: beside a run's checkpoint; runs/<model> for a shipped model)",
+    },
     json: { type: "boolean", help: "print the report as JSON" },
     ...SKIP_FLAGS,
   },
@@ -230,7 +234,12 @@ export const evaluateCmd = defineCommand({
     const checkpoint = captionerCheckpoint(v.checkpoint, "evaluate");
     await initBackend({ quiet: v.json });
     const ck = await loadCheckpoint(checkpoint);
-    const outDir = v.out ?? path.dirname(path.resolve(checkpoint));
+    // a weights-only model (models/NAME) is left as shipped: its evaluation goes to a run folder of its name
+    const outDir =
+      v.out ??
+      (isWeightsOnly(checkpoint)
+        ? path.join(projectRoot(), "runs", path.basename(path.resolve(checkpoint)))
+        : path.dirname(path.resolve(checkpoint)));
     try {
       const { report } = await evaluate({
         decoder: ck.decoder,

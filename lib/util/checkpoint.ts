@@ -152,6 +152,11 @@ export async function exportCheckpoint(
 }
 
 /** A model rebuilt from its checkpoint, with what training needs to resume it. */
+/** Whether the checkpoint in `dir` is a weights-only export (a shipped model), by its checkpoint.json. */
+export function isWeightsOnly(dir: string): boolean {
+  return readJson<CheckpointMeta<unknown>>(path.join(dir, "checkpoint.json"), "checkpoint").weightsOnly === true;
+}
+
 export interface LoadedCheckpoint<Model, Config, History> {
   model: Model;
   vocab: Vocabulary;
