@@ -14,7 +14,7 @@ import { InitState, getDefaultConfig } from "../captioning/decoder";
 import { beamSearch } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng } from "../captioning/heatmap";
-import { exportCheckpoint, isWeightsOnly } from "../util/checkpoint";
+import { exportCheckpoint } from "../util/checkpoint";
 import { claimRunDir } from "../util/lock";
 import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../util/paths";
 import { ensureWeights } from "../encoder/weights";
@@ -237,7 +237,7 @@ export const evaluateCmd = defineCommand({
     // a weights-only model (models/NAME) is left as shipped: its evaluation goes to a run folder of its name
     const outDir =
       v.out ??
-      (isWeightsOnly(checkpoint)
+      (ck.weightsOnly
         ? path.join(projectRoot(), "runs", path.basename(path.resolve(checkpoint)))
         : path.dirname(path.resolve(checkpoint)));
     try {

@@ -488,8 +488,8 @@ export class OnnxScan {
       Yfw: [f.Yfw.data as Float32Array, [B, T, d]],
       Ybw: [f.Ybw.data as Float32Array, [B, T, d]],
     } as typeof inputs;
-    // the pairs' backward inside the graph (addPairBackward); in the warm-up's many-negative steps only over the
-    // pairs with a gradient (one warm-up epoch 436 → 415 s at d = 512; with one negative no faster measured)
+    // the pairs' backward inside the graph (addPairBackward); in the warm-up's many-negative steps, where pairs
+    // repeat and some do not violate, only over those with a gradient (with one negative that measured no faster)
     const many = (opts.negatives ?? 1) > 1 && !opts.allPairs;
     const used = many ? gradientPairs(pairs, B) : pairs;
     const P = used.imgIdx.length;

@@ -152,11 +152,6 @@ export async function exportCheckpoint(
 }
 
 /** A model rebuilt from its checkpoint, with what training needs to resume it. */
-/** Whether the checkpoint in `dir` is a weights-only export (a shipped model), by its checkpoint.json. */
-export function isWeightsOnly(dir: string): boolean {
-  return readJson<CheckpointMeta<unknown>>(path.join(dir, "checkpoint.json"), "checkpoint").weightsOnly === true;
-}
-
 export interface LoadedCheckpoint<Model, Config, History> {
   model: Model;
   vocab: Vocabulary;
@@ -167,6 +162,8 @@ export interface LoadedCheckpoint<Model, Config, History> {
   history: History;
   /** Empty for a weights-only export. */
   optimizerWeights: { name: string; tensor: tf.Tensor }[];
+  /** A weights-only export (a shipped model): nothing to resume. */
+  weightsOnly: boolean;
 }
 
 /** Reads a checkpoint of `format` (every file verified) and builds its model with `build(config, weight by name)`. */
@@ -180,7 +177,17 @@ export async function loadModelCheckpoint<Model, Config, History>(
   try {
     const model = build(c.meta.config, fromWeights(dir, c.weights));
     const { config, epoch, dataDir } = c.meta;
-    return { model, vocab: c.vocab, config, epoch, dataDir, history: c.history, optimizerWeights: c.optimizerWeights };
+    const { history, optimizerWeights } = c;
+    return {
+      model,
+      vocab: c.vocab,
+      config,
+      epoch,
+      dataDir,
+      history,
+      optimizerWeights,
+      weightsOnly: !!c.meta.weightsOnly,
+    };
   } finally {
     tf.dispose(Object.values(c.weights));
   }
