@@ -23,7 +23,7 @@ import {
   train,
 } from "../lib/captioning";
 import { TrainConfig } from "../lib/captioning/train";
-import { FEATURE_DIM, FeatureCache, REGIONS, prepareCaptionData } from "../lib/encoder";
+import { CaptionData, FeatureCache, Grid, prepareCaptionData } from "../lib/encoder";
 import { ensureSynthetic, readBoxes } from "../lib/data";
 import { projectRoot, syntheticDir } from "../lib/util";
 
@@ -34,6 +34,8 @@ interface Variant {
   train?: Partial<TrainConfig>;
   /** Each image's features minus their mean over the regions: uniform attention then reads nothing. */
   centred?: boolean;
+  /** The region grid of the features (default 7). */
+  grid?: Grid;
 }
 const VARIANTS: Record<string, Variant> = {
   seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49", train: { lambda: 1 / 49 } },
@@ -48,6 +50,7 @@ const VARIANTS: Record<string, Variant> = {
   entropy03: { about: "attention-entropy term λ_H = 0.3", train: { attentionEntropy: 0.3 } },
   entropy1: { about: "attention-entropy term λ_H = 1", train: { attentionEntropy: 1 } },
   cosine: { about: "the lr falls along half a cosine over the run", train: { lrSchedule: "cosine" } },
+  grid14: { about: "the 14×14 grid of conv4 features (1,024 per region)", grid: 14 },
   entropy1ramp: {
     about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",
     train: { attentionEntropy: 1, attentionEntropyRamp: 6 },
@@ -62,10 +65,10 @@ const parts = (name: string): Variant[] =>
   });
 
 /** The cache's rows with each image's mean region feature subtracted (the `centred` variant). */
-function centredRead(read: FeatureCache["read"]): FeatureCache["read"] {
+function centredRead(cache: FeatureCache, read: FeatureCache["read"]): FeatureCache["read"] {
   return (images, out) => {
     const rows = read(images, out);
-    const [R, E] = [REGIONS, FEATURE_DIM]; // locals: imported bindings are getters under tsx, 50× slower in a loop
+    const [R, E] = [cache.regions, cache.featureDim]; // locals: getters in a loop are slow under tsx
     const n = R * E;
     const mean = new Float32Array(E);
     for (let i = 0; i < images.length; i++) {
@@ -116,19 +119,27 @@ async function main() {
   console.log(`backend: ${describeBackend(backend)}; ${os.cpus().length} cores; decoder ${dims} dimensions`);
   const dataDir = syntheticDir();
   await ensureSynthetic(dataDir, { n: 2000 });
-  const data = await prepareCaptionData(dataDir, { quiet: true });
   const boxes = readBoxes(dataDir);
-  const dev = [...data.val.dataset.images];
-  const rawRead = data.cache.read.bind(data.cache);
+  const byGrid = new Map<Grid, { data: CaptionData; rawRead: FeatureCache["read"] }>();
+  const dataOf = async (grid: Grid) => {
+    if (!byGrid.has(grid)) {
+      const data = await prepareCaptionData(dataDir, { grid, quiet: true });
+      byGrid.set(grid, { data, rawRead: data.cache.read.bind(data.cache) });
+    }
+    return byGrid.get(grid)!;
+  };
   const results: Result[] = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, "utf8")) : [];
   for (const name of names)
     for (const seed of seeds) {
+      const { data, rawRead } = await dataOf(parts(name).find((v) => v.grid)?.grid ?? 7);
+      const dev = [...data.val.dataset.images];
       const base = pipelineConfig(
         { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64 },
         data.vocab.size,
       );
+      base.decoder.encoderDim = data.cache.featureDim;
       const config = { ...variantConfig(name, base), seed };
-      data.cache.read = parts(name).some((v) => v.centred) ? centredRead(rawRead) : rawRead;
+      data.cache.read = parts(name).some((v) => v.centred) ? centredRead(data.cache, rawRead) : rawRead;
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));
       const t0 = performance.now();
       const accuracyByEpoch: number[] = [];
@@ -149,7 +160,7 @@ async function main() {
       const gen = await captionImages(decoder, data.cache, dev, 1, { maxLen: 24 });
       const items = gen.map((g, i) => ({ words: data.vocab.decode(g.ids), alphas: g.alphas, objects: boxes[dev[i]] }));
       const shape = attentionCorrectness(items);
-      const colour = attentionCorrectness(items, 224, 7, "colour");
+      const colour = attentionCorrectness(items, 224, undefined, "colour");
       // objects of one size only: words naming the others match no object and are skipped
       const bySize = (size: string) =>
         attentionCorrectness(items.map((it) => ({ ...it, objects: it.objects.filter((o) => o.size === size) })))
@@ -171,7 +182,7 @@ async function main() {
         pointingSmall: bySize("small"),
         pointingLarge: bySize("large"),
         pointingByOffset: Object.fromEntries(
-          [-3, -2, -1, 0, 1].map((k) => [String(k), attentionCorrectness(items, 224, 7, k).pointing]),
+          [-3, -2, -1, 0, 1].map((k) => [String(k), attentionCorrectness(items, 224, undefined, k).pointing]),
         ),
         seconds,
       };

@@ -3,7 +3,7 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN } from "../lib/encoder";
+import { ENCODER_IDENTITY, EncoderCNN, asGrid, defaultFeaturesDir } from "../lib/encoder";
 import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder";
 import { prepareCaptionData } from "../lib/encoder";
 import { onnxAvailable } from "../lib/encoder";
@@ -119,6 +119,43 @@ describe("feature cache", function () {
     assert.throws(() => FeatureCache.open(other), /was written by another encoder or preprocessing.*"torch"/);
     await assert.rejects(extractFeatures({ files, out: other, quiet: true }), /another encoder or preprocessing/);
     assert.throws(() => FeatureCache.open(path.join(dir, "none")), /no feature cache at .*none/);
+  });
+
+  it("keeps the 14×14 grid's features (conv4, 196×1024) in a cache of their own, equal to the encoder's on that grid", async () => {
+    const out = path.join(dir, "cache-14");
+    const r = await extractFeatures({ files: files.slice(0, 2), out, grid: 14, workers: 1, quiet: true });
+    assert.equal(r.computed, 2);
+    assert.equal(fs.statSync(path.join(out, "features.f16")).size, 2 * 196 * 1024 * 2);
+    const cache = FeatureCache.open(out); // any grid of this encoder opens without naming it
+    assert.deepEqual([cache.grid, cache.regions, cache.featureDim], [14, 196, 1024]);
+    const t = cache.tensor(["im1.png"]);
+    assert.deepEqual(t.shape, [1, 196, 1024]);
+    const encoder = await EncoderCNN.load({ fetch: false, grid: 14 });
+    assert.equal(encoder.trunk.layers[encoder.trunk.layers.length - 1].name, "activation_39");
+    const x = await EncoderCNN.loadBatch([files[1]]);
+    const y = encoder.encode(x);
+    assert.deepEqual(y.shape, [1, 196, 1024]);
+    const [direct, cached] = [(await y.data()) as Float32Array, (await t.data()) as Float32Array];
+    const scale = direct.reduce((m, v) => Math.max(m, v), 0);
+    for (let i = 0; i < direct.length; i++)
+      assert.ok(Math.abs(cached[i] - direct[i]) <= 2 ** -11 * Math.abs(direct[i]) + 1e-5 * scale, `value ${i}`);
+    tf.dispose([x, y, t]);
+    encoder.dispose();
+    // a decoder of the other grid, and the other grid's extraction into this cache, are refused by name
+    assert.throws(
+      () => cache.checkFeatureDim(2048, "the decoder"),
+      /the decoder reads 2048 values per region \(the 7×7 grid\), but the features in .*cache-14 are of the 14×14 grid \(1024\): use a cache of its grid \(--grid 7\)/,
+    );
+    cache.checkFeatureDim(1024, "the decoder");
+    cache.close();
+    await assert.rejects(
+      extractFeatures({ files, out, quiet: true }),
+      /another encoder or preprocessing.*activation_39/,
+    );
+    assert.throws(() => FeatureCache.open(out, ENCODER_IDENTITY), /another encoder or preprocessing/);
+    assert.throws(() => asGrid(9), /no feature grid 9: the grids are 7, 14/);
+    assert.match(defaultFeaturesDir(path.join(dir, "flickr"), 14), /flickr-14x14$/);
+    assert.match(defaultFeaturesDir(path.join(dir, "flickr")), /flickr$/);
   });
 
   it("names an image that fails to decode, or skips and counts it", async () => {

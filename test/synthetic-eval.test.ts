@@ -36,6 +36,14 @@ describe("synthetic scenes: are the captions and the attention right?", () => {
     assert.equal(attentionCorrectness([early], 224, 7, -2).pointing, 1);
     assert.equal(attentionCorrectness([early], 224, 7, "shape").pointing, 0);
     assert.equal(attentionCorrectness([early], 224, 7, 1).objectWords, 0, "no word after the caption's end");
+    // the grid is read from α's length: on the 14×14 grid red's 32-px box is cells (6…7, 4…5)
+    const fine = (r: number) => Array.from({ length: 196 }, (_, i) => (i === r ? 1 : 0));
+    assert.equal(attentionCorrectness([{ words, alphas: [[], [], [], fine(7 * 14 + 5)], objects: [red] }]).pointing, 1);
+    assert.equal(attentionCorrectness([{ words, alphas: [[], [], [], fine(5 * 14 + 7)], objects: [red] }]).pointing, 0);
+    assert.equal(
+      attentionCorrectness([{ words, alphas: [[], [], [], fine(6 * 14 + 4)], objects: [red] }]).massInBox,
+      1,
+    );
     const uniform = attentionCorrectness([{ words, alphas: [[], [], [], Array(49).fill(1 / 49)], objects: [red] }]);
     assert.ok(Math.abs(uniform.massInBox - 1 / 49) < 1e-12);
     assert.equal(

@@ -4,6 +4,7 @@
  * CIDEr-D and ROUGE-L (lib/captioning/metrics.ts). On synthetic scenes it also measures what no other captioning project
  * does: whether the attention of each generated object word falls on that object (lib/captioning/synthetic-eval.ts).
  */
+import { gridOfFeatureDim } from "../encoder/encoder";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Split } from "../data/captions";
@@ -82,6 +83,7 @@ export async function evaluate(
     split: o.split,
     vocab: o.vocab,
     featuresDir: o.featuresDir,
+    grid: gridOfFeatureDim(o.decoder.config.encoderDim),
     skipMissing: o.skipMissing,
     skipBad: o.skipBad,
     limit: o.limit,

@@ -9,7 +9,6 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
-import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
 import { FeatureCache } from "../encoder/features";
 import { EOS, SOS } from "../data/vocabulary";
 import { Rng } from "../util/rng";
@@ -348,11 +347,13 @@ export async function captionImages(
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
   const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step
-  const onnx = (opts.engine ?? defaultEngine()) === "onnx" ? await OnnxDecoder.create(decoder, REGIONS) : undefined;
+  cache.checkFeatureDim(decoder.config.encoderDim, "the decoder");
+  const onnx =
+    (opts.engine ?? defaultEngine()) === "onnx" ? await OnnxDecoder.create(decoder, cache.regions) : undefined;
   try {
     for (let i = 0; i < images.length; i += chunk) {
       const names = images.slice(i, i + chunk);
-      const f = tf.tensor3d(cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+      const f = cache.tensor(names);
       try {
         // on ONNX Runtime greedy is the beam search of width 1 (the same captions, tested)
         if (k === 1 && !onnx) out.push(...(await greedy(decoder, f, maxLen)));

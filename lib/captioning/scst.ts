@@ -19,7 +19,6 @@ import { DecoderRNN, captionLoss } from "./decoder";
 import { greedy, repeatRows, sampleCaptions } from "./generate";
 import { CiderD } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
-import { FEATURE_DIM, REGIONS } from "../encoder/encoder";
 import { FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { padCaptions } from "../data/collate";
 import { tokenize } from "../data/tokenizer";
@@ -61,7 +60,7 @@ export async function* imageBatches(
   const images = new Rng(seed * 1_000_003 + epoch).shuffle([...data.dataset.images]);
   for (let i = 0; i < images.length; i += batchSize) {
     const names = images.slice(i, i + batchSize);
-    yield { images: names, features: tf.tensor3d(data.cache.read(names), [names.length, REGIONS, FEATURE_DIM]) };
+    yield { images: names, features: data.cache.tensor(names) };
   }
 }
 
@@ -179,7 +178,8 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
   const { decoder, vocab, history, cfg, from } = await scstStart(o, optimizer, log);
   const scst = cfg.scst!;
   const engine = o.engine ?? defaultEngine();
-  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, REGIONS) : undefined;
+  o.train.cache.checkFeatureDim(decoder.config.encoderDim, "the decoder");
+  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, o.train.cache.regions) : undefined;
   const { cider, references } = referenceScorer(o.train);
   let rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
   await fit<ImageBatch, ScstStep>({

@@ -96,8 +96,9 @@ export interface AttentionScore {
 
 /**
  * Attention correctness on synthetic scenes: for every generated shape word that names an object of the scene
- * (right colour and shape), where does α at that word fall? Regions are the encoder's 7×7 grid, row-major
- * (r = row·7 + col), each covering an imageSize/7 square of the picture.
+ * (right colour and shape), where does α at that word fall? Regions are the encoder's grid × grid cells, row-major
+ * (r = row·grid + col), each covering an imageSize/grid square of the picture; the grid is read from α's length
+ * (49: 7×7, 196: 14×14) unless given.
  */
 export function attentionCorrectness(
   items: readonly {
@@ -106,14 +107,13 @@ export function attentionCorrectness(
     objects: readonly SceneObject[];
   }[],
   imageSize = 224,
-  grid = 7,
+  grid?: number,
   /**
    * The word whose α is scored: the shape word (default), the colour word before it, or the word this many places
    * from the shape word (−2: the one before the colour word, where the decoder picks the next object; +1: after).
    */
   at: "shape" | "colour" | number = "shape",
 ): AttentionScore {
-  const cell = imageSize / grid;
   let n = 0,
     hits = 0,
     mass = 0,
@@ -123,14 +123,16 @@ export function attentionCorrectness(
       const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
       const a = alphas[m.index + (at === "shape" ? 0 : at === "colour" ? -1 : at)];
       if (!o || !a) continue;
+      const g = grid ?? Math.round(Math.sqrt(a.length));
+      const cell = imageSize / g;
       const [x0, y0, x1, y1] = o.box;
       let peak = 0;
       for (let r = 1; r < a.length; r++) if (a[r] > a[peak]) peak = r;
-      const [pr, pc] = [Math.floor(peak / grid), peak % grid];
+      const [pr, pc] = [Math.floor(peak / g), peak % g];
       const [cx, cy] = [(pc + 0.5) * cell, (pr + 0.5) * cell];
       hits += cx >= x0 && cx <= x1 && cy >= y0 && cy <= y1 ? 1 : 0;
       for (let r = 0; r < a.length; r++) {
-        const [row, col] = [Math.floor(r / grid), r % grid];
+        const [row, col] = [Math.floor(r / g), r % g];
         const w =
           Math.max(0, Math.min(x1, (col + 1) * cell) - Math.max(x0, col * cell)) *
           Math.max(0, Math.min(y1, (row + 1) * cell) - Math.max(y0, row * cell));

@@ -9,7 +9,6 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
-import { REGIONS, FEATURE_DIM } from "../encoder/encoder";
 import { captionImages, greedy } from "./generate";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
@@ -313,9 +312,12 @@ async function stepEngine(
   optimizerWeights: { name: string; tensor: tf.Tensor }[] | undefined,
   log: (s: string) => void,
 ) {
+  opts.train.cache.checkFeatureDim(decoder.config.encoderDim, "the decoder");
   const engine = opts.engine ?? defaultEngine();
   const onnx =
-    engine === "onnx" ? await OnnxTraining.start(decoder, new OnnxTrainer(decoder.config, REGIONS), lr) : undefined;
+    engine === "onnx"
+      ? await OnnxTraining.start(decoder, new OnnxTrainer(decoder.config, opts.train.cache.regions), lr)
+      : undefined;
   const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
   // One replica: the plain in-process step (DataParallel starts no workers then).
   const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
@@ -333,7 +335,7 @@ async function stepEngine(
 
 /** Prints the batch's loss and a greedy caption of its first image. */
 async function printSample(decoder: DecoderRNN, opts: TrainOptions, b: FeatureBatch, r: BatchRecord): Promise<string> {
-  const f = tf.tensor3d(opts.train.cache.read([b.imageNames[0]]), [1, REGIONS, FEATURE_DIM]);
+  const f = opts.train.cache.tensor([b.imageNames[0]]);
   const [g] = await greedy(decoder, f, 20);
   f.dispose();
   return (

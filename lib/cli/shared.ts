@@ -6,6 +6,7 @@ import { writeJsonAtomic } from "../util/io";
 import { claimRunDir } from "../util/lock";
 import type { FlagSpec } from "./command";
 import { requireFlags } from "./command";
+import { GRID, asGrid } from "../encoder/encoder";
 
 export const SKIP_FLAGS = {
   "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
@@ -17,6 +18,15 @@ export const FEATURES_FLAG = {
   features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
 } as const satisfies Record<string, FlagSpec>;
 
+/** The region grid of the captioner's features (SCAN reads the 7×7 grid's). */
+export const GRID_FLAG = {
+  grid: {
+    type: "int",
+    default: GRID,
+    help: "region grid of the ResNet-50 features: 7 (7×7×2048, the seed's) or 14 (14×14×1024 of conv4: finer attention)",
+  },
+} as const satisfies Record<string, FlagSpec>;
+
 export const RUN_FLAGS = {
   resume: { type: "boolean", help: "continue the checkpoint in --out" },
   overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
@@ -26,6 +36,7 @@ interface RunValues {
   "data-dir"?: string;
   out?: string;
   features?: string;
+  grid?: number;
   resume: boolean;
   overwrite: boolean;
   "skip-missing": boolean;
@@ -51,6 +62,7 @@ export async function trainingRun(
     await initBackend();
     const data = await prepareCaptionData(v["data-dir"]!, {
       featuresDir: v.features,
+      grid: asGrid(v.grid),
       skipMissing: v["skip-missing"],
       skipBad: v["skip-bad"],
     });

@@ -15,7 +15,44 @@ import { ensureWeights, weightsDir, WEIGHTS_PACKAGE } from "./weights";
 import { projectRoot } from "../util/paths";
 import { Rng } from "../util/rng";
 
-export const FEATURE_LAYER = "activation_48";
+/**
+ * Where ResNet-50 can be cut, by the side of the region grid: the seed's 7×7×2048 map of the last block, or the
+ * 14×14×1024 map of conv4's last block (`conv4_block6_out`), whose 16-pixel cells are more local (README's attention
+ * study: the decoder then points at what it names far more often).
+ */
+export const FEATURE_GRIDS = {
+  7: { layer: "activation_48", dim: 2048 },
+  14: { layer: "activation_39", dim: 1024 },
+} as const;
+export type Grid = keyof typeof FEATURE_GRIDS;
+
+/** The shape of one image's features on a grid. */
+export function gridShape(grid: Grid): { grid: Grid; regions: number; featureDim: number; layer: string } {
+  const g = FEATURE_GRIDS[grid];
+  if (!g) throw new Error(`no feature grid ${grid}: the grids are ${Object.keys(FEATURE_GRIDS).join(", ")}`);
+  return { grid, regions: grid * grid, featureDim: g.dim, layer: g.layer };
+}
+
+/** `n` as a grid (from a flag or a file), or an error listing the grids. */
+export function asGrid(n: number | undefined): Grid {
+  if (n === undefined) return GRID;
+  if (!(n in FEATURE_GRIDS))
+    throw new Error(`no feature grid ${n}: the grids are ${Object.keys(FEATURE_GRIDS).join(", ")}`);
+  return n as Grid;
+}
+
+/** The grid whose features have `dim` values per region (a decoder's encoderDim), or an error naming it. */
+export function gridOfFeatureDim(dim: number): Grid {
+  const g = (Object.keys(FEATURE_GRIDS).map(Number) as Grid[]).find((k) => FEATURE_GRIDS[k].dim === dim);
+  if (g === undefined)
+    throw new Error(
+      `no ResNet-50 feature grid has ${dim} values per region (encoderDim): 7×7 has 2048, 14×14 has 1024`,
+    );
+  return g;
+}
+
+/** The seed's grid, the default everywhere. */
+export const FEATURE_LAYER = FEATURE_GRIDS[7].layer;
 export const REGIONS = 49;
 export const FEATURE_DIM = 2048;
 export const GRID = 7;
@@ -24,12 +61,29 @@ export const GRID = 7;
 export const ENCODER_IDENTITY = {
   model: "keras-resnet50-imagenet",
   weights: WEIGHTS_PACKAGE,
-  layer: FEATURE_LAYER,
+  layer: FEATURE_LAYER as string,
   normalization: "caffe" as Normalization,
   imageSize: 224,
   resize: "sharp fill (aspect ratio not kept)",
 };
 export type EncoderIdentity = typeof ENCODER_IDENTITY;
+
+/** The identity of the features on a grid. */
+export function encoderIdentity(grid: Grid = GRID): EncoderIdentity {
+  return { ...ENCODER_IDENTITY, layer: gridShape(grid).layer };
+}
+
+/** The grid whose features a layer gives, if any. */
+export function gridOfLayer(layer: string | undefined): Grid | undefined {
+  return (Object.keys(FEATURE_GRIDS).map(Number) as Grid[]).find((k) => FEATURE_GRIDS[k].layer === layer);
+}
+
+/** The grid of a cache's identity (its layer), or an error naming the layer. */
+export function gridOfIdentity(identity: EncoderIdentity): Grid {
+  const g = gridOfLayer(identity.layer);
+  if (g === undefined) throw new Error(`features of layer ${identity.layer} are not of a known grid`);
+  return g;
+}
 
 /**
  * The verified Keras ResNet50 as tfjs artifacts, batch norms folded into the convolutions (lib/encoder/fold.ts: same
@@ -97,22 +151,27 @@ export interface Prediction {
 }
 
 export class EncoderCNN {
-  readonly identity = ENCODER_IDENTITY;
+  readonly identity: EncoderIdentity;
 
   private constructor(
     /** The whole Keras ResNet50, fc1000 (softmax) included: for classification. */
     readonly full: tf.LayersModel,
-    /** Input → activation_48: the encoder proper. */
+    /** Input → the feature layer (activation_48 on the seed's grid): the encoder proper. */
     readonly trunk: tf.LayersModel,
-  ) {}
+    /** The side of the region grid: 7 (the seed's) or 14. */
+    readonly grid: Grid,
+  ) {
+    this.identity = encoderIdentity(grid);
+  }
 
   /** Loads the verified weights (fetching them on first use) and freezes every layer. */
-  static async load(opts: { fetch?: boolean; fold?: boolean } = {}): Promise<EncoderCNN> {
-    return EncoderCNN.fromArtifacts(await loadResNetArtifacts(opts));
+  static async load(opts: { fetch?: boolean; fold?: boolean; grid?: Grid } = {}): Promise<EncoderCNN> {
+    return EncoderCNN.fromArtifacts(await loadResNetArtifacts(opts), opts.grid);
   }
 
   /** The encoder from Keras ResNet50 artifacts (loadResNetArtifacts, or randomResNetArtifacts for speed tests). */
-  static async fromArtifacts(artifacts: tf.io.ModelArtifacts): Promise<EncoderCNN> {
+  static async fromArtifacts(artifacts: tf.io.ModelArtifacts, grid: Grid = GRID): Promise<EncoderCNN> {
+    const { layer } = gridShape(grid);
     let full: tf.LayersModel;
     try {
       full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
@@ -125,24 +184,25 @@ export class EncoderCNN {
     full.trainable = false;
     const trunk = tf.model({
       inputs: full.inputs,
-      outputs: full.getLayer(FEATURE_LAYER).output as tf.SymbolicTensor,
+      outputs: full.getLayer(layer).output as tf.SymbolicTensor,
       name: "encoder_cnn",
     });
     trunk.trainable = false;
-    return new EncoderCNN(full, trunk);
+    return new EncoderCNN(full, trunk, grid);
   }
 
-  /** Names of the layers cut off after the feature layer (the seed's `modules[:-2]`). */
+  /** Names of the layers cut off after the feature layer (the seed's `modules[:-2]` on its grid). */
   get removedLayers(): string[] {
     const names = this.full.layers.map((l) => l.name);
-    return names.slice(names.indexOf(FEATURE_LAYER) + 1);
+    return names.slice(names.indexOf(this.identity.layer) + 1);
   }
 
-  /** [B, 224, 224, 3] caffe-normalised → [B, 49, 2048]. */
+  /** [B, 224, 224, 3] caffe-normalised → [B, 49, 2048] (on the 14×14 grid [B, 196, 1024]). */
   encode(images: tf.Tensor4D): tf.Tensor3D {
+    const { regions, featureDim } = gridShape(this.grid);
     return tf.tidy(() => {
-      const map = this.trunk.predict(images) as tf.Tensor4D; // [B, 7, 7, 2048]
-      return map.reshape([images.shape[0], REGIONS, FEATURE_DIM]) as tf.Tensor3D;
+      const map = this.trunk.predict(images) as tf.Tensor4D; // [B, grid, grid, featureDim]
+      return map.reshape([images.shape[0], regions, featureDim]) as tf.Tensor3D;
     });
   }
 

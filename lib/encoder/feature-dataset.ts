@@ -2,11 +2,11 @@
  * (image features, caption ids) pairs of a split, the features read from the cache batch by batch: what both
  * models train on, since the encoder is frozen.
  */
+import { GRID, Grid } from "./encoder";
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
-import { FeatureCache, ROW_VALUES } from "./features";
+import { FeatureCache } from "./features";
 import { FlickrDataset } from "../data/dataset";
-import { REGIONS, FEATURE_DIM } from "./encoder";
 import { padCaptions } from "../data/collate";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
@@ -47,11 +47,7 @@ export class FeatureCaptionDataset {
     const names = items.map((i) => i.imageName);
     const { ids, maxLen } = padCaptions(items.map((i) => i.caption));
     return {
-      features: tf.tensor3d(this.cache.read(names, new Float32Array(names.length * ROW_VALUES)), [
-        names.length,
-        REGIONS,
-        FEATURE_DIM,
-      ]),
+      features: this.cache.tensor(names),
       captions: tf.tensor2d(ids, [items.length, maxLen], "int32"),
       imageNames: names,
     };
@@ -85,13 +81,13 @@ export interface CaptionData {
  * `data/features/<folder name>`; for generated (synthetic) sets, whose images change with their options under
  * the same names, the name also carries a hash of the set's options, so a cache never serves another set.
  */
-export function defaultFeaturesDir(dataDir: string): string {
+export function defaultFeaturesDir(dataDir: string, grid: Grid = GRID): string {
   const base = path.basename(path.resolve(dataDir));
   const config = path.join(dataDir, "synthetic.json");
   const tag = fs.existsSync(config)
     ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}`
     : "";
-  return path.join(projectRoot(), "data", "features", base + tag);
+  return path.join(projectRoot(), "data", "features", base + tag + (grid === GRID ? "" : `-${grid}x${grid}`));
 }
 
 /**
@@ -100,9 +96,17 @@ export function defaultFeaturesDir(dataDir: string): string {
  */
 export async function prepareCaptionData(
   dataDir: string,
-  o: { featuresDir?: string; skipMissing?: boolean; skipBad?: boolean; threshold?: number; quiet?: boolean } = {},
+  o: {
+    featuresDir?: string;
+    /** The region grid (default 7, the seed's); the default cache folder is the grid's own. */
+    grid?: Grid;
+    skipMissing?: boolean;
+    skipBad?: boolean;
+    threshold?: number;
+    quiet?: boolean;
+  } = {},
 ): Promise<CaptionData> {
-  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir);
+  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir, o.grid);
   ensureWeights();
   const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
   const split = (s: "train" | "dev") =>
@@ -111,6 +115,7 @@ export async function prepareCaptionData(
       split: s,
       vocab,
       featuresDir,
+      grid: o.grid,
       skipMissing: o.skipMissing,
       skipBad: o.skipBad,
       quiet: o.quiet,

@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { initBackend } from "../engine/backend";
-import { EncoderCNN } from "./encoder";
+import { EncoderCNN, Grid } from "./encoder";
 import { OnnxEncoder } from "./encoder-onnx";
 import { encodeHalf } from "../util/float16";
 import type { FromWorker, ToWorker } from "./features";
@@ -17,12 +17,17 @@ process.on("disconnect", () => process.exit(0));
 async function main() {
   // The parent picks the runtime: "onnx" (native, multi-threaded, one worker) or "tfjs" (one worker per core).
   const runtime = process.env.ATTEND_TELL_ENCODER_RUNTIME ?? "tfjs";
+  const grid = Number(process.env.ATTEND_TELL_ENCODER_GRID ?? 7) as Grid;
   await initBackend({ quiet: true });
   const onnx =
     runtime === "onnx"
-      ? await OnnxEncoder.load({ threads: Number(process.env.ATTEND_TELL_ENCODER_THREADS) || undefined, fetch: false })
+      ? await OnnxEncoder.load({
+          threads: Number(process.env.ATTEND_TELL_ENCODER_THREADS) || undefined,
+          fetch: false,
+          grid,
+        })
       : undefined;
-  const encoder = onnx ? undefined : await EncoderCNN.load({ fetch: false });
+  const encoder = onnx ? undefined : await EncoderCNN.load({ fetch: false, grid });
   process.on("message", async (m: ToWorker) => {
     if ("done" in m) {
       process.disconnect();

@@ -15,7 +15,19 @@ import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as os from "node:os";
-import { ENCODER_IDENTITY, EncoderIdentity, FEATURE_DIM, REGIONS, EncoderCNN } from "./encoder";
+import {
+  EncoderIdentity,
+  FEATURE_DIM,
+  GRID,
+  Grid,
+  REGIONS,
+  EncoderCNN,
+  encoderIdentity,
+  gridOfFeatureDim,
+  gridOfIdentity,
+  gridOfLayer,
+  gridShape,
+} from "./encoder";
 import { decodeHalf, encodeHalf } from "../util/float16";
 import { readJson, writeJsonAtomic } from "../util/io";
 import { Progress } from "../util/progress";
@@ -29,8 +41,10 @@ import type { Vocabulary } from "../data/vocabulary";
 
 export const FEATURES_FORMAT = "attend-tell/features";
 export const FEATURES_VERSION = 1;
+/** Values and float16 bytes of one image's row on the seed's 7×7 grid (FeatureCache.rowValues: on its own). */
 export const ROW_VALUES = REGIONS * FEATURE_DIM;
 export const ROW_BYTES = ROW_VALUES * 2;
+const rowBytesOf = (grid: Grid) => gridShape(grid).regions * gridShape(grid).featureDim * 2;
 
 interface IndexJSON {
   format: string;
@@ -57,7 +71,8 @@ function sameIdentity(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-function readIndex(dir: string, encoder: EncoderIdentity): IndexJSON {
+/** The cache's index, checked against `encoder` (absent: any grid of this encoder and preprocessing). */
+function readIndex(dir: string, encoder?: EncoderIdentity): IndexJSON {
   const file = indexFile(dir);
   const idx = readJson<IndexJSON>(file, "feature cache index");
   if (idx.format !== FEATURES_FORMAT || idx.version !== FEATURES_VERSION) {
@@ -65,6 +80,7 @@ function readIndex(dir: string, encoder: EncoderIdentity): IndexJSON {
       `${file} is not an attend-tell feature cache of version ${FEATURES_VERSION} (format ${idx.format}, version ${idx.version})`,
     );
   }
+  encoder ??= encoderIdentity(gridOfLayer(idx.encoder?.layer) ?? GRID);
   if (!sameIdentity(idx.encoder, encoder)) {
     throw new Error(
       `feature cache ${dir} was written by another encoder or preprocessing: ${JSON.stringify(idx.encoder)}; ` +
@@ -78,23 +94,36 @@ function readIndex(dir: string, encoder: EncoderIdentity): IndexJSON {
 export class FeatureCache {
   private readonly fd: number;
   private readonly rowOf: Map<string, number>;
+  /** The side of the region grid its features are on (7 or 14). */
+  readonly grid: Grid;
+  /** Regions per image (49 or 196). */
+  readonly regions: number;
+  /** Values per region (2048 or 1024). */
+  readonly featureDim: number;
+  /** Values of one image's row: regions × featureDim. */
+  readonly rowValues: number;
 
   private constructor(
     readonly dir: string,
     readonly index: IndexJSON,
   ) {
+    this.grid = gridOfIdentity(index.encoder);
+    ({ regions: this.regions, featureDim: this.featureDim } = gridShape(this.grid));
+    this.rowValues = this.regions * this.featureDim;
+    const rowBytes = this.rowValues * 2;
     this.fd = fs.openSync(dataFile(dir), "r");
     const size = fs.fstatSync(this.fd).size;
-    if (size < index.rows * ROW_BYTES) {
+    if (size < index.rows * rowBytes) {
       throw new Error(
-        `${dataFile(dir)} holds ${Math.floor(size / ROW_BYTES)} whole rows where index.json lists ${index.rows}: the cache was cut short; ` +
+        `${dataFile(dir)} holds ${Math.floor(size / rowBytes)} whole rows where index.json lists ${index.rows}: the cache was cut short; ` +
           "run `attend-tell features` on it again to recompute the missing rows",
       );
     }
     this.rowOf = new Map(index.images.slice(0, index.rows).map((name, r) => [name, r]));
   }
 
-  static open(dir: string, encoder: EncoderIdentity = ENCODER_IDENTITY): FeatureCache {
+  /** The cache at `dir`, refused if another encoder wrote it (`encoder` absent: any grid of this one). */
+  static open(dir: string, encoder?: EncoderIdentity): FeatureCache {
     if (!fs.existsSync(indexFile(dir)))
       throw new Error(`no feature cache at ${dir} (index.json missing): run \`attend-tell features\``);
     return new FeatureCache(dir, readIndex(dir, encoder));
@@ -108,17 +137,33 @@ export class FeatureCache {
     return this.rowOf.has(image);
   }
 
-  /** Features of the named images as one `[B, 49, 2048]` row-major float32 array. */
-  read(images: readonly string[], out = new Float32Array(images.length * ROW_VALUES)): Float32Array {
-    const buf = Buffer.allocUnsafe(ROW_BYTES);
-    const half = new Uint16Array(buf.buffer, buf.byteOffset, ROW_VALUES);
+  /** Features of the named images as one `[B, regions, featureDim]` row-major float32 array. */
+  read(images: readonly string[], out = new Float32Array(images.length * this.rowValues)): Float32Array {
+    const n = this.rowValues;
+    const buf = Buffer.allocUnsafe(n * 2);
+    const half = new Uint16Array(buf.buffer, buf.byteOffset, n);
     images.forEach((name, b) => {
       const r = this.rowOf.get(name);
       if (r === undefined) throw new Error(`image ${name} is not in the feature cache ${this.dir}`);
-      fs.readSync(this.fd, buf, 0, ROW_BYTES, r * ROW_BYTES);
-      decodeHalf(half, out.subarray(b * ROW_VALUES, (b + 1) * ROW_VALUES));
+      fs.readSync(this.fd, buf, 0, n * 2, r * n * 2);
+      decodeHalf(half, out.subarray(b * n, (b + 1) * n));
     });
     return out;
+  }
+
+  /** An error, naming both, unless a model that reads `dim` values per region (`model`) can read these features. */
+  checkFeatureDim(dim: number, model: string): void {
+    if (dim === this.featureDim) return;
+    const g = gridOfFeatureDim(dim);
+    throw new Error(
+      `${model} reads ${dim} values per region (the ${g}×${g} grid), but the features in ${this.dir} are of the ` +
+        `${this.grid}×${this.grid} grid (${this.featureDim}): use a cache of its grid (--grid ${g})`,
+    );
+  }
+
+  /** Features of the named images as a `[B, regions, featureDim]` tensor. */
+  tensor(images: readonly string[]): tf.Tensor3D {
+    return tf.tensor3d(this.read(images), [images.length, this.regions, this.featureDim]);
   }
 
   close(): void {
@@ -142,6 +187,8 @@ export interface ExtractOptions {
   workers?: number;
   /** Images per encoder call. Default: 64 on a GPU, 8 on a CPU. */
   batchSize?: number;
+  /** The region grid: 7 (default, the seed's) or 14. A cache holds one grid. */
+  grid?: Grid;
   /** Images that fail to decode: "error" (default) stops, naming the file; "skip" counts them. */
   onBadImage?: "error" | "skip";
   /** Index rewrite interval, in images. Default 64. */
@@ -225,15 +272,17 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
  * row. A file shorter than the index (cut by a copy or a full disk) loses the rows it lacks from the index, so
  * they are recomputed, never read as zeros.
  */
-function openForAppend(out: string, quiet?: boolean): { index: IndexJSON; fd: number } {
+function openForAppend(out: string, grid: Grid, quiet?: boolean): { index: IndexJSON; fd: number } {
   let index: IndexJSON;
-  if (fs.existsSync(indexFile(out))) index = readIndex(out, ENCODER_IDENTITY);
+  const encoder = encoderIdentity(grid);
+  if (fs.existsSync(indexFile(out))) index = readIndex(out, encoder);
   else {
-    index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder: ENCODER_IDENTITY, rows: 0, images: [] };
+    index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder, rows: 0, images: [] };
     writeJsonAtomic(indexFile(out), index);
   }
+  const rowBytes = rowBytesOf(grid);
   const fd = fs.openSync(dataFile(out), "a+");
-  const whole = Math.floor(fs.fstatSync(fd).size / ROW_BYTES);
+  const whole = Math.floor(fs.fstatSync(fd).size / rowBytes);
   if (whole < index.rows) {
     if (!quiet) {
       console.error(
@@ -242,7 +291,7 @@ function openForAppend(out: string, quiet?: boolean): { index: IndexJSON; fd: nu
     }
     index.rows = whole;
   }
-  fs.ftruncateSync(fd, index.rows * ROW_BYTES);
+  fs.ftruncateSync(fd, index.rows * rowBytes);
   index.images = index.images.slice(0, index.rows);
   return { index, fd };
 }
@@ -272,7 +321,8 @@ function filesToEncode(opts: ExtractOptions, index: IndexJSON): { todo: string[]
 
 async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const { out } = opts;
-  const { index, fd } = openForAppend(out, opts.quiet);
+  const grid = opts.grid ?? GRID;
+  const { index, fd } = openForAppend(out, grid, opts.quiet);
   const { todo, hashOf } = filesToEncode(opts, index);
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
   const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
@@ -302,7 +352,7 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   };
   const sink: RowSink = {
     rows(rowNames, half) {
-      if (half.length !== rowNames.length * ROW_BYTES)
+      if (half.length !== rowNames.length * rowBytesOf(grid))
         throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
       fs.writeSync(fd, half);
       index.images.push(...rowNames);
@@ -318,8 +368,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
     },
   };
   try {
-    if (where === "tfjs-here") await encodeHere(queue, sink);
-    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", opts.workers);
+    if (where === "tfjs-here") await encodeHere(queue, sink, grid);
+    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", grid, opts.workers);
   } finally {
     commit();
     fs.closeSync(fd);
@@ -333,8 +383,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
  * The tfjs encoder in this process, on the active backend: each batch is decoded (sharp, off the main thread)
  * while the one before it runs on the device.
  */
-async function encodeHere(queue: string[][], sink: RowSink): Promise<void> {
-  const encoder = await EncoderCNN.load();
+async function encodeHere(queue: string[][], sink: RowSink, grid: Grid): Promise<void> {
+  const encoder = await EncoderCNN.load({ grid });
   try {
     const load = () => (queue.length ? EncoderCNN.loadBatchSkipping(queue.shift()!) : undefined);
     let next = load();
@@ -372,6 +422,7 @@ async function encodeInWorkers(
   queue: string[][],
   sink: RowSink,
   runtime: "onnx" | "tfjs",
+  grid: Grid,
   workers?: number,
 ): Promise<void> {
   const nWorkers = Math.max(1, Math.min(workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
@@ -386,6 +437,7 @@ async function encodeInWorkers(
             ...process.env,
             ATTEND_TELL_ENCODER_RUNTIME: runtime,
             ATTEND_TELL_ENCODER_THREADS: String(threads),
+            ATTEND_TELL_ENCODER_GRID: String(grid),
           };
           const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
           let stderr = "";
@@ -431,6 +483,8 @@ export interface CachedSplitOptions {
   skipBad?: boolean;
   /** Only the split's first `limit` images. */
   limit?: number;
+  /** The region grid of the features (default 7); the cache at featuresDir must hold this grid. */
+  grid?: Grid;
   quiet?: boolean;
 }
 
@@ -458,13 +512,19 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
     out: o.featuresDir,
     quiet: o.quiet,
     onBadImage: o.skipBad ? "skip" : "error",
+    grid: o.grid,
   });
   if (r.skipped.length) {
     const exclude = new Map(r.skipped.map((b) => [path.basename(b.file), b.why]));
     dataset = new FlickrDataset({ ...base, exclude });
     images = images.filter((im) => !exclude.has(im));
   }
-  return { dataset, images, cache: FeatureCache.open(o.featuresDir), skipped: dataset.skipped };
+  return {
+    dataset,
+    images,
+    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.grid ?? GRID)),
+    skipped: dataset.skipped,
+  };
 }
 
 /** "3 images skipped: a.jpg (why), b.jpg (why), … and 1 more" — the first few named, for the terminal. */

@@ -9,7 +9,7 @@ import * as tf from "@tensorflow/tfjs";
 import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { Split, imagePath, readCaptions, resolveLayout } from "../data/captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
-import { REGIONS } from "../encoder/encoder";
+import { ENCODER_IDENTITY, REGIONS } from "../encoder/encoder";
 import { FeatureCache, cachedSplit, extractFeatures } from "../encoder/features";
 import { padCaptions } from "../data/collate";
 import { Progress } from "../util/progress";
@@ -356,7 +356,7 @@ export async function humanAgreement(
     out: o.featuresDir,
     quiet: true,
   });
-  const cache = FeatureCache.open(o.featuresDir);
+  const cache = FeatureCache.open(o.featuresDir, ENCODER_IDENTITY); // SCAN reads the 7×7 grid's features
   const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
   const scores = new Array<number>(judged.pairs.length).fill(0);
   for (const { model, vocab } of members) {

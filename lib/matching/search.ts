@@ -5,7 +5,7 @@
  */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { EncoderCNN, FEATURE_DIM, REGIONS } from "../encoder/encoder";
+import { EncoderCNN } from "../encoder/encoder";
 import { FeatureCache, extractFeatures } from "../encoder/features";
 import { ensureWeights } from "../encoder/weights";
 import { padCaptions } from "../data/collate";
@@ -45,7 +45,7 @@ export async function retrieveImages(
   });
   for (let i = 0; i < o.images.length; i += 64) {
     const names = o.images.slice(i, i + 64);
-    const f = tf.tensor3d(o.cache.read(names), [names.length, REGIONS, FEATURE_DIM]);
+    const f = o.cache.tensor(names);
     for (const { model, cap, length } of queries) {
       const s = tf.tidy(() => model.similarity(model.encodeImages(f), cap, [length]));
       (await s.data()).forEach((v, j) => (sum[i + j] += v / queries.length));
