@@ -109,6 +109,27 @@ interface Result {
   seconds: number;
 }
 
+/** Pointing and mass in box at the shape word, the colour word, by object size and by the word's place. */
+function attentionFigures(items: Parameters<typeof attentionCorrectness>[0]) {
+  const shape = attentionCorrectness(items);
+  const colour = attentionCorrectness(items, 224, undefined, "colour");
+  // objects of one size only: words naming the others match no object and are skipped
+  const bySize = (size: string) =>
+    attentionCorrectness(items.map((it) => ({ ...it, objects: it.objects.filter((o) => o.size === size) }))).pointing;
+  return {
+    pointing: shape.pointing,
+    massInBox: shape.massInBox,
+    uniformMass: shape.uniformMass,
+    pointingColour: colour.pointing,
+    massInBoxColour: colour.massInBox,
+    pointingSmall: bySize("small"),
+    pointingLarge: bySize("large"),
+    pointingByOffset: Object.fromEntries(
+      [-3, -2, -1, 0, 1].map((k) => [String(k), attentionCorrectness(items, 224, undefined, k).pointing]),
+    ),
+  };
+}
+
 async function main() {
   const backend = await initBackend({ quiet: true });
   const names = (process.argv[2] ?? "seed,learned,nogate,learned+nogate,lambda0,lambda1").split(",");
@@ -159,12 +180,6 @@ async function main() {
       const seconds = (performance.now() - t0) / 1000;
       const gen = await captionImages(decoder, data.cache, dev, 1, { maxLen: 24 });
       const items = gen.map((g, i) => ({ words: data.vocab.decode(g.ids), alphas: g.alphas, objects: boxes[dev[i]] }));
-      const shape = attentionCorrectness(items);
-      const colour = attentionCorrectness(items, 224, undefined, "colour");
-      // objects of one size only: words naming the others match no object and are skipped
-      const bySize = (size: string) =>
-        attentionCorrectness(items.map((it) => ({ ...it, objects: it.objects.filter((o) => o.size === size) })))
-          .pointing;
       decoder.dispose();
       fs.rmSync(out, { recursive: true, force: true });
       const r: Result = {
@@ -174,16 +189,7 @@ async function main() {
         epochs,
         accuracyByEpoch,
         accuracy: accuracyByEpoch[accuracyByEpoch.length - 1],
-        pointing: shape.pointing,
-        massInBox: shape.massInBox,
-        uniformMass: shape.uniformMass,
-        pointingColour: colour.pointing,
-        massInBoxColour: colour.massInBox,
-        pointingSmall: bySize("small"),
-        pointingLarge: bySize("large"),
-        pointingByOffset: Object.fromEntries(
-          [-3, -2, -1, 0, 1].map((k) => [String(k), attentionCorrectness(items, 224, undefined, k).pointing]),
-        ),
+        ...attentionFigures(items),
         seconds,
       };
       console.log(JSON.stringify(r));
