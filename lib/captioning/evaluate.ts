@@ -4,9 +4,9 @@
  * CIDEr-D and ROUGE-L (lib/captioning/metrics.ts). On synthetic scenes it also measures what no other captioning project
  * does: whether the attention of each generated object word falls on that object (lib/captioning/synthetic-eval.ts).
  */
-import { gridOfFeatureDim } from "../encoder/encoder";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { gridOfFeatureDim } from "../encoder/encoder";
 import { Split } from "../data/captions";
 import { DecoderRNN } from "./decoder";
 import { cachedSplit } from "../encoder/features";

@@ -25,37 +25,36 @@ export const FEATURE_GRIDS = {
   14: { layer: "activation_39", dim: 1024 },
 } as const;
 export type Grid = keyof typeof FEATURE_GRIDS;
+const GRIDS = Object.keys(FEATURE_GRIDS).map(Number) as Grid[];
 
-/** The shape of one image's features on a grid. */
-export function gridShape(grid: Grid): { grid: Grid; regions: number; featureDim: number; layer: string } {
-  const g = FEATURE_GRIDS[grid];
-  if (!g) throw new Error(`no feature grid ${grid}: the grids are ${Object.keys(FEATURE_GRIDS).join(", ")}`);
-  return { grid, regions: grid * grid, featureDim: g.dim, layer: g.layer };
-}
+/** The seed's grid, the default everywhere. */
+export const GRID = 7;
+export const FEATURE_LAYER = FEATURE_GRIDS[GRID].layer;
+export const REGIONS = GRID * GRID;
+export const FEATURE_DIM = FEATURE_GRIDS[GRID].dim;
 
 /** `n` as a grid (from a flag or a file), or an error listing the grids. */
 export function asGrid(n: number | undefined): Grid {
   if (n === undefined) return GRID;
-  if (!(n in FEATURE_GRIDS))
-    throw new Error(`no feature grid ${n}: the grids are ${Object.keys(FEATURE_GRIDS).join(", ")}`);
+  if (!(n in FEATURE_GRIDS)) throw new Error(`no feature grid ${n}: the grids are ${GRIDS.join(", ")}`);
   return n as Grid;
+}
+
+/** The shape of one image's features on a grid. */
+export function gridShape(grid: Grid): { grid: Grid; regions: number; featureDim: number; layer: string } {
+  const g = FEATURE_GRIDS[asGrid(grid)];
+  return { grid, regions: grid * grid, featureDim: g.dim, layer: g.layer };
 }
 
 /** The grid whose features have `dim` values per region (a decoder's encoderDim), or an error naming it. */
 export function gridOfFeatureDim(dim: number): Grid {
-  const g = (Object.keys(FEATURE_GRIDS).map(Number) as Grid[]).find((k) => FEATURE_GRIDS[k].dim === dim);
+  const g = GRIDS.find((k) => FEATURE_GRIDS[k].dim === dim);
   if (g === undefined)
     throw new Error(
       `no ResNet-50 feature grid has ${dim} values per region (encoderDim): 7×7 has 2048, 14×14 has 1024`,
     );
   return g;
 }
-
-/** The seed's grid, the default everywhere. */
-export const FEATURE_LAYER = FEATURE_GRIDS[7].layer;
-export const REGIONS = 49;
-export const FEATURE_DIM = 2048;
-export const GRID = 7;
 
 /** Everything that changes the features: stored in a cache's header and checked when it is read. */
 export const ENCODER_IDENTITY = {
@@ -75,7 +74,7 @@ export function encoderIdentity(grid: Grid = GRID): EncoderIdentity {
 
 /** The grid whose features a layer gives, if any. */
 export function gridOfLayer(layer: string | undefined): Grid | undefined {
-  return (Object.keys(FEATURE_GRIDS).map(Number) as Grid[]).find((k) => FEATURE_GRIDS[k].layer === layer);
+  return GRIDS.find((k) => FEATURE_GRIDS[k].layer === layer);
 }
 
 /** The grid of a cache's identity (its layer), or an error naming the layer. */

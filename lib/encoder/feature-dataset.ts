@@ -2,10 +2,10 @@
  * (image features, caption ids) pairs of a split, the features read from the cache batch by batch: what both
  * models train on, since the encoder is frozen.
  */
-import { GRID, Grid } from "./encoder";
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
 import { FeatureCache } from "./features";
+import { GRID, Grid } from "./encoder";
 import { FlickrDataset } from "../data/dataset";
 import { padCaptions } from "../data/collate";
 import { createHash } from "node:crypto";

@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { initBackend } from "../engine/backend";
-import { EncoderCNN, Grid } from "./encoder";
+import { EncoderCNN, asGrid } from "./encoder";
 import { OnnxEncoder } from "./encoder-onnx";
 import { encodeHalf } from "../util/float16";
 import type { FromWorker, ToWorker } from "./features";
@@ -17,7 +17,7 @@ process.on("disconnect", () => process.exit(0));
 async function main() {
   // The parent picks the runtime: "onnx" (native, multi-threaded, one worker) or "tfjs" (one worker per core).
   const runtime = process.env.ATTEND_TELL_ENCODER_RUNTIME ?? "tfjs";
-  const grid = Number(process.env.ATTEND_TELL_ENCODER_GRID ?? 7) as Grid;
+  const grid = asGrid(Number(process.env.ATTEND_TELL_ENCODER_GRID) || undefined);
   await initBackend({ quiet: true });
   const onnx =
     runtime === "onnx"

@@ -44,7 +44,11 @@ export const FEATURES_VERSION = 1;
 /** Values and float16 bytes of one image's row on the seed's 7×7 grid (FeatureCache.rowValues: on its own). */
 export const ROW_VALUES = REGIONS * FEATURE_DIM;
 export const ROW_BYTES = ROW_VALUES * 2;
-const rowBytesOf = (grid: Grid) => gridShape(grid).regions * gridShape(grid).featureDim * 2;
+/** Values of one image's row on a grid: regions × featureDim. */
+function rowValuesOf(grid: Grid): number {
+  const { regions, featureDim } = gridShape(grid);
+  return regions * featureDim;
+}
 
 interface IndexJSON {
   format: string;
@@ -109,7 +113,7 @@ export class FeatureCache {
   ) {
     this.grid = gridOfIdentity(index.encoder);
     ({ regions: this.regions, featureDim: this.featureDim } = gridShape(this.grid));
-    this.rowValues = this.regions * this.featureDim;
+    this.rowValues = rowValuesOf(this.grid);
     const rowBytes = this.rowValues * 2;
     this.fd = fs.openSync(dataFile(dir), "r");
     const size = fs.fstatSync(this.fd).size;
@@ -280,7 +284,7 @@ function openForAppend(out: string, grid: Grid, quiet?: boolean): { index: Index
     index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder, rows: 0, images: [] };
     writeJsonAtomic(indexFile(out), index);
   }
-  const rowBytes = rowBytesOf(grid);
+  const rowBytes = rowValuesOf(grid) * 2;
   const fd = fs.openSync(dataFile(out), "a+");
   const whole = Math.floor(fs.fstatSync(fd).size / rowBytes);
   if (whole < index.rows) {
@@ -322,6 +326,7 @@ function filesToEncode(opts: ExtractOptions, index: IndexJSON): { todo: string[]
 async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const { out } = opts;
   const grid = opts.grid ?? GRID;
+  const rowBytes = rowValuesOf(grid) * 2;
   const { index, fd } = openForAppend(out, grid, opts.quiet);
   const { todo, hashOf } = filesToEncode(opts, index);
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
@@ -352,7 +357,7 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   };
   const sink: RowSink = {
     rows(rowNames, half) {
-      if (half.length !== rowNames.length * rowBytesOf(grid))
+      if (half.length !== rowNames.length * rowBytes)
         throw new Error(`the encoder gave ${half.length} bytes for ${rowNames.length} rows`);
       fs.writeSync(fd, half);
       index.images.push(...rowNames);
@@ -522,7 +527,7 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
   return {
     dataset,
     images,
-    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.grid ?? GRID)),
+    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.grid)),
     skipped: dataset.skipped,
   };
 }
