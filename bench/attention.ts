@@ -23,7 +23,7 @@ import {
   train,
 } from "../lib/captioning";
 import { TrainConfig } from "../lib/captioning/train";
-import { CaptionData, FeatureCache, Grid, prepareCaptionData } from "../lib/encoder";
+import { CaptionData, FeatureCache, FeatureMap, prepareCaptionData } from "../lib/encoder";
 import { ensureSynthetic, readBoxes } from "../lib/data";
 import { projectRoot, syntheticDir } from "../lib/util";
 
@@ -34,8 +34,8 @@ interface Variant {
   train?: Partial<TrainConfig>;
   /** Each image's features minus their mean over the regions: uniform attention then reads nothing. */
   centred?: boolean;
-  /** The region grid of the features (default 7). */
-  grid?: Grid;
+  /** The features (default conv5, the seed's 7×7×2048). */
+  map?: FeatureMap;
 }
 const VARIANTS: Record<string, Variant> = {
   seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49", train: { lambda: 1 / 49 } },
@@ -50,7 +50,11 @@ const VARIANTS: Record<string, Variant> = {
   entropy03: { about: "attention-entropy term λ_H = 0.3", train: { attentionEntropy: 0.3 } },
   entropy1: { about: "attention-entropy term λ_H = 1", train: { attentionEntropy: 1 } },
   cosine: { about: "the lr falls along half a cosine over the run", train: { lrSchedule: "cosine" } },
-  grid14: { about: "the 14×14 grid of conv4 features (1,024 per region)", grid: 14 },
+  grid14: { about: "the 14×14 grid of conv4 features (1,024 per region)", map: "conv4" },
+  conv4pooled: {
+    about: "conv4's features averaged over 2×2 cells onto the 7×7 grid (1,024 per region)",
+    map: "conv4-pooled",
+  },
   entropy1ramp: {
     about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",
     train: { attentionEntropy: 1, attentionEntropyRamp: 6 },
@@ -141,24 +145,24 @@ async function main() {
   const dataDir = syntheticDir();
   await ensureSynthetic(dataDir, { n: 2000 });
   const boxes = readBoxes(dataDir);
-  const byGrid = new Map<Grid, { data: CaptionData; rawRead: FeatureCache["read"] }>();
-  const dataOf = async (grid: Grid) => {
-    if (!byGrid.has(grid)) {
-      const data = await prepareCaptionData(dataDir, { grid, quiet: true });
-      byGrid.set(grid, { data, rawRead: data.cache.read.bind(data.cache) });
+  const byMap = new Map<FeatureMap, { data: CaptionData; rawRead: FeatureCache["read"] }>();
+  const dataOf = async (map: FeatureMap) => {
+    if (!byMap.has(map)) {
+      const data = await prepareCaptionData(dataDir, { map, quiet: true });
+      byMap.set(map, { data, rawRead: data.cache.read.bind(data.cache) });
     }
-    return byGrid.get(grid)!;
+    return byMap.get(map)!;
   };
   const results: Result[] = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, "utf8")) : [];
   for (const name of names)
     for (const seed of seeds) {
-      const { data, rawRead } = await dataOf(parts(name).find((v) => v.grid)?.grid ?? 7);
+      const { data, rawRead } = await dataOf(parts(name).find((v) => v.map)?.map ?? "conv5");
       const dev = [...data.val.dataset.images];
       const base = pipelineConfig(
         { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64 },
         data.vocab.size,
       );
-      base.decoder.encoderDim = data.cache.featureDim;
+      base.decoder = { ...base.decoder, encoderDim: data.cache.featureDim, featureMap: data.cache.map };
       const config = { ...variantConfig(name, base), seed };
       data.cache.read = parts(name).some((v) => v.centred) ? centredRead(data.cache, rawRead) : rawRead;
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));

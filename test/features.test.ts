@@ -3,7 +3,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { ENCODER_IDENTITY, EncoderCNN, asGrid, defaultFeaturesDir } from "../lib/encoder";
+import { ENCODER_IDENTITY, EncoderCNN, FeatureMap, defaultFeaturesDir, encoderIdentity } from "../lib/encoder";
+import { decoderFeatureMap, featureMap, mapFlags } from "../lib/encoder";
 import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder";
 import { prepareCaptionData } from "../lib/encoder";
 import { onnxAvailable } from "../lib/encoder";
@@ -123,14 +124,14 @@ describe("feature cache", function () {
 
   it("keeps the 14×14 grid's features (conv4, 196×1024) in a cache of their own, equal to the encoder's on that grid", async () => {
     const out = path.join(dir, "cache-14");
-    const r = await extractFeatures({ files: files.slice(0, 2), out, grid: 14, workers: 1, quiet: true });
+    const r = await extractFeatures({ files: files.slice(0, 2), out, map: "conv4", workers: 1, quiet: true });
     assert.equal(r.computed, 2);
     assert.equal(fs.statSync(path.join(out, "features.f16")).size, 2 * 196 * 1024 * 2);
-    const cache = FeatureCache.open(out); // any grid of this encoder opens without naming it
-    assert.deepEqual([cache.grid, cache.regions, cache.featureDim], [14, 196, 1024]);
+    const cache = FeatureCache.open(out); // any feature map of this encoder opens without naming it
+    assert.deepEqual([cache.map, cache.grid, cache.regions, cache.featureDim], ["conv4", 14, 196, 1024]);
     const t = cache.tensor(["im1.png"]);
     assert.deepEqual(t.shape, [1, 196, 1024]);
-    const encoder = await EncoderCNN.load({ fetch: false, grid: 14 });
+    const encoder = await EncoderCNN.load({ fetch: false, map: "conv4" });
     assert.equal(encoder.trunk.layers[encoder.trunk.layers.length - 1].name, "activation_39");
     const x = await EncoderCNN.loadBatch([files[1]]);
     const y = encoder.encode(x);
@@ -141,21 +142,83 @@ describe("feature cache", function () {
       assert.ok(Math.abs(cached[i] - direct[i]) <= 2 ** -11 * Math.abs(direct[i]) + 1e-5 * scale, `value ${i}`);
     tf.dispose([x, y, t]);
     encoder.dispose();
-    // a decoder of the other grid, and the other grid's extraction into this cache, are refused by name
+    // a decoder of other features, and other features' extraction into this cache, are refused by name
     assert.throws(
-      () => cache.checkFeatureDim(2048, "the decoder"),
-      /the decoder reads 2048 values per region \(the 7×7 grid\), but the features in .*cache-14 are of the 14×14 grid \(1024\): use a cache of its grid \(--grid 7\)/,
+      () => cache.checkFeatureMap("conv5", "the decoder"),
+      /the decoder reads conv5 features \(7×7 × 2048\), but the features in .*cache-14 are conv4 \(14×14 × 1024\): use a cache of its features \(--grid 7\)/,
     );
-    cache.checkFeatureDim(1024, "the decoder");
+    assert.throws(() => cache.checkFeatureMap("conv4-pooled", "the decoder"), /\(--grid 7 --layer conv4\)/);
+    cache.checkFeatureMap("conv4", "the decoder");
     cache.close();
     await assert.rejects(
       extractFeatures({ files, out, quiet: true }),
       /another encoder or preprocessing.*activation_39/,
     );
     assert.throws(() => FeatureCache.open(out, ENCODER_IDENTITY), /another encoder or preprocessing/);
-    assert.throws(() => asGrid(9), /no feature grid 9: the grids are 7, 14/);
-    assert.match(defaultFeaturesDir(path.join(dir, "flickr"), 14), /flickr-14x14$/);
+    assert.match(defaultFeaturesDir(path.join(dir, "flickr"), "conv4"), /flickr-conv4$/);
     assert.match(defaultFeaturesDir(path.join(dir, "flickr")), /flickr$/);
+  });
+
+  it("averages conv4's 14×14 map over 2×2 cells onto the 7×7 grid (conv4-pooled), in ONNX Runtime's cache as in tfjs", async () => {
+    const out = path.join(dir, "cache-conv4-pooled");
+    await extractFeatures({ files: files.slice(0, 2), out, map: "conv4-pooled", workers: 1, quiet: true });
+    const cache = FeatureCache.open(out);
+    assert.deepEqual([cache.map, cache.grid, cache.regions, cache.featureDim], ["conv4-pooled", 7, 49, 1024]);
+    assert.match(cache.index.encoder.layer, /^activation_39, averaged over 2×2 cells$/);
+    const x = await EncoderCNN.loadBatch([files[1]]);
+    const [pooled, fine] = await Promise.all(
+      (["conv4-pooled", "conv4"] as const).map(async (map) => {
+        const encoder = await EncoderCNN.load({ fetch: false, map });
+        const y = encoder.encode(x);
+        const v = (await y.data()) as Float32Array;
+        tf.dispose(y);
+        encoder.dispose();
+        return v;
+      }),
+    );
+    const cached = cache.read(["im1.png"]);
+    const E = 1024;
+    const scale = fine.reduce((m, v) => Math.max(m, v), 0);
+    for (const [r, e] of [
+      [0, 0],
+      [8, 5],
+      [24, 1000],
+      [48, 1023],
+    ]) {
+      // region r = (row, col) of 7×7 is the mean of 14×14 cells (2·row + dy, 2·col + dx)
+      const [row, col] = [Math.floor(r / 7), r % 7];
+      let mean = 0;
+      for (const dy of [0, 1]) for (const dx of [0, 1]) mean += fine[((2 * row + dy) * 14 + 2 * col + dx) * E + e] / 4;
+      assert.ok(Math.abs(pooled[r * E + e] - mean) <= 1e-5 * scale, `tfjs region ${r} value ${e}`);
+    }
+    for (let i = 0; i < pooled.length; i++)
+      assert.ok(Math.abs(cached[i] - pooled[i]) <= 2 ** -11 * Math.abs(pooled[i]) + 1e-5 * scale, `value ${i}`);
+    tf.dispose(x);
+    assert.throws(() => FeatureCache.open(out, encoderIdentity("conv4")), /another encoder or preprocessing/);
+    cache.close();
+  });
+
+  it("names the feature maps of --grid and --layer, and refuses what does not exist", () => {
+    assert.deepEqual(
+      [{}, { grid: 7 }, { grid: 14 }, { layer: "conv4" }, { grid: 7, layer: "conv4" }, { layer: "conv5" }].map((o) =>
+        featureMap(o),
+      ),
+      ["conv5", "conv5", "conv4", "conv4", "conv4-pooled", "conv5"],
+    );
+    assert.throws(() => featureMap({ grid: 9 }), /no feature grid 9: the grids are 7, 14/);
+    assert.throws(
+      () => featureMap({ grid: 14, layer: "conv5" }),
+      /conv5's features come on a 7×7 grid only, not 14×14/,
+    );
+    assert.throws(() => featureMap({ layer: "conv3" }), /no ResNet-50 layer "conv3": the layers are conv5, conv4/);
+    assert.equal(decoderFeatureMap({ encoderDim: 2048 }), "conv5");
+    assert.equal(decoderFeatureMap({ encoderDim: 1024 }), "conv4"); // decoders from before conv4-pooled
+    assert.equal(decoderFeatureMap({ encoderDim: 1024, featureMap: "conv4-pooled" }), "conv4-pooled");
+    assert.throws(() => decoderFeatureMap({ encoderDim: 16 }), /no ResNet-50 feature map has 16 values per region/);
+    assert.deepEqual(
+      ["conv5", "conv4", "conv4-pooled"].map((m) => mapFlags(m as FeatureMap)),
+      ["--grid 7", "--grid 14", "--grid 7 --layer conv4"],
+    );
   });
 
   it("names an image that fails to decode, or skips and counts it", async () => {

@@ -12,6 +12,7 @@ import * as tf from "@tensorflow/tfjs";
 import { Attention, attend } from "./attention";
 import { attentionRecurrence } from "./bptt";
 import { lstmCell } from "./recurrence";
+import type { FeatureMap } from "../encoder/encoder";
 import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
@@ -22,6 +23,11 @@ export interface DecoderConfig {
   encoderDim: number;
   decoderDim: number;
   dropout: number;
+  /**
+   * The features it reads (lib/encoder FEATURE_MAPS), recorded when trained so that evaluate and caption compute
+   * the same ones; absent in decoders from before conv4-pooled, which go by encoderDim (decoderFeatureMap).
+   */
+  featureMap?: FeatureMap;
   /**
    * How teacher-forced `forward` runs the recurrence: "fused" (default; the hand-written backward of bptt.ts, the
    * faster on every backend measured — wasm 15 vs 11 captions/s at batch 64, WebGPU on an H200 6,478 vs 5,535 at

@@ -6,7 +6,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { gridOfFeatureDim } from "../encoder/encoder";
+import { decoderFeatureMap } from "../encoder/encoder";
 import { Split } from "../data/captions";
 import { DecoderRNN } from "./decoder";
 import { cachedSplit } from "../encoder/features";
@@ -83,7 +83,7 @@ export async function evaluate(
     split: o.split,
     vocab: o.vocab,
     featuresDir: o.featuresDir,
-    grid: gridOfFeatureDim(o.decoder.config.encoderDim),
+    map: decoderFeatureMap(o.decoder.config),
     skipMissing: o.skipMissing,
     skipBad: o.skipBad,
     limit: o.limit,

@@ -10,6 +10,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
 import { FeatureCache } from "../encoder/features";
+import { decoderFeatureMap } from "../encoder/encoder";
 import { EOS, SOS } from "../data/vocabulary";
 import { Rng } from "../util/rng";
 import { TrainEngine, defaultEngine } from "../engine/backend";
@@ -347,7 +348,7 @@ export async function captionImages(
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
   const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step
-  cache.checkFeatureDim(decoder.config.encoderDim, "the decoder");
+  cache.checkFeatureMap(decoderFeatureMap(decoder.config), "the decoder");
   const onnx =
     (opts.engine ?? defaultEngine()) === "onnx" ? await OnnxDecoder.create(decoder, cache.regions) : undefined;
   try {

@@ -18,6 +18,7 @@ import { DataParallel, defaultReplicas } from "./data-parallel";
 import { FitStep, fit } from "../engine/fit";
 import type { ScstConfig } from "./scst";
 import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
+import { decoderFeatureMap } from "../encoder/encoder";
 import { OnnxTrainer, OnnxTraining } from "./onnx-train";
 import { TypedAdam } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";
@@ -312,7 +313,7 @@ async function stepEngine(
   optimizerWeights: { name: string; tensor: tf.Tensor }[] | undefined,
   log: (s: string) => void,
 ) {
-  opts.train.cache.checkFeatureDim(decoder.config.encoderDim, "the decoder");
+  opts.train.cache.checkFeatureMap(decoderFeatureMap(decoder.config), "the decoder");
   const engine = opts.engine ?? defaultEngine();
   const onnx =
     engine === "onnx"

@@ -7,7 +7,7 @@ import { runPipeline } from "../captioning/pipeline";
 import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
-import { EncoderCNN, gridOfFeatureDim } from "../encoder/encoder";
+import { EncoderCNN, decoderFeatureMap } from "../encoder/encoder";
 import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
@@ -20,7 +20,7 @@ import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../u
 import { ensureWeights } from "../encoder/weights";
 import { describeSkipped } from "../encoder/features";
 import { defineCommand, requireFlags } from "./command";
-import { FEATURES_FLAG, GRID_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
+import { FEATURES_FLAG, FEATURE_MAP_FLAGS, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
@@ -42,7 +42,7 @@ export const trainCmd = defineCommand({
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/ and history.json" },
     ...FEATURES_FLAG,
-    ...GRID_FLAG,
+    ...FEATURE_MAP_FLAGS,
     epochs: { type: "int", default: tc.epochs, help: "train up to this epoch (on --resume: the new total)" },
     "batch-size": { type: "int", default: tc.batchSize, help: "captions per step" },
     lr: { type: "number", default: tc.lr, help: "Adam learning rate" },
@@ -166,6 +166,7 @@ export const trainCmd = defineCommand({
       const decoder = {
         ...getDefaultConfig(data.vocab.size),
         encoderDim: data.cache.featureDim,
+        featureMap: data.cache.map,
         embedSize: v.embed,
         attentionDim: v.attention,
         decoderDim: v.decoder,
@@ -251,7 +252,7 @@ export const evaluateCmd = defineCommand({
         beams: v.beam,
         outDir,
         quiet: v.json,
-        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!, gridOfFeatureDim(ck.decoder.config.encoderDim)),
+        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!, decoderFeatureMap(ck.decoder.config)),
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
         maxLen: v["max-len"],
@@ -312,7 +313,7 @@ export const caption = defineCommand({
     await initBackend({ quiet: v.json });
     ensureWeights();
     const ck = await loadCheckpoint(checkpoint);
-    const encoder = await EncoderCNN.load({ grid: gridOfFeatureDim(ck.decoder.config.encoderDim) });
+    const encoder = await EncoderCNN.load({ map: decoderFeatureMap(ck.decoder.config) });
     const results = [];
     try {
       for (const image of images) {

@@ -11,8 +11,8 @@ import { initBackend } from "../engine/backend";
 import { describeSkipped, extractFeatures } from "../encoder/features";
 import { imageFiles, type Split } from "../data/captions";
 import { defineCommand, requireFlags } from "./command";
-import { GRID_FLAG, SKIP_FLAGS } from "./shared";
-import { asGrid } from "../encoder/encoder";
+import { FEATURE_MAP_FLAGS, SKIP_FLAGS } from "./shared";
+import { featureMap } from "../encoder/encoder";
 
 export const synthetic = defineCommand({
   name: "synthetic",
@@ -59,7 +59,7 @@ export const weights = defineCommand({
 export const features = defineCommand({
   name: "features",
   summary:
-    "Cache the frozen encoder's 49×2048 (--grid 14: 196×1024) features of every image of a split (resumable). On a GPU backend the encoder " +
+    "Cache the frozen encoder's 49×2048 (--grid 14: 196×1024; --layer conv4: 49×1024) features of every image of a split (resumable). On a GPU backend the encoder " +
     "runs in this process on tfjs, on a CPU in worker processes (ONNX Runtime).",
   flags: {
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
@@ -68,7 +68,7 @@ export const features = defineCommand({
     runtime: { type: "string", choices: ["auto", "onnx", "tfjs"], default: "auto", help: "where the encoder runs" },
     workers: { type: "int", help: "worker processes (default: one per core)" },
     "batch-size": { type: "int", help: "images per encoder call (default 8 on a CPU, 64 on a GPU)" },
-    ...GRID_FLAG,
+    ...FEATURE_MAP_FLAGS,
     ...SKIP_FLAGS,
   },
   async run(v) {
@@ -76,8 +76,8 @@ export const features = defineCommand({
     const dataDir = v["data-dir"]!;
     const files = imageFiles(dataDir, v.split as Split | "all", v["skip-missing"]);
     if (files.skipped.length) console.error(`[attend-tell] ${describeSkipped(files.skipped)}`);
-    const grid = asGrid(v.grid);
-    const out = v.out ?? defaultFeaturesDir(dataDir, grid); // the folder train and evaluate read
+    const map = featureMap(v);
+    const out = v.out ?? defaultFeaturesDir(dataDir, map); // the folder train and evaluate read
     ensureWeights();
     await initBackend(); // says where the encoder runs: on a GPU backend, tfjs in this process
     const r = await extractFeatures({
@@ -86,7 +86,7 @@ export const features = defineCommand({
       runtime: v.runtime,
       workers: v.workers,
       batchSize: v["batch-size"],
-      grid,
+      map,
       onBadImage: v["skip-bad"] ? "skip" : "error",
     });
     console.log(

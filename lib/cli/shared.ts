@@ -6,7 +6,7 @@ import { writeJsonAtomic } from "../util/io";
 import { claimRunDir } from "../util/lock";
 import type { FlagSpec } from "./command";
 import { requireFlags } from "./command";
-import { GRID, asGrid } from "../encoder/encoder";
+import { LAYERS, featureMap } from "../encoder/encoder";
 
 export const SKIP_FLAGS = {
   "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },
@@ -18,12 +18,16 @@ export const FEATURES_FLAG = {
   features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<data folder name>)" },
 } as const satisfies Record<string, FlagSpec>;
 
-/** The region grid of the captioner's features (SCAN reads the 7×7 grid's). */
-export const GRID_FLAG = {
+/** Which ResNet-50 features the captioner reads (lib/encoder FEATURE_MAPS; SCAN reads the seed's). */
+export const FEATURE_MAP_FLAGS = {
   grid: {
     type: "int",
-    default: GRID,
-    help: "region grid of the ResNet-50 features: 7 (7×7×2048, the seed's) or 14 (14×14×1024 of conv4: finer attention)",
+    help: "region grid of the features: 7 (default) or 14 (conv4's 14×14×1024: finer attention)",
+  },
+  layer: {
+    type: "string",
+    choices: LAYERS,
+    help: "ResNet-50 stage: conv5 (7×7×2048, the seed's; default on grid 7) or conv4 (1024 per region, more local; on grid 7 averaged over 2×2 cells)",
   },
 } as const satisfies Record<string, FlagSpec>;
 
@@ -37,6 +41,7 @@ interface RunValues {
   out?: string;
   features?: string;
   grid?: number;
+  layer?: string;
   resume: boolean;
   overwrite: boolean;
   "skip-missing": boolean;
@@ -62,7 +67,7 @@ export async function trainingRun(
     await initBackend();
     const data = await prepareCaptionData(v["data-dir"]!, {
       featuresDir: v.features,
-      grid: asGrid(v.grid),
+      map: featureMap(v),
       skipMissing: v["skip-missing"],
       skipBad: v["skip-bad"],
     });

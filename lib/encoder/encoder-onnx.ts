@@ -6,7 +6,7 @@
  * wasm; EncoderCNN (tfjs) remains the encoder of the notebooks and of GPU backends.
  */
 import * as os from "node:os";
-import { GRID, Grid, gridShape, loadResNetArtifacts } from "./encoder";
+import { FEATURE_MAP, FeatureMap, loadResNetArtifacts, mapShape } from "./encoder";
 import { kerasToOnnx } from "../engine/onnx/keras";
 import { OrtSession, loadOrt, onnxSession } from "../engine/onnx/session";
 
@@ -16,25 +16,26 @@ export class OnnxEncoder {
   private constructor(
     private readonly session: OrtSession,
     readonly threads: number,
-    readonly grid: Grid,
+    readonly map: FeatureMap,
   ) {}
 
-  static async load(opts: { threads?: number; fetch?: boolean; grid?: Grid } = {}): Promise<OnnxEncoder> {
-    const grid = opts.grid ?? GRID;
+  static async load(opts: { threads?: number; fetch?: boolean; map?: FeatureMap } = {}): Promise<OnnxEncoder> {
+    const map = opts.map ?? FEATURE_MAP;
+    const { layer, pool } = mapShape(map);
     const bytes = await kerasToOnnx(await loadResNetArtifacts({ fetch: opts.fetch }), [
-      { layer: gridShape(grid).layer, name: "features" },
+      { layer, name: "features", pool },
     ]);
     const threads = opts.threads ?? os.cpus().length;
     const session = await onnxSession(bytes, threads, { memArena: true });
-    return new OnnxEncoder(session, threads, grid);
+    return new OnnxEncoder(session, threads, map);
   }
 
-  /** `[B, 224, 224, 3]` caffe-normalised pixels (row-major) → `[B, 49, 2048]` features (row-major; 196×1024 at grid 14). */
+  /** `[B, 224, 224, 3]` caffe-normalised pixels (row-major) → `[B, regions, featureDim]` features (row-major; mapShape). */
   async encode(pixels: Float32Array, batch: number): Promise<Float32Array> {
     const { Tensor } = loadOrt()!;
     const out = await this.session.run({ input: new Tensor("float32", pixels, [batch, 224, 224, 3]) });
     const f = out.features as unknown as { data: Float32Array; dims: readonly number[] };
-    const { regions, featureDim } = gridShape(this.grid);
+    const { regions, featureDim } = mapShape(this.map);
     if (f.data.length !== batch * regions * featureDim) throw new Error(`OnnxEncoder: got ${f.dims} features`);
     return f.data;
   }

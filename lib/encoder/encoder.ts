@@ -16,44 +16,86 @@ import { projectRoot } from "../util/paths";
 import { Rng } from "../util/rng";
 
 /**
- * Where ResNet-50 can be cut, by the side of the region grid: the seed's 7×7×2048 map of the last block, or the
- * 14×14×1024 map of conv4's last block (`conv4_block6_out`), whose 16-pixel cells are more local (README's attention
- * study: the decoder then points at what it names far more often).
+ * Where ResNet-50's region features are taken, and on which grid: the seed's 7×7×2048 map of the last block (conv5),
+ * the 14×14×1024 map of conv4's last block (`conv4_block6_out`, 16-pixel cells), or that conv4 map averaged over
+ * 2×2 cells onto the seed's 7×7 grid. conv4's features are more local than conv5's, whose cells each see most of
+ * the picture: README's attention study found the decoder then points at what it names far more often.
  */
-export const FEATURE_GRIDS = {
-  7: { layer: "activation_48", dim: 2048 },
-  14: { layer: "activation_39", dim: 1024 },
+export const FEATURE_MAPS = {
+  conv5: { layer: "activation_48", grid: 7, dim: 2048, pool: 1 },
+  conv4: { layer: "activation_39", grid: 14, dim: 1024, pool: 1 },
+  "conv4-pooled": { layer: "activation_39", grid: 7, dim: 1024, pool: 2 },
 } as const;
-export type Grid = keyof typeof FEATURE_GRIDS;
-const GRIDS = Object.keys(FEATURE_GRIDS).map(Number) as Grid[];
+export type FeatureMap = keyof typeof FEATURE_MAPS;
+const MAPS = Object.keys(FEATURE_MAPS) as FeatureMap[];
+/** The side of a region grid. */
+export type Grid = (typeof FEATURE_MAPS)[FeatureMap]["grid"];
+/** The ResNet-50 stages features are taken from (`--layer`). */
+export const LAYERS = ["conv5", "conv4"] as const;
+export type Layer = (typeof LAYERS)[number];
 
-/** The seed's grid, the default everywhere. */
-export const GRID = 7;
-export const FEATURE_LAYER = FEATURE_GRIDS[GRID].layer;
+/** The seed's features, the default everywhere. */
+export const FEATURE_MAP: FeatureMap = "conv5";
+export const GRID = FEATURE_MAPS[FEATURE_MAP].grid;
+export const FEATURE_LAYER = FEATURE_MAPS[FEATURE_MAP].layer;
 export const REGIONS = GRID * GRID;
-export const FEATURE_DIM = FEATURE_GRIDS[GRID].dim;
+export const FEATURE_DIM = FEATURE_MAPS[FEATURE_MAP].dim;
 
-/** `n` as a grid (from a flag or a file), or an error listing the grids. */
-export function asGrid(n: number | undefined): Grid {
-  if (n === undefined) return GRID;
-  if (!(n in FEATURE_GRIDS)) throw new Error(`no feature grid ${n}: the grids are ${GRIDS.join(", ")}`);
-  return n as Grid;
+/** `name` as a feature map (from a file or the environment), or an error listing the maps. */
+export function asFeatureMap(name: string | undefined): FeatureMap {
+  if (name === undefined) return FEATURE_MAP;
+  if (!(name in FEATURE_MAPS)) throw new Error(`no feature map "${name}": the maps are ${MAPS.join(", ")}`);
+  return name as FeatureMap;
 }
 
-/** The shape of one image's features on a grid. */
-export function gridShape(grid: Grid): { grid: Grid; regions: number; featureDim: number; layer: string } {
-  const g = FEATURE_GRIDS[asGrid(grid)];
-  return { grid, regions: grid * grid, featureDim: g.dim, layer: g.layer };
+/**
+ * The feature map of a grid side and a stage (the flags `--grid`, `--layer`), or an error naming what exists. The
+ * stage defaults to the one whose own grid it is: conv5 for 7, conv4 for 14.
+ */
+export function featureMap(o: { grid?: number; layer?: string } = {}): FeatureMap {
+  const grids = [...new Set(MAPS.map((m) => FEATURE_MAPS[m].grid))];
+  if (o.grid !== undefined && !grids.includes(o.grid as Grid))
+    throw new Error(`no feature grid ${o.grid}: the grids are ${grids.join(", ")}`);
+  if (o.layer !== undefined && !(LAYERS as readonly string[]).includes(o.layer))
+    throw new Error(`no ResNet-50 layer "${o.layer}": the layers are ${LAYERS.join(", ")}`);
+  const grid = o.grid ?? (o.layer === "conv4" ? 14 : GRID);
+  const layer = o.layer ?? (grid === GRID ? "conv5" : "conv4");
+  const m = MAPS.find((k) => k.startsWith(layer) && FEATURE_MAPS[k].grid === grid);
+  if (m === undefined) throw new Error(`${layer}'s features come on a 7×7 grid only, not ${grid}×${grid}`);
+  return m;
 }
 
-/** The grid whose features have `dim` values per region (a decoder's encoderDim), or an error naming it. */
-export function gridOfFeatureDim(dim: number): Grid {
-  const g = GRIDS.find((k) => FEATURE_GRIDS[k].dim === dim);
-  if (g === undefined)
+/** The flags that select a feature map on the command line. */
+export function mapFlags(map: FeatureMap): string {
+  const { grid, layer } = { ...mapShape(map), layer: map.split("-")[0] };
+  return featureMap({ grid }) === map ? `--grid ${grid}` : `--grid ${grid} --layer ${layer}`;
+}
+
+/** The shape of one image's features of a map, and where they come from. */
+export function mapShape(map: FeatureMap): {
+  map: FeatureMap;
+  grid: Grid;
+  regions: number;
+  featureDim: number;
+  layer: string;
+  pool: number;
+} {
+  const m = FEATURE_MAPS[asFeatureMap(map)];
+  return { map, grid: m.grid, regions: m.grid * m.grid, featureDim: m.dim, layer: m.layer, pool: m.pool };
+}
+
+/**
+ * The feature map a decoder reads: the one it was trained on (`featureMap`, recorded since the pooled map exists),
+ * or, for decoders from before, the one of its width (2048: conv5, 1024: conv4).
+ */
+export function decoderFeatureMap(config: { encoderDim: number; featureMap?: FeatureMap }): FeatureMap {
+  if (config.featureMap !== undefined) return asFeatureMap(config.featureMap);
+  const m = MAPS.find((k) => FEATURE_MAPS[k].dim === config.encoderDim && FEATURE_MAPS[k].pool === 1);
+  if (m === undefined)
     throw new Error(
-      `no ResNet-50 feature grid has ${dim} values per region (encoderDim): 7×7 has 2048, 14×14 has 1024`,
+      `no ResNet-50 feature map has ${config.encoderDim} values per region (encoderDim): conv5 has 2048, conv4 1024`,
     );
-  return g;
+  return m;
 }
 
 /** Everything that changes the features: stored in a cache's header and checked when it is read. */
@@ -67,21 +109,20 @@ export const ENCODER_IDENTITY = {
 };
 export type EncoderIdentity = typeof ENCODER_IDENTITY;
 
-/** The identity of the features on a grid. */
-export function encoderIdentity(grid: Grid = GRID): EncoderIdentity {
-  return { ...ENCODER_IDENTITY, layer: gridShape(grid).layer };
+/** The layer as a cache's identity names it: the Keras layer, and the pooling when there is one. */
+function identityLayer(map: FeatureMap): string {
+  const { layer, pool } = mapShape(map);
+  return pool === 1 ? layer : `${layer}, averaged over ${pool}×${pool} cells`;
 }
 
-/** The grid whose features a layer gives, if any. */
-export function gridOfLayer(layer: string | undefined): Grid | undefined {
-  return GRIDS.find((k) => FEATURE_GRIDS[k].layer === layer);
+/** The identity of a feature map's features. */
+export function encoderIdentity(map: FeatureMap = FEATURE_MAP): EncoderIdentity {
+  return { ...ENCODER_IDENTITY, layer: identityLayer(map) };
 }
 
-/** The grid of a cache's identity (its layer), or an error naming the layer. */
-export function gridOfIdentity(identity: EncoderIdentity): Grid {
-  const g = gridOfLayer(identity.layer);
-  if (g === undefined) throw new Error(`features of layer ${identity.layer} are not of a known grid`);
-  return g;
+/** The feature map of a cache's identity, if it is one of this encoder's. */
+export function mapOfIdentity(identity: EncoderIdentity | undefined): FeatureMap | undefined {
+  return MAPS.find((m) => identityLayer(m) === identity?.layer);
 }
 
 /**
@@ -157,20 +198,20 @@ export class EncoderCNN {
     readonly full: tf.LayersModel,
     /** Input → the feature layer (activation_48 on the seed's grid): the encoder proper. */
     readonly trunk: tf.LayersModel,
-    /** The side of the region grid: 7 (the seed's) or 14. */
-    readonly grid: Grid,
+    /** The features it gives (FEATURE_MAPS). */
+    readonly map: FeatureMap,
   ) {
-    this.identity = encoderIdentity(grid);
+    this.identity = encoderIdentity(map);
   }
 
   /** Loads the verified weights (fetching them on first use) and freezes every layer. */
-  static async load(opts: { fetch?: boolean; fold?: boolean; grid?: Grid } = {}): Promise<EncoderCNN> {
-    return EncoderCNN.fromArtifacts(await loadResNetArtifacts(opts), opts.grid);
+  static async load(opts: { fetch?: boolean; fold?: boolean; map?: FeatureMap } = {}): Promise<EncoderCNN> {
+    return EncoderCNN.fromArtifacts(await loadResNetArtifacts(opts), opts.map);
   }
 
   /** The encoder from Keras ResNet50 artifacts (loadResNetArtifacts, or randomResNetArtifacts for speed tests). */
-  static async fromArtifacts(artifacts: tf.io.ModelArtifacts, grid: Grid = GRID): Promise<EncoderCNN> {
-    const { layer } = gridShape(grid);
+  static async fromArtifacts(artifacts: tf.io.ModelArtifacts, map: FeatureMap = FEATURE_MAP): Promise<EncoderCNN> {
+    const { layer } = mapShape(map);
     let full: tf.LayersModel;
     try {
       full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
@@ -187,20 +228,26 @@ export class EncoderCNN {
       name: "encoder_cnn",
     });
     trunk.trainable = false;
-    return new EncoderCNN(full, trunk, grid);
+    return new EncoderCNN(full, trunk, map);
   }
 
-  /** Names of the layers cut off after the feature layer (the seed's `modules[:-2]` on its grid). */
+  /** The side of its region grid. */
+  get grid(): Grid {
+    return mapShape(this.map).grid;
+  }
+
+  /** Names of the layers cut off after the feature layer (the seed's `modules[:-2]` for conv5). */
   get removedLayers(): string[] {
     const names = this.full.layers.map((l) => l.name);
-    return names.slice(names.indexOf(this.identity.layer) + 1);
+    return names.slice(names.indexOf(mapShape(this.map).layer) + 1);
   }
 
-  /** [B, 224, 224, 3] caffe-normalised → [B, 49, 2048] (on the 14×14 grid [B, 196, 1024]). */
+  /** [B, 224, 224, 3] caffe-normalised → [B, 49, 2048] (conv4: [B, 196, 1024]; conv4-pooled: [B, 49, 1024]). */
   encode(images: tf.Tensor4D): tf.Tensor3D {
-    const { regions, featureDim } = gridShape(this.grid);
+    const { regions, featureDim, pool } = mapShape(this.map);
     return tf.tidy(() => {
-      const map = this.trunk.predict(images) as tf.Tensor4D; // [B, grid, grid, featureDim]
+      let map = this.trunk.predict(images) as tf.Tensor4D; // [B, side, side, featureDim]
+      if (pool > 1) map = tf.avgPool(map, pool, pool, "valid");
       return map.reshape([images.shape[0], regions, featureDim]) as tf.Tensor3D;
     });
   }

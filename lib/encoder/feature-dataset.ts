@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
 import { FeatureCache } from "./features";
-import { GRID, Grid } from "./encoder";
+import { FEATURE_MAP, FeatureMap } from "./encoder";
 import { FlickrDataset } from "../data/dataset";
 import { padCaptions } from "../data/collate";
 import { createHash } from "node:crypto";
@@ -79,15 +79,16 @@ export interface CaptionData {
 
 /**
  * `data/features/<folder name>`; for generated (synthetic) sets, whose images change with their options under
- * the same names, the name also carries a hash of the set's options, so a cache never serves another set.
+ * the same names, the name also carries a hash of the set's options, so a cache never serves another set; features
+ * other than the seed's conv5 go to a folder of their own (`-conv4`, `-conv4-pooled`).
  */
-export function defaultFeaturesDir(dataDir: string, grid: Grid = GRID): string {
+export function defaultFeaturesDir(dataDir: string, map: FeatureMap = FEATURE_MAP): string {
   const base = path.basename(path.resolve(dataDir));
   const config = path.join(dataDir, "synthetic.json");
   const tag = fs.existsSync(config)
     ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}`
     : "";
-  return path.join(projectRoot(), "data", "features", base + tag + (grid === GRID ? "" : `-${grid}x${grid}`));
+  return path.join(projectRoot(), "data", "features", base + tag + (map === FEATURE_MAP ? "" : `-${map}`));
 }
 
 /**
@@ -98,15 +99,15 @@ export async function prepareCaptionData(
   dataDir: string,
   o: {
     featuresDir?: string;
-    /** The region grid (default 7, the seed's); the default cache folder is the grid's own. */
-    grid?: Grid;
+    /** The features (default conv5, the seed's); the default cache folder is the map's own. */
+    map?: FeatureMap;
     skipMissing?: boolean;
     skipBad?: boolean;
     threshold?: number;
     quiet?: boolean;
   } = {},
 ): Promise<CaptionData> {
-  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir, o.grid);
+  const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir, o.map);
   ensureWeights();
   const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
   const split = (s: "train" | "dev") =>
@@ -115,7 +116,7 @@ export async function prepareCaptionData(
       split: s,
       vocab,
       featuresDir,
-      grid: o.grid,
+      map: o.map,
       skipMissing: o.skipMissing,
       skipBad: o.skipBad,
       quiet: o.quiet,

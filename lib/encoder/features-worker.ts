@@ -4,7 +4,7 @@
  */
 import * as path from "node:path";
 import { initBackend } from "../engine/backend";
-import { EncoderCNN, asGrid } from "./encoder";
+import { EncoderCNN, asFeatureMap } from "./encoder";
 import { OnnxEncoder } from "./encoder-onnx";
 import { encodeHalf } from "../util/float16";
 import type { FromWorker, ToWorker } from "./features";
@@ -17,17 +17,17 @@ process.on("disconnect", () => process.exit(0));
 async function main() {
   // The parent picks the runtime: "onnx" (native, multi-threaded, one worker) or "tfjs" (one worker per core).
   const runtime = process.env.ATTEND_TELL_ENCODER_RUNTIME ?? "tfjs";
-  const grid = asGrid(Number(process.env.ATTEND_TELL_ENCODER_GRID) || undefined);
+  const map = asFeatureMap(process.env.ATTEND_TELL_ENCODER_MAP);
   await initBackend({ quiet: true });
   const onnx =
     runtime === "onnx"
       ? await OnnxEncoder.load({
           threads: Number(process.env.ATTEND_TELL_ENCODER_THREADS) || undefined,
           fetch: false,
-          grid,
+          map,
         })
       : undefined;
-  const encoder = onnx ? undefined : await EncoderCNN.load({ fetch: false, grid });
+  const encoder = onnx ? undefined : await EncoderCNN.load({ fetch: false, map });
   process.on("message", async (m: ToWorker) => {
     if ("done" in m) {
       process.disconnect();

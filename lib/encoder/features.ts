@@ -18,15 +18,15 @@ import * as os from "node:os";
 import {
   EncoderIdentity,
   FEATURE_DIM,
-  GRID,
+  FEATURE_MAP,
+  FeatureMap,
   Grid,
   REGIONS,
   EncoderCNN,
   encoderIdentity,
-  gridOfFeatureDim,
-  gridOfIdentity,
-  gridOfLayer,
-  gridShape,
+  mapFlags,
+  mapOfIdentity,
+  mapShape,
 } from "./encoder";
 import { decodeHalf, encodeHalf } from "../util/float16";
 import { readJson, writeJsonAtomic } from "../util/io";
@@ -41,12 +41,12 @@ import type { Vocabulary } from "../data/vocabulary";
 
 export const FEATURES_FORMAT = "attend-tell/features";
 export const FEATURES_VERSION = 1;
-/** Values and float16 bytes of one image's row on the seed's 7×7 grid (FeatureCache.rowValues: on its own). */
+/** Values and float16 bytes of one image's row of the seed's features (FeatureCache.rowValues: on its own). */
 export const ROW_VALUES = REGIONS * FEATURE_DIM;
 export const ROW_BYTES = ROW_VALUES * 2;
-/** Values of one image's row on a grid: regions × featureDim. */
-function rowValuesOf(grid: Grid): number {
-  const { regions, featureDim } = gridShape(grid);
+/** Values of one image's row of a feature map: regions × featureDim. */
+function rowValuesOf(map: FeatureMap): number {
+  const { regions, featureDim } = mapShape(map);
   return regions * featureDim;
 }
 
@@ -75,7 +75,7 @@ function sameIdentity(a: unknown, b: unknown): boolean {
   return JSON.stringify(a) === JSON.stringify(b);
 }
 
-/** The cache's index, checked against `encoder` (absent: any grid of this encoder and preprocessing). */
+/** The cache's index, checked against `encoder` (absent: any feature map of this encoder and preprocessing). */
 function readIndex(dir: string, encoder?: EncoderIdentity): IndexJSON {
   const file = indexFile(dir);
   const idx = readJson<IndexJSON>(file, "feature cache index");
@@ -84,7 +84,7 @@ function readIndex(dir: string, encoder?: EncoderIdentity): IndexJSON {
       `${file} is not an attend-tell feature cache of version ${FEATURES_VERSION} (format ${idx.format}, version ${idx.version})`,
     );
   }
-  encoder ??= encoderIdentity(gridOfLayer(idx.encoder?.layer) ?? GRID);
+  encoder ??= encoderIdentity(mapOfIdentity(idx.encoder) ?? FEATURE_MAP);
   if (!sameIdentity(idx.encoder, encoder)) {
     throw new Error(
       `feature cache ${dir} was written by another encoder or preprocessing: ${JSON.stringify(idx.encoder)}; ` +
@@ -98,6 +98,8 @@ function readIndex(dir: string, encoder?: EncoderIdentity): IndexJSON {
 export class FeatureCache {
   private readonly fd: number;
   private readonly rowOf: Map<string, number>;
+  /** The features it holds (FEATURE_MAPS). */
+  readonly map: FeatureMap;
   /** The side of the region grid its features are on (7 or 14). */
   readonly grid: Grid;
   /** Regions per image (49 or 196). */
@@ -111,9 +113,11 @@ export class FeatureCache {
     readonly dir: string,
     readonly index: IndexJSON,
   ) {
-    this.grid = gridOfIdentity(index.encoder);
-    ({ regions: this.regions, featureDim: this.featureDim } = gridShape(this.grid));
-    this.rowValues = rowValuesOf(this.grid);
+    const map = mapOfIdentity(index.encoder);
+    if (map === undefined) throw new Error(`${dir}: features of layer ${index.encoder.layer} are not of a known map`);
+    this.map = map;
+    ({ grid: this.grid, regions: this.regions, featureDim: this.featureDim } = mapShape(map));
+    this.rowValues = rowValuesOf(map);
     const rowBytes = this.rowValues * 2;
     this.fd = fs.openSync(dataFile(dir), "r");
     const size = fs.fstatSync(this.fd).size;
@@ -126,7 +130,7 @@ export class FeatureCache {
     this.rowOf = new Map(index.images.slice(0, index.rows).map((name, r) => [name, r]));
   }
 
-  /** The cache at `dir`, refused if another encoder wrote it (`encoder` absent: any grid of this one). */
+  /** The cache at `dir`, refused if another encoder wrote it (`encoder` absent: any feature map of this one). */
   static open(dir: string, encoder?: EncoderIdentity): FeatureCache {
     if (!fs.existsSync(indexFile(dir)))
       throw new Error(`no feature cache at ${dir} (index.json missing): run \`attend-tell features\``);
@@ -155,13 +159,13 @@ export class FeatureCache {
     return out;
   }
 
-  /** An error, naming both, unless a model that reads `dim` values per region (`model`) can read these features. */
-  checkFeatureDim(dim: number, model: string): void {
-    if (dim === this.featureDim) return;
-    const g = gridOfFeatureDim(dim);
+  /** An error, naming both, unless these are the features (`map`) that a model (`model`) reads. */
+  checkFeatureMap(map: FeatureMap, model: string): void {
+    if (map === this.map) return;
+    const [want, have] = [mapShape(map), mapShape(this.map)];
     throw new Error(
-      `${model} reads ${dim} values per region (the ${g}×${g} grid), but the features in ${this.dir} are of the ` +
-        `${this.grid}×${this.grid} grid (${this.featureDim}): use a cache of its grid (--grid ${g})`,
+      `${model} reads ${map} features (${want.grid}×${want.grid} × ${want.featureDim}), but the features in ` +
+        `${this.dir} are ${this.map} (${have.grid}×${have.grid} × ${have.featureDim}): use a cache of its features (${mapFlags(map)})`,
     );
   }
 
@@ -191,8 +195,8 @@ export interface ExtractOptions {
   workers?: number;
   /** Images per encoder call. Default: 64 on a GPU, 8 on a CPU. */
   batchSize?: number;
-  /** The region grid: 7 (default, the seed's) or 14. A cache holds one grid. */
-  grid?: Grid;
+  /** The features (default conv5, the seed's). A cache holds one feature map. */
+  map?: FeatureMap;
   /** Images that fail to decode: "error" (default) stops, naming the file; "skip" counts them. */
   onBadImage?: "error" | "skip";
   /** Index rewrite interval, in images. Default 64. */
@@ -276,15 +280,15 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
  * row. A file shorter than the index (cut by a copy or a full disk) loses the rows it lacks from the index, so
  * they are recomputed, never read as zeros.
  */
-function openForAppend(out: string, grid: Grid, quiet?: boolean): { index: IndexJSON; fd: number } {
+function openForAppend(out: string, map: FeatureMap, quiet?: boolean): { index: IndexJSON; fd: number } {
   let index: IndexJSON;
-  const encoder = encoderIdentity(grid);
+  const encoder = encoderIdentity(map);
   if (fs.existsSync(indexFile(out))) index = readIndex(out, encoder);
   else {
     index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder, rows: 0, images: [] };
     writeJsonAtomic(indexFile(out), index);
   }
-  const rowBytes = rowValuesOf(grid) * 2;
+  const rowBytes = rowValuesOf(map) * 2;
   const fd = fs.openSync(dataFile(out), "a+");
   const whole = Math.floor(fs.fstatSync(fd).size / rowBytes);
   if (whole < index.rows) {
@@ -325,9 +329,9 @@ function filesToEncode(opts: ExtractOptions, index: IndexJSON): { todo: string[]
 
 async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const { out } = opts;
-  const grid = opts.grid ?? GRID;
-  const rowBytes = rowValuesOf(grid) * 2;
-  const { index, fd } = openForAppend(out, grid, opts.quiet);
+  const map = opts.map ?? FEATURE_MAP;
+  const rowBytes = rowValuesOf(map) * 2;
+  const { index, fd } = openForAppend(out, map, opts.quiet);
   const { todo, hashOf } = filesToEncode(opts, index);
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
   const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
@@ -373,8 +377,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
     },
   };
   try {
-    if (where === "tfjs-here") await encodeHere(queue, sink, grid);
-    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", grid, opts.workers);
+    if (where === "tfjs-here") await encodeHere(queue, sink, map);
+    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", map, opts.workers);
   } finally {
     commit();
     fs.closeSync(fd);
@@ -388,8 +392,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
  * The tfjs encoder in this process, on the active backend: each batch is decoded (sharp, off the main thread)
  * while the one before it runs on the device.
  */
-async function encodeHere(queue: string[][], sink: RowSink, grid: Grid): Promise<void> {
-  const encoder = await EncoderCNN.load({ grid });
+async function encodeHere(queue: string[][], sink: RowSink, map: FeatureMap): Promise<void> {
+  const encoder = await EncoderCNN.load({ map });
   try {
     const load = () => (queue.length ? EncoderCNN.loadBatchSkipping(queue.shift()!) : undefined);
     let next = load();
@@ -427,7 +431,7 @@ async function encodeInWorkers(
   queue: string[][],
   sink: RowSink,
   runtime: "onnx" | "tfjs",
-  grid: Grid,
+  map: FeatureMap,
   workers?: number,
 ): Promise<void> {
   const nWorkers = Math.max(1, Math.min(workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
@@ -442,7 +446,7 @@ async function encodeInWorkers(
             ...process.env,
             ATTEND_TELL_ENCODER_RUNTIME: runtime,
             ATTEND_TELL_ENCODER_THREADS: String(threads),
-            ATTEND_TELL_ENCODER_GRID: String(grid),
+            ATTEND_TELL_ENCODER_MAP: map,
           };
           const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
           let stderr = "";
@@ -488,8 +492,8 @@ export interface CachedSplitOptions {
   skipBad?: boolean;
   /** Only the split's first `limit` images. */
   limit?: number;
-  /** The region grid of the features (default 7); the cache at featuresDir must hold this grid. */
-  grid?: Grid;
+  /** The features (default conv5); the cache at featuresDir must hold these. */
+  map?: FeatureMap;
   quiet?: boolean;
 }
 
@@ -517,7 +521,7 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
     out: o.featuresDir,
     quiet: o.quiet,
     onBadImage: o.skipBad ? "skip" : "error",
-    grid: o.grid,
+    map: o.map,
   });
   if (r.skipped.length) {
     const exclude = new Map(r.skipped.map((b) => [path.basename(b.file), b.why]));
@@ -527,7 +531,7 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
   return {
     dataset,
     images,
-    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.grid)),
+    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.map)),
     skipped: dataset.skipped,
   };
 }

@@ -25,6 +25,8 @@ export interface OnnxOutput {
   layer: string;
   /** Graph output name. */
   name: string;
+  /** A 4-D output averaged over pool × pool cells (AveragePool, stride pool) first. */
+  pool?: number;
 }
 
 /** What each layer's converter adds nodes with. */
@@ -159,9 +161,21 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
   for (const o of outputs) {
     const r = ctx.rank.get(o.layer);
     if (r === undefined) throw new Error(`kerasToOnnx: no layer ${o.layer}`);
-    if (r === 4)
-      g.output(g.op("Transpose", [o.layer], [{ name: "perm", ints: [0, 2, 3, 1] }])[0], o.name, ["N", "H", "W", "C"]);
-    else g.output(o.layer, o.name, ["N", "K"]);
+    if (r === 4) {
+      const k = o.pool ?? 1;
+      const x =
+        k === 1
+          ? o.layer
+          : g.op(
+              "AveragePool",
+              [o.layer],
+              [
+                { name: "kernel_shape", ints: [k, k] },
+                { name: "strides", ints: [k, k] },
+              ],
+            )[0];
+      g.output(g.op("Transpose", [x], [{ name: "perm", ints: [0, 2, 3, 1] }])[0], o.name, ["N", "H", "W", "C"]);
+    } else g.output(o.layer, o.name, ["N", "K"]);
   }
   return g.toBytes(13);
 }
