@@ -146,7 +146,18 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
     },
     src: (l) => l.inbound_nodes[0].map((e) => e[0]),
   };
-  for (const l of layers) {
+  // Only the layers the outputs depend on: a cut at conv4 leaves conv5 and the classifier out of the graph.
+  const byName = new Map(layers.map((l) => [l.name, l]));
+  const needed = new Set<string>();
+  const stack = outputs.map((o) => o.layer);
+  while (stack.length) {
+    const name = stack.pop()!;
+    const l = byName.get(name);
+    if (!l || needed.has(name)) continue;
+    needed.add(name);
+    if (l.class_name !== "InputLayer") stack.push(...ctx.src(l));
+  }
+  for (const l of layers.filter((k) => needed.has(k.name))) {
     const convert = CONVERTERS[l.class_name];
     if (!convert) throw new Error(`kerasToOnnx: layer ${l.name} of class ${l.class_name} is not supported`);
     ctx.rank.set(l.name, convert(l, l.class_name === "InputLayer" ? "" : ctx.src(l)[0], ctx));
