@@ -161,8 +161,8 @@ async function main() {
       const base = pipelineConfig(
         { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64 },
         data.vocab.size,
+        data.cache.map,
       );
-      base.decoder = { ...base.decoder, encoderDim: data.cache.featureDim, featureMap: data.cache.map };
       const config = { ...variantConfig(name, base), seed };
       data.cache.read = parts(name).some((v) => v.centred) ? centredRead(data.cache, rawRead) : rawRead;
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));

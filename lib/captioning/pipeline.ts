@@ -17,6 +17,7 @@ import { ensureSynthetic, readBoxes } from "../data/synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
 import { History, defaultTrainConfig, train } from "./train";
 import { prepareCaptionData } from "../encoder/feature-dataset";
+import { FEATURE_MAP, FeatureMap, mapShape } from "../encoder/encoder";
 import { defaultEngine } from "../engine/backend";
 
 export interface PipelineOptions {
@@ -34,6 +35,8 @@ export interface PipelineOptions {
   skipBad?: boolean;
   /** Continue the checkpoint in `out` (the caller has checked that this is what the user asked for). */
   resume?: boolean;
+  /** The features the decoder reads (default conv5, the seed's). */
+  map?: FeatureMap;
 }
 
 export interface PipelineSummary {
@@ -76,9 +79,14 @@ async function pipelineData(opts: PipelineOptions): Promise<string> {
 export function pipelineConfig(
   opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize">,
   vocabSize: number,
+  map: FeatureMap = FEATURE_MAP,
 ) {
   const synthetic = opts.data === "synthetic";
-  const decoder = opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize);
+  const decoder = {
+    ...(opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize)),
+    encoderDim: mapShape(map).featureDim,
+    featureMap: map,
+  };
   return {
     ...defaultTrainConfig(decoder),
     epochs: opts.epochs ?? (synthetic ? 12 : 10),
@@ -93,13 +101,17 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   const backend = await initBackend();
   const synthetic = opts.data === "synthetic";
   const dataDir = await pipelineData(opts);
-  const data = await prepareCaptionData(dataDir, { skipMissing: opts.skipMissing, skipBad: opts.skipBad });
+  const data = await prepareCaptionData(dataDir, {
+    map: opts.map,
+    skipMissing: opts.skipMissing,
+    skipBad: opts.skipBad,
+  });
   log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
   fs.mkdirSync(opts.out, { recursive: true });
   data.vocab.save(path.join(opts.out, "vocab.json"));
   if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
 
-  const config = pipelineConfig(opts, data.vocab.size);
+  const config = pipelineConfig(opts, data.vocab.size, data.cache.map);
   const boxes = synthetic ? readBoxes(dataDir) : undefined;
   const devImages = [...data.val.dataset.images];
   const sceneScores: SceneScore[] = [];

@@ -7,7 +7,7 @@ import { runPipeline } from "../captioning/pipeline";
 import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
-import { EncoderCNN, decoderFeatureMap } from "../encoder/encoder";
+import { EncoderCNN, decoderFeatureMap, featureMap } from "../encoder/encoder";
 import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
@@ -408,6 +408,7 @@ export const start = defineCommand({
     },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
+    ...FEATURE_MAP_FLAGS,
     ...SKIP_FLAGS,
   },
   async run(v) {
@@ -431,6 +432,7 @@ export const start = defineCommand({
         out,
         batchSize: v["batch-size"],
         epochs: v.epochs,
+        map: featureMap(v),
         quick: quickMode(),
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
