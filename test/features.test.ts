@@ -208,7 +208,7 @@ describe("feature cache", function () {
     assert.throws(() => featureMap({ grid: 9 }), /no feature grid 9: the grids are 7, 14/);
     assert.throws(
       () => featureMap({ grid: 14, layer: "conv5" }),
-      /conv5's features come on a 7×7 grid only, not 14×14/,
+      /conv5's features come on a 7×7 grid, not 14×14/,
     );
     assert.throws(() => featureMap({ layer: "conv3" }), /no ResNet-50 layer "conv3": the layers are conv5, conv4/);
     assert.equal(decoderFeatureMap({ encoderDim: 2048 }), "conv5");

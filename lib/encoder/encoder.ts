@@ -22,9 +22,9 @@ import { Rng } from "../util/rng";
  * the picture: README's attention study found the decoder then points at what it names far more often.
  */
 export const FEATURE_MAPS = {
-  conv5: { layer: "activation_48", grid: 7, dim: 2048, pool: 1 },
-  conv4: { layer: "activation_39", grid: 14, dim: 1024, pool: 1 },
-  "conv4-pooled": { layer: "activation_39", grid: 7, dim: 1024, pool: 2 },
+  conv5: { stage: "conv5", layer: "activation_48", grid: 7, dim: 2048, pool: 1 },
+  conv4: { stage: "conv4", layer: "activation_39", grid: 14, dim: 1024, pool: 1 },
+  "conv4-pooled": { stage: "conv4", layer: "activation_39", grid: 7, dim: 1024, pool: 2 },
 } as const;
 export type FeatureMap = keyof typeof FEATURE_MAPS;
 const MAPS = Object.keys(FEATURE_MAPS) as FeatureMap[];
@@ -32,7 +32,6 @@ const MAPS = Object.keys(FEATURE_MAPS) as FeatureMap[];
 export type Grid = (typeof FEATURE_MAPS)[FeatureMap]["grid"];
 /** The ResNet-50 stages features are taken from (`--layer`). */
 export const LAYERS = ["conv5", "conv4"] as const;
-export type Layer = (typeof LAYERS)[number];
 
 /** The seed's features, the default everywhere. */
 export const FEATURE_MAP: FeatureMap = "conv5";
@@ -58,17 +57,23 @@ export function featureMap(o: { grid?: number; layer?: string } = {}): FeatureMa
     throw new Error(`no feature grid ${o.grid}: the grids are ${grids.join(", ")}`);
   if (o.layer !== undefined && !(LAYERS as readonly string[]).includes(o.layer))
     throw new Error(`no ResNet-50 layer "${o.layer}": the layers are ${LAYERS.join(", ")}`);
-  const grid = o.grid ?? (o.layer === "conv4" ? 14 : GRID);
-  const layer = o.layer ?? (grid === GRID ? "conv5" : "conv4");
-  const m = MAPS.find((k) => k.startsWith(layer) && FEATURE_MAPS[k].grid === grid);
-  if (m === undefined) throw new Error(`${layer}'s features come on a 7×7 grid only, not ${grid}×${grid}`);
+  const own = (k: FeatureMap) => FEATURE_MAPS[k].pool === 1; // a stage's own grid, not pooled
+  const grid =
+    o.grid ?? (o.layer ? FEATURE_MAPS[MAPS.find((k) => own(k) && FEATURE_MAPS[k].stage === o.layer)!].grid : GRID);
+  const layer = o.layer ?? FEATURE_MAPS[MAPS.find((k) => own(k) && FEATURE_MAPS[k].grid === grid)!].stage;
+  const ofStage = MAPS.filter((k) => FEATURE_MAPS[k].stage === layer);
+  const m = ofStage.find((k) => FEATURE_MAPS[k].grid === grid);
+  if (m === undefined) {
+    const sides = ofStage.map((k) => `${FEATURE_MAPS[k].grid}×${FEATURE_MAPS[k].grid}`).join(" or ");
+    throw new Error(`${layer}'s features come on a ${sides} grid, not ${grid}×${grid}`);
+  }
   return m;
 }
 
 /** The flags that select a feature map on the command line. */
 export function mapFlags(map: FeatureMap): string {
-  const { grid, layer } = { ...mapShape(map), layer: map.split("-")[0] };
-  return featureMap({ grid }) === map ? `--grid ${grid}` : `--grid ${grid} --layer ${layer}`;
+  const { grid, stage } = FEATURE_MAPS[map];
+  return featureMap({ grid }) === map ? `--grid ${grid}` : `--grid ${grid} --layer ${stage}`;
 }
 
 /** The shape of one image's features of a map, and where they come from. */
