@@ -147,9 +147,10 @@ function l2normBackward(o: GraphOps, x: string, dy: string, axis: number): strin
 function addPairBackward(
   o: GraphOps,
   x: { images: string; captions: string; mask: string; imgIdx: string; capIdx: string; dS: string },
-  { B, T, R, d, P }: { B: number; T: number; R: number; d: number; P: number },
+  { B, T, R, d }: { B: number; T: number; R: number; d: number },
   cfg: ScanConfig,
 ): [string, string] {
+  const P = -1; // the number of pairs is the graph's one dynamic dimension: Reshape infers it
   const { mul, add, sub, div, sum, reshape, matMul: mm, c } = o;
   const t2i = cfg.direction === "t2i";
   const ctxAxis = t2i ? 1 : 2; // the softmax's axis of s[p, r, t]
@@ -193,10 +194,12 @@ function addPairBackward(
 /**
  * The backward graph of the two encoders for a batch of B images and B captions of padded length T.
  * Inputs: the parameters, `features`, `ids`, `mask`, the forward's `Z`, `Yfw`, `Ybw`, `images`, `captions`, and
- * the P scored pairs `imgIdx`, `capIdx` (int64) with the loss's gradient `dS [P]` for each (LossPairs).
+ * the P scored pairs `imgIdx`, `capIdx` (int64) with the loss's gradient `dS [P]` for each (LossPairs). P is
+ * dynamic: one graph per (B, T) serves every number of pairs, where the warm-up's varying counts used to compile a
+ * graph per count (≈ 0.5 s each, at most steps of its epoch).
  * Outputs `grad/<param>` for every parameter.
  */
-export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, P: number): Uint8Array {
+export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number): Uint8Array {
   const { jointDim: d, regionDim: E, vocabSize: V } = cfg;
   const o = graphOps(new OnnxGraph("scan_backward"));
   const g = o.g;
@@ -211,11 +214,11 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
     images: g.input("images", [B, R, d]),
     captions: g.input("captions", [B, T, d]),
     mask,
-    imgIdx: g.input("imgIdx", [P], INT64),
-    capIdx: g.input("capIdx", [P], INT64),
-    dS: g.input("dS", [P]),
+    imgIdx: g.input("imgIdx", ["P"], INT64),
+    capIdx: g.input("capIdx", ["P"], INT64),
+    dS: g.input("dS", ["P"]),
   };
-  const [dImages, dCaptions] = addPairBackward(o, pairs, { B, T, R, d, P }, cfg);
+  const [dImages, dCaptions] = addPairBackward(o, pairs, { B, T, R, d }, cfg);
   const grads: Partial<Record<Param, string>> = {};
 
   // regions: V = l2norm(F·W + b)
@@ -355,11 +358,10 @@ export function hardestNegatives(scores: Float32Array, B: number, margin: number
 
 /**
  * The pairs that carry gradient, for the backward graph: a pair picked twice (an image's hard negative and its
- * caption's) once with its dS summed, pairs with dS = 0 (no violation, so nothing to differentiate) left out, and
- * the list padded with (0, 0, dS = 0) to a multiple of `bucket` so that few backward graphs are built. Exact: dS
- * are whole numbers, and the dropped pairs' terms are zero.
+ * caption's) once with its dS summed, pairs with dS = 0 (no violation, so nothing to differentiate) left out
+ * (one (0, 0, dS = 0) stands in when none is left). Exact: dS are whole numbers, and the dropped pairs' terms are zero.
  */
-export function gradientPairs(p: LossPairs, bucket: number): { imgIdx: number[]; capIdx: number[]; dS: Float32Array } {
+export function gradientPairs(p: LossPairs): { imgIdx: number[]; capIdx: number[]; dS: Float32Array } {
   const at = new Map<string, number>();
   const imgIdx: number[] = [],
     capIdx: number[] = [],
@@ -376,9 +378,9 @@ export function gradientPairs(p: LossPairs, bucket: number): { imgIdx: number[];
     }
   });
   const keep = dS.map((_, k) => k).filter((k) => dS[k] !== 0);
-  const P = Math.max(bucket, Math.ceil(keep.length / bucket) * bucket);
-  const pad = (xs: number[]) => [...keep.map((k) => xs[k]), ...Array<number>(P - keep.length).fill(0)];
-  return { imgIdx: pad(imgIdx), capIdx: pad(capIdx), dS: Float32Array.from(pad(dS)) };
+  if (keep.length === 0) return { imgIdx: [0], capIdx: [0], dS: Float32Array.from([0]) };
+  const pick = (xs: number[]) => keep.map((k) => xs[k]);
+  return { imgIdx: pick(imgIdx), capIdx: pick(capIdx), dS: Float32Array.from(pick(dS)) };
 }
 
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
@@ -491,9 +493,9 @@ export class OnnxScan {
     // the pairs' backward inside the graph (addPairBackward); in the warm-up's many-negative steps, where pairs
     // repeat and some do not violate, only over those with a gradient (with one negative that measured no faster)
     const many = (opts.negatives ?? 1) > 1 && !opts.allPairs;
-    const used = many ? gradientPairs(pairs, B) : pairs;
+    const used = many ? gradientPairs(pairs) : pairs;
     const P = used.imgIdx.length;
-    const bwd = await this.session(`bwd${B}x${T}p${P}`, () => backwardGraph(this.config, B, T, R, P));
+    const bwd = await this.session(`bwd${B}x${T}`, () => backwardGraph(this.config, B, T, R));
     const out = await bwd.run(
       this.feeds(params, SCAN_PARAMS, {
         ...saved,
