@@ -195,8 +195,7 @@ function addPairBackward(
  * The backward graph of the two encoders for a batch of B images and B captions of padded length T.
  * Inputs: the parameters, `features`, `ids`, `mask`, the forward's `Z`, `Yfw`, `Ybw`, `images`, `captions`, and
  * the P scored pairs `imgIdx`, `capIdx` (int64) with the loss's gradient `dS [P]` for each (LossPairs). P is
- * dynamic: one graph per (B, T) serves every number of pairs, where the warm-up's varying counts used to compile a
- * graph per count (≈ 0.5 s each, at most steps of its epoch).
+ * dynamic: one graph per (B, T) serves every number of pairs (the warm-up's counts change from step to step).
  * Outputs `grad/<param>` for every parameter.
  */
 export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number): Uint8Array {
