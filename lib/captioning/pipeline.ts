@@ -17,7 +17,7 @@ import { ensureSynthetic, readBoxes } from "../data/synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
 import { History, defaultTrainConfig, train } from "./train";
 import { prepareCaptionData } from "../encoder/feature-dataset";
-import { FEATURE_MAP, FeatureMap, mapShape } from "../encoder/encoder";
+import { FEATURE_MAP, FeatureMap, decoderFeatures } from "../encoder/encoder";
 import { defaultEngine } from "../engine/backend";
 
 export interface PipelineOptions {
@@ -84,8 +84,7 @@ export function pipelineConfig(
   const synthetic = opts.data === "synthetic";
   const decoder = {
     ...(opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize)),
-    encoderDim: mapShape(map).featureDim,
-    featureMap: map,
+    ...decoderFeatures(map),
   };
   return {
     ...defaultTrainConfig(decoder),

@@ -7,7 +7,7 @@ import { runPipeline } from "../captioning/pipeline";
 import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
-import { EncoderCNN, decoderFeatureMap, featureMap } from "../encoder/encoder";
+import { EncoderCNN, decoderFeatureMap, decoderFeatures, featureMap } from "../encoder/encoder";
 import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
@@ -165,8 +165,7 @@ export const trainCmd = defineCommand({
       }
       const decoder = {
         ...getDefaultConfig(data.vocab.size),
-        encoderDim: data.cache.featureDim,
-        featureMap: data.cache.map,
+        ...decoderFeatures(data.cache.map),
         embedSize: v.embed,
         attentionDim: v.attention,
         decoderDim: v.decoder,

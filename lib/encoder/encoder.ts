@@ -89,6 +89,11 @@ export function mapShape(map: FeatureMap): {
   return { map, grid: m.grid, regions: m.grid * m.grid, featureDim: m.dim, layer: m.layer, pool: m.pool };
 }
 
+/** What a decoder's config says of the features it reads: their width and their map (decoderFeatureMap). */
+export function decoderFeatures(map: FeatureMap): { encoderDim: number; featureMap: FeatureMap } {
+  return { encoderDim: mapShape(map).featureDim, featureMap: map };
+}
+
 /**
  * The feature map a decoder reads: the one it was trained on (`featureMap`, recorded since the pooled map exists),
  * or, for decoders from before, the one of its width (2048: conv5, 1024: conv4).
