@@ -206,10 +206,7 @@ describe("feature cache", function () {
       ["conv5", "conv5", "conv4", "conv4", "conv4-pooled", "conv5"],
     );
     assert.throws(() => featureMap({ grid: 9 }), /no feature grid 9: the grids are 7, 14/);
-    assert.throws(
-      () => featureMap({ grid: 14, layer: "conv5" }),
-      /conv5's features come on a 7×7 grid, not 14×14/,
-    );
+    assert.throws(() => featureMap({ grid: 14, layer: "conv5" }), /conv5's features come on a 7×7 grid, not 14×14/);
     assert.throws(() => featureMap({ layer: "conv3" }), /no ResNet-50 layer "conv3": the layers are conv5, conv4/);
     assert.equal(decoderFeatureMap({ encoderDim: 2048 }), "conv5");
     assert.equal(decoderFeatureMap({ encoderDim: 1024 }), "conv4"); // decoders from before conv4-pooled
