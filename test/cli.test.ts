@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import { COMMANDS, help, main } from "../lib/cli";
 import { parseCommand, usage } from "../lib/cli/command";
 import { defaultTrainConfig } from "../lib/captioning";
-import { getDefaultConfig } from "../lib/captioning";
+import { getDefaultConfig, pipelineConfig } from "../lib/captioning";
+import { featureMap } from "../lib/encoder";
 
 async function output(argv: string[]): Promise<string> {
   const lines: string[] = [];
@@ -36,6 +37,23 @@ describe("CLI: a table of commands", () => {
         .filter((l) => /^ {2}\S/.test(l)).length,
       COMMANDS.length,
     );
+  });
+
+  it("features, train and start take the same feature-map flags, and the main job's decoder reads that map", () => {
+    for (const name of ["features", "train", "start"]) {
+      const c = COMMANDS.find((k) => k.name === name)!;
+      const map = (argv: string[]) => featureMap(parseCommand(c, argv).values as { grid?: number; layer?: string });
+      assert.deepEqual(
+        [map([]), map(["--grid", "14"]), map(["--grid", "7", "--layer", "conv4"])],
+        ["conv5", "conv4", "conv4-pooled"],
+        name,
+      );
+      assert.throws(() => parseCommand(c, ["--layer", "conv3"]), /--layer must be one of conv5, conv4/);
+    }
+    const config = (map?: "conv4-pooled") =>
+      pipelineConfig({ data: "synthetic", quick: false, batchSize: 64 }, 40, map).decoder;
+    assert.deepEqual([config().encoderDim, config().featureMap], [2048, "conv5"]);
+    assert.deepEqual([config("conv4-pooled").encoderDim, config("conv4-pooled").featureMap], [1024, "conv4-pooled"]);
   });
 
   it("parses typed flags with defaults and rejects bad values in one line naming the flag", () => {
