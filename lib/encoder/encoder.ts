@@ -30,8 +30,8 @@ export type FeatureMap = keyof typeof FEATURE_MAPS;
 const MAPS = Object.keys(FEATURE_MAPS) as FeatureMap[];
 /** The side of a region grid. */
 export type Grid = (typeof FEATURE_MAPS)[FeatureMap]["grid"];
-/** The ResNet-50 stages features are taken from (`--layer`). */
-export const LAYERS = ["conv5", "conv4"] as const;
+/** The ResNet-50 stages features are taken from (`--layer`): conv5, conv4. */
+export const LAYERS: readonly string[] = [...new Set(MAPS.map((m) => FEATURE_MAPS[m].stage))];
 
 /** The seed's features, the default everywhere. */
 export const FEATURE_MAP: FeatureMap = "conv5";
@@ -55,7 +55,7 @@ export function featureMap(o: { grid?: number; layer?: string } = {}): FeatureMa
   const grids = [...new Set(MAPS.map((m) => FEATURE_MAPS[m].grid))];
   if (o.grid !== undefined && !grids.includes(o.grid as Grid))
     throw new Error(`no feature grid ${o.grid}: the grids are ${grids.join(", ")}`);
-  if (o.layer !== undefined && !(LAYERS as readonly string[]).includes(o.layer))
+  if (o.layer !== undefined && !LAYERS.includes(o.layer))
     throw new Error(`no ResNet-50 layer "${o.layer}": the layers are ${LAYERS.join(", ")}`);
   const own = (k: FeatureMap) => FEATURE_MAPS[k].pool === 1; // a stage's own grid, not pooled
   const grid =
