@@ -184,7 +184,8 @@ function addPairBackward(
   const dl = l2normBackward(o, l, mul(dz, c(cfg.lambdaSoftmax)), normAxis);
   const ds = add(mul(ddot3, alpha), mul(t2i ? mul(dl, m) : dl, slope));
   // s = V·Eᵀ, and the attended vectors: t2i a = αᵀV, i2t a = αE
-  const dV = t2i ? add(mm(alpha, da), mm(ds, Ew)) : mm(ds, Ew); // [P, R, d]
+  // t2i: α·da + ds·Ew as one product over the joined contraction axis (no [P, R, d] sum of two products)
+  const dV = t2i ? mm(o.concat([alpha, ds], 2), o.concat([da, Ew], 1)) : mm(ds, Ew); // [P, R, d]
   const dE = t2i ? mm(tr(ds), V) : add(mm(tr(ds), V), mm(tr(alpha), da)); // [P, T, d]
   const scatter = (shape: number[], idx: string, upd: string) =>
     reshape(o.g.scatterAddRows(idx, reshape(upd, [P, shape[1] * shape[2]]), B), shape);
