@@ -23,7 +23,8 @@ import {
   train,
 } from "../lib/captioning";
 import { TrainConfig } from "../lib/captioning/train";
-import { CaptionData, FeatureCache, FeatureMap, prepareCaptionData } from "../lib/encoder";
+import { CaptionData, FeatureCache, FeatureMap, encoderIdentity, prepareCaptionData } from "../lib/encoder";
+import { scaledFeatures } from "./scaled-features";
 import { ensureSynthetic, readBoxes } from "../lib/data";
 import { projectRoot, syntheticDir } from "../lib/util";
 
@@ -36,6 +37,10 @@ interface Variant {
   centred?: boolean;
   /** The features (default conv5, the seed's 7×7×2048). */
   map?: FeatureMap;
+  /** The map's features of the pictures upscaled to this many pixels (bench/scaled-features.ts). */
+  scale?: number;
+  /** Another map's features beside the map's in each region (hypercolumns). */
+  beside?: FeatureMap;
 }
 const VARIANTS: Record<string, Variant> = {
   seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49", train: { lambda: 1 / 49 } },
@@ -55,6 +60,18 @@ const VARIANTS: Record<string, Variant> = {
     about: "conv4's features averaged over 2×2 cells onto the 7×7 grid (1,024 per region)",
     map: "conv4-pooled",
   },
+  conv4pooled_conv5: {
+    about: "conv4-pooled and conv5 side by side in each region (49 × 3,072)",
+    map: "conv4-pooled",
+    beside: "conv5",
+  },
+  conv5at448: { about: "conv5 of the scenes upscaled to 448 px, averaged onto 7×7", scale: 448 },
+  conv4at448: {
+    about: "conv4 of the scenes upscaled to 448 px, averaged over 4×4 cells onto 7×7",
+    map: "conv4-pooled",
+    scale: 448,
+  },
+  lr2x: { about: "lr 2·10⁻³", train: { lr: 2e-3 } },
   entropy1ramp: {
     about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",
     train: { attentionEntropy: 1, attentionEntropyRamp: 6 },
@@ -82,6 +99,19 @@ function centredRead(cache: FeatureCache, read: FeatureCache["read"]): FeatureCa
       for (let r = 0; r < R; r++) for (let e = 0; e < E; e++) rows[i * n + r * E + e] -= mean[e];
     }
     return rows;
+  };
+}
+
+/** Each image's rows of two caches side by side in each region (the `beside` variants). */
+function besideRead(a: FeatureCache["read"], b: FeatureCache, R: number, Ea: number): FeatureCache["read"] {
+  const Eb = b.featureDim;
+  return (images, out = new Float32Array(images.length * R * (Ea + Eb))) => {
+    const [x, y] = [a(images), b.read(images)];
+    for (let q = 0; q < images.length * R; q++) {
+      out.set(x.subarray(q * Ea, (q + 1) * Ea), q * (Ea + Eb));
+      out.set(y.subarray(q * Eb, (q + 1) * Eb), q * (Ea + Eb) + Ea);
+    }
+    return out;
   };
 }
 
@@ -145,18 +175,19 @@ async function main() {
   const dataDir = syntheticDir();
   await ensureSynthetic(dataDir, { n: 2000 });
   const boxes = readBoxes(dataDir);
-  const byMap = new Map<FeatureMap, { data: CaptionData; rawRead: FeatureCache["read"] }>();
+  const byMap = new Map<FeatureMap, { data: CaptionData; rawRead: FeatureCache["read"]; featureDim: number }>();
   const dataOf = async (map: FeatureMap) => {
     if (!byMap.has(map)) {
       const data = await prepareCaptionData(dataDir, { map, quiet: true });
-      byMap.set(map, { data, rawRead: data.cache.read.bind(data.cache) });
+      byMap.set(map, { data, rawRead: data.cache.read.bind(data.cache), featureDim: data.cache.featureDim });
     }
     return byMap.get(map)!;
   };
   const results: Result[] = fs.existsSync(jsonFile) ? JSON.parse(fs.readFileSync(jsonFile, "utf8")) : [];
   for (const name of names)
     for (const seed of seeds) {
-      const { data, rawRead } = await dataOf(parts(name).find((v) => v.map)?.map ?? "conv5");
+      const map = parts(name).find((v) => v.map)?.map ?? "conv5";
+      const { data, rawRead, featureDim } = await dataOf(map);
       const dev = [...data.val.dataset.images];
       const base = pipelineConfig(
         { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64 },
@@ -164,7 +195,27 @@ async function main() {
         data.cache.map,
       );
       const config = { ...variantConfig(name, base), seed };
-      data.cache.read = parts(name).some((v) => v.centred) ? centredRead(data.cache, rawRead) : rawRead;
+      // the variant's rows, read through the map's cache object (its datasets hold it)
+      const scale = parts(name).find((v) => v.scale)?.scale;
+      const beside = parts(name).find((v) => v.beside)?.beside;
+      let read = rawRead;
+      if (scale) {
+        const scaled = FeatureCache.open(await scaledFeatures(map, scale), {
+          ...encoderIdentity(map),
+          imageSize: scale,
+        });
+        read = scaled.read.bind(scaled);
+      }
+      if (parts(name).some((v) => v.centred)) read = centredRead(data.cache, read);
+      const cache = data.cache as { featureDim: number; read: FeatureCache["read"] };
+      cache.featureDim = featureDim;
+      if (beside) {
+        const other = (await dataOf(beside)).data.cache;
+        read = besideRead(read, other, data.cache.regions, featureDim);
+        cache.featureDim = featureDim + other.featureDim;
+        config.decoder = { ...config.decoder, encoderDim: cache.featureDim };
+      }
+      cache.read = read;
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));
       const t0 = performance.now();
       const accuracyByEpoch: number[] = [];
