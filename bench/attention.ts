@@ -115,6 +115,37 @@ function besideRead(a: FeatureCache["read"], b: FeatureCache, R: number, Ea: num
   };
 }
 
+type MapData = { data: CaptionData; rawRead: FeatureCache["read"]; featureDim: number };
+
+/**
+ * Points the map's cache object, which its datasets hold, at the variant's rows (upscaled, centred, another map's
+ * beside them, or its own); returns the values per region.
+ */
+async function useVariantRows(
+  name: string,
+  map: FeatureMap,
+  own: MapData,
+  dataOf: (map: FeatureMap) => Promise<MapData>,
+): Promise<number> {
+  const scale = parts(name).find((v) => v.scale)?.scale;
+  const beside = parts(name).find((v) => v.beside)?.beside;
+  let read = own.rawRead;
+  if (scale) {
+    const scaled = FeatureCache.open(await scaledFeatures(map, scale), { ...encoderIdentity(map), imageSize: scale });
+    read = scaled.read.bind(scaled);
+  }
+  if (parts(name).some((v) => v.centred)) read = centredRead(own.data.cache, read);
+  const cache = own.data.cache as { featureDim: number; read: FeatureCache["read"] };
+  cache.featureDim = own.featureDim;
+  if (beside) {
+    const other = (await dataOf(beside)).data.cache;
+    read = besideRead(read, other, own.data.cache.regions, own.featureDim);
+    cache.featureDim = own.featureDim + other.featureDim;
+  }
+  cache.read = read;
+  return cache.featureDim;
+}
+
 function variantConfig(name: string, base: TrainConfig): TrainConfig {
   let cfg = { ...base, decoder: { ...base.decoder } };
   for (const v of parts(name)) {
@@ -175,7 +206,7 @@ async function main() {
   const dataDir = syntheticDir();
   await ensureSynthetic(dataDir, { n: 2000 });
   const boxes = readBoxes(dataDir);
-  const byMap = new Map<FeatureMap, { data: CaptionData; rawRead: FeatureCache["read"]; featureDim: number }>();
+  const byMap = new Map<FeatureMap, MapData>();
   const dataOf = async (map: FeatureMap) => {
     if (!byMap.has(map)) {
       const data = await prepareCaptionData(dataDir, { map, quiet: true });
@@ -195,27 +226,8 @@ async function main() {
         data.cache.map,
       );
       const config = { ...variantConfig(name, base), seed };
-      // the variant's rows, read through the map's cache object (its datasets hold it)
-      const scale = parts(name).find((v) => v.scale)?.scale;
-      const beside = parts(name).find((v) => v.beside)?.beside;
-      let read = rawRead;
-      if (scale) {
-        const scaled = FeatureCache.open(await scaledFeatures(map, scale), {
-          ...encoderIdentity(map),
-          imageSize: scale,
-        });
-        read = scaled.read.bind(scaled);
-      }
-      if (parts(name).some((v) => v.centred)) read = centredRead(data.cache, read);
-      const cache = data.cache as { featureDim: number; read: FeatureCache["read"] };
-      cache.featureDim = featureDim;
-      if (beside) {
-        const other = (await dataOf(beside)).data.cache;
-        read = besideRead(read, other, data.cache.regions, featureDim);
-        cache.featureDim = featureDim + other.featureDim;
-        config.decoder = { ...config.decoder, encoderDim: cache.featureDim };
-      }
-      cache.read = read;
+      const width = await useVariantRows(name, map, { data, rawRead, featureDim }, dataOf);
+      if (width !== featureDim) config.decoder = { ...config.decoder, encoderDim: width };
       const out = fs.mkdtempSync(path.join(os.tmpdir(), "attend-tell-bench-attention-"));
       const t0 = performance.now();
       const accuracyByEpoch: number[] = [];
