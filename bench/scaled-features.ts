@@ -18,18 +18,16 @@ import { syntheticDir } from "../lib/util";
 
 /** The folder of `map`'s cache of the synthetic scenes at `size` pixels, computed first if it is not there. */
 export async function scaledFeatures(map: FeatureMap, size: number): Promise<string> {
-  const { layer, grid, featureDim, stage } = { ...mapShape(map), stage: map.slice(0, 5) };
+  const { layer, grid, featureDim, pool } = mapShape(map);
   const src = defaultFeaturesDir(syntheticDir(), map);
   const out = `${src}-${size}px`;
-  const index = JSON.parse(fs.readFileSync(path.join(src, "index.json"), "utf8"));
   if (fs.existsSync(path.join(out, "index.json"))) return out;
-  const side = size / (stage === "conv5" ? 32 : 16); // the stage's own grid at this size
+  const index = JSON.parse(fs.readFileSync(path.join(src, "index.json"), "utf8"));
+  const side = (grid * pool * size) / 224; // the layer's own grid at this size
   if (grid !== 7 || side % 7 !== 0) throw new Error(`scaledFeatures: ${map} at ${size} px is not a 7 × 7 map`);
-  const artifacts = await loadResNetArtifacts();
-  const topology = artifacts.modelTopology as { model_config?: { config: KerasConfig }; config?: KerasConfig };
-  const input = (topology.model_config?.config ?? topology.config)!.layers.find((l) => l.class_name === "InputLayer")!;
-  input.config.batch_input_shape = [null, size, size, 3];
-  const graph = await kerasToOnnx(artifacts, [{ layer, name: "features", pool: side / 7 }]);
+  const graph = await kerasToOnnx(await loadResNetArtifacts(), [{ layer, name: "features", pool: side / 7 }], {
+    inputSize: size,
+  });
   const session = await onnxSession(graph, 0, { memArena: true });
   const { Tensor } = loadOrt()!;
   fs.mkdirSync(out, { recursive: true });
@@ -56,7 +54,6 @@ export async function scaledFeatures(map: FeatureMap, size: number): Promise<str
   );
   return out;
 }
-type KerasConfig = { layers: { class_name: string; config: { batch_input_shape?: (number | null)[] } }[] };
 
 if (require.main === module)
   initBackend({ quiet: true })

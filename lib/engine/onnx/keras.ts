@@ -121,8 +121,15 @@ function withActivation(l: KerasLayer, ctx: Ctx, op: string, inputs: string[], a
   else throw new Error(`kerasToOnnx: ${l.name}: activation ${act}`);
 }
 
-/** ONNX bytes for `artifacts`, with the given layers' outputs (NHWC, as Keras gives them) as graph outputs. */
-export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: OnnxOutput[]): Promise<Uint8Array> {
+/**
+ * ONNX bytes for `artifacts`, with the given layers' outputs (NHWC, as Keras gives them) as graph outputs;
+ * `inputSize` takes square pictures of that side instead of the model's own (convolutional layers only).
+ */
+export async function kerasToOnnx(
+  artifacts: tf.io.ModelArtifacts,
+  outputs: OnnxOutput[],
+  opts: { inputSize?: number } = {},
+): Promise<Uint8Array> {
   const topo = artifacts.modelTopology as {
     model_config?: { config: { layers: KerasLayer[] } };
     config?: { layers: KerasLayer[] };
@@ -165,7 +172,7 @@ export async function kerasToOnnx(artifacts: tf.io.ModelArtifacts, outputs: Onnx
   tf.dispose(Object.values(weights));
   const inputLayer = layers.find((l) => l.class_name === "InputLayer")!;
   const shape = (inputLayer.config.batch_input_shape as (number | null)[]).map((d, i) =>
-    i === 0 || d === null ? "N" : d,
+    i === 0 || d === null ? "N" : (i === 1 || i === 2) && opts.inputSize ? opts.inputSize : d,
   );
   g.input("input", shape as (number | string)[]);
   // Outputs back to NHWC, as the tfjs model gives them.
