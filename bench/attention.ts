@@ -71,6 +71,10 @@ const VARIANTS: Record<string, Variant> = {
     map: "conv4-pooled",
     scale: 448,
   },
+  regionlayer: {
+    about: "a layer learned over each region, f′ = ReLU(f·W_f + b_f), before the decoder reads it",
+    decoder: { regionLayer: true },
+  },
   lr2x: { about: "lr 2·10⁻³", train: { lr: 2e-3 } },
   entropy1ramp: {
     about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",

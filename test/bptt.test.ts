@@ -15,6 +15,7 @@ describe("hand-written BPTT of the attention LSTM", () => {
     ["the seed's decoder", {}],
     ["learned initial state, no gate β, attention-entropy term 0.3", { initState: "learned", gate: false }],
     ["the deep output", { deepOutput: true }],
+    ["a region layer over the features", { regionLayer: true }],
   ] as const)
     it(`gives autodiff's loss and gradients for every parameter (${label}; λ = 1, padded captions)`, async () => {
       const d = new DecoderRNN({ ...config, ...variant }, defaultInitializer(4));
@@ -48,6 +49,7 @@ describe("hand-written BPTT of the attention LSTM", () => {
         assert.ok(worst < 1e-4, `${v.name}: relative gradient error ${worst}`);
       }
       if ("deepOutput" in variant) assert.ok(fused.grads[d.Lz!.name], "L_z has a gradient");
+      if ("regionLayer" in variant) assert.ok(fused.grads[d.Wf!.name], "W_f has a gradient");
       const bA = d.attention.bA.name;
       assert.equal(
         Math.max(...Array.from(await reference.grads[bA].data(), Math.abs)) < 1e-6,

@@ -22,6 +22,7 @@ describe("decoding on ONNX Runtime", function () {
     ["the seed's decoder", {}],
     ["learned initial state, no gate β", { initState: "learned", gate: false }],
     ["the deep output", { deepOutput: true }],
+    ["a region layer over the features", { regionLayer: true }],
   ] as const)
     it(`gives the tfjs step's state, α and k best words with their log-probabilities (${label})`, async () => {
       const d = peaked(2, variant);
@@ -29,11 +30,12 @@ describe("decoding on ONNX Runtime", function () {
       const f = tf.randomUniform([N, 49, 16], 0, 1, "float32", 4) as tf.Tensor3D;
       const words = [1, 4, 7, 9, 22];
       const ref = tf.tidy(() => {
+        const start = d.start(f);
         const s = d.step(
           tf.gather(d.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D,
-          d.attention.projectFeatures(f),
-          f,
-          d.initHidden(f),
+          start.projected,
+          start.regions,
+          start.state,
         );
         const top = tf.topk(tf.logSoftmax(d.output(s.h, false, undefined, s.context)), 3);
         return [s.h, s.c, s.alpha, top.values, top.indices];
@@ -57,9 +59,14 @@ describe("decoding on ONNX Runtime", function () {
       d.dispose();
     });
 
-  it("beam search (k = 3, a batch of 7 images) finds tfjs's captions, α and log-probabilities", async () => {
-    for (const seed of [3, 6]) {
-      const d = peaked(seed);
+  it("beam search (k = 3, a batch of 7 images) finds tfjs's captions, α and log-probabilities (also with a region layer)", async () => {
+    const runs: [number, Partial<DecoderConfig>][] = [
+      [3, {}],
+      [6, {}],
+      [5, { regionLayer: true }],
+    ];
+    for (const [seed, variant] of runs) {
+      const d = peaked(seed, variant);
       const f = tf.randomUniform([7, 49, 16], 0, 1, "float32", seed) as tf.Tensor3D;
       const onnx = await OnnxDecoder.create(d, 49);
       const viaOnnx = await beamSearchBatch(d, f, 3, 12, 0, onnx);

@@ -17,6 +17,8 @@ describe("training step compiled to ONNX", function () {
     ["the seed's decoder", {}, 0],
     ["a learned initial state, no gate β, attention-entropy term 0.3", { initState: "learned", gate: false }, 0.3],
     ["the deep output", { deepOutput: true }, 0],
+    ["a region layer over the features", { regionLayer: true }, 0],
+    ["a region layer, learned initial state", { regionLayer: true, initState: "learned" }, 0],
   ];
   for (const [label, variant, entropy] of variants)
     it(`gives tfjs autodiff's loss parts and gradients (${label}; padded captions, λ = 0.7), and the same loss without the backward pass`, async () => {
@@ -60,6 +62,7 @@ describe("training step compiled to ONNX", function () {
       const silent = (n: string) => out.grads[n].every((v) => v === 0);
       assert.equal(silent("decoder/fBeta"), variant.gate === false);
       assert.equal(silent("decoder/initH"), variant.initState === "learned");
+      if (variant.regionLayer) assert.ok(!silent("decoder/Wf") && !silent("decoder/bF"), "the region layer learns");
       const evalOnly = await trainer.loss(d, features, captions, 0.7, entropy); // the loss-only graph (validation)
       assert.ok(Math.abs(evalOnly.loss - out.loss) < 1e-6 && Math.abs(evalOnly.crossEntropy - out.crossEntropy) < 1e-6);
       await trainer.dispose();

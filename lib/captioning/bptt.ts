@@ -21,6 +21,8 @@ export interface RecurrenceInputs extends RecurrenceWeights<tf.Tensor> {
   gate?: boolean;
   /** Also return each step's gated context β⊙ctx (DecoderConfig.deepOutput reads it). */
   contexts?: boolean;
+  /** The features are an input of the op with a gradient (DecoderConfig.regionLayer learns them); else constant. */
+  featureGrad?: boolean;
 }
 
 const WEIGHTS = ["hWeights", "hBias", "A", "bA", "ctxWeights"] as const;
@@ -35,10 +37,11 @@ export function attentionRecurrence(
   const dims = { B, S, D: x.h0.shape[1], R, K: x.projected.shape[2], E };
   const { D } = dims;
   const parts = x.contexts ? [D, R, E] : [D, R];
+  const nIn = x.featureGrad ? 10 : 9;
   const op = tf.customGrad((...args: unknown[]) => {
     const [projected, embGates, h0, c0, ...w] = args.slice(0, 9) as tf.Tensor[];
     const weights = Object.fromEntries(WEIGHTS.map((k, i) => [k, w[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
-    const save = args[9] as (ts: tf.Tensor[]) => void;
+    const save = args[nIn] as (ts: tf.Tensor[]) => void;
     const embSteps = tf.unstack(embGates, 1);
     const fw = recurrenceForward(
       tfOps,
@@ -47,7 +50,7 @@ export function attentionRecurrence(
       weights,
     );
     // Inputs are intermediate tensors of the caller, disposed before backprop unless saved.
-    save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w]);
+    save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w, ...(x.featureGrad ? [features] : [])]);
     const value = tf.stack(
       fw.h.map((h, t) => tf.concat([h, fw.alpha[t], ...(x.contexts ? [fw.saved[t].gc] : [])], 1)),
       1,
@@ -61,26 +64,30 @@ export function attentionRecurrence(
           (_, t) =>
             Object.fromEntries(STEP_SAVED.map((k, i) => [k, kept[t * n + i]])) as unknown as StepSaved<tf.Tensor>,
         );
-        const keptW = kept.slice(S * n);
+        const keptW = kept.slice(S * n, S * n + WEIGHTS.length);
+        const feats = x.featureGrad ? kept[S * n + WEIGHTS.length] : features;
         const wts = Object.fromEntries(WEIGHTS.map((k, i) => [k, keptW[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
         const dys = tf.unstack(dy, 1).map((d) => tf.split(d, parts, 1));
         const g = recurrenceBackward(
           tfOps,
           dims,
-          features,
+          feats,
           saved,
           dys.map((d) => d[0]),
           dys.map((d) => d[1]),
           wts,
           x.contexts ? dys.map((d) => d[2]) : undefined,
+          x.featureGrad,
         );
         const dEmbGates = tf.stack(g.dEmbGates, 1);
         tf.dispose([...dys.flat(), ...g.dEmbGates]);
-        return [g.dProjected, dEmbGates, g.dh0, g.dc0, g.dhWeights, g.dhBias, g.dA, tf.zeros([1]), g.dctxWeights];
+        const grads = [g.dProjected, dEmbGates, g.dh0, g.dc0, g.dhWeights, g.dhBias, g.dA, tf.zeros([1]), g.dctxWeights];
+        return x.featureGrad ? [...grads, g.dFeatures!] : grads;
       },
     };
   });
-  const out = op(x.projected, x.embGates, x.h0, x.c0, ...WEIGHTS.map((k) => x[k])) as tf.Tensor3D;
+  const inputs = [x.projected, x.embGates, x.h0, x.c0, ...WEIGHTS.map((k) => x[k]), ...(x.featureGrad ? [features] : [])];
+  const out = op(...inputs) as tf.Tensor3D;
   const h = out.slice([0, 0, 0], [B, S, D]) as tf.Tensor3D;
   const alphas = out.slice([0, 0, D], [B, S, R]) as tf.Tensor3D;
   const contexts = x.contexts ? (out.slice([0, 0, D + R], [B, S, E]) as tf.Tensor3D) : undefined;

@@ -48,6 +48,12 @@ export interface DecoderConfig {
    * into fcn; the E·y_{t−1} term is left out). Default false: from h_t alone, as the seed.
    */
   deepOutput?: boolean;
+  /**
+   * A layer learned with the decoder over each region alone, f′_r = ReLU(f_r·W_f + b_f) (a 1 × 1 convolution
+   * E → E), which everything else reads in place of f_r: recognition that an early ResNet stage lacks, without
+   * mixing regions as a later stage does (issue #19's study). Default false: the frozen features as they are.
+   */
+  regionLayer?: boolean;
 }
 
 export type InitState = "mean" | "learned";
@@ -102,6 +108,9 @@ export class DecoderRNN {
   readonly bFcn: tf.Variable;
   /** `[E, D]`, with `deepOutput` only. */
   readonly Lz?: tf.Variable;
+  /** `[E, E]`, `[E]`, with `regionLayer` only. */
+  readonly Wf?: tf.Variable;
+  readonly bF?: tf.Variable;
 
   /** tfjs variable names are process-wide: each instance gets its own scope, stripped by namedVariables(). */
   private static instances = 0;
@@ -128,6 +137,10 @@ export class DecoderRNN {
     this.fcn = v("fcn", [D, V], D);
     this.bFcn = v("bFcn", [V], D);
     if (config.deepOutput) this.Lz = v("Lz", [E, D], E); // drawn last: the other weights stay the seed's
+    if (config.regionLayer) {
+      this.Wf = v("Wf", [E, E], E);
+      this.bF = v("bF", [E], E);
+    }
   }
 
   get variables(): tf.Variable[] {
@@ -146,6 +159,7 @@ export class DecoderRNN {
       this.fcn,
       this.bFcn,
       ...(this.Lz ? [this.Lz] : []),
+      ...(this.Wf ? [this.Wf, this.bF!] : []),
     ];
   }
 
@@ -154,7 +168,27 @@ export class DecoderRNN {
     return Object.fromEntries(this.variables.map((v) => [v.name.slice(this.scope.length), v]));
   }
 
-  /** h₀, c₀ (`initialState`). */
+  /**
+   * The region vectors every other part reads: the features themselves, or with `regionLayer` f′ = ReLU(f·W_f + b_f).
+   * Call once per image batch; `forward` calls it itself.
+   */
+  regions(features: tf.Tensor3D): tf.Tensor3D {
+    const [B, R, E] = features.shape;
+    return regionFeatures(tfOps, { B, R, E }, features, this) as tf.Tensor3D;
+  }
+
+  /**
+   * What decoding a batch of images starts from: their region vectors (`regions`; `features` itself without a
+   * region layer), the attention's projection of them, and h₀, c₀. Greedy, sampling and beam search share it.
+   */
+  start(features: tf.Tensor3D): { regions: tf.Tensor3D; projected: tf.Tensor3D; state: { h: tf.Tensor2D; c: tf.Tensor2D } } {
+    return tf.tidy(() => {
+      const regions = this.regions(features);
+      return { regions, projected: this.attention.projectFeatures(regions), state: this.initHidden(regions) };
+    });
+  }
+
+  /** h₀, c₀ (`initialState`) from the region vectors (`regions`). */
   initHidden(features: tf.Tensor3D): { h: tf.Tensor2D; c: tf.Tensor2D } {
     const { h, c } = initialState(tfOps, this.config, features, this);
     return { h: h as tf.Tensor2D, c: c as tf.Tensor2D };
@@ -218,6 +252,7 @@ export class DecoderRNN {
     const S = T - 1;
     const { embedSize: M, encoderDim: E, decoderDim: D, vocabSize: V } = this.config;
     const a = this.attention;
+    features = this.regions(features);
     const { h0, c0 } = ((s) => ({ h0: s.h, c0: s.c }))(this.initHidden(features));
     let h: tf.Tensor3D, alphas: tf.Tensor3D, contexts: tf.Tensor3D | undefined;
     if ((opts.recurrence ?? this.config.recurrence ?? "fused") === "fused") {
@@ -239,6 +274,7 @@ export class DecoderRNN {
         ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
         gate: this.config.gate,
         contexts: this.config.deepOutput,
+        featureGrad: this.config.regionLayer,
       }));
     } else {
       const projected = a.projectFeatures(features);
@@ -269,6 +305,21 @@ export class DecoderRNN {
   dispose(): void {
     tf.dispose(this.variables);
   }
+}
+
+/**
+ * f′_r = ReLU(f_r·W_f + b_f) for each region of `features` `[B, R, E]` (DecoderConfig.regionLayer), or the features
+ * unchanged when there is no such layer (`Wf` absent). On every engine.
+ */
+export function regionFeatures<T>(
+  o: Ops<T>,
+  { B, R, E }: { B: number; R: number; E: number },
+  features: T,
+  w: { Wf?: T; bF?: T },
+): T {
+  if (!w.Wf) return features;
+  const pre = o.add(o.matMul(o.reshape(features, [B * R, E]), w.Wf), w.bF!);
+  return o.reshape(o.maximum(pre, o.scalar(0)), [B, R, E]);
 }
 
 /**

@@ -31,13 +31,14 @@ export interface Generated {
 export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen = 20): Promise<Generated[]> {
   const B = features.shape[0];
   const out: Generated[] = Array.from({ length: B }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
-  const projected = tf.tidy(() => decoder.attention.projectFeatures(features));
-  let state = tf.tidy(() => decoder.initHidden(features));
+  const start = decoder.start(features);
+  const { regions, projected } = start;
+  let state = start.state;
   let words = tf.fill([B], SOS, "int32") as tf.Tensor1D;
   try {
     for (let t = 0; t < maxLen && out.some((g) => !g.finished); t++) {
       const next = tf.tidy(() => {
-        const s = decoder.step(tf.gather(decoder.embedding, words) as tf.Tensor2D, projected, features, state);
+        const s = decoder.step(tf.gather(decoder.embedding, words) as tf.Tensor2D, projected, regions, state);
         const logp = tf.logSoftmax(decoder.output(s.h, false, undefined, s.context));
         const best = logp.argMax(1) as tf.Tensor1D;
         return { h: s.h, c: s.c, alpha: s.alpha, best, bestLogp: logp.max(1) };
@@ -61,7 +62,7 @@ export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen 
       words = next.best;
     }
   } finally {
-    tf.dispose([projected, state.h, state.c, words]);
+    tf.dispose([...(regions === features ? [] : [regions]), projected, state.h, state.c, words]);
   }
   return out;
 }
@@ -88,14 +89,15 @@ export async function sampleCaptions(
   const N = features.shape[0] * o.samples;
   const tiled = repeatRows(features, o.samples);
   const out: Generated[] = Array.from({ length: N }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
-  const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
-  let state = tf.tidy(() => decoder.initHidden(tiled));
+  const start = decoder.start(tiled);
+  const { regions, projected } = start;
+  let state = start.state;
   let words = Array<number>(N).fill(SOS);
   try {
     for (let t = 0; t < (o.maxLen ?? 20) && out.some((g) => !g.finished); t++) {
       const next = tf.tidy(() => {
         const ids = tf.tensor1d(words, "int32");
-        const s = decoder.step(tf.gather(decoder.embedding, ids) as tf.Tensor2D, projected, tiled, state);
+        const s = decoder.step(tf.gather(decoder.embedding, ids) as tf.Tensor2D, projected, regions, state);
         return {
           h: s.h,
           c: s.c,
@@ -130,7 +132,7 @@ export async function sampleCaptions(
       state = { h: next.h, c: next.c };
     }
   } finally {
-    tf.dispose([tiled, projected, state.h, state.c]);
+    tf.dispose([...new Set([tiled, regions]), projected, state.h, state.c]);
   }
   return out;
 }
@@ -170,14 +172,15 @@ interface BeamRows {
 
 function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRows {
   const tiled = repeatRows(features, k);
-  const projected = tf.tidy(() => decoder.attention.projectFeatures(tiled));
-  let state = tf.tidy(() => decoder.initHidden(tiled));
+  const start = decoder.start(tiled);
+  const { regions, projected } = start;
+  let state = start.state;
   let next: { h: tf.Tensor2D; c: tf.Tensor2D } | undefined;
   return {
     async step(words) {
       const r = tf.tidy(() => {
         const emb = tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D;
-        const s = decoder.step(emb, projected, tiled, state);
+        const s = decoder.step(emb, projected, regions, state);
         const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false, undefined, s.context)), k);
         return { h: s.h, c: s.c, alpha: s.alpha, values: top.values, indices: top.indices };
       });
@@ -201,7 +204,7 @@ function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRo
       next = undefined;
     },
     dispose() {
-      tf.dispose([tiled, projected, state.h, state.c, ...(next ? [next.h, next.c] : [])]);
+      tf.dispose([...new Set([tiled, regions]), projected, state.h, state.c, ...(next ? [next.h, next.c] : [])]);
     },
   };
 }
@@ -228,7 +231,7 @@ async function onnxRows(onnx: OnnxDecoder, features: Float32Array, N: number, k:
       return { values: r.values, indices: r.indices, alpha };
     },
     keep(rows) {
-      state = { projected: state.projected, h: gatherRows(next!.h, rows), c: gatherRows(next!.c, rows) };
+      state = { ...state, h: gatherRows(next!.h, rows), c: gatherRows(next!.c, rows) };
       next = undefined;
     },
     dispose() {},

@@ -9,7 +9,7 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep, initWeights, initialState, outputInput } from "./decoder";
+import { decoderStep, initWeights, initialState, outputInput, regionFeatures } from "./decoder";
 import { ParamName as Param, paramNames, paramShape } from "./onnx-train";
 
 const INIT: Param[] = [
@@ -19,17 +19,25 @@ const INIT: Param[] = [
   "decoder/bInitH",
   "decoder/initC",
   "decoder/bInitC",
+  "decoder/Wf",
+  "decoder/bF",
 ];
+const initParams = (c: DecoderConfig): Param[] => paramNames(c).filter((p) => INIT.includes(p));
 const stepParams = (c: DecoderConfig): Param[] => paramNames(c).filter((p) => !INIT.includes(p));
 
-/** features `[N, R, E]` → projected `[N, R, K]`, h₀ and c₀ `[N, D]` (Attention.projectFeatures, initHidden). */
+/**
+ * features `[N, R, E]` → projected `[N, R, K]`, h₀ and c₀ `[N, D]` (DecoderRNN.start), and with a region layer the
+ * region vectors `[N, R, E]` the steps read.
+ */
 function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
   const { encoderDim: E, attentionDim: K } = c;
   const o = graphOps(new OnnxGraph(`attend_tell_decode_init_${N}`));
-  const p = parameterInputs(o.g, INIT, (n) => paramShape(c, n));
+  const p = parameterInputs(o.g, initParams(c), (n) => paramShape(c, n)) as Record<Param, string>;
   const features = o.g.input("features", [N, R, E]);
-  const projected = o.add(o.matMul(o.reshape(features, [N * R, E]), p["attention/W"]), p["attention/bW"]);
-  const init = initialState(o, c, features, initWeights(p));
+  const regions = regionFeatures(o, { B: N, R, E }, features, { Wf: p["decoder/Wf"], bF: p["decoder/bF"] });
+  const projected = o.add(o.matMul(o.reshape(regions, [N * R, E]), p["attention/W"]), p["attention/bW"]);
+  const init = initialState(o, c, regions, initWeights(p));
+  if (c.regionLayer) o.g.output(regions, "regions", [N, R, E]);
   o.g.output(o.reshape(projected, [N, R, K]), "projected", [N, R, K]);
   o.g.output(init.h, "h", [N, c.decoderDim]);
   o.g.output(init.c, "c", [N, c.decoderDim]);
@@ -80,6 +88,8 @@ function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Arra
 /** Row-major arrays of N decoding rows. */
 export interface DecodeState {
   projected: Float32Array;
+  /** The region layer's output, which the steps read in place of the features (DecoderConfig.regionLayer). */
+  regions?: Float32Array;
   h: Float32Array;
   c: Float32Array;
 }
@@ -113,15 +123,19 @@ export class OnnxDecoder {
   async init(features: Float32Array, N: number): Promise<DecodeState> {
     const R = this.regions;
     const s = await this.sessions.get(`init${N}`, () => initGraph(this.config, N, R));
-    const out = await s.run(this.feeds(INIT, { features: [features, [N, R, this.config.encoderDim]] }));
+    const out = await s.run(this.feeds(initParams(this.config), { features: [features, [N, R, this.config.encoderDim]] }));
     return {
       projected: out.projected.data as Float32Array,
+      regions: out.regions?.data as Float32Array | undefined,
       h: out.h.data as Float32Array,
       c: out.c.data as Float32Array,
     };
   }
 
-  /** One step of N rows from their previous words: the next state, α, and each row's k best words. */
+  /**
+   * One step of N rows from their previous words: the next state, α, and each row's k best words. `features` are
+   * what `init` was given; with a region layer the step reads `state.regions` instead.
+   */
   async step(
     words: ArrayLike<number>,
     features: Float32Array,
@@ -137,7 +151,7 @@ export class OnnxDecoder {
         words: [int64(words), [N]],
         h: [state.h, [N, D]],
         c: [state.c, [N, D]],
-        features: [features, [N, R, E]],
+        features: [state.regions ?? features, [N, R, E]],
         projected: [state.projected, [N, R, K]],
       }),
     );

@@ -13,12 +13,19 @@
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
 import * as tf from "@tensorflow/tfjs";
-import { attentionEntropy, attentionEntropyGrad, initWeights, initialState, outputInput } from "./decoder";
+import {
+  attentionEntropy,
+  attentionEntropyGrad,
+  initWeights,
+  initialState,
+  outputInput,
+  regionFeatures,
+} from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
 import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
-import { RecurrenceDims, RecurrenceWeights, recurrenceBackward, recurrenceForward } from "./recurrence";
+import { RecurrenceDims, RecurrenceGrads, RecurrenceWeights, recurrenceBackward, recurrenceForward } from "./recurrence";
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
 import { SessionCache } from "../engine/onnx/session";
@@ -46,12 +53,16 @@ export const PARAMS = [
   "decoder/bFcn",
 ] as const;
 
-/** A parameter's stable name: PARAMS, and `decoder/Lz` of the deep output. */
-export type ParamName = (typeof PARAMS)[number] | "decoder/Lz";
+/** A parameter's stable name: PARAMS, `decoder/Lz` of the deep output, `decoder/Wf`, `decoder/bF` of the region layer. */
+export type ParamName = (typeof PARAMS)[number] | "decoder/Lz" | "decoder/Wf" | "decoder/bF";
 
-/** The parameters of a configuration, in `decoder.variables` order: PARAMS, then L_z with `deepOutput`. */
+/** The parameters of a configuration, in `decoder.variables` order: PARAMS, L_z with `deepOutput`, then the region layer's. */
 export function paramNames(c: DecoderConfig): ParamName[] {
-  return c.deepOutput ? [...PARAMS, "decoder/Lz"] : [...PARAMS];
+  return [
+    ...PARAMS,
+    ...(c.deepOutput ? (["decoder/Lz"] as const) : []),
+    ...(c.regionLayer ? (["decoder/Wf", "decoder/bF"] as const) : []),
+  ];
 }
 
 /** Graph values of the step's inputs: every parameter by name, and the batch. */
@@ -110,9 +121,10 @@ export function trainingGraph(
 function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, x: StepInputs) {
   const { B, S, D, R, K, E } = dims;
   const { p } = x;
-  const F2 = o.reshape(x.features, [B * R, E]);
+  const regions = regionFeatures(o, dims, x.features, { Wf: p["decoder/Wf"], bF: p["decoder/bF"] }); // [B, R, E]
+  const F2 = o.reshape(regions, [B * R, E]);
   const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
-  const init = initialState(o, config, x.features, initWeights(p));
+  const init = initialState(o, config, regions, initWeights(p));
   const [meanF, h0, c0] = [init.mean, init.h, init.c]; // [B, E], [B, D], [B, D]
   const wordsFlat = o.reshape(x.words, [B * S]);
   const emb = o.op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
@@ -129,7 +141,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const rec = recurrenceForward(
     o,
     dims,
-    { features: x.features, projected, embGates: steps, h0, c0, gate: config.gate },
+    { features: regions, projected, embGates: steps, h0, c0, gate: config.gate },
     weights,
   );
   const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
@@ -156,7 +168,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const gap = o.sub(o.c(1), attended);
   const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
   const entropy = o.mul(o.sum(o.mul(attentionEntropy(o, alphas), o.reshape(x.mask, [B, S])), [0, 1]), x.entScale);
-  return { F2, meanF, wordsFlat, emb, WxEmb, weights, rec, GC, Hd, logp, gap, crossEntropy, penalty, alphas, entropy };
+  return { regions, F2, meanF, wordsFlat, emb, WxEmb, weights, rec, GC, Hd, logp, gap, crossEntropy, penalty, alphas, entropy };
 }
 
 /** The gradient of every parameter, by hand: output layer, attention penalty, then recurrenceBackward. */
@@ -198,7 +210,7 @@ function backwardGraph(
   const dAlphas = o
     .split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1)
     .map((m, t) => o.mul(o.add(dAtt, dEnts[t]), m));
-  const r = recurrenceBackward(o, dims, x.features, fw.rec.saved, dHs, dAlphas, fw.weights, dGcs);
+  const r = recurrenceBackward(o, dims, fw.regions, fw.rec.saved, dHs, dAlphas, fw.weights, dGcs, config.regionLayer);
   const [dU, dFBeta, dWh] = o.split(r.dhWeights, [K, E, 4 * D], 1);
   const [dbU, dbBeta] = o.split(r.dhBias, [K, E], 0);
   Object.assign(grads, {
@@ -213,7 +225,7 @@ function backwardGraph(
   grads["decoder/Wx"] = o.concat([o.matMul(T1(fw.emb), dGAll), r.dctxWeights], 0);
   grads["decoder/bLstm"] = o.sum(dGAll, [0]);
   grads["decoder/embedding"] = o.g.scatterAddRows(fw.wordsFlat, o.matMul(dGAll, T1(fw.WxEmb)), V);
-  // Attention projection (features are constant: no gradient into them).
+  // Attention projection (the frozen features get no gradient; the region layer's output does, below).
   const dP2 = o.reshape(r.dProjected, [B * R, K]);
   grads["attention/W"] = o.matMul(T1(fw.F2), dP2);
   grads["attention/bW"] = o.sum(dP2, [0]);
@@ -223,7 +235,35 @@ function backwardGraph(
   grads["decoder/bInitH"] = o.sum(r.dh0, [0]);
   grads["decoder/initC"] = o.matMul(T1(fw.meanF), r.dc0);
   grads["decoder/bInitC"] = o.sum(r.dc0, [0]);
+  if (config.regionLayer) Object.assign(grads, regionLayerGrads(o, config, dims, x, fw, dP2, r));
   return grads;
+}
+
+/**
+ * The region layer's gradients: the regions f′ are read by the attention's projection, the contexts, and (with a
+ * mean initial state) h₀, c₀ through their mean; ReLU passes the sum where f′ > 0.
+ */
+function regionLayerGrads(
+  o: GraphOps,
+  config: DecoderConfig,
+  { B, R, E }: RecurrenceDims,
+  x: StepInputs,
+  fw: ReturnType<typeof forwardGraph>,
+  dP2: string,
+  r: RecurrenceGrads<string>,
+): Record<string, string> {
+  const { p } = x;
+  const T1 = (a: string) => o.transpose(a, [1, 0]);
+  let dRegions = o.add(o.reshape(o.matMul(dP2, T1(p["attention/W"])), [B, R, E]), r.dFeatures!);
+  if ((config.initState ?? "mean") === "mean") {
+    const dMean = o.add(o.matMul(r.dh0, T1(p["decoder/initH"])), o.matMul(r.dc0, T1(p["decoder/initC"]))); // [B, E]
+    dRegions = o.add(dRegions, o.reshape(o.mul(dMean, o.c(1 / R)), [B, 1, E]));
+  }
+  const dPre = o.reshape(o.mul(dRegions, o.op1("Sign", [fw.regions])), [B * R, E]); // f′ ≥ 0: Sign is ReLU's mask
+  return {
+    "decoder/Wf": o.matMul(T1(o.reshape(x.features, [B * R, E])), dPre),
+    "decoder/bF": o.sum(dPre, [0]),
+  };
 }
 
 export function paramShape(c: DecoderConfig, name: ParamName): number[] {
@@ -248,6 +288,8 @@ export function paramShape(c: DecoderConfig, name: ParamName): number[] {
     "decoder/fcn": [D, V],
     "decoder/bFcn": [V],
     "decoder/Lz": [E, D],
+    "decoder/Wf": [E, E],
+    "decoder/bF": [E],
   };
   return shapes[name];
 }

@@ -11,7 +11,8 @@
  *   c_t = σ(f)⊙c_{t−1} + σ(i)⊙tanh(g)                             h_t = σ(o)⊙tanh(c_t)
  * The backward pass walks the steps in reverse carrying only dh, dc and the attention terms; every weight
  * gradient is then one matMul over all B·S rows (autodiff would form S batch-sized products per weight).
- * The region features are constant (the encoder is frozen): no gradient flows into them.
+ * The region features are constant (the encoder is frozen) unless the decoder learns a layer over them
+ * (DecoderConfig.regionLayer): then the backward also returns the context's share of their gradient.
  */
 import type { Ops } from "../engine/ops";
 import { attend } from "./attention";
@@ -123,12 +124,15 @@ export interface RecurrenceGrads<T> {
   /** `[K, 1]` */
   dA: T;
   dctxWeights: T;
+  /** `[B, R, E]`, when asked for: Σ_t α_t ⊗ (β_t⊙dctx_t), the features' gradient through the contexts alone. */
+  dFeatures?: T;
 }
 
 /**
  * Backpropagation through time: `dH`, `dAlpha` are the loss's gradients at each step's outputs h `[B, D]` and
  * α `[B, R]`, and `dGc` (the deep output's) at each step's gated context β⊙ctx `[B, E]`, when the loss reads it.
- * σ' = σ(1 − σ) and tanh' = 1 − tanh² are taken from the saved outputs.
+ * σ' = σ(1 − σ) and tanh' = 1 − tanh² are taken from the saved outputs. `featureGrad`: also the features'
+ * gradient through the contexts (their gradient through `projected` and h₀, c₀ is the caller's).
  */
 export function recurrenceBackward<T>(
   o: Ops<T>,
@@ -139,6 +143,7 @@ export function recurrenceBackward<T>(
   dAlpha: T[],
   w: RecurrenceWeights<T>,
   dGc?: T[],
+  featureGrad = false,
 ): RecurrenceGrads<T> {
   const hWeightsT = o.transpose(w.hWeights, [1, 0]); // [K + E + 4D, D]
   const ctxWeightsT = o.transpose(w.ctxWeights, [1, 0]); // [4D, E]
@@ -149,6 +154,7 @@ export function recurrenceBackward<T>(
   let dA: T | null = null;
   const dGates: T[] = new Array(S);
   const dHp: T[] = new Array(S);
+  const dCtx: T[] = []; // β_t⊙dctx_t, with featureGrad
   for (let t = S - 1; t >= 0; t--) {
     const s = saved[t];
     const next = o.scope(() => {
@@ -170,7 +176,8 @@ export function recurrenceBackward<T>(
       const dgcLstm = o.matMul(dG, ctxWeightsT); // [B, E]
       const dgc = dGc ? o.add(dgcLstm, dGc[t]) : dgcLstm;
       const db = o.mul(o.mul(dgc, s.ctx), sigmoidGrad(s.beta));
-      const dAlphaT = o.add(dAlpha[t], o.dots(features, o.mul(dgc, s.beta)));
+      const dctx = o.mul(dgc, s.beta);
+      const dAlphaT = o.add(dAlpha[t], o.dots(features, dctx));
       const ds = o.mul(s.alpha, o.sub(dAlphaT, o.sum(o.mul(s.alpha, dAlphaT), [1], true))); // softmax backward
       const ds3 = o.reshape(ds, [B, R, 1]);
       const dAt = o.sum(o.mul(s.z, ds3), [0, 1]); // [K]
@@ -183,12 +190,14 @@ export function recurrenceBackward<T>(
         dhp,
         dP: dP ? o.add(dP, dPre) : dPre,
         dA: dA ? o.add(dA, dAt) : dAt,
+        dctx,
       };
     });
-    o.release([dh, dc, dP, dA]);
+    o.release([dh, dc, dP, dA, featureGrad ? null : next.dctx]);
     ({ dh, dc, dP, dA } = next);
     dGates[t] = next.dG;
     dHp[t] = next.dhp;
+    if (featureGrad) dCtx[t] = next.dctx;
   }
   // Weight gradients: one matMul each over all B·S rows (time-major on both sides).
   const weights = o.scope(() => {
@@ -204,8 +213,21 @@ export function recurrenceBackward<T>(
       dhBias: o.sum(o.split(dHpAll, [K + E, 4 * D], 1)[0], [0]),
       dctxWeights: o.matMul(o.transpose(gcAll, [1, 0]), o.concat(dGates, 0)),
       dA: o.reshape(dA!, [K, 1]),
+      // [B, R, S] × [B, S, E]: every step's α against its context gradient, one batched matMul
+      dFeatures: featureGrad
+        ? o.matMul(
+            o.transpose(
+              o.stack(
+                saved.map((s) => s.alpha),
+                1,
+              ),
+              [0, 2, 1],
+            ),
+            o.stack(dCtx, 1),
+          )
+        : undefined,
     };
   });
-  o.release([hWeightsT, ctxWeightsT, aRow, dA, ...dHp]);
+  o.release([hWeightsT, ctxWeightsT, aRow, dA, ...dHp, ...dCtx]);
   return { dProjected: dP!, dEmbGates: dGates, dh0: dh!, dc0: dc!, ...weights };
 }

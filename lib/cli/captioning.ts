@@ -79,6 +79,10 @@ export const trainCmd = defineCommand({
       type: "boolean",
       help: "the paper's deep output: each word read from h + (β⊙ctx)·L_z, not from h alone (the seed's)",
     },
+    "region-layer": {
+      type: "boolean",
+      help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f), that the decoder reads in place of the features",
+    },
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
@@ -174,6 +178,7 @@ export const trainCmd = defineCommand({
         initState: v["init-state"] as InitState,
         gate: !v["no-gate"],
         deepOutput: v["deep-output"] || undefined,
+        regionLayer: v["region-layer"] || undefined,
       };
       const config = {
         ...defaultTrainConfig(decoder),
