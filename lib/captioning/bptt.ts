@@ -81,12 +81,29 @@ export function attentionRecurrence(
         );
         const dEmbGates = tf.stack(g.dEmbGates, 1);
         tf.dispose([...dys.flat(), ...g.dEmbGates]);
-        const grads = [g.dProjected, dEmbGates, g.dh0, g.dc0, g.dhWeights, g.dhBias, g.dA, tf.zeros([1]), g.dctxWeights];
+        const grads = [
+          g.dProjected,
+          dEmbGates,
+          g.dh0,
+          g.dc0,
+          g.dhWeights,
+          g.dhBias,
+          g.dA,
+          tf.zeros([1]),
+          g.dctxWeights,
+        ];
         return x.featureGrad ? [...grads, g.dFeatures!] : grads;
       },
     };
   });
-  const inputs = [x.projected, x.embGates, x.h0, x.c0, ...WEIGHTS.map((k) => x[k]), ...(x.featureGrad ? [features] : [])];
+  const inputs = [
+    x.projected,
+    x.embGates,
+    x.h0,
+    x.c0,
+    ...WEIGHTS.map((k) => x[k]),
+    ...(x.featureGrad ? [features] : []),
+  ];
   const out = op(...inputs) as tf.Tensor3D;
   const h = out.slice([0, 0, 0], [B, S, D]) as tf.Tensor3D;
   const alphas = out.slice([0, 0, D], [B, S, R]) as tf.Tensor3D;

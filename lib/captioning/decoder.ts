@@ -4,6 +4,7 @@
  *   at step t:  α_t, ctx_t = Attention(features, h_{t−1});  β_t = σ(f_beta(h_{t−1}));
  *               h_t, c_t = LSTMCell([embed(w_t) ; β_t·ctx_t], (h_{t−1}, c_{t−1}));  logits_t = fcn(dropout(h_t))
  *   or, with the paper's deep output (`deepOutput`), logits_t = fcn(dropout(h_t + (β_t·ctx_t)·L_z))
+ * With a region layer (`regionLayer`), "features" above are f′_r = ReLU(f_r·W_f + b_f), learned with the rest.
  * Teacher forcing feeds the true word w_t (from `<SOS>`); the T−1 outputs predict w_1 … w_{T−1}.
  * The output layer runs once over all steps (`[B·(T−1), D] × [D, V]`), not once per step.
  * LSTM gates are laid out as PyTorch's LSTMCell (i, f, g, o), weights `[in, 4D]`.
@@ -181,7 +182,11 @@ export class DecoderRNN {
    * What decoding a batch of images starts from: their region vectors (`regions`; `features` itself without a
    * region layer), the attention's projection of them, and h₀, c₀. Greedy, sampling and beam search share it.
    */
-  start(features: tf.Tensor3D): { regions: tf.Tensor3D; projected: tf.Tensor3D; state: { h: tf.Tensor2D; c: tf.Tensor2D } } {
+  start(features: tf.Tensor3D): {
+    regions: tf.Tensor3D;
+    projected: tf.Tensor3D;
+    state: { h: tf.Tensor2D; c: tf.Tensor2D };
+  } {
     return tf.tidy(() => {
       const regions = this.regions(features);
       return { regions, projected: this.attention.projectFeatures(regions), state: this.initHidden(regions) };

@@ -123,7 +123,9 @@ export class OnnxDecoder {
   async init(features: Float32Array, N: number): Promise<DecodeState> {
     const R = this.regions;
     const s = await this.sessions.get(`init${N}`, () => initGraph(this.config, N, R));
-    const out = await s.run(this.feeds(initParams(this.config), { features: [features, [N, R, this.config.encoderDim]] }));
+    const out = await s.run(
+      this.feeds(initParams(this.config), { features: [features, [N, R, this.config.encoderDim]] }),
+    );
     return {
       projected: out.projected.data as Float32Array,
       regions: out.regions?.data as Float32Array | undefined,

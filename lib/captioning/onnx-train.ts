@@ -25,7 +25,13 @@ import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
 import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
-import { RecurrenceDims, RecurrenceGrads, RecurrenceWeights, recurrenceBackward, recurrenceForward } from "./recurrence";
+import {
+  RecurrenceDims,
+  RecurrenceGrads,
+  RecurrenceWeights,
+  recurrenceBackward,
+  recurrenceForward,
+} from "./recurrence";
 import { Rng } from "../util/rng";
 import type { StepResult } from "./train-step";
 import { SessionCache } from "../engine/onnx/session";
@@ -168,7 +174,24 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const gap = o.sub(o.c(1), attended);
   const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
   const entropy = o.mul(o.sum(o.mul(attentionEntropy(o, alphas), o.reshape(x.mask, [B, S])), [0, 1]), x.entScale);
-  return { regions, F2, meanF, wordsFlat, emb, WxEmb, weights, rec, GC, Hd, logp, gap, crossEntropy, penalty, alphas, entropy };
+  return {
+    regions,
+    F2,
+    meanF,
+    wordsFlat,
+    emb,
+    WxEmb,
+    weights,
+    rec,
+    GC,
+    Hd,
+    logp,
+    gap,
+    crossEntropy,
+    penalty,
+    alphas,
+    entropy,
+  };
 }
 
 /** The gradient of every parameter, by hand: output layer, attention penalty, then recurrenceBackward. */
