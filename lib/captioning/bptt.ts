@@ -58,15 +58,7 @@ export function attentionRecurrence(
     return {
       value,
       gradFunc: (dy: tf.Tensor, kept: tf.Tensor[]) => {
-        const n = STEP_SAVED.length;
-        const saved = Array.from(
-          { length: S },
-          (_, t) =>
-            Object.fromEntries(STEP_SAVED.map((k, i) => [k, kept[t * n + i]])) as unknown as StepSaved<tf.Tensor>,
-        );
-        const keptW = kept.slice(S * n, S * n + WEIGHTS.length);
-        const feats = x.featureGrad ? kept[S * n + WEIGHTS.length] : features;
-        const wts = Object.fromEntries(WEIGHTS.map((k, i) => [k, keptW[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
+        const { saved, wts, feats } = unpack(kept, S, x.featureGrad ? undefined : features);
         const dys = tf.unstack(dy, 1).map((d) => tf.split(d, parts, 1));
         const g = recurrenceBackward(
           tfOps,
@@ -109,4 +101,16 @@ export function attentionRecurrence(
   const alphas = out.slice([0, 0, D], [B, S, R]) as tf.Tensor3D;
   const contexts = x.contexts ? (out.slice([0, 0, D + R], [B, S, E]) as tf.Tensor3D) : undefined;
   return { h, alphas, contexts };
+}
+
+/** What the forward saved, by name: each step's STEP_SAVED, the weights, then the features (when not constant). */
+function unpack(kept: tf.Tensor[], S: number, constantFeatures?: tf.Tensor) {
+  const n = STEP_SAVED.length;
+  const saved = Array.from(
+    { length: S },
+    (_, t) => Object.fromEntries(STEP_SAVED.map((k, i) => [k, kept[t * n + i]])) as unknown as StepSaved<tf.Tensor>,
+  );
+  const keptW = kept.slice(S * n, S * n + WEIGHTS.length);
+  const wts = Object.fromEntries(WEIGHTS.map((k, i) => [k, keptW[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
+  return { saved, wts, feats: constantFeatures ?? kept[S * n + WEIGHTS.length] };
 }

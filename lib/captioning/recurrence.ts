@@ -199,35 +199,42 @@ export function recurrenceBackward<T>(
     dHp[t] = next.dhp;
     if (featureGrad) dCtx[t] = next.dctx;
   }
-  // Weight gradients: one matMul each over all B·S rows (time-major on both sides).
-  const weights = o.scope(() => {
-    const rowsOf = (k: "hPrev" | "gc") =>
-      o.concat(
-        saved.map((s) => s[k]),
-        0,
-      ); // [S·B, D], [S·B, E]
-    const [hPrevAll, gcAll] = [rowsOf("hPrev"), rowsOf("gc")];
-    const dHpAll = o.concat(dHp, 0); // [S·B, K + E + 4D]
-    return {
-      dhWeights: o.matMul(o.transpose(hPrevAll, [1, 0]), dHpAll),
-      dhBias: o.sum(o.split(dHpAll, [K + E, 4 * D], 1)[0], [0]),
-      dctxWeights: o.matMul(o.transpose(gcAll, [1, 0]), o.concat(dGates, 0)),
-      dA: o.reshape(dA!, [K, 1]),
-      // [B, R, S] × [B, S, E]: every step's α against its context gradient, one batched matMul
-      dFeatures: featureGrad
-        ? o.matMul(
-            o.transpose(
-              o.stack(
-                saved.map((s) => s.alpha),
-                1,
-              ),
-              [0, 2, 1],
-            ),
-            o.stack(dCtx, 1),
-          )
-        : undefined,
-    };
-  });
+  const weights = o.scope(() => ({
+    ...weightGrads(o, { S, D, K, E }, saved, dHp, dGates),
+    dA: o.reshape(dA!, [K, 1]),
+    dFeatures: featureGrad ? contextFeatureGrad(o, saved, dCtx) : undefined,
+  }));
   o.release([hWeightsT, ctxWeightsT, aRow, dA, ...dHp, ...dCtx]);
   return { dProjected: dP!, dEmbGates: dGates, dh0: dh!, dc0: dc!, ...weights };
+}
+
+/** The recurrence's weight gradients: one matMul each over all S·B rows (time-major on both sides). */
+function weightGrads<T>(
+  o: Ops<T>,
+  { D, K, E }: Pick<RecurrenceDims, "S" | "D" | "K" | "E">,
+  saved: StepSaved<T>[],
+  dHp: T[],
+  dGates: T[],
+): Pick<RecurrenceGrads<T>, "dhWeights" | "dhBias" | "dctxWeights"> {
+  const rowsOf = (k: "hPrev" | "gc") =>
+    o.concat(
+      saved.map((s) => s[k]),
+      0,
+    ); // [S·B, D], [S·B, E]
+  const [hPrevAll, gcAll] = [rowsOf("hPrev"), rowsOf("gc")];
+  const dHpAll = o.concat(dHp, 0); // [S·B, K + E + 4D]
+  return {
+    dhWeights: o.matMul(o.transpose(hPrevAll, [1, 0]), dHpAll),
+    dhBias: o.sum(o.split(dHpAll, [K + E, 4 * D], 1)[0], [0]),
+    dctxWeights: o.matMul(o.transpose(gcAll, [1, 0]), o.concat(dGates, 0)),
+  };
+}
+
+/** Σ_t α_t ⊗ dctx_t for each image: `[B, R, S] × [B, S, E]`, every step's α against its context gradient at once. */
+function contextFeatureGrad<T>(o: Ops<T>, saved: StepSaved<T>[], dCtx: T[]): T {
+  const alphas = o.stack(
+    saved.map((s) => s.alpha),
+    1,
+  ); // [B, S, R]
+  return o.matMul(o.transpose(alphas, [0, 2, 1]), o.stack(dCtx, 1));
 }
