@@ -56,6 +56,18 @@ describe("CLI: a table of commands", () => {
     assert.deepEqual([config("conv4-pooled").encoderDim, config("conv4-pooled").featureMap], [1024, "conv4-pooled"]);
   });
 
+  it("train and start take --region-layer, and the main job's decoder then learns the layer", () => {
+    for (const name of ["train", "start"]) {
+      const c = COMMANDS.find((k) => k.name === name)!;
+      assert.equal(parseCommand(c, ["--region-layer"]).values["region-layer"], true, name);
+      assert.equal(parseCommand(c, []).values["region-layer"], false, name);
+    }
+    const decoder = (regionLayer?: boolean) =>
+      pipelineConfig({ data: "synthetic", quick: false, batchSize: 64, regionLayer }, 40).decoder;
+    assert.equal(decoder(true).regionLayer, true);
+    assert.equal(decoder().regionLayer, undefined);
+  });
+
   it("parses typed flags with defaults and rejects bad values in one line naming the flag", () => {
     const train = COMMANDS.find((c) => c.name === "train")!;
     const { values } = parseCommand(train, ["--data-dir", "d", "--out", "o", "--epochs", "3", "--resume"]);

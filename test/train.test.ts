@@ -5,6 +5,8 @@ import * as tf from "@tensorflow/tfjs";
 import { Vocabulary } from "../lib/data";
 import { FeatureCaptionDataset } from "../lib/encoder";
 import {
+  DecoderConfig,
+  DecoderRNN,
   TrainConfig,
   bestDir,
   defaultTrainConfig,
@@ -79,22 +81,28 @@ describe("training on cached features", function () {
     ck.decoder.dispose();
   });
 
-  it("trains the deep output (loss falls), and its checkpoint loads back with L_z and gives the model's logits", async () => {
-    const out = path.join(tmpDir(), "deep");
-    const config = { ...cfg, epochs: 2, decoder: { ...cfg.decoder, deepOutput: true } };
-    const r = await train({ train: trainSet, val: valSet, vocab, config, out, ...quiet });
-    const [first, last] = r.history.epoch;
-    assert.ok(last.trainCrossEntropy < first.trainCrossEntropy, JSON.stringify(r.history.epoch));
-    const ck = await loadCheckpoint(out);
-    assert.equal(ck.decoder.config.deepOutput, true);
-    assert.deepEqual(await ck.decoder.Lz!.data(), await r.decoder.Lz!.data());
-    const b = (await valSet.loader({ batchSize: 4, shuffle: false, seed: 1 }).epoch(0).next()).value!;
-    const [a, c] = [r.decoder, ck.decoder].map((d) => d.forward(b.features, b.captions).logits.dataSync());
-    assert.deepEqual(a, c);
-    tf.dispose([b.features, b.captions]);
-    r.decoder.dispose();
-    ck.decoder.dispose();
-  });
+  const added: [string, Partial<DecoderConfig>, (d: DecoderRNN) => tf.Variable | undefined][] = [
+    ["the deep output", { deepOutput: true }, (d) => d.Lz],
+    ["a region layer", { regionLayer: true }, (d) => d.Wf],
+  ];
+  for (const [label, variant, weight] of added)
+    it(`trains ${label} (loss falls), and its checkpoint loads back with the added weights and gives the model's logits`, async () => {
+      const out = path.join(tmpDir(), "variant");
+      const config = { ...cfg, epochs: 2, decoder: { ...cfg.decoder, ...variant } };
+      const r = await train({ train: trainSet, val: valSet, vocab, config, out, ...quiet });
+      const [first, last] = r.history.epoch;
+      assert.ok(last.trainCrossEntropy < first.trainCrossEntropy, JSON.stringify(r.history.epoch));
+      const ck = await loadCheckpoint(out);
+      assert.deepEqual(ck.decoder.config, r.decoder.config);
+      assert.ok(weight(ck.decoder), "the added weights load");
+      assert.deepEqual(await weight(ck.decoder)!.data(), await weight(r.decoder)!.data());
+      const b = (await valSet.loader({ batchSize: 4, shuffle: false, seed: 1 }).epoch(0).next()).value!;
+      const [a, c] = [r.decoder, ck.decoder].map((d) => d.forward(b.features, b.captions).logits.dataSync());
+      assert.deepEqual(a, c);
+      tf.dispose([b.features, b.captions]);
+      r.decoder.dispose();
+      ck.decoder.dispose();
+    });
 
   it("selects by dev BLEU-4: keeps the best epoch, halves the lr on a plateau, stops, and resumes the schedule", async () => {
     // An lr too small to change the captions: dev BLEU-4 stays where it is, so every epoch after the first is a plateau.

@@ -37,6 +37,8 @@ export interface PipelineOptions {
   resume?: boolean;
   /** The features the decoder reads (default conv5, the seed's). */
   map?: FeatureMap;
+  /** A layer learned over each region (DecoderConfig.regionLayer). */
+  regionLayer?: boolean;
 }
 
 export interface PipelineSummary {
@@ -77,7 +79,7 @@ async function pipelineData(opts: PipelineOptions): Promise<string> {
 
 /** The training configuration of the main job: the quick or the seed's decoder, the schedule per data set. */
 export function pipelineConfig(
-  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize">,
+  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize" | "regionLayer">,
   vocabSize: number,
   map: FeatureMap = FEATURE_MAP,
 ) {
@@ -85,6 +87,7 @@ export function pipelineConfig(
   const decoder = {
     ...(opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize)),
     ...decoderFeatures(map),
+    regionLayer: opts.regionLayer || undefined,
   };
   return {
     ...defaultTrainConfig(decoder),

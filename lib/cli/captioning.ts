@@ -35,6 +35,11 @@ export function captionerCheckpoint(given: string | undefined, command: string):
   return shipped;
 }
 
+const REGION_LAYER_FLAG = {
+  type: "boolean",
+  help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f), that the decoder reads in place of the features",
+} as const;
+
 export const trainCmd = defineCommand({
   name: "train",
   summary: "Train the attention decoder on cached features (extracted first if missing); a checkpoint per epoch.",
@@ -79,10 +84,7 @@ export const trainCmd = defineCommand({
       type: "boolean",
       help: "the paper's deep output: each word read from h + (β⊙ctx)·L_z, not from h alone (the seed's)",
     },
-    "region-layer": {
-      type: "boolean",
-      help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f), that the decoder reads in place of the features",
-    },
+    "region-layer": REGION_LAYER_FLAG,
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
@@ -413,6 +415,7 @@ export const start = defineCommand({
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
     ...FEATURE_MAP_FLAGS,
+    "region-layer": REGION_LAYER_FLAG,
     ...SKIP_FLAGS,
   },
   async run(v) {
@@ -437,6 +440,7 @@ export const start = defineCommand({
         batchSize: v["batch-size"],
         epochs: v.epochs,
         map: featureMap(v),
+        regionLayer: v["region-layer"],
         quick: quickMode(),
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
