@@ -471,6 +471,8 @@ async function encodeInWorkers(
               next();
             }
           });
+          // a worker that died between two batches makes the next send fail (EPIPE): a rejection, not an uncaught error
+          child.on("error", (e) => fail(new Error(`feature worker: ${e.message}: ${stderr.trim().slice(-1000)}`)));
           child.on("exit", (code) =>
             code === 0
               ? resolve()
