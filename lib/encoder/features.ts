@@ -451,12 +451,21 @@ async function encodeInWorkers(
           const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
           let stderr = "";
           child.stderr!.on("data", (d) => (stderr = (stderr + d).slice(-4000)));
-          const fail = (e: Error) => (child.kill(), reject(e));
+          // After a failure (a bad photo without --skip-bad, say) the worker is killed: messages it sent before
+          // that are ignored, so nothing is sent to it again.
+          let failed = false;
+          const fail = (e: Error) => {
+            if (failed) return;
+            failed = true;
+            child.kill();
+            reject(e);
+          };
           const next = () => {
             const files = queue.shift();
             child.send((files ? { files } : { done: true }) satisfies ToWorker);
           };
           child.on("message", (m: FromWorker) => {
+            if (failed) return;
             if ("ready" in m) next();
             else if ("bad" in m) {
               const stop = sink.bad(m.bad);
@@ -471,7 +480,7 @@ async function encodeInWorkers(
               next();
             }
           });
-          // a worker that died between two batches makes the next send fail (EPIPE): a rejection, not an uncaught error
+          // a worker that died on its own makes the next send fail (EPIPE): a rejection, not an uncaught error
           child.on("error", (e) => fail(new Error(`feature worker: ${e.message}: ${stderr.trim().slice(-1000)}`)));
           child.on("exit", (code) =>
             code === 0
