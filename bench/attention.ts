@@ -75,6 +75,8 @@ const VARIANTS: Record<string, Variant> = {
     about: "a layer learned over each region, f′ = ReLU(f·W_f + b_f), before the decoder reads it",
     decoder: { regionLayer: true },
   },
+  regionlayer512: { about: "the region layer narrowed to 512 outputs", decoder: { regionLayer: true, regionDim: 512 } },
+  regionlayer256: { about: "the region layer narrowed to 256 outputs", decoder: { regionLayer: true, regionDim: 256 } },
   lr2x: { about: "lr 2·10⁻³", train: { lr: 2e-3 } },
   entropy1ramp: {
     about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",

@@ -16,6 +16,7 @@ describe("hand-written BPTT of the attention LSTM", () => {
     ["learned initial state, no gate β, attention-entropy term 0.3", { initState: "learned", gate: false }],
     ["the deep output", { deepOutput: true }],
     ["a region layer over the features", { regionLayer: true }],
+    ["a narrower region layer (8 → 5)", { regionLayer: true, regionDim: 5 }],
   ] as const)
     it(`gives autodiff's loss and gradients for every parameter (${label}; λ = 1, padded captions)`, async () => {
       const d = new DecoderRNN({ ...config, ...variant }, defaultInitializer(4));

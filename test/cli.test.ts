@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { COMMANDS, help, main } from "../lib/cli";
 import { parseCommand, usage } from "../lib/cli/command";
+import { regionLayerConfig } from "../lib/cli/captioning";
 import { defaultTrainConfig } from "../lib/captioning";
 import { getDefaultConfig, pipelineConfig } from "../lib/captioning";
 import { featureMap } from "../lib/encoder";
@@ -56,15 +57,19 @@ describe("CLI: a table of commands", () => {
     assert.deepEqual([config("conv4-pooled").encoderDim, config("conv4-pooled").featureMap], [1024, "conv4-pooled"]);
   });
 
-  it("train and start take --region-layer, and the main job's decoder then learns the layer", () => {
+  it("train and start take --region-layer and --region-dim (which implies the layer), and the main job's decoder then learns it", () => {
     for (const name of ["train", "start"]) {
       const c = COMMANDS.find((k) => k.name === name)!;
-      assert.equal(parseCommand(c, ["--region-layer"]).values["region-layer"], true, name);
-      assert.equal(parseCommand(c, []).values["region-layer"], false, name);
+      const layer = (args: string[]) =>
+        regionLayerConfig(parseCommand(c, args).values as Parameters<typeof regionLayerConfig>[0]);
+      assert.deepEqual(layer(["--region-layer"]), { regionLayer: true, regionDim: undefined }, name);
+      assert.deepEqual(layer(["--region-dim", "512"]), { regionLayer: true, regionDim: 512 }, name);
+      assert.deepEqual(layer([]), { regionLayer: undefined, regionDim: undefined }, name);
+      assert.throws(() => parseCommand(c, ["--region-dim", "0"]), /--region-dim/, name);
     }
-    const decoder = (regionLayer?: boolean) =>
-      pipelineConfig({ data: "synthetic", quick: false, batchSize: 64, regionLayer }, 40).decoder;
-    assert.equal(decoder(true).regionLayer, true);
+    const decoder = (regionLayer?: boolean, regionDim?: number) =>
+      pipelineConfig({ data: "synthetic", quick: false, batchSize: 64, regionLayer, regionDim }, 40).decoder;
+    assert.deepEqual([decoder(true, 512).regionLayer, decoder(true, 512).regionDim], [true, 512]);
     assert.equal(decoder().regionLayer, undefined);
   });
 

@@ -23,6 +23,7 @@ describe("decoding on ONNX Runtime", function () {
     ["learned initial state, no gate β", { initState: "learned", gate: false }],
     ["the deep output", { deepOutput: true }],
     ["a region layer over the features", { regionLayer: true }],
+    ["a narrower region layer (16 → 10)", { regionLayer: true, regionDim: 10 }],
   ] as const)
     it(`gives the tfjs step's state, α and k best words with their log-probabilities (${label})`, async () => {
       const d = peaked(2, variant);
@@ -63,7 +64,7 @@ describe("decoding on ONNX Runtime", function () {
     const runs: [number, Partial<DecoderConfig>][] = [
       [3, {}],
       [6, {}],
-      [5, { regionLayer: true }],
+      [8, { regionLayer: true, regionDim: 12 }],
     ];
     for (const [seed, variant] of runs) {
       const d = peaked(seed, variant);

@@ -18,7 +18,11 @@ describe("training step compiled to ONNX", function () {
     ["a learned initial state, no gate β, attention-entropy term 0.3", { initState: "learned", gate: false }, 0.3],
     ["the deep output", { deepOutput: true }, 0],
     ["a region layer over the features", { regionLayer: true }, 0],
-    ["a region layer, learned initial state", { regionLayer: true, initState: "learned" }, 0],
+    [
+      "a narrower region layer (8 → 4), learned initial state",
+      { regionLayer: true, regionDim: 4, initState: "learned" },
+      0,
+    ],
   ];
   for (const [label, variant, entropy] of variants)
     it(`gives tfjs autodiff's loss parts and gradients (${label}; padded captions, λ = 0.7), and the same loss without the backward pass`, async () => {

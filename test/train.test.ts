@@ -83,7 +83,7 @@ describe("training on cached features", function () {
 
   const added: [string, Partial<DecoderConfig>, (d: DecoderRNN) => tf.Variable | undefined][] = [
     ["the deep output", { deepOutput: true }, (d) => d.Lz],
-    ["a region layer", { regionLayer: true }, (d) => d.Wf],
+    ["a region layer (2048 → 256)", { regionLayer: true, regionDim: 256 }, (d) => d.Wf],
   ];
   for (const [label, variant, weight] of added)
     it(`trains ${label} (loss falls), and its checkpoint loads back with the added weights and gives the model's logits`, async () => {

@@ -55,6 +55,16 @@ export interface DecoderConfig {
    * mixing regions as a later stage does (issue #19's study). Default false: the frozen features as they are.
    */
   regionLayer?: boolean;
+  /**
+   * The width of the region layer's output (E → regionDim), which the attention, the contexts and h₀/c₀ then read:
+   * narrower than the features, it makes every product over regions cheaper. Default: the features' width.
+   */
+  regionDim?: number;
+}
+
+/** The width of the region vectors the decoder reads: the region layer's output, else the features'. */
+export function regionWidth(c: Pick<DecoderConfig, "encoderDim" | "regionLayer" | "regionDim">): number {
+  return c.regionLayer ? (c.regionDim ?? c.encoderDim) : c.encoderDim;
 }
 
 export type InitState = "mean" | "learned";
@@ -96,6 +106,7 @@ export interface DecoderOutput {
 export class DecoderRNN {
   readonly attention: Attention;
   readonly embedding: tf.Variable; // [V, M]
+  // E below is the width of the region vectors read (regionWidth): the features', or the region layer's output
   readonly initH: tf.Variable; // [E, D]
   readonly bInitH: tf.Variable;
   readonly initC: tf.Variable;
@@ -109,7 +120,7 @@ export class DecoderRNN {
   readonly bFcn: tf.Variable;
   /** `[E, D]`, with `deepOutput` only. */
   readonly Lz?: tf.Variable;
-  /** `[E, E]`, `[E]`, with `regionLayer` only. */
+  /** `[encoderDim, E]`, `[E]`, with `regionLayer` only. */
   readonly Wf?: tf.Variable;
   readonly bF?: tf.Variable;
 
@@ -121,7 +132,8 @@ export class DecoderRNN {
     readonly config: DecoderConfig,
     init: Initializer = defaultInitializer(1),
   ) {
-    const { vocabSize: V, embedSize: M, encoderDim: E, decoderDim: D, attentionDim } = config;
+    const { vocabSize: V, embedSize: M, decoderDim: D, attentionDim } = config;
+    const E = regionWidth(config);
     this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init, this.scope);
     const v = (name: string, shape: number[], fanIn: number) =>
       tf.variable(init(`decoder/${name}`, shape, fanIn), true, `${this.scope}decoder/${name}`);
@@ -139,8 +151,8 @@ export class DecoderRNN {
     this.bFcn = v("bFcn", [V], D);
     if (config.deepOutput) this.Lz = v("Lz", [E, D], E); // drawn last: the other weights stay the seed's
     if (config.regionLayer) {
-      this.Wf = v("Wf", [E, E], E);
-      this.bF = v("bF", [E], E);
+      this.Wf = v("Wf", [config.encoderDim, E], config.encoderDim);
+      this.bF = v("bF", [E], config.encoderDim);
     }
   }
 
@@ -175,7 +187,7 @@ export class DecoderRNN {
    */
   regions(features: tf.Tensor3D): tf.Tensor3D {
     const [B, R, E] = features.shape;
-    return regionFeatures(tfOps, { B, R, E }, features, this) as tf.Tensor3D;
+    return regionFeatures(tfOps, { B, R, E, F: regionWidth(this.config) }, features, this) as tf.Tensor3D;
   }
 
   /**
@@ -255,7 +267,8 @@ export class DecoderRNN {
   ): DecoderOutput {
     const [B, T] = captions.shape;
     const S = T - 1;
-    const { embedSize: M, encoderDim: E, decoderDim: D, vocabSize: V } = this.config;
+    const { embedSize: M, decoderDim: D, vocabSize: V } = this.config;
+    const E = regionWidth(this.config);
     const a = this.attention;
     features = this.regions(features);
     const { h0, c0 } = ((s) => ({ h0: s.h, c0: s.c }))(this.initHidden(features));
@@ -313,18 +326,18 @@ export class DecoderRNN {
 }
 
 /**
- * f′_r = ReLU(f_r·W_f + b_f) for each region of `features` `[B, R, E]` (DecoderConfig.regionLayer), or the features
- * unchanged when there is no such layer (`Wf` absent). On every engine.
+ * f′_r = ReLU(f_r·W_f + b_f) `[B, R, F]` for each region of `features` `[B, R, E]` (DecoderConfig.regionLayer), or
+ * the features unchanged when there is no such layer (`Wf` absent). On every engine.
  */
 export function regionFeatures<T>(
   o: Ops<T>,
-  { B, R, E }: { B: number; R: number; E: number },
+  { B, R, E, F }: { B: number; R: number; E: number; F: number },
   features: T,
   w: { Wf?: T; bF?: T },
 ): T {
   if (!w.Wf) return features;
   const pre = o.add(o.matMul(o.reshape(features, [B * R, E]), w.Wf), w.bF!);
-  return o.reshape(o.maximum(pre, o.scalar(0)), [B, R, E]);
+  return o.reshape(o.maximum(pre, o.scalar(0)), [B, R, F]);
 }
 
 /**

@@ -9,7 +9,7 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep, initWeights, initialState, outputInput, regionFeatures } from "./decoder";
+import { decoderStep, initWeights, initialState, outputInput, regionFeatures, regionWidth } from "./decoder";
 import { ParamName as Param, paramNames, paramShape } from "./onnx-train";
 
 const INIT: Param[] = [
@@ -26,15 +26,17 @@ const initParams = (c: DecoderConfig): Param[] => paramNames(c).filter((p) => IN
 const stepParams = (c: DecoderConfig): Param[] => paramNames(c).filter((p) => !INIT.includes(p));
 
 /**
- * features `[N, R, E]` → projected `[N, R, K]`, h₀ and c₀ `[N, D]` (DecoderRNN.start), and with a region layer the
- * region vectors `[N, R, E]` the steps read.
+ * features `[N, R, encoderDim]` → projected `[N, R, K]`, h₀ and c₀ `[N, D]` (DecoderRNN.start), and with a region
+ * layer the region vectors `[N, R, E]` the steps read.
  */
 function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
-  const { encoderDim: E, attentionDim: K } = c;
+  const { attentionDim: K } = c;
+  const E = regionWidth(c);
   const o = graphOps(new OnnxGraph(`attend_tell_decode_init_${N}`));
   const p = parameterInputs(o.g, initParams(c), (n) => paramShape(c, n)) as Record<Param, string>;
-  const features = o.g.input("features", [N, R, E]);
-  const regions = regionFeatures(o, { B: N, R, E }, features, { Wf: p["decoder/Wf"], bF: p["decoder/bF"] });
+  const features = o.g.input("features", [N, R, c.encoderDim]);
+  const layer = { Wf: p["decoder/Wf"], bF: p["decoder/bF"] };
+  const regions = regionFeatures(o, { B: N, R, E: c.encoderDim, F: E }, features, layer);
   const projected = o.add(o.matMul(o.reshape(regions, [N * R, E]), p["attention/W"]), p["attention/bW"]);
   const init = initialState(o, c, regions, initWeights(p));
   if (c.regionLayer) o.g.output(regions, "regions", [N, R, E]);
@@ -46,7 +48,8 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
 
 /** One step for N rows: `words [N]`, h, c → h, c, α `[N, R]`, and the k most probable next words per row. */
 function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Array {
-  const { encoderDim: E, attentionDim: K, decoderDim: D } = c;
+  const { attentionDim: K, decoderDim: D } = c;
+  const E = regionWidth(c);
   const o = graphOps(new OnnxGraph(`attend_tell_decode_step_${N}_${k}`));
   const p = parameterInputs(o.g, stepParams(c), (n) => paramShape(c, n)) as Record<Param, string>;
   const words = o.g.input("words", [N], INT64);
@@ -145,7 +148,8 @@ export class OnnxDecoder {
     k: number,
   ): Promise<{ h: Float32Array; c: Float32Array; alpha: Float32Array; values: Float32Array; indices: Int32Array }> {
     const N = words.length;
-    const { encoderDim: E, attentionDim: K, decoderDim: D } = this.config;
+    const { attentionDim: K, decoderDim: D } = this.config;
+    const E = regionWidth(this.config);
     const R = this.regions;
     const s = await this.sessions.get(`step${N}x${k}`, () => stepGraph(this.config, N, R, k));
     const out = await s.run(

@@ -20,6 +20,7 @@ import {
   initialState,
   outputInput,
   regionFeatures,
+  regionWidth,
 } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
@@ -99,12 +100,13 @@ export function trainingGraph(
   R: number,
   opts: { backward?: boolean } = {},
 ): Uint8Array {
-  const { attentionDim: K, encoderDim: E, decoderDim: D } = config;
+  const { attentionDim: K, decoderDim: D } = config;
+  const E = regionWidth(config);
   const o = graphOps(new OnnxGraph(`attend_tell_train_B${B}_S${S}`));
   const g = o.g;
   const x: StepInputs = {
     p: parameterInputs(g, paramNames(config), (name) => paramShape(config, name)) as Record<ParamName, string>,
-    features: g.input("features", [B, R, E]),
+    features: g.input("features", [B, R, config.encoderDim]),
     words: g.input("words", [B, S], INT64),
     targets: g.input("targets", [B * S], INT64),
     mask: g.input("mask", [B * S]),
@@ -127,7 +129,8 @@ export function trainingGraph(
 function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, x: StepInputs) {
   const { B, S, D, R, K, E } = dims;
   const { p } = x;
-  const regions = regionFeatures(o, dims, x.features, { Wf: p["decoder/Wf"], bF: p["decoder/bF"] }); // [B, R, E]
+  const layer = { Wf: p["decoder/Wf"], bF: p["decoder/bF"] };
+  const regions = regionFeatures(o, { B, R, E: config.encoderDim, F: E }, x.features, layer); // [B, R, E]
   const F2 = o.reshape(regions, [B * R, E]);
   const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
   const init = initialState(o, config, regions, initWeights(p));
@@ -284,13 +287,14 @@ function regionLayerGrads(
   }
   const dPre = o.reshape(o.mul(dRegions, o.op1("Sign", [fw.regions])), [B * R, E]); // f′ ≥ 0: Sign is ReLU's mask
   return {
-    "decoder/Wf": o.matMul(T1(o.reshape(x.features, [B * R, E])), dPre),
+    "decoder/Wf": o.matMul(T1(o.reshape(x.features, [B * R, config.encoderDim])), dPre),
     "decoder/bF": o.sum(dPre, [0]),
   };
 }
 
 export function paramShape(c: DecoderConfig, name: ParamName): number[] {
-  const { vocabSize: V, embedSize: M, attentionDim: K, encoderDim: E, decoderDim: D } = c;
+  const { vocabSize: V, embedSize: M, attentionDim: K, decoderDim: D } = c;
+  const E = regionWidth(c); // what the attention, the contexts and h₀/c₀ read
   const shapes: Record<ParamName, number[]> = {
     "attention/W": [E, K],
     "attention/bW": [K],
@@ -311,7 +315,7 @@ export function paramShape(c: DecoderConfig, name: ParamName): number[] {
     "decoder/fcn": [D, V],
     "decoder/bFcn": [V],
     "decoder/Lz": [E, D],
-    "decoder/Wf": [E, E],
+    "decoder/Wf": [c.encoderDim, E],
     "decoder/bF": [E],
   };
   return shapes[name];

@@ -37,8 +37,9 @@ export interface PipelineOptions {
   resume?: boolean;
   /** The features the decoder reads (default conv5, the seed's). */
   map?: FeatureMap;
-  /** A layer learned over each region (DecoderConfig.regionLayer). */
+  /** A layer learned over each region (DecoderConfig.regionLayer), and its width (DecoderConfig.regionDim). */
   regionLayer?: boolean;
+  regionDim?: number;
 }
 
 export interface PipelineSummary {
@@ -79,7 +80,7 @@ async function pipelineData(opts: PipelineOptions): Promise<string> {
 
 /** The training configuration of the main job: the quick or the seed's decoder, the schedule per data set. */
 export function pipelineConfig(
-  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize" | "regionLayer">,
+  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize" | "regionLayer" | "regionDim">,
   vocabSize: number,
   map: FeatureMap = FEATURE_MAP,
 ) {
@@ -88,6 +89,7 @@ export function pipelineConfig(
     ...(opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize)),
     ...decoderFeatures(map),
     regionLayer: opts.regionLayer || undefined,
+    regionDim: opts.regionDim,
   };
   return {
     ...defaultTrainConfig(decoder),

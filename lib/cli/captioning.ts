@@ -35,10 +35,24 @@ export function captionerCheckpoint(given: string | undefined, command: string):
   return shipped;
 }
 
-const REGION_LAYER_FLAG = {
-  type: "boolean",
-  help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f), that the decoder reads in place of the features",
+const REGION_LAYER_FLAGS = {
+  "region-layer": {
+    type: "boolean",
+    help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f), that the decoder reads in place of the features",
+  },
+  "region-dim": {
+    type: "int",
+    placeholder: "N",
+    help: "the region layer's output width (default: the features'); implies --region-layer",
+    min: 1,
+  },
 } as const;
+
+/** DecoderConfig's region layer from --region-layer / --region-dim. */
+export function regionLayerConfig(v: { "region-layer": boolean; "region-dim"?: number }) {
+  const on = v["region-layer"] || v["region-dim"] !== undefined;
+  return { regionLayer: on || undefined, regionDim: v["region-dim"] };
+}
 
 export const trainCmd = defineCommand({
   name: "train",
@@ -84,7 +98,7 @@ export const trainCmd = defineCommand({
       type: "boolean",
       help: "the paper's deep output: each word read from h + (β⊙ctx)·L_z, not from h alone (the seed's)",
     },
-    "region-layer": REGION_LAYER_FLAG,
+    ...REGION_LAYER_FLAGS,
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
@@ -180,7 +194,7 @@ export const trainCmd = defineCommand({
         initState: v["init-state"] as InitState,
         gate: !v["no-gate"],
         deepOutput: v["deep-output"] || undefined,
-        regionLayer: v["region-layer"] || undefined,
+        ...regionLayerConfig(v),
       };
       const config = {
         ...defaultTrainConfig(decoder),
@@ -415,7 +429,7 @@ export const start = defineCommand({
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
     ...FEATURE_MAP_FLAGS,
-    "region-layer": REGION_LAYER_FLAG,
+    ...REGION_LAYER_FLAGS,
     ...SKIP_FLAGS,
   },
   async run(v) {
@@ -440,7 +454,7 @@ export const start = defineCommand({
         batchSize: v["batch-size"],
         epochs: v.epochs,
         map: featureMap(v),
-        regionLayer: v["region-layer"],
+        ...regionLayerConfig(v),
         quick: quickMode(),
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
