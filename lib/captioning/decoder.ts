@@ -270,8 +270,8 @@ export class DecoderRNN {
     const { embedSize: M, decoderDim: D, vocabSize: V } = this.config;
     const E = regionWidth(this.config);
     const a = this.attention;
-    features = this.regions(features);
-    const { h0, c0 } = ((s) => ({ h0: s.h, c0: s.c }))(this.initHidden(features));
+    const start = this.start(features);
+    const [regions, projected, h0, c0] = [start.regions, start.projected, start.state.h, start.state.c];
     let h: tf.Tensor3D, alphas: tf.Tensor3D, contexts: tf.Tensor3D | undefined;
     if ((opts.recurrence ?? this.config.recurrence ?? "fused") === "fused") {
       // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
@@ -280,8 +280,8 @@ export class DecoderRNN {
         .matMul(this.Wx.slice([0, 0], [M, 4 * D]))
         .add(this.bLstm)
         .reshape([B, S, 4 * D]) as tf.Tensor3D;
-      ({ h, alphas, contexts } = attentionRecurrence(features, {
-        projected: a.projectFeatures(features),
+      ({ h, alphas, contexts } = attentionRecurrence(regions, {
+        projected,
         embGates,
         h0,
         c0,
@@ -295,7 +295,6 @@ export class DecoderRNN {
         featureGrad: this.config.regionLayer,
       }));
     } else {
-      const projected = a.projectFeatures(features);
       const embeds = tf.gather(this.embedding, captions); // [B, T, M]
       let state = { h: h0, c: c0 };
       const hs: tf.Tensor2D[] = [];
@@ -303,7 +302,7 @@ export class DecoderRNN {
       const gcs: tf.Tensor2D[] = [];
       for (let t = 0; t < S; t++) {
         const emb = embeds.slice([0, t, 0], [B, 1, M]).reshape([B, M]) as tf.Tensor2D;
-        const next = this.step(emb, projected, features, state);
+        const next = this.step(emb, projected, regions, state);
         state = next;
         hs.push(next.h);
         as.push(next.alpha);
