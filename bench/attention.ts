@@ -226,10 +226,10 @@ async function main() {
       const map = parts(name).find((v) => v.map)?.map ?? "conv5";
       const { data, rawRead, featureDim } = await dataOf(map);
       const dev = [...data.val.dataset.images];
+      // the study's baseline is the seed's inputs (conv5, no region layer); its variants change those by name
       const base = pipelineConfig(
-        { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64 },
+        { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64, map, regionLayer: false },
         data.vocab.size,
-        data.cache.map,
       );
       const config = { ...variantConfig(name, base), seed };
       const width = await useVariantRows(name, map, { data, rawRead, featureDim }, dataOf);

@@ -51,10 +51,14 @@ describe("CLI: a table of commands", () => {
       );
       assert.throws(() => parseCommand(c, ["--layer", "conv3"]), /--layer must be one of conv5, conv4/);
     }
-    const config = (map?: "conv4-pooled") =>
-      pipelineConfig({ data: "synthetic", quick: false, batchSize: 64 }, 40, map).decoder;
+    const config = (map?: "conv5" | "conv4-pooled", data: "synthetic" | "flickr8k" = "flickr8k") =>
+      pipelineConfig({ data, quick: false, batchSize: 64, map }, 40).decoder;
     assert.deepEqual([config().encoderDim, config().featureMap], [2048, "conv5"]);
     assert.deepEqual([config("conv4-pooled").encoderDim, config("conv4-pooled").featureMap], [1024, "conv4-pooled"]);
+    assert.deepEqual(
+      [config(undefined, "synthetic").featureMap, config("conv5", "synthetic").featureMap],
+      ["conv4-pooled", "conv5"],
+    );
   });
 
   it("train and start take --region-layer and --region-dim (which implies the layer), and the main job's decoder then learns it", () => {
@@ -67,10 +71,22 @@ describe("CLI: a table of commands", () => {
       assert.deepEqual(layer([]), { regionLayer: undefined, regionDim: undefined }, name);
       assert.throws(() => parseCommand(c, ["--region-dim", "0"]), /--region-dim/, name);
     }
-    const decoder = (regionLayer?: boolean, regionDim?: number) =>
-      pipelineConfig({ data: "synthetic", quick: false, batchSize: 64, regionLayer, regionDim }, 40).decoder;
-    assert.deepEqual([decoder(true, 512).regionLayer, decoder(true, 512).regionDim], [true, 512]);
-    assert.equal(decoder().regionLayer, undefined);
+    const start = COMMANDS.find((k) => k.name === "start")!;
+    const startLayer = (args: string[]) =>
+      regionLayerConfig(parseCommand(start, args).values as Parameters<typeof regionLayerConfig>[0]);
+    assert.deepEqual(startLayer(["--no-region-layer"]), { regionLayer: false, regionDim: undefined });
+    assert.throws(() => startLayer(["--no-region-layer", "--region-dim", "256"]), /--no-region-layer contradicts/);
+    // the main job's default per data set (MAIN_JOB_INPUTS), and what the flags make of it
+    const decoder = (data: "synthetic" | "flickr8k", regionLayer?: boolean, regionDim?: number) => {
+      const d = pipelineConfig({ data, quick: false, batchSize: 64, regionLayer, regionDim }, 40).decoder;
+      return [d.featureMap, d.regionLayer, d.regionDim];
+    };
+    assert.deepEqual(decoder("synthetic"), ["conv4-pooled", true, 512]);
+    assert.deepEqual(decoder("synthetic", false), ["conv4-pooled", undefined, undefined]);
+    assert.deepEqual(decoder("synthetic", true, 256), ["conv4-pooled", true, 256]);
+    assert.deepEqual(decoder("flickr8k"), ["conv5", undefined, undefined]);
+    assert.deepEqual(decoder("flickr8k", undefined, 512), ["conv5", true, 512]);
+    assert.throws(() => decoder("flickr8k", false, 512), /width \(512\) was given without the layer/);
   });
 
   it("parses typed flags with defaults and rejects bad values in one line naming the flag", () => {

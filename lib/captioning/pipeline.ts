@@ -35,11 +35,43 @@ export interface PipelineOptions {
   skipBad?: boolean;
   /** Continue the checkpoint in `out` (the caller has checked that this is what the user asked for). */
   resume?: boolean;
-  /** The features the decoder reads (default conv5, the seed's). */
+  /** The features the decoder reads (default: the data set's, MAIN_JOB_INPUTS). */
   map?: FeatureMap;
-  /** A layer learned over each region (DecoderConfig.regionLayer), and its width (DecoderConfig.regionDim). */
+  /**
+   * A layer learned over each region (DecoderConfig.regionLayer; false: none) and its width
+   * (DecoderConfig.regionDim); default: the data set's (MAIN_JOB_INPUTS).
+   */
   regionLayer?: boolean;
   regionDim?: number;
+}
+
+/** What the main job's decoder reads: a feature map and, optionally, a region layer over it. */
+export interface MainJobInputs {
+  map: FeatureMap;
+  regionLayer: boolean;
+  regionDim?: number;
+}
+
+/**
+ * The main job's inputs per data set where no flag chooses them (issue #19's study; README, "Where attention
+ * points"). The scenes: conv4 averaged onto the 7 × 7 grid, more local than conv5, with a region layer narrowed to
+ * 512 that adds the recognition conv4 lacks — its attention lands on the object each word names, where conv5's
+ * lands there half the time. Photos: the seed's conv5 and no layer, which caption Flickr8k best (dev BLEU-4).
+ */
+export const MAIN_JOB_INPUTS: Record<PipelineOptions["data"], MainJobInputs> = {
+  synthetic: { map: "conv4-pooled", regionLayer: true, regionDim: 512 },
+  flickr8k: { map: FEATURE_MAP, regionLayer: false },
+};
+
+/** The data set's inputs (MAIN_JOB_INPUTS) with what the options choose in their place. */
+export function mainJobInputs(
+  opts: Pick<PipelineOptions, "data" | "map" | "regionLayer" | "regionDim">,
+): MainJobInputs {
+  const d = MAIN_JOB_INPUTS[opts.data];
+  const regionLayer = opts.regionLayer ?? (opts.regionDim !== undefined || d.regionLayer);
+  if (!regionLayer && opts.regionDim !== undefined)
+    throw new Error(`a region layer's width (${opts.regionDim}) was given without the layer`);
+  return { map: opts.map ?? d.map, regionLayer, regionDim: regionLayer ? (opts.regionDim ?? d.regionDim) : undefined };
 }
 
 export interface PipelineSummary {
@@ -80,16 +112,15 @@ async function pipelineData(opts: PipelineOptions): Promise<string> {
 
 /** The training configuration of the main job: the quick or the seed's decoder, the schedule per data set. */
 export function pipelineConfig(
-  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize" | "regionLayer" | "regionDim">,
+  opts: Pick<PipelineOptions, "data" | "quick" | "epochs" | "batchSize" | "map" | "regionLayer" | "regionDim">,
   vocabSize: number,
-  map: FeatureMap = FEATURE_MAP,
 ) {
   const synthetic = opts.data === "synthetic";
+  const inputs = mainJobInputs(opts);
   const decoder = {
     ...(opts.quick ? quickDecoderConfig(vocabSize) : getDefaultConfig(vocabSize)),
-    ...decoderFeatures(map),
-    regionLayer: opts.regionLayer || undefined,
-    regionDim: opts.regionDim,
+    ...decoderFeatures(inputs.map),
+    ...(inputs.regionLayer ? { regionLayer: true, regionDim: inputs.regionDim } : {}),
   };
   return {
     ...defaultTrainConfig(decoder),
@@ -106,7 +137,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   const synthetic = opts.data === "synthetic";
   const dataDir = await pipelineData(opts);
   const data = await prepareCaptionData(dataDir, {
-    map: opts.map,
+    map: mainJobInputs(opts).map,
     skipMissing: opts.skipMissing,
     skipBad: opts.skipBad,
   });
@@ -115,7 +146,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   data.vocab.save(path.join(opts.out, "vocab.json"));
   if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
 
-  const config = pipelineConfig(opts, data.vocab.size, data.cache.map);
+  const config = pipelineConfig(opts, data.vocab.size);
   const boxes = synthetic ? readBoxes(dataDir) : undefined;
   const devImages = [...data.val.dataset.images];
   const sceneScores: SceneScore[] = [];

@@ -4,7 +4,7 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { runPipeline } from "../captioning/pipeline";
-import { defaultFeaturesDir } from "../encoder/feature-dataset";
+import { decoderFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN, decoderFeatureMap, decoderFeatures, featureMap } from "../encoder/encoder";
@@ -48,10 +48,24 @@ const REGION_LAYER_FLAGS = {
   },
 } as const;
 
-/** DecoderConfig's region layer from --region-layer / --region-dim. */
-export function regionLayerConfig(v: { "region-layer": boolean; "region-dim"?: number }) {
+/** The main job's region-layer flags: the train command's, and a way back to the seed's design on the scenes. */
+const START_REGION_LAYER_FLAGS = {
+  "region-layer": {
+    ...REGION_LAYER_FLAGS["region-layer"],
+    help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f) (default: on the synthetic scenes, 512 wide; off on flickr8k)",
+  },
+  "region-dim": REGION_LAYER_FLAGS["region-dim"],
+  "no-region-layer": {
+    type: "boolean",
+    help: "no region layer: the decoder reads the features themselves (the seed's design; with --layer conv5, the seed's inputs)",
+  },
+} as const;
+
+/** The region layer the flags ask for: on, off (--no-region-layer), or undefined (the command's default). */
+export function regionLayerConfig(v: { "region-layer": boolean; "region-dim"?: number; "no-region-layer"?: boolean }) {
   const on = v["region-layer"] || v["region-dim"] !== undefined;
-  return { regionLayer: on || undefined, regionDim: v["region-dim"] };
+  if (v["no-region-layer"] && on) throw new Error("--no-region-layer contradicts --region-layer and --region-dim");
+  return { regionLayer: v["no-region-layer"] ? false : on || undefined, regionDim: v["region-dim"] };
 }
 
 export const trainCmd = defineCommand({
@@ -272,7 +286,7 @@ export const evaluateCmd = defineCommand({
         beams: v.beam,
         outDir,
         quiet: v.json,
-        featuresDir: v.features ?? defaultFeaturesDir(v["data-dir"]!, decoderFeatureMap(ck.decoder.config)),
+        featuresDir: v.features ?? decoderFeaturesDir(v["data-dir"]!, ck.decoder.config),
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
         maxLen: v["max-len"],
@@ -429,7 +443,11 @@ export const start = defineCommand({
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
     ...FEATURE_MAP_FLAGS,
-    ...REGION_LAYER_FLAGS,
+    layer: {
+      ...FEATURE_MAP_FLAGS.layer,
+      help: `${FEATURE_MAP_FLAGS.layer.help}. Without --grid and --layer: conv4 on grid 7 on the synthetic scenes, conv5 on flickr8k`,
+    },
+    ...START_REGION_LAYER_FLAGS,
     ...SKIP_FLAGS,
   },
   async run(v) {
@@ -453,7 +471,7 @@ export const start = defineCommand({
         out,
         batchSize: v["batch-size"],
         epochs: v.epochs,
-        map: featureMap(v),
+        map: v.grid === undefined && v.layer === undefined ? undefined : featureMap(v), // else the data set's
         ...regionLayerConfig(v),
         quick: quickMode(),
         skipMissing: v["skip-missing"],

@@ -5,7 +5,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
 import { FeatureCache } from "./features";
-import { FEATURE_MAP, FeatureMap } from "./encoder";
+import { FEATURE_MAP, FeatureMap, decoderFeatureMap } from "./encoder";
 import { FlickrDataset } from "../data/dataset";
 import { padCaptions } from "../data/collate";
 import { createHash } from "node:crypto";
@@ -89,6 +89,11 @@ export function defaultFeaturesDir(dataDir: string, map: FeatureMap = FEATURE_MA
     ? `-${createHash("sha1").update(fs.readFileSync(config)).digest("hex").slice(0, 8)}`
     : "";
   return path.join(projectRoot(), "data", "features", base + tag + (map === FEATURE_MAP ? "" : `-${map}`));
+}
+
+/** The cache a trained decoder reads for `dataDir`: the folder's, of the feature map it was trained on. */
+export function decoderFeaturesDir(dataDir: string, config: { encoderDim: number; featureMap?: FeatureMap }): string {
+  return defaultFeaturesDir(dataDir, decoderFeatureMap(config));
 }
 
 /**
