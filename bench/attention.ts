@@ -1,6 +1,7 @@
 /**
  * Where does attention point, and what makes it point at what it names? Trains decoder variants on the synthetic
- * scenes (the main job's data and schedule: `npm start`'s 2,000 scenes, lr 1e-3, batch 64, up to 12 epochs) and
+ * scenes (`npm start`'s 2,000 scenes, lr 1e-3 held constant, batch 64, 12 epochs, from the seed's conv5 features
+ * without a region layer — the study's baseline, not today's main job) and
  * measures each on the 200 dev scenes with greedy captions: scenes captioned exactly right (after each epoch and at
  * the end), attention pointing (the peak of α inside the named object's box) and α's mass in that box against a
  * uniform map, at the shape word and at the colour word before it, and pointing by the word's place from the shape
@@ -226,11 +227,14 @@ async function main() {
       const map = parts(name).find((v) => v.map)?.map ?? "conv5";
       const { data, rawRead, featureDim } = await dataOf(map);
       const dev = [...data.val.dataset.images];
-      // the study's baseline is the seed's inputs (conv5, no region layer); its variants change those by name
-      const base = pipelineConfig(
-        { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64, map, regionLayer: false },
-        data.vocab.size,
-      );
+      // the study's baseline: the seed's inputs (conv5, no region layer) at a constant lr; variants change those by name
+      const base = {
+        ...pipelineConfig(
+          { data: "synthetic", quick: dims === "quick", epochs, batchSize: 64, map, regionLayer: false },
+          data.vocab.size,
+        ),
+        lrSchedule: "constant" as const,
+      };
       const config = { ...variantConfig(name, base), seed };
       const width = await useVariantRows(name, map, { data, rawRead, featureDim }, dataOf);
       if (width !== featureDim) config.decoder = { ...config.decoder, encoderDim: width };

@@ -3,7 +3,8 @@ import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { ENCODER_IDENTITY, EncoderCNN, FeatureMap, defaultFeaturesDir, encoderIdentity } from "../lib/encoder";
+import { ENCODER_IDENTITY, EncoderCNN, FeatureMap, decoderFeaturesDir, defaultFeaturesDir } from "../lib/encoder";
+import { encoderIdentity } from "../lib/encoder";
 import { decoderFeatureMap, featureMap, mapFlags } from "../lib/encoder";
 import { FeatureCache, ROW_BYTES, ROW_VALUES, describeSkipped, extractFeatures } from "../lib/encoder";
 import { prepareCaptionData } from "../lib/encoder";
@@ -157,6 +158,10 @@ describe("feature cache", function () {
     assert.throws(() => FeatureCache.open(out, ENCODER_IDENTITY), /another encoder or preprocessing/);
     assert.match(defaultFeaturesDir(path.join(dir, "flickr"), "conv4"), /flickr-conv4$/);
     assert.match(defaultFeaturesDir(path.join(dir, "flickr")), /flickr$/);
+    // a trained decoder's cache: by the map it recorded, or by its width for decoders from before maps were named
+    const flickr = path.join(dir, "flickr");
+    assert.match(decoderFeaturesDir(flickr, { encoderDim: 1024, featureMap: "conv4-pooled" }), /flickr-conv4-pooled$/);
+    assert.match(decoderFeaturesDir(flickr, { encoderDim: 2048 }), /flickr$/);
   });
 
   it("averages conv4's 14×14 map over 2×2 cells onto the 7×7 grid (conv4-pooled), in ONNX Runtime's cache as in tfjs", async () => {

@@ -17,7 +17,7 @@ import { ensureSynthetic, readBoxes } from "../data/synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
 import { History, defaultTrainConfig, train } from "./train";
 import { prepareCaptionData } from "../encoder/feature-dataset";
-import { FEATURE_MAP, FeatureMap, decoderFeatures } from "../encoder/encoder";
+import { FEATURE_MAP, FEATURE_MAPS, FeatureMap, decoderFeatures } from "../encoder/encoder";
 import { defaultEngine } from "../engine/backend";
 
 export interface PipelineOptions {
@@ -124,9 +124,10 @@ export function pipelineConfig(
   };
   return {
     ...defaultTrainConfig(decoder),
-    epochs: opts.epochs ?? (synthetic ? 12 : 10),
+    epochs: opts.epochs ?? (synthetic ? 20 : 10),
     batchSize: opts.batchSize,
     lr: synthetic ? 1e-3 : 3e-4,
+    lrSchedule: synthetic ? ("cosine" as const) : undefined,
     printEvery: synthetic ? 50 : 100,
   };
 }
@@ -210,6 +211,13 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   return summary;
 }
 
+/** "conv4-pooled features (7 × 7 × 1024), a region layer 1024 → 512" and the like. */
+function inputsText(inputs: MainJobInputs): string {
+  const { grid, dim } = FEATURE_MAPS[inputs.map];
+  const layer = inputs.regionLayer ? `a region layer ${dim} → ${inputs.regionDim ?? dim}` : "no region layer";
+  return `reads ${inputs.map} features (${grid} × ${grid} × ${dim}), ${layer}`;
+}
+
 /** What `npm start` prints at the end. */
 function summaryText(summary: PipelineSummary, opts: PipelineOptions, score: SceneScore | undefined): string {
   const last = summary.history[summary.history.length - 1];
@@ -218,6 +226,7 @@ function summaryText(summary: PipelineSummary, opts: PipelineOptions, score: Sce
     `attend-tell main job — ${opts.data} (${summary.dataDir})`,
     `  backend:     ${summary.backend}; training step on ${summary.engine === "onnx" ? "ONNX Runtime (CPU)" : "tfjs"}`,
     `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
+    `  decoder:     ${inputsText(mainJobInputs(opts))}`,
     `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
       `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
     ...(score
