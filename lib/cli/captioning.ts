@@ -438,7 +438,7 @@ export const start = defineCommand({
     "batch-size": { type: "int", default: 64, help: "captions per step" },
     epochs: {
       type: "int",
-      help: "epochs (default: 12 at most on synthetic, stopping when good enough; 10 on flickr8k)",
+      help: "epochs (default: 20 at most on synthetic, stopping once 95 % of dev scenes are right; 10 on flickr8k)",
     },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
