@@ -62,20 +62,21 @@ describe("CLI: a table of commands", () => {
   });
 
   it("train and start take --region-layer and --region-dim (which implies the layer), and the main job's decoder then learns it", () => {
+    const layer = (name: string, args: string[]) =>
+      regionLayerConfig(
+        parseCommand(
+          COMMANDS.find((k) => k.name === name)!,
+          args,
+        ).values as Parameters<typeof regionLayerConfig>[0],
+      );
     for (const name of ["train", "start"]) {
-      const c = COMMANDS.find((k) => k.name === name)!;
-      const layer = (args: string[]) =>
-        regionLayerConfig(parseCommand(c, args).values as Parameters<typeof regionLayerConfig>[0]);
-      assert.deepEqual(layer(["--region-layer"]), { regionLayer: true, regionDim: undefined }, name);
-      assert.deepEqual(layer(["--region-dim", "512"]), { regionLayer: true, regionDim: 512 }, name);
-      assert.deepEqual(layer([]), { regionLayer: undefined, regionDim: undefined }, name);
-      assert.throws(() => parseCommand(c, ["--region-dim", "0"]), /--region-dim/, name);
+      assert.deepEqual(layer(name, ["--region-layer"]), { regionLayer: true, regionDim: undefined }, name);
+      assert.deepEqual(layer(name, ["--region-dim", "512"]), { regionLayer: true, regionDim: 512 }, name);
+      assert.deepEqual(layer(name, []), { regionLayer: undefined, regionDim: undefined }, name);
+      assert.throws(() => layer(name, ["--region-dim", "0"]), /--region-dim/, name);
     }
-    const start = COMMANDS.find((k) => k.name === "start")!;
-    const startLayer = (args: string[]) =>
-      regionLayerConfig(parseCommand(start, args).values as Parameters<typeof regionLayerConfig>[0]);
-    assert.deepEqual(startLayer(["--no-region-layer"]), { regionLayer: false, regionDim: undefined });
-    assert.throws(() => startLayer(["--no-region-layer", "--region-dim", "256"]), /--no-region-layer contradicts/);
+    assert.deepEqual(layer("start", ["--no-region-layer"]), { regionLayer: false, regionDim: undefined });
+    assert.throws(() => layer("start", ["--no-region-layer", "--region-dim", "256"]), /--no-region-layer contradicts/);
     // the main job's default per data set (MAIN_JOB_INPUTS), and what the flags make of it
     const decoder = (data: "synthetic" | "flickr8k", regionLayer?: boolean, regionDim?: number) => {
       const d = pipelineConfig({ data, quick: false, batchSize: 64, regionLayer, regionDim }, 40).decoder;

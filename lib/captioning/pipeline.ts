@@ -7,7 +7,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { initBackend, describeBackend } from "../engine/backend";
-import { getDefaultConfig, quickDecoderConfig } from "./decoder";
+import { DecoderConfig, getDefaultConfig, quickDecoderConfig, regionWidth } from "./decoder";
 import { writeJsonAtomic } from "../util/io";
 import { EvaluationReport, evaluate } from "./evaluate";
 import { writeReport } from "./report";
@@ -17,7 +17,7 @@ import { ensureSynthetic, readBoxes } from "../data/synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
 import { History, defaultTrainConfig, train } from "./train";
 import { prepareCaptionData } from "../encoder/feature-dataset";
-import { FEATURE_MAP, FEATURE_MAPS, FeatureMap, decoderFeatures } from "../encoder/encoder";
+import { FEATURE_MAP, FEATURE_MAPS, FeatureMap, decoderFeatureMap, decoderFeatures } from "../encoder/encoder";
 import { defaultEngine } from "../engine/backend";
 
 export interface PipelineOptions {
@@ -82,6 +82,8 @@ export interface PipelineSummary {
   vocabSize: number;
   trainImages: number;
   trainCaptions: number;
+  /** What the decoder reads: its feature map and region layer. */
+  decoder: string;
   epochs: number;
   history: History["epoch"];
   /** Synthetic scenes: dev-split caption correctness after each epoch. */
@@ -188,6 +190,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     : captions["1"].slice(0, 6).map((c) => ({ image: c.image, caption: c.caption }));
   writeJsonAtomic(path.join(opts.out, "metrics-dev.json"), report);
   const reportFile = await writeReport(opts.out, { title: `attend-tell — ${opts.data}` });
+  const reads = decoderReads(model.config); // the trained model's, which a resumed run takes from its checkpoint
   model.dispose();
   const summary: PipelineSummary = {
     backend: describeBackend(backend),
@@ -197,6 +200,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     vocabSize: data.vocab.size,
     trainImages: data.train.dataset.images.length,
     trainCaptions: data.train.length,
+    decoder: reads,
     epochs: history.epoch.length,
     history: history.epoch,
     sceneScores: sceneScores.length ? sceneScores.map(({ samples: _, ...s }) => s) : undefined,
@@ -211,11 +215,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   return summary;
 }
 
-/** "conv4-pooled features (7 × 7 × 1024), a region layer 1024 → 512" and the like. */
-function inputsText(inputs: MainJobInputs): string {
-  const { grid, dim } = FEATURE_MAPS[inputs.map];
-  const layer = inputs.regionLayer ? `a region layer ${dim} → ${inputs.regionDim ?? dim}` : "no region layer";
-  return `reads ${inputs.map} features (${grid} × ${grid} × ${dim}), ${layer}`;
+/** What a trained decoder reads: "conv4-pooled features (7 × 7 × 1024), a region layer 1024 → 512" and the like. */
+function decoderReads(config: DecoderConfig): string {
+  const map = decoderFeatureMap(config);
+  const { grid, dim } = FEATURE_MAPS[map];
+  const layer = config.regionLayer ? `a region layer ${dim} → ${regionWidth(config)}` : "no region layer";
+  return `${map} features (${grid} × ${grid} × ${dim}), ${layer}`;
 }
 
 /** What `npm start` prints at the end. */
@@ -226,7 +231,7 @@ function summaryText(summary: PipelineSummary, opts: PipelineOptions, score: Sce
     `attend-tell main job — ${opts.data} (${summary.dataDir})`,
     `  backend:     ${summary.backend}; training step on ${summary.engine === "onnx" ? "ONNX Runtime (CPU)" : "tfjs"}`,
     `  data:        ${summary.trainImages} train images, ${summary.trainCaptions} captions; vocabulary ${summary.vocabSize} ids`,
-    `  decoder:     ${inputsText(mainJobInputs(opts))}`,
+    `  decoder:     reads ${summary.decoder}`,
     `  training:    ${summary.epochs} epochs; last: train cross-entropy ${last.trainCrossEntropy.toFixed(3)}, ` +
       `dev cross-entropy ${last.valCrossEntropy?.toFixed(3)}, ${last.captionsPerSecond.toFixed(0)} captions/s`,
     ...(score

@@ -52,7 +52,7 @@ const REGION_LAYER_FLAGS = {
 const START_REGION_LAYER_FLAGS = {
   "region-layer": {
     ...REGION_LAYER_FLAGS["region-layer"],
-    help: "learn a layer over each region, f′ = ReLU(f·W_f + b_f) (default: on the synthetic scenes, 512 wide; off on flickr8k)",
+    help: `${REGION_LAYER_FLAGS["region-layer"].help} (default: on the synthetic scenes, 512 wide; off on flickr8k)`,
   },
   "region-dim": REGION_LAYER_FLAGS["region-dim"],
   "no-region-layer": {
