@@ -50,7 +50,10 @@ def check(path):
         (f"again from the configuration cell ({config + 1})", range(config, len(cells))),
         ("the last cell alone", [len(cells) - 1]),
     ]
-    km, kc = start_new_kernel(kernel_name="tslab", cwd=os.path.dirname(os.path.abspath(path)))
+    km, kc = start_new_kernel(
+        # tslab compiles TypeScript as it starts: on a loaded 2-core CI machine that once took over the default 60 s
+        kernel_name="tslab", cwd=os.path.dirname(os.path.abspath(path)), startup_timeout=180
+    )
     try:
         for name, indices in passes:
             for i in indices:
