@@ -7,9 +7,12 @@
  *      (bench/evaluate.ts; needs Flickr8k);
  *   3. SCAN d = 1,024: training step and the 1,000 × 5,000 dev scoring, t2i and i2t (bench/scan.ts);
  *   4. ResNet-50 features end to end (decode, encode, float16, append) over `images` photos (bench/encoder.ts).
- *   npx tsx bench/speed.ts [parts=train,evaluate,scan,features] [feature images=96]
+ * Each part runs under each page setting asked for, one after the other: `4k` is glibc's default, `huge` the
+ * transparent huge pages that bin/attend-tell asks for (HUGE_PAGES, lib/engine/onnx/session.ts).
+ *   npx tsx bench/speed.ts [parts=train,evaluate,scan,features] [feature images=96] [pages=4k,huge]
  */
 import { spawnSync } from "node:child_process";
+import { withHugePages } from "../lib/engine";
 import { projectRoot } from "../lib/util";
 
 const BEFORE: Record<string, string> = {
@@ -21,23 +24,33 @@ const BEFORE: Record<string, string> = {
 const PARTS: Record<string, string[]> = {
   train: ["bench/train.ts", "64", "onnx-tfjs-adam,onnx,onnx-tfjs-adam,onnx", "6"],
   evaluate: ["bench/evaluate.ts", "3", "1000", "tfjs,onnx"],
-  scan: ["bench/scan.ts", "1024", "onnx", "3", "1000", "t2i,i2t"],
+  scan: ["bench/scan.ts", "1024", "onnx,onnx:16", "3", "1000", "t2i,i2t"],
   features: ["bench/encoder.ts"],
 };
 
 const parts = (process.argv[2] ?? "train,evaluate,scan,features").split(",");
 const featureImages = process.argv[3] ?? "96";
+const pages = (process.argv[4] ?? "4k,huge").split(",");
 const root = projectRoot();
+const plain = { ...process.env };
+delete plain.GLIBC_TUNABLES;
+const ENV: Record<string, NodeJS.ProcessEnv> = { "4k": plain, huge: withHugePages(plain) };
 for (const part of parts) {
   const args = PARTS[part];
   if (!args) throw new Error(`bench/speed.ts: no part ${part} (${Object.keys(PARTS).join(", ")})`);
   console.log(`\n== ${part} — before: ${BEFORE[part]}`);
-  const t0 = performance.now();
-  const r = spawnSync("npx", ["tsx", ...args, ...(part === "features" ? [featureImages] : [])], {
-    cwd: root,
-    encoding: "utf8",
-  });
-  const lines = `${r.stdout}${r.stderr}`.split("\n").filter((l) => l && !l.startsWith("[attend-tell]"));
-  for (const l of lines) console.log(`   ${l}`);
-  console.log(`   (${((performance.now() - t0) / 1000).toFixed(0)} s for this part)`);
+  for (const page of pages) {
+    const env = ENV[page];
+    if (!env) throw new Error(`bench/speed.ts: no page setting ${page} (${Object.keys(ENV).join(", ")})`);
+    const t0 = performance.now();
+    const r = spawnSync("npx", ["tsx", ...args, ...(part === "features" ? [featureImages] : [])], {
+      cwd: root,
+      encoding: "utf8",
+      env,
+    });
+    const lines = `${r.stdout}${r.stderr}`.split("\n").filter((l) => l && !l.startsWith("[attend-tell]"));
+    console.log(`  -- ${page} pages`);
+    for (const l of lines) console.log(`   ${l}`);
+    console.log(`   (${((performance.now() - t0) / 1000).toFixed(0)} s for this part)`);
+  }
 }

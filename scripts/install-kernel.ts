@@ -5,6 +5,7 @@
 import { execFileSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { HUGE_PAGES } from "../lib/engine/onnx/session";
 
 export const ROOT = path.resolve(__dirname, "..");
 export const JUPYTER_PATH = path.join(ROOT, ".jupyter", "share", "jupyter");
@@ -36,6 +37,10 @@ export function installKernel(): void {
   );
   const spec = path.join(JUPYTER_PATH, "kernels", "tslab", "kernel.json");
   if (!fs.existsSync(spec)) throw new Error(`tslab install did not write ${spec}`);
+  // the kernel's ONNX Runtime graphs get huge pages as bin/attend-tell's do
+  const kernel = JSON.parse(fs.readFileSync(spec, "utf8"));
+  kernel.env = { ...kernel.env, GLIBC_TUNABLES: HUGE_PAGES };
+  fs.writeFileSync(spec, JSON.stringify(kernel, null, 2));
 }
 
 if (require.main === module) {

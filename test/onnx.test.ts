@@ -1,8 +1,11 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { EncoderCNN } from "../lib/encoder";
 import { OnnxEncoder, onnxAvailable } from "../lib/encoder";
+import { HUGE_PAGES, withHugePages } from "../lib/engine";
+import { projectRoot } from "../lib/util";
 import { SHARED_FLICKR, setupBackend, tmpDir, writeImage } from "./helpers";
 
 describe("OnnxEncoder (ResNet-50 converted to ONNX, run by onnxruntime-node)", function () {
@@ -34,5 +37,22 @@ describe("OnnxEncoder (ResNet-50 converted to ONNX, run by onnxruntime-node)", f
     assert.ok(maxVal > 1 && maxDiff < 1e-5 * maxVal, `max |diff| ${maxDiff} against max value ${maxVal}`);
     tf.dispose([x, y]);
     tfjs.dispose();
+  });
+});
+
+describe("huge pages for ONNX Runtime's tensors (HUGE_PAGES, bin/attend-tell)", () => {
+  it("adds the glibc setting once, after any the caller has", () => {
+    assert.equal(withHugePages({}).GLIBC_TUNABLES, HUGE_PAGES);
+    assert.equal(
+      withHugePages({ GLIBC_TUNABLES: "glibc.malloc.arena_max=2" }).GLIBC_TUNABLES,
+      `glibc.malloc.arena_max=2:${HUGE_PAGES}`,
+    );
+    assert.equal(withHugePages(withHugePages({ PATH: "/bin" })).GLIBC_TUNABLES, HUGE_PAGES);
+    assert.equal(withHugePages({ PATH: "/bin" }).PATH, "/bin");
+  });
+
+  it("is what the CLI's launcher exports", () => {
+    const launcher = fs.readFileSync(path.join(projectRoot(), "bin", "attend-tell"), "utf8");
+    assert.match(launcher, new RegExp(`^export GLIBC_TUNABLES=.*[:}]${HUGE_PAGES.replace(/\./g, "\\.")}"$`, "m"));
   });
 });
