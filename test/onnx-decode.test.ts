@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, OnnxDecoder, beamSearchBatch, defaultInitializer } from "../lib/captioning";
+import { OnnxTrainer, greedy, sampleCaptions } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend } from "./helpers";
 
@@ -89,5 +90,40 @@ describe("decoding on ONNX Runtime", function () {
       f.dispose();
       d.dispose();
     }
+  });
+
+  it("greedy decoding and sampling (self-critical training's) draw tfjs's words; setParameters switches the weights", async () => {
+    const d = peaked(5, { deepOutput: true });
+    d.fcn.assign(d.fcn.div(10)); // flatter: samples differ from each other
+    const f = tf.randomUniform([4, 49, 16], 0, 1, "float32", 9) as tf.Tensor3D;
+    const onnx = await OnnxDecoder.create(d, 49);
+    const same = (a: { ids: number[]; logProb: number; finished: boolean }[], b: typeof a, what: string) => {
+      assert.deepEqual(
+        a.map((g) => g.ids),
+        b.map((g) => g.ids),
+        what,
+      );
+      a.forEach((g, i) => assert.ok(Math.abs(g.logProb - b[i].logProb) < 1e-4, `${what} ${i}: ${g.logProb}`));
+      assert.deepEqual(
+        a.map((g) => g.finished),
+        b.map((g) => g.finished),
+      );
+    };
+    same(await greedy(d, f, 10, onnx), await greedy(d, f, 10), "greedy");
+    const drawn = await sampleCaptions(d, f, { samples: 5, seed: 3, maxLen: 10, onnx });
+    same(drawn, await sampleCaptions(d, f, { samples: 5, seed: 3, maxLen: 10 }), "samples");
+    assert.ok(new Set(drawn.map((g) => g.ids.join(" "))).size > 10, "distinct samples");
+    // new weights: the decoder's old ones no longer decode
+    const other = peaked(6, { deepOutput: true });
+    assert.notDeepEqual(
+      (await greedy(d, f, 10)).map((g) => g.ids),
+      (await greedy(other, f, 10)).map((g) => g.ids),
+    );
+    onnx.setParameters(await OnnxTrainer.parameters(other));
+    same(await greedy(d, f, 10, onnx), await greedy(other, f, 10), "greedy after setParameters");
+    await onnx.dispose();
+    f.dispose();
+    d.dispose();
+    other.dispose();
   });
 });

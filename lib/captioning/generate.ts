@@ -27,42 +27,39 @@ export interface Generated {
   finished: boolean;
 }
 
-/** Greedy decoding of a batch of images' features `[B, R, E]`. */
-export async function greedy(decoder: DecoderRNN, features: tf.Tensor3D, maxLen = 20): Promise<Generated[]> {
+/**
+ * Greedy decoding of a batch of images' features `[B, R, E]`: each row's most probable next word. Its steps run on
+ * ONNX Runtime when `onnx` is given, else on tfjs.
+ */
+export async function greedy(
+  decoder: DecoderRNN,
+  features: tf.Tensor3D,
+  maxLen = 20,
+  onnx?: OnnxDecoder,
+): Promise<Generated[]> {
   const B = features.shape[0];
   const out: Generated[] = Array.from({ length: B }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
-  const start = decoder.start(features);
-  const { regions, projected } = start;
-  let state = start.state;
-  let words = tf.fill([B], SOS, "int32") as tf.Tensor1D;
+  const model = onnx
+    ? await onnxRows(onnx, (await features.data()) as Float32Array, B, 1)
+    : tfjsRows(decoder, features, 1);
+  let words = Array<number>(B).fill(SOS);
   try {
     for (let t = 0; t < maxLen && out.some((g) => !g.finished); t++) {
-      const next = tf.tidy(() => {
-        const s = decoder.step(tf.gather(decoder.embedding, words) as tf.Tensor2D, projected, regions, state);
-        const logp = tf.logSoftmax(decoder.output(s.h, false, undefined, s.context));
-        const best = logp.argMax(1) as tf.Tensor1D;
-        return { h: s.h, c: s.c, alpha: s.alpha, best, bestLogp: logp.max(1) };
-      });
-      const [best, bestLogp, alpha] = [
-        await next.best.data(),
-        await next.bestLogp.data(),
-        (await next.alpha.array()) as number[][],
-      ];
-      out.forEach((g, b) => {
-        if (g.finished) return;
-        g.logProb += bestLogp[b];
-        if (best[b] === EOS) g.finished = true;
+      const { values, indices, alpha } = await model.step(words, 1);
+      words = out.map((g, b) => {
+        if (g.finished) return EOS;
+        g.logProb += values[b];
+        if (indices[b] === EOS) g.finished = true;
         else {
-          g.ids.push(best[b]);
+          g.ids.push(indices[b]);
           g.alphas.push(alpha[b]);
         }
+        return indices[b];
       });
-      tf.dispose([state.h, state.c, words, next.alpha, next.bestLogp]);
-      state = { h: next.h, c: next.c };
-      words = next.best;
+      model.keep();
     }
   } finally {
-    tf.dispose([...(regions === features ? [] : [regions]), projected, state.h, state.c, words]);
+    model.dispose();
   }
   return out;
 }
@@ -78,40 +75,30 @@ export function repeatRows(t: tf.Tensor3D, k: number): tf.Tensor3D {
 /**
  * Captions sampled from the model's own distribution (no dropout): `samples` per image of `features` `[N, R, E]`,
  * rows image-major (image i's are i·samples … i·samples + samples − 1). Each word is drawn from the softmax with a
- * seeded generator, so a seed repeats a run on any backend. What self-critical training learns from.
+ * seeded generator, so a seed repeats a run on any engine. What self-critical training learns from; its steps run
+ * on ONNX Runtime when `onnx` is given (the same draws, tested), else on tfjs.
  */
 export async function sampleCaptions(
   decoder: DecoderRNN,
   features: tf.Tensor3D,
-  o: { samples: number; seed: number; maxLen?: number },
+  o: { samples: number; seed: number; maxLen?: number; onnx?: OnnxDecoder },
 ): Promise<Generated[]> {
   const rng = new Rng(o.seed);
   const N = features.shape[0] * o.samples;
-  const tiled = repeatRows(features, o.samples);
+  const model = o.onnx
+    ? await onnxRows(o.onnx, (await features.data()) as Float32Array, features.shape[0], o.samples)
+    : tfjsRows(decoder, features, o.samples);
   const out: Generated[] = Array.from({ length: N }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
-  const start = decoder.start(tiled);
-  const { regions, projected } = start;
-  let state = start.state;
   let words = Array<number>(N).fill(SOS);
   try {
     for (let t = 0; t < (o.maxLen ?? 20) && out.some((g) => !g.finished); t++) {
-      const next = tf.tidy(() => {
-        const ids = tf.tensor1d(words, "int32");
-        const s = decoder.step(tf.gather(decoder.embedding, ids) as tf.Tensor2D, projected, regions, state);
-        return {
-          h: s.h,
-          c: s.c,
-          alpha: s.alpha,
-          logp: tf.logSoftmax(decoder.output(s.h, false, undefined, s.context)),
-        };
-      });
-      const logp = (await next.logp.data()) as Float32Array;
-      const alpha = (await next.alpha.array()) as number[][];
+      const { values: logp, alpha } = await model.step(words, 0);
       const V = logp.length / N;
       words = out.map((g, r) => {
+        // one draw per row and step, finished or not: a row's words never depend on when the others ended
+        let u = rng.next();
         if (g.finished) return EOS;
         // inverse CDF of softmax row r
-        let u = rng.next();
         let w = V - 1;
         for (let v = 0; v < V; v++) {
           u -= Math.exp(logp[r * V + v]);
@@ -128,11 +115,10 @@ export async function sampleCaptions(
         }
         return w;
       });
-      tf.dispose([state.h, state.c, next.alpha, next.logp]);
-      state = { h: next.h, c: next.c };
+      model.keep();
     }
   } finally {
-    tf.dispose([...new Set([tiled, regions]), projected, state.h, state.c]);
+    model.dispose();
   }
   return out;
 }
@@ -160,28 +146,31 @@ export async function beamSearch(
 }
 
 /**
- * The model's side of beam search over N·k rows: each step takes every row's last word and gives each row's k
- * best next words with their log-probabilities and the row's α; `keep` then makes the state rows follow the
- * surviving beams. On tfjs (`DecoderRNN.step`) or on ONNX Runtime (`OnnxDecoder`, the same step as a graph).
+ * The model's side of decoding N images' rows, `repeat` rows per image (beams, samples): each step takes every
+ * row's last word and gives each row's k best next words with their log-probabilities (k = 0: every word's,
+ * `[rows, V]`, no indices — what sampling draws from) and the row's α; `keep(rows)` then makes the state rows
+ * follow the surviving beams (no argument: each row keeps its own). On tfjs (`DecoderRNN.step`) or on ONNX Runtime
+ * (`OnnxDecoder`, the same step as a graph).
  */
-interface BeamRows {
-  step(words: number[]): Promise<{ values: Float32Array; indices: Int32Array; alpha: number[][] }>;
-  keep(rows: number[]): void;
+interface DecodeRows {
+  step(words: number[], k: number): Promise<{ values: Float32Array; indices: Int32Array; alpha: number[][] }>;
+  keep(rows?: number[]): void;
   dispose(): void;
 }
 
-function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRows {
-  const tiled = repeatRows(features, k);
+function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, repeat: number): DecodeRows {
+  const tiled = repeatRows(features, repeat);
   const start = decoder.start(tiled);
   const { regions, projected } = start;
   let state = start.state;
   let next: { h: tf.Tensor2D; c: tf.Tensor2D } | undefined;
   return {
-    async step(words) {
+    async step(words, k) {
       const r = tf.tidy(() => {
         const emb = tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D;
         const s = decoder.step(emb, projected, regions, state);
-        const top = tf.topk(tf.logSoftmax(decoder.output(s.h, false, undefined, s.context)), k);
+        const logp = tf.logSoftmax(decoder.output(s.h, false, undefined, s.context));
+        const top = k === 0 ? { values: logp, indices: tf.zeros([0], "int32") } : tf.topk(logp, k);
         return { h: s.h, c: s.c, alpha: s.alpha, values: top.values, indices: top.indices };
       });
       next = { h: r.h, c: r.c };
@@ -194,12 +183,16 @@ function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRo
       return out;
     },
     keep(rows) {
-      const idx = tf.tensor1d(rows, "int32");
-      const kept = tf.tidy(() => ({
-        h: tf.gather(next!.h, idx) as tf.Tensor2D,
-        c: tf.gather(next!.c, idx) as tf.Tensor2D,
-      }));
-      tf.dispose([idx, state.h, state.c, next!.h, next!.c]);
+      let kept = next!;
+      if (rows) {
+        const idx = tf.tensor1d(rows, "int32");
+        kept = tf.tidy(() => ({
+          h: tf.gather(next!.h, idx) as tf.Tensor2D,
+          c: tf.gather(next!.c, idx) as tf.Tensor2D,
+        }));
+        tf.dispose([idx, next!.h, next!.c]);
+      }
+      tf.dispose([state.h, state.c]);
       state = kept;
       next = undefined;
     },
@@ -209,14 +202,14 @@ function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, k: number): BeamRo
   };
 }
 
-async function onnxRows(onnx: OnnxDecoder, features: Float32Array, N: number, k: number): Promise<BeamRows> {
+async function onnxRows(onnx: OnnxDecoder, features: Float32Array, N: number, repeat: number): Promise<DecodeRows> {
   const R = onnx.regions;
   const E = onnx.config.encoderDim;
   const D = onnx.config.decoderDim;
-  const tiled = new Float32Array(N * k * R * E);
-  for (let r = 0; r < N * k; r++)
-    tiled.set(features.subarray(Math.floor(r / k) * R * E, (Math.floor(r / k) + 1) * R * E), r * R * E);
-  let state = await onnx.init(tiled, N * k);
+  const tiled = new Float32Array(N * repeat * R * E);
+  for (let r = 0; r < N * repeat; r++)
+    tiled.set(features.subarray(Math.floor(r / repeat) * R * E, (Math.floor(r / repeat) + 1) * R * E), r * R * E);
+  let state = await onnx.init(tiled, N * repeat);
   let next: { h: Float32Array; c: Float32Array } | undefined;
   const gatherRows = (x: Float32Array, rows: number[]) => {
     const out = new Float32Array(rows.length * D);
@@ -224,14 +217,18 @@ async function onnxRows(onnx: OnnxDecoder, features: Float32Array, N: number, k:
     return out;
   };
   return {
-    async step(words) {
+    async step(words, k) {
       const r = await onnx.step(words, tiled, state, k);
       next = { h: r.h, c: r.c };
       const alpha = Array.from({ length: words.length }, (_, i) => Array.from(r.alpha.subarray(i * R, (i + 1) * R)));
       return { values: r.values, indices: r.indices, alpha };
     },
     keep(rows) {
-      state = { ...state, h: gatherRows(next!.h, rows), c: gatherRows(next!.c, rows) };
+      state = {
+        ...state,
+        h: rows ? gatherRows(next!.h, rows) : next!.h,
+        c: rows ? gatherRows(next!.c, rows) : next!.c,
+      };
       next = undefined;
     },
     dispose() {},
@@ -280,7 +277,7 @@ export async function beamSearchBatch(
           j < bs.length && bs[j].ids.length ? bs[j].ids[bs[j].ids.length - 1] : SOS,
         ),
       );
-      const { values, indices, alpha } = await model.step(words);
+      const { values, indices, alpha } = await model.step(words, k);
       const rows: number[] = [];
       for (let i = 0; i < N; i++) {
         const bs = beams[i];
@@ -359,8 +356,7 @@ export async function captionImages(
       const names = images.slice(i, i + chunk);
       const f = cache.tensor(names);
       try {
-        // on ONNX Runtime greedy is the beam search of width 1 (the same captions, tested)
-        if (k === 1 && !onnx) out.push(...(await greedy(decoder, f, maxLen)));
+        if (k === 1) out.push(...(await greedy(decoder, f, maxLen, onnx)));
         else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, onnx)));
       } finally {
         f.dispose();

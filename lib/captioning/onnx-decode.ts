@@ -46,7 +46,10 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
   return o.g.toBytes(17);
 }
 
-/** One step for N rows: `words [N]`, h, c → h, c, α `[N, R]`, and the k most probable next words per row. */
+/**
+ * One step for N rows: `words [N]`, h, c → h, c, α `[N, R]`, and the k most probable next words per row (k = 0:
+ * every word's log-probability `[N, V]`, what sampling draws from).
+ */
 function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Array {
   const { attentionDim: K, decoderDim: D } = c;
   const E = regionWidth(c);
@@ -79,12 +82,15 @@ function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Arra
     ],
     [{ name: "axis", i: 1 }],
   );
-  const [values, indices] = o.g.op("TopK", [logp, o.g.constInt([k])], [{ name: "axis", i: -1 }], 2);
   o.g.output(s.h, "hNext", [N, D]);
   o.g.output(s.c, "cNext", [N, D]);
   o.g.output(s.alpha, "alpha", [N, R]);
-  o.g.output(values, "values", [N, k]);
-  o.g.output(indices, "indices", [N, k], INT64);
+  if (k === 0) o.g.output(logp, "values", [N, c.vocabSize]);
+  else {
+    const [values, indices] = o.g.op("TopK", [logp, o.g.constInt([k])], [{ name: "axis", i: -1 }], 2);
+    o.g.output(values, "values", [N, k]);
+    o.g.output(indices, "indices", [N, k], INT64);
+  }
   return o.g.toBytes(17);
 }
 
@@ -101,11 +107,14 @@ export class OnnxDecoder {
   private constructor(
     readonly config: DecoderConfig,
     readonly regions: number,
-    private readonly params: Record<string, Float32Array>,
+    private params: Record<string, Float32Array>,
     private readonly sessions: SessionCache,
   ) {}
 
-  /** The decoder's current weights, read once (a decoder trained further needs a new OnnxDecoder). */
+  /**
+   * The decoder's current weights, read once: a decoder trained further needs `setParameters` (self-critical
+   * training samples with the weights of each step) or a new OnnxDecoder.
+   */
   static async create(decoder: DecoderRNN, regions: number, threads = 0): Promise<OnnxDecoder> {
     const sessions = SessionCache.require("OnnxDecoder", threads);
     return new OnnxDecoder(
@@ -114,6 +123,11 @@ export class OnnxDecoder {
       await parameterValues(decoder.namedVariables(), paramNames(decoder.config)),
       sessions,
     );
+  }
+
+  /** Weights by parameter name (`OnnxTrainer.parameters`), used from the next step on. */
+  setParameters(values: Record<string, Float32Array>): void {
+    this.params = values;
   }
 
   private feeds(names: readonly Param[], extra: Record<string, [Float32Array | BigInt64Array, number[]]>) {
@@ -138,7 +152,8 @@ export class OnnxDecoder {
   }
 
   /**
-   * One step of N rows from their previous words: the next state, α, and each row's k best words. `features` are
+   * One step of N rows from their previous words: the next state, α, and each row's k best words with their
+   * log-probabilities (k = 0: `values` holds every word's, `[N, V]`, and `indices` is empty). `features` are
    * what `init` was given; with a region layer the step reads `state.regions` instead.
    */
   async step(
@@ -166,7 +181,7 @@ export class OnnxDecoder {
       c: out.cNext.data as Float32Array,
       alpha: out.alpha.data as Float32Array,
       values: out.values.data as Float32Array,
-      indices: Int32Array.from(out.indices.data as BigInt64Array, Number),
+      indices: k === 0 ? new Int32Array(0) : Int32Array.from(out.indices.data as BigInt64Array, Number),
     };
   }
 

@@ -19,6 +19,7 @@ import { DecoderRNN, captionLoss } from "./decoder";
 import { greedy, repeatRows, sampleCaptions } from "./generate";
 import { CiderD } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
+import { OnnxDecoder } from "./onnx-decode";
 import { FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { decoderFeatureMap } from "../encoder/encoder";
 import { padCaptions } from "../data/collate";
@@ -87,13 +88,24 @@ export async function scstStep(
     vocab: Vocabulary;
     config: ScstConfig;
     seed: number;
-    onnx?: OnnxTrainer;
+    /**
+     * ONNX Runtime's trainer (the gradient) and decoder (sampling and greedy decoding; without it they run on tfjs,
+     * as bench/scst.ts measures).
+     */
+    onnx?: { trainer: OnnxTrainer; decoder?: OnnxDecoder };
   },
 ): Promise<ScstStep> {
   const n = o.config.samples;
   const refs = batch.images.map(o.references);
   const words = (ids: number[]) => o.vocab.decode(ids);
-  const samples = await sampleCaptions(decoder, batch.features, { samples: n, seed: o.seed, maxLen: o.config.maxLen });
+  const params = o.onnx ? await OnnxTrainer.parameters(decoder) : undefined;
+  o.onnx?.decoder?.setParameters(params!); // this step's weights
+  const samples = await sampleCaptions(decoder, batch.features, {
+    samples: n,
+    seed: o.seed,
+    maxLen: o.config.maxLen,
+    onnx: o.onnx?.decoder,
+  });
   const rewards = samples.map((s, r) => o.cider.score(words(s.ids), refs[Math.floor(r / n)]));
   let greedyRewards: number[] | undefined;
   let advantages: number[];
@@ -105,7 +117,7 @@ export async function scstStep(
       return r - others / (n - 1);
     });
   } else {
-    const g = await greedy(decoder, batch.features, o.config.maxLen);
+    const g = await greedy(decoder, batch.features, o.config.maxLen, o.onnx?.decoder);
     const base = g.map((x, i) => o.cider.score(words(x.ids), refs[i]));
     greedyRewards = base;
     advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
@@ -118,14 +130,12 @@ export async function scstStep(
     let loss: number;
     let grads: tf.NamedTensorMap;
     if (o.onnx) {
-      const r = await o.onnx.step(
-        await OnnxTrainer.parameters(decoder),
-        (await features.data()) as Float32Array,
-        ids,
-        samples.length,
-        T,
-        { seed: o.seed, lambda: 0, dropout: 0, captionWeights: advantages },
-      );
+      const r = await o.onnx.trainer.step(params!, (await features.data()) as Float32Array, ids, samples.length, T, {
+        seed: o.seed,
+        lambda: 0,
+        dropout: 0,
+        captionWeights: advantages,
+      });
       loss = r.loss;
       grads = gradientsToTensors(decoder, r.grads);
     } else {
@@ -180,7 +190,13 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
   const scst = cfg.scst!;
   const engine = o.engine ?? defaultEngine();
   o.train.cache.checkFeatureMap(decoderFeatureMap(decoder.config), "the decoder");
-  const onnx = engine === "onnx" ? new OnnxTrainer(decoder.config, o.train.cache.regions) : undefined;
+  const onnx =
+    engine === "onnx"
+      ? {
+          trainer: new OnnxTrainer(decoder.config, o.train.cache.regions),
+          decoder: await OnnxDecoder.create(decoder, o.train.cache.regions),
+        }
+      : undefined;
   const { cider, references } = referenceScorer(o.train);
   let rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
   await fit<ImageBatch, ScstStep>({
@@ -232,7 +248,8 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
       await scstEndEpoch(entry, { o, cfg, decoder, optimizer, vocab, history, log });
     },
     async dispose() {
-      await onnx?.dispose();
+      await onnx?.trainer.dispose();
+      await onnx?.decoder.dispose();
     },
   });
   return { decoder, history };
