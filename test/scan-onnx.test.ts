@@ -2,7 +2,15 @@ import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { loadOrt } from "../lib/engine";
 import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/matching";
-import { LossPairs, OnnxScan, SCAN_PARAMS, gradientPairs, hardestNegatives } from "../lib/matching";
+import {
+  LossPairs,
+  OnnxScan,
+  SCAN_PARAMS,
+  gradientPairs,
+  hardestNegatives,
+  pairGroups,
+  sumPlan,
+} from "../lib/matching";
 import { matchingLoss } from "../lib/matching";
 import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
 
@@ -184,6 +192,39 @@ describe("SCAN on ONNX Runtime", function () {
     });
   });
 
+  it("groups the pairs K at a time per image, and the sum plans add each group into its image and each slot into its caption once", () => {
+    // image 0 is the hardest negative of many captions (a hub): 19 pairs, more than two chunks of the sums
+    const imgIdx = [...Array(19).fill(0), 1, 2, 2, 4];
+    const capIdx = imgIdx.map((_, p) => (p < 19 ? p % 2 : (p * 3) % 5)); // captions 0 and 1 in 10 and 9 slots
+    const dS = Float32Array.from(imgIdx, (_, p) => p + 1);
+    const K = 4;
+    const gp = pairGroups({ imgIdx, capIdx, dS }, 5, K);
+    assert.equal(gp.G, 5 + 1 + 1 + 1); // ⌈19/4⌉ groups for image 0, one each for images 1, 2, 4, none for 3
+    assert.deepEqual(gp.groupImage, [0, 0, 0, 0, 0, 1, 2, 4]);
+    // every pair once, in a group of its image, with its caption and dS; the rest padding at dS 0
+    const seen = imgIdx.map((i, p) => {
+      const at = Array.from(gp.dS).indexOf(p + 1);
+      assert.ok(at >= 0, `pair ${p}`);
+      assert.equal(gp.groupImage[Math.floor(at / K)], i);
+      assert.equal(gp.slots[at], capIdx[p]);
+      return at;
+    });
+    assert.equal(Array.from(gp.dS).filter((x) => x !== 0).length, imgIdx.length);
+    // apply a plan as the graph does: chunks of rows (X = zero row), then each target's chunks (H = zero row)
+    const apply = (q: ReturnType<typeof sumPlan>, X: number, targets: number) =>
+      Array.from({ length: targets }, (_, t) =>
+        q.second
+          .slice(t * q.J, (t + 1) * q.J)
+          .filter((h) => h !== q.H)
+          .flatMap((h) => q.first.slice(h * 8, (h + 1) * 8).filter((r) => r !== X))
+          .sort((a, b) => a - b),
+      );
+    assert.deepEqual(apply(gp.images, gp.G, 5), [[0, 1, 2, 3, 4], [5], [6], [], [7]]);
+    const byCaption = Array.from({ length: 5 }, (_, c) => seen.filter((_, p) => capIdx[p] === c).sort((a, b) => a - b));
+    assert.deepEqual(apply(gp.captions, gp.G * K, 5), byCaption);
+    assert.ok(gp.captions.J > 1, "a caption's slots span several chunks");
+  });
+
   for (const [direction, aggregation, k] of [
     ["t2i", "lse", 1],
     ["i2t", "lse", 1],
@@ -220,16 +261,22 @@ describe("SCAN on ONNX Runtime", function () {
         assert.ok(worst < 1e-4, `${name}: relative error ${worst}`);
       }
       if (k > 1) {
-        // the warm-up differentiates only the pairs with a gradient (gradientPairs): the same as every picked pair
+        // the warm-up differentiates only the pairs with a gradient (gradientPairs): the same as every picked pair;
+        // and any group size gives the same gradients (3: images with 4–5 pairs fill a padded second group)
         const all = await onnx.gradients(m, f, ids, lens, 5, { negatives: k, allPairs: true });
-        for (const name of SCAN_PARAMS) {
-          const [a, b] = [got, all].map((r) => r.grads[named[name].name].dataSync());
-          const scale = Math.max(1e-4, ...Array.from(b, Math.abs));
-          assert.ok(
-            a.every((x, i) => Math.abs(x - b[i]) < 1e-5 * scale),
-            `${name}: all pairs differ`,
-          );
-        }
+        const threes = await onnx.gradients(m, f, ids, lens, 5, { negatives: k, groupSize: 3 });
+        for (const [other, what] of [
+          [all, "all pairs"],
+          [threes, "groups of 3"],
+        ] as const)
+          for (const name of SCAN_PARAMS) {
+            const [a, b] = [got, other].map((r) => r.grads[named[name].name].dataSync());
+            const scale = Math.max(1e-4, ...Array.from(b, Math.abs));
+            assert.ok(
+              a.every((x, i) => Math.abs(x - b[i]) < 1e-5 * scale),
+              `${name}: ${what} differ`,
+            );
+          }
       }
       const val = await onnx.gradients(m, f, ids, lens, 5, { backward: false, negatives: k });
       assert.ok(Math.abs(val.loss - got.loss) < 1e-6);

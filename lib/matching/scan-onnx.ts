@@ -27,8 +27,8 @@ import {
   ScanConfig,
   ScanModel,
   allPairScores,
+  crossAttention,
   gruGates,
-  pairForward,
   regionVectors,
   wordVectors,
 } from "./scan";
@@ -136,60 +136,93 @@ function l2normBackward(o: GraphOps, x: string, dy: string, axis: number): strin
 }
 
 /**
- * Gradients of Σ_p dS_p · S(image_p, caption_p) with respect to the unit vectors, for pairs gathered from
- * `images [B, R, d]` and `captions [B, T, d]` by `imgIdx`, `capIdx` (`[P]`, int64): lib/matching/scan.ts
- * pairForward for the pairs, then its backward by hand — aggregation (LSE or mean over the queries) → cosine →
- * attended vectors and dot → softmax → l2norm → LeakyReLU → s = V·Eᵀ.
- *   t2i: queries are words, each attends over regions (softmax over r, l2norm over the real words t);
- *   i2t: queries are regions, each attends over the real words (softmax over t, l2norm over the regions r).
- * Returns `[dImages, dCaptions]`, the pairs' gradients summed into each image and caption.
+ * Gradients of Σ dS · S(image, caption) over the scored pairs with respect to the unit vectors `images [B, R, d]`
+ * and `captions [B, T, d]`. The pairs come in groups of K captions of one image (`PairGroups`): group g pairs
+ * image `groupImage[g]` with the captions `slots [G, K]` (G the graph's dynamic dimension; unused slots have dS 0),
+ * so lib/matching/scan.ts crossAttention with K captions per image recomputes the forward, and its backward by
+ * hand — aggregation (LSE or mean over the queries) → cosine → Σα·s and |a|² = αᵀGα → softmax → l2norm →
+ * LeakyReLU → s = V·Eᵀ — ends in products batched over the groups: no tensor of one d-vector per pair and region.
+ *   t2i: queries are words, each attends over regions (softmax over r, l2norm over the real words t), G = VVᵀ;
+ *   i2t: queries are regions, each attends over the real words (softmax over t, l2norm over the regions r), G = EEᵀ.
+ * Returns `[dImages, dCaptions]`: the groups' gradients summed into their images and the slots' into their
+ * captions (`sumRows` with the plans `images`, `captions` of PairGroups).
  */
 function addPairBackward(
   o: GraphOps,
-  x: { images: string; captions: string; mask: string; imgIdx: string; capIdx: string; dS: string },
-  { B, T, R, d }: { B: number; T: number; R: number; d: number },
+  x: { images: string; captions: string; mask: string; groupImage: string; slots: string; dS: string },
+  sums: { images: [string, string]; captions: [string, string] },
+  { B, T, R, d, K }: { B: number; T: number; R: number; d: number; K: number },
   cfg: ScanConfig,
 ): [string, string] {
-  const P = -1; // the number of pairs is the graph's one dynamic dimension: Reshape infers it
+  const G = -1; // groups: the graph's one dynamic dimension, Reshape infers it
   const { mul, add, sub, div, sum, reshape, matMul: mm, c } = o;
   const t2i = cfg.direction === "t2i";
-  const ctxAxis = t2i ? 1 : 2; // the softmax's axis of s[p, r, t]
-  const normAxis = t2i ? 2 : 1; // the l2norm's axis
-  const Q = t2i ? T : R; // queries per pair
   const tr = (v: string) => o.transpose(v, [0, 2, 1]);
-  const V = o.gather(x.images, x.imgIdx); // [P, R, d]
-  const Ew = o.gather(x.captions, x.capIdx); // [P, T, d]
-  const m = reshape(o.gather(x.mask, x.capIdx), [P, 1, T]);
-  const { s, alpha, a, dot, root, den, rowSim } = pairForward(o, { P, T }, V, Ew, m, cfg);
-  // backward from dS [P]
-  const dS1 = reshape(x.dS, [P, 1]);
-  const mT = reshape(m, [P, T]);
+  const V = o.gather(x.images, x.groupImage); // [G, R, d]
+  const Eg = o.gather(x.captions, x.slots); // [G, K, T, d]
+  const mg = o.gather(x.mask, x.slots); // [G, K, T]
+  const dims = { N: G, C: K, T, R, d, perImage: true };
+  const { s, alpha, gramAlpha, dot, root, den, rowSim } = crossAttention(o, dims, V, Eg, mg, cfg);
+  // backward from dS [G, K]; per query q: t2i [G, K, T], i2t [G, R, K]
   let drs: string;
-  if (cfg.aggregation === "lse") {
-    let e = o.exp(mul(rowSim, c(cfg.lambdaLse)));
-    if (t2i) e = mul(e, mT);
-    drs = mul(dS1, div(e, sum(e, [1], true)));
-  } else drs = t2i ? mul(dS1, div(mT, sum(mT, [1], true))) : mul(dS1, c(1 / R)); // i2t: every region counts
+  if (t2i) {
+    const dS3 = reshape(x.dS, [G, K, 1]);
+    if (cfg.aggregation === "lse") {
+      const e = mul(o.exp(mul(rowSim, c(cfg.lambdaLse))), mg);
+      drs = mul(dS3, div(e, sum(e, [2], true)));
+    } else drs = mul(dS3, div(mg, sum(mg, [2], true)));
+  } else {
+    const dS3 = reshape(x.dS, [G, 1, K]);
+    if (cfg.aggregation === "lse") {
+      const e = o.exp(mul(rowSim, c(cfg.lambdaLse)));
+      drs = mul(dS3, div(e, sum(e, [1], true)));
+    } else drs = mul(dS3, c(1 / R)); // every region counts
+  }
   const ddot = div(drs, den);
   const dden = o.op1("Neg", [div(mul(drs, dot), mul(den, den))]);
   const live = o.op1("Cast", [o.op1("Greater", [root, c(EPS)])], [{ name: "to", i: 1 }]);
-  const dsq = mul(div(dden, mul(root, c(2))), live); // [P, Q]
-  const da = mul(reshape(mul(dsq, c(2)), [P, Q, 1]), a); // [P, Q, d]
-  const ddot3 = reshape(ddot, t2i ? [P, 1, T] : [P, R, 1]);
-  const dAlpha = add(t2i ? mm(V, tr(da)) : mm(da, tr(Ew)), mul(ddot3, s)); // [P, R, T]
-  const dz = mul(alpha, sub(dAlpha, sum(mul(alpha, dAlpha), [ctxAxis], true))); // softmax
-  // LeakyReLU′ and the l2norm's input, as pairForward formed them
+  const dsq2 = mul(div(dden, root), live); // 2·∂/∂|a|²
+  const q4 = (v: string) => reshape(v, t2i ? [G, 1, K, T] : [G, R, K, 1]); // a per-query value against s[g, r, k, t]
+  // α's gradient: from Σα·s, and from |a|² = αᵀGα (2·dsq ⊙ Gα)
+  const gA = t2i ? reshape(gramAlpha, [G, R, K, T]) : o.transpose(reshape(gramAlpha, [G, K, R, T]), [0, 2, 1, 3]);
+  const dAlpha = add(mul(q4(ddot), s), mul(q4(dsq2), gA));
+  const dz = mul(alpha, sub(dAlpha, sum(mul(alpha, dAlpha), [t2i ? 1 : 3], true))); // softmax
+  // LeakyReLU′ and the l2norm's input, as crossAttention formed them
   const slope = add(c(0.1), mul(o.op1("Cast", [o.op1("Greater", [s, c(0)])], [{ name: "to", i: 1 }]), c(0.9)));
-  const l = t2i ? mul(mul(s, slope), m) : mul(s, slope);
-  const dl = l2normBackward(o, l, mul(dz, c(cfg.lambdaSoftmax)), normAxis);
-  const ds = add(mul(ddot3, alpha), mul(t2i ? mul(dl, m) : dl, slope));
-  // s = V·Eᵀ, and the attended vectors: t2i a = αᵀV, i2t a = αE
-  // t2i: α·da + ds·Ew as one product over the joined contraction axis (no [P, R, d] sum of two products)
-  const dV = t2i ? mm(o.concat([alpha, ds], 2), o.concat([da, Ew], 1)) : mm(ds, Ew); // [P, R, d]
-  const dE = t2i ? mm(tr(ds), V) : add(mm(tr(ds), V), mm(tr(alpha), da)); // [P, T, d]
-  const scatter = (shape: number[], idx: string, upd: string) =>
-    reshape(o.g.scatterAddRows(idx, reshape(upd, [P, shape[1] * shape[2]]), B), shape);
-  return [scatter([B, R, d], x.imgIdx, dV), scatter([B, T, d], x.capIdx, dE)];
+  const mask4 = reshape(mg, [G, 1, K, T]);
+  const l = t2i ? mul(mul(s, slope), mask4) : mul(s, slope);
+  const dl = l2normBackward(o, l, mul(dz, c(cfg.lambdaSoftmax)), t2i ? 3 : 1);
+  const ds = reshape(add(mul(q4(ddot), alpha), mul(t2i ? mul(dl, mask4) : dl, slope)), [G, R, K * T]);
+  const EgRows = reshape(Eg, [G, K * T, d]);
+  // s = V·Eᵀ (and t2i's G = VVᵀ, whose gradient Σ dsq·ααᵀ is symmetric): dV = ds·E (+ 2·dG·V), dE = dsᵀ·V
+  let dV: string, dE: string;
+  if (t2i) {
+    const a3 = reshape(alpha, [G, R, K * T]);
+    const dG2 = mm(mul(a3, reshape(dsq2, [G, 1, K * T])), tr(a3)); // [G, R, R]
+    dV = mm(o.concat([ds, dG2], 2), o.concat([EgRows, V], 1)); // one product over the joined contraction axis
+    dE = mm(tr(ds), V); // [G, K·T, d]
+  } else {
+    // i2t's G = EEᵀ per slot: dE += 2·dG·E with dG = αᵀ·diag(dsq)·α
+    const aS = reshape(o.transpose(alpha, [0, 2, 1, 3]), [G, R, T]); // [G·K, R, T]
+    const w = reshape(o.transpose(dsq2, [0, 2, 1]), [G, R, 1]);
+    const dG2 = mm(tr(mul(aS, w)), aS); // [G·K, T, T]
+    dV = mm(ds, EgRows);
+    dE = add(reshape(mm(tr(ds), V), [G, T, d]), mm(dG2, reshape(Eg, [G, T, d])));
+  }
+  const dImages = reshape(sumRows(o, reshape(dV, [G, R * d]), sums.images, R * d), [B, R, d]);
+  const dCaptions = reshape(sumRows(o, reshape(dE, [G, T * d]), sums.captions, T * d), [B, T, d]);
+  return [dImages, dCaptions];
+}
+
+/**
+ * Rows `[X, W]` summed into targets by a two-level plan (`sumPlan`): `first [H, J₀]` gathers chunks of up to J₀
+ * rows (X, a zero row, pads) and sums each, `second [targets, J₁]` gathers each target's chunk sums (H pads) and
+ * sums them. Exact and deterministic, and O(rows) where a one-hot product is O(rows × targets) (ONNX Runtime's
+ * ScatterND with reduction "add" loses updates to repeated indices on several threads).
+ */
+function sumRows(o: GraphOps, rows: string, [first, second]: [string, string], W: number): string {
+  const level = (x: string, idx: string) => o.sum(o.gather(o.concat([x, o.zeros([1, W])], 0), idx), [1]);
+  return level(level(rows, first), second);
 }
 
 /**
@@ -199,7 +232,7 @@ function addPairBackward(
  * dynamic: one graph per (B, T) serves every number of pairs (the warm-up's counts change from step to step).
  * Outputs `grad/<param>` for every parameter.
  */
-export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number): Uint8Array {
+export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, K: number): Uint8Array {
   const { jointDim: d, regionDim: E, vocabSize: V } = cfg;
   const o = graphOps(new OnnxGraph("scan_backward"));
   const g = o.g;
@@ -214,11 +247,16 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number):
     images: g.input("images", [B, R, d]),
     captions: g.input("captions", [B, T, d]),
     mask,
-    imgIdx: g.input("imgIdx", ["P"], INT64),
-    capIdx: g.input("capIdx", ["P"], INT64),
-    dS: g.input("dS", ["P"]),
+    groupImage: g.input("groupImage", ["G"], INT64),
+    slots: g.input("slots", ["G", K], INT64),
+    dS: g.input("dS", ["G", K]),
   };
-  const [dImages, dCaptions] = addPairBackward(o, pairs, { B, T, R, d }, cfg);
+  const plan = (name: string): [string, string] => [
+    g.input(`${name}First`, [`${name}H`, SUM_CHUNK], INT64),
+    g.input(`${name}Second`, [B, `${name}J`], INT64),
+  ];
+  const sums = { images: plan("images"), captions: plan("captions") };
+  const [dImages, dCaptions] = addPairBackward(o, pairs, sums, { B, T, R, d, K }, cfg);
   const grads: Partial<Record<Param, string>> = {};
 
   // regions: V = l2norm(F·W + b)
@@ -383,6 +421,83 @@ export function gradientPairs(p: LossPairs): { imgIdx: number[]; capIdx: number[
   return { imgIdx: pick(imgIdx), capIdx: pick(capIdx), dS: Float32Array.from(pick(dS)) };
 }
 
+/** Rows per first-level chunk of `sumRows`. */
+const SUM_CHUNK = 8;
+
+/**
+ * The plan of `sumRows` for summing rows into targets: `lists[t]` the rows of target t (rows are 0…X−1; X is the
+ * zero row), cut into chunks of `SUM_CHUNK`. Returns `first` `[H, SUM_CHUNK]` and `second` `[targets, J]`
+ * (row-major), H and J.
+ */
+export function sumPlan(
+  lists: readonly number[][],
+  X: number,
+): { first: number[]; H: number; second: number[]; J: number } {
+  const first: number[] = [];
+  const chunksOf = lists.map((rows) => {
+    const ids: number[] = [];
+    for (let i = 0; i < rows.length; i += SUM_CHUNK) {
+      const chunk = rows.slice(i, i + SUM_CHUNK);
+      ids.push(first.length / SUM_CHUNK);
+      first.push(...chunk, ...new Array<number>(SUM_CHUNK - chunk.length).fill(X));
+    }
+    return ids;
+  });
+  if (first.length === 0) first.push(...new Array<number>(SUM_CHUNK).fill(X)); // one chunk of zeros
+  const H = first.length / SUM_CHUNK;
+  const J = Math.max(1, ...chunksOf.map((ids) => ids.length));
+  const second = chunksOf.flatMap((ids) => [...ids, ...new Array<number>(J - ids.length).fill(H)]);
+  return { first, H, second, J };
+}
+
+/**
+ * Scored pairs in groups of K captions of one image for the backward graph: each image's pairs in order, K at a
+ * time (an image that is many captions' hardest negative fills several groups; the last is padded with caption
+ * 0 at dS 0, which contributes nothing), with the plans that sum the groups into images and the slots into
+ * captions.
+ */
+export function pairGroups(
+  p: { imgIdx: number[]; capIdx: number[]; dS: Float32Array },
+  B: number,
+  K: number,
+): {
+  G: number;
+  groupImage: number[];
+  slots: number[];
+  dS: Float32Array;
+  images: ReturnType<typeof sumPlan>;
+  captions: ReturnType<typeof sumPlan>;
+} {
+  const byImage: number[][] = Array.from({ length: B }, () => []);
+  p.imgIdx.forEach((i, k) => byImage[i].push(k));
+  const groupImage: number[] = [],
+    slots: number[] = [],
+    dS: number[] = [];
+  const groupsOf: number[][] = Array.from({ length: B }, () => []);
+  const slotsOf: number[][] = Array.from({ length: B }, () => []);
+  byImage.forEach((pairs, n) => {
+    for (let i = 0; i < pairs.length; i += K) {
+      groupsOf[n].push(groupImage.length);
+      groupImage.push(n);
+      for (let k = 0; k < K; k++) {
+        const pair = pairs[i + k];
+        if (pair !== undefined) slotsOf[p.capIdx[pair]].push(slots.length);
+        slots.push(pair === undefined ? 0 : p.capIdx[pair]);
+        dS.push(pair === undefined ? 0 : p.dS[pair]);
+      }
+    }
+  });
+  const G = groupImage.length;
+  return {
+    G,
+    groupImage,
+    slots,
+    dS: Float32Array.from(dS),
+    images: sumPlan(groupsOf, G),
+    captions: sumPlan(slotsOf, G * K),
+  };
+}
+
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
   private readonly sessions: SessionCache;
@@ -457,7 +572,8 @@ export class OnnxScan {
    * One training step's loss and gradients (tfjs tensors keyed by variable name, for tfjs optimisers) for a
    * batch of B images `[B, R, E]` matched with B captions `[B, T]` (padded with 0), with the hinge loss over the
    * `negatives` hardest negatives (1: VSE++ max violation). `backward: false` gives the loss alone (validation);
-   * `allPairs` differentiates every picked pair also in the warm-up (gradientPairs off: the path before it).
+   * `allPairs` differentiates every picked pair also in the warm-up (gradientPairs off: the path before it);
+   * `groupSize` sets the backward's K captions per group (PairGroups; the same gradients for any K).
    */
   async gradients(
     model: ScanModel,
@@ -465,7 +581,7 @@ export class OnnxScan {
     ids: Int32Array,
     lengths: readonly number[],
     T: number,
-    opts: { backward?: boolean; negatives?: number; allPairs?: boolean } = {},
+    opts: { backward?: boolean; negatives?: number; allPairs?: boolean; groupSize?: number } = {},
   ): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
     const B = lengths.length,
       R = this.regions,
@@ -490,20 +606,26 @@ export class OnnxScan {
       Yfw: [f.Yfw.data as Float32Array, [B, T, d]],
       Ybw: [f.Ybw.data as Float32Array, [B, T, d]],
     } as typeof inputs;
-    // the pairs' backward inside the graph (addPairBackward); in the warm-up's many-negative steps, where pairs
-    // repeat and some do not violate, only over those with a gradient (with one negative that measured no faster)
-    const many = (opts.negatives ?? 1) > 1 && !opts.allPairs;
-    const used = many ? gradientPairs(pairs) : pairs;
-    const P = used.imgIdx.length;
-    const bwd = await this.session(`bwd${B}x${T}`, () => backwardGraph(this.config, B, T, R));
+    // the pairs' backward inside the graph (addPairBackward), over the pairs with a gradient (a pair picked twice
+    // once, pairs that do not violate left out), grouped by image
+    // groups of K: about an image's share of the pairs (3 with one negative, ~30 in the warm-up)
+    const K = opts.groupSize ?? ((opts.negatives ?? 1) > 1 ? 16 : 4);
+    const gp = pairGroups(opts.allPairs ? pairs : gradientPairs(pairs), B, K);
+    const plan = (name: string, q: ReturnType<typeof sumPlan>) => ({
+      [`${name}First`]: [int64(q.first), [q.H, SUM_CHUNK]] as [BigInt64Array, number[]],
+      [`${name}Second`]: [int64(q.second), [B, q.J]] as [BigInt64Array, number[]],
+    });
+    const bwd = await this.session(`bwd${B}x${T}x${K}`, () => backwardGraph(this.config, B, T, R, K));
     const out = await bwd.run(
       this.feeds(params, SCAN_PARAMS, {
         ...saved,
         images: [f.images.data as Float32Array, [B, R, d]],
         captions: [f.captions.data as Float32Array, [B, T, d]],
-        imgIdx: [int64(used.imgIdx), [P]],
-        capIdx: [int64(used.capIdx), [P]],
-        dS: [used.dS, [P]],
+        groupImage: [int64(gp.groupImage), [gp.G]],
+        slots: [int64(gp.slots), [gp.G, K]],
+        dS: [gp.dS, [gp.G, K]],
+        ...plan("images", gp.images),
+        ...plan("captions", gp.captions),
       }),
     );
     const grads: Record<string, Float32Array> = {};

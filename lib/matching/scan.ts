@@ -204,11 +204,6 @@ export class ScanModel {
 
 export type ScoreConfig = Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">;
 
-/** cos = dot / ‖attended‖ from the squared norm, as SCAN's cosine_similarity (norm clamped at 1e-8). */
-function cosine<V>(o: Ops<V>, dot: V, sq: V): V {
-  return o.div(dot, o.maximum(o.sqrt(o.add(sq, o.scalar(1e-16))), o.scalar(EPS)));
-}
-
 /** LSE or mean of the query similarities `rowSim` over `axis`; `queryMask` (t2i: the real words) where not all count. */
 function aggregate<V>(o: Ops<V>, rowSim: V, axis: number, cfg: ScoreConfig, queryMask?: V): V {
   if (cfg.aggregation === "lse") {
@@ -221,88 +216,93 @@ function aggregate<V>(o: Ops<V>, rowSim: V, axis: number, cfg: ScoreConfig, quer
 }
 
 /**
- * SCAN scores `[N, C]` of unit region vectors `images [N, R, d]` against unit word vectors `captions [C, T, d]`
- * with `wordMask [C, T]` (1 at real words), laid out as s[n, r, c, t] so that no 4-D transpose is needed.
- * Memory O(N·C·R·T).
+ * SCAN's cross attention between unit region vectors `images [N, R, d]` and unit word vectors, laid out as
+ * s[n, r, c, t] so that no 4-D transpose is needed; memory O(N·C·R·T). The captions are either
+ *   - `[C, T, d]` with `wordMask [C, T]` (1 at real words), shared: every image against every caption (scores);
+ *   - `[N, C, T, d]` with `wordMask [N, C, T]` (`perImage`): C captions of each image's own — chosen pairs, as the
+ *     training step's hand-written backward (lib/matching/scan-onnx.ts) differentiates. C may be −1 there (the
+ *     graph's dynamic dimension: Reshape infers it).
+ * Returns the score `[N, C]` and what the backward reads: the similarities `s`, the attention `alpha`
+ * `[N, R, C, T]`, per query (t2i `[N, C, T]`, i2t `[N, R, C]`) Σ α·s (`dot`), |a|² (`sq`), its root, the cosine's
+ * denominator (`den`) and the cosine (`rowSim`), and `gramAlpha`, the Gram matrix of the context times α (t2i
+ * `[N, R, C·T]`; i2t `[C, N·R, T]` shared, `[N·C, R, T]` per image).
  */
-export function allPairScores<V>(
+export function crossAttention<V>(
   o: Ops<V>,
-  { N, C, T, R, d }: { N: number; C: number; T: number; R: number; d: number },
+  { N, C, T, R, d, perImage }: { N: number; C: number; T: number; R: number; d: number; perImage?: boolean },
   images: V,
   captions: V,
   wordMask: V,
   cfg: ScoreConfig,
-): V {
-  const s = o.reshape(o.matMul(o.reshape(images, [N * R, d]), o.transpose(o.reshape(captions, [C * T, d]), [1, 0])), [
-    N,
-    R,
-    C,
-    T,
-  ]);
-  const mask4 = o.reshape(wordMask, [1, 1, C, T]);
+) {
+  const CT = C < 0 ? -1 : C * T;
+  const s = perImage
+    ? o.reshape(o.matMul(images, o.transpose(o.reshape(captions, [N, CT, d]), [0, 2, 1])), [N, R, C, T])
+    : o.reshape(o.matMul(o.reshape(images, [N * R, d]), o.transpose(o.reshape(captions, [CT, d]), [1, 0])), [
+        N,
+        R,
+        C,
+        T,
+      ]);
+  const M = perImage ? N : 1;
+  const mask4 = o.reshape(wordMask, [M, 1, C, T]);
+  const cosineOf = (dot: V, sq: V) => {
+    const root = o.sqrt(o.add(sq, o.scalar(1e-16)));
+    const den = o.maximum(root, o.scalar(EPS)); // as SCAN's cosine_similarity (norm clamped at 1e-8)
+    return { dot, sq, root, den, rowSim: o.div(dot, den) };
+  };
   if (cfg.direction === "t2i") {
     // each word attends over the regions: normalise over the caption's words, softmax over the regions
-    const norm = l2normOf(o, o.mul(o.leakyRelu(s, 0.1), mask4), 3);
-    const alpha = o.softmax(o.mul(norm, o.scalar(cfg.lambdaSoftmax)), 1); // [N, R, C, T]
-    const dot = o.sum(o.mul(alpha, s), [1]); // [N, C, T]
+    const alpha = wordRegionAttention(o, s, mask4, cfg.lambdaSoftmax, 3); // [N, R, C, T]
     const gram = o.matMul(images, o.transpose(images, [0, 2, 1])); // [N, R, R]
-    const a3 = o.reshape(alpha, [N, R, C * T]);
-    const sq = o.reshape(o.sum(o.mul(o.matMul(gram, a3), a3), [1]), [N, C, T]);
-    return aggregate(o, cosine(o, dot, sq), 2, cfg, o.reshape(wordMask, [1, C, T]));
+    const a3 = o.reshape(alpha, [N, R, CT]);
+    const gramAlpha = o.matMul(gram, a3);
+    const c = cosineOf(o.sum(o.mul(alpha, s), [1]), o.reshape(o.sum(o.mul(gramAlpha, a3), [1]), [N, C, T]));
+    const score = aggregate(o, c.rowSim, 2, cfg, o.reshape(wordMask, [M, C, T]));
+    return { s, alpha, gramAlpha, ...c, score };
   }
   // each region attends over the words: normalise over the regions, softmax over the real words
   const norm = l2normOf(o, o.leakyRelu(s, 0.1), 1);
   const padded = o.mul(o.sub(o.scalar(1), mask4), o.scalar(-1e9)); // padded words get no weight
   const alpha = o.softmax(o.add(o.mul(norm, o.scalar(cfg.lambdaSoftmax)), padded), 3); // [N, R, C, T]
-  const dot = o.sum(o.mul(alpha, s), [3]); // [N, R, C]
-  const gram = o.matMul(captions, o.transpose(captions, [0, 2, 1])); // [C, T, T]
-  const aC = o.reshape(o.transpose(alpha, [2, 0, 1, 3]), [C, N * R, T]);
-  const sq = o.transpose(o.reshape(o.sum(o.mul(o.matMul(aC, gram), aC), [2]), [C, N, R]), [1, 2, 0]); // [N, R, C]
-  return aggregate(o, cosine(o, dot, sq), 1, cfg); // every region counts
+  // |a|² with the Gram matrix of each caption's words, batched over the captions
+  let sq: V, gramAlpha: V;
+  if (perImage) {
+    const e = o.reshape(captions, [-1, T, d]); // [N·C, T, d]
+    const aC = o.reshape(o.transpose(alpha, [0, 2, 1, 3]), [-1, R, T]);
+    gramAlpha = o.matMul(aC, o.matMul(e, o.transpose(e, [0, 2, 1])));
+    sq = o.transpose(o.reshape(o.sum(o.mul(gramAlpha, aC), [2]), [N, C, R]), [0, 2, 1]);
+  } else {
+    const gram = o.matMul(captions, o.transpose(captions, [0, 2, 1])); // [C, T, T]
+    const aC = o.reshape(o.transpose(alpha, [2, 0, 1, 3]), [C, N * R, T]);
+    gramAlpha = o.matMul(aC, gram);
+    sq = o.transpose(o.reshape(o.sum(o.mul(gramAlpha, aC), [2]), [C, N, R]), [1, 2, 0]); // [N, R, C]
+  }
+  const c = cosineOf(o.sum(o.mul(alpha, s), [3]), sq);
+  return { s, alpha, gramAlpha, ...c, score: aggregate(o, c.rowSim, 1, cfg) }; // every region counts
+}
+
+/** SCAN scores `[N, C]` of every image against every caption (`crossAttention`, shared captions). */
+export function allPairScores<V>(
+  o: Ops<V>,
+  dims: { N: number; C: number; T: number; R: number; d: number },
+  images: V,
+  captions: V,
+  wordMask: V,
+  cfg: ScoreConfig,
+): V {
+  return crossAttention(o, dims, images, captions, wordMask, cfg).score;
 }
 
 /**
  * Text-to-image attention `[P, R, T]` of P pairs from their similarities `s [P, R, T]` and words' mask
  * `[P, 1, T]`: for each word, a softmax over the regions of λ·(LeakyReLU₀.₁(s) normalised over the caption's
- * real words). These are the word–region alignments SCAN shows.
+ * real words). These are the word–region alignments SCAN shows. (`crossAttention` passes `[N, R, C, T]`, words
+ * on `wordAxis` 3.)
  */
-export function wordRegionAttention<V>(o: Ops<V>, s: V, mask: V, lambdaSoftmax: number): V {
-  const norm = l2normOf(o, o.mul(o.leakyRelu(s, 0.1), mask), 2);
+export function wordRegionAttention<V>(o: Ops<V>, s: V, mask: V, lambdaSoftmax: number, wordAxis = 2): V {
+  const norm = l2normOf(o, o.mul(o.leakyRelu(s, 0.1), mask), wordAxis);
   return o.softmax(o.mul(norm, o.scalar(lambdaSoftmax)), 1);
-}
-
-/**
- * The forward pass of P (image, caption) pairs, `images [P, R, d]` with `captions [P, T, d]` and the words'
- * `mask [P, 1, T]`: the same numbers as the matching entries of allPairScores, at P pairs' cost. Both
- * directions share the layout s[p, r, t] and differ in which axis is the query and which the context; the
- * attended vectors `a` are formed explicitly (the hand-written backward of lib/matching/scan-onnx.ts needs them).
- */
-export function pairForward<V>(
-  o: Ops<V>,
-  { P, T }: { P: number; T: number },
-  images: V,
-  captions: V,
-  mask: V,
-  cfg: ScoreConfig,
-) {
-  const t2i = cfg.direction === "t2i";
-  const s = o.matMul(images, o.transpose(captions, [0, 2, 1])); // [P, R, T]
-  const alpha = t2i
-    ? wordRegionAttention(o, s, mask, cfg.lambdaSoftmax)
-    : o.softmax(
-        o.add(
-          o.mul(l2normOf(o, o.leakyRelu(s, 0.1), 1), o.scalar(cfg.lambdaSoftmax)),
-          o.mul(o.sub(o.scalar(1), mask), o.scalar(-1e9)),
-        ),
-        2,
-      ); // [P, R, T]
-  const a = t2i ? o.matMul(o.transpose(alpha, [0, 2, 1]), images) : o.matMul(alpha, captions); // [P, Q, d]
-  const dot = o.sum(o.mul(alpha, s), [t2i ? 1 : 2]); // [P, Q]
-  const root = o.sqrt(o.add(o.sum(o.mul(a, a), [2]), o.scalar(1e-16)));
-  const den = o.maximum(root, o.scalar(EPS));
-  const rowSim = o.div(dot, den); // [P, Q]: each query's cosine with its attended vector
-  const score = aggregate(o, rowSim, 1, cfg, t2i ? o.reshape(mask, [P, T]) : undefined); // [P]
-  return { s, alpha, a, dot, root, den, rowSim, score };
 }
 
 /** SCAN scores `[N, C]` of tfjs unit vectors (padding rows ignored through `lengths`): allPairScores. */
@@ -319,7 +319,7 @@ export function crossAttentionScores(
   }) as tf.Tensor2D;
 }
 
-/** Scores `[P]` of P tfjs (image, caption) pairs `[P, R, d]`, `[P, T, d]`: pairForward. */
+/** Scores `[P]` of P tfjs (image, caption) pairs `[P, R, d]`, `[P, T, d]`: `crossAttention`, one caption per image. */
 export function pairScores(
   images: tf.Tensor3D,
   captions: tf.Tensor3D,
@@ -327,10 +327,10 @@ export function pairScores(
   cfg: ScoreConfig,
 ): tf.Tensor1D {
   return tf.tidy(() => {
-    const P = images.shape[0];
+    const [P, R, d] = images.shape;
     const T = captions.shape[1];
-    const mask = lengthMask(lengths, T).reshape([P, 1, T]);
-    return pairForward(tfOps, { P, T }, images, captions, mask, cfg).score;
+    const dims = { N: P, C: 1, T, R, d, perImage: true };
+    return crossAttention(tfOps, dims, images, captions, lengthMask(lengths, T), cfg).score.reshape([P]);
   }) as tf.Tensor1D;
 }
 
