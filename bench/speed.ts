@@ -6,10 +6,11 @@
  *   2. beam 3 (and greedy) over the 1,000 Flickr8k dev images with the shipped captioner: tfjs vs ONNX Runtime
  *      (bench/evaluate.ts; needs Flickr8k);
  *   3. SCAN d = 1,024: training step and the 1,000 × 5,000 dev scoring, t2i and i2t (bench/scan.ts);
- *   4. ResNet-50 features end to end (decode, encode, float16, append) over `images` photos (bench/encoder.ts).
+ *   4. ResNet-50 features end to end (decode, encode, float16, append) over `images` photos (bench/encoder.ts);
+ *   5. a self-critical step (samples and greedy baseline decoded on tfjs vs ONNX Runtime; bench/scst.ts).
  * Each part runs under each page setting asked for, one after the other: `4k` is glibc's default, `huge` the
  * transparent huge pages that bin/attend-tell asks for (HUGE_PAGES, lib/engine/onnx/session.ts).
- *   npx tsx bench/speed.ts [parts=train,evaluate,scan,features] [feature images=96] [pages=4k,huge]
+ *   npx tsx bench/speed.ts [parts=train,evaluate,scan,features,scst] [feature images=96] [pages=4k,huge]
  */
 import { spawnSync } from "node:child_process";
 import { withHugePages } from "../lib/engine";
@@ -20,15 +21,17 @@ const BEFORE: Record<string, string> = {
   evaluate: "beam 3 over 1,000 dev images: 140 s (under load)",
   scan: "scoring 1,000 × 5,000: 88 s a model (d = 512, idle); epoch 6–7.5 min, warm-up epoch ~12 min",
   features: "15.4 images/s (ONNX Runtime, all 7,091 photos)",
+  scst: "a Flickr8k self-critical epoch 16–29 min (samples decoded on tfjs-wasm)",
 };
 const PARTS: Record<string, string[]> = {
   train: ["bench/train.ts", "64", "onnx-tfjs-adam,onnx,onnx-tfjs-adam,onnx", "6"],
   evaluate: ["bench/evaluate.ts", "3", "1000", "tfjs,onnx"],
   scan: ["bench/scan.ts", "1024", "onnx,onnx:16", "3", "1000", "t2i,i2t"],
   features: ["bench/encoder.ts"],
+  scst: ["bench/scst.ts", "4", "32", "greedy", "2"],
 };
 
-const parts = (process.argv[2] ?? "train,evaluate,scan,features").split(",");
+const parts = (process.argv[2] ?? "train,evaluate,scan,features,scst").split(",");
 const featureImages = process.argv[3] ?? "96";
 const pages = (process.argv[4] ?? "4k,huge").split(",");
 const root = projectRoot();

@@ -220,8 +220,8 @@ function aggregate<V>(o: Ops<V>, rowSim: V, axis: number, cfg: ScoreConfig, quer
  * s[n, r, c, t] so that no 4-D transpose is needed; memory O(N·C·R·T). The captions are either
  *   - `[C, T, d]` with `wordMask [C, T]` (1 at real words), shared: every image against every caption (scores);
  *   - `[N, C, T, d]` with `wordMask [N, C, T]` (`perImage`): C captions of each image's own — chosen pairs, as the
- *     training step's hand-written backward (lib/matching/scan-onnx.ts) differentiates. C may be −1 there (the
- *     graph's dynamic dimension: Reshape infers it).
+ *     training step's hand-written backward (lib/matching/scan-onnx.ts) differentiates, N groups of them (N may
+ *     be −1 there: the graph's dynamic dimension, which Reshape infers).
  * Returns the score `[N, C]` and what the backward reads: the similarities `s`, the attention `alpha`
  * `[N, R, C, T]`, per query (t2i `[N, C, T]`, i2t `[N, R, C]`) Σ α·s (`dot`), |a|² (`sq`), its root, the cosine's
  * denominator (`den`) and the cosine (`rowSim`), and `gramAlpha`, the Gram matrix of the context times α (t2i
@@ -235,7 +235,7 @@ export function crossAttention<V>(
   wordMask: V,
   cfg: ScoreConfig,
 ) {
-  const CT = C < 0 ? -1 : C * T;
+  const CT = C * T;
   const s = perImage
     ? o.reshape(o.matMul(images, o.transpose(o.reshape(captions, [N, CT, d]), [0, 2, 1])), [N, R, C, T])
     : o.reshape(o.matMul(o.reshape(images, [N * R, d]), o.transpose(o.reshape(captions, [CT, d]), [1, 0])), [
