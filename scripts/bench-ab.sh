@@ -2,6 +2,7 @@
 # Old versus new in one run: a bench script alternately on commit REV (a temporary worktree sharing this
 # checkout's node_modules) and on the working tree, ROUNDS times each, so both are read on one machine at one time.
 #   bash scripts/bench-ab.sh REV ROUNDS bench/train.ts 64 onnx 4
+# AB_OLD_ENV / AB_NEW_ENV (arguments of env(1), e.g. "-u GLIBC_TUNABLES") run each side as its launcher did.
 set -euo pipefail
 rev=$1 rounds=$2
 shift 2
@@ -13,6 +14,9 @@ ln -s "$root/node_modules" "$old/node_modules"
 for ((r = 1; r <= rounds; r++)); do
   for tree in "$old" "$root"; do
     echo "== $([ "$tree" = "$root" ] && echo "working tree" || echo "$rev"), round $r"
-    (cd "$tree" && npx tsx "$@" 2>&1 | grep -v '^\[attend-tell\]')
+    side_env=${AB_NEW_ENV:-}
+    [ "$tree" = "$root" ] || side_env=${AB_OLD_ENV:-}
+    # shellcheck disable=SC2086 # the env arguments are words
+    (cd "$tree" && env $side_env npx tsx "$@" 2>&1 | grep -v '^\[attend-tell\]')
   done
 done
