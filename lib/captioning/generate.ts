@@ -39,9 +39,7 @@ export async function greedy(
 ): Promise<Generated[]> {
   const B = features.shape[0];
   const out: Generated[] = Array.from({ length: B }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
-  const model = onnx
-    ? await onnxRows(onnx, (await features.data()) as Float32Array, B, 1)
-    : tfjsRows(decoder, features, 1);
+  const model = await decodeRows(decoder, features, 1, onnx);
   let words = Array<number>(B).fill(SOS);
   try {
     for (let t = 0; t < maxLen && out.some((g) => !g.finished); t++) {
@@ -85,9 +83,7 @@ export async function sampleCaptions(
 ): Promise<Generated[]> {
   const rng = new Rng(o.seed);
   const N = features.shape[0] * o.samples;
-  const model = o.onnx
-    ? await onnxRows(o.onnx, (await features.data()) as Float32Array, features.shape[0], o.samples)
-    : tfjsRows(decoder, features, o.samples);
+  const model = await decodeRows(decoder, features, o.samples, o.onnx);
   const out: Generated[] = Array.from({ length: N }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
   let words = Array<number>(N).fill(SOS);
   try {
@@ -156,6 +152,18 @@ interface DecodeRows {
   step(words: number[], k: number): Promise<{ values: Float32Array; indices: Int32Array; alpha: number[][] }>;
   keep(rows?: number[]): void;
   dispose(): void;
+}
+
+/** The rows of `features` `[N, R, E]`, each image's `repeat` times, on ONNX Runtime when `onnx` is given, else tfjs. */
+async function decodeRows(
+  decoder: DecoderRNN,
+  features: tf.Tensor3D,
+  repeat: number,
+  onnx?: OnnxDecoder,
+): Promise<DecodeRows> {
+  return onnx
+    ? onnxRows(onnx, (await features.data()) as Float32Array, features.shape[0], repeat)
+    : tfjsRows(decoder, features, repeat);
 }
 
 function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, repeat: number): DecodeRows {
@@ -264,9 +272,7 @@ export async function beamSearchBatch(
   trace?: BeamTrace,
 ): Promise<Generated[]> {
   const N = features.shape[0];
-  const model = onnx
-    ? await onnxRows(onnx, (await features.data()) as Float32Array, N, k)
-    : tfjsRows(decoder, features, k);
+  const model = await decodeRows(decoder, features, k, onnx);
   const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);
   const finished: Beam[][] = Array.from({ length: N }, () => []);
   try {
