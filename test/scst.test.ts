@@ -5,7 +5,7 @@ import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { sampleCaptions } from "../lib/captioning";
 import { CiderD, ciderD } from "../lib/captioning";
 import { OnnxTrainer } from "../lib/captioning";
-import { defaultScstConfig, trainScst } from "../lib/captioning";
+import { captionReward, defaultScstConfig, trainScst } from "../lib/captioning";
 import { defaultTrainConfig, train } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
@@ -148,6 +148,24 @@ describe("self-critical sequence training", function () {
     const scorer = new CiderD(refs);
     const { perImage } = ciderD(cands, refs);
     cands.forEach((c, i) => assert.equal(scorer.score(c, refs[i]), perImage[i]));
+  });
+
+  it("the reward adds the weighted per-caption BLEU-4 to CIDEr-D (a hand-computed BLEU-4)", () => {
+    const refs = [
+      ["two", "cats", "sleep"],
+      ["cats", "on", "a", "bed"],
+    ];
+    const cand = ["two", "cats", "on", "a", "bed"];
+    const cider = new CiderD([refs, [["a", "dog", "runs"]]]);
+    assert.equal(captionReward(cider, cand, refs), cider.score(cand, refs));
+    assert.equal(captionReward(cider, cand, refs, 0), cider.score(cand, refs));
+    // closest reference length 4 < 5 words: no brevity penalty; n-gram precisions 5/5, 4/4, 2/3, 1/2
+    const bleu4 = (1 * 1 * (2 / 3) * (1 / 2)) ** (1 / 4);
+    assert.ok(Math.abs(captionReward(cider, cand, refs, 0.5) - (cider.score(cand, refs) + 0.5 * bleu4)) < 1e-7);
+    // no 3-gram in two words: BLEU-4 is pycocoevalcap's floor, (10⁻¹⁵/10⁻⁹)^(2/4) × brevity penalty e^(1 − 3/2)
+    const short = ["two", "cats"];
+    const floor = Math.sqrt(1e-6) * Math.exp(1 - 3 / 2);
+    assert.ok(Math.abs(captionReward(cider, short, refs, 1) - cider.score(short, refs) - floor) < 1e-9);
   });
 
   it("raises the train captions' reward over a few epochs on the synthetic scenes, with either baseline", async () => {

@@ -17,7 +17,7 @@ import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
 import { DecoderRNN, captionLoss } from "./decoder";
 import { greedy, repeatRows, sampleCaptions } from "./generate";
-import { CiderD } from "./metrics";
+import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
 import { OnnxDecoder } from "./onnx-decode";
 import { FeatureCaptionDataset } from "../encoder/feature-dataset";
@@ -40,6 +40,11 @@ export interface ScstConfig {
    * is not biased by the gap between greedy and sampled captions.
    */
   baseline?: "greedy" | "mean";
+  /**
+   * Weight of each caption's BLEU-4 (pycocoevalcap's per-caption score, 0…1) added to its CIDEr-D reward
+   * (`--bleu_reward_weight` of Luo's self-critical.pytorch); 0 or absent: CIDEr-D alone, as Rennie et al.
+   */
+  bleuWeight?: number;
 }
 
 export function defaultScstConfig(): ScstConfig {
@@ -66,11 +71,27 @@ export async function* imageBatches(
   }
 }
 
-/** Rewards of one batch: each sample's and each image's greedy caption's CIDEr-D. */
+/** A caption's reward: its CIDEr-D against the image's references, plus `bleuWeight` × its BLEU-4 (0…1). */
+export function captionReward(
+  cider: CiderD,
+  candidate: readonly string[],
+  references: readonly (readonly string[])[],
+  bleuWeight = 0,
+): number {
+  const r = cider.score(candidate, references);
+  return bleuWeight === 0 ? r : r + (bleuWeight * bleuFromCounts(bleuCounts(candidate, references))[3]) / 100;
+}
+
+/** What the reward is, for logs: "CIDEr-D" or "CIDEr-D + 0.5·BLEU-4". */
+export function rewardName(config: ScstConfig): string {
+  return config.bleuWeight ? `CIDEr-D + ${config.bleuWeight}·BLEU-4` : "CIDEr-D";
+}
+
+/** Rewards of one batch: each sample's and each image's greedy caption's (`captionReward`). */
 export interface ScstStep {
   loss: number;
   grads: tf.NamedTensorMap;
-  /** Mean CIDEr-D of the sampled captions and of the greedy ones (NaN with the mean baseline: none decoded). */
+  /** Mean reward of the sampled captions and of the greedy ones (NaN with the mean baseline: none decoded). */
   sampleReward: number;
   greedyReward: number;
 }
@@ -106,7 +127,8 @@ export async function scstStep(
     maxLen: o.config.maxLen,
     onnx: o.onnx?.decoder,
   });
-  const rewards = samples.map((s, r) => o.cider.score(words(s.ids), refs[Math.floor(r / n)]));
+  const reward = (ids: number[], i: number) => captionReward(o.cider, words(ids), refs[i], o.config.bleuWeight);
+  const rewards = samples.map((s, r) => reward(s.ids, Math.floor(r / n)));
   let greedyRewards: number[] | undefined;
   let advantages: number[];
   if ((o.config.baseline ?? "greedy") === "mean") {
@@ -118,7 +140,7 @@ export async function scstStep(
     });
   } else {
     const g = await greedy(decoder, batch.features, o.config.maxLen, o.onnx?.decoder);
-    const base = g.map((x, i) => o.cider.score(words(x.ids), refs[i]));
+    const base = g.map((x, i) => reward(x.ids, i));
     greedyRewards = base;
     advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
   }
@@ -293,7 +315,7 @@ async function scstEndEpoch(
   const epoch = entry.epoch;
   const dev = entry.devBleu4 !== undefined;
   log(
-    `epoch ${epoch + 1} (self-critical): train CIDEr-D of samples ${entry.sampleReward!.toFixed(3)}, greedy ` +
+    `epoch ${epoch + 1} (self-critical): train ${rewardName(x.cfg.scst!)} of samples ${entry.sampleReward!.toFixed(3)}, greedy ` +
       `${entry.greedyReward?.toFixed(3) ?? "not decoded (mean baseline)"}` +
       (dev
         ? `; dev beam ${o.config.beam}: BLEU-4 ${entry.devBleu4!.toFixed(2)}, CIDEr-D ${entry.devCider!.toFixed(3)}`

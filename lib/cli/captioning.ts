@@ -160,6 +160,12 @@ export const trainCmd = defineCommand({
       default: "greedy",
       help: "with --scst: each sample's baseline, the greedy caption's reward or the other samples' mean",
     },
+    "scst-bleu-weight": {
+      type: "number",
+      min: 0,
+      default: 0,
+      help: "with --scst: reward = CIDEr-D + this × the caption's BLEU-4 (0…1)",
+    },
     engine: {
       type: "string",
       choices: ["onnx", "tfjs"],
@@ -176,6 +182,7 @@ export const trainCmd = defineCommand({
           samples: v["scst-samples"],
           batchSize: v["scst-batch"],
           baseline: v["scst-baseline"] as "greedy" | "mean",
+          bleuWeight: v["scst-bleu-weight"],
         };
         const config = {
           epochs: v.epochs,
