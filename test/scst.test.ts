@@ -5,7 +5,7 @@ import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { sampleCaptions } from "../lib/captioning";
 import { CiderD, ciderD } from "../lib/captioning";
 import { OnnxTrainer } from "../lib/captioning";
-import { captionReward, defaultScstConfig, trainScst } from "../lib/captioning";
+import { captionReward, defaultScstConfig, scstAdvantages, trainScst, wordLogProbs } from "../lib/captioning";
 import { defaultTrainConfig, train } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
@@ -148,6 +148,37 @@ describe("self-critical sequence training", function () {
     const scorer = new CiderD(refs);
     const { perImage } = ciderD(cands, refs);
     cands.forEach((c, i) => assert.equal(scorer.score(c, refs[i]), perImage[i]));
+  });
+
+  it("advantages: the greedy caption's reward, or the mean of the image's other samples, as baseline", () => {
+    const rewards = [1, 2, 3, 0.5, 0.5, 2];
+    assert.deepEqual(scstAdvantages(rewards, 3, [2, 1]), [-1, 0, 1, -0.5, -0.5, 1]);
+    // the others' means: (2+3)/2, (1+3)/2, (1+2)/2; (0.5+2)/2, (0.5+2)/2, (0.5+0.5)/2
+    assert.deepEqual(scstAdvantages(rewards, 3), [-1.5, 0, 1.5, -0.75, -0.75, 1.5]);
+    assert.throws(() => scstAdvantages([1, 2], 1), /at least 2 samples per image/);
+  });
+
+  it("wordLogProbs: each target word's log-probability, 0 at <PAD>; the cross-entropy is minus their mean", async () => {
+    const d = new DecoderRNN(tiny, defaultInitializer(4));
+    const f = feats(2);
+    const c = tf.tensor2d(
+      [
+        [1, 5, 6, 2],
+        [1, 7, 2, 0],
+      ],
+      [2, 4],
+      "int32",
+    );
+    const out = d.forward(f, c);
+    const lp = await wordLogProbs(out, c).array();
+    const probs = (await tf.softmax(out.logits).array()) as number[][][];
+    assert.ok(Math.abs(lp[0][1] - Math.log(probs[0][1][6])) < 1e-5); // step 2 of caption 0 predicts word 6
+    assert.ok(lp[1][2] === 0); // <PAD> (−0 × 0)
+    const ce = (await captionLoss(out, c, { lambda: 0 }).crossEntropy.data())[0];
+    const sum = lp.flat().reduce((a, b) => a + b, 0);
+    assert.ok(Math.abs(ce + sum / 5) < 1e-6, `${ce} vs ${-sum / 5}`);
+    tf.dispose([f, c, out.logits, out.alphas]);
+    d.dispose();
   });
 
   it("the reward adds the weighted per-caption BLEU-4 to CIDEr-D (a hand-computed BLEU-4)", () => {

@@ -421,6 +421,29 @@ export interface LossNormalizer {
 }
 
 /**
+ * log p(w_t | w_<t, I) of each caption's words under the teacher-forced output `out`: `[B, T−1]`, the word each
+ * step predicts, 0 at `<PAD>`. Summed over t, a caption's log-likelihood (what self-critical training weighs).
+ */
+export function wordLogProbs(out: DecoderOutput, captions: tf.Tensor2D, padIdx = 0): tf.Tensor2D {
+  return tf.tidy(() => {
+    const [B, T] = captions.shape;
+    const V = out.logits.shape[2];
+    const targets = captions.slice([0, 1], [B, T - 1]); // [B, T−1]: the word each step predicts
+    const real = targets.notEqual(padIdx).toFloat();
+    const logp = tf.logSoftmax(out.logits.reshape([B * (T - 1), V]));
+    // log p(target) per step: gather from the flat [N·V] log-probabilities at n·V + target_n
+    const flatIdx = tf
+      .range(0, B * (T - 1), 1, "int32")
+      .mul(tf.scalar(V, "int32"))
+      .add(targets.reshape([-1]).toInt());
+    return tf
+      .gather(logp.reshape([B * (T - 1) * V]), flatIdx)
+      .reshape([B, T - 1])
+      .mul(real) as tf.Tensor2D;
+  });
+}
+
+/**
  * The seed's loss: cross-entropy over the predicted words ignoring `<PAD>` (mean over real tokens, as
  * PyTorch's CrossEntropyLoss(ignore_index=PAD)), plus the doubly stochastic attention regulariser
  *   λ · mean_batch Σ_regions (1 − Σ_t α_{t,r})²,  t over the caption's real (non-pad) steps,
@@ -442,20 +465,14 @@ export function captionLoss(
   } = {},
 ): { loss: tf.Scalar; crossEntropy: tf.Scalar; attentionPenalty: tf.Scalar } {
   const [B, T] = captions.shape;
-  const V = out.logits.shape[2];
-  const targets = captions.slice([0, 1], [B, T - 1]); // [B, T−1]: the word each step predicts
-  const real = targets.notEqual(opts.padIdx ?? 0).toFloat(); // [B, T−1]
-  const weighted = opts.captionWeights ? real.mul(opts.captionWeights.reshape([B, 1])) : real;
-  const logp = tf.logSoftmax(out.logits.reshape([B * (T - 1), V]));
-  // log p(target) per step: gather from the flat [N·V] log-probabilities at n·V + target_n
-  const flatIdx = tf
-    .range(0, B * (T - 1), 1, "int32")
-    .mul(tf.scalar(V, "int32"))
-    .add(targets.reshape([-1]).toInt());
-  const picked = tf.gather(logp.reshape([B * (T - 1) * V]), flatIdx);
-  const nll = picked.neg().mul(weighted.reshape([-1]));
+  const real = captions
+    .slice([0, 1], [B, T - 1])
+    .notEqual(opts.padIdx ?? 0)
+    .toFloat(); // [B, T−1]
+  const logp = wordLogProbs(out, captions, opts.padIdx);
+  const weighted = opts.captionWeights ? logp.mul(opts.captionWeights.reshape([B, 1])) : logp;
   const tokens = opts.normalizer ? tf.scalar(opts.normalizer.tokens) : real.sum();
-  const crossEntropy = nll.sum().div(tokens) as tf.Scalar;
+  const crossEntropy = weighted.sum().neg().div(tokens) as tf.Scalar;
   const attended = out.alphas.mul(real.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
   const perCaption = tf.scalar(1).sub(attended).square().sum(1);
   const attentionPenalty = (

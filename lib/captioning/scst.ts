@@ -16,7 +16,7 @@ import { fit } from "../engine/fit";
 import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
 import { DecoderRNN, captionLoss } from "./decoder";
-import { greedy, repeatRows, sampleCaptions } from "./generate";
+import { Generated, greedy, repeatRows, sampleCaptions } from "./generate";
 import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
 import { OnnxDecoder } from "./onnx-decode";
@@ -87,6 +87,26 @@ export function rewardName(config: ScstConfig): string {
   return config.bleuWeight ? `CIDEr-D + ${config.bleuWeight}·BLEU-4` : "CIDEr-D";
 }
 
+/**
+ * Each sample's advantage r(wˢ) − b: against its image's greedy caption's reward when `greedyRewards` (one per
+ * image) is given, else against the mean reward of the image's other n − 1 samples (which sum to 0 per image).
+ * `rewards` holds n samples per image, image by image.
+ */
+export function scstAdvantages(rewards: readonly number[], n: number, greedyRewards?: readonly number[]): number[] {
+  if (greedyRewards) return rewards.map((r, k) => r - greedyRewards[Math.floor(k / n)]);
+  if (n < 2) throw new Error("the mean baseline needs at least 2 samples per image");
+  return rewards.map((r, k) => {
+    const i = Math.floor(k / n);
+    const others = rewards.slice(i * n, i * n + n).reduce((a, b) => a + b, 0) - r;
+    return r - others / (n - 1);
+  });
+}
+
+/** Sampled captions as training captions, padded: `<SOS>` words, and `<EOS>` when the model ended the caption. */
+export function sampledCaptionIds(samples: readonly Generated[]): { ids: Int32Array; maxLen: number } {
+  return padCaptions(samples.map((s) => [SOS, ...s.ids, ...(s.finished ? [EOS] : [])]));
+}
+
 /** Rewards of one batch: each sample's and each image's greedy caption's (`captionReward`). */
 export interface ScstStep {
   loss: number;
@@ -130,22 +150,12 @@ export async function scstStep(
   const reward = (ids: number[], i: number) => captionReward(o.cider, words(ids), refs[i], o.config.bleuWeight);
   const rewards = samples.map((s, r) => reward(s.ids, Math.floor(r / n)));
   let greedyRewards: number[] | undefined;
-  let advantages: number[];
-  if ((o.config.baseline ?? "greedy") === "mean") {
-    if (n < 2) throw new Error("the mean baseline needs at least 2 samples per image");
-    advantages = rewards.map((r, k) => {
-      const i = Math.floor(k / n);
-      const others = rewards.slice(i * n, i * n + n).reduce((a, b) => a + b, 0) - r;
-      return r - others / (n - 1);
-    });
-  } else {
+  if ((o.config.baseline ?? "greedy") === "greedy") {
     const g = await greedy(decoder, batch.features, o.config.maxLen, o.onnx?.decoder);
-    const base = g.map((x, i) => reward(x.ids, i));
-    greedyRewards = base;
-    advantages = rewards.map((r, k) => r - base[Math.floor(k / n)]);
+    greedyRewards = g.map((x, i) => reward(x.ids, i));
   }
-  // each sample as a training caption: <SOS> words (<EOS> when the model ended it)
-  const { ids, maxLen: T } = padCaptions(samples.map((s) => [SOS, ...s.ids, ...(s.finished ? [EOS] : [])]));
+  const advantages = scstAdvantages(rewards, n, greedyRewards);
+  const { ids, maxLen: T } = sampledCaptionIds(samples);
   const features = repeatRows(batch.features, n);
   const captions = tf.tensor2d(ids, [samples.length, T], "int32");
   try {
