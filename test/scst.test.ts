@@ -228,7 +228,7 @@ describe("self-critical sequence training", function () {
       clipNorm: 5,
       seed: 1,
       beam: 1,
-      scst: { ...defaultScstConfig(), batchSize: 16 },
+      scst: { ...defaultScstConfig(), batchSize: 16, baseline: "greedy" as const },
     };
     const r = await trainScst({ from: xe, train: trainSet, config, out, ...quiet });
     r.decoder.dispose();

@@ -144,7 +144,7 @@ export const trainCmd = defineCommand({
     },
     scst: {
       type: "boolean",
-      help: "self-critical training (CIDEr-D reward, greedy baseline) from the cross-entropy checkpoint --from",
+      help: "self-critical training (CIDEr-D reward, policy gradient) from the cross-entropy checkpoint --from",
     },
     from: {
       type: "string",
@@ -157,7 +157,7 @@ export const trainCmd = defineCommand({
     "scst-baseline": {
       type: "string",
       choices: ["greedy", "mean"],
-      default: "greedy",
+      default: sc.baseline,
       help: "with --scst: each sample's baseline, the greedy caption's reward or the other samples' mean",
     },
     "scst-bleu-weight": {
