@@ -2,6 +2,7 @@ import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/captioning";
 import { BeamTrace, beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning";
+import { ensembleLogProbs, topK } from "../lib/captioning";
 import { EOS } from "../lib/data";
 import { setupBackend } from "./helpers";
 
@@ -129,6 +130,94 @@ describe("caption generation", () => {
     decoder.dispose();
   });
 
+  describe("an ensemble of decoders", () => {
+    const peaked = (seed: number) => {
+      const d = new DecoderRNN(config, defaultInitializer(seed));
+      d.fcn.assign(d.fcn.mul(8)); // distributions peaked enough for the captions to end
+      return d;
+    };
+
+    it("averages the members' word probabilities: log of the mean, a word one member rules out kept", () => {
+      const l = (xs: number[]) => Float32Array.from(xs, Math.log);
+      const got = ensembleLogProbs([l([0.5, 0.5, 0, 0]), l([0.9, 0.1, 1, 0])]);
+      const want = [0.7, 0.3, 0.5, 0];
+      got.forEach((x, i) => assert.ok(Math.abs(Math.exp(x) - want[i]) < 1e-6, `word ${i}: ${Math.exp(x)}`));
+      assert.equal(got[3], -Infinity);
+      // far below float32's exp range: still the log of the mean, not NaN
+      const tiny = ensembleLogProbs([Float32Array.of(-1000), Float32Array.of(-1000 + Math.log(3))]);
+      assert.ok(Math.abs(tiny[0] - (-1000 + Math.log(2))) < 1e-3);
+    });
+
+    it("topK gives tf.topk's values and words, ties to the lower word", async () => {
+      const N = 4;
+      const V = 30;
+      const x = Float32Array.from({ length: N * V }, (_, i) => ((i * 7919) % 11) - 5); // many ties
+      for (const k of [1, 3, 5]) {
+        const mine = topK(x, N, k);
+        const ref = tf.topk(tf.tensor2d(x, [N, V]), k);
+        assert.deepEqual(Array.from(mine.values), Array.from(await ref.values.data()), `k ${k}: values`);
+        assert.deepEqual(Array.from(mine.indices), Array.from(await ref.indices.data()), `k ${k}: words`);
+        tf.dispose([ref.values, ref.indices]);
+      }
+    });
+
+    it("of one decoder twice decodes as that decoder", async () => {
+      const d = peaked(3);
+      const f = tf.randomUniform([3, 49, 16], 0, 1, "float32", 5) as tf.Tensor3D;
+      for (const search of [
+        (c: DecoderRNN | DecoderRNN[]) => greedy(c, f, 8),
+        (c: DecoderRNN | DecoderRNN[]) => beamSearchBatch(c, f, 3, 8),
+      ]) {
+        const [one, two] = [await search(d), await search([d, d])];
+        one.forEach((g, i) => {
+          assert.deepEqual(two[i].ids, g.ids);
+          assert.ok(Math.abs(two[i].logProb - g.logProb) < 1e-4);
+          g.alphas.forEach((a, t) => a.forEach((v, r) => assert.ok(Math.abs(v - two[i].alphas[t][r]) < 1e-6)));
+        });
+      }
+      f.dispose();
+      d.dispose();
+    });
+
+    it("chooses each greedy word by the mean probability, and beam search scores captions by it", async () => {
+      const members = [peaked(3), peaked(4)];
+      const f = features();
+      /** Σ_t log mean_m p_m(w_t | w_<t), teacher-forced, and whether each w_t was the mean's most probable word. */
+      const ensembleScore = async (ids: number[], finished: boolean) => {
+        const words = finished ? [...ids, EOS] : ids;
+        const caps = tf.tensor2d([[1, ...words]], [1, words.length + 1], "int32");
+        const probs = await Promise.all(
+          members.map(async (m) => (await tf.softmax(m.forward(f, caps).logits).array()) as number[][][]),
+        );
+        caps.dispose();
+        let logProb = 0;
+        let argmax = true;
+        words.forEach((w, t) => {
+          const mean = probs[0][0][t].map((p, v) => (p + probs[1][0][t][v]) / 2);
+          logProb += Math.log(mean[w]);
+          argmax &&= mean[w] === Math.max(...mean);
+        });
+        return { logProb, argmax };
+      };
+      const [g] = await greedy(members, f, 8);
+      const gs = await ensembleScore(g.ids, g.finished);
+      assert.ok(gs.argmax, "every greedy word is the ensemble's most probable");
+      assert.ok(Math.abs(g.logProb - gs.logProb) < 1e-4, `${g.logProb} vs ${gs.logProb}`);
+      const [singleA] = await greedy(members[0], f, 8);
+      const [singleB] = await greedy(members[1], f, 8);
+      assert.ok(
+        g.ids.join() !== singleA.ids.join() || g.ids.join() !== singleB.ids.join(),
+        "the ensemble's caption is not simply both members'",
+      );
+      const [b] = await beamSearchBatch(members, f, 3, 8);
+      assert.ok(Math.abs(b.logProb - (await ensembleScore(b.ids, b.finished)).logProb) < 1e-4);
+      assert.ok(b.logProb >= g.logProb - 1e-5 || !g.finished, "beam 3 finds no less probable a caption than greedy");
+      b.alphas.forEach((a) => assert.ok(Math.abs(a.reduce((x, y) => x + y, 0) - 1) < 1e-5, "mean α sums to 1"));
+      f.dispose();
+      members.forEach((m) => m.dispose());
+    });
+  });
+
   it("frees every intermediate tensor", async () => {
     const decoder = new DecoderRNN(config, defaultInitializer(3));
     const f = features();
@@ -137,6 +226,8 @@ describe("caption generation", () => {
     await greedy(decoder, f, 5);
     await beamSearch(decoder, f, 3, 5);
     await beamSearchBatch(decoder, two, 3, 5);
+    await greedy([decoder, decoder], f, 5);
+    await beamSearchBatch([decoder, decoder], two, 3, 5);
     assert.equal(tf.memory().numTensors, before);
     tf.dispose([f, two]);
     decoder.dispose();

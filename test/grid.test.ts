@@ -45,6 +45,13 @@ describe("conv4's features end to end: train --grid 14 / --layer conv4, evaluate
       const args = ["evaluate", "--checkpoint", checkpoint, "--data-dir", data, "--split", "dev", "--beam", "1"];
       const [report] = await captureLog(() => main([...args, "--features", features, "--json"]));
       assert.equal(JSON.parse(report).n_images, 1);
+      // an ensemble of the checkpoint with itself scores as the checkpoint; its captions need a folder of their own
+      const twice = [...args, "--checkpoint", checkpoint, "--features", features, "--json"];
+      await assert.rejects(main(twice), /evaluate of an ensemble needs --out DIR/);
+      const [ensemble] = await captureLog(() => main([...twice, "--out", path.join(dir, "ensemble")]));
+      assert.deepEqual(JSON.parse(ensemble).beam, {
+        1: { ...JSON.parse(report).beam[1], seconds: JSON.parse(ensemble).beam[1].seconds },
+      });
       // the seed's conv5 cache is refused by name, not read as the wrong features
       const seven = path.join(dir, "features-7");
       await captureLog(() => main(["features", "--data-dir", data, "--split", "dev", "--out", seven]));
@@ -55,5 +62,9 @@ describe("conv4's features end to end: train --grid 14 / --layer conv4, evaluate
       const r = JSON.parse(json);
       assert.ok(r.attention.length > 0, `a caption of words: "${r.caption}"`);
       for (const a of r.attention) assert.equal(a.length, grid * grid);
+      const [both] = await captureLog(() =>
+        main(["caption", "--checkpoint", checkpoint, "--checkpoint", checkpoint, "--json", photo]),
+      );
+      assert.equal(JSON.parse(both).caption, r.caption);
     });
 });

@@ -92,6 +92,26 @@ describe("decoding on ONNX Runtime", function () {
     }
   });
 
+  it("an ensemble (a region layer in one member) decodes on ONNX Runtime as on tfjs", async () => {
+    const members = [peaked(3), peaked(8, { regionLayer: true, regionDim: 12 })];
+    const f = tf.randomUniform([6, 49, 16], 0, 1, "float32", 2) as tf.Tensor3D;
+    const onnx = [await OnnxDecoder.create(members[0], 49), await OnnxDecoder.create(members[1], 49)];
+    for (const k of [1, 3]) {
+      const viaOnnx = k === 1 ? await greedy(members, f, 12, onnx) : await beamSearchBatch(members, f, k, 12, 0, onnx);
+      const viaTfjs = k === 1 ? await greedy(members, f, 12) : await beamSearchBatch(members, f, k, 12, 0);
+      assert.deepEqual(
+        viaOnnx.map((g) => g.ids),
+        viaTfjs.map((g) => g.ids),
+        `k ${k}`,
+      );
+      viaOnnx.forEach((g, i) => assert.ok(Math.abs(g.logProb - viaTfjs[i].logProb) < 1e-4, `k ${k}, image ${i}`));
+    }
+    await assert.rejects(greedy(members, f, 12, onnx.slice(0, 1)), /2 decoders but 1 ONNX decoders/);
+    for (const o of onnx) await o.dispose();
+    f.dispose();
+    members.forEach((m) => m.dispose());
+  });
+
   it("greedy decoding and sampling (self-critical training's) draw tfjs's words; setParameters switches the weights", async () => {
     const d = peaked(5, { deepOutput: true });
     d.fcn.assign(d.fcn.div(10)); // flatter: samples differ from each other

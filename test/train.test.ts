@@ -3,6 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { Vocabulary } from "../lib/data";
+import { writeCheckpoint } from "../lib/util/checkpoint";
 import { FeatureCaptionDataset } from "../lib/encoder";
 import {
   DecoderConfig,
@@ -10,6 +11,7 @@ import {
   TrainConfig,
   bestDir,
   defaultTrainConfig,
+  loadCaptioner,
   loadCheckpoint,
   lrAfter,
   entropyAfter,
@@ -147,6 +149,42 @@ describe("training on cached features", function () {
       more.history.epoch.map((x) => x.lr),
       [1e-12, 5e-13, 2.5e-13, 1.25e-13],
     );
+  });
+
+  it("loads several checkpoints as an ensemble only when they share the vocabulary and the feature map", async () => {
+    const dir = tmpDir();
+    const a = path.join(dir, "a");
+    (await train({ train: trainSet, vocab, config: { ...cfg, epochs: 1 }, out: a, ...quiet })).decoder.dispose();
+    const one = await loadCaptioner([a]);
+    assert.ok(one.decoder instanceof DecoderRNN, "one folder: the decoder itself");
+    one.dispose();
+    const two = await loadCaptioner([a, a]);
+    assert.ok(Array.isArray(two.decoder) && two.decoder.length === 2 && two.decoder[0] !== two.decoder[1]);
+    assert.equal(two.vocab.size, vocab.size);
+    two.dispose();
+    /** A checkpoint of a fresh decoder of `config` with vocabulary `v`. */
+    const write = async (name: string, v: Vocabulary, config: DecoderConfig) => {
+      const d = new DecoderRNN(config);
+      const meta = {
+        format: "attend-tell/caption-checkpoint",
+        version: 1,
+        epoch: 1,
+        config: { ...cfg, decoder: config },
+        weightsOnly: true,
+      };
+      await writeCheckpoint(path.join(dir, name), { weights: d.namedVariables(), vocab: v, history: {}, meta });
+      d.dispose();
+      return path.join(dir, name);
+    };
+    const swapped = [...vocab.itos];
+    [swapped[5], swapped[6]] = [swapped[6], swapped[5]];
+    const b = await write("b", new Vocabulary(swapped, 1), cfg.decoder);
+    await assert.rejects(
+      loadCaptioner([a, b]),
+      new RegExp(`^Error: ${b}: its vocabulary differs from ${a}'s \\(id 5 is "${swapped[5]}", not "${swapped[6]}"\\)`),
+    );
+    const c = await write("c", vocab, { ...cfg.decoder, encoderDim: 1024, featureMap: "conv4-pooled" });
+    await assert.rejects(loadCaptioner([a, c]), /c: it reads feature map conv4-pooled, .*a reads conv5/);
   });
 
   it("stops on a NaN loss with a clear message and keeps the last good checkpoint", async () => {

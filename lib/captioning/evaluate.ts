@@ -8,9 +8,8 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { decoderFeatureMap } from "../encoder/encoder";
 import { Split } from "../data/captions";
-import { DecoderRNN } from "./decoder";
 import { cachedSplit } from "../encoder/features";
-import { captionImages } from "./generate";
+import { Captioner, captionImages, captionerMembers } from "./generate";
 import { writeJsonAtomic } from "../util/io";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { Progress } from "../util/progress";
@@ -50,7 +49,8 @@ export interface GeneratedCaption {
 export { captionImages } from "./generate";
 
 export interface EvaluateOptions {
-  decoder: DecoderRNN;
+  /** One decoder, or an ensemble (generate.ts `Captioner`). */
+  decoder: Captioner;
   vocab: Vocabulary;
   dataDir: string;
   split: Split;
@@ -83,7 +83,7 @@ export async function evaluate(
     split: o.split,
     vocab: o.vocab,
     featuresDir: o.featuresDir,
-    map: decoderFeatureMap(o.decoder.config),
+    map: decoderFeatureMap(captionerMembers(o.decoder)[0].config),
     skipMissing: o.skipMissing,
     skipBad: o.skipBad,
     limit: o.limit,

@@ -6,6 +6,8 @@
  * - `beamSearch` (one image) / `beamSearchBatch` (N images, all N·k beams in one step): keeps the k best
  *   partial captions by total log-probability. It always returns a caption: when no beam has emitted `<EOS>` by
  *   `maxLen` (a known crash elsewhere), the best unfinished beam is used.
+ * Greedy decoding and beam search also take an ensemble — several decoders trained on the same vocabulary — which
+ * decodes as one model whose word probabilities are the mean of its members' (`ensembleLogProbs`).
  */
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
@@ -27,15 +29,21 @@ export interface Generated {
   finished: boolean;
 }
 
+/** One decoder, or an ensemble of decoders sharing a vocabulary and feature map (their probabilities averaged). */
+export type Captioner = DecoderRNN | readonly DecoderRNN[];
+
+/** The members of a `Captioner`. */
+export const captionerMembers = (c: Captioner): readonly DecoderRNN[] => (Array.isArray(c) ? c : [c as DecoderRNN]);
+
 /**
  * Greedy decoding of a batch of images' features `[B, R, E]`: each row's most probable next word. Its steps run on
- * ONNX Runtime when `onnx` is given, else on tfjs.
+ * ONNX Runtime when `onnx` is given (one per member of an ensemble), else on tfjs.
  */
 export async function greedy(
-  decoder: DecoderRNN,
+  decoder: Captioner,
   features: tf.Tensor3D,
   maxLen = 20,
-  onnx?: OnnxDecoder,
+  onnx?: OnnxDecoder | readonly OnnxDecoder[],
 ): Promise<Generated[]> {
   const B = features.shape[0];
   const out: Generated[] = Array.from({ length: B }, () => ({ ids: [], alphas: [], logProb: 0, finished: false }));
@@ -127,7 +135,7 @@ interface Beam {
 
 /** Beam search for one image's features `[1, R, E]` (or `[R, E]`) with beam width k. */
 export async function beamSearch(
-  decoder: DecoderRNN,
+  decoder: Captioner,
   features: tf.Tensor,
   k = 3,
   maxLen = 20,
@@ -154,16 +162,96 @@ interface DecodeRows {
   dispose(): void;
 }
 
-/** The rows of `features` `[N, R, E]`, each image's `repeat` times, on ONNX Runtime when `onnx` is given, else tfjs. */
+/**
+ * The rows of `features` `[N, R, E]`, each image's `repeat` times, on ONNX Runtime when `onnx` is given, else tfjs;
+ * an ensemble's members each decode the rows and `ensembleRows` combines their steps.
+ */
 async function decodeRows(
-  decoder: DecoderRNN,
+  decoder: Captioner,
   features: tf.Tensor3D,
   repeat: number,
-  onnx?: OnnxDecoder,
+  onnx?: OnnxDecoder | readonly OnnxDecoder[],
 ): Promise<DecodeRows> {
-  return onnx
-    ? onnxRows(onnx, (await features.data()) as Float32Array, features.shape[0], repeat)
-    : tfjsRows(decoder, features, repeat);
+  const members = captionerMembers(decoder);
+  const sessions = onnx === undefined ? undefined : Array.isArray(onnx) ? onnx : [onnx as OnnxDecoder];
+  if (sessions && sessions.length !== members.length)
+    throw new Error(`${members.length} decoders but ${sessions.length} ONNX decoders`);
+  const data = sessions ? ((await features.data()) as Float32Array) : undefined;
+  const rows = members.map((d, m) =>
+    sessions ? onnxRows(sessions[m], data!, features.shape[0], repeat) : tfjsRows(d, features, repeat),
+  );
+  if (rows.length === 1) return rows[0];
+  return ensembleRows(await Promise.all(rows), members[0].config.vocabSize);
+}
+
+/**
+ * Log-probabilities of an ensemble, `[rows, V]`: each word's probability the mean of the members' (log Σ p / M,
+ * computed stably from their log-probabilities) — the rule of self-critical.pytorch's AttEnsemble. A word one member
+ * rules out keeps the others' probability, divided by M.
+ */
+export function ensembleLogProbs(members: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(members[0].length);
+  const logM = Math.log(members.length);
+  for (let i = 0; i < out.length; i++) {
+    let max = -Infinity;
+    for (const m of members) max = Math.max(max, m[i]);
+    if (max === -Infinity) {
+      out[i] = -Infinity;
+      continue;
+    }
+    let sum = 0;
+    for (const m of members) sum += Math.exp(m[i] - max);
+    out[i] = max + Math.log(sum) - logM;
+  }
+  return out;
+}
+
+/** Each of N rows' k largest values of `x` `[N, V]` and their columns, largest first (ties: the lower column). */
+export function topK(x: Float32Array, N: number, k: number): { values: Float32Array; indices: Int32Array } {
+  const V = x.length / N;
+  const values = new Float32Array(N * k);
+  const indices = new Int32Array(N * k);
+  for (let r = 0; r < N; r++) {
+    const best: number[] = []; // columns, kept sorted best first
+    for (let v = 0; v < V; v++) {
+      const xv = x[r * V + v];
+      if (best.length === k && !(xv > x[r * V + best[k - 1]])) continue;
+      let j = 0;
+      while (j < best.length && !(xv > x[r * V + best[j]])) j++;
+      best.splice(j, 0, v);
+      if (best.length > k) best.pop();
+    }
+    best.forEach((v, j) => {
+      values[r * k + j] = x[r * V + v];
+      indices[r * k + j] = v;
+    });
+  }
+  return { values, indices };
+}
+
+/**
+ * Members' rows decoded as one model: every step asks each member for all of its word log-probabilities, combines
+ * them (`ensembleLogProbs`) and takes the top k; α is the members' mean. Beams move all members' state rows alike.
+ */
+function ensembleRows(members: readonly DecodeRows[], V: number): DecodeRows {
+  return {
+    async step(words, k) {
+      const outs: Awaited<ReturnType<DecodeRows["step"]>>[] = [];
+      for (const m of members) outs.push(await m.step(words, 0));
+      const logp = ensembleLogProbs(outs.map((o) => o.values));
+      if (logp.length !== words.length * V) throw new Error(`ensemble members disagree on the vocabulary size`);
+      const alpha = outs[0].alpha.map((row, r) =>
+        row.map((_, j) => outs.reduce((a, o) => a + o.alpha[r][j], 0) / outs.length),
+      );
+      return { ...(k === 0 ? { values: logp, indices: new Int32Array(0) } : topK(logp, words.length, k)), alpha };
+    },
+    keep(rows) {
+      for (const m of members) m.keep(rows);
+    },
+    dispose() {
+      for (const m of members) m.dispose();
+    },
+  };
 }
 
 function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, repeat: number): DecodeRows {
@@ -263,12 +351,12 @@ export type BeamTrace = (
  * the steps run on ONNX Runtime (CPUs) instead of tfjs; `trace` sees every step's candidates.
  */
 export async function beamSearchBatch(
-  decoder: DecoderRNN,
+  decoder: Captioner,
   features: tf.Tensor3D,
   k = 3,
   maxLen = 20,
   lengthPenalty = 0,
-  onnx?: OnnxDecoder,
+  onnx?: OnnxDecoder | readonly OnnxDecoder[],
   trace?: BeamTrace,
 ): Promise<Generated[]> {
   const N = features.shape[0];
@@ -341,11 +429,11 @@ export function bestBeam<B extends { ids: number[]; logProb: number }>(pool: rea
 }
 
 /**
- * Captions of `images` with beam width k (1: greedy, batched), in image order. The steps run on ONNX Runtime
- * where training does (CPUs with onnxruntime-node: `defaultEngine`), else on tfjs.
+ * Captions of `images` with beam width k (1: greedy, batched), in image order, by one decoder or an ensemble. The
+ * steps run on ONNX Runtime where training does (CPUs with onnxruntime-node: `defaultEngine`), else on tfjs.
  */
 export async function captionImages(
-  decoder: DecoderRNN,
+  decoder: Captioner,
   cache: FeatureCache,
   images: readonly string[],
   k: number,
@@ -354,23 +442,28 @@ export async function captionImages(
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
   const chunk = k === 1 ? 64 : 32; // beam: 32 images = 32·k rows per step
-  cache.checkFeatureMap(decoderFeatureMap(decoder.config), "the decoder");
-  const onnx =
-    (opts.engine ?? defaultEngine()) === "onnx" ? await OnnxDecoder.create(decoder, cache.regions) : undefined;
+  const members = captionerMembers(decoder);
+  members.forEach((d, m) =>
+    cache.checkFeatureMap(decoderFeatureMap(d.config), members.length > 1 ? `decoder ${m + 1}` : "the decoder"),
+  );
+  const onnx: OnnxDecoder[] = [];
   try {
+    if ((opts.engine ?? defaultEngine()) === "onnx")
+      for (const d of members) onnx.push(await OnnxDecoder.create(d, cache.regions));
     for (let i = 0; i < images.length; i += chunk) {
       const names = images.slice(i, i + chunk);
       const f = cache.tensor(names);
       try {
-        if (k === 1) out.push(...(await greedy(decoder, f, maxLen, onnx)));
-        else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, onnx)));
+        const sessions = onnx.length ? onnx : undefined;
+        if (k === 1) out.push(...(await greedy(decoder, f, maxLen, sessions)));
+        else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, sessions)));
       } finally {
         f.dispose();
       }
       names.forEach(() => opts.onImage?.());
     }
   } finally {
-    await onnx?.dispose();
+    for (const o of onnx) await o.dispose();
   }
   return out;
 }

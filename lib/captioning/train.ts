@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
-import { captionImages, greedy } from "./generate";
+import { Captioner, captionImages, greedy } from "./generate";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
 import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
@@ -223,6 +223,44 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     (config, init) => new DecoderRNN(config.decoder, init),
   );
   return { ...rest, decoder: model };
+}
+
+/**
+ * A captioner from one checkpoint folder, or an ensemble from several (their word probabilities averaged when
+ * decoding, generate.ts `ensembleLogProbs`): members must share the vocabulary, word for word, and the feature map.
+ */
+export async function loadCaptioner(
+  dirs: readonly string[],
+): Promise<{ decoder: Captioner; vocab: Vocabulary; checkpoints: Checkpoint[]; dispose(): void }> {
+  if (dirs.length === 0) throw new Error("loadCaptioner: no checkpoint folder given");
+  const checkpoints: Checkpoint[] = [];
+  const dispose = () => checkpoints.forEach((c) => c.decoder.dispose());
+  try {
+    for (const dir of dirs) {
+      const ck = await loadCheckpoint(dir);
+      checkpoints.push(ck);
+      const first = checkpoints[0];
+      const i = ck.vocab.itos.findIndex((w, j) => w !== first.vocab.itos[j]);
+      if (i >= 0 || ck.vocab.size !== first.vocab.size)
+        throw new Error(
+          `${dir}: its vocabulary differs from ${dirs[0]}'s ` +
+            (i >= 0
+              ? `(id ${i} is ${JSON.stringify(ck.vocab.itos[i])}, not ${JSON.stringify(first.vocab.itos[i])})`
+              : `(${ck.vocab.size} ids, not ${first.vocab.size})`) +
+            ": an ensemble's members must share one vocabulary",
+        );
+      const [m, m0] = [decoderFeatureMap(ck.decoder.config), decoderFeatureMap(first.decoder.config)];
+      if (m !== m0)
+        throw new Error(
+          `${dir}: it reads feature map ${m}, ${dirs[0]} reads ${m0}: an ensemble's members must read the same features`,
+        );
+    }
+  } catch (e) {
+    dispose();
+    throw e;
+  }
+  const decoders = checkpoints.map((c) => c.decoder);
+  return { decoder: decoders.length === 1 ? decoders[0] : decoders, vocab: checkpoints[0].vocab, checkpoints, dispose };
 }
 
 export interface TrainOptions {

@@ -8,7 +8,7 @@ import { decoderFeaturesDir } from "../encoder/feature-dataset";
 import { evaluate } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN, decoderFeatureMap, decoderFeatures, featureMap } from "../encoder/encoder";
-import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCheckpoint, train } from "../captioning/train";
+import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCaptioner, train } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
 import { beamSearch } from "../captioning/generate";
@@ -27,13 +27,22 @@ const tc = defaultTrainConfig(dims);
 const pc = defaultPlateauConfig();
 const sc = defaultScstConfig();
 
-/** `--checkpoint`, or the shipped captioner when none is given. */
-export function captionerCheckpoint(given: string | undefined, command: string): string {
-  if (given) return given;
+/** `--checkpoint` (repeated: an ensemble), or the shipped captioner when none is given. */
+export function captionerCheckpoints(given: readonly string[], command: string): string[] {
+  if (given.length) return [...given];
   const shipped = shippedModel(SHIPPED.captioner);
   if (!shipped) throw new Error(`${command} needs --checkpoint DIR (no shipped model at models/${SHIPPED.captioner})`);
-  return shipped;
+  return [shipped];
 }
+
+const CAPTIONER_FLAG = {
+  checkpoint: {
+    type: "string",
+    multiple: true,
+    placeholder: "DIR",
+    help: `checkpoint folder (default: the shipped models/${SHIPPED.captioner}); repeated: an ensemble, word probabilities averaged`,
+  },
+} as const;
 
 const REGION_LAYER_FLAGS = {
   "region-layer": {
@@ -258,7 +267,7 @@ export const evaluateCmd = defineCommand({
   name: "evaluate",
   summary: "BLEU-1…4, CIDEr-D and ROUGE-L of a checkpoint's captions on a split (and attention on synthetic scenes).",
   flags: {
-    checkpoint: { type: "string", placeholder: "DIR", help: `checkpoint folder (default models/${SHIPPED.captioner})` },
+    ...CAPTIONER_FLAG,
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     split: { type: "string", choices: ["dev", "test", "train"], default: "dev", help: "split to score" },
     beam: { type: "ints", default: [1, 3], help: "beam widths, comma-separated (1 = greedy)" },
@@ -275,9 +284,11 @@ export const evaluateCmd = defineCommand({
   },
   async run(v) {
     requireFlags("evaluate", v, "data-dir");
-    const checkpoint = captionerCheckpoint(v.checkpoint, "evaluate");
+    const checkpoints = captionerCheckpoints(v.checkpoint, "evaluate");
+    if (checkpoints.length > 1 && !v.out) throw new Error("evaluate of an ensemble needs --out DIR for its captions");
     await initBackend({ quiet: v.json });
-    const ck = await loadCheckpoint(checkpoint);
+    const model = await loadCaptioner(checkpoints);
+    const [checkpoint, ck] = [checkpoints[0], model.checkpoints[0]];
     // a weights-only model (models/NAME) is left as shipped: its evaluation goes to a run folder of its name
     const outDir =
       v.out ??
@@ -286,8 +297,8 @@ export const evaluateCmd = defineCommand({
         : path.dirname(path.resolve(checkpoint)));
     try {
       const { report } = await evaluate({
-        decoder: ck.decoder,
-        vocab: ck.vocab,
+        decoder: model.decoder,
+        vocab: model.vocab,
         dataDir: v["data-dir"]!,
         split: v.split,
         beams: v.beam,
@@ -301,7 +312,10 @@ export const evaluateCmd = defineCommand({
       });
       writeJsonAtomic(path.join(outDir, `metrics-${v.split}.json`), report);
       if (v.json) return console.log(JSON.stringify(report));
-      console.log(`${v.split}: ${report.n_images} images; checkpoint ${checkpoint} (epoch ${ck.epoch})`);
+      const which = model.checkpoints.map((c, i) => `${checkpoints[i]} (epoch ${c.epoch})`).join(" + ");
+      console.log(
+        `${v.split}: ${report.n_images} images; ${checkpoints.length > 1 ? "ensemble" : "checkpoint"} ${which}`,
+      );
       if (report.skippedImages?.length) console.log(describeSkipped(report.skippedImages));
       const synthetic = !!Object.values(report.beam)[0]?.attention;
       console.log(
@@ -323,7 +337,7 @@ export const evaluateCmd = defineCommand({
         `captions: ${path.join(outDir, `captions-${v.split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}.json`)}`,
       );
     } finally {
-      ck.decoder.dispose();
+      model.dispose();
     }
   },
 });
@@ -333,11 +347,7 @@ export const caption = defineCommand({
   summary: "Caption any image end to end (ResNet-50 → attention decoder), with one attention map per word.",
   positionals: "IMAGE...",
   flags: {
-    checkpoint: {
-      type: "string",
-      placeholder: "DIR",
-      help: `checkpoint folder (default: the shipped models/${SHIPPED.captioner})`,
-    },
+    ...CAPTIONER_FLAG,
     beam: { type: "int", default: 3, help: "beam width (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
     "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
@@ -350,19 +360,19 @@ export const caption = defineCommand({
   },
   async run(v, images) {
     if (images.length === 0) throw new Error("caption needs one or more image files (attend-tell caption --help)");
-    const checkpoint = captionerCheckpoint(v.checkpoint, "caption");
+    const checkpoints = captionerCheckpoints(v.checkpoint, "caption");
     await initBackend({ quiet: v.json });
     ensureWeights();
-    const ck = await loadCheckpoint(checkpoint);
-    const encoder = await EncoderCNN.load({ map: decoderFeatureMap(ck.decoder.config) });
+    const model = await loadCaptioner(checkpoints);
+    const encoder = await EncoderCNN.load({ map: decoderFeatureMap(model.checkpoints[0].decoder.config) });
     const results = [];
     try {
       for (const image of images) {
         const x = await EncoderCNN.loadBatch([image]);
         const f = encoder.encode(x);
-        const g = await beamSearch(ck.decoder, f, v.beam, v["max-len"], v["length-penalty"]);
+        const g = await beamSearch(model.decoder, f, v.beam, v["max-len"], v["length-penalty"]);
         tf.dispose([x, f]);
-        const words = ck.vocab.decode(g.ids);
+        const words = model.vocab.decode(g.ids);
         let heatmap: string | undefined;
         if (v.heatmap) {
           heatmap = images.length === 1 ? v.heatmap : v.heatmap.replace(/(\.png)?$/i, `-${results.length + 1}.png`);
@@ -373,7 +383,7 @@ export const caption = defineCommand({
         results.push({ image, caption: words.join(" "), words, attention, ...(heatmap ? { heatmap } : {}) });
       }
     } finally {
-      ck.decoder.dispose();
+      model.dispose();
     }
     if (v.json) console.log(JSON.stringify(results.length === 1 ? results[0] : results));
     else
