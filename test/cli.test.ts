@@ -1,7 +1,10 @@
 import { strict as assert } from "node:assert";
 import { COMMANDS, help, main } from "../lib/cli";
 import { parseCommand, usage } from "../lib/cli/command";
-import { regionLayerConfig } from "../lib/cli/captioning";
+import { captionerCheckpoints, regionLayerConfig } from "../lib/cli/captioning";
+import { SHIPPED, projectRoot } from "../lib/util";
+import * as path from "node:path";
+import { tmpDir } from "./helpers";
 import { defaultTrainConfig } from "../lib/captioning";
 import { getDefaultConfig, pipelineConfig } from "../lib/captioning";
 import { featureMap } from "../lib/encoder";
@@ -130,5 +133,24 @@ describe("CLI: a table of commands", () => {
       main(["train", "--data-dir", "d", "--out", "o", "--resume", "--overwrite"]),
       /--resume and --overwrite contradict each other/,
     );
+  });
+
+  it("without --checkpoint, caption and evaluate take every member of the shipped captioner, or name the one missing", () => {
+    assert.deepEqual(captionerCheckpoints(["a", "b"], "caption"), ["a", "b"]);
+    assert.deepEqual(
+      captionerCheckpoints([], "caption"),
+      SHIPPED.captioner.map((name) => path.join(projectRoot(), "models", name)),
+    );
+    const root = process.env.ATTEND_TELL_ROOT;
+    process.env.ATTEND_TELL_ROOT = tmpDir();
+    try {
+      assert.throws(
+        () => captionerCheckpoints([], "evaluate"),
+        new RegExp(`^Error: evaluate needs --checkpoint DIR \\(no shipped model at models/${SHIPPED.captioner[0]}\\)$`),
+      );
+    } finally {
+      if (root === undefined) delete process.env.ATTEND_TELL_ROOT;
+      else process.env.ATTEND_TELL_ROOT = root;
+    }
   });
 });

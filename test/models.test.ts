@@ -5,7 +5,7 @@ import * as path from "node:path";
 import { loadCheckpoint } from "../lib/captioning";
 import { loadMatchingCheckpoint } from "../lib/matching";
 import { readCaptions, resolveLayout } from "../lib/data";
-import { SHIPPED, shippedModel } from "../lib/util";
+import { SHIPPED, shippedEnsemble, shippedModel } from "../lib/util";
 import { SHARED_FLICKR, setupBackend, tmpDir } from "./helpers";
 
 const root = path.resolve(__dirname, "..");
@@ -19,8 +19,12 @@ describe("shipped models (models/)", function () {
   this.timeout(300_000);
   before(setupBackend);
 
-  it("the captioner is shipped", () => {
-    assert.ok(shippedModel(SHIPPED.captioner), `models/${SHIPPED.captioner} holds no checkpoint`);
+  it("the captioner is shipped: every member of its ensemble, one vocabulary", async () => {
+    for (const name of SHIPPED.captioner) assert.ok(shippedModel(name), `models/${name} holds no checkpoint`);
+    const vocabs = SHIPPED.captioner.map((name) =>
+      fs.readFileSync(path.join(root, "models", name, "vocab.json"), "utf8"),
+    );
+    assert.ok(vocabs.every((v) => v === vocabs[0]));
   });
 
   for (const name of models) {
@@ -52,7 +56,7 @@ describe("shipped models (models/)", function () {
   }
 
   it("caption IMAGE uses the shipped captioner: the caption its card gives for a Flickr8k dev photo", function () {
-    const dir = shippedModel(SHIPPED.captioner);
+    const dir = shippedEnsemble(SHIPPED.captioner)?.[0];
     if (!dir || !SHARED_FLICKR) this.skip();
     const card = fs.readFileSync(path.join(dir!, "MODEL.md"), "utf8");
     const m = /`bin\/attend-tell caption \.\.\/shared\/flickr8k\/Images224\/(\S+\.jpg)` prints `([^`]+)`/.exec(card);
@@ -69,7 +73,7 @@ describe("shipped models (models/)", function () {
   });
 
   it("retrieve --image --captions uses the shipped SCAN model(s): a Flickr8k dev photo's own captions outrank another's", async function () {
-    if (!shippedModel(SHIPPED.scanI2t) || !SHARED_FLICKR) this.skip();
+    if (!shippedEnsemble(SHIPPED.scan) || !SHARED_FLICKR) this.skip();
     const byImage = new Map<string, string[]>();
     for (const r of readCaptions(resolveLayout(SHARED_FLICKR!).captionsFile))
       byImage.set(r.image, [...(byImage.get(r.image) ?? []), r.caption]);

@@ -27,12 +27,12 @@ const tc = defaultTrainConfig(dims);
 const pc = defaultPlateauConfig();
 const sc = defaultScstConfig();
 
-/** `--checkpoint` (repeated: an ensemble), or the shipped captioner when none is given. */
+/** `--checkpoint` (repeated: an ensemble), or the shipped captioner's members when none is given. */
 export function captionerCheckpoints(given: readonly string[], command: string): string[] {
   if (given.length) return [...given];
-  const shipped = shippedModel(SHIPPED.captioner);
-  if (!shipped) throw new Error(`${command} needs --checkpoint DIR (no shipped model at models/${SHIPPED.captioner})`);
-  return [shipped];
+  const missing = SHIPPED.captioner.find((name) => !shippedModel(name));
+  if (missing) throw new Error(`${command} needs --checkpoint DIR (no shipped model at models/${missing})`);
+  return SHIPPED.captioner.map((name) => shippedModel(name)!);
 }
 
 const CAPTIONER_FLAG = {
@@ -40,7 +40,7 @@ const CAPTIONER_FLAG = {
     type: "string",
     multiple: true,
     placeholder: "DIR",
-    help: `checkpoint folder (default: the shipped models/${SHIPPED.captioner}); repeated: an ensemble, word probabilities averaged`,
+    help: `checkpoint folder (default: the shipped captioner, models/${SHIPPED.captioner.join(" + models/")}); repeated: an ensemble, word probabilities averaged`,
   },
 } as const;
 
@@ -285,16 +285,20 @@ export const evaluateCmd = defineCommand({
   async run(v) {
     requireFlags("evaluate", v, "data-dir");
     const checkpoints = captionerCheckpoints(v.checkpoint, "evaluate");
-    if (checkpoints.length > 1 && !v.out) throw new Error("evaluate of an ensemble needs --out DIR for its captions");
+    const shipped = v.checkpoint.length === 0;
+    if (checkpoints.length > 1 && !shipped && !v.out)
+      throw new Error("evaluate of an ensemble needs --out DIR for its captions");
     await initBackend({ quiet: v.json });
     const model = await loadCaptioner(checkpoints);
     const [checkpoint, ck] = [checkpoints[0], model.checkpoints[0]];
     // a weights-only model (models/NAME) is left as shipped: its evaluation goes to a run folder of its name
     const outDir =
       v.out ??
-      (ck.weightsOnly
-        ? path.join(projectRoot(), "runs", path.basename(path.resolve(checkpoint)))
-        : path.dirname(path.resolve(checkpoint)));
+      (shipped
+        ? path.join(projectRoot(), "runs", SHIPPED.captioner[0])
+        : ck.weightsOnly
+          ? path.join(projectRoot(), "runs", path.basename(path.resolve(checkpoint)))
+          : path.dirname(path.resolve(checkpoint)));
     try {
       const { report } = await evaluate({
         decoder: model.decoder,

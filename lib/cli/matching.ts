@@ -22,12 +22,12 @@ import { FEATURES_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
 
 const mc = defaultMatchingConfig(defaultScanConfig(0));
 
-/** `--checkpoint` (repeatable), or the shipped SCAN models (both directions, scores averaged) when none is given. */
+/** `--checkpoint` (repeatable), or the shipped SCAN ensemble (scores averaged) when none is given. */
 function matchingCheckpoints(given: string[], command: string): string[] {
   if (given.length) return given;
-  const shipped = [shippedModel(SHIPPED.scanT2i), shippedModel(SHIPPED.scanI2t)].filter((d): d is string => !!d);
-  if (!shipped.length) throw new Error(`${command} needs --checkpoint DIR (no shipped SCAN model under models/)`);
-  return shipped;
+  const missing = SHIPPED.scan.find((name) => !shippedModel(name));
+  if (missing) throw new Error(`${command} needs --checkpoint DIR (no shipped model at models/${missing})`);
+  return SHIPPED.scan.map((name) => shippedModel(name)!);
 }
 
 export const trainMatchingCmd = defineCommand({

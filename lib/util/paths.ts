@@ -42,15 +42,23 @@ export function quickMode(): boolean {
   return ["1", "true", "yes"].includes((process.env.ATTEND_TELL_QUICK ?? "").toLowerCase());
 }
 
-/** The models shipped in the repository (weights only, float16; each folder has a MODEL.md card). */
+/**
+ * The models shipped in the repository (weights only, float16; each folder has a MODEL.md card). The captioner is
+ * an ensemble of its members (word probabilities averaged), as SCAN is of its two directions (similarities averaged).
+ */
 export const SHIPPED = {
-  captioner: "captioner-flickr8k",
-  scanT2i: "scan-flickr8k-t2i",
-  scanI2t: "scan-flickr8k-i2t",
+  captioner: ["captioner-flickr8k"],
+  scan: ["scan-flickr8k-t2i", "scan-flickr8k-i2t"],
 } as const;
 
 /** `models/<name>` when it holds a checkpoint, else undefined. */
 export function shippedModel(name: string): string | undefined {
   const dir = path.join(projectRoot(), "models", name);
   return fs.existsSync(path.join(dir, "checkpoint.json")) ? dir : undefined;
+}
+
+/** The folders of the members `names` of a shipped ensemble, or undefined unless every one holds a checkpoint. */
+export function shippedEnsemble(names: readonly string[]): string[] | undefined {
+  const dirs = names.map(shippedModel);
+  return dirs.every((d) => d !== undefined) ? (dirs as string[]) : undefined;
 }
