@@ -1,7 +1,8 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/captioning";
-import { BeamTrace, beamSearch, beamSearchBatch, greedy, beamScore, bestBeam } from "../lib/captioning";
+import { BeamTrace, beamSearch, beamSearchBatch, greedy, beamScore, rankBeams } from "../lib/captioning";
+import { CiderD, consensusCaption } from "../lib/captioning";
 import { ensembleLogProbs, topK } from "../lib/captioning";
 import { EOS } from "../lib/data";
 import { setupBackend } from "./helpers";
@@ -241,8 +242,60 @@ describe("length normalisation of beam search", () => {
     assert.ok(Math.abs(beamScore(-3, 7, 0.5) - -3 / Math.sqrt(13 / 6)) < 1e-12);
     const short = { ids: [4, 5], logProb: -2.0 };
     const long = { ids: [4, 5, 6, 7, 8, 9, 10], logProb: -2.6 };
-    assert.equal(bestBeam([short, long], 0), short, "plain log-probability: the short caption");
+    assert.deepEqual(rankBeams([short, long], 0), [short, long], "plain log-probability: the short caption");
     // α = 1: −2.0 / (8/6) = −1.5 against −2.6 / (13/6) = −1.2
-    assert.equal(bestBeam([short, long], 1), long);
+    assert.deepEqual(rankBeams([short, long], 1), [long, short]);
+    const tie = { ids: [4, 6], logProb: -2.0 };
+    assert.deepEqual(rankBeams([short, tie], 0), [short, tie], "equals keep their order");
+  });
+});
+
+describe("consensus decoding (minimum Bayes risk with CIDEr-D)", () => {
+  before(setupBackend);
+  const w = (s: string) => s.split(" ");
+  const cider = new CiderD(
+    ["a dog runs on the grass", "a black dog runs through the grass", "a cat sleeps on a bed", "two men talk"].map(
+      (r) => [w(r)],
+    ),
+  );
+
+  it("picks the candidate with the highest mean CIDEr-D against the others, not the likeliest", () => {
+    const cands = ["a cat sleeps", "a dog runs on the grass", "a black dog runs on the grass", "a dog runs"].map(w);
+    const mean = cands.map((c, i) =>
+      cider.score(
+        c,
+        cands.filter((_, j) => j !== i),
+      ),
+    );
+    const pick = consensusCaption(cands, cider);
+    assert.equal(pick, mean.indexOf(Math.max(...mean)));
+    assert.notEqual(pick, 0, "the outlier the beam ranked first is not the consensus");
+    assert.ok(mean[0] < 0.1 && mean[pick] > 3, JSON.stringify(mean));
+  });
+
+  it("one candidate, or candidates that all agree, give the beam's own first choice", () => {
+    assert.equal(consensusCaption([w("a dog")], cider), 0);
+    assert.equal(consensusCaption([w("a dog runs"), w("a dog runs"), w("a dog runs")], cider), 0);
+  });
+
+  it("beam search returns its candidates best first by beamScore, the caption their first, each scored as decoded", async () => {
+    for (const seed of [3, 4]) {
+      const decoder = new DecoderRNN(config, defaultInitializer(seed));
+      const f = features();
+      for (const alpha of [0, 1]) {
+        const b = await beamSearch(decoder, f, 4, 8, alpha);
+        const c = b.candidates!;
+        assert.ok(c.length >= 1 && c.length <= 4);
+        assert.deepEqual([c[0].ids, c[0].logProb], [b.ids, b.logProb]);
+        const scores = c.map((x) => beamScore(x.logProb, x.ids.length, alpha));
+        for (let i = 1; i < c.length; i++) assert.ok(scores[i] <= scores[i - 1], JSON.stringify(scores));
+        for (const x of c) {
+          assert.equal(x.alphas.length, x.ids.length);
+          assert.ok(Math.abs(x.logProb - (await sequenceLogProb(decoder, f, x.ids, x.finished))) < 1e-4);
+        }
+      }
+      f.dispose();
+      decoder.dispose();
+    }
   });
 });

@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import { main } from "../lib/cli";
 import { loadCheckpoint } from "../lib/captioning";
@@ -52,6 +53,14 @@ describe("conv4's features end to end: train --grid 14 / --layer conv4, evaluate
       assert.deepEqual(JSON.parse(ensemble).beam, {
         1: { ...JSON.parse(report).beam[1], seconds: JSON.parse(ensemble).beam[1].seconds },
       });
+      // consensus decoding: beam 3's captions chosen by CIDEr-D agreement, in files of their own
+      const consensus = path.join(dir, "consensus");
+      const [mbr] = await captureLog(() =>
+        main([...args.slice(0, -1), "3", "--consensus", "--features", features, "--out", consensus, "--json"]),
+      );
+      assert.equal(JSON.parse(mbr).consensus, true);
+      for (const f of ["captions-dev-beam3-consensus.json", "metrics-dev-consensus.json"])
+        assert.ok(fs.existsSync(path.join(consensus, f)), f);
       // the seed's conv5 cache is refused by name, not read as the wrong features
       const seven = path.join(dir, "features-7");
       await captureLog(() => main(["features", "--data-dir", data, "--split", "dev", "--out", seven]));
@@ -66,5 +75,24 @@ describe("conv4's features end to end: train --grid 14 / --layer conv4, evaluate
         main(["caption", "--checkpoint", checkpoint, "--checkpoint", checkpoint, "--json", photo]),
       );
       assert.equal(JSON.parse(both).caption, r.caption);
+      await assert.rejects(
+        main(["caption", "--checkpoint", checkpoint, "--consensus", photo]),
+        /^Error: caption --consensus needs --data-dir DIR: its train captions give CIDEr-D its document frequencies$/,
+      );
+      const [agreed] = await captureLog(() =>
+        main([
+          "caption",
+          "--checkpoint",
+          checkpoint,
+          "--consensus",
+          "--data-dir",
+          data,
+          "--beam",
+          "4",
+          "--json",
+          photo,
+        ]),
+      );
+      assert.equal(JSON.parse(agreed).attention.length, JSON.parse(agreed).words.length);
     });
 });

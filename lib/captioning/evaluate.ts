@@ -3,6 +3,8 @@
  * search otherwise — never teacher-forced), scored against the split's reference captions with BLEU-1…4,
  * CIDEr-D and ROUGE-L (lib/captioning/metrics.ts). On synthetic scenes it also measures what no other captioning project
  * does: whether the attention of each generated object word falls on that object (lib/captioning/synthetic-eval.ts).
+ * With `consensus`, each beam's caption is the one its other candidates agree with most (generate.ts
+ * `consensusCaption`, CIDEr-D with the train references' document frequencies) instead of the likeliest.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -11,12 +13,13 @@ import { Split } from "../data/captions";
 import { cachedSplit } from "../encoder/features";
 import { Captioner, captionImages, captionerMembers } from "./generate";
 import { writeJsonAtomic } from "../util/io";
-import { CaptionMetrics, captionMetrics } from "./metrics";
+import { CaptionMetrics, CiderD, captionMetrics } from "./metrics";
 import { Progress } from "../util/progress";
 import { BOXES_FILE, readBoxes } from "../data/synthetic";
 import { AttentionScore, attentionCorrectness, captionCorrect } from "./synthetic-eval";
 import { tokenize } from "../data/tokenizer";
 import { Vocabulary } from "../data/vocabulary";
+import { FlickrDataset } from "../data/dataset";
 
 export interface BeamResult extends CaptionMetrics {
   /** Synthetic scenes only: captions naming exactly the scene's objects, and attention on the named objects. */
@@ -35,6 +38,8 @@ export interface EvaluationReport {
   /** Which, and why. */
   skippedImages?: { image: string; why: string }[];
   beam: Record<string, BeamResult>;
+  /** Beam search's captions chosen by consensus (`EvaluateOptions.consensus`), not by likelihood. */
+  consensus?: boolean;
 }
 
 export interface GeneratedCaption {
@@ -64,7 +69,12 @@ export interface EvaluateOptions {
   lengthPenalty?: number;
   /** Only the split's first `limit` images (notebooks, quick looks). */
   limit?: number;
-  /** Writes `captions-<split>-beam<k>.json` here. */
+  /**
+   * Beam widths > 1: of each image's candidates, the caption the others agree with most (minimum Bayes risk with
+   * CIDEr-D, document frequencies of the data folder's train captions) instead of the likeliest.
+   */
+  consensus?: boolean;
+  /** Writes `captions-<split>-beam<k>.json` here (`…-beam<k>-consensus.json` with `consensus`). */
   outDir?: string;
   quiet?: boolean;
 }
@@ -102,9 +112,11 @@ export async function evaluate(
     skipped: skipped.length,
     skippedImages: skipped,
     beam: {},
+    ...(o.consensus ? { consensus: true } : {}),
   };
   const captions: Record<string, GeneratedCaption[]> = {};
   try {
+    const consensus = o.consensus ? { cider: trainCider(o.dataDir, o.vocab), vocab: o.vocab } : undefined;
     for (const k of o.beams) {
       if (!Number.isInteger(k) || k < 1) throw new Error(`beam sizes must be integers ≥ 1; got ${k}`);
       const bar = o.quiet ? undefined : new Progress(images.length, `${o.split} beam ${k}`, "img");
@@ -113,6 +125,7 @@ export async function evaluate(
         maxLen: o.maxLen,
         lengthPenalty: o.lengthPenalty,
         onImage: () => bar?.tick(),
+        consensus,
       });
       const words = gen.map((g) => o.vocab.decode(g.ids));
       const result: BeamResult = { ...captionMetrics(words, references), seconds: (Date.now() - t0) / 1000 };
@@ -131,10 +144,31 @@ export async function evaluate(
         attention: gen[i].alphas.map((a) => a.map((v) => Number(v.toFixed(5)))),
         references: ds.captionsOf(image),
       }));
-      if (o.outDir) writeJsonAtomic(path.join(o.outDir, `captions-${o.split}-beam${k}.json`), captions[String(k)]);
+      const file = `captions-${o.split}-beam${k}${o.consensus && k > 1 ? "-consensus" : ""}.json`;
+      if (o.outDir) writeJsonAtomic(path.join(o.outDir, file), captions[String(k)]);
     }
   } finally {
     cache.close();
   }
   return { report, captions };
+}
+
+/**
+ * The CIDEr-D scorer of a split's references (document frequencies over all of them), and the tokens per image:
+ * self-critical training's reward, and consensus decoding's gain (with the train split's).
+ */
+export function referenceScorer(data: { dataset: FlickrDataset }): {
+  cider: CiderD;
+  references: (image: string) => string[][];
+} {
+  const tokens = new Map(data.dataset.images.map((im) => [im, data.dataset.captionsOf(im).map(tokenize)]));
+  return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
+}
+
+/** CIDEr-D with the document frequencies of `dataDir`'s train captions (what consensus decoding scores with). */
+export function trainCider(dataDir: string, vocab: Vocabulary): CiderD {
+  const dataset = new FlickrDataset({ dataDir, split: "train", vocab, onMissing: "skip" });
+  if (dataset.images.length === 0)
+    throw new Error(`consensus decoding needs the train captions of ${dataDir}: none found`);
+  return referenceScorer({ dataset }).cider;
 }

@@ -6,6 +6,8 @@
  * - `beamSearch` (one image) / `beamSearchBatch` (N images, all N·k beams in one step): keeps the k best
  *   partial captions by total log-probability. It always returns a caption: when no beam has emitted `<EOS>` by
  *   `maxLen` (a known crash elsewhere), the best unfinished beam is used.
+ * - `consensusCaption`: of the captions a beam search ended, the one the others agree with most (minimum Bayes
+ *   risk with CIDEr-D), in place of the likeliest.
  * Greedy decoding and beam search also take an ensemble — several decoders trained on the same vocabulary — which
  * decodes as one model whose word probabilities are the mean of its members' (`ensembleLogProbs`).
  */
@@ -13,7 +15,8 @@ import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
 import { FeatureCache } from "../encoder/features";
 import { decoderFeatureMap } from "../encoder/encoder";
-import { EOS, SOS } from "../data/vocabulary";
+import { EOS, SOS, Vocabulary } from "../data/vocabulary";
+import { CiderD } from "./metrics";
 import { Rng } from "../util/rng";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 import { OnnxDecoder } from "./onnx-decode";
@@ -27,6 +30,11 @@ export interface Generated {
   logProb: number;
   /** Whether the caption ended with `<EOS>` (false: cut at maxLen). */
   finished: boolean;
+  /**
+   * Beam search: every caption the search ended (those cut at maxLen when none ended), best first by `beamScore`;
+   * this caption is the first. What `consensusCaption` re-ranks.
+   */
+  candidates?: Generated[];
 }
 
 /** One decoder, or an ensemble of decoders sharing a vocabulary and feature map (their probabilities averaged). */
@@ -408,8 +416,9 @@ export async function beamSearchBatch(
     model.dispose();
   }
   return beams.map((bs, i) => {
-    const pool = finished[i].length > 0 ? finished[i] : bs;
-    return { ...bestBeam(pool, lengthPenalty), finished: finished[i].length > 0 };
+    const done = finished[i].length > 0;
+    const candidates = rankBeams(done ? finished[i] : bs, lengthPenalty).map((b) => ({ ...b, finished: done }));
+    return { ...candidates[0], candidates };
   });
 }
 
@@ -422,10 +431,28 @@ export function beamScore(logProb: number, words: number, lengthPenalty = 0): nu
   return lengthPenalty === 0 ? logProb : logProb / ((5 + words + 1) / 6) ** lengthPenalty;
 }
 
-/** The beam with the best `beamScore` (the first of equals). */
-export function bestBeam<B extends { ids: number[]; logProb: number }>(pool: readonly B[], lengthPenalty = 0): B {
+/** Beams best first by `beamScore` (equals in their order). */
+export function rankBeams<B extends { ids: number[]; logProb: number }>(pool: readonly B[], lengthPenalty = 0): B[] {
   const score = (b: B) => beamScore(b.logProb, b.ids.length, lengthPenalty);
-  return pool.reduce((a, b) => (score(b) > score(a) ? b : a));
+  return [...pool].sort((a, b) => score(b) - score(a));
+}
+
+/**
+ * Minimum Bayes risk decoding with CIDEr-D as the gain (Kumar & Byrne 2004; for captions, the consensus re-ranking
+ * of Devlin et al. 2015): of an image's candidate captions, the index of the one with the highest mean CIDEr-D
+ * against the others — the caption the model's likely captions agree with most, rather than the single likeliest.
+ * `cider` holds the document frequencies (the training references', as self-critical training's reward); the
+ * first of equals wins, so one candidate, or candidates that all agree, give the beam's own choice.
+ */
+export function consensusCaption(candidates: readonly (readonly string[])[], cider: CiderD): number {
+  let best = 0;
+  let bestScore = -Infinity;
+  candidates.forEach((c, i) => {
+    const others = candidates.filter((_, j) => j !== i);
+    const score = others.length ? cider.score(c, others) : 0;
+    if (score > bestScore) [best, bestScore] = [i, score];
+  });
+  return best;
 }
 
 /**
@@ -437,7 +464,14 @@ export async function captionImages(
   cache: FeatureCache,
   images: readonly string[],
   k: number,
-  opts: { maxLen?: number; onImage?: () => void; lengthPenalty?: number; engine?: TrainEngine } = {},
+  opts: {
+    maxLen?: number;
+    onImage?: () => void;
+    lengthPenalty?: number;
+    engine?: TrainEngine;
+    /** Beam search (k > 1) then `consensusCaption` among each image's candidates, scored in `vocab`'s words. */
+    consensus?: { cider: CiderD; vocab: Vocabulary };
+  } = {},
 ): Promise<Generated[]> {
   const maxLen = opts.maxLen ?? 20;
   const out: Generated[] = [];
@@ -456,7 +490,24 @@ export async function captionImages(
       try {
         const sessions = onnx.length ? onnx : undefined;
         if (k === 1) out.push(...(await greedy(decoder, f, maxLen, sessions)));
-        else out.push(...(await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, sessions)));
+        else {
+          const gen = await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, sessions);
+          const c = opts.consensus;
+          if (!c) out.push(...gen);
+          else
+            for (const g of gen) {
+              const cands = g.candidates!;
+              out.push({
+                ...cands[
+                  consensusCaption(
+                    cands.map((x) => c.vocab.decode(x.ids)),
+                    c.cider,
+                  )
+                ],
+                candidates: cands,
+              });
+            }
+        }
       } finally {
         f.dispose();
       }

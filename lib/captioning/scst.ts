@@ -18,13 +18,13 @@ import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
 import { DecoderRNN, captionLoss } from "./decoder";
 import { Generated, greedy, repeatRows, sampleCaptions } from "./generate";
+import { referenceScorer } from "./evaluate";
 import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
 import { OnnxDecoder } from "./onnx-decode";
 import { FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { decoderFeatureMap } from "../encoder/encoder";
 import { padCaptions } from "../data/collate";
-import { tokenize } from "../data/tokenizer";
 import { EOS, SOS, Vocabulary } from "../data/vocabulary";
 import { Rng } from "../util/rng";
 
@@ -188,15 +188,6 @@ export async function scstStep(
   } finally {
     tf.dispose([features, captions]);
   }
-}
-
-/** The CIDEr-D scorer of a split's references (document frequencies over all of them), and the tokens per image. */
-export function referenceScorer(data: FeatureCaptionDataset): {
-  cider: CiderD;
-  references: (image: string) => string[][];
-} {
-  const tokens = new Map(data.dataset.images.map((im) => [im, data.dataset.captionsOf(im).map(tokenize)]));
-  return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
 }
 
 export interface ScstOptions {

@@ -5,13 +5,13 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { runPipeline } from "../captioning/pipeline";
 import { decoderFeaturesDir } from "../encoder/feature-dataset";
-import { evaluate } from "../captioning/evaluate";
+import { evaluate, trainCider } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN, decoderFeatureMap, decoderFeatures, featureMap } from "../encoder/encoder";
 import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCaptioner, train } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
-import { beamSearch } from "../captioning/generate";
+import { beamSearch, consensusCaption } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng } from "../captioning/heatmap";
 import { exportCheckpoint } from "../util/checkpoint";
@@ -41,6 +41,15 @@ const CAPTIONER_FLAG = {
     multiple: true,
     placeholder: "DIR",
     help: `checkpoint folder (default: the shipped captioner, models/${SHIPPED.captioner.join(" + models/")}); repeated: an ensemble, word probabilities averaged`,
+  },
+} as const;
+
+const CONSENSUS_FLAG = {
+  consensus: {
+    type: "boolean",
+    help:
+      "of each beam's captions, the one the others agree with most (minimum Bayes risk with CIDEr-D, document " +
+      "frequencies of --data-dir's train captions) instead of the likeliest; use a wide beam (--beam 10)",
   },
 } as const;
 
@@ -273,6 +282,7 @@ export const evaluateCmd = defineCommand({
     beam: { type: "ints", default: [1, 3], help: "beam widths, comma-separated (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
     "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
+    ...CONSENSUS_FLAG,
     ...FEATURES_FLAG,
     out: {
       type: "string",
@@ -313,12 +323,14 @@ export const evaluateCmd = defineCommand({
         skipBad: v["skip-bad"],
         maxLen: v["max-len"],
         lengthPenalty: v["length-penalty"],
+        consensus: v.consensus,
       });
-      writeJsonAtomic(path.join(outDir, `metrics-${v.split}.json`), report);
+      writeJsonAtomic(path.join(outDir, `metrics-${v.split}${v.consensus ? "-consensus" : ""}.json`), report);
       if (v.json) return console.log(JSON.stringify(report));
       const which = model.checkpoints.map((c, i) => `${checkpoints[i]} (epoch ${c.epoch})`).join(" + ");
       console.log(
-        `${v.split}: ${report.n_images} images; ${checkpoints.length > 1 ? "ensemble" : "checkpoint"} ${which}`,
+        `${v.split}: ${report.n_images} images; ${checkpoints.length > 1 ? "ensemble" : "checkpoint"} ${which}` +
+          (v.consensus ? "; beam captions chosen by consensus" : ""),
       );
       if (report.skippedImages?.length) console.log(describeSkipped(report.skippedImages));
       const synthetic = !!Object.values(report.beam)[0]?.attention;
@@ -337,8 +349,9 @@ export const evaluateCmd = defineCommand({
         }
         console.log(line + `   ${m.seconds.toFixed(0)} s`);
       }
+      const tag = v.consensus ? "-consensus" : "";
       console.log(
-        `captions: ${path.join(outDir, `captions-${v.split}-beam<k>.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}.json`)}`,
+        `captions: ${path.join(outDir, `captions-${v.split}-beam<k>${tag}.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}${tag}.json`)}`,
       );
     } finally {
       model.dispose();
@@ -355,6 +368,8 @@ export const caption = defineCommand({
     beam: { type: "int", default: 3, help: "beam width (1 = greedy)" },
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
     "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
+    ...CONSENSUS_FLAG,
+    "data-dir": { type: "string", placeholder: "DIR", help: "with --consensus: the data folder of the train captions" },
     heatmap: {
       type: "string",
       placeholder: "FILE.png",
@@ -365,17 +380,30 @@ export const caption = defineCommand({
   async run(v, images) {
     if (images.length === 0) throw new Error("caption needs one or more image files (attend-tell caption --help)");
     const checkpoints = captionerCheckpoints(v.checkpoint, "caption");
+    if (v.consensus && !v["data-dir"])
+      throw new Error(
+        "caption --consensus needs --data-dir DIR: its train captions give CIDEr-D its document frequencies",
+      );
     await initBackend({ quiet: v.json });
     ensureWeights();
     const model = await loadCaptioner(checkpoints);
+    const cider = v.consensus ? trainCider(v["data-dir"]!, model.vocab) : undefined;
     const encoder = await EncoderCNN.load({ map: decoderFeatureMap(model.checkpoints[0].decoder.config) });
     const results = [];
     try {
       for (const image of images) {
         const x = await EncoderCNN.loadBatch([image]);
         const f = encoder.encode(x);
-        const g = await beamSearch(model.decoder, f, v.beam, v["max-len"], v["length-penalty"]);
+        let g = await beamSearch(model.decoder, f, v.beam, v["max-len"], v["length-penalty"]);
         tf.dispose([x, f]);
+        if (cider)
+          g =
+            g.candidates![
+              consensusCaption(
+                g.candidates!.map((c) => model.vocab.decode(c.ids)),
+                cider,
+              )
+            ];
         const words = model.vocab.decode(g.ids);
         let heatmap: string | undefined;
         if (v.heatmap) {
