@@ -77,7 +77,7 @@ describe("conv4's features end to end: train --grid 14 / --layer conv4, evaluate
       assert.equal(JSON.parse(both).caption, r.caption);
       await assert.rejects(
         main(["caption", "--checkpoint", checkpoint, "--consensus", photo]),
-        /^Error: caption --consensus needs --data-dir DIR: its train captions give CIDEr-D its document frequencies$/,
+        /^Error: caption --consensus needs --data-dir DIR: .* \(no checkpoint given stores them in consensus\.json\)$/,
       );
       const [agreed] = await captureLog(() =>
         main([
@@ -94,5 +94,27 @@ describe("conv4's features end to end: train --grid 14 / --layer conv4, evaluate
         ]),
       );
       assert.equal(JSON.parse(agreed).attention.length, JSON.parse(agreed).words.length);
+      // the document frequencies stored with an export stand in for --data-dir, verified like its weights
+      const exported = path.join(dir, "exported");
+      await captureLog(() => main(["export", "--checkpoint", checkpoint, "--out", exported]));
+      fs.writeFileSync(path.join(exported, "MODEL.md"), "# a card written by hand\n");
+      const again = ["export", "--checkpoint", checkpoint, "--out", exported, "--consensus-data", data];
+      await assert.rejects(main(again), /already holds a checkpoint: add --overwrite/);
+      await captureLog(() => main([...again, "--overwrite"]));
+      assert.equal(fs.readFileSync(path.join(exported, "MODEL.md"), "utf8"), "# a card written by hand\n");
+      const meta = JSON.parse(fs.readFileSync(path.join(exported, "checkpoint.json"), "utf8"));
+      assert.ok(meta.files["consensus.json"]);
+      const [alone] = await captureLog(() =>
+        main(["caption", "--checkpoint", exported, "--consensus", "--beam", "4", "--json", photo]),
+      );
+      const [withData] = await captureLog(() =>
+        main(["caption", "--checkpoint", exported, "--consensus", "--data-dir", data, "--beam", "4", "--json", photo]),
+      );
+      assert.equal(JSON.parse(alone).caption, JSON.parse(withData).caption);
+      fs.appendFileSync(path.join(exported, "consensus.json"), " ");
+      await assert.rejects(
+        main(["caption", "--checkpoint", exported, "--consensus", photo]),
+        /checkpoint file .*consensus\.json is damaged/,
+      );
     });
 });

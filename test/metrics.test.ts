@@ -1,5 +1,5 @@
 import { strict as assert } from "node:assert";
-import { bleu, captionMetrics, ciderD, lcsLength, rougeL } from "../lib/captioning";
+import { CiderD, bleu, captionMetrics, ciderD, lcsLength, rougeL } from "../lib/captioning";
 import { readReference } from "./helpers";
 
 /**
@@ -73,6 +73,22 @@ describe("captioning metrics, against pycocoevalcap and NLTK", () => {
     const c = ciderD(cands, refs);
     near(c.score, REF.cider, 1e-9, "CIDEr-D");
     c.perImage.forEach((v, i) => near(v, REF.cider_per_image[i], 1e-9, `CIDEr-D of ${ids[i]}`));
+  });
+
+  it("CIDEr-D's document frequencies survive JSON (those of one set left out) and score as pycocoevalcap's", () => {
+    const json = JSON.parse(JSON.stringify(new CiderD(refs).toJSON()));
+    assert.equal(json.documents, 5);
+    assert.equal(json.df["1|dog"], undefined, "dog: image a's references only");
+    assert.equal(json.df["1|a"], 4, "every image's references but b's");
+    assert.equal(json.df["2|in the"], 4, "b (the water), c (the woods), d (the air), e (the city)");
+    const stored = CiderD.fromJSON(json);
+    cands.forEach((c, i) => near(stored.score(c, refs[i]), REF.cider_per_image[i], 1e-9, `CIDEr-D of ${ids[i]}`));
+    assert.throws(
+      () => CiderD.fromJSON({ ...json, format: "x" }, "m/consensus.json"),
+      /^Error: m\/consensus.json: not CIDEr-D/,
+    );
+    assert.throws(() => CiderD.fromJSON({ ...json, df: { "1|a": 9 } }, "f"), /^Error: f: bad entry "1\|a": 9$/);
+    assert.throws(() => CiderD.fromJSON({ ...json, documents: 0 }, "f"), /documents must be a positive integer/);
   });
 
   it("ROUGE-L equals pycocoevalcap's, ×100", () => {

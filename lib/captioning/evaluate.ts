@@ -12,7 +12,8 @@ import { decoderFeatureMap } from "../encoder/encoder";
 import { Split } from "../data/captions";
 import { cachedSplit } from "../encoder/features";
 import { Captioner, captionImages, captionerMembers } from "./generate";
-import { writeJsonAtomic } from "../util/io";
+import { readJson, writeJsonAtomic } from "../util/io";
+import { CheckpointMeta, verifyCheckpointFiles } from "../util/checkpoint";
 import { CaptionMetrics, CiderD, captionMetrics } from "./metrics";
 import { Progress } from "../util/progress";
 import { BOXES_FILE, readBoxes } from "../data/synthetic";
@@ -163,6 +164,22 @@ export function referenceScorer(data: { dataset: FlickrDataset }): {
 } {
   const tokens = new Map(data.dataset.images.map((im) => [im, data.dataset.captionsOf(im).map(tokenize)]));
   return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
+}
+
+/** Where a checkpoint stores its train captions' document frequencies (`export --consensus-data`). */
+export const CONSENSUS_FILE = "consensus.json";
+
+/**
+ * The train captions' document frequencies stored with a checkpoint, as a scorer for consensus decoding — verified
+ * against the sha256 its checkpoint.json lists; undefined when it stores none.
+ */
+export function storedCider(dir: string): CiderD | undefined {
+  const meta = readJson<CheckpointMeta<unknown>>(path.join(dir, "checkpoint.json"), "checkpoint");
+  const sum = meta.files?.[CONSENSUS_FILE];
+  if (!sum) return undefined;
+  verifyCheckpointFiles(dir, { [CONSENSUS_FILE]: sum });
+  const file = path.join(dir, CONSENSUS_FILE);
+  return CiderD.fromJSON(readJson(file, "document frequencies"), file);
 }
 
 /** CIDEr-D with the document frequencies of `dataDir`'s train captions (what consensus decoding scores with). */

@@ -110,7 +110,7 @@ export function bleu(
  */
 export class CiderD {
   private readonly df = new Map<string, number>();
-  private readonly logRefLen: number;
+  private logRefLen: number;
 
   constructor(
     references: readonly (readonly (readonly string[])[])[],
@@ -122,6 +122,32 @@ export class CiderD {
       for (const k of seen) this.df.set(k, (this.df.get(k) ?? 0) + 1);
     }
     this.logRefLen = Math.log(references.length);
+  }
+
+  /**
+   * The document frequencies as JSON: the number of reference sets and each n-gram's count, those in one set only
+   * left out (an n-gram in one set or none weighs log |I| alike). What a shipped model stores for consensus decoding.
+   */
+  toJSON(): CiderDocuments {
+    const df: Record<string, number> = {};
+    for (const [k, n] of this.df) if (n >= 2) df[k] = n;
+    return { format: "attend-tell/cider-df", documents: Math.round(Math.exp(this.logRefLen)), df };
+  }
+
+  /** A scorer from `toJSON`'s document frequencies; `source` names the file in errors. */
+  static fromJSON(json: unknown, source = "document frequencies", sigma = 6): CiderD {
+    const j = json as Partial<CiderDocuments> | null;
+    const bad = (why: string) => new Error(`${source}: ${why}`);
+    if (j?.format !== "attend-tell/cider-df") throw bad(`not CIDEr-D document frequencies (format ${j?.format})`);
+    if (!Number.isInteger(j.documents) || j.documents! < 1) throw bad(`documents must be a positive integer`);
+    const cider = new CiderD([], sigma);
+    for (const [k, n] of Object.entries(j.df ?? {})) {
+      if (!/^[1-4]\|/.test(k) || !Number.isInteger(n) || n < 2 || n > j.documents!)
+        throw bad(`bad entry ${JSON.stringify(k)}: ${JSON.stringify(n)}`);
+      cider.df.set(k, n);
+    }
+    cider.logRefLen = Math.log(j.documents!);
+    return cider;
   }
 
   private vec(counts: Counts): { v: Map<string, number>; norm: number[]; length: number } {
@@ -159,6 +185,13 @@ export class CiderD {
     }
     return (10 * score.reduce((a, b) => a + b, 0)) / N / refs.length;
   }
+}
+
+/** `CiderD.toJSON`: n-gram keys "n|w1 w2 …" with their document frequencies (≥ 2) over `documents` sets. */
+export interface CiderDocuments {
+  format: "attend-tell/cider-df";
+  documents: number;
+  df: Record<string, number>;
 }
 
 /** CIDEr-D: mean over images and the per-image scores. */

@@ -5,10 +5,17 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { runPipeline } from "../captioning/pipeline";
 import { decoderFeaturesDir } from "../encoder/feature-dataset";
-import { evaluate, trainCider } from "../captioning/evaluate";
+import { CONSENSUS_FILE, evaluate, storedCider, trainCider } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN, decoderFeatureMap, decoderFeatures, featureMap } from "../encoder/encoder";
-import { bestDir, defaultPlateauConfig, defaultTrainConfig, loadCaptioner, train } from "../captioning/train";
+import {
+  bestDir,
+  defaultPlateauConfig,
+  defaultTrainConfig,
+  loadCaptioner,
+  loadCheckpoint,
+  train,
+} from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
 import { beamSearch, consensusCaption } from "../captioning/generate";
@@ -369,7 +376,11 @@ export const caption = defineCommand({
     "max-len": { type: "int", default: 20, help: "longest caption in words" },
     "length-penalty": { type: "number", default: 0, help: "beam search's length normalisation α (0: none)" },
     ...CONSENSUS_FLAG,
-    "data-dir": { type: "string", placeholder: "DIR", help: "with --consensus: the data folder of the train captions" },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      help: `with --consensus: the data folder of the train captions (default: those a checkpoint stores, ${CONSENSUS_FILE})`,
+    },
     heatmap: {
       type: "string",
       placeholder: "FILE.png",
@@ -380,14 +391,17 @@ export const caption = defineCommand({
   async run(v, images) {
     if (images.length === 0) throw new Error("caption needs one or more image files (attend-tell caption --help)");
     const checkpoints = captionerCheckpoints(v.checkpoint, "caption");
-    if (v.consensus && !v["data-dir"])
+    // the document frequencies: --data-dir's train captions, else those a member stores (export --consensus-data)
+    const stored = v.consensus && !v["data-dir"] ? checkpoints.map(storedCider).find((c) => c) : undefined;
+    if (v.consensus && !v["data-dir"] && !stored)
       throw new Error(
-        "caption --consensus needs --data-dir DIR: its train captions give CIDEr-D its document frequencies",
+        "caption --consensus needs --data-dir DIR: its train captions give CIDEr-D its document frequencies " +
+          `(no checkpoint given stores them in ${CONSENSUS_FILE})`,
       );
     await initBackend({ quiet: v.json });
     ensureWeights();
     const model = await loadCaptioner(checkpoints);
-    const cider = v.consensus ? trainCider(v["data-dir"]!, model.vocab) : undefined;
+    const cider = v.consensus ? (stored ?? trainCider(v["data-dir"]!, model.vocab)) : undefined;
     const encoder = await EncoderCNN.load({ map: decoderFeatureMap(model.checkpoints[0].decoder.config) });
     const results = [];
     try {
@@ -451,7 +465,12 @@ export const exportCmd = defineCommand({
     checkpoint: { type: "string", placeholder: "DIR", help: "checkpoint folder to export" },
     out: { type: "string", placeholder: "DIR", help: "folder to write (e.g. models/NAME)" },
     float32: { type: "boolean", help: "keep float32 weights" },
-    overwrite: { type: "boolean", help: "replace an existing export in --out" },
+    "consensus-data": {
+      type: "string",
+      placeholder: "DIR",
+      help: `a captioner: store the document frequencies of DIR's train captions (${CONSENSUS_FILE}), so that caption --consensus needs no data folder`,
+    },
+    overwrite: { type: "boolean", help: "replace an existing export in --out (its MODEL.md is kept)" },
   },
   async run(v) {
     requireFlags("export", v, "checkpoint", "out");
@@ -459,7 +478,17 @@ export const exportCmd = defineCommand({
       throw new Error(`${v.out} already holds a checkpoint: add --overwrite to replace it`);
     }
     await initBackend({ quiet: true });
-    const meta = await exportCheckpoint(v.checkpoint!, v.out!, { float16: !v.float32 });
+    let extra: Record<string, unknown> | undefined;
+    if (v["consensus-data"]) {
+      const ck = await loadCheckpoint(v.checkpoint!); // a captioner's, or an error naming the format
+      ck.decoder.dispose();
+      extra = { [CONSENSUS_FILE]: trainCider(v["consensus-data"], ck.vocab).toJSON() };
+    }
+    // a model card written by hand beside an earlier export survives its replacement
+    const card = path.join(v.out!, "MODEL.md");
+    const kept = v.overwrite && fs.existsSync(card) ? fs.readFileSync(card) : undefined;
+    const meta = await exportCheckpoint(v.checkpoint!, v.out!, { float16: !v.float32, extra });
+    if (kept) writeFileAtomic(card, kept);
     console.log(
       `exported ${v.checkpoint} (epoch ${meta.epoch}) to ${v.out}, weights only${v.float32 ? "" : ", float16"}; sha256:`,
     );

@@ -45,6 +45,8 @@ export async function writeCheckpoint<Config>(
     history: unknown;
     meta: CheckpointMeta<Config>;
     float16?: boolean;
+    /** More JSON files to store, by name (e.g. a captioner's consensus.json), checksummed as the rest. */
+    extra?: Record<string, unknown>;
   },
 ): Promise<void> {
   const tmp = `${dir}.tmp-${process.pid}`;
@@ -59,6 +61,7 @@ export async function writeCheckpoint<Config>(
     }
     parts.vocab.save(path.join(tmp, "vocab.json"));
     writeJsonAtomic(path.join(tmp, "history.json"), parts.history);
+    for (const [name, json] of Object.entries(parts.extra ?? {})) writeJsonAtomic(path.join(tmp, name), json);
     const files = Object.fromEntries(
       listFiles(tmp)
         .sort()
@@ -128,7 +131,7 @@ export async function readCheckpoint<Config, History>(
 export async function exportCheckpoint(
   src: string,
   out: string,
-  opts: { float16?: boolean } = {},
+  opts: { float16?: boolean; extra?: Record<string, unknown> } = {},
 ): Promise<CheckpointMeta<unknown>> {
   const meta = readJson<CheckpointMeta<unknown>>(path.join(src, "checkpoint.json"), "checkpoint");
   if (meta.files) verifyCheckpointFiles(src, meta.files);
@@ -144,6 +147,7 @@ export async function exportCheckpoint(
       float16: opts.float16 ?? true,
       meta: exported,
       history: { batch: [], epoch: history.epoch ?? [] },
+      extra: opts.extra,
     });
     return readJson<CheckpointMeta<unknown>>(path.join(out, "checkpoint.json"), "checkpoint");
   } finally {

@@ -47,7 +47,7 @@ export function quickMode(): boolean {
  * an ensemble of its members (word probabilities averaged), as SCAN is of its two directions (similarities averaged).
  */
 export const SHIPPED = {
-  captioner: ["captioner-flickr8k"],
+  captioner: ["captioner-flickr8k", "captioner-flickr8k-2"],
   scan: ["scan-flickr8k-t2i", "scan-flickr8k-i2t"],
 } as const;
 
