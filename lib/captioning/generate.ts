@@ -455,6 +455,20 @@ export function consensusCaption(candidates: readonly (readonly string[])[], cid
   return best;
 }
 
+/** Of a beam search's result, the candidate `consensusCaption` picks (with the candidates kept). */
+export function byConsensus(g: Generated, cider: CiderD, vocab: Vocabulary): Generated {
+  const cands = g.candidates ?? [g];
+  return {
+    ...cands[
+      consensusCaption(
+        cands.map((x) => vocab.decode(x.ids)),
+        cider,
+      )
+    ],
+    candidates: cands,
+  };
+}
+
 /**
  * Captions of `images` with beam width k (1: greedy, batched), in image order, by one decoder or an ensemble. The
  * steps run on ONNX Runtime where training does (CPUs with onnxruntime-node: `defaultEngine`), else on tfjs.
@@ -493,20 +507,7 @@ export async function captionImages(
         else {
           const gen = await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, sessions);
           const c = opts.consensus;
-          if (!c) out.push(...gen);
-          else
-            for (const g of gen) {
-              const cands = g.candidates!;
-              out.push({
-                ...cands[
-                  consensusCaption(
-                    cands.map((x) => c.vocab.decode(x.ids)),
-                    c.cider,
-                  )
-                ],
-                candidates: cands,
-              });
-            }
+          out.push(...(c ? gen.map((g) => byConsensus(g, c.cider, c.vocab)) : gen));
         }
       } finally {
         f.dispose();

@@ -18,7 +18,7 @@ import {
 } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
-import { beamSearch, consensusCaption } from "../captioning/generate";
+import { beamSearch, byConsensus } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng } from "../captioning/heatmap";
 import { exportCheckpoint } from "../util/checkpoint";
@@ -410,14 +410,7 @@ export const caption = defineCommand({
         const f = encoder.encode(x);
         let g = await beamSearch(model.decoder, f, v.beam, v["max-len"], v["length-penalty"]);
         tf.dispose([x, f]);
-        if (cider)
-          g =
-            g.candidates![
-              consensusCaption(
-                g.candidates!.map((c) => model.vocab.decode(c.ids)),
-                cider,
-              )
-            ];
+        if (cider) g = byConsensus(g, cider, model.vocab);
         const words = model.vocab.decode(g.ids);
         let heatmap: string | undefined;
         if (v.heatmap) {
