@@ -507,7 +507,11 @@ export async function captionImages(
         else {
           const gen = await beamSearchBatch(decoder, f, k, maxLen, opts.lengthPenalty, sessions);
           const c = opts.consensus;
-          out.push(...(c ? gen.map((g) => byConsensus(g, c.cider, c.vocab)) : gen));
+          // each image's caption only: k candidates with their maps would be kept for every image of a split
+          for (const g of gen) {
+            const { candidates: _, ...caption } = c ? byConsensus(g, c.cider, c.vocab) : g;
+            out.push(caption);
+          }
         }
       } finally {
         f.dispose();
