@@ -1,6 +1,13 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
-import { encodeForRetrieval, lengthOrderedChunks, retrievalRecall, scoreAll, scoreMatrix } from "../lib/matching";
+import {
+  encodeForRetrieval,
+  hubOffsets,
+  lengthOrderedChunks,
+  retrievalRecall,
+  scoreAll,
+  scoreMatrix,
+} from "../lib/matching";
 import { loadOrt } from "../lib/engine";
 import { ScanModel, crossAttentionScores, l2norm } from "../lib/matching";
 import { deterministicWeights as det, setupBackend } from "./helpers";
@@ -27,6 +34,29 @@ describe("retrieval protocol (Recall@K, median rank)", () => {
     assert.equal(r.rsum, 50 + 100 + 100 + 50 + 100 + 100);
     assert.throws(() => retrievalRecall([1, 2], 2, [0, 0]), /2 scores for 2 images × 2 captions/);
     assert.throws(() => retrievalRecall([1, 2, 3, 4], 2, [0, 0]), /image 1 has no caption/);
+  });
+
+  it("query-bank normalisation: each gallery item's (1/β)·log Σ exp(β·s) over the bank, and a hub loses its lead", () => {
+    // bank [[1, 0], [0, 0]]: per column (gallery = columns) log(e + 1) and log 2; per row the same by symmetry
+    const bank = new Float32Array([1, 0, 0, 0]);
+    const e1 = Math.log(Math.E + 1);
+    for (const axis of [0, 1] as const) {
+      const h = hubOffsets(bank, 2, 2, axis, 1);
+      assert.ok(Math.abs(h[0] - e1) < 1e-6 && Math.abs(h[1] - Math.LN2) < 1e-6, `${h}`);
+    }
+    // β = 2 halves the log: (1/2)·log(e² + 1)
+    assert.ok(Math.abs(hubOffsets(bank, 2, 2, 1, 2)[0] - Math.log(Math.E ** 2 + 1) / 2) < 1e-6);
+    // large scores stay finite (log-sum-exp)
+    assert.ok(Math.abs(hubOffsets(new Float32Array([500, 500]), 2, 1, 1, 20)[0] - (500 + Math.LN2 / 20)) < 1e-3);
+    assert.throws(() => hubOffsets(bank, 3, 2, 1, 1), /hubOffsets: 4 scores for 3 × 2/);
+    // two images, captions [hub, a's, b's]: the hub caption outscores b's own for image b; the bank (queries that
+    // all like the hub) discounts it, and b's own caption comes first
+    const scores = new Float32Array([0.9, 0.8, 0.1, 0.85, 0.1, 0.7]);
+    const captionImage = [0, 0, 1]; // the hub is one of image a's captions
+    assert.equal(retrievalRecall(scores, 2, captionImage).i2t.r1, 50);
+    const h = hubOffsets(new Float32Array([0.9, 0.2, 0.2, 0.9, 0.3, 0.1]), 2, 3, 1, 20);
+    const normalised = scores.map((v, k) => v - h[k % 3]);
+    assert.equal(retrievalRecall(normalised, 2, captionImage).i2t.r1, 100);
   });
 
   it("scores in chunks exactly as in one piece", async () => {

@@ -18,7 +18,8 @@ import {
   lrAt,
   trainMatching,
 } from "../lib/matching";
-import { captionsForPicture, retrievalRecall } from "../lib/matching";
+import { captionsForPicture, hubOffsets, retrievalRecall } from "../lib/matching";
+import { Rng } from "../lib/util";
 import { EncoderCNN } from "../lib/encoder";
 import { captureLog, setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 import { main } from "../lib/cli";
@@ -166,6 +167,64 @@ describe("training SCAN on cached features", function () {
       dev.images.flatMap((im, i) => dev.captionsOf(im).map(() => i)),
     );
     assert.deepEqual({ i2t: both.i2t, t2i: both.t2i }, { i2t: want.i2t, t2i: want.t2i });
+
+    // With a query bank (QB-Norm): five train images (seed 1's order) and their 25 captions as queries; image → text
+    // ranks the mean scores less each caption's offset over the bank's images, text → image less each image's over
+    // the bank's captions.
+    const banked = await evaluateMatching({
+      model: ck.model,
+      vocab: ck.vocab,
+      ensemble: [other],
+      dataDir: dir,
+      split: "dev",
+      featuresDir: cacheDir,
+      quiet: true,
+      querybank: { images: 5, beta: 20 },
+    });
+    const train = new FlickrDataset({ dataDir: dir, split: "train", vocab });
+    const bankImages = new Rng(1).shuffle([...train.images]).slice(0, 5);
+    const bankEnc = bankImages.flatMap((im) => train.captionsOf(im)).map((c) => ck.vocab.encode(c));
+    const Tb = Math.max(...bankEnc.map((c) => c.length));
+    const bankIds = tf.tensor2d(
+      bankEnc.flatMap((c) => [...c, ...Array(Tb - c.length).fill(0)]),
+      [bankEnc.length, Tb],
+      "int32",
+    );
+    const bankLens = bankEnc.map((c) => c.length);
+    const feats2 = FeatureCache.open(cacheDir);
+    const fBank = tf.tensor3d(feats2.read(bankImages), [5, 49, 2048]);
+    feats2.close();
+    const meanOf = (x: tf.Tensor3D, capIds: tf.Tensor2D, capLens: number[]) =>
+      tf.tidy(() =>
+        [ck.model, other.model]
+          .map((m) => m.similarity(m.encodeImages(x), m.encodeCaptions(capIds, capLens), capLens))
+          .reduce((p, q) => p.add(q))
+          .div(2),
+      );
+    const [bankRows, bankCols] = [meanOf(fBank, ids, lens), meanOf(f, bankIds, bankLens)];
+    const [C, S] = [capTexts.length, mean.dataSync() as Float32Array];
+    const perCaption = hubOffsets(bankRows.dataSync() as Float32Array, 5, C, 1, 20);
+    const perImage = hubOffsets(bankCols.dataSync() as Float32Array, dev.images.length, bankEnc.length, 0, 20);
+    const owner = dev.images.flatMap((im, i) => dev.captionsOf(im).map(() => i));
+    assert.deepEqual(banked.querybank, { images: 5, captions: 25, beta: 20 });
+    assert.notDeepEqual(banked.i2t, both.i2t, "the bank changes the ranking here");
+    assert.deepEqual(
+      banked.i2t,
+      retrievalRecall(
+        S.map((v, k) => v - perCaption[k % C]),
+        dev.images.length,
+        owner,
+      ).i2t,
+    );
+    assert.deepEqual(
+      banked.t2i,
+      retrievalRecall(
+        S.map((v, k) => v - perImage[Math.floor(k / C)]),
+        dev.images.length,
+        owner,
+      ).t2i,
+    );
+    tf.dispose([bankIds, fBank, bankRows, bankCols]);
     tf.dispose([ids, f, mean]);
     other.model.dispose();
     ck.model.dispose();

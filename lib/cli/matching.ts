@@ -107,6 +107,13 @@ export const evaluateMatchingCmd = defineCommand({
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     split: { type: "string", choices: ["dev", "test"], default: "dev", help: "split to score" },
     ...FEATURES_FLAG,
+    querybank: {
+      type: "int",
+      placeholder: "N",
+      min: 1,
+      help: "normalise the scores by a bank of N train images and their captions as queries (QB-Norm's inverted softmax)",
+    },
+    "querybank-beta": { type: "number", default: 20, help: "with --querybank: the inverted softmax's β" },
     human: { type: "boolean", help: "also the rank correlation with ExpertAnnotations.txt" },
     json: { type: "boolean", help: "print the result as JSON" },
     ...SKIP_FLAGS,
@@ -131,6 +138,7 @@ export const evaluateMatchingCmd = defineCommand({
         skipMissing: v["skip-missing"],
         skipBad: v["skip-bad"],
         quiet: v.json,
+        querybank: v.querybank ? { images: v.querybank, beta: v["querybank-beta"] } : undefined,
       });
       const human = v.human
         ? await humanAgreement({ model: ck.model, vocab: ck.vocab, ensemble, dataDir, featuresDir })
@@ -139,6 +147,10 @@ export const evaluateMatchingCmd = defineCommand({
       const f = (x: { r1: number; r5: number; r10: number; medr: number }) =>
         `R@1 ${x.r1.toFixed(1)}  R@5 ${x.r5.toFixed(1)}  R@10 ${x.r10.toFixed(1)}  medr ${x.medr}`;
       console.log(`${v.split}: ${r.n_images} images × ${r.n_captions} captions, scored in ${r.seconds.toFixed(1)} s`);
+      if (r.querybank)
+        console.log(
+          `scores normalised by a query bank of ${r.querybank.images} train images and ${r.querybank.captions} captions (β ${r.querybank.beta})`,
+        );
       console.log(`image → text: ${f(r.i2t)}\ntext → image: ${f(r.t2i)}\nrsum ${r.rsum.toFixed(1)}`);
       if (human) {
         const n = human.pairs + human.missingImage + human.missingCaption;

@@ -68,6 +68,36 @@ export function retrievalRecall(
 }
 
 /**
+ * Querybank normalisation by the inverted softmax (Smith et al. 2017; QB-Norm, Bogolin et al. 2022): a gallery
+ * item's scores against the queries become s(q, g) − (1/β)·log Σ_b exp(β·s(b, g)), the sum over a bank of
+ * queries b from the train split — an item that every query scores high (a hub) is discounted, so that it stops
+ * crowding out the right answers. This returns that offset per gallery item from the bank's scores `bank`
+ * (row-major `[rows, cols]`): with `galleryAxis` 1 the gallery items are the columns (one offset per column,
+ * over the rows), with 0 the rows (over the columns).
+ */
+export function hubOffsets(
+  bank: Float32Array,
+  rows: number,
+  cols: number,
+  galleryAxis: 0 | 1,
+  beta: number,
+): Float32Array {
+  if (bank.length !== rows * cols) throw new Error(`hubOffsets: ${bank.length} scores for ${rows} × ${cols}`);
+  const [n, m] = galleryAxis === 1 ? [cols, rows] : [rows, cols];
+  const at =
+    galleryAxis === 1 ? (g: number, b: number) => bank[b * cols + g] : (g: number, b: number) => bank[g * cols + b];
+  const out = new Float32Array(n);
+  for (let g = 0; g < n; g++) {
+    let max = -Infinity;
+    for (let b = 0; b < m; b++) max = Math.max(max, at(g, b));
+    let sum = 0;
+    for (let b = 0; b < m; b++) sum += Math.exp(beta * (at(g, b) - max));
+    out[g] = max + Math.log(sum) / beta; // log-sum-exp, stable
+  }
+  return out;
+}
+
+/**
  * SCAN scores of all images × all captions, in chunks of captions so that memory stays bounded
  * (O(N · chunk · R · T)). Returns row-major `[N, C]`.
  */

@@ -13,7 +13,8 @@ import { ENCODER_IDENTITY, REGIONS } from "../encoder/encoder";
 import { FeatureCache, cachedSplit, extractFeatures } from "../encoder/features";
 import { padCaptions } from "../data/collate";
 import { Progress } from "../util/progress";
-import { RetrievalReport, encodeForRetrieval, retrievalRecall, scoreMatrix } from "./retrieval";
+import { RetrievalReport, encodeForRetrieval, hubOffsets, retrievalRecall, scoreMatrix } from "./retrieval";
+import { Rng } from "../util/rng";
 import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
 import { OnnxScan } from "./scan-onnx";
 import { FeatureCaptionDataset, FeatureBatch } from "../encoder/feature-dataset";
@@ -245,7 +246,10 @@ export interface MatchingModel {
 /**
  * The standard protocol on a split: every image against every caption of the split (5 per image on Flickr8k:
  * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time. With
- * `ensemble`, those models' scores are averaged with this one's (SCAN's t2i + i2t ensemble).
+ * `ensemble`, those models' scores are averaged with this one's (SCAN's t2i + i2t ensemble). With `querybank`,
+ * the scores are normalised by a bank of train images and their captions as queries (`hubOffsets`): image → text
+ * ranks each caption's scores less its offset over the bank's images, text → image each image's less its offset
+ * over the bank's captions.
  */
 export async function evaluateMatching(
   o: MatchingModel & {
@@ -257,8 +261,20 @@ export async function evaluateMatching(
     limitImages?: number;
     quiet?: boolean;
     ensemble?: MatchingModel[];
+    /** QB-Norm: `images` train images (seeded choice) and their captions as the query bank, inverse temperature β. */
+    querybank?: { images: number; beta: number; seed?: number };
   },
-): Promise<RetrievalReport & { split: Split; n_images: number; n_captions: number; seconds: number }> {
+): Promise<
+  RetrievalReport & {
+    split: Split;
+    n_images: number;
+    n_captions: number;
+    seconds: number;
+    querybank?: { images: number; captions: number; beta: number };
+  }
+> {
+  // the bank's features first, so that the split's cache (opened next) holds them
+  const bank = o.querybank && (await queryBank(o, o.querybank));
   const {
     dataset: ds,
     images,
@@ -278,41 +294,109 @@ export async function evaluateMatching(
   images.forEach((im, i) => ds.captionsOf(im).forEach((c) => (texts.push(c), captionImage.push(i))));
   const t0 = Date.now();
   const members = [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
-  let sum: Float32Array | undefined;
-  for (const [m, { model, vocab }] of members.entries()) {
-    const caps = texts.map((c) => vocab.encode(c));
-    const { ids, maxLen } = padCaptions(caps);
-    const lengths = caps.map((c) => c.length);
-    const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(
-      model,
-      (names) => cache.read(names),
-      REGIONS,
-      images,
-      ids,
-      lengths,
-      maxLen,
-    );
-    const label = members.length > 1 ? ` (model ${m + 1}/${members.length})` : "";
-    const bar = o.quiet
-      ? undefined
-      : new Progress(caps.length, `scoring ${images.length} × ${caps.length}${label}`, "captions");
-    let done = 0;
-    const scores = await scoreMatrix(model.config, imgVecs, images.length, capVecs, lengths, maxLen, {
-      onChunk: (k) => (bar?.tick(k - done), (done = k)),
-    });
-    if (!sum) sum = scores;
-    else for (let i = 0; i < sum.length; i++) sum[i] += scores[i];
+  const [N, C, B] = [images.length, texts.length, bank?.images.length ?? 0];
+  // the split's images, then the bank's; the split's captions, then the bank's
+  const allImages = [...images, ...(bank?.images ?? [])];
+  const allTexts = [...texts, ...(bank?.texts ?? [])];
+  let sum: Float32Array | undefined; // [N + B, C]: every image against the split's captions
+  let bankSum: Float32Array | undefined; // [N, bank captions]: the split's images against the bank's captions
+  try {
+    for (const [m, { model, vocab }] of members.entries()) {
+      const caps = allTexts.map((c) => vocab.encode(c));
+      const { ids, maxLen } = padCaptions(caps);
+      const lengths = caps.map((c) => c.length);
+      const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(
+        model,
+        (names) => cache.read(names),
+        REGIONS,
+        allImages,
+        ids,
+        lengths,
+        maxLen,
+      );
+      const label = members.length > 1 ? ` (model ${m + 1}/${members.length})` : "";
+      const bar = o.quiet ? undefined : new Progress(C, `scoring ${allImages.length} × ${C}${label}`, "captions");
+      let done = 0;
+      const perCaption = maxLen * model.config.jointDim;
+      const scores = await scoreMatrix(
+        model.config,
+        imgVecs,
+        N + B,
+        capVecs.subarray(0, C * perCaption),
+        lengths.slice(0, C),
+        maxLen,
+        { onChunk: (k) => (bar?.tick(k - done), (done = k)) },
+      );
+      if (!sum) sum = scores;
+      else for (let i = 0; i < sum.length; i++) sum[i] += scores[i];
+      if (!bank) continue;
+      const perImage = imgVecs.length / (N + B);
+      const bankScores = await scoreMatrix(
+        model.config,
+        imgVecs.subarray(0, N * perImage),
+        N,
+        capVecs.subarray(C * perCaption),
+        lengths.slice(C),
+        maxLen,
+      );
+      if (!bankSum) bankSum = bankScores;
+      else for (let i = 0; i < bankSum.length; i++) bankSum[i] += bankScores[i];
+    }
+  } finally {
+    cache.close();
   }
-  cache.close();
   const mean = sum!.map((v) => v / members.length);
+  const scores = mean.subarray(0, N * C);
   const seconds = (Date.now() - t0) / 1000;
+  const base = { split: o.split, n_images: N, n_captions: C, seconds };
+  if (!bank) return { ...base, ...retrievalRecall(scores, N, captionImage) };
+  const beta = o.querybank!.beta;
+  const perCaption = hubOffsets(mean.subarray(N * C), B, C, 1, beta);
+  const perImage = hubOffsets(
+    bankSum!.map((v) => v / members.length),
+    N,
+    bank.texts.length,
+    0,
+    beta,
+  );
+  const { i2t } = retrievalRecall(
+    scores.map((v, k) => v - perCaption[k % C]),
+    N,
+    captionImage,
+  );
+  const { t2i } = retrievalRecall(
+    scores.map((v, k) => v - perImage[Math.floor(k / C)]),
+    N,
+    captionImage,
+  );
   return {
-    split: o.split,
-    n_images: images.length,
-    n_captions: texts.length,
-    seconds,
-    ...retrievalRecall(mean, images.length, captionImage),
+    ...base,
+    i2t,
+    t2i,
+    rsum: i2t.r1 + i2t.r5 + i2t.r10 + t2i.r1 + t2i.r5 + t2i.r10,
+    querybank: { images: B, captions: bank.texts.length, beta },
   };
+}
+
+/** A query bank: `images` train images in a seeded order, their features cached, and their captions. */
+async function queryBank(
+  o: MatchingModel & { dataDir: string; featuresDir: string; skipMissing?: boolean; skipBad?: boolean },
+  q: { images: number; seed?: number },
+): Promise<{ images: string[]; texts: string[] }> {
+  const train = await cachedSplit({
+    dataDir: o.dataDir,
+    split: "train",
+    vocab: o.vocab,
+    featuresDir: o.featuresDir,
+    skipMissing: o.skipMissing,
+    skipBad: o.skipBad,
+    quiet: true,
+  });
+  train.cache.close();
+  if (train.images.length < q.images)
+    throw new Error(`a query bank of ${q.images} train images, but ${o.dataDir} has ${train.images.length}`);
+  const images = new Rng(q.seed ?? 1).shuffle([...train.images]).slice(0, q.images);
+  return { images, texts: images.flatMap((im) => train.dataset.captionsOf(im)) };
 }
 
 export interface HumanAgreement {
