@@ -243,6 +243,15 @@ export interface MatchingModel {
   vocab: Vocabulary;
 }
 
+/** `evaluateMatching`'s result: the recalls, what was scored, and the query bank when one was used. */
+export type MatchingReport = RetrievalReport & {
+  split: Split;
+  n_images: number;
+  n_captions: number;
+  seconds: number;
+  querybank?: { images: number; captions: number; beta: number };
+};
+
 /**
  * The standard protocol on a split: every image against every caption of the split (5 per image on Flickr8k:
  * 1,000 × 5,000 on dev), Recall@1/5/10 and median rank both ways; `seconds` is the scoring time. With
@@ -264,15 +273,7 @@ export async function evaluateMatching(
     /** QB-Norm: `images` train images (seeded choice) and their captions as the query bank, inverse temperature β. */
     querybank?: { images: number; beta: number; seed?: number };
   },
-): Promise<
-  RetrievalReport & {
-    split: Split;
-    n_images: number;
-    n_captions: number;
-    seconds: number;
-    querybank?: { images: number; captions: number; beta: number };
-  }
-> {
+): Promise<MatchingReport> {
   // the bank's features first, so that the split's cache (opened next) holds them
   const bank = o.querybank && (await queryBank(o, o.querybank));
   const {
@@ -301,46 +302,25 @@ export async function evaluateMatching(
   let sum: Float32Array | undefined; // [N + B, C]: every image against the split's captions
   let bankSum: Float32Array | undefined; // [N, bank captions]: the split's images against the bank's captions
   try {
-    for (const [m, { model, vocab }] of members.entries()) {
-      const caps = allTexts.map((c) => vocab.encode(c));
-      const { ids, maxLen } = padCaptions(caps);
-      const lengths = caps.map((c) => c.length);
-      const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(
-        model,
-        (names) => cache.read(names),
-        REGIONS,
-        allImages,
-        ids,
-        lengths,
-        maxLen,
-      );
+    for (const [m, member] of members.entries()) {
       const label = members.length > 1 ? ` (model ${m + 1}/${members.length})` : "";
       const bar = o.quiet ? undefined : new Progress(C, `scoring ${allImages.length} × ${C}${label}`, "captions");
       let done = 0;
-      const perCaption = maxLen * model.config.jointDim;
-      const scores = await scoreMatrix(
-        model.config,
-        imgVecs,
-        N + B,
-        capVecs.subarray(0, C * perCaption),
-        lengths.slice(0, C),
-        maxLen,
-        { onChunk: (k) => (bar?.tick(k - done), (done = k)) },
-      );
-      if (!sum) sum = scores;
-      else for (let i = 0; i < sum.length; i++) sum[i] += scores[i];
-      if (!bank) continue;
-      const perImage = imgVecs.length / (N + B);
-      const bankScores = await scoreMatrix(
-        model.config,
-        imgVecs.subarray(0, N * perImage),
+      const s = await memberScores(
+        member,
+        cache,
+        allImages,
+        allTexts,
         N,
-        capVecs.subarray(C * perCaption),
-        lengths.slice(C),
-        maxLen,
+        C,
+        !!bank,
+        (k) => (bar?.tick(k - done), (done = k)),
       );
-      if (!bankSum) bankSum = bankScores;
-      else for (let i = 0; i < bankSum.length; i++) bankSum[i] += bankScores[i];
+      if (!sum) sum = s.split;
+      else for (let i = 0; i < sum.length; i++) sum[i] += s.split[i];
+      if (!s.bank) continue;
+      if (!bankSum) bankSum = s.bank;
+      else for (let i = 0; i < bankSum.length; i++) bankSum[i] += s.bank[i];
     }
   } finally {
     cache.close();
@@ -351,14 +331,30 @@ export async function evaluateMatching(
   const base = { split: o.split, n_images: N, n_captions: C, seconds };
   if (!bank) return { ...base, ...retrievalRecall(scores, N, captionImage) };
   const beta = o.querybank!.beta;
-  const perCaption = hubOffsets(mean.subarray(N * C), B, C, 1, beta);
-  const perImage = hubOffsets(
-    bankSum!.map((v) => v / members.length),
-    N,
-    bank.texts.length,
-    0,
-    beta,
-  );
+  const bankCaptions = bankSum!.map((v) => v / members.length);
+  return {
+    ...base,
+    ...bankedRecall(scores, mean.subarray(N * C), bankCaptions, N, captionImage, beta),
+    querybank: { images: B, captions: bank.texts.length, beta },
+  };
+}
+
+/**
+ * Recall both ways of `scores` `[N, C]` normalised by a query bank: image → text with each caption's offset over
+ * the bank's images (`bankImages` `[B, C]`), text → image with each image's over the bank's captions
+ * (`bankCaptions` `[N, Cb]`).
+ */
+function bankedRecall(
+  scores: Float32Array,
+  bankImages: Float32Array,
+  bankCaptions: Float32Array,
+  N: number,
+  captionImage: readonly number[],
+  beta: number,
+): RetrievalReport {
+  const C = captionImage.length;
+  const perCaption = hubOffsets(bankImages, bankImages.length / C, C, 1, beta);
+  const perImage = hubOffsets(bankCaptions, N, bankCaptions.length / N, 0, beta);
   const { i2t } = retrievalRecall(
     scores.map((v, k) => v - perCaption[k % C]),
     N,
@@ -369,13 +365,56 @@ export async function evaluateMatching(
     N,
     captionImage,
   );
-  return {
-    ...base,
-    i2t,
-    t2i,
-    rsum: i2t.r1 + i2t.r5 + i2t.r10 + t2i.r1 + t2i.r5 + t2i.r10,
-    querybank: { images: B, captions: bank.texts.length, beta },
-  };
+  return { i2t, t2i, rsum: i2t.r1 + i2t.r5 + i2t.r10 + t2i.r1 + t2i.r5 + t2i.r10 };
+}
+
+/**
+ * One model's scores: `images` (the split's N, then a bank's) against the split's C captions, `[images, C]`, and —
+ * with `bank` — the split's N images against the captions after the first C, `[N, texts − C]`.
+ */
+async function memberScores(
+  { model, vocab }: MatchingModel,
+  cache: FeatureCache,
+  images: readonly string[],
+  texts: readonly string[],
+  N: number,
+  C: number,
+  bank: boolean,
+  onChunk: (done: number) => void,
+): Promise<{ split: Float32Array; bank?: Float32Array }> {
+  const caps = texts.map((c) => vocab.encode(c));
+  const { ids, maxLen } = padCaptions(caps);
+  const lengths = caps.map((c) => c.length);
+  const { images: imgVecs, captions: capVecs } = await encodeForRetrieval(
+    model,
+    (names) => cache.read(names),
+    REGIONS,
+    images,
+    ids,
+    lengths,
+    maxLen,
+  );
+  const perCaption = maxLen * model.config.jointDim;
+  const split = await scoreMatrix(
+    model.config,
+    imgVecs,
+    images.length,
+    capVecs.subarray(0, C * perCaption),
+    lengths.slice(0, C),
+    maxLen,
+    { onChunk },
+  );
+  if (!bank) return { split };
+  const perImage = imgVecs.length / images.length;
+  const bankScores = await scoreMatrix(
+    model.config,
+    imgVecs.subarray(0, N * perImage),
+    N,
+    capVecs.subarray(C * perCaption),
+    lengths.slice(C),
+    maxLen,
+  );
+  return { split, bank: bankScores };
 }
 
 /** A query bank: `images` train images in a seeded order, their features cached, and their captions. */
