@@ -134,33 +134,44 @@ describe("training SCAN on cached features", function () {
 
     // An ensemble's recall is that of the two models' mean score matrix (here a and the resumed b).
     const other = await loadMatchingCheckpoint(b);
-    const both = await evaluateMatching({
+    const ensembleProtocol = {
       model: ck.model,
       vocab: ck.vocab,
       ensemble: [other],
       dataDir: dir,
-      split: "dev",
+      split: "dev" as const,
       featuresDir: cacheDir,
       quiet: true,
-    });
+    };
+    const both = await evaluateMatching(ensembleProtocol);
+    // captions as padded ids and their lengths; images' features; the two models' mean scores of them
+    const padded = (texts: readonly string[]) => {
+      const enc = texts.map((c) => ck.vocab.encode(c));
+      const T = Math.max(...enc.map((c) => c.length));
+      const ids = tf.tensor2d(
+        enc.flatMap((c) => [...c, ...Array(T - c.length).fill(0)]),
+        [enc.length, T],
+        "int32",
+      );
+      return { ids, lens: enc.map((c) => c.length) };
+    };
+    const featuresOf = (names: readonly string[]) => {
+      const feats = FeatureCache.open(cacheDir);
+      const x = tf.tensor3d(feats.read(names), [names.length, 49, 2048]);
+      feats.close();
+      return x;
+    };
+    const meanOf = (x: tf.Tensor3D, capIds: tf.Tensor2D, capLens: number[]) =>
+      tf.tidy(() =>
+        [ck.model, other.model]
+          .map((m) => m.similarity(m.encodeImages(x), m.encodeCaptions(capIds, capLens), capLens))
+          .reduce((p, q) => p.add(q))
+          .div(2),
+      );
     const capTexts = dev.images.flatMap((im) => dev.captionsOf(im));
-    const enc = capTexts.map((c) => ck.vocab.encode(c));
-    const T = Math.max(...enc.map((c) => c.length));
-    const ids = tf.tensor2d(
-      enc.flatMap((c) => [...c, ...Array(T - c.length).fill(0)]),
-      [enc.length, T],
-      "int32",
-    );
-    const feats = FeatureCache.open(cacheDir);
-    const f = tf.tensor3d(feats.read(dev.images), [dev.images.length, 49, 2048]);
-    feats.close();
-    const lens = enc.map((c) => c.length);
-    const mean = tf.tidy(() =>
-      ck.model
-        .similarity(ck.model.encodeImages(f), ck.model.encodeCaptions(ids, lens), lens)
-        .add(other.model.similarity(other.model.encodeImages(f), other.model.encodeCaptions(ids, lens), lens))
-        .div(2),
-    );
+    const { ids, lens } = padded(capTexts);
+    const f = featuresOf(dev.images);
+    const mean = meanOf(f, ids, lens);
     const want = retrievalRecall(
       mean.dataSync() as Float32Array,
       dev.images.length,
@@ -171,40 +182,16 @@ describe("training SCAN on cached features", function () {
     // With a query bank (QB-Norm): five train images (seed 1's order) and their 25 captions as queries; image → text
     // ranks the mean scores less each caption's offset over the bank's images, text → image less each image's over
     // the bank's captions.
-    const banked = await evaluateMatching({
-      model: ck.model,
-      vocab: ck.vocab,
-      ensemble: [other],
-      dataDir: dir,
-      split: "dev",
-      featuresDir: cacheDir,
-      quiet: true,
-      querybank: { images: 5, beta: 20 },
-    });
+    const banked = await evaluateMatching({ ...ensembleProtocol, querybank: { images: 5, beta: 20 } });
     const train = new FlickrDataset({ dataDir: dir, split: "train", vocab });
     const bankImages = new Rng(1).shuffle([...train.images]).slice(0, 5);
-    const bankEnc = bankImages.flatMap((im) => train.captionsOf(im)).map((c) => ck.vocab.encode(c));
-    const Tb = Math.max(...bankEnc.map((c) => c.length));
-    const bankIds = tf.tensor2d(
-      bankEnc.flatMap((c) => [...c, ...Array(Tb - c.length).fill(0)]),
-      [bankEnc.length, Tb],
-      "int32",
-    );
-    const bankLens = bankEnc.map((c) => c.length);
-    const feats2 = FeatureCache.open(cacheDir);
-    const fBank = tf.tensor3d(feats2.read(bankImages), [5, 49, 2048]);
-    feats2.close();
-    const meanOf = (x: tf.Tensor3D, capIds: tf.Tensor2D, capLens: number[]) =>
-      tf.tidy(() =>
-        [ck.model, other.model]
-          .map((m) => m.similarity(m.encodeImages(x), m.encodeCaptions(capIds, capLens), capLens))
-          .reduce((p, q) => p.add(q))
-          .div(2),
-      );
+    const bankTexts = bankImages.flatMap((im) => train.captionsOf(im));
+    const { ids: bankIds, lens: bankLens } = padded(bankTexts);
+    const fBank = featuresOf(bankImages);
     const [bankRows, bankCols] = [meanOf(fBank, ids, lens), meanOf(f, bankIds, bankLens)];
     const [C, S] = [capTexts.length, mean.dataSync() as Float32Array];
     const perCaption = hubOffsets(bankRows.dataSync() as Float32Array, 5, C, 1, 20);
-    const perImage = hubOffsets(bankCols.dataSync() as Float32Array, dev.images.length, bankEnc.length, 0, 20);
+    const perImage = hubOffsets(bankCols.dataSync() as Float32Array, dev.images.length, bankTexts.length, 0, 20);
     const owner = dev.images.flatMap((im, i) => dev.captionsOf(im).map(() => i));
     assert.deepEqual(banked.querybank, { images: 5, captions: 25, beta: 20 });
     assert.notDeepEqual(banked.i2t, both.i2t, "the bank changes the ranking here");
