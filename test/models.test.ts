@@ -32,6 +32,7 @@ describe("shipped models (models/)", function () {
       const dir = path.join(root, "models", name);
       const meta = JSON.parse(fs.readFileSync(path.join(dir, "checkpoint.json"), "utf8"));
       assert.equal(meta.weightsOnly, true);
+      assert.match(meta.sha256 ?? "", /^[0-9a-f]{64}$/, "checkpoint.json carries its own sha256");
       assert.ok(!fs.existsSync(path.join(dir, "optimizer")), "no optimizer state");
       const card = fs.readFileSync(path.join(dir, "MODEL.md"), "utf8");
       const files = Object.entries(meta.files as Record<string, string>);

@@ -13,7 +13,8 @@ import * as tf from "@tensorflow/tfjs";
 import { Attention, attend } from "./attention";
 import { attentionRecurrence } from "./bptt";
 import { lstmCell } from "./recurrence";
-import type { FeatureMap } from "../encoder/encoder";
+import { FEATURE_MAPS, type FeatureMap } from "../encoder/encoder";
+import { checkFields } from "../util/schema";
 import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
@@ -68,6 +69,31 @@ export function regionWidth(c: Pick<DecoderConfig, "encoderDim" | "regionLayer" 
 }
 
 export type InitState = "mean" | "learned";
+
+/** Refuses a config with an unknown field or value (from a damaged or newer checkpoint), naming it. */
+export function checkDecoderConfig(c: DecoderConfig): void {
+  checkFields(
+    "decoder config",
+    c,
+    {
+      vocabSize: "count",
+      embedSize: "count",
+      attentionDim: "count",
+      encoderDim: "count",
+      decoderDim: "count",
+      dropout: "fraction",
+    },
+    {
+      featureMap: Object.keys(FEATURE_MAPS),
+      recurrence: ["fused", "stepwise"],
+      initState: ["mean", "learned"],
+      gate: "boolean",
+      deepOutput: "boolean",
+      regionLayer: "boolean",
+      regionDim: "count",
+    },
+  );
+}
 
 /** The seed's dimensions. */
 export function getDefaultConfig(vocabSize: number): DecoderConfig {
@@ -132,6 +158,7 @@ export class DecoderRNN {
     readonly config: DecoderConfig,
     init: Initializer = defaultInitializer(1),
   ) {
+    checkDecoderConfig(config);
     const { vocabSize: V, embedSize: M, decoderDim: D, attentionDim } = config;
     const E = regionWidth(config);
     this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init, this.scope);

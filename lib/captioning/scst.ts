@@ -12,6 +12,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { restoreOptimizer } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 import { fit } from "../engine/fit";
 import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
@@ -295,7 +296,7 @@ async function scstStart(o: ScstOptions, optimizer: tf.Optimizer, log: (s: strin
     return { ...start, history: { batch: [], epoch: [] } as History, cfg, from: 0 };
   }
   if (!ck.config.scst) throw new Error(`${o.out} holds a cross-entropy run: give self-critical training another --out`);
-  await optimizer.setWeights(resumableOptimizerWeights(o.out, ck.optimizerWeights));
+  await restoreOptimizer(optimizer, resumableOptimizerWeights(o.out, ck.optimizerWeights));
   log(`resumed self-critical training from ${o.out} after epoch ${ck.epoch}`);
   return { ...start, history: ck.history, cfg: { ...ck.config, ...start.epochs }, from: ck.epoch };
 }

@@ -8,11 +8,18 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
+import { restoreOptimizer } from "../engine/adam";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
 import { Captioner, captionImages, greedy } from "./generate";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
-import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import {
+  LoadedCheckpoint,
+  loadModelCheckpoint,
+  resumableOptimizerWeights,
+  resumableVocabulary,
+  writeCheckpoint,
+} from "../util/checkpoint";
 import { Vocabulary } from "../data/vocabulary";
 import { DataParallel, defaultReplicas } from "./data-parallel";
 import { FitStep, fit } from "../engine/fit";
@@ -240,14 +247,10 @@ export async function loadCaptioner(
       const ck = await loadCheckpoint(dir);
       checkpoints.push(ck);
       const first = checkpoints[0];
-      const i = ck.vocab.itos.findIndex((w, j) => w !== first.vocab.itos[j]);
-      if (i >= 0 || ck.vocab.size !== first.vocab.size)
+      const differs = first.vocab.difference(ck.vocab);
+      if (differs)
         throw new Error(
-          `${dir}: its vocabulary differs from ${dirs[0]}'s ` +
-            (i >= 0
-              ? `(id ${i} is ${JSON.stringify(ck.vocab.itos[i])}, not ${JSON.stringify(first.vocab.itos[i])})`
-              : `(${ck.vocab.size} ids, not ${first.vocab.size})`) +
-            ": an ensemble's members must share one vocabulary",
+          `${dir}: its vocabulary differs from ${dirs[0]}'s (${differs}): an ensemble's members must share one vocabulary`,
         );
       const [m, m0] = [decoderFeatureMap(ck.decoder.config), decoderFeatureMap(first.decoder.config)];
       if (m !== m0)
@@ -328,6 +331,7 @@ async function startOrResume(opts: TrainOptions, log: (s: string) => void) {
     return { decoder, history: emptyHistory(), cfg, epoch: 0, optimizerWeights: undefined };
   }
   const ck = await loadCheckpoint(opts.out);
+  resumableVocabulary(opts.out, ck.vocab, opts.vocab, ck.dataDir);
   // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
   const cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
   const optimizerWeights = resumableOptimizerWeights(opts.out, ck.optimizerWeights);
@@ -361,7 +365,7 @@ async function stepEngine(
   // One replica: the plain in-process step (DataParallel starts no workers then).
   const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
   const optimizer = onnx ? onnx.adam : tf.train.adam(lr);
-  if (optimizerWeights) await optimizer.setWeights(optimizerWeights);
+  if (optimizerWeights) await restoreOptimizer(optimizer, optimizerWeights);
   if (!opts.quiet) {
     log(
       onnx

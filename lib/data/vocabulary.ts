@@ -45,6 +45,17 @@ export class Vocabulary {
     if (this.stoi.size !== itos.length) throw new Error("Vocabulary: duplicate words in itos");
   }
 
+  /**
+   * How `other` numbers the words differently from this vocabulary ("id 7 is "dog", not "cat""), or undefined when
+   * they are the same word for word: a model's ids mean nothing under another numbering.
+   */
+  difference(other: Vocabulary): string | undefined {
+    const i = other.itos.findIndex((w, j) => w !== this.itos[j]);
+    if (i >= 0) return `id ${i} is ${JSON.stringify(other.itos[i])}, not ${JSON.stringify(this.itos[i])}`;
+    if (other.size !== this.size) return `${other.size} ids, not ${this.size}`;
+    return undefined;
+  }
+
   /** Number of ids, reserved ones included: the decoder's output size. */
   get size(): number {
     return this.itos.length;

@@ -109,3 +109,24 @@ function adamUpdate(
     p[i] -= (a * mi) / (Math.sqrt(vi * ic2) + eps);
   }
 }
+
+/**
+ * Restores an optimiser's state from a checkpoint so that training continues exactly as if it had not stopped.
+ * tfjs's Adam restores β₁ᵗ, β₂ᵗ as pow(β, t + 1), while training keeps them as a running float32 product: the two
+ * differ in the last bits, and a resumed run drifts from an uninterrupted one. The running product is rebuilt here.
+ */
+export async function restoreOptimizer(
+  optimizer: tf.Optimizer | TypedAdam,
+  weights: { name: string; tensor: tf.Tensor }[],
+): Promise<void> {
+  await optimizer.setWeights(weights);
+  if (!(optimizer instanceof tf.AdamOptimizer)) return;
+  const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable; iterations: number };
+  const [b1, b2] = [Math.fround(optimizer.getConfig().beta1 as number), Math.fround(optimizer.getConfig().beta2 as number)];
+  let [a1, a2] = [b1, b2];
+  for (let t = 0; t < adam.iterations; t++) [a1, a2] = [Math.fround(a1 * b1), Math.fround(a2 * b2)];
+  tf.tidy(() => {
+    adam.accBeta1.assign(tf.scalar(a1));
+    adam.accBeta2.assign(tf.scalar(a2));
+  });
+}

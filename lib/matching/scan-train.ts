@@ -6,7 +6,14 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { LoadedCheckpoint, loadModelCheckpoint, resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
+import { restoreOptimizer } from "../engine/adam";
+import {
+  LoadedCheckpoint,
+  loadModelCheckpoint,
+  resumableOptimizerWeights,
+  resumableVocabulary,
+  writeCheckpoint,
+} from "../util/checkpoint";
 import { Split, imagePath, readCaptions, resolveLayout } from "../data/captions";
 import { judgedPairs, kendallTauB, spearman } from "./human-judgements";
 import { ENCODER_IDENTITY, REGIONS } from "../encoder/encoder";
@@ -165,9 +172,10 @@ async function matchingStart(opts: TrainMatchingOptions, optimizer: tf.Optimizer
     return { model: new ScanModel(cfg.scan, undefined, cfg.seed), history, cfg, epoch: 0 };
   }
   const ck = await loadMatchingCheckpoint(opts.out);
+  resumableVocabulary(opts.out, ck.vocab, opts.vocab, ck.dataDir);
   // The rest of the run's schedule (epochs, lrUpdate) may change on resume; everything else is the checkpoint's.
   const cfg = { ...ck.config, epochs: opts.config.epochs, lrUpdate: opts.config.lrUpdate };
-  await optimizer.setWeights(resumableOptimizerWeights(opts.out, ck.optimizerWeights));
+  await restoreOptimizer(optimizer, resumableOptimizerWeights(opts.out, ck.optimizerWeights));
   log(`resumed from ${opts.out} after epoch ${ck.epoch}`);
   return { model: ck.model, history: ck.history, cfg, epoch: ck.epoch };
 }

@@ -13,6 +13,7 @@
  * The math is written once against `Ops` (lib/engine/ops.ts): `ScanModel` runs it on tfjs tensors, and
  * lib/matching/scan-onnx.ts builds the same functions into ONNX graphs (adding the hand-written backward).
  */
+import { checkFields } from "../util/schema";
 import * as tf from "@tensorflow/tfjs";
 import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
@@ -142,6 +143,21 @@ export class ScanModel {
     init?: (name: string, shape: number[], fanIn: number) => tf.Tensor,
     seed = 1,
   ) {
+    checkFields(
+      "SCAN config",
+      config,
+      {
+        vocabSize: "count",
+        embedSize: "count",
+        jointDim: "count",
+        regionDim: "count",
+        direction: ["t2i", "i2t"],
+        aggregation: ["lse", "mean"],
+        lambdaSoftmax: "number",
+        lambdaLse: "number",
+        margin: "number",
+      },
+    );
     const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = config;
     const rng = new Rng(seed);
     const initFn =

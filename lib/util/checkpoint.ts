@@ -11,8 +11,24 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { loadTensors, readJson, saveTensors, sha256File, writeJsonAtomic } from "./io";
+import * as crypto from "node:crypto";
+import {
+  assertOwnFolder,
+  leftovers,
+  listFiles,
+  loadTensors,
+  readJson,
+  removeDeadLeftovers,
+  saveTensors,
+  sha256File,
+  writeFileAtomic,
+  writeJsonAtomic,
+} from "./io";
+import { checkFields } from "./schema";
 import { Vocabulary } from "../data/vocabulary";
+
+/** The newest checkpoint layout this code reads and writes. */
+export const CHECKPOINT_VERSION = 1;
 
 export interface CheckpointMeta<Config> {
   format: string;
@@ -25,14 +41,85 @@ export interface CheckpointMeta<Config> {
   files?: Record<string, string>;
   /** True for a weights-only export (float16, no optimizer state). */
   weightsOnly?: boolean;
+  /** sha256 of checkpoint.json as written without this field (absent in checkpoints from before it was recorded). */
+  sha256?: string;
 }
 
-function listFiles(dir: string, prefix = ""): string[] {
-  return fs
-    .readdirSync(path.join(dir, prefix), { withFileTypes: true })
-    .flatMap((e) =>
-      e.isDirectory() ? listFiles(dir, path.posix.join(prefix, e.name)) : [path.posix.join(prefix, e.name)],
+/** checkpoint.json's bytes for `meta` (its own sum left out): what the sum is taken over. */
+function manifestText(meta: object): string {
+  return JSON.stringify(meta, null, 1) + "\n";
+}
+
+const sha256 = (text: string) => crypto.createHash("sha256").update(text).digest("hex");
+
+/**
+ * A checkpoint.json, verified: its own sha256 (when it has one), every field known and of its kind, a version this
+ * code reads. A flipped byte anywhere — a config value, the key that lists the files' sums — is refused by name.
+ */
+export function readCheckpointMeta<Config>(dir: string): CheckpointMeta<Config> {
+  const file = path.join(dir, "checkpoint.json");
+  if (!fs.existsSync(file)) throw new Error(`no checkpoint in ${dir} (${file} is missing)`);
+  const meta = readJson<CheckpointMeta<Config>>(file, "checkpoint");
+  const damaged = (why: string) => new Error(`checkpoint file ${file} is damaged (${why}); restore the folder or retrain`);
+  try {
+    checkFields(
+      "checkpoint.json",
+      meta,
+      { format: "string", version: "count", epoch: "index", config: "object" },
+      { dataDir: "string", files: "object", weightsOnly: "boolean", sha256: "string" },
     );
+  } catch (e) {
+    throw damaged((e as Error).message.replace(/^checkpoint\.json: /, ""));
+  }
+  if (meta.version > CHECKPOINT_VERSION) {
+    throw new Error(
+      `${file} is of checkpoint version ${meta.version}, written by a newer attend-tell; this one reads version ${CHECKPOINT_VERSION}: update attend-tell`,
+    );
+  }
+  if (meta.sha256 !== undefined) {
+    const { sha256: sum, ...rest } = meta;
+    if (sha256(manifestText(rest)) !== sum) throw damaged("its content does not match its sha256");
+  }
+  return meta;
+}
+
+/** A checkpoint folder's files: what its manifest lists, checkpoint.json and a model card (export keeps MODEL.md). */
+function ownFiles(dir: string): (rel: string) => boolean {
+  let listed: Record<string, string> | undefined;
+  try {
+    listed = readCheckpointMeta(dir).files;
+  } catch {
+    return () => false; // not a checkpoint of ours: nothing in it is
+  }
+  // before the manifest listed them, a checkpoint held exactly these
+  const legacy = /^(vocab\.json|history\.json|(model|optimizer)\/(model\.json|weights-[0-9a-f]+\.bin))$/;
+  return (rel) => rel === "checkpoint.json" || rel === "MODEL.md" || (listed ? rel in listed : legacy.test(rel));
+}
+
+/**
+ * Finishes what a writer killed mid-save left beside `dir`: killed between moving the old checkpoint aside and the
+ * new one in, `dir` is missing and the new one (complete) or the old one is put in its place; then the temporary
+ * folders of dead writers are removed. A live writer's folders are left alone.
+ */
+export function settleCheckpoint(dir: string, log?: (line: string) => void): void {
+  if (!fs.existsSync(dir)) {
+    const { dead } = leftovers(dir);
+    const complete = (p: string) => {
+      try {
+        verifyCheckpointFiles(p, readCheckpointMeta(p).files ?? {});
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const found =
+      dead.find((l) => l.kind === "tmp" && complete(l.path)) ?? dead.find((l) => l.kind === "old" && complete(l.path));
+    if (found) {
+      log?.(`${dir}: restoring the checkpoint that process ${found.pid} was saving when it stopped`);
+      fs.renameSync(found.path, dir);
+    }
+  }
+  removeDeadLeftovers(dir, log);
 }
 
 export async function writeCheckpoint<Config>(
@@ -47,8 +134,16 @@ export async function writeCheckpoint<Config>(
     float16?: boolean;
     /** More JSON files to store, by name (e.g. a captioner's consensus.json), checksummed as the rest. */
     extra?: Record<string, unknown>;
+    /** `dir` must not exist yet (an export): if another process creates it meanwhile, nothing is replaced. */
+    create?: boolean;
+    log?: (line: string) => void;
   },
 ): Promise<void> {
+  dir = path.resolve(dir); // "runs/x/" and "." name the folder itself, and its temporary copy goes beside it
+  settleCheckpoint(dir, parts.log);
+  const fresh = () => !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
+  if (parts.create && !fresh()) throw new Error(`${dir} already exists: nothing was replaced; choose a new folder`);
+  assertOwnFolder(dir, ownFiles(dir), "a checkpoint");
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
@@ -67,10 +162,23 @@ export async function writeCheckpoint<Config>(
         .sort()
         .map((f) => [f, sha256File(path.join(tmp, f))]),
     );
-    writeJsonAtomic(path.join(tmp, "checkpoint.json"), { ...parts.meta, files });
+    const { sha256: _, ...meta } = { ...parts.meta, files }; // a meta read back carries the old sum
+    writeFileAtomic(path.join(tmp, "checkpoint.json"), manifestText({ ...meta, sha256: sha256(manifestText(meta)) }));
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true }); // a failed write (disk full) leaves nothing behind
     throw e;
+  }
+  if (parts.create) {
+    try {
+      if (fs.existsSync(dir)) fs.rmdirSync(dir); // empty (checked above); fails if another process filled it
+      fs.renameSync(tmp, dir);
+    } catch (e) {
+      fs.rmSync(tmp, { recursive: true, force: true });
+      throw new Error(`${dir} was created by another process meanwhile: nothing was replaced; choose a new folder`, {
+        cause: e,
+      });
+    }
+    return;
   }
   const old = `${dir}.old-${process.pid}`;
   if (fs.existsSync(dir)) fs.renameSync(dir, old);
@@ -93,6 +201,31 @@ export function verifyCheckpointFiles(dir: string, files: Record<string, string>
   }
 }
 
+/**
+ * Runs `read` on the checkpoint `dir`; if it fails while a training process is replacing that checkpoint (the folder
+ * renamed under the reader, or missing between the writer's two renames), reads the new one instead of reporting a
+ * good checkpoint as damaged.
+ */
+async function whileReplaced<T>(dir: string, read: () => Promise<T>): Promise<T> {
+  const stamp = () => {
+    try {
+      return `${fs.statSync(dir).ino}:${fs.statSync(path.join(dir, "checkpoint.json")).mtimeMs}`;
+    } catch {
+      return "missing";
+    }
+  };
+  for (let attempt = 0; ; attempt++) {
+    const before = stamp();
+    try {
+      return await read();
+    } catch (e) {
+      await new Promise((r) => setTimeout(r, 250));
+      const writing = leftovers(dir).live.some((l) => l.pid !== process.pid);
+      if (attempt >= 20 || (stamp() === before && !writing)) throw e;
+    }
+  }
+}
+
 /** The parts of a checkpoint of `format`; the caller builds its model from `weights` and disposes them. */
 export async function readCheckpoint<Config, History>(
   dir: string,
@@ -105,51 +238,58 @@ export async function readCheckpoint<Config, History>(
   vocab: Vocabulary;
   history: History;
 }> {
-  const metaFile = path.join(dir, "checkpoint.json");
-  if (!fs.existsSync(metaFile)) throw new Error(`no checkpoint in ${dir} (${metaFile} is missing)`);
-  const meta = readJson<CheckpointMeta<Config>>(metaFile, "checkpoint");
-  if (meta.format !== format)
-    throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
-  // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/util/io.ts).
-  if (meta.files) verifyCheckpointFiles(dir, meta.files);
-  const verified = !!meta.files;
-  const weights = await loadTensors(path.join(dir, "model"), { verified });
-  const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"), { verified });
-  return {
-    meta,
-    weights,
-    optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
-    vocab: Vocabulary.load(path.join(dir, "vocab.json")),
-    history: readJson<History>(path.join(dir, "history.json"), "training history"),
-  };
+  settleCheckpoint(dir);
+  return whileReplaced(dir, async () => {
+    const meta = readCheckpointMeta<Config>(dir);
+    if (meta.format !== format)
+      throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
+    // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/util/io.ts).
+    if (meta.files) verifyCheckpointFiles(dir, meta.files);
+    const verified = !!meta.files;
+    const weights = await loadTensors(path.join(dir, "model"), { verified });
+    const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"), { verified });
+    return {
+      meta,
+      weights,
+      optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
+      vocab: Vocabulary.load(path.join(dir, "vocab.json")),
+      history: readJson<History>(path.join(dir, "history.json"), "training history"),
+    };
+  });
 }
 
 /**
  * A weights-only copy of a checkpoint of any model (no optimizer state; float32 weights stored as float16, half
  * the size and a quarter of a full checkpoint): what `models/` ships. Every file of the source is verified first.
+ * `out` must be new (or empty) unless `overwrite`, and then hold an earlier export only: nothing else is replaced.
  */
 export async function exportCheckpoint(
   src: string,
   out: string,
-  opts: { float16?: boolean; extra?: Record<string, unknown> } = {},
+  opts: { float16?: boolean; extra?: Record<string, unknown>; overwrite?: boolean } = {},
 ): Promise<CheckpointMeta<unknown>> {
-  const meta = readJson<CheckpointMeta<unknown>>(path.join(src, "checkpoint.json"), "checkpoint");
+  const [from, to] = [path.resolve(src), path.resolve(out)];
+  if (to === from || to.startsWith(from + path.sep) || from.startsWith(to + path.sep))
+    throw new Error(`export --out ${out} would write over or inside the checkpoint ${src} it exports: choose another folder`);
+  settleCheckpoint(from);
+  const meta = readCheckpointMeta<unknown>(from);
   if (meta.files) verifyCheckpointFiles(src, meta.files);
   const weights = await loadTensors(path.join(src, "model"), { verified: !!meta.files });
   try {
-    const { files: _, ...rest } = meta;
+    const { files: _, sha256: __, ...rest } = meta;
     // The data folder's name only (not this machine's path); the per-epoch history only (not every batch's loss).
     const exported = { ...rest, dataDir: meta.dataDir && path.basename(meta.dataDir), weightsOnly: true };
     const history = readJson<{ epoch?: unknown[] }>(path.join(src, "history.json"), "training history");
-    await writeCheckpoint(out, {
+    await writeCheckpoint(to, {
       weights,
       vocab: Vocabulary.load(path.join(src, "vocab.json")),
       float16: opts.float16 ?? true,
       meta: exported,
       history: { batch: [], epoch: history.epoch ?? [] },
       extra: opts.extra,
+      create: !opts.overwrite,
     });
-    return readJson<CheckpointMeta<unknown>>(path.join(out, "checkpoint.json"), "checkpoint");
+    return readCheckpointMeta<unknown>(to);
   } finally {
     tf.dispose(Object.values(weights));
   }
@@ -179,7 +319,13 @@ export async function loadModelCheckpoint<Model, Config, History>(
 ): Promise<LoadedCheckpoint<Model, Config, History>> {
   const c = await readCheckpoint<Config, History>(dir, format, what);
   try {
-    const model = build(c.meta.config, fromWeights(dir, c.weights));
+    let model: Model;
+    try {
+      model = build(c.meta.config, fromWeights(dir, c.weights));
+    } catch (e) {
+      const m = (e as Error).message;
+      throw m.includes(dir) ? e : new Error(`checkpoint ${dir}: ${m}; restore the folder or retrain`, { cause: e });
+    }
     const { config, epoch, dataDir } = c.meta;
     const { history, optimizerWeights } = c;
     return {
@@ -205,6 +351,20 @@ export function resumableOptimizerWeights<T>(dir: string, optimizerWeights: T[])
     );
   }
   return optimizerWeights;
+}
+
+/**
+ * Refuses to resume a checkpoint with data whose vocabulary numbers the words differently (another data folder, or
+ * its captions edited): the model's ids would mean other words, and its vocab.json would be replaced.
+ */
+export function resumableVocabulary(dir: string, stored: Vocabulary, data: Vocabulary, dataDir?: string): void {
+  const differs = stored.difference(data);
+  if (differs) {
+    throw new Error(
+      `--resume: the data's vocabulary numbers the words differently from ${dir}'s (${differs}); resume with the ` +
+        `data folder it was trained on${dataDir ? ` (${dataDir})` : ""} or train into a new --out`,
+    );
+  }
 }
 
 /** An initializer that takes each parameter from `weights` by name, with an error naming a missing one. */

@@ -173,3 +173,79 @@ export async function loadTensors(dir: string, opts: { verified?: boolean } = {}
   const a = await fileSystemIO(dir, opts).load!();
   return tf.io.decodeWeights(weightBuffer(a.weightData), a.weightSpecs ?? []) as Record<string, tf.Tensor>;
 }
+
+/** Whether process `pid` runs (on this machine). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
+
+/** What a writer leaves beside `target` while it works: `target.tmp-PID[-hex]` (being written), `target.old-PID`. */
+const LEFTOVER = /\.(tmp|old)-(\d+)(?:-[0-9a-f]+)?$/;
+
+export interface Leftover {
+  path: string;
+  kind: "tmp" | "old";
+  pid: number;
+}
+
+/** The temporary copies of `target` that a process wrote beside it, by whether that process still runs. */
+export function leftovers(target: string): { dead: Leftover[]; live: Leftover[] } {
+  const abs = path.resolve(target);
+  const base = path.basename(abs);
+  let names: string[];
+  try {
+    names = fs.readdirSync(path.dirname(abs));
+  } catch {
+    return { dead: [], live: [] };
+  }
+  const all = names.flatMap((n) => {
+    const m = LEFTOVER.exec(n);
+    if (!m || n.slice(0, m.index) !== base) return [];
+    return [{ path: path.join(path.dirname(abs), n), kind: m[1] as "tmp" | "old", pid: Number(m[2]) }];
+  });
+  const live = all.filter((l) => l.pid === process.pid || pidAlive(l.pid));
+  return { dead: all.filter((l) => !live.includes(l)), live };
+}
+
+/** Removes the temporary copies of `target` whose writer died (killed, Ctrl-C, a crash), saying so. */
+export function removeDeadLeftovers(target: string, log?: (line: string) => void): void {
+  for (const l of leftovers(target).dead) {
+    log?.(`removing ${l.path}, left by process ${l.pid} that stopped while writing ${path.basename(target)}`);
+    fs.rmSync(l.path, { recursive: true, force: true });
+  }
+}
+
+/** Every file under `dir`, as paths relative to it with "/" (folders themselves are not listed). */
+export function listFiles(dir: string, prefix = ""): string[] {
+  return fs
+    .readdirSync(path.join(dir, prefix), { withFileTypes: true })
+    .flatMap((e) =>
+      e.isDirectory() ? listFiles(dir, path.posix.join(prefix, e.name)) : [path.posix.join(prefix, e.name)],
+    );
+}
+
+/**
+ * The rule for output folders: a command replaces a folder only if it is empty or holds nothing but what that
+ * command writes (`own(relativePath)`). Throws naming the first file it did not write, so a user's folder (photos,
+ * notes, the run being exported) is never deleted by a mistyped `--out`.
+ */
+export function assertOwnFolder(dir: string, own: (rel: string) => boolean, what: string): void {
+  let st: fs.Stats;
+  try {
+    st = fs.statSync(dir);
+  } catch {
+    return; // nothing there yet
+  }
+  if (!st.isDirectory()) throw new Error(`${dir} is a file, not a folder: nothing was replaced; choose another folder`);
+  const foreign = listFiles(dir).find((f) => !own(f));
+  if (foreign !== undefined) {
+    throw new Error(
+      `${dir} holds ${foreign}, which is not part of ${what}: nothing was replaced; choose a new folder or move it`,
+    );
+  }
+}
