@@ -4,6 +4,7 @@
  * seed's grey overlay). As a Plotly figure for notebooks and reports, and as a PNG (sharp) for the CLI.
  * Regions are in the encoder's order, r = row·7 + col with row 0 at the top (lib/encoder/encoder.ts).
  */
+import * as fs from "node:fs";
 import { sharp } from "../data/image";
 import { PlotlyFigure, escapeHtml } from "../util/display";
 
@@ -160,8 +161,54 @@ export async function attentionPng(
     const svg = `<svg xmlns="http://www.w3.org/2000/svg" width="${size}" height="${label}"><text x="${size / 2}" y="${label - 6}" font-family="sans-serif" font-size="16" text-anchor="middle" fill="#000">${escapeHtml(text)}</text></svg>`;
     panels.push({ input: Buffer.from(svg), left, top });
   }
-  return sharp({ create: { width: cols * size, height: rows * (size + label), channels: 3, background: "#ffffff" } })
+  const png = await sharp({
+    create: { width: cols * size, height: rows * (size + label), channels: 3, background: "#ffffff" },
+  })
     .composite(panels)
     .png()
     .toBuffer();
+  return withTextChunk(png, "Software", HEATMAP_MARK);
+}
+
+/** What a heatmap PNG says of itself (a tEXt chunk): the proof that `caption --heatmap` may replace the file. */
+const HEATMAP_MARK = "attend-tell caption --heatmap";
+
+const CRC_TABLE = Array.from({ length: 256 }, (_, n) => {
+  let c = n;
+  for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1;
+  return c >>> 0;
+});
+
+function crc32(bytes: Uint8Array): number {
+  let c = 0xffffffff;
+  for (const b of bytes) c = CRC_TABLE[(c ^ b) & 0xff] ^ (c >>> 8);
+  return (c ^ 0xffffffff) >>> 0;
+}
+
+/** `png` with a tEXt chunk `key: text` after its IHDR (PNG's 8-byte signature, then IHDR's 25 bytes). */
+function withTextChunk(png: Buffer, key: string, text: string): Buffer {
+  const body = Buffer.from(`${key}\0${text}`, "latin1");
+  const chunk = Buffer.alloc(12 + body.length);
+  chunk.writeUInt32BE(body.length, 0);
+  chunk.write("tEXt", 4, "latin1");
+  body.copy(chunk, 8);
+  chunk.writeUInt32BE(crc32(chunk.subarray(4, 8 + body.length)), 8 + body.length);
+  return Buffer.concat([png.subarray(0, 33), chunk, png.subarray(33)]);
+}
+
+/** Whether `file` is an attention map that `caption --heatmap` wrote (its tEXt chunk says so). */
+export function isHeatmapPng(file: string): boolean {
+  let head: Buffer;
+  try {
+    const fd = fs.openSync(file, "r");
+    try {
+      head = Buffer.alloc(33 + 12 + 64);
+      fs.readSync(fd, head, 0, head.length, 0);
+    } finally {
+      fs.closeSync(fd);
+    }
+  } catch {
+    return false;
+  }
+  return head.subarray(33).toString("latin1").includes(`tEXtSoftware\0${HEATMAP_MARK}`);
 }

