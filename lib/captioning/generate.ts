@@ -368,6 +368,9 @@ export async function beamSearchBatch(
   trace?: BeamTrace,
 ): Promise<Generated[]> {
   const N = features.shape[0];
+  const V = captionerMembers(decoder)[0].config.vocabSize;
+  if (!Number.isInteger(k) || k < 1 || k > V)
+    throw new Error(`beam width ${k} must be between 1 and the vocabulary's ${V} words (--beam)`);
   const model = await decodeRows(decoder, features, k, onnx);
   const beams: Beam[][] = Array.from({ length: N }, () => [{ ids: [], alphas: [], logProb: 0 }]);
   const finished: Beam[][] = Array.from({ length: N }, () => []);

@@ -27,7 +27,7 @@ import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../u
 import { ensureWeights } from "../encoder/weights";
 import { describeSkipped } from "../encoder/features";
 import { defineCommand, requireFlags } from "./command";
-import { FEATURES_FLAG, FEATURE_MAP_FLAGS, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
+import { FEATURES_FLAG, FEATURE_MAP_FLAGS, RUN_FLAGS, SKIP_FLAGS, refuseIgnoredFlags, trainingRun } from "./shared";
 
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
@@ -93,6 +93,37 @@ export function regionLayerConfig(v: { "region-layer": boolean; "region-dim"?: n
   return { regionLayer: v["no-region-layer"] ? false : on || undefined, regionDim: v["region-dim"] };
 }
 
+/** Where each of train's settings lives in its checkpoint's config (what --resume keeps; refuseIgnoredFlags). */
+const TRAIN_PATHS = {
+  "batch-size": "batchSize",
+  lr: "lr",
+  "lr-warmup": "lrWarmupEpochs",
+  "lr-schedule": "lrSchedule",
+  lambda: "lambda",
+  "attention-entropy": "attentionEntropy",
+  "attention-entropy-ramp": "attentionEntropyRamp",
+  "init-state": "decoder.initState",
+  "no-gate": "decoder.gate",
+  "deep-output": "decoder.deepOutput",
+  "region-layer": "decoder.regionLayer",
+  "region-dim": "decoder.regionDim",
+  embed: "decoder.embedSize",
+  attention: "decoder.attentionDim",
+  decoder: "decoder.decoderDim",
+  dropout: "decoder.dropout",
+  recurrence: "decoder.recurrence",
+  "print-every": "printEvery",
+  seed: "seed",
+};
+const SCST_PATHS = {
+  "scst-lr": "lr",
+  "scst-samples": "scst.samples",
+  "scst-batch": "scst.batchSize",
+  "scst-baseline": "scst.baseline",
+  "scst-bleu-weight": "scst.bleuWeight",
+  seed: "seed",
+};
+
 export const trainCmd = defineCommand({
   name: "train",
   summary: "Train the attention decoder on cached features (extracted first if missing); a checkpoint per epoch.",
@@ -103,7 +134,7 @@ export const trainCmd = defineCommand({
     ...FEATURE_MAP_FLAGS,
     epochs: { type: "int", default: tc.epochs, help: "train up to this epoch (on --resume: the new total)" },
     "batch-size": { type: "int", default: tc.batchSize, help: "captions per step" },
-    lr: { type: "number", default: tc.lr, help: "Adam learning rate" },
+    lr: { type: "number", above: 0, default: tc.lr, help: "Adam learning rate" },
     "lr-warmup": { type: "number", default: 0, help: "epochs over which the lr rises linearly (large batches)" },
     "lr-schedule": {
       type: "string",
@@ -141,7 +172,7 @@ export const trainCmd = defineCommand({
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
-    dropout: { type: "number", default: dims.dropout, help: "dropout before the output layer" },
+    dropout: { type: "number", below: 1, default: dims.dropout, help: "dropout before the output layer" },
     recurrence: {
       type: "string",
       choices: ["fused", "stepwise"],
@@ -160,7 +191,7 @@ export const trainCmd = defineCommand({
       default: pc.patience,
       help: "epochs without a better BLEU-4 before the lr is multiplied by --plateau-factor",
     },
-    "plateau-factor": { type: "number", default: pc.factor, help: "lr decay factor" },
+    "plateau-factor": { type: "number", above: 0, below: 1, default: pc.factor, help: "lr decay factor" },
     "plateau-stop": {
       type: "int",
       min: 0,
@@ -176,7 +207,7 @@ export const trainCmd = defineCommand({
       placeholder: "DIR",
       help: "with --scst: the checkpoint to start from (e.g. runs/NAME/best)",
     },
-    "scst-lr": { type: "number", default: 5e-5, help: "with --scst: Adam learning rate" },
+    "scst-lr": { type: "number", above: 0, default: 5e-5, help: "with --scst: Adam learning rate" },
     "scst-samples": { type: "int", default: sc.samples, help: "with --scst: captions sampled per image" },
     "scst-batch": { type: "int", default: sc.batchSize, help: "with --scst: images per step" },
     "scst-baseline": {
@@ -199,7 +230,7 @@ export const trainCmd = defineCommand({
     ...RUN_FLAGS,
     ...SKIP_FLAGS,
   },
-  async run(v) {
+  async run(v, _, given) {
     await trainingRun("train", v, async (data, out, log) => {
       if (v.scst) {
         const scst = {
@@ -217,6 +248,7 @@ export const trainCmd = defineCommand({
           scst,
           beam: v["plateau-beam"],
         };
+        refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, { ...config, scst }, SCST_PATHS);
         const r = await trainScst({
           from: v.from,
           train: data.train,
@@ -263,6 +295,7 @@ export const trainCmd = defineCommand({
             }
           : undefined,
       };
+      refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, config, TRAIN_PATHS);
       const { history } = await train({
         train: data.train,
         val: data.val,

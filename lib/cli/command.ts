@@ -14,7 +14,15 @@ export type FlagSpec =
   | (FlagBase & { type: "string"; default?: string; choices?: readonly string[]; multiple?: boolean })
   | (FlagBase & { type: "boolean" })
   | (FlagBase & { type: "int"; default?: number; min?: number })
-  | (FlagBase & { type: "number"; default?: number })
+  | (FlagBase & {
+      type: "number";
+      default?: number;
+      /** The range a value must lie in (default: ≥ 0): min/max inclusive, above/below exclusive. */
+      min?: number;
+      max?: number;
+      above?: number;
+      below?: number;
+    })
   | (FlagBase & { type: "ints"; default?: readonly number[] });
 
 type ValueOf<S> = S extends { type: "boolean" }
@@ -42,7 +50,8 @@ export interface Command<F extends Record<string, FlagSpec> = Record<string, Fla
   flags: F;
   /** A paragraph after the flags (what it writes, an example). */
   details?: string;
-  run(values: Values<F>, positionals: string[]): Promise<void>;
+  /** `given`: the flags on the command line (not filled in from defaults), e.g. to refuse ones --resume ignores. */
+  run(values: Values<F>, positionals: string[], given: ReadonlySet<string>): Promise<void>;
 }
 
 /** Declares a command with its flag types inferred (the table in lib/cli/index.ts holds them). */
@@ -92,7 +101,19 @@ function convert(name: string, s: FlagSpec, raw: string): unknown {
     }
     case "number": {
       const n = Number(raw);
-      if (raw.trim() === "" || !Number.isFinite(n) || n < 0) throw bad("a non-negative number");
+      const { min = s.above === undefined ? 0 : undefined, max, above, below } = s;
+      const range = [
+        min !== undefined ? `≥ ${min}` : "",
+        above !== undefined ? `> ${above}` : "",
+        max !== undefined ? `≤ ${max}` : "",
+        below !== undefined ? `< ${below}` : "",
+      ].filter(Boolean);
+      const ok =
+        (min === undefined || n >= min) &&
+        (max === undefined || n <= max) &&
+        (above === undefined || n > above) &&
+        (below === undefined || n < below);
+      if (raw.trim() === "" || !Number.isFinite(n) || !ok) throw bad(`a number ${range.join(" and ")}`);
       return n;
     }
     case "ints":
@@ -110,7 +131,17 @@ function convert(name: string, s: FlagSpec, raw: string): unknown {
 }
 
 /** Parses argv for `c`: typed values with defaults filled in, or an error naming the flag or value. */
-export function parseCommand(c: Command, argv: string[]): { values: Record<string, unknown>; positionals: string[] } {
+export function parseCommand(
+  c: Command,
+  argv: string[],
+): { values: Record<string, unknown>; positionals: string[]; given: Set<string> } {
+  // "--beam -1": a value that looks like a flag is taken as the flag's value (and then validated), as a user means it
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const spec = /^--[^=]+$/.test(argv[i]) ? c.flags[argv[i].slice(2)] : undefined;
+    if (spec && spec.type !== "boolean" && /^-[\d.]/.test(argv[i + 1] ?? "")) args.push(`${argv[i]}=${argv[++i]}`);
+    else args.push(argv[i]);
+  }
   const options: Record<string, { type: "string" | "boolean"; multiple?: boolean }> = {};
   for (const [name, s] of Object.entries(c.flags)) {
     options[name] = {
@@ -120,7 +151,7 @@ export function parseCommand(c: Command, argv: string[]): { values: Record<strin
   }
   let parsed;
   try {
-    parsed = parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true, tokens: true });
   } catch (e) {
     const first = (e as Error).message.split(/\n|\. (?=To specify)/)[0];
     throw new Error(`${c.name}: ${first} (attend-tell ${c.name} --help lists the flags)`, { cause: e });
@@ -139,7 +170,8 @@ export function parseCommand(c: Command, argv: string[]): { values: Record<strin
     else if (Array.isArray(raw)) values[name] = raw.map((r) => convert(name, s, r));
     else values[name] = convert(name, s, raw as string);
   }
-  return { values, positionals: parsed.positionals };
+  const given = new Set(parsed.tokens?.flatMap((t) => (t.kind === "option" ? [t.name] : [])) ?? []);
+  return { values, positionals: parsed.positionals, given };
 }
 
 /** Throws "<command> needs --a and --b" when a required flag is missing. */

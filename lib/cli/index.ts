@@ -88,6 +88,6 @@ export async function main(argv: string[]): Promise<void> {
       `unknown command ${JSON.stringify(name)}; the commands are: ${COMMANDS.map((c) => c.name).join(", ")}`,
     );
   if (rest.includes("--help") || rest.includes("-h")) return console.log(usage(cmd));
-  const { values, positionals } = parseCommand(cmd, rest);
-  await cmd.run(values as never, positionals);
+  const { values, positionals, given } = parseCommand(cmd, rest);
+  await cmd.run(values as never, positionals, given);
 }

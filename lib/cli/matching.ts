@@ -18,7 +18,7 @@ import { describeSkipped } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
 import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
-import { FEATURES_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun } from "./shared";
+import { FEATURES_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun, refuseIgnoredFlags } from "./shared";
 
 const mc = defaultMatchingConfig(defaultScanConfig(0));
 
@@ -46,7 +46,7 @@ export const trainMatchingCmd = defineCommand({
     },
     epochs: { type: "int", default: mc.epochs, help: "train up to this epoch (on --resume: the new total)" },
     "batch-size": { type: "int", default: mc.batchSize, help: "image–caption pairs per step" },
-    lr: { type: "number", default: mc.lr, help: "Adam learning rate" },
+    lr: { type: "number", above: 0, default: mc.lr, help: "Adam learning rate" },
     "lr-update": {
       type: "int",
       default: mc.lrUpdate,
@@ -64,7 +64,7 @@ export const trainMatchingCmd = defineCommand({
     ...RUN_FLAGS,
     ...SKIP_FLAGS,
   },
-  async run(v) {
+  async run(v, _, given) {
     await trainingRun("train-matching", v, async (data, out, log) => {
       const scan = { ...defaultScanConfig(data.vocab.size, v.direction as "t2i" | "i2t"), jointDim: v["joint-dim"] };
       const config = {
@@ -77,6 +77,15 @@ export const trainMatchingCmd = defineCommand({
         lrUpdate: v["lr-update"],
         seed: v.seed,
       };
+      refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, config, {
+        direction: "scan.direction",
+        "joint-dim": "scan.jointDim",
+        "batch-size": "batchSize",
+        lr: "lr",
+        "warmup-epochs": "warmupEpochs",
+        "warmup-negatives": "warmupNegatives",
+        seed: "seed",
+      });
       const { history, model } = await trainMatching({
         train: data.train,
         val: data.val,
@@ -113,7 +122,7 @@ export const evaluateMatchingCmd = defineCommand({
       min: 1,
       help: "normalise the scores by a bank of N train images and their captions as queries (QB-Norm's inverted softmax)",
     },
-    "querybank-beta": { type: "number", default: 20, help: "with --querybank: the inverted softmax's β" },
+    "querybank-beta": { type: "number", above: 0, default: 20, help: "with --querybank: the inverted softmax's β" },
     human: { type: "boolean", help: "also the rank correlation with ExpertAnnotations.txt" },
     json: { type: "boolean", help: "print the result as JSON" },
     ...SKIP_FLAGS,

@@ -3,6 +3,8 @@ import * as path from "node:path";
 import { initBackend } from "../engine/backend";
 import { CaptionData, prepareCaptionData } from "../encoder/feature-dataset";
 import { writeJsonAtomic } from "../util/io";
+import { readCheckpointMeta } from "../util/checkpoint";
+import * as fs from "node:fs";
 import { claimRunDir } from "../util/lock";
 import type { FlagSpec } from "./command";
 import { requireFlags } from "./command";
@@ -75,5 +77,29 @@ export async function trainingRun(
     await train(data, checkpoint, log);
   } finally {
     release();
+  }
+}
+
+/**
+ * `--resume` continues a run with its checkpoint's settings: a flag given with another value than the checkpoint's
+ * would be ignored, so it is refused by name (the same command line with --resume added is fine). `paths` maps each
+ * such flag to where its value lives in the config (`decoder.decoderDim`).
+ */
+export function refuseIgnoredFlags(
+  o: { resume: boolean; given: ReadonlySet<string>; checkpoint: string },
+  config: object,
+  paths: Record<string, string>,
+): void {
+  if (!o.resume || !fs.existsSync(path.join(o.checkpoint, "checkpoint.json"))) return;
+  const stored = readCheckpointMeta<object>(o.checkpoint).config;
+  const at = (c: object, p: string) => p.split(".").reduce<unknown>((x, k) => (x as Record<string, unknown>)?.[k], c);
+  for (const [flag, p] of Object.entries(paths)) {
+    if (!o.given.has(flag) || at(stored, p) === undefined) continue;
+    const [mine, theirs] = [at(config, p), at(stored, p)];
+    if (JSON.stringify(mine) !== JSON.stringify(theirs))
+      throw new Error(
+        `--resume continues ${o.checkpoint} with its own settings: --${flag} (${JSON.stringify(mine)}) differs from its ` +
+          `${JSON.stringify(theirs)} and would be ignored; drop --${flag}, or train into a new --out`,
+      );
   }
 }

@@ -193,10 +193,17 @@ export function readCaptions(file: string): CaptionRecord[] {
 }
 
 export function readSplitFile(file: string): string[] {
+  const first = new Map<string, number>();
   return textLines(file, "split file")
     .map((l, i) => [l.trim(), i + 1] as const)
     .filter(([l]) => l !== "")
-    .map(([l, line]) => checkImageName(l, file, line));
+    .map(([l, line]) => {
+      const name = checkImageName(l, file, line);
+      // listed twice, an image would count twice in every metric and be trained on twice as often
+      if (first.has(name)) throw new Error(`${file}:${line}: image ${name} is listed twice (first on line ${first.get(name)})`);
+      first.set(name, line);
+      return name;
+    });
 }
 
 /** Flickr8k's official split lists, shipped for downloads that lack them (Kaggle's). */

@@ -2,6 +2,7 @@
  * (image features, caption ids) pairs of a split, the features read from the cache batch by batch: what both
  * models train on, since the encoder is frozen.
  */
+import { SPLIT_FILES } from "../data/captions";
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
 import { FeatureCache } from "./features";
@@ -129,6 +130,12 @@ export async function prepareCaptionData(
   const train = await split("train");
   train.cache.close();
   const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
+  for (const [name, part] of [["train", train], ["dev", dev]] as const) {
+    if (part.dataset.images.length === 0)
+      throw new Error(
+        `${dataDir}: the ${name} split has no usable images (${SPLIT_FILES[name]}): training needs ${name === "dev" ? "dev images for its validation loss and selection" : "train images"}`,
+      );
+  }
   const skipped = [...train.skipped, ...dev.skipped];
   if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
   return {

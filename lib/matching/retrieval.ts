@@ -32,7 +32,7 @@ function recalls(ranks: number[]): RecallScores {
 
 /**
  * Recall@K both ways from a score matrix `scores[i][c]` (images × captions, row-major, nImages·nCaptions) and
- * the image of each caption. Ties count against the true match (a strict ">" ranks).
+ * the image of each caption. Ties and NaN count against the true match.
  */
 export function retrievalRecall(
   scores: Float32Array | number[],
@@ -48,18 +48,20 @@ export function retrievalRecall(
       throw new Error(`retrievalRecall: caption ${c} belongs to image ${im}, outside 0..${nImages - 1}`);
     own[im].push(c);
   });
+  // "!(s < mine)": a tie or a NaN ranks above the true match, so that a broken model (NaN or constant scores)
+  // scores no recall at all rather than a perfect one.
   const i2t = own.map((caps, i) => {
     if (caps.length === 0) throw new Error(`retrievalRecall: image ${i} has no caption`);
     const row = i * C;
     const best = Math.max(...caps.map((c) => scores[row + c]));
     let rank = 0;
-    for (let c = 0; c < C; c++) if (scores[row + c] > best) rank++;
+    for (let c = 0; c < C; c++) if (captionImage[c] !== i && !(scores[row + c] < best)) rank++;
     return rank;
   });
   const t2i = captionImage.map((im, c) => {
     const mine = scores[im * C + c];
     let rank = 0;
-    for (let i = 0; i < nImages; i++) if (scores[i * C + c] > mine) rank++;
+    for (let i = 0; i < nImages; i++) if (i !== im && !(scores[i * C + c] < mine)) rank++;
     return rank;
   });
   const a = recalls(i2t),

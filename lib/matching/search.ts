@@ -18,8 +18,13 @@ export type Matchers = MatchingModel & { ensemble?: MatchingModel[] };
 
 const membersOf = (o: Matchers): MatchingModel[] => [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
 
-/** The top `k` of `items` by score, best first. */
+/** The top `k` of `items` by score, best first; a NaN score (damaged or diverged weights) is refused. */
 function topK<T>(items: readonly T[], scores: ArrayLike<number>, k: number): { item: T; score: number }[] {
+  const bad = Array.prototype.findIndex.call(scores, (x: number) => Number.isNaN(x));
+  if (bad >= 0)
+    throw new Error(
+      `the model scores ${JSON.stringify(String(items[bad]))} as NaN: its weights are damaged or its training diverged; use another checkpoint`,
+    );
   return Array.from(items, (item, i) => ({ item, score: scores[i] }))
     .sort((a, b) => b.score - a.score)
     .slice(0, k);

@@ -39,7 +39,12 @@ export function flickr8kDir(): string | undefined {
 
 /** True when notebooks and the main job should run at their quick (CI) size: `ATTEND_TELL_QUICK=1`. */
 export function quickMode(): boolean {
-  return ["1", "true", "yes"].includes((process.env.ATTEND_TELL_QUICK ?? "").toLowerCase());
+  const v = (process.env.ATTEND_TELL_QUICK ?? "").trim().toLowerCase();
+  if (["1", "true", "yes"].includes(v)) return true;
+  if (["", "0", "false", "no"].includes(v)) return false;
+  throw new Error(
+    `ATTEND_TELL_QUICK=${process.env.ATTEND_TELL_QUICK} means nothing: set it to 1 for the quick size, 0 or unset for full size`,
+  );
 }
 
 /**
