@@ -104,7 +104,7 @@ describe("CLI: a table of commands", () => {
       () => parseCommand(train, ["--epochs", "0"]),
       /^Error: --epochs must be a positive integer, got "0"$/,
     );
-    assert.throws(() => parseCommand(train, ["--lr=-1"]), /--lr must be a non-negative number, got "-1"/);
+    assert.throws(() => parseCommand(train, ["--lr=-1"]), /--lr must be a number > 0, got "-1"/);
     assert.throws(() => parseCommand(train, ["--engine", "gpu"]), /--engine must be one of onnx, tfjs, got "gpu"/);
     assert.throws(
       () => parseCommand(train, ["--bogus"]),

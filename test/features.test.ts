@@ -341,6 +341,14 @@ describe("skipped images: the same flags everywhere, each one named", function (
     assert.equal(d.train.length, 2, "only a.jpg's two captions");
     d.cache.close();
     fs.rmSync(path.join(data, "Images", "c.png"));
+    await assert.rejects(
+      prepareCaptionData(data, { featuresDir: features, skipBad: true, skipMissing: true, quiet: true }),
+      /the dev split has no usable images \(Flickr_8k\.devImages\.txt\)/,
+    );
+    // a second dev photo: the split keeps one image, and both skipped ones are named
+    fs.appendFileSync(path.join(data, "Flickr8k.token.txt"), "e.png#0\tA green square .\n");
+    fs.appendFileSync(path.join(data, "Flickr_8k.devImages.txt"), "e.png\n");
+    await writeImage(path.join(data, "Images", "e.png"), 64, 64, { r: 0, g: 200, b: 0 });
     const e = await prepareCaptionData(data, { featuresDir: features, skipBad: true, skipMissing: true, quiet: true });
     assert.match(
       describeSkipped(e.skipped),

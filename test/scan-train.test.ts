@@ -62,7 +62,11 @@ describe("training SCAN on cached features", function () {
     // The same numbers, bit for bit: the optimiser's state (β^t included) is restored exactly.
     assert.equal(resumed.history.batch.length, full.history.batch.length);
     resumed.history.batch.forEach((r, i) =>
-      assert.equal(r.loss, full.history.batch[i].loss, `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`),
+      assert.equal(
+        r.loss,
+        full.history.batch[i].loss,
+        `batch ${i}: resumed ${r.loss} vs ${full.history.batch[i].loss}`,
+      ),
     );
     const [wa, wb] = [await loadMatchingCheckpoint(a), await loadMatchingCheckpoint(b)];
     for (const [name, v] of Object.entries(wa.model.namedVariables()))

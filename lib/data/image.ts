@@ -31,9 +31,20 @@ export interface RgbImage {
 export type Normalization = "none" | "unit" | "caffe" | "torch";
 export const NORMALIZATIONS: readonly Normalization[] = ["none", "unit", "caffe", "torch"];
 
+/**
+ * Throws when `file` is not a regular file: a folder named like a photo gives EISDIR deep inside a decoder, and a
+ * FIFO would block the read for ever.
+ */
+export function notAPhoto(file: string): void {
+  const st = fs.statSync(file);
+  if (st.isDirectory()) throw new Error("it is a folder, not a photo");
+  if (!st.isFile()) throw new Error("it is not a regular file (a FIFO, socket or device), not a photo");
+}
+
 export async function loadRgb(file: string, size = 224): Promise<RgbImage> {
   if (!fs.existsSync(file)) throw new Error(`image ${file} does not exist`);
   try {
+    notAPhoto(file);
     const { data, info } = await sharp(file)
       .rotate() // honour EXIF orientation, as a photo viewer does
       .removeAlpha()

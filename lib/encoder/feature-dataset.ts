@@ -2,7 +2,7 @@
  * (image features, caption ids) pairs of a split, the features read from the cache batch by batch: what both
  * models train on, since the encoder is frozen.
  */
-import { SPLIT_FILES } from "../data/captions";
+import { SPLIT_FILES, readCaptions, resolveLayout, splitImages } from "../data/captions";
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
 import { FeatureCache } from "./features";
@@ -97,6 +97,14 @@ export function decoderFeaturesDir(dataDir: string, config: { encoderDim: number
   return defaultFeaturesDir(dataDir, decoderFeatureMap(config));
 }
 
+/** Training needs images in both splits: an empty one would give a NaN dev loss, or nothing to learn from. */
+function emptySplit(dataDir: string, split: "train" | "dev", images: readonly string[]): void {
+  if (images.length === 0)
+    throw new Error(
+      `${dataDir}: the ${split} split has no usable images (${SPLIT_FILES[split]}): training needs ${split === "dev" ? "dev images for its validation loss and selection" : "train images"}`,
+    );
+}
+
 /**
  * Features of the train and dev images (computed once, then read from `data/features/<folder name>`), the
  * vocabulary of the train captions, and both splits as (features, caption) datasets.
@@ -114,6 +122,9 @@ export async function prepareCaptionData(
   } = {},
 ): Promise<CaptionData> {
   const featuresDir = o.featuresDir ?? defaultFeaturesDir(dataDir, o.map);
+  const layout = resolveLayout(dataDir);
+  const records = readCaptions(layout.captionsFile);
+  for (const s of ["train", "dev"] as const) emptySplit(dataDir, s, splitImages(layout, s, records)); // before any work
   ensureWeights();
   const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
   const split = (s: "train" | "dev") =>
@@ -130,12 +141,11 @@ export async function prepareCaptionData(
   const train = await split("train");
   train.cache.close();
   const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
-  for (const [name, part] of [["train", train], ["dev", dev]] as const) {
-    if (part.dataset.images.length === 0)
-      throw new Error(
-        `${dataDir}: the ${name} split has no usable images (${SPLIT_FILES[name]}): training needs ${name === "dev" ? "dev images for its validation loss and selection" : "train images"}`,
-      );
-  }
+  for (const [name, part] of [
+    ["train", train],
+    ["dev", dev],
+  ] as const)
+    emptySplit(dataDir, name, part.dataset.images);
   const skipped = [...train.skipped, ...dev.skipped];
   if (skipped.length && !o.quiet) console.error(`[attend-tell] ${describeSkipped(skipped)}`);
   return {

@@ -310,7 +310,7 @@ function filesToEncode(opts: ExtractOptions, index: IndexJSON): { todo: string[]
   for (const f of opts.files) {
     const name = path.basename(f);
     if (hashOf.has(name)) throw new Error(`two files share the name ${name}; the cache indexes by file name`);
-    hashOf.set(name, fs.existsSync(f) ? imageHash(f) : "");
+    hashOf.set(name, fs.existsSync(f) && fs.statSync(f).isFile() ? imageHash(f) : ""); // not a photo: the decoder says why
   }
   // A cache from before content hashes: its rows are taken to be of today's files (nothing else is known of them).
   index.hashes = index.hashes ? index.hashes.slice(0, index.rows) : index.images.map((name) => hashOf.get(name) ?? "");

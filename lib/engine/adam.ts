@@ -122,7 +122,10 @@ export async function restoreOptimizer(
   await optimizer.setWeights(weights);
   if (!(optimizer instanceof tf.AdamOptimizer)) return;
   const adam = optimizer as unknown as { accBeta1: tf.Variable; accBeta2: tf.Variable; iterations: number };
-  const [b1, b2] = [Math.fround(optimizer.getConfig().beta1 as number), Math.fround(optimizer.getConfig().beta2 as number)];
+  const [b1, b2] = [
+    Math.fround(optimizer.getConfig().beta1 as number),
+    Math.fround(optimizer.getConfig().beta2 as number),
+  ];
   let [a1, a2] = [b1, b2];
   for (let t = 0; t < adam.iterations; t++) [a1, a2] = [Math.fround(a1 * b1), Math.fround(a2 * b2)];
   tf.tidy(() => {

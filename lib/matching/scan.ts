@@ -143,21 +143,17 @@ export class ScanModel {
     init?: (name: string, shape: number[], fanIn: number) => tf.Tensor,
     seed = 1,
   ) {
-    checkFields(
-      "SCAN config",
-      config,
-      {
-        vocabSize: "count",
-        embedSize: "count",
-        jointDim: "count",
-        regionDim: "count",
-        direction: ["t2i", "i2t"],
-        aggregation: ["lse", "mean"],
-        lambdaSoftmax: "number",
-        lambdaLse: "number",
-        margin: "number",
-      },
-    );
+    checkFields("SCAN config", config, {
+      vocabSize: "count",
+      embedSize: "count",
+      jointDim: "count",
+      regionDim: "count",
+      direction: ["t2i", "i2t"],
+      aggregation: ["lse", "mean"],
+      lambdaSoftmax: "number",
+      lambdaLse: "number",
+      margin: "number",
+    });
     const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = config;
     const rng = new Rng(seed);
     const initFn =

@@ -60,7 +60,8 @@ export function readCheckpointMeta<Config>(dir: string): CheckpointMeta<Config> 
   const file = path.join(dir, "checkpoint.json");
   if (!fs.existsSync(file)) throw new Error(`no checkpoint in ${dir} (${file} is missing)`);
   const meta = readJson<CheckpointMeta<Config>>(file, "checkpoint");
-  const damaged = (why: string) => new Error(`checkpoint file ${file} is damaged (${why}); restore the folder or retrain`);
+  const damaged = (why: string) =>
+    new Error(`checkpoint file ${file} is damaged (${why}); restore the folder or retrain`);
   try {
     checkFields(
       "checkpoint.json",
@@ -142,8 +143,8 @@ export async function writeCheckpoint<Config>(
   dir = path.resolve(dir); // "runs/x/" and "." name the folder itself, and its temporary copy goes beside it
   settleCheckpoint(dir, parts.log);
   const fresh = () => !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
-  if (parts.create && !fresh()) throw new Error(`${dir} already exists: nothing was replaced; choose a new folder`);
   assertOwnFolder(dir, ownFiles(dir), "a checkpoint");
+  if (parts.create && !fresh()) throw new Error(`${dir} already exists: nothing was replaced; choose a new folder`);
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
@@ -206,7 +207,7 @@ export function verifyCheckpointFiles(dir: string, files: Record<string, string>
  * renamed under the reader, or missing between the writer's two renames), reads the new one instead of reporting a
  * good checkpoint as damaged.
  */
-async function whileReplaced<T>(dir: string, read: () => Promise<T>): Promise<T> {
+async function whileReplaced<T>(dir: string, read: () => Promise<T>, discard: (t: T) => void): Promise<T> {
   const stamp = () => {
     try {
       return `${fs.statSync(dir).ino}:${fs.statSync(path.join(dir, "checkpoint.json")).mtimeMs}`;
@@ -217,7 +218,10 @@ async function whileReplaced<T>(dir: string, read: () => Promise<T>): Promise<T>
   for (let attempt = 0; ; attempt++) {
     const before = stamp();
     try {
-      return await read();
+      const got = await read();
+      if (stamp() === before) return got;
+      discard(got); // replaced while it was read: parts of two saves
+      if (attempt >= 20) throw new Error(`${dir} kept changing while it was read; try again`);
     } catch (e) {
       await new Promise((r) => setTimeout(r, 250));
       const writing = leftovers(dir).live.some((l) => l.pid !== process.pid);
@@ -239,23 +243,27 @@ export async function readCheckpoint<Config, History>(
   history: History;
 }> {
   settleCheckpoint(dir);
-  return whileReplaced(dir, async () => {
-    const meta = readCheckpointMeta<Config>(dir);
-    if (meta.format !== format)
-      throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
-    // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/util/io.ts).
-    if (meta.files) verifyCheckpointFiles(dir, meta.files);
-    const verified = !!meta.files;
-    const weights = await loadTensors(path.join(dir, "model"), { verified });
-    const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"), { verified });
-    return {
-      meta,
-      weights,
-      optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
-      vocab: Vocabulary.load(path.join(dir, "vocab.json")),
-      history: readJson<History>(path.join(dir, "history.json"), "training history"),
-    };
-  });
+  return whileReplaced(
+    dir,
+    async () => {
+      const meta = readCheckpointMeta<Config>(dir);
+      if (meta.format !== format)
+        throw new Error(`${dir} is not an attend-tell ${what} checkpoint (format ${meta.format})`);
+      // Older checkpoints have no list; their weight files still carry a content hash in their names (lib/util/io.ts).
+      if (meta.files) verifyCheckpointFiles(dir, meta.files);
+      const verified = !!meta.files;
+      const weights = await loadTensors(path.join(dir, "model"), { verified });
+      const opt = meta.weightsOnly ? {} : await loadTensors(path.join(dir, "optimizer"), { verified });
+      return {
+        meta,
+        weights,
+        optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
+        vocab: Vocabulary.load(path.join(dir, "vocab.json")),
+        history: readJson<History>(path.join(dir, "history.json"), "training history"),
+      };
+    },
+    (c) => tf.dispose([...Object.values(c.weights), ...c.optimizerWeights.map((o) => o.tensor)]),
+  );
 }
 
 /**
@@ -270,7 +278,9 @@ export async function exportCheckpoint(
 ): Promise<CheckpointMeta<unknown>> {
   const [from, to] = [path.resolve(src), path.resolve(out)];
   if (to === from || to.startsWith(from + path.sep) || from.startsWith(to + path.sep))
-    throw new Error(`export --out ${out} would write over or inside the checkpoint ${src} it exports: choose another folder`);
+    throw new Error(
+      `export --out ${out} would write over or inside the checkpoint ${src} it exports: choose another folder`,
+    );
   settleCheckpoint(from);
   const meta = readCheckpointMeta<unknown>(from);
   if (meta.files) verifyCheckpointFiles(src, meta.files);

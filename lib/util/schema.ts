@@ -60,7 +60,8 @@ export function checkFields(
   }
   for (const [key, rule] of Object.entries(required)) {
     if (!(key in o)) throw new Error(`${what}: field ${JSON.stringify(key)} is missing`);
-    if (!fits(rule, o[key])) throw new Error(`${what}: ${key} must be ${describe(rule)}, got ${JSON.stringify(o[key])}`);
+    if (!fits(rule, o[key]))
+      throw new Error(`${what}: ${key} must be ${describe(rule)}, got ${JSON.stringify(o[key])}`);
   }
   for (const [key, rule] of Object.entries(optional)) {
     if (o[key] !== undefined && !fits(rule, o[key]))
