@@ -309,6 +309,18 @@ describe("nothing lost: rankings, resumes, locks, values and errors", () => {
     }
   });
 
+  it("says a read-only --out is read-only, not ENOENT (a real read-only mount, where this machine allows one)", async function () {
+    const ro = tmpDir();
+    if (spawnSync("mount", ["-t", "tmpfs", "-o", "ro", "tmpfs", ro]).status !== 0) this.skip();
+    try {
+      const r = await run(["synthetic", "--out", path.join(ro, "scenes"), "--n", "3"]);
+      assert.equal(r.status, 1);
+      assert.match(r.stderr, new RegExp(`cannot write .*: ${ro} is on a read-only file system; choose another folder`));
+    } finally {
+      spawnSync("umount", [ro]);
+    }
+  });
+
   it("names the file and line of an image listed twice, and a beam wider than the vocabulary", async () => {
     const file = path.join(tmpDir(), "Flickr_8k.devImages.txt");
     fs.writeFileSync(file, "a.jpg\nb.jpg\na.jpg\n");

@@ -249,3 +249,22 @@ export function assertOwnFolder(dir: string, own: (rel: string) => boolean, what
     );
   }
 }
+
+/**
+ * The real cause of a failed write, in one line: Node reports a folder that cannot be created on a read-only file
+ * system (or in an unwritable folder) as ENOENT, which says nothing of what to do. Other errors pass unchanged.
+ */
+export function explainWriteError(e: unknown): unknown {
+  const err = e as NodeJS.ErrnoException;
+  if (!err || !err.path || !["ENOENT", "EROFS", "EACCES", "EPERM"].includes(err.code ?? "")) return e;
+  let dir = path.resolve(err.path);
+  while (!fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir);
+  if (dir === path.resolve(err.path) && err.code === "ENOENT") return e; // a missing file to read, not a write
+  try {
+    fs.accessSync(dir, fs.constants.W_OK);
+  } catch (a) {
+    const why = (a as NodeJS.ErrnoException).code === "EROFS" ? "is on a read-only file system" : "is not writable";
+    return new Error(`cannot write ${err.path}: ${dir} ${why}; choose another folder`, { cause: e });
+  }
+  return e;
+}
