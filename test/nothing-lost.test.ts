@@ -32,7 +32,7 @@ import { parseCommand } from "../lib/cli/command";
 import { DecoderRNN, beamSearch, getDefaultConfig } from "../lib/captioning";
 import { retrievalRecall } from "../lib/matching";
 import { cacheHome } from "../lib/encoder/weights";
-import { setupBackend, tmpDir } from "./helpers";
+import { setupBackend, tinyFlickr, tmpDir } from "./helpers";
 
 const root = path.resolve(__dirname, "..");
 const cli = path.join(root, "bin", "attend-tell");
@@ -116,6 +116,17 @@ describe("nothing lost: outputs never replace what they did not write", () => {
     await generateSynthetic(own, { n: 3 });
     await generateSynthetic(own, { n: 4, seed: 2 });
     assert.equal(fs.readdirSync(path.join(own, "Images")).length, 4);
+  });
+
+  it("vocab --out replaces a vocabulary file only", async () => {
+    const data = await tinyFlickr();
+    const notes = path.join(tmpDir(), "notes.txt");
+    fs.writeFileSync(notes, "mine");
+    const r = await run(["vocab", "--data-dir", data, "--out", notes]);
+    assert.match(r.stderr, /notes\.txt exists and is not a vocabulary file: nothing was replaced/);
+    assert.equal(fs.readFileSync(notes, "utf8"), "mine");
+    const v = path.join(path.dirname(notes), "vocab.json");
+    for (let i = 0; i < 2; i++) assert.equal((await run(["vocab", "--data-dir", data, "--out", v])).status, 0);
   });
 
   it("caption --heatmap never writes over an input photo or a file it did not write", async () => {

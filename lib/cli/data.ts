@@ -4,6 +4,7 @@ import { generateSynthetic } from "../data/synthetic";
 import { buildVocabulary } from "../data/vocabulary";
 import { trainCaptions } from "../data/dataset";
 import { Progress } from "../util/progress";
+import { assertOwnFile, readJson } from "../util/io";
 import { syntheticDir } from "../util/paths";
 import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { ensureWeights, expectedSums } from "../encoder/weights";
@@ -40,6 +41,14 @@ export const vocab = defineCommand({
   },
   async run(v) {
     requireFlags("vocab", v, "data-dir", "out");
+    const isVocabulary = (f: string) => {
+      try {
+        return (readJson<{ format?: string }>(f).format ?? "") === "attend-tell/vocabulary";
+      } catch {
+        return false;
+      }
+    };
+    assertOwnFile(v.out!, isVocabulary, "a vocabulary file");
     const voc = buildVocabulary(trainCaptions(v["data-dir"]!), v.threshold);
     voc.save(v.out!);
     console.log(`vocabulary of ${voc.size} ids (threshold ${voc.freqThreshold}) written to ${v.out}`);

@@ -229,6 +229,13 @@ export function listFiles(dir: string, prefix = ""): string[] {
     );
 }
 
+/** The rule for output files: an existing `file` is replaced only when `own(file)` proves the command wrote it. */
+export function assertOwnFile(file: string, own: (file: string) => boolean, what: string): void {
+  if (!fs.existsSync(file)) return;
+  if (!fs.statSync(file).isFile() || !own(file))
+    throw new Error(`${file} exists and is not ${what}: nothing was replaced; choose another name or move it`);
+}
+
 /**
  * The rule for output folders: a command replaces a folder only if it is empty or holds nothing but what that
  * command writes (`own(relativePath)`). Throws naming the first file it did not write, so a user's folder (photos,
