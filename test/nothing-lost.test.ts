@@ -30,7 +30,7 @@ import { refuseIgnoredFlags } from "../lib/cli/shared";
 import { COMMANDS } from "../lib/cli";
 import { parseCommand } from "../lib/cli/command";
 import { DecoderRNN, beamSearch, getDefaultConfig } from "../lib/captioning";
-import { retrievalRecall } from "../lib/matching";
+import { bestScored, retrievalRecall } from "../lib/matching";
 import { cacheHome } from "../lib/encoder/weights";
 import { setupBackend, tinyFlickr, tmpDir } from "./helpers";
 
@@ -218,6 +218,11 @@ describe("nothing lost: rankings, resumes, locks, values and errors", () => {
       const r = retrievalRecall(s, 3, caps);
       assert.deepEqual([r.i2t.r1, r.t2i.r1, r.i2t.r5], [0, 0, 100 * 1], JSON.stringify(r));
     }
+    assert.throws(
+      () => bestScored(["a.jpg", "b.jpg"], [0.3, NaN], 1),
+      /the model scores "b\.jpg" as NaN: its weights are damaged or its training diverged/,
+    );
+    assert.deepEqual(bestScored(["a.jpg", "b.jpg"], [0.3, 0.4], 1), [{ item: "b.jpg", score: 0.4 }]);
     const right = retrievalRecall([1, 0, 0, 0, 1, 0, 0, 0, 1], 3, caps);
     assert.deepEqual([right.i2t.r1, right.t2i.r1], [100, 100]);
     assert.throws(

@@ -19,7 +19,7 @@ export type Matchers = MatchingModel & { ensemble?: MatchingModel[] };
 const membersOf = (o: Matchers): MatchingModel[] => [{ model: o.model, vocab: o.vocab }, ...(o.ensemble ?? [])];
 
 /** The top `k` of `items` by score, best first; a NaN score (damaged or diverged weights) is refused. */
-function topK<T>(items: readonly T[], scores: ArrayLike<number>, k: number): { item: T; score: number }[] {
+export function bestScored<T>(items: readonly T[], scores: ArrayLike<number>, k: number): { item: T; score: number }[] {
   const bad = Array.prototype.findIndex.call(scores, (x: number) => Number.isNaN(x));
   if (bad >= 0)
     throw new Error(
@@ -59,7 +59,7 @@ export async function retrieveImages(
     f.dispose();
   }
   tf.dispose(queries.map((q) => q.cap));
-  return topK(o.images, sum, o.k ?? 5).map(({ item, score }) => ({ image: item, score }));
+  return bestScored(o.images, sum, o.k ?? 5).map(({ item, score }) => ({ image: item, score }));
 }
 
 /** The `k` captions that score highest against one image's features `[1, R, E]` (image → text). */
@@ -78,7 +78,7 @@ export async function retrieveCaptions(
     (await scoreAll(img, caps, lengths, model.config)).forEach((v, i) => (sum[i] += v / members.length));
     tf.dispose([img, capIds, caps]);
   }
-  return topK(o.captions, sum, o.k ?? 5).map(({ item, score }) => ({ caption: item, score }));
+  return bestScored(o.captions, sum, o.k ?? 5).map(({ item, score }) => ({ caption: item, score }));
 }
 
 /**
