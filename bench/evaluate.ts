@@ -2,7 +2,7 @@
  * The dev evaluation's caption generation with a trained model, per engine: beam search over the 1,000 Flickr8k
  * dev images with the shipped captioner (models/captioner-flickr8k) on tfjs (the active backend) and on ONNX
  * Runtime (lib/captioning/onnx-decode.ts, what `evaluate` runs on CPUs), the seconds each takes, and how many
- * captions the two give identically. Needs Flickr8k (FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k); the
+ * captions the two give identically. Needs Flickr8k (FLICKR8K_DIR or data/flickr8k); the
  * dev features are computed into the feature cache first if missing (not timed).
  *   npx tsx bench/evaluate.ts [beam=3] [images=1000] [engines=tfjs,onnx] [features dir=the default cache]
  */
@@ -19,7 +19,7 @@ async function main() {
   const engines = (process.argv[4] ?? "tfjs,onnx").split(",") as TrainEngine[];
   const dataDir = flickr8kDir();
   if (!dataDir) {
-    console.log("bench/evaluate.ts needs Flickr8k (FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k)");
+    console.log("bench/evaluate.ts needs Flickr8k (FLICKR8K_DIR or data/flickr8k)");
     return;
   }
   const ck = await loadCheckpoint(path.join(projectRoot(), "models", "captioner-flickr8k"));

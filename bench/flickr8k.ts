@@ -4,7 +4,7 @@
  *      fresh cache folder so that nothing is read from an earlier run;
  *   2. one training epoch over the 30,000 train captions (the seed's dimensions, the trainer's default engine);
  *   3. dev evaluation: beam-3 captions of the 1,000 dev images and their BLEU / CIDEr-D / ROUGE-L.
- * Needs the photos (FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k) and the ResNet-50 weights.
+ * Needs the photos (FLICKR8K_DIR or data/flickr8k) and the ResNet-50 weights.
  *   npx tsx bench/flickr8k.ts [batch=64] [lr=3e-4] [cache dir=a temporary folder, removed afterwards]
  */
 import * as fs from "node:fs";

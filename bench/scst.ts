@@ -31,7 +31,7 @@ async function main() {
   const rounds = Number(process.argv[5] ?? 2);
   const dataDir = flickr8kDir();
   if (!dataDir) {
-    console.log("bench/scst.ts needs Flickr8k (FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k)");
+    console.log("bench/scst.ts needs Flickr8k (FLICKR8K_DIR or data/flickr8k)");
     return;
   }
   const ck = await loadCheckpoint(path.join(projectRoot(), "models", "captioner-flickr8k"));

@@ -1,6 +1,6 @@
 /**
  * The CPU speed figures of one machine in one run, each beside the figure measured before the speed work
- * (issue #17, on the 2-core machine that measured them) and, where the previous path still exists, beside that
+ * (the speed work's baseline, on the 2-core machine that measured them) and, where the previous path still exists, beside that
  * path measured here in the same run. Every part runs alone, one after another, in its own process:
  *   1. training step, seed dims, batch 64: tfjs's Adam on the variables (before) vs TypedAdam (bench/train.ts);
  *   2. beam 3 (and greedy) over the 1,000 Flickr8k dev images with the shipped captioner: tfjs vs ONNX Runtime

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The GPU measurements of issue #7 as one prepared script, for a lent GPU host with neither Node.js nor network.
+# The GPU measurements (docs/large-batches.md) as one prepared script, for a lent GPU host with neither Node.js nor network.
 #
 # Here, from the project root (after npm ci and the weights, `npm run weights`):
 #   bash scripts/gpu-session.sh prepare
@@ -26,7 +26,7 @@ prepare() {
   # Vulkan loader itself comes with the bundle (gpu-bundle.sh packs libvulkan1, and its run.sh unpacks it)
   rm -f .gl/libvulkan1_*.deb
   (cd .gl && apt-get download libegl1 libglvnd0 libopengl0 libgl1 libglx0 libgles2 >/dev/null)
-  ../shared/tools/gpu-bundle.sh bench/gpu.ts lib/cli/attend-tell.ts
+  bash scripts/gpu-bundle.sh bench/gpu.ts lib/cli/attend-tell.ts
   du -shc .gpu-bundle .gl "$MODEL_JSON" | tail -1
   echo "carry: .gl .gpu-bundle $MODEL_JSON; command: bash scripts/gpu-session.sh run"
 }

@@ -2,12 +2,12 @@
  * Writes data/flickr8k-train-word-counts.json: the word counts of Flickr8k's train captions (lib/data countWords),
  * what notebook 01's threshold lesson charts where Flickr8k is absent. Prints the sha256 to put in
  * lib/data/vocabulary.ts (FLICKR8K_WORD_COUNTS_SHA256).
- *   npx tsx scripts/word-counts.ts [DATA_DIR=../shared/flickr8k]
+ *   npx tsx scripts/word-counts.ts [DATA_DIR, default FLICKR8K_DIR or data/flickr8k]
  */
 import { FLICKR8K_WORD_COUNTS, countWords, trainCaptions } from "../lib/data";
 import { sha256File, writeFileAtomic } from "../lib/util";
 
-const dataDir = process.argv[2] ?? "../shared/flickr8k";
+const dataDir = process.argv[2] ?? process.env.FLICKR8K_DIR ?? "data/flickr8k";
 const captions = trainCaptions(dataDir);
 const counts = countWords(captions);
 const body = {

@@ -12,8 +12,8 @@ import { imageFiles } from "../lib/data";
 import { extractFeatures, FeatureCache } from "../lib/encoder";
 import { FeatureCaptionDataset } from "../lib/encoder";
 
-/** The developers' read-only Flickr8k (../shared/flickr8k), or undefined where it is absent. */
-export const SHARED_FLICKR = [process.env.FLICKR8K_DIR, path.join(__dirname, "..", "..", "shared", "flickr8k")].find(
+/** Flickr8k where `FLICKR8K_DIR` points to it (CI sets it), or undefined: the tests that need it are then pending. */
+export const SHARED_FLICKR = [process.env.FLICKR8K_DIR].find(
   (d): d is string => !!d && fs.existsSync(path.join(d, "Flickr8k.token.txt")),
 );
 

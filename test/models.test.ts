@@ -4,7 +4,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { loadCheckpoint } from "../lib/captioning";
 import { loadMatchingCheckpoint } from "../lib/matching";
-import { readCaptions, resolveLayout } from "../lib/data";
+import { imagePath, readCaptions, resolveLayout } from "../lib/data";
 import { SHIPPED, shippedEnsemble, shippedModel } from "../lib/util";
 import { SHARED_FLICKR, setupBackend, tmpDir } from "./helpers";
 
@@ -60,11 +60,11 @@ describe("shipped models (models/)", function () {
     const dir = shippedEnsemble(SHIPPED.captioner)?.[0];
     if (!dir || !SHARED_FLICKR) this.skip();
     const card = fs.readFileSync(path.join(dir!, "MODEL.md"), "utf8");
-    const m = /`bin\/attend-tell caption \.\.\/shared\/flickr8k\/Images224\/(\S+\.jpg)` prints `([^`]+)`/.exec(card);
+    const m = /`bin\/attend-tell caption data\/flickr8k\/Images\/(\S+\.jpg)` prints `([^`]+)`/.exec(card);
     assert.ok(m, "MODEL.md gives an example caption");
     const r = spawnSync(
       path.join(root, "bin", "attend-tell"),
-      ["caption", path.join(SHARED_FLICKR!, "Images224", m![1])],
+      ["caption", imagePath(resolveLayout(SHARED_FLICKR!), m![1])],
       {
         encoding: "utf8",
       },

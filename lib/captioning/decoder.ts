@@ -53,7 +53,7 @@ export interface DecoderConfig {
   /**
    * A layer learned with the decoder over each region alone, f′_r = ReLU(f_r·W_f + b_f) (a 1 × 1 convolution
    * E → E), which everything else reads in place of f_r: recognition that an early ResNet stage lacks, without
-   * mixing regions as a later stage does (issue #19's study). Default false: the frozen features as they are.
+   * mixing regions as a later stage does (docs/attention-study.md). Default false: the frozen features as they are.
    */
   regionLayer?: boolean;
   /**

@@ -53,8 +53,8 @@ export interface MainJobInputs {
 }
 
 /**
- * The main job's inputs per data set where no flag chooses them (issue #19's study; README, "Where attention
- * points"). The scenes: conv4 averaged onto the 7 × 7 grid, more local than conv5, with a region layer narrowed to
+ * The main job's inputs per data set where no flag chooses them (the study in
+ * docs/attention-study.md). The scenes: conv4 averaged onto the 7 × 7 grid, more local than conv5, with a region layer narrowed to
  * 512 that adds the recognition conv4 lacks — its attention lands on the object each word names, where conv5's
  * lands there half the time. Photos: the seed's conv5 and no layer, which caption Flickr8k best (dev BLEU-4).
  */

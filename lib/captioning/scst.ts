@@ -51,7 +51,7 @@ export interface ScstConfig {
 }
 
 export function defaultScstConfig(): ScstConfig {
-  // the mean baseline: on Flickr8k the greedy one pushed down nearly every sample at first (README › Results)
+  // the mean baseline: on Flickr8k the greedy one pushed down nearly every sample at first (docs/captioning-results.md)
   return { samples: 5, batchSize: 32, maxLen: 16, baseline: "mean" };
 }
 

@@ -41,7 +41,7 @@ export interface TrainConfig {
    * this sum; 1/49 weighs it as the reference PyTorch code's mean over the 49 regions (the seed's setting here). The
    * default is 0: the term asks every region to be looked at over a caption and so spreads each word's attention —
    * without it attention points at the named object half as often again at the same scene accuracy and Flickr8k
-   * BLEU-4 (README › attention study).
+   * BLEU-4 (docs/attention-study.md).
    */
   lambda: number;
   /**

@@ -557,7 +557,7 @@ export const start = defineCommand({
     "data-dir": {
       type: "string",
       placeholder: "DIR",
-      help: "data folder (default: FLICKR8K_DIR, data/flickr8k or ../shared/flickr8k)",
+      help: "data folder (default: FLICKR8K_DIR, else data/flickr8k)",
     },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder (default runs/<data>)" },
     "batch-size": { type: "int", default: 64, help: "captions per step" },

@@ -35,7 +35,7 @@ export const SPLIT_FILES: Record<Split, string> = {
  */
 export const KARPATHY_FILES = ["dataset_flickr8k.json", "dataset_flickr30k.json", "dataset_coco.json"];
 
-/** Image folders looked for, in order. `Images224` is the resized copy in ../shared/flickr8k. */
+/** Image folders looked for, in order. `Images224`: the photos resized to 224 px, read first where a copy has them. */
 export const IMAGE_DIRS = ["Images224", "Images", "Flicker8k_Dataset", "Flickr8k_Dataset", "flickr30k-images", "images"];
 
 const utf8 = new TextDecoder("utf-8", { fatal: true });

@@ -19,7 +19,7 @@ import { Rng } from "../util/rng";
  * Where ResNet-50's region features are taken, and on which grid: the seed's 7×7×2048 map of the last block (conv5),
  * the 14×14×1024 map of conv4's last block (`conv4_block6_out`, 16-pixel cells), or that conv4 map averaged over
  * 2×2 cells onto the seed's 7×7 grid. conv4's features are more local than conv5's, whose cells each see most of
- * the picture: README's attention study found the decoder then points at what it names far more often.
+ * the picture: the attention study (docs/attention-study.md) found the decoder then points at what it names far more often.
  */
 export const FEATURE_MAPS = {
   conv5: { stage: "conv5", layer: "activation_48", grid: 7, dim: 2048, pool: 1 },

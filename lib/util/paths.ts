@@ -21,20 +21,15 @@ export function syntheticDir(quick = quickMode()): string {
   return path.join(projectRoot(), "data", quick ? "synthetic-quick" : "synthetic");
 }
 
-/**
- * The Flickr8k folder, if there is one: `FLICKR8K_DIR`, else `data/flickr8k`, else `../shared/flickr8k`
- * beside the project (the developers' read-only copy). Undefined when none exists.
- */
+/** The Flickr8k folder, if there is one: `FLICKR8K_DIR`, else `data/flickr8k`. Undefined when neither exists. */
 export function flickr8kDir(): string | undefined {
   const env = process.env.FLICKR8K_DIR;
   if (env) {
     if (!fs.existsSync(env)) throw new Error(`FLICKR8K_DIR=${env} does not exist`);
     return path.resolve(env);
   }
-  const root = projectRoot();
-  return [path.join(root, "data", "flickr8k"), path.join(root, "..", "shared", "flickr8k")].find((d) =>
-    fs.existsSync(d),
-  );
+  const dir = path.join(projectRoot(), "data", "flickr8k");
+  return fs.existsSync(dir) ? dir : undefined;
 }
 
 /** True when notebooks and the main job should run at their quick (CI) size: `ATTEND_TELL_QUICK=1`. */
