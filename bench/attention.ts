@@ -6,7 +6,7 @@
  * the end), attention pointing (the peak of α inside the named object's box) and α's mass in that box against a
  * uniform map, at the shape word and at the colour word before it, and pointing by the word's place from the shape
  * word (−3 … +1: does α pick the object before it is named, and stay on it after?).
- *   npx tsx bench/attention.ts [variants=seed,learned,nogate,learned-nogate,lambda0,lambda1] [seeds=1] [epochs=12]
+ *   npx tsx bench/attention.ts [variants=seed,lambda0,lambda1,regionlayer512] [seeds=1] [epochs=12]
  *     [dims=seed|quick] [json=FILE]
  * Variants: see VARIANTS below, each a change to today's default (λ = 0); "a+b" combines two. Results accumulate in the JSON file (default
  * runs/bench-attention.json) so a long study can be run in parts.
@@ -43,18 +43,13 @@ interface Variant {
   /** Another map's features beside the map's in each region (hypercolumns). */
   beside?: FeatureMap;
 }
+/** The variants still in the code; those that lost and were removed are in docs/variants.md. */
 const VARIANTS: Record<string, Variant> = {
   seed: { about: "the seed's decoder: h₀/c₀ from the mean feature, gate β, λ = 1/49", train: { lambda: 1 / 49 } },
-  learned: { about: "h₀/c₀ learned, the same for every image", decoder: { initState: "learned" } },
-  nogate: { about: "no gate β (β = 1)", decoder: { gate: false } },
-  deep: { about: "the paper's deep output: words read from h + (β⊙ctx)·L_z", decoder: { deepOutput: true } },
   lambda0: { about: "no doubly stochastic term (λ = 0, the default)", train: { lambda: 0 } },
   lambda1: { about: "λ = 1 on the sum over regions (the paper's weight)", train: { lambda: 1 } },
   lambda02: { about: "λ = 0.2", train: { lambda: 0.2 } },
   centred: { about: "features centred per image (f_r − mean_r f)", centred: true },
-  entropy01: { about: "attention-entropy term λ_H = 0.1", train: { attentionEntropy: 0.1 } },
-  entropy03: { about: "attention-entropy term λ_H = 0.3", train: { attentionEntropy: 0.3 } },
-  entropy1: { about: "attention-entropy term λ_H = 1", train: { attentionEntropy: 1 } },
   cosine: { about: "the lr falls along half a cosine over the run", train: { lrSchedule: "cosine" } },
   grid14: { about: "the 14×14 grid of conv4 features (1,024 per region)", map: "conv4" },
   conv4pooled: {
@@ -79,10 +74,6 @@ const VARIANTS: Record<string, Variant> = {
   regionlayer512: { about: "the region layer narrowed to 512 outputs", decoder: { regionLayer: true, regionDim: 512 } },
   regionlayer256: { about: "the region layer narrowed to 256 outputs", decoder: { regionLayer: true, regionDim: 256 } },
   lr2x: { about: "lr 2·10⁻³", train: { lr: 2e-3 } },
-  entropy1ramp: {
-    about: "attention-entropy term rising from 0 to λ_H = 1 over 6 epochs",
-    train: { attentionEntropy: 1, attentionEntropyRamp: 6 },
-  },
 };
 
 const parts = (name: string): Variant[] =>
@@ -204,7 +195,7 @@ function attentionFigures(items: Parameters<typeof attentionCorrectness>[0]) {
 
 async function main() {
   const backend = await initBackend({ quiet: true });
-  const names = (process.argv[2] ?? "seed,learned,nogate,learned+nogate,lambda0,lambda1").split(",");
+  const names = (process.argv[2] ?? "seed,lambda0,lambda1,regionlayer512").split(",");
   const seeds = (process.argv[3] ?? "1").split(",").map(Number);
   const epochs = Number(process.argv[4] ?? 12);
   const dims = process.argv[5] ?? "seed";

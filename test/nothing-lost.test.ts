@@ -29,7 +29,7 @@ import { heatmapFiles } from "../lib/cli/captioning";
 import { refuseIgnoredFlags } from "../lib/cli/shared";
 import { COMMANDS } from "../lib/cli";
 import { parseCommand } from "../lib/cli/command";
-import { DecoderRNN, beamSearch, getDefaultConfig } from "../lib/captioning";
+import { CHECKPOINT_FORMAT, DecoderRNN, beamSearch, getDefaultConfig, loadCheckpoint } from "../lib/captioning";
 import { bestScored, retrievalRecall } from "../lib/matching";
 import { cacheHome } from "../lib/encoder/weights";
 import { setupBackend, tinyFlickr, tmpDir } from "./helpers";
@@ -178,7 +178,7 @@ describe("nothing lost: every stored byte verified, checkpoint.json included", (
     const c = getDefaultConfig(10);
     assert.throws(
       () => new DecoderRNN({ ...c, initState: "lerned" as never }),
-      /initState must be one of mean, learned, got "lerned"/,
+      /initState must be one of mean, got "lerned"/,
     );
     assert.throws(
       () => new DecoderRNN({ ...c, featureMap: "conv9" as never }),
@@ -186,6 +186,36 @@ describe("nothing lost: every stored byte verified, checkpoint.json included", (
     );
     assert.throws(() => new DecoderRNN({ ...c, dropout: 5 }), /dropout must be a number in \[0, 1\)/);
     assert.throws(() => new DecoderRNN({ ...c, attnDim: 3 } as never), /unknown field "attnDim"/);
+  });
+
+  it("a checkpoint of a variant that was removed is refused in one line naming the variant", async () => {
+    const config = { ...getDefaultConfig(10), embedSize: 4, attentionDim: 4, encoderDim: 6, decoderDim: 4 };
+    const d = new DecoderRNN(config);
+    for (const [field, value, name] of [
+      ["gate", false, "no gate on the context"],
+      ["initState", "learned", "a learned initial state"],
+      ["deepOutput", true, "the deep output"],
+    ] as const) {
+      const dir = path.join(tmpDir(), "checkpoint");
+      await writeCheckpoint(dir, {
+        weights: d.namedVariables(),
+        vocab: buildVocabulary(["a dog runs"], 1),
+        history: { epoch: [] },
+        meta: {
+          format: CHECKPOINT_FORMAT,
+          version: 1,
+          epoch: 3,
+          config: { decoder: { ...config, [field]: value } },
+          weightsOnly: true,
+        },
+      });
+      await assert.rejects(loadCheckpoint(dir), (e: Error) => {
+        assert.match(e.message, new RegExp(`^checkpoint ${dir}: decoder config: ${name} .* no longer supported`));
+        assert.ok(!e.message.includes("\n") && !/restore the folder/.test(e.message), e.message);
+        return true;
+      });
+    }
+    d.dispose();
   });
 
   it("a checkpoint whose writer was killed between its two renames is restored, and dead writers' copies removed", async () => {

@@ -14,7 +14,6 @@ import {
   loadCaptioner,
   loadCheckpoint,
   lrAfter,
-  entropyAfter,
   selectionState,
   train,
 } from "../lib/captioning";
@@ -84,7 +83,6 @@ describe("training on cached features", function () {
   });
 
   const added: [string, Partial<DecoderConfig>, (d: DecoderRNN) => tf.Variable | undefined][] = [
-    ["the deep output", { deepOutput: true }, (d) => d.Lz],
     ["a region layer (2048 → 256)", { regionLayer: true, regionDim: 256 }, (d) => d.Wf],
   ];
   for (const [label, variant, weight] of added)
@@ -200,16 +198,6 @@ describe("training on cached features", function () {
       /loss is NaN at epoch 2, batch 1: stopping; the last good checkpoint in .* is kept/,
     );
     assert.equal((await loadCheckpoint(c)).epoch, 1);
-  });
-
-  it("ramps the attention-entropy weight from 0 over --attention-entropy-ramp epochs, else applies it in full", () => {
-    const c = { ...cfg, attentionEntropy: 0.6, attentionEntropyRamp: 3 };
-    assert.equal(entropyAfter(c, 0, 100), 0);
-    assert.ok(Math.abs(entropyAfter(c, 150, 100) - 0.3) < 1e-12);
-    assert.equal(entropyAfter(c, 300, 100), 0.6);
-    assert.equal(entropyAfter(c, 9000, 100), 0.6);
-    assert.equal(entropyAfter({ ...c, attentionEntropyRamp: 0 }, 0, 100), 0.6);
-    assert.equal(entropyAfter(cfg, 50, 100), 0, "off unless asked for");
   });
 
   it("decays the learning rate along half a cosine over the run (--lr-schedule cosine), after any warm-up", () => {

@@ -3,8 +3,7 @@
  * hand-written backpropagation through time of lib/captioning/recurrence.ts, because autodiff over S unrolled
  * steps is slow on CPU backends: it multiplies every weight gradient per step with a batch-sized inner dimension
  * (`[E, B] × [B, 4D]`), re-transposes the weights at every step, and sums S copies of each weight gradient.
- * Output: `[B, S, D + R (+ E)]` = h_t, α_t (and, for the deep output, β_t⊙ctx_t) side by side (customGrad returns
- * one tensor), split for the caller.
+ * Output: `[B, S, D + R]` = h_t and α_t side by side (customGrad returns one tensor), split for the caller.
  */
 import * as tf from "@tensorflow/tfjs";
 import { tfOps } from "../engine/ops";
@@ -17,10 +16,6 @@ export interface RecurrenceInputs extends RecurrenceWeights<tf.Tensor> {
   embGates: tf.Tensor3D;
   h0: tf.Tensor2D;
   c0: tf.Tensor2D;
-  /** DecoderConfig.gate */
-  gate?: boolean;
-  /** Also return each step's gated context β⊙ctx (DecoderConfig.deepOutput reads it). */
-  contexts?: boolean;
   /** The features are an input of the op with a gradient (DecoderConfig.regionLayer learns them); else constant. */
   featureGrad?: boolean;
 }
@@ -31,28 +26,23 @@ const WEIGHTS = ["hWeights", "hBias", "A", "bA", "ctxWeights"] as const;
 export function attentionRecurrence(
   features: tf.Tensor3D,
   x: RecurrenceInputs,
-): { h: tf.Tensor3D; alphas: tf.Tensor3D; contexts?: tf.Tensor3D } {
+): { h: tf.Tensor3D; alphas: tf.Tensor3D } {
   const [B, S] = x.embGates.shape;
   const [, R, E] = features.shape;
   const dims = { B, S, D: x.h0.shape[1], R, K: x.projected.shape[2], E };
   const { D } = dims;
-  const parts = x.contexts ? [D, R, E] : [D, R];
+  const parts = [D, R];
   const nIn = x.featureGrad ? 10 : 9;
   const op = tf.customGrad((...args: unknown[]) => {
     const [projected, embGates, h0, c0, ...w] = args.slice(0, 9) as tf.Tensor[];
     const weights = Object.fromEntries(WEIGHTS.map((k, i) => [k, w[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
     const save = args[nIn] as (ts: tf.Tensor[]) => void;
     const embSteps = tf.unstack(embGates, 1);
-    const fw = recurrenceForward(
-      tfOps,
-      dims,
-      { features, projected, embGates: embSteps, h0, c0, gate: x.gate },
-      weights,
-    );
+    const fw = recurrenceForward(tfOps, dims, { features, projected, embGates: embSteps, h0, c0 }, weights);
     // Inputs are intermediate tensors of the caller, disposed before backprop unless saved.
     save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w, ...(x.featureGrad ? [features] : [])]);
     const value = tf.stack(
-      fw.h.map((h, t) => tf.concat([h, fw.alpha[t], ...(x.contexts ? [fw.saved[t].gc] : [])], 1)),
+      fw.h.map((h, t) => tf.concat([h, fw.alpha[t]], 1)),
       1,
     );
     return {
@@ -68,7 +58,6 @@ export function attentionRecurrence(
           dys.map((d) => d[0]),
           dys.map((d) => d[1]),
           wts,
-          x.contexts ? dys.map((d) => d[2]) : undefined,
           x.featureGrad,
         );
         const dEmbGates = tf.stack(g.dEmbGates, 1);
@@ -99,8 +88,7 @@ export function attentionRecurrence(
   const out = op(...inputs) as tf.Tensor3D;
   const h = out.slice([0, 0, 0], [B, S, D]) as tf.Tensor3D;
   const alphas = out.slice([0, 0, D], [B, S, R]) as tf.Tensor3D;
-  const contexts = x.contexts ? (out.slice([0, 0, D + R], [B, S, E]) as tf.Tensor3D) : undefined;
-  return { h, alphas, contexts };
+  return { h, alphas };
 }
 
 /** What the forward saved, by name: each step's STEP_SAVED, the weights, then the features (when not constant). */

@@ -41,7 +41,6 @@ async function handle(m: ToWorker): Promise<FromWorker> {
   const r = captionGradients(d, features, captions, {
     seed: m.seed,
     lambda: m.lambda,
-    entropy: m.entropy,
     normalizer: { tokens: m.tokens, captions: m.captions_ },
   });
   for (let i = 0; i < vars.length; i++) grads.set((await r.grads[vars[i].name].data()) as Float32Array, offsets[i]);

@@ -32,7 +32,6 @@ export type ToWorker =
       captionShape: number[];
       seed: number;
       lambda: number;
-      entropy: number;
       tokens: number;
       captions_: number;
       version: number;
@@ -156,7 +155,7 @@ export class DataParallel {
   async gradients(
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
-    opts: { seed: number; lambda: number; entropy?: number },
+    opts: { seed: number; lambda: number },
   ): Promise<StepResult> {
     if (this.replicas.length === 0) {
       // One replica: the plain in-process step (no copies; on a GPU the features stay there).
@@ -184,7 +183,6 @@ export class DataParallel {
           captionShape: [hi - lo, T],
           seed: (opts.seed * 31 + r) >>> 0,
           lambda: opts.lambda,
-          entropy: opts.entropy ?? 0,
           tokens: normalizer.tokens,
           captions_: normalizer.captions,
           version: this.version,

@@ -3,7 +3,6 @@
  *   h₀, c₀ = init_h(mean features), init_c(mean features)
  *   at step t:  α_t, ctx_t = Attention(features, h_{t−1});  β_t = σ(f_beta(h_{t−1}));
  *               h_t, c_t = LSTMCell([embed(w_t) ; β_t·ctx_t], (h_{t−1}, c_{t−1}));  logits_t = fcn(dropout(h_t))
- *   or, with the paper's deep output (`deepOutput`), logits_t = fcn(dropout(h_t + (β_t·ctx_t)·L_z))
  * With a region layer (`regionLayer`), "features" above are f′_r = ReLU(f_r·W_f + b_f), learned with the rest.
  * Teacher forcing feeds the true word w_t (from `<SOS>`); the T−1 outputs predict w_1 … w_{T−1}.
  * The output layer runs once over all steps (`[B·(T−1), D] × [D, V]`), not once per step.
@@ -14,7 +13,7 @@ import { Attention, attend } from "./attention";
 import { attentionRecurrence } from "./bptt";
 import { lstmCell } from "./recurrence";
 import { FEATURE_MAPS, type FeatureMap } from "../encoder/encoder";
-import { checkFields } from "../util/schema";
+import { RemovedVariantError, checkFields } from "../util/schema";
 import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
@@ -37,19 +36,12 @@ export interface DecoderConfig {
    */
   recurrence?: Recurrence;
   /**
-   * Where h₀, c₀ come from: "mean" (the seed's and the paper's: init_h/init_c of the mean region feature, so the
-   * LSTM has seen the whole image before it attends anywhere) or "learned" (one learned state for every image:
-   * what the model knows of the picture must come through attention). Default "mean".
+   * Recorded by earlier versions, which had variants here (docs/variants.md): only the seed's values are read — h₀,
+   * c₀ from the mean region feature, the gate β, words read from h alone.
    */
-  initState?: InitState;
-  /** The gate β = σ(f_beta(h)) on the context (Xu et al. §4.2.1); false: β = 1. Default true. */
-  gate?: boolean;
-  /**
-   * The paper's deep output (Xu et al. eq. 7, its L_h·h_t + L_z·ẑ_t): each word is read from h_t + ẑ_t·L_z, ẑ_t =
-   * β_t⊙ctx_t, so that it depends on where the step looked directly and not only through the LSTM (L_h is folded
-   * into fcn; the E·y_{t−1} term is left out). Default false: from h_t alone, as the seed.
-   */
-  deepOutput?: boolean;
+  initState?: "mean";
+  gate?: true;
+  deepOutput?: false;
   /**
    * A layer learned with the decoder over each region alone, f′_r = ReLU(f_r·W_f + b_f) (a 1 × 1 convolution
    * E → E), which everything else reads in place of f_r: recognition that an early ResNet stage lacks, without
@@ -68,10 +60,24 @@ export function regionWidth(c: Pick<DecoderConfig, "encoderDim" | "regionLayer" 
   return c.regionLayer ? (c.regionDim ?? c.encoderDim) : c.encoderDim;
 }
 
-export type InitState = "mean" | "learned";
+/** Variants that lost their experiments and left the code (docs/variants.md): the field, its value, its name. */
+const REMOVED_VARIANTS: [keyof DecoderConfig, unknown, string][] = [
+  ["initState", "learned", "a learned initial state (initState: learned)"],
+  ["gate", false, "no gate on the context (gate: false)"],
+  ["deepOutput", true, "the deep output (deepOutput: true)"],
+];
 
-/** Refuses a config with an unknown field or value (from a damaged or newer checkpoint), naming it. */
+/**
+ * Refuses a config with an unknown field or value (from a damaged or newer checkpoint), naming it, and one of a
+ * variant that was removed, naming the variant.
+ */
 export function checkDecoderConfig(c: DecoderConfig): void {
+  for (const [field, value, name] of REMOVED_VARIANTS) {
+    if ((c as unknown as Record<string, unknown>)[field] === value)
+      throw new RemovedVariantError(
+        `decoder config: ${name} was a study variant and is no longer supported (docs/variants.md); use an attend-tell from before it was removed to load this model`,
+      );
+  }
   checkFields(
     "decoder config",
     c,
@@ -86,7 +92,7 @@ export function checkDecoderConfig(c: DecoderConfig): void {
     {
       featureMap: Object.keys(FEATURE_MAPS),
       recurrence: ["fused", "stepwise"],
-      initState: ["mean", "learned"],
+      initState: ["mean"],
       gate: "boolean",
       deepOutput: "boolean",
       regionLayer: "boolean",
@@ -144,8 +150,6 @@ export class DecoderRNN {
   readonly bBeta: tf.Variable;
   readonly fcn: tf.Variable; // [D, V]
   readonly bFcn: tf.Variable;
-  /** `[E, D]`, with `deepOutput` only. */
-  readonly Lz?: tf.Variable;
   /** `[encoderDim, E]`, `[E]`, with `regionLayer` only. */
   readonly Wf?: tf.Variable;
   readonly bF?: tf.Variable;
@@ -176,7 +180,6 @@ export class DecoderRNN {
     this.bBeta = v("bBeta", [E], D);
     this.fcn = v("fcn", [D, V], D);
     this.bFcn = v("bFcn", [V], D);
-    if (config.deepOutput) this.Lz = v("Lz", [E, D], E); // drawn last: the other weights stay the seed's
     if (config.regionLayer) {
       this.Wf = v("Wf", [config.encoderDim, E], config.encoderDim);
       this.bF = v("bF", [E], config.encoderDim);
@@ -198,7 +201,6 @@ export class DecoderRNN {
       this.bBeta,
       this.fcn,
       this.bFcn,
-      ...(this.Lz ? [this.Lz] : []),
       ...(this.Wf ? [this.Wf, this.bF!] : []),
     ];
   }
@@ -234,7 +236,7 @@ export class DecoderRNN {
 
   /** h₀, c₀ (`initialState`) from the region vectors (`regions`). */
   initHidden(features: tf.Tensor3D): { h: tf.Tensor2D; c: tf.Tensor2D } {
-    const { h, c } = initialState(tfOps, this.config, features, this);
+    const { h, c } = initialState(tfOps, features, this);
     return { h: h as tf.Tensor2D, c: c as tf.Tensor2D };
   }
 
@@ -250,7 +252,7 @@ export class DecoderRNN {
   ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D; context: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
     const dims = { B, R, K, D: this.config.decoderDim };
-    const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state, this.config.gate);
+    const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state);
     const [h, c, alpha, context] = [r.h, r.c, r.alpha, r.context] as tf.Tensor2D[];
     return { h, c, alpha, context };
   }
@@ -271,13 +273,9 @@ export class DecoderRNN {
     };
   }
 
-  /**
-   * Output logits `[N, V]` from decoder states `[N, D]` and, with `deepOutput`, the gated contexts `[N, E]` the
-   * steps read (dropout only when training).
-   */
-  output(h: tf.Tensor2D, training: boolean, seed?: number, context?: tf.Tensor2D): tf.Tensor2D {
-    const pre = outputInput(tfOps, h, context, this.Lz) as tf.Tensor2D;
-    const x = training && this.config.dropout > 0 ? tf.dropout(pre, this.config.dropout, undefined, seed) : pre;
+  /** Output logits `[N, V]` from decoder states `[N, D]` (dropout only when training). */
+  output(h: tf.Tensor2D, training: boolean, seed?: number): tf.Tensor2D {
+    const x = training && this.config.dropout > 0 ? tf.dropout(h, this.config.dropout, undefined, seed) : h;
     return x.matMul(this.fcn).add(this.bFcn);
   }
 
@@ -299,7 +297,7 @@ export class DecoderRNN {
     const a = this.attention;
     const start = this.start(features);
     const [regions, projected, h0, c0] = [start.regions, start.projected, start.state.h, start.state.c];
-    let h: tf.Tensor3D, alphas: tf.Tensor3D, contexts: tf.Tensor3D | undefined;
+    let h: tf.Tensor3D, alphas: tf.Tensor3D;
     if ((opts.recurrence ?? this.config.recurrence ?? "fused") === "fused") {
       // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
       const embeds = tf.gather(this.embedding, captions.slice([0, 0], [B, S]).reshape([B * S])); // [B·S, M]
@@ -307,7 +305,7 @@ export class DecoderRNN {
         .matMul(this.Wx.slice([0, 0], [M, 4 * D]))
         .add(this.bLstm)
         .reshape([B, S, 4 * D]) as tf.Tensor3D;
-      ({ h, alphas, contexts } = attentionRecurrence(regions, {
+      ({ h, alphas } = attentionRecurrence(regions, {
         projected,
         embGates,
         h0,
@@ -317,8 +315,6 @@ export class DecoderRNN {
         A: a.A as tf.Tensor2D,
         bA: a.bA as tf.Tensor1D,
         ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
-        gate: this.config.gate,
-        contexts: this.config.deepOutput,
         featureGrad: this.config.regionLayer,
       }));
     } else {
@@ -326,23 +322,20 @@ export class DecoderRNN {
       let state = { h: h0, c: c0 };
       const hs: tf.Tensor2D[] = [];
       const as: tf.Tensor2D[] = [];
-      const gcs: tf.Tensor2D[] = [];
       for (let t = 0; t < S; t++) {
         const emb = embeds.slice([0, t, 0], [B, 1, M]).reshape([B, M]) as tf.Tensor2D;
         const next = this.step(emb, projected, regions, state);
         state = next;
         hs.push(next.h);
         as.push(next.alpha);
-        gcs.push(next.context);
       }
       h = tf.stack(hs, 1) as tf.Tensor3D;
       alphas = tf.stack(as, 1) as tf.Tensor3D;
-      contexts = this.config.deepOutput ? (tf.stack(gcs, 1) as tf.Tensor3D) : undefined;
     }
     // One output projection for all steps: [B·S, D] × [D, V].
     const rows = (x: tf.Tensor3D) => x.reshape([B * S, x.shape[2]]) as tf.Tensor2D;
     const training = opts.training ?? false;
-    const logits = this.output(rows(h), training, opts.seed, contexts && rows(contexts)).reshape([B, S, V]);
+    const logits = this.output(rows(h), training, opts.seed).reshape([B, S, V]);
     return { logits: logits as tf.Tensor3D, alphas };
   }
 
@@ -366,18 +359,13 @@ export function regionFeatures<T>(
   return o.reshape(o.maximum(pre, o.scalar(0)), [B, R, F]);
 }
 
-/**
- * h₀ = m·init_h + b, c₀ = m·init_c + b' with m the mean region feature `[B, E]` ("mean"), or m = 0 ("learned":
- * h₀, c₀ are the biases, the same for every image, and init_h/init_c get gradient 0). Returns m for backward.
- */
+/** h₀ = m·init_h + b, c₀ = m·init_c + b' with m the mean region feature `[B, E]`. Returns m for backward. */
 export function initialState<T>(
   o: Ops<T>,
-  config: Pick<DecoderConfig, "initState">,
   features: T,
   w: { initH: T; bInitH: T; initC: T; bInitC: T },
 ): { mean: T; h: T; c: T } {
-  const m = o.mean(features, [1]);
-  const mean = (config.initState ?? "mean") === "mean" ? m : o.mul(m, o.scalar(0));
+  const mean = o.mean(features, [1]);
   return { mean, h: o.add(o.matMul(mean, w.initH), w.bInitH), c: o.add(o.matMul(mean, w.initC), w.bInitC) };
 }
 
@@ -417,25 +405,14 @@ export function decoderStep<T>(
   projected: T,
   features: T,
   state: { h: T; c: T },
-  gate = true,
 ): { h: T; c: T; alpha: T; context: T } {
   const u = o.add(o.matMul(state.h, w.U), w.bU);
   const { alpha, ctx } = attend(o, dims, projected, (a) => o.weightedSum(a, features), w.A, w.bA, u);
-  const beta = gate ? o.sigmoid(o.add(o.matMul(state.h, w.fBeta), w.bBeta)) : o.scalar(1);
+  const beta = o.sigmoid(o.add(o.matMul(state.h, w.fBeta), w.bBeta));
   const context = o.mul(beta, ctx);
   const gates = o.add(o.add(o.matMul(o.concat([emb, context], 1), w.Wx), o.matMul(state.h, w.Wh)), w.bLstm);
   const { h, c } = lstmCell(o, dims.D, gates, state.c);
   return { h, c, alpha, context };
-}
-
-/**
- * What the output layer reads: h `[N, D]`, or with the deep output (`Lz` given) h + context·L_z, the context being
- * each step's β⊙ctx `[N, E]` (DecoderConfig.deepOutput). On every engine.
- */
-export function outputInput<T>(o: Ops<T>, h: T, context: T | undefined, Lz: T | undefined): T {
-  if (!Lz) return h;
-  if (!context) throw new Error("the deep output reads each step's context: none was given");
-  return o.add(h, o.matMul(context, Lz));
 }
 
 /**
@@ -474,9 +451,7 @@ export function wordLogProbs(out: DecoderOutput, captions: tf.Tensor2D, padIdx =
  * The seed's loss: cross-entropy over the predicted words ignoring `<PAD>` (mean over real tokens, as
  * PyTorch's CrossEntropyLoss(ignore_index=PAD)), plus the doubly stochastic attention regulariser
  *   λ · mean_batch Σ_regions (1 − Σ_t α_{t,r})²,  t over the caption's real (non-pad) steps,
- * which pushes the model to look at every region over the course of a caption (Xu et al. §4.2.1), and optionally
- *   + λ_H · (Σ_t H(α_t)) / tokens,   H(α) = −Σ_r α_r log α_r,  t over the real steps,
- * the mean entropy of each word's attention, which asks for attention that looks at few regions at each word.
+ * which pushes the model to look at every region over the course of a caption (Xu et al. §4.2.1).
  */
 export function captionLoss(
   out: DecoderOutput,
@@ -484,8 +459,6 @@ export function captionLoss(
   opts: {
     padIdx?: number;
     lambda?: number;
-    /** λ_H of the attention-entropy term (default 0: off). */
-    entropy?: number;
     normalizer?: LossNormalizer;
     /** `[B]`: a weight per caption on its words' cross-entropy (self-critical training's advantages). */
     captionWeights?: tf.Tensor1D;
@@ -506,24 +479,6 @@ export function captionLoss(
     opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()
   ) as tf.Scalar;
   const lambda = opts.lambda ?? 1;
-  let loss = crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar;
-  if (opts.entropy) {
-    const h = (attentionEntropy(tfOps, out.alphas) as tf.Tensor2D).mul(real).sum().div(tokens); // mean over real words
-    loss = loss.add(h.mul(opts.entropy)) as tf.Scalar;
-  }
+  const loss = crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar;
   return { loss, crossEntropy, attentionPenalty };
-}
-
-/** Keeps log finite where softmax underflows to 0 (0 · log ε = 0). */
-const ENTROPY_EPS = 1e-20;
-
-/** H(α) = −Σ_r α_r log(α_r + ε) of each step's attention: `[B, S, R]` → `[B, S]`. */
-export function attentionEntropy<T>(o: Ops<T>, alphas: T): T {
-  return o.mul(o.sum(o.mul(alphas, o.log(o.add(alphas, o.scalar(ENTROPY_EPS)))), [2]), o.scalar(-1));
-}
-
-/** ∂H/∂α_r = −(log(α_r + ε) + α_r / (α_r + ε)), `[B, S, R]`: the entropy term's backward on engines without autodiff. */
-export function attentionEntropyGrad<T>(o: Ops<T>, alphas: T): T {
-  const shifted = o.add(alphas, o.scalar(ENTROPY_EPS));
-  return o.mul(o.add(o.log(shifted), o.div(alphas, shifted)), o.scalar(-1));
 }

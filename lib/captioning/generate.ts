@@ -273,7 +273,7 @@ function tfjsRows(decoder: DecoderRNN, features: tf.Tensor3D, repeat: number): D
       const r = tf.tidy(() => {
         const emb = tf.gather(decoder.embedding, tf.tensor1d(words, "int32")) as tf.Tensor2D;
         const s = decoder.step(emb, projected, regions, state);
-        const logp = tf.logSoftmax(decoder.output(s.h, false, undefined, s.context));
+        const logp = tf.logSoftmax(decoder.output(s.h, false));
         const top = k === 0 ? { values: logp, indices: tf.zeros([0], "int32") } : tf.topk(logp, k);
         return { h: s.h, c: s.c, alpha: s.alpha, values: top.values, indices: top.indices };
       });

@@ -9,7 +9,7 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep, initWeights, initialState, outputInput, regionFeatures, regionWidth } from "./decoder";
+import { decoderStep, initWeights, initialState, regionFeatures, regionWidth } from "./decoder";
 import { ParamName as Param, paramNames, paramShape } from "./onnx-train";
 
 const INIT: Param[] = [
@@ -38,7 +38,7 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
   const layer = { Wf: p["decoder/Wf"], bF: p["decoder/bF"] };
   const regions = regionFeatures(o, { B: N, R, E: c.encoderDim, F: E }, features, layer);
   const projected = o.add(o.matMul(o.reshape(regions, [N * R, E]), p["attention/W"]), p["attention/bW"]);
-  const init = initialState(o, c, regions, initWeights(p));
+  const init = initialState(o, regions, initWeights(p));
   if (c.regionLayer) o.g.output(regions, "regions", [N, R, E]);
   o.g.output(o.reshape(projected, [N, R, K]), "projected", [N, R, K]);
   o.g.output(init.h, "h", [N, c.decoderDim]);
@@ -71,15 +71,10 @@ function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Arra
     bLstm: p["decoder/bLstm"],
   };
   const emb = o.gather(p["decoder/embedding"], words);
-  const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state, c.gate);
+  const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state);
   const logp = o.op1(
     "LogSoftmax",
-    [
-      o.add(
-        o.matMul(outputInput(o, s.h, s.context, c.deepOutput ? p["decoder/Lz"] : undefined), p["decoder/fcn"]),
-        p["decoder/bFcn"],
-      ),
-    ],
+    [o.add(o.matMul(s.h, p["decoder/fcn"]), p["decoder/bFcn"])],
     [{ name: "axis", i: 1 }],
   );
   o.g.output(s.h, "hNext", [N, D]);

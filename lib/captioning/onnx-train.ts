@@ -13,15 +13,7 @@
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
 import * as tf from "@tensorflow/tfjs";
-import {
-  attentionEntropy,
-  attentionEntropyGrad,
-  initWeights,
-  initialState,
-  outputInput,
-  regionFeatures,
-  regionWidth,
-} from "./decoder";
+import { initWeights, initialState, regionFeatures, regionWidth } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -60,16 +52,12 @@ export const PARAMS = [
   "decoder/bFcn",
 ] as const;
 
-/** A parameter's stable name: PARAMS, `decoder/Lz` of the deep output, `decoder/Wf`, `decoder/bF` of the region layer. */
-export type ParamName = (typeof PARAMS)[number] | "decoder/Lz" | "decoder/Wf" | "decoder/bF";
+/** A parameter's stable name: PARAMS, `decoder/Wf`, `decoder/bF` of the region layer. */
+export type ParamName = (typeof PARAMS)[number] | "decoder/Wf" | "decoder/bF";
 
-/** The parameters of a configuration, in `decoder.variables` order: PARAMS, L_z with `deepOutput`, then the region layer's. */
+/** The parameters of a configuration, in `decoder.variables` order: PARAMS, then the region layer's. */
 export function paramNames(c: DecoderConfig): ParamName[] {
-  return [
-    ...PARAMS,
-    ...(c.deepOutput ? (["decoder/Lz"] as const) : []),
-    ...(c.regionLayer ? (["decoder/Wf", "decoder/bF"] as const) : []),
-  ];
+  return [...PARAMS, ...(c.regionLayer ? (["decoder/Wf", "decoder/bF"] as const) : [])];
 }
 
 /** Graph values of the step's inputs: every parameter by name, and the batch. */
@@ -82,14 +70,13 @@ interface StepInputs {
   dropMask: string;
   ceScale: string;
   penScale: string;
-  entScale: string;
 }
 
 /**
  * The ONNX graph of one training step for batch size B and S decoder steps.
  * Inputs: every parameter (`PARAMS`), `features [B, R, E]`, `words [B, S]` (int64, the input words),
  * `targets [B·S]` (int64), `mask [B·S]` (1 for real target words), `dropMask [B·S, D]` (0 or 1/(1−p)),
- * `ceScale [1]` (1 / real target words), `penScale [1]` (λ / captions), `entScale [1]` (λ_H / real target words).
+ * `ceScale [1]` (1 / real target words), `penScale [1]` (λ / captions).
  * Outputs: `loss`, `crossEntropy`, `penalty` (each [1]) and `grad/<param>` for every parameter (unless
  * `backward: false`, for evaluation). The recurrence and its backward are lib/captioning/recurrence.ts on graph ops.
  */
@@ -113,10 +100,9 @@ export function trainingGraph(
     dropMask: g.input("dropMask", [B * S, D]),
     ceScale: g.input("ceScale", [1]),
     penScale: g.input("penScale", [1]),
-    entScale: g.input("entScale", [1]),
   };
   const fw = forwardGraph(o, config, { B, S, D, R, K, E }, x);
-  g.output(o.add(o.add(fw.crossEntropy, fw.penalty), fw.entropy), "loss", [1]);
+  g.output(o.add(fw.crossEntropy, fw.penalty), "loss", [1]);
   g.output(fw.crossEntropy, "crossEntropy", [1]);
   g.output(fw.penalty, "penalty", [1]);
   if (opts.backward === false) return g.toBytes(17); // evaluation: the loss alone
@@ -133,7 +119,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const regions = regionFeatures(o, { B, R, E: config.encoderDim, F: E }, x.features, layer); // [B, R, E]
   const F2 = o.reshape(regions, [B * R, E]);
   const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
-  const init = initialState(o, config, regions, initWeights(p));
+  const init = initialState(o, regions, initWeights(p));
   const [meanF, h0, c0] = [init.mean, init.h, init.c]; // [B, E], [B, D], [B, D]
   const wordsFlat = o.reshape(x.words, [B * S]);
   const emb = o.op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
@@ -147,24 +133,9 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     ctxWeights: WxCtx,
   };
   const steps = o.split(embGates, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, 4 * D]));
-  const rec = recurrenceForward(
-    o,
-    dims,
-    { features: regions, projected, embGates: steps, h0, c0, gate: config.gate },
-    weights,
-  );
+  const rec = recurrenceForward(o, dims, { features: regions, projected, embGates: steps, h0, c0 }, weights);
   const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
-  // the deep output's gated contexts, rows b·S + t like H
-  const GC = config.deepOutput
-    ? o.reshape(
-        o.stack(
-          rec.saved.map((s) => s.gc),
-          1,
-        ),
-        [B * S, E],
-      )
-    : undefined;
-  const Hd = o.mul(outputInput(o, H, GC, config.deepOutput ? p["decoder/Lz"] : undefined), x.dropMask);
+  const Hd = o.mul(H, x.dropMask);
   const logits = o.add(o.matMul(Hd, p["decoder/fcn"]), p["decoder/bFcn"]); // [B·S, V]
   const logp = o.op1("LogSoftmax", [logits], [{ name: "axis", i: 1 }]);
   const picked = o.reshape(
@@ -176,7 +147,6 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const attended = o.sum(o.mul(alphas, o.reshape(x.mask, [B, S, 1])), [1]); // [B, R]
   const gap = o.sub(o.c(1), attended);
   const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
-  const entropy = o.mul(o.sum(o.mul(attentionEntropy(o, alphas), o.reshape(x.mask, [B, S])), [0, 1]), x.entScale);
   return {
     regions,
     F2,
@@ -186,14 +156,12 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     WxEmb,
     weights,
     rec,
-    GC,
     Hd,
     logp,
     gap,
     crossEntropy,
     penalty,
     alphas,
-    entropy,
   };
 }
 
@@ -219,24 +187,12 @@ function backwardGraph(
   const grads: Record<string, string> = {};
   grads["decoder/fcn"] = o.matMul(T1(fw.Hd), dLogits);
   grads["decoder/bFcn"] = o.sum(dLogits, [0]);
-  const dH = o.mul(o.matMul(dLogits, T1(p["decoder/fcn"])), x.dropMask); // [B·S, D], also d(h + gc·L_z)
-  const perStep = (a: string, n: number) =>
-    o.split(o.reshape(a, [B, S, n]), Array(S).fill(1), 1).map((t) => o.reshape(t, [B, n]));
-  const dHs = perStep(dH, D);
-  let dGcs: string[] | undefined;
-  if (fw.GC) {
-    grads["decoder/Lz"] = o.matMul(T1(fw.GC), dH);
-    dGcs = perStep(o.matMul(dH, T1(p["decoder/Lz"])), E);
-  }
+  const dH = o.mul(o.matMul(dLogits, T1(p["decoder/fcn"])), x.dropMask); // [B·S, D]
+  const dHs = o.split(o.reshape(dH, [B, S, D]), Array(S).fill(1), 1).map((t) => o.reshape(t, [B, D]));
   // Attention penalty: d/dα_t = −2 · penScale · (1 − Σα) on real steps.
   const dAtt = o.mul(fw.gap, o.mul(x.penScale, o.c(-2)));
-  // Entropy term: d/dα_t = entScale · ∂H/∂α_t on real steps.
-  const dEnt = o.mul(attentionEntropyGrad(o, fw.alphas), x.entScale); // [B, S, R]
-  const dEnts = o.split(dEnt, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, R]));
-  const dAlphas = o
-    .split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1)
-    .map((m, t) => o.mul(o.add(dAtt, dEnts[t]), m));
-  const r = recurrenceBackward(o, dims, fw.regions, fw.rec.saved, dHs, dAlphas, fw.weights, dGcs, config.regionLayer);
+  const dAlphas = o.split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1).map((m) => o.mul(dAtt, m));
+  const r = recurrenceBackward(o, dims, fw.regions, fw.rec.saved, dHs, dAlphas, fw.weights, config.regionLayer);
   const [dU, dFBeta, dWh] = o.split(r.dhWeights, [K, E, 4 * D], 1);
   const [dbU, dbBeta] = o.split(r.dhBias, [K, E], 0);
   Object.assign(grads, {
@@ -266,8 +222,8 @@ function backwardGraph(
 }
 
 /**
- * The region layer's gradients: the regions f′ are read by the attention's projection, the contexts, and (with a
- * mean initial state) h₀, c₀ through their mean; ReLU passes the sum where f′ > 0.
+ * The region layer's gradients: the regions f′ are read by the attention's projection, the contexts, and h₀, c₀
+ * through their mean; ReLU passes the sum where f′ > 0.
  */
 function regionLayerGrads(
   o: GraphOps,
@@ -280,11 +236,11 @@ function regionLayerGrads(
 ): Record<string, string> {
   const { p } = x;
   const T1 = (a: string) => o.transpose(a, [1, 0]);
-  let dRegions = o.add(o.reshape(o.matMul(dP2, T1(p["attention/W"])), [B, R, E]), r.dFeatures!);
-  if ((config.initState ?? "mean") === "mean") {
-    const dMean = o.add(o.matMul(r.dh0, T1(p["decoder/initH"])), o.matMul(r.dc0, T1(p["decoder/initC"]))); // [B, E]
-    dRegions = o.add(dRegions, o.reshape(o.mul(dMean, o.c(1 / R)), [B, 1, E]));
-  }
+  const dMean = o.add(o.matMul(r.dh0, T1(p["decoder/initH"])), o.matMul(r.dc0, T1(p["decoder/initC"]))); // [B, E]
+  const dRegions = o.add(
+    o.add(o.reshape(o.matMul(dP2, T1(p["attention/W"])), [B, R, E]), r.dFeatures!),
+    o.reshape(o.mul(dMean, o.c(1 / R)), [B, 1, E]),
+  );
   const dPre = o.reshape(o.mul(dRegions, o.op1("Sign", [fw.regions])), [B * R, E]); // f′ ≥ 0: Sign is ReLU's mask
   return {
     "decoder/Wf": o.matMul(T1(o.reshape(x.features, [B * R, config.encoderDim])), dPre),
@@ -314,7 +270,6 @@ export function paramShape(c: DecoderConfig, name: ParamName): number[] {
     "decoder/bBeta": [E],
     "decoder/fcn": [D, V],
     "decoder/bFcn": [V],
-    "decoder/Lz": [E, D],
     "decoder/Wf": [c.encoderDim, E],
     "decoder/bF": [E],
   };
@@ -361,8 +316,6 @@ export class OnnxTrainer {
     opts: {
       seed: number;
       lambda: number;
-      /** λ_H of the attention-entropy term (default 0). */
-      entropy?: number;
       dropout: number;
       pad?: number;
       backward?: boolean;
@@ -372,8 +325,7 @@ export class OnnxTrainer {
   ): Promise<OnnxStepResult> {
     const backward = opts.backward ?? true;
     // the graph's mask also weighs the attention penalty, which a weighted caption would distort
-    if (opts.captionWeights && (opts.lambda !== 0 || opts.entropy))
-      throw new Error("OnnxTrainer.step: captionWeights need lambda 0 and no entropy term");
+    if (opts.captionWeights && opts.lambda !== 0) throw new Error("OnnxTrainer.step: captionWeights need lambda 0");
     const S = T - 1;
     const { encoderDim: E, decoderDim: D } = this.config;
     const words = new BigInt64Array(B * S);
@@ -400,7 +352,6 @@ export class OnnxTrainer {
       dropMask: [dropMask, [B * S, D]],
       ceScale: [Float32Array.of(1 / Math.max(1, tokens)), [1]],
       penScale: [Float32Array.of(opts.lambda / B), [1]],
-      entScale: [Float32Array.of((opts.entropy ?? 0) / Math.max(1, tokens)), [1]],
     };
     for (const name of paramNames(this.config)) values[name] = [params[name], paramShape(this.config, name)];
     const feeds = graphFeeds(values);
@@ -416,7 +367,7 @@ export class OnnxTrainer {
     decoder: DecoderRNN,
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
-    o: { seed: number; lambda: number; entropy?: number },
+    o: { seed: number; lambda: number },
   ): Promise<StepResult> {
     const [B, T] = captions.shape;
     const r = await this.step(
@@ -425,7 +376,7 @@ export class OnnxTrainer {
       (await captions.data()) as Int32Array,
       B,
       T,
-      { seed: o.seed, lambda: o.lambda, entropy: o.entropy, dropout: decoder.config.dropout },
+      { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
     );
     return {
       loss: tf.scalar(r.loss),
@@ -440,7 +391,6 @@ export class OnnxTrainer {
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
     lambda: number,
-    entropy = 0,
   ): Promise<{ loss: number; crossEntropy: number }> {
     const [B, T] = captions.shape;
     const r = await this.step(
@@ -449,7 +399,7 @@ export class OnnxTrainer {
       (await captions.data()) as Int32Array,
       B,
       T,
-      { seed: 0, lambda, entropy, dropout: 0, backward: false },
+      { seed: 0, lambda, dropout: 0, backward: false },
     );
     return { loss: r.loss, crossEntropy: r.crossEntropy };
   }
@@ -491,7 +441,7 @@ export class OnnxTraining {
   async step(
     features: tf.Tensor3D,
     captions: tf.Tensor2D,
-    o: { seed: number; lambda: number; entropy?: number },
+    o: { seed: number; lambda: number },
   ): Promise<{ loss: number; crossEntropy: number; grads: Record<string, Float32Array> }> {
     const [B, T] = captions.shape;
     const r = await this.trainer.step(
@@ -500,7 +450,7 @@ export class OnnxTraining {
       (await captions.data()) as Int32Array,
       B,
       T,
-      { seed: o.seed, lambda: o.lambda, entropy: o.entropy, dropout: this.decoder.config.dropout },
+      { seed: o.seed, lambda: o.lambda, dropout: this.decoder.config.dropout },
     );
     return { loss: r.loss, crossEntropy: r.crossEntropy, grads: r.grads };
   }

@@ -7,7 +7,7 @@
  * Per step, with P = W·features + b_W projected once per image (Attention.projectFeatures):
  *   [u ; b ; gh] = h_{t−1}·[U | f_beta | W_hh] + [b_U ; b_beta ; 0]
  *   z = tanh(P + u)            s = z·A + b_A          α = softmax_regions(s)        ctx = Σ_r α_r·features_r
- *   β = σ(b) (or 1, no gate)   gates = G_t + (β⊙ctx)·W_ctx + gh     (G_t = emb_t·W_emb + b_lstm, precomputed)
+ *   β = σ(b)                   gates = G_t + (β⊙ctx)·W_ctx + gh     (G_t = emb_t·W_emb + b_lstm, precomputed)
  *   c_t = σ(f)⊙c_{t−1} + σ(i)⊙tanh(g)                             h_t = σ(o)⊙tanh(c_t)
  * The backward pass walks the steps in reverse carrying only dh, dc and the attention terms; every weight
  * gradient is then one matMul over all B·S rows (autodiff would form S batch-sized products per weight).
@@ -73,7 +73,7 @@ export const STEP_SAVED = ["hPrev", "cPrev", "z", "alpha", "ctx", "beta", "gc", 
 export function recurrenceForward<T>(
   o: Ops<T>,
   dims: RecurrenceDims,
-  x: { features: T; projected: T; embGates: T[]; h0: T; c0: T; gate?: boolean },
+  x: { features: T; projected: T; embGates: T[]; h0: T; c0: T },
   w: RecurrenceWeights<T>,
 ): { h: T[]; alpha: T[]; saved: StepSaved<T>[] } {
   const { S, D, K, E } = dims;
@@ -85,8 +85,7 @@ export function recurrenceForward<T>(
     const [ub, gh] = o.split(o.matMul(h, w.hWeights), [K + E, 4 * D], 1);
     const [u, b] = o.split(o.add(ub, w.hBias), [K, E], 1);
     const { z, alpha, ctx } = attend(o, dims, x.projected, context, w.A, w.bA, u);
-    // Without the gate β = 1, whose σ' = β(1 − β) = 0 makes the backward give f_beta gradient 0.
-    const beta = x.gate === false ? o.scalar(1) : o.sigmoid(b);
+    const beta = o.sigmoid(b);
     const gc = o.mul(beta, ctx);
     const cell = lstmCell(o, D, o.add(o.add(x.embGates[t], o.matMul(gc, w.ctxWeights)), gh), c);
     out.saved.push({
@@ -130,7 +129,7 @@ export interface RecurrenceGrads<T> {
 
 /**
  * Backpropagation through time: `dH`, `dAlpha` are the loss's gradients at each step's outputs h `[B, D]` and
- * α `[B, R]`, and `dGc` (the deep output's) at each step's gated context β⊙ctx `[B, E]`, when the loss reads it.
+ * α `[B, R]`.
  * σ' = σ(1 − σ) and tanh' = 1 − tanh² are taken from the saved outputs. `featureGrad`: also the features'
  * gradient through the contexts (their gradient through `projected` and h₀, c₀ is the caller's).
  */
@@ -142,7 +141,6 @@ export function recurrenceBackward<T>(
   dH: T[],
   dAlpha: T[],
   w: RecurrenceWeights<T>,
-  dGc?: T[],
   featureGrad = false,
 ): RecurrenceGrads<T> {
   const hWeightsT = o.transpose(w.hWeights, [1, 0]); // [K + E + 4D, D]
@@ -173,8 +171,7 @@ export function recurrenceBackward<T>(
         ],
         1,
       ); // [B, 4D]
-      const dgcLstm = o.matMul(dG, ctxWeightsT); // [B, E]
-      const dgc = dGc ? o.add(dgcLstm, dGc[t]) : dgcLstm;
+      const dgc = o.matMul(dG, ctxWeightsT); // [B, E]
       const db = o.mul(o.mul(dgc, s.ctx), sigmoidGrad(s.beta));
       const dctx = o.mul(dgc, s.beta);
       const dAlphaT = o.add(dAlpha[t], o.dots(features, dctx));

@@ -18,7 +18,7 @@ export function captionGradients(
   decoder: DecoderRNN,
   features: tf.Tensor3D,
   captions: tf.Tensor2D,
-  opts: { seed: number; lambda: number; entropy?: number; normalizer?: LossNormalizer },
+  opts: { seed: number; lambda: number; normalizer?: LossNormalizer },
 ): StepResult {
   let crossEntropy: tf.Scalar | undefined;
   const { value, grads } = tf.variableGrads(() => {

@@ -44,13 +44,6 @@ export interface TrainConfig {
    * BLEU-4 (docs/attention-study.md).
    */
   lambda: number;
-  /**
-   * Weight λ_H of the attention-entropy term λ_H · mean over words of H(α_t) (captionLoss): asks each word's
-   * attention to look at few regions. Absent or 0: off, as in the seed.
-   */
-  attentionEntropy?: number;
-  /** Epochs over which λ_H rises linearly from 0 (absent or 0: the full weight from the first step). */
-  attentionEntropyRamp?: number;
   seed: number;
   printEvery: number;
   decoder: DecoderConfig;
@@ -135,11 +128,6 @@ function rampShare(seen: number, epochs: number | undefined, epochSize: number):
   return epochs && epochs > 0 ? Math.min(1, seen / (epochs * epochSize)) : 1;
 }
 
-/** λ_H once `seen` training captions have been used: ramped from 0 over `attentionEntropyRamp` epochs. */
-export function entropyAfter(cfg: TrainConfig, seen: number, epochSize: number): number {
-  return (cfg.attentionEntropy ?? 0) * rampShare(seen, cfg.attentionEntropyRamp, epochSize);
-}
-
 /**
  * The learning rate once `seen` training captions have been used (across epochs and resumes): the warm-up's ramp
  * times the schedule's decay; never 0 before the run's last caption.
@@ -192,20 +180,10 @@ export async function evaluateLoss(
     n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
     let lv: number, cv: number;
-    if (onnx)
-      ({ loss: lv, crossEntropy: cv } = await onnx.loss(
-        decoder,
-        b.features,
-        b.captions,
-        cfg.lambda,
-        cfg.attentionEntropy,
-      ));
+    if (onnx) ({ loss: lv, crossEntropy: cv } = await onnx.loss(decoder, b.features, b.captions, cfg.lambda));
     else {
       const l = tf.tidy(() => {
-        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, {
-          lambda: cfg.lambda,
-          entropy: cfg.attentionEntropy,
-        });
+        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
         return tf.stack([r.loss, r.crossEntropy]);
       });
       [lv, cv] = await l.data();
@@ -332,6 +310,10 @@ async function startOrResume(opts: TrainOptions, log: (s: string) => void) {
   }
   const ck = await loadCheckpoint(opts.out);
   resumableVocabulary(opts.out, ck.vocab, opts.vocab, ck.dataDir);
+  if ((ck.config as { attentionEntropy?: number }).attentionEntropy)
+    throw new Error(
+      `${opts.out} was trained with the attention-entropy term, a study variant no longer supported (docs/variants.md): it cannot be resumed; its model still captions`,
+    );
   // The rest of the schedule (epochs, selection) may change on resume; everything else is the checkpoint's.
   const cfg = { ...ck.config, epochs: opts.config.epochs, plateau: opts.config.plateau ?? ck.config.plateau };
   const optimizerWeights = resumableOptimizerWeights(opts.out, ck.optimizerWeights);
@@ -462,8 +444,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     lr: (epoch, seen) => lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + seen, opts.train.length),
     async step(b, { epoch, step }) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      const entropy = entropyAfter(cfg, epoch * opts.train.length + step * cfg.batchSize, opts.train.length);
-      const stepOpts = { seed, lambda: cfg.lambda, entropy };
+      const stepOpts = { seed, lambda: cfg.lambda };
       if (onnx) return onnx.step(b.features, b.captions, stepOpts);
       const r = await dp!.gradients(b.features, b.captions, stepOpts);
       const loss = (await r.loss.data())[0];

@@ -17,7 +17,7 @@ import {
   train,
 } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
-import { InitState, getDefaultConfig } from "../captioning/decoder";
+import { getDefaultConfig } from "../captioning/decoder";
 import { beamSearch, byConsensus } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng, isHeatmapPng } from "../captioning/heatmap";
@@ -100,18 +100,12 @@ const TRAIN_PATHS = {
   "lr-warmup": "lrWarmupEpochs",
   "lr-schedule": "lrSchedule",
   lambda: "lambda",
-  "attention-entropy": "attentionEntropy",
-  "attention-entropy-ramp": "attentionEntropyRamp",
-  "init-state": "decoder.initState",
-  "no-gate": "decoder.gate",
-  "deep-output": "decoder.deepOutput",
   "region-layer": "decoder.regionLayer",
   "region-dim": "decoder.regionDim",
   embed: "decoder.embedSize",
   attention: "decoder.attentionDim",
   decoder: "decoder.decoderDim",
   dropout: "decoder.dropout",
-  recurrence: "decoder.recurrence",
   "print-every": "printEvery",
   seed: "seed",
 };
@@ -147,38 +141,11 @@ export const trainCmd = defineCommand({
       default: tc.lambda,
       help: "weight of the doubly stochastic attention term (the seed's: 0.0204 = 1/49, the mean over regions)",
     },
-    "attention-entropy": {
-      type: "number",
-      default: 0,
-      help: "weight of the mean entropy of each word's attention (asks it to look at few regions)",
-    },
-    "attention-entropy-ramp": {
-      type: "number",
-      default: 0,
-      help: "epochs over which the attention-entropy weight rises from 0",
-    },
-    "init-state": {
-      type: "string",
-      choices: ["mean", "learned"],
-      default: "mean",
-      help: "h₀/c₀ from the mean region feature (the seed's) or learned, the same for every image",
-    },
-    "no-gate": { type: "boolean", help: "no gate β on the context (β = 1; the seed has the gate)" },
-    "deep-output": {
-      type: "boolean",
-      help: "the paper's deep output: each word read from h + (β⊙ctx)·L_z, not from h alone (the seed's)",
-    },
     ...REGION_LAYER_FLAGS,
     embed: { type: "int", default: dims.embedSize, help: "word embedding size" },
     attention: { type: "int", default: dims.attentionDim, help: "attention size" },
     decoder: { type: "int", default: dims.decoderDim, help: "LSTM size" },
     dropout: { type: "number", below: 1, default: dims.dropout, help: "dropout before the output layer" },
-    recurrence: {
-      type: "string",
-      choices: ["fused", "stepwise"],
-      default: "fused",
-      help: "the tfjs engine's recurrence: hand-written backward (fused) or autodiff through each step",
-    },
     "print-every": { type: "int", default: tc.printEvery, help: "print a sample caption every N batches" },
     seed: { type: "int", default: tc.seed, help: "random seed (weights, batch order, dropout)" },
     plateau: {
@@ -268,10 +235,6 @@ export const trainCmd = defineCommand({
         attentionDim: v.attention,
         decoderDim: v.decoder,
         dropout: v.dropout,
-        recurrence: v.recurrence as "fused" | "stepwise",
-        initState: v["init-state"] as InitState,
-        gate: !v["no-gate"],
-        deepOutput: v["deep-output"] || undefined,
         ...regionLayerConfig(v),
       };
       const config = {
@@ -280,8 +243,6 @@ export const trainCmd = defineCommand({
         batchSize: v["batch-size"],
         lr: v.lr,
         lambda: v.lambda,
-        attentionEntropy: v["attention-entropy"],
-        attentionEntropyRamp: v["attention-entropy-ramp"],
         printEvery: v["print-every"],
         seed: v.seed,
         lrWarmupEpochs: v["lr-warmup"],

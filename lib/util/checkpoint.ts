@@ -24,7 +24,7 @@ import {
   writeFileAtomic,
   writeJsonAtomic,
 } from "./io";
-import { checkFields } from "./schema";
+import { RemovedVariantError, checkFields } from "./schema";
 import { Vocabulary } from "../data/vocabulary";
 
 /** The newest checkpoint layout this code reads and writes. */
@@ -334,7 +334,9 @@ export async function loadModelCheckpoint<Model, Config, History>(
       model = build(c.meta.config, fromWeights(dir, c.weights));
     } catch (e) {
       const m = (e as Error).message;
-      throw m.includes(dir) ? e : new Error(`checkpoint ${dir}: ${m}; restore the folder or retrain`, { cause: e });
+      if (m.includes(dir)) throw e;
+      const todo = e instanceof RemovedVariantError ? "" : "; restore the folder or retrain";
+      throw new Error(`checkpoint ${dir}: ${m}${todo}`, { cause: e });
     }
     const { config, epoch, dataDir } = c.meta;
     const { history, optimizerWeights } = c;

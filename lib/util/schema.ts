@@ -4,6 +4,9 @@
  * silently means something else.
  */
 
+/** A stored config of a variant that this version no longer has: the message names it and says what to do. */
+export class RemovedVariantError extends Error {}
+
 /** count: an integer ≥ 1; index: an integer ≥ 0; fraction: a number in [0, 1); a list: one of its strings. */
 export type Rule = "count" | "index" | "number" | "fraction" | "boolean" | "string" | "object" | readonly string[];
 
