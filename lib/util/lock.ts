@@ -9,6 +9,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { settleCheckpoint } from "./checkpoint";
+import { pidAlive } from "./io";
 
 interface Owner {
   pid: number;
@@ -45,11 +46,7 @@ export function startTicks(pid: number): number | undefined {
 /** Whether the process that wrote `o` still runs: the pid answers, and on Linux it is the same process. */
 function alive(o: Owner): boolean {
   if (o.boot && o.boot !== bootId()) return false; // written before a reboot
-  try {
-    process.kill(o.pid, 0);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code !== "EPERM") return false;
-  }
+  if (!pidAlive(o.pid)) return false;
   const ticks = o.ticks === undefined ? undefined : startTicks(o.pid);
   return ticks === undefined || ticks === o.ticks;
 }
