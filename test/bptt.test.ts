@@ -68,7 +68,7 @@ describe("hand-written BPTT of the attention LSTM", () => {
     const opt = tf.train.adam(1e-3);
     const step = () =>
       opt.minimize(
-        () => captionLoss(d.forward(features, captions, { training: true, seed: 1 }), captions).loss,
+        () => captionLoss(d.forward(features, captions, { training: true, seed: 1 }), captions, { lambda: 1 }).loss,
         false,
         d.variables,
       );

@@ -458,11 +458,12 @@ export function captionLoss(
   captions: tf.Tensor2D,
   opts: {
     padIdx?: number;
-    lambda?: number;
+    /** λ: no default here; the one default is defaultTrainConfig's. */
+    lambda: number;
     normalizer?: LossNormalizer;
     /** `[B]`: a weight per caption on its words' cross-entropy (self-critical training's advantages). */
     captionWeights?: tf.Tensor1D;
-  } = {},
+  },
 ): { loss: tf.Scalar; crossEntropy: tf.Scalar; attentionPenalty: tf.Scalar } {
   const [B, T] = captions.shape;
   const real = captions
@@ -478,7 +479,6 @@ export function captionLoss(
   const attentionPenalty = (
     opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()
   ) as tf.Scalar;
-  const lambda = opts.lambda ?? 1;
-  const loss = crossEntropy.add(attentionPenalty.mul(lambda)) as tf.Scalar;
+  const loss = crossEntropy.add(attentionPenalty.mul(opts.lambda)) as tf.Scalar;
   return { loss, crossEntropy, attentionPenalty };
 }
