@@ -2,8 +2,14 @@
  * Bahdanau (additive) attention over the 49 image regions, as in the seed and Show, Attend and Tell:
  *   e = A(tanh(W·features + U·h)),  α = softmax(e) over regions,  context = Σ_r α_r · features_r
  * `W·features` does not depend on the step, so `projectFeatures` computes it once per image and each step
- * (`attend`, called by `decoderStep` and the recurrence) reuses it at every word. Weights are stored `[in, out]` so every product is a plain matMul (transposed matMuls are
- * ~8× slower on wasm).
+ * (`attend`, called by `decoderStep` and the recurrence) reuses it at every word. Weights are stored `[in, out]` so
+ * every product is a plain matMul (transposed matMuls are ~8× slower on wasm).
+ *
+ * To try another score function, edit `attend` and `attendBackward` below, side by side: every engine (tfjs
+ * decoding, the fused tfjs op, the ONNX training and decoding graphs) runs these two. What checks an edit:
+ * test/bptt.test.ts (the hand-written backward against tfjs autodiff through `attend`), test/onnx-train.test.ts
+ * (the ONNX training step against autodiff), test/onnx-decode.test.ts (the decoding graph against tfjs), and
+ * test/decoder.test.ts, pinned against PyTorch's Bahdanau attention (it fails for any other score, by design).
  */
 import * as tf from "@tensorflow/tfjs";
 import type { Ops } from "../engine/ops";
@@ -77,4 +83,29 @@ export function attend<T>(
   const s = o.reshape(o.add(o.matMul(o.reshape(z, [B * R, K]), A), bA), [B, R]);
   const alpha = o.softmax(s); // over the regions
   return { z, alpha, ctx: context(alpha) };
+}
+
+/**
+ * The backward of `attend` at one step, from the gradients at its outputs: `dAlpha` `[B, R]` (the loss's own, e.g.
+ * the doubly stochastic term's) and `dCtx` `[B, E]` (the context's, through the LSTM). It may read what `attend`
+ * read and gave (`saved`: u, z, α; `x`: the features, the projected features and A as `[1, 1, K]`). Returns the
+ * gradients of u `[B, K]`, of the projected features `[B, R, K]` and of A `[K]` (b_A's is 0: softmax ignores a
+ * shift of every score).
+ */
+export function attendBackward<T>(
+  o: Ops<T>,
+  { B, R }: { B: number; R: number },
+  saved: { u: T; z: T; alpha: T },
+  x: { features: T; projected: T; aRow: T },
+  dAlpha: T,
+  dCtx: T,
+): { du: T; dProjected: T; dA: T } {
+  const { features, aRow } = x;
+  const one = o.scalar(1);
+  const dAlphaAll = o.add(dAlpha, o.dots(features, dCtx)); // context = Σ_r α_r·f_r
+  const ds = o.mul(saved.alpha, o.sub(dAlphaAll, o.sum(o.mul(saved.alpha, dAlphaAll), [1], true))); // softmax
+  const ds3 = o.reshape(ds, [B, R, 1]);
+  const dA = o.sum(o.mul(saved.z, ds3), [0, 1]); // [K]
+  const dProjected = o.mul(o.mul(ds3, aRow), o.sub(one, o.mul(saved.z, saved.z))); // tanh' = 1 − z²
+  return { du: o.sum(dProjected, [1]), dProjected, dA };
 }

@@ -40,7 +40,12 @@ export function attentionRecurrence(
     const embSteps = tf.unstack(embGates, 1);
     const fw = recurrenceForward(tfOps, dims, { features, projected, embGates: embSteps, h0, c0 }, weights);
     // Inputs are intermediate tensors of the caller, disposed before backprop unless saved.
-    save([...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])), ...w, ...(x.featureGrad ? [features] : [])]);
+    save([
+      ...fw.saved.flatMap((s) => STEP_SAVED.map((k) => s[k])),
+      ...w,
+      projected,
+      ...(x.featureGrad ? [features] : []),
+    ]);
     const value = tf.stack(
       fw.h.map((h, t) => tf.concat([h, fw.alpha[t]], 1)),
       1,
@@ -48,12 +53,13 @@ export function attentionRecurrence(
     return {
       value,
       gradFunc: (dy: tf.Tensor, kept: tf.Tensor[]) => {
-        const { saved, wts, feats } = unpack(kept, S, x.featureGrad ? undefined : features);
+        const { saved, wts, proj, feats } = unpack(kept, S, x.featureGrad ? undefined : features);
         const dys = tf.unstack(dy, 1).map((d) => tf.split(d, parts, 1));
         const g = recurrenceBackward(
           tfOps,
           dims,
           feats,
+          proj,
           saved,
           dys.map((d) => d[0]),
           dys.map((d) => d[1]),
@@ -91,7 +97,10 @@ export function attentionRecurrence(
   return { h, alphas };
 }
 
-/** What the forward saved, by name: each step's STEP_SAVED, the weights, then the features (when not constant). */
+/**
+ * What the forward saved, by name: each step's STEP_SAVED, the weights, the projected features, then the features
+ * (when not constant).
+ */
 function unpack(kept: tf.Tensor[], S: number, constantFeatures?: tf.Tensor) {
   const n = STEP_SAVED.length;
   const saved = Array.from(
@@ -100,5 +109,6 @@ function unpack(kept: tf.Tensor[], S: number, constantFeatures?: tf.Tensor) {
   );
   const keptW = kept.slice(S * n, S * n + WEIGHTS.length);
   const wts = Object.fromEntries(WEIGHTS.map((k, i) => [k, keptW[i]])) as unknown as RecurrenceWeights<tf.Tensor>;
-  return { saved, wts, feats: constantFeatures ?? kept[S * n + WEIGHTS.length] };
+  const at = S * n + WEIGHTS.length;
+  return { saved, wts, proj: kept[at], feats: constantFeatures ?? kept[at + 1] };
 }

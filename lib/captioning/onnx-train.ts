@@ -149,6 +149,7 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
   return {
     regions,
+    projected,
     F2,
     meanF,
     wordsFlat,
@@ -192,7 +193,17 @@ function backwardGraph(
   // Attention penalty: d/dα_t = −2 · penScale · (1 − Σα) on real steps.
   const dAtt = o.mul(fw.gap, o.mul(x.penScale, o.c(-2)));
   const dAlphas = o.split(o.reshape(x.mask, [B, S]), Array(S).fill(1), 1).map((m) => o.mul(dAtt, m));
-  const r = recurrenceBackward(o, dims, fw.regions, fw.rec.saved, dHs, dAlphas, fw.weights, config.regionLayer);
+  const r = recurrenceBackward(
+    o,
+    dims,
+    fw.regions,
+    fw.projected,
+    fw.rec.saved,
+    dHs,
+    dAlphas,
+    fw.weights,
+    config.regionLayer,
+  );
   const [dU, dFBeta, dWh] = o.split(r.dhWeights, [K, E, 4 * D], 1);
   const [dbU, dbBeta] = o.split(r.dhBias, [K, E], 0);
   Object.assign(grads, {

@@ -15,7 +15,7 @@
  * (DecoderConfig.regionLayer): then the backward also returns the context's share of their gradient.
  */
 import type { Ops } from "../engine/ops";
-import { attend } from "./attention";
+import { attend, attendBackward } from "./attention";
 
 /** Batch B, steps S, decoder D, regions R, attention K, encoder E. */
 export interface RecurrenceDims {
@@ -52,6 +52,8 @@ export interface RecurrenceWeights<T> {
 /** What the backward pass needs of each step. */
 export interface StepSaved<T> {
   hPrev: T;
+  /** h_{t−1}·U + b_U, what the attention read of the state (`attend`). */
+  u: T;
   cPrev: T;
   z: T;
   alpha: T;
@@ -64,7 +66,7 @@ export interface StepSaved<T> {
   o: T;
   tc: T;
 }
-export const STEP_SAVED = ["hPrev", "cPrev", "z", "alpha", "ctx", "beta", "gc", "i", "f", "g", "o", "tc"] as const;
+export const STEP_SAVED = ["hPrev", "u", "cPrev", "z", "alpha", "ctx", "beta", "gc", "i", "f", "g", "o", "tc"] as const;
 
 /**
  * The teacher-forced recurrence over S steps. `embGates`: S × `[B, 4D]` (the embedding half of the gates, bias
@@ -90,6 +92,7 @@ export function recurrenceForward<T>(
     const cell = lstmCell(o, D, o.add(o.add(x.embGates[t], o.matMul(gc, w.ctxWeights)), gh), c);
     out.saved.push({
       hPrev: h,
+      u,
       cPrev: c,
       z,
       alpha,
@@ -137,6 +140,7 @@ export function recurrenceBackward<T>(
   o: Ops<T>,
   { B, S, D, R, K, E }: RecurrenceDims,
   features: T,
+  projected: T,
   saved: StepSaved<T>[],
   dH: T[],
   dAlpha: T[],
@@ -174,19 +178,15 @@ export function recurrenceBackward<T>(
       const dgc = o.matMul(dG, ctxWeightsT); // [B, E]
       const db = o.mul(o.mul(dgc, s.ctx), sigmoidGrad(s.beta));
       const dctx = o.mul(dgc, s.beta);
-      const dAlphaT = o.add(dAlpha[t], o.dots(features, dctx));
-      const ds = o.mul(s.alpha, o.sub(dAlphaT, o.sum(o.mul(s.alpha, dAlphaT), [1], true))); // softmax backward
-      const ds3 = o.reshape(ds, [B, R, 1]);
-      const dAt = o.sum(o.mul(s.z, ds3), [0, 1]); // [K]
-      const dPre = o.mul(o.mul(ds3, aRow), tanhGrad(s.z)); // [B, R, K]
-      const dhp = o.concat([o.sum(dPre, [1]), db, dG], 1); // [B, K + E + 4D]
+      const att = attendBackward(o, { B, R }, s, { features, projected, aRow }, dAlpha[t], dctx);
+      const dhp = o.concat([att.du, db, dG], 1); // [B, K + E + 4D]
       return {
         dh: o.matMul(dhp, hWeightsT),
         dc: o.mul(dcT, s.f),
         dG,
         dhp,
-        dP: dP ? o.add(dP, dPre) : dPre,
-        dA: dA ? o.add(dA, dAt) : dAt,
+        dP: dP ? o.add(dP, att.dProjected) : att.dProjected,
+        dA: dA ? o.add(dA, att.dA) : att.dA,
         dctx,
       };
     });
