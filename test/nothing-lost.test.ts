@@ -386,7 +386,7 @@ describe("nothing lost: rankings, resumes, locks, values and errors", () => {
 });
 
 describe("nothing lost: a checkpoint read while training replaces it", function () {
-  this.timeout(60_000);
+  this.timeout(90_000);
   before(setupBackend);
 
   it("reads the old or the new checkpoint, never a false 'damaged' (a real writer process saving in a loop)", async () => {
@@ -411,7 +411,9 @@ describe("nothing lost: a checkpoint read while training replaces it", function 
     try {
       await new Promise((resolve) => writer.stdout!.on("data", resolve));
       const epochs = new Set<number>();
-      for (let i = 0; i < 150; i++) {
+      // read until the writer has replaced the checkpoint several times under the reader (or 40 s have passed)
+      const deadline = Date.now() + 40_000;
+      for (let i = 0; epochs.size < 6 && Date.now() < deadline; i++) {
         const c = await readCheckpoint(dir, FORMAT, "test");
         const w = await c.weights["fc.weight"].data();
         assert.ok(
@@ -421,7 +423,7 @@ describe("nothing lost: a checkpoint read while training replaces it", function 
         epochs.add(c.meta.epoch);
         tf.dispose(Object.values(c.weights));
       }
-      assert.ok(epochs.size > 3, `read ${epochs.size} different saves`);
+      assert.ok(epochs.size >= 6, `read ${epochs.size} different saves`);
     } finally {
       writer.kill("SIGKILL");
     }

@@ -198,7 +198,10 @@ export async function evaluateLoss(
 }
 
 /** A captioning checkpoint: the decoder and what resuming needs. */
-export type Checkpoint = Omit<LoadedCheckpoint<DecoderRNN, TrainConfig, History>, "model"> & { decoder: DecoderRNN };
+export type Checkpoint = Omit<LoadedCheckpoint<DecoderRNN, TrainConfig, History>, "model"> & {
+  decoder: DecoderRNN;
+  vocab: Vocabulary;
+};
 
 export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
   const { model, ...rest } = await loadModelCheckpoint<DecoderRNN, TrainConfig, History>(
@@ -207,7 +210,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     "captioning",
     (config, init) => new DecoderRNN(config.decoder, init),
   );
-  return { ...rest, decoder: model };
+  return { ...rest, vocab: Vocabulary.load(rest.vocabFile), decoder: model };
 }
 
 /**

@@ -97,15 +97,16 @@ export function negativesAt(cfg: MatchingConfig, epoch: number, B: number): numb
   return epoch < (cfg.warmupEpochs ?? 0) ? Math.max(1, Math.min(cfg.warmupNegatives ?? 1, B - 1)) : 1;
 }
 
-export type MatchingCheckpoint = LoadedCheckpoint<ScanModel, MatchingConfig, MatchingHistory>;
+export type MatchingCheckpoint = LoadedCheckpoint<ScanModel, MatchingConfig, MatchingHistory> & { vocab: Vocabulary };
 
-export function loadMatchingCheckpoint(dir: string): Promise<MatchingCheckpoint> {
-  return loadModelCheckpoint(
+export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheckpoint> {
+  const ck = await loadModelCheckpoint<ScanModel, MatchingConfig, MatchingHistory>(
     dir,
     FORMAT,
     "image–text matching",
     (config: MatchingConfig, init) => new ScanModel(config.scan, init),
   );
+  return { ...ck, vocab: Vocabulary.load(ck.vocabFile) };
 }
 
 /** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */

@@ -25,7 +25,6 @@ import {
   writeJsonAtomic,
 } from "./io";
 import { RemovedVariantError, checkFields } from "./schema";
-import { Vocabulary } from "../data/vocabulary";
 
 /** The newest checkpoint layout this code reads and writes. */
 export const CHECKPOINT_VERSION = 1;
@@ -129,7 +128,8 @@ export async function writeCheckpoint<Config>(
     weights: Record<string, tf.Tensor>;
     /** Its state as `getWeights()` gives it (tfjs optimisers, TypedAdam). */
     optimizer?: { getWeights(): Promise<{ name: string; tensor: tf.Tensor }[]> };
-    vocab: Vocabulary;
+    /** The vocabulary, which writes itself as one JSON file (data's `Vocabulary`; util does not import data). */
+    vocab: { save(file: string): void };
     history: unknown;
     meta: CheckpointMeta<Config>;
     float16?: boolean;
@@ -239,7 +239,8 @@ export async function readCheckpoint<Config, History>(
   meta: CheckpointMeta<Config>;
   weights: Record<string, tf.Tensor>;
   optimizerWeights: { name: string; tensor: tf.Tensor }[];
-  vocab: Vocabulary;
+  /** vocab.json, verified: the caller reads it with its `Vocabulary.load`. */
+  vocabFile: string;
   history: History;
 }> {
   settleCheckpoint(dir);
@@ -258,7 +259,7 @@ export async function readCheckpoint<Config, History>(
         meta,
         weights,
         optimizerWeights: Object.entries(opt).map(([name, tensor]) => ({ name, tensor })),
-        vocab: Vocabulary.load(path.join(dir, "vocab.json")),
+        vocabFile: path.join(dir, "vocab.json"),
         history: readJson<History>(path.join(dir, "history.json"), "training history"),
       };
     },
@@ -292,7 +293,7 @@ export async function exportCheckpoint(
     const history = readJson<{ epoch?: unknown[] }>(path.join(src, "history.json"), "training history");
     await writeCheckpoint(to, {
       weights,
-      vocab: Vocabulary.load(path.join(src, "vocab.json")),
+      vocab: { save: (file: string) => fs.copyFileSync(path.join(src, "vocab.json"), file) }, // verified above
       float16: opts.float16 ?? true,
       meta: exported,
       history: { batch: [], epoch: history.epoch ?? [] },
@@ -308,7 +309,8 @@ export async function exportCheckpoint(
 /** A model rebuilt from its checkpoint, with what training needs to resume it. */
 export interface LoadedCheckpoint<Model, Config, History> {
   model: Model;
-  vocab: Vocabulary;
+  /** vocab.json, verified: read it with `Vocabulary.load`. */
+  vocabFile: string;
   config: Config;
   epoch: number;
   /** The data folder it was trained on (absent in checkpoints from before it was recorded). */
@@ -342,7 +344,7 @@ export async function loadModelCheckpoint<Model, Config, History>(
     const { history, optimizerWeights } = c;
     return {
       model,
-      vocab: c.vocab,
+      vocabFile: c.vocabFile,
       config,
       epoch,
       dataDir,
@@ -369,7 +371,12 @@ export function resumableOptimizerWeights<T>(dir: string, optimizerWeights: T[])
  * Refuses to resume a checkpoint with data whose vocabulary numbers the words differently (another data folder, or
  * its captions edited): the model's ids would mean other words, and its vocab.json would be replaced.
  */
-export function resumableVocabulary(dir: string, stored: Vocabulary, data: Vocabulary, dataDir?: string): void {
+export function resumableVocabulary<V extends { difference(other: V): string | undefined }>(
+  dir: string,
+  stored: V,
+  data: V,
+  dataDir?: string,
+): void {
   const differs = stored.difference(data);
   if (differs) {
     throw new Error(
