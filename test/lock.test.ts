@@ -62,6 +62,18 @@ describe("locks and run folders: nothing replaced without a word", () => {
     release();
   });
 
+  it("npm start's hint is what a user types through npm (npm keeps --resume for itself)", () => {
+    const run = tmpDir();
+    fs.mkdirSync(path.join(run, "checkpoint"), { recursive: true });
+    fs.writeFileSync(path.join(run, "checkpoint", "checkpoint.json"), JSON.stringify({ epoch: 3 }));
+    const r = spawnSync("npm", ["start", "--silent", "--", "--out", run], { cwd: root, encoding: "utf8" });
+    assert.equal(r.status, 1);
+    assert.match(
+      r.stderr,
+      /already holds a checkpoint \(epoch 3\): run npm start -- --resume to continue it or npm start -- --overwrite to replace it/,
+    );
+  });
+
   it("the CLI refuses a second training into a finished run folder", () => {
     const run = tmpDir();
     fs.mkdirSync(path.join(run, "checkpoint"), { recursive: true });

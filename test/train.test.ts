@@ -15,6 +15,7 @@ import {
   loadCheckpoint,
   lrAfter,
   selectionState,
+  summaryHistory,
   train,
 } from "../lib/captioning";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
@@ -198,6 +199,35 @@ describe("training on cached features", function () {
       /loss is NaN at epoch 2, batch 1: stopping; the last good checkpoint in .* is kept/,
     );
     assert.equal((await loadCheckpoint(c)).epoch, 1);
+  });
+
+  it("the main job's summary counts epochs from 1 and records the lr each epoch ended with, not the base lr", () => {
+    const c = { ...cfg, lr: 1e-3, epochs: 4, lrSchedule: "cosine" as const };
+    const rec = { trainLoss: 1, trainCrossEntropy: 1, seconds: 1, captionsPerSecond: 1 };
+    const h = summaryHistory(
+      [0, 1, 2].map((epoch) => ({ ...rec, epoch, lr: 1e-3 })),
+      c,
+      100,
+    );
+    assert.deepEqual(
+      h.map((e) => e.epoch),
+      [1, 2, 3],
+    );
+    h.forEach((e, i) => assert.equal(e.lr, lrAfter(c, (i + 1) * 100 - 1, 100)));
+    assert.ok(h[0].lr! > h[1].lr! && h[1].lr! > h[2].lr!, "the cosine schedule falls");
+    // a plateau decay halves the base rate of the epochs after it
+    const decayed = summaryHistory(
+      [
+        { ...rec, epoch: 0, lr: 5e-4 },
+        { ...rec, epoch: 1, lr: 5e-4 },
+      ],
+      { ...cfg, lr: 1e-3 },
+      100,
+    );
+    assert.deepEqual(
+      decayed.map((e) => e.lr),
+      [1e-3, 5e-4],
+    );
   });
 
   it("decays the learning rate along half a cosine over the run (--lr-schedule cosine), after any warm-up", () => {

@@ -15,7 +15,7 @@ import { syntheticDir } from "../util/paths";
 import { Progress } from "../util/progress";
 import { ensureSynthetic, readBoxes } from "../data/synthetic";
 import { SceneScore, scoreScenes } from "./synthetic-eval";
-import { History, defaultTrainConfig, train } from "./train";
+import { History, TrainConfig, defaultTrainConfig, lrAfter, train } from "./train";
 import { prepareCaptionData } from "../encoder/feature-dataset";
 import { FEATURE_MAP, FEATURE_MAPS, FeatureMap, decoderFeatureMap, decoderFeatures } from "../encoder/encoder";
 import { defaultEngine } from "../engine/backend";
@@ -85,6 +85,7 @@ export interface PipelineSummary {
   /** What the decoder reads: its feature map and region layer. */
   decoder: string;
   epochs: number;
+  /** Per epoch, counted from 1 (as the terminal and the report count); `lr`: the rate its last step used. */
   history: History["epoch"];
   /** Synthetic scenes: dev-split caption correctness after each epoch. */
   sceneScores?: Omit<SceneScore, "samples">[];
@@ -202,7 +203,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
     trainCaptions: data.train.length,
     decoder: reads,
     epochs: history.epoch.length,
-    history: history.epoch,
+    history: summaryHistory(history.epoch, config, data.train.length),
     sceneScores: sceneScores.length ? sceneScores.map(({ samples: _, ...s }) => s) : undefined,
     samples,
     checkpoint,
@@ -216,6 +217,18 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
 }
 
 /** What a trained decoder reads: "conv4-pooled features (7 × 7 × 1024), a region layer 1024 → 512" and the like. */
+/**
+ * The history as a user reads it: epochs counted from 1, and each epoch's `lr` the rate of its last step — the
+ * schedule's (cosine, warm-up) on the base rate of that epoch — where the checkpoint keeps the base rate, which a
+ * resumed run continues from.
+ */
+export function summaryHistory(epochs: History["epoch"], cfg: TrainConfig, epochSize: number): History["epoch"] {
+  return epochs.map((e, i) => {
+    const base = i > 0 ? (epochs[i - 1].lr ?? cfg.lr) : cfg.lr;
+    return { ...e, epoch: e.epoch + 1, lr: lrAfter({ ...cfg, lr: base }, (e.epoch + 1) * epochSize - 1, epochSize) };
+  });
+}
+
 function decoderReads(config: DecoderConfig): string {
   const map = decoderFeatureMap(config);
   const { grid, dim } = FEATURE_MAPS[map];

@@ -47,7 +47,7 @@ const CAPTIONER_FLAG = {
     type: "string",
     multiple: true,
     placeholder: "DIR",
-    help: `checkpoint folder (default: the shipped captioner, models/${SHIPPED.captioner.join(" + models/")}); repeated: an ensemble, word probabilities averaged`,
+    help: `checkpoint folder (default: the shipped captioner, models/${SHIPPED.captioner.join(" + models/")}); several: an ensemble, word probabilities averaged`,
   },
 } as const;
 
@@ -504,6 +504,14 @@ export const exportCmd = defineCommand({
   },
 });
 
+/**
+ * A flag as the user must type it: run as `npm start`, npm takes `--resume` for itself, so the hint says
+ * `npm start -- --resume` (else a user who follows it loops on the same message).
+ */
+export function npmFlag(name: string): string {
+  return process.env.npm_lifecycle_event === "start" ? `npm start -- --${name}` : `--${name}`;
+}
+
 export const start = defineCommand({
   name: "start",
   summary:
@@ -549,6 +557,7 @@ export const start = defineCommand({
       overwrite: v.overwrite,
       log: (l) => console.log(l),
       what: `start --out ${out}`,
+      flag: npmFlag,
     });
     try {
       await runPipeline({

@@ -72,7 +72,7 @@ export function help(): string {
     "attend-tell — attention for images and text (Show, Attend and Tell; SCAN)",
     "",
     "Commands:",
-    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary.split(/(?<=[a-z)]\.) (?=[A-Z])/)[0]}`),
+    ...COMMANDS.map((c) => `  ${c.name.padEnd(w)}${c.summary.split(/(?<=[a-z)][a-z)]\.) (?=[A-Z])/)[0]}`),
     "",
     "attend-tell <command> --help shows a command's flags and their defaults.",
     "Environment: ATTEND_TELL_BACKEND=node-gpu|webgpu|node|wasm|cpu, FLICKR8K_DIR, ATTEND_TELL_QUICK=1, ATTEND_TELL_WEIGHTS (see environment.md)",

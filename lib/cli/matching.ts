@@ -201,7 +201,7 @@ export const retrieve = defineCommand({
       type: "string",
       multiple: true,
       placeholder: "DIR",
-      help: "checkpoint folder, repeatable: scores averaged (default: the shipped SCAN models)",
+      help: "checkpoint folder (default: the shipped SCAN models); several: their scores averaged",
     },
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder whose split is searched" },
     images: { type: "string", placeholder: "DIR", help: "a folder of your photos to search instead (features cached)" },

@@ -14,6 +14,7 @@ import { fork } from "node:child_process";
 import { createHash } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { ensureWeights, weightsDir } from "./weights";
 import * as os from "node:os";
 import {
   EncoderIdentity,
@@ -266,6 +267,8 @@ interface RowSink {
  * CPU or in this process on a GPU. Safe to interrupt at any point and run again.
  */
 export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResult> {
+  // Every command that extracts fetches the declared weights itself when they are missing (the workers only verify)
+  if (!fs.existsSync(weightsDir())) ensureWeights({ log: opts.quiet ? () => {} : undefined });
   fs.mkdirSync(opts.out, { recursive: true });
   // One writer at a time: a second one (another terminal, a notebook) waits, then finds the rows computed.
   const log = opts.quiet ? undefined : (l: string) => console.error(`[attend-tell] ${l}`);

@@ -188,8 +188,16 @@ export async function withLock<T>(
 export function claimRunDir(
   runDir: string,
   checkpointDir: string,
-  o: { resume?: boolean; overwrite?: boolean; log: (line: string) => void; what: string },
+  o: {
+    resume?: boolean;
+    overwrite?: boolean;
+    log: (line: string) => void;
+    what: string;
+    /** How the user passes a flag: `--resume`, or through npm `npm start -- --resume` (npm keeps `--resume` itself). */
+    flag?: (name: string) => string;
+  },
 ): () => void {
+  const flag = o.flag ?? ((name: string) => `--${name}`);
   if (o.resume && o.overwrite) throw new Error("--resume and --overwrite contradict each other: choose one");
   const release = acquireLock(path.join(runDir, ".lock"), o.what, o.log);
   try {
@@ -205,7 +213,7 @@ export function claimRunDir(
           /* the message stands without it */
         }
         throw new Error(
-          `${runDir} already holds a checkpoint${epoch}: add --resume to continue it or --overwrite to replace it`,
+          `${runDir} already holds a checkpoint${epoch}: ${flag("resume").startsWith("--") ? "add" : "run"} ${flag("resume")} to continue it or ${flag("overwrite")} to replace it`,
         );
       }
       if (o.overwrite) o.log(`--overwrite: the checkpoint in ${checkpointDir} will be replaced`);
