@@ -47,5 +47,5 @@ if (require.main === module) {
   buildLib();
   installKernel();
   console.log(`compiled lib/ to dist/lib and registered the tslab kernel in ${JUPYTER_PATH}`);
-  console.log(`open the notebooks with:  JUPYTER_PATH=${JUPYTER_PATH} jupyter lab notebooks/   (or jupyter notebook)`);
+  console.log(`open the notebooks with:  JUPYTER_PATH=${JUPYTER_PATH} jupyter notebook notebooks/   (or jupyter lab)`);
 }

@@ -100,7 +100,9 @@ async function choose(forced: BackendKind | undefined): Promise<BackendChoice> {
       const why = forced ? "forced by ATTEND_TELL_BACKEND" : skipped.length ? skipped.join("; ") : "best available";
       return { ...c, kind, reason: why };
     } catch (e) {
-      const msg = (e as Error).message.split("\n")[0];
+      // an optional package that is not installed is the normal case, not an error to show its loader's message for
+      const missing = (e as NodeJS.ErrnoException).code === "MODULE_NOT_FOUND" || /^Cannot find module/.test(String(e));
+      const msg = missing ? "not installed (optional)" : (e as Error).message.split("\n")[0];
       if (forced) throw new Error(`ATTEND_TELL_BACKEND=${forced} could not start: ${msg}`, { cause: e });
       skipped.push(`no ${kind}: ${msg}`);
     }
