@@ -60,6 +60,53 @@ describe("report.html", function () {
     assert.deepEqual(renderedCharts(file, browser), { expected: 2, drawn: 2 });
   });
 
+  it("on synthetic scenes marks each gallery caption right or wrong and shows wrong ones first", async () => {
+    const run = tmpDir();
+    const data = tmpDir();
+    for (const im of ["a.png", "b.png", "c.png"]) await writeImage(path.join(data, "Images", im), 64, 64);
+    const obj = (color: string, shape: string) => ({ color, shape, size: "small", box: [0, 0, 10, 10] });
+    fs.writeFileSync(
+      path.join(data, "boxes.json"),
+      JSON.stringify({
+        format: "attend-tell/synthetic-boxes",
+        version: 1,
+        imageSize: 64,
+        boxes: {
+          "a.png": [obj("red", "square")],
+          "b.png": [obj("blue", "circle")],
+          "c.png": [obj("green", "diamond")],
+        },
+      }),
+    );
+    fs.mkdirSync(path.join(run, "checkpoint"));
+    const epoch = [{ epoch: 0, trainLoss: 1, trainCrossEntropy: 1, seconds: 1, captionsPerSecond: 1 }];
+    fs.writeFileSync(path.join(run, "checkpoint", "history.json"), JSON.stringify({ batch: [], epoch }));
+    const m = { bleu1: 1, bleu2: 1, bleu3: 1, bleu4: 1, cider: 1, rougeL: 1, seconds: 1 };
+    fs.writeFileSync(
+      path.join(run, "metrics-dev.json"),
+      JSON.stringify({ split: "dev", dataDir: data, n_images: 3, skipped: 0, beam: { "1": m } }),
+    );
+    const alpha = Array.from({ length: 49 }, () => 1 / 49);
+    const cap = (image: string, caption: string) => {
+      const words = caption.split(" ");
+      return { image, caption, words, attention: words.map(() => alpha), references: [caption] };
+    };
+    fs.writeFileSync(
+      path.join(run, "captions-dev-beam1.json"),
+      JSON.stringify([cap("a.png", "a red square"), cap("b.png", "a red circle"), cap("c.png", "a green diamond")]),
+    );
+    const html = fs.readFileSync(await writeReport(run, { gallery: 2 }), "utf8");
+    assert.match(html, /1 of 3 captions name the wrong objects; the gallery shows 1 of them first/);
+    const shown = [...html.matchAll(/<h3>([^<]+?)( — (right|<span[^>]*>wrong<\/span>))?<\/h3>/g)].map((x) => [
+      x[1],
+      x[3]?.includes("wrong") ? "wrong" : x[3],
+    ]);
+    assert.deepEqual(shown, [
+      ["b.png", "wrong"],
+      ["a.png", "right"],
+    ]);
+  });
+
   it("says what is missing", async () => {
     await assert.rejects(writeReport(tmpDir()), /has no checkpoint\/history\.json: train first/);
   });

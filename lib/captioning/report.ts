@@ -12,6 +12,8 @@ import { attentionFigure } from "./heatmap";
 import { toPng } from "../data/image";
 import { readJson, writeFileAtomic } from "../util/io";
 import type { History } from "./train";
+import { BOXES_FILE, readBoxes } from "../data/synthetic";
+import { captionCorrect } from "./synthetic-eval";
 
 /**
  * Writes `<runDir>/report.html` from `<runDir>/checkpoint/history.json`, `<runDir>/metrics-<split>.json` and
@@ -110,7 +112,21 @@ function metricsTable(metrics: EvaluationReport): string {
   );
 }
 
-/** The first `count` generated captions of the widest beam saved, each with its attention maps over the image. */
+/**
+ * On synthetic scenes, whether each caption names exactly its scene's objects (undefined elsewhere: photos have no
+ * single right caption).
+ */
+function verdicts(dataDir: string): ((c: GeneratedCaption) => boolean | undefined) | undefined {
+  if (!fs.existsSync(path.join(dataDir, BOXES_FILE))) return undefined;
+  const boxes = readBoxes(dataDir);
+  return (c) => (boxes[c.image] ? captionCorrect(c.words, boxes[c.image]) : undefined);
+}
+
+/**
+ * `count` generated captions of the widest beam saved, each with its attention maps over the image. On synthetic
+ * scenes each is marked right or wrong, and up to half the gallery shows wrong ones first: a report that only
+ * showed right captions would hide what the model gets wrong.
+ */
 async function gallery(runDir: string, split: string, metrics: EvaluationReport, count: number): Promise<string[]> {
   const out: string[] = [];
   const beams = Object.keys(metrics.beam)
@@ -130,10 +146,22 @@ async function gallery(runDir: string, split: string, metrics: EvaluationReport,
     } catch {
       layout = undefined;
     }
-    for (const c of caps.slice(0, count)) {
-      const file = layout ? imagePath(layout, c.image) : path.join(imagesDirOf(metrics.dataDir), c.image);
+    const judge = verdicts(metrics.dataDir);
+    let shown = caps.slice(0, count);
+    if (judge) {
+      const wrong = caps.filter((c) => judge(c) === false);
+      const nWrong = Math.min(wrong.length, Math.ceil(count / 2));
+      shown = [...wrong.slice(0, nWrong), ...caps.filter((c) => judge(c) !== false).slice(0, count - nWrong)];
       out.push(
-        `<h3>${escapeHtml(c.image)}</h3><p><b>generated:</b> ${escapeHtml(c.caption)}<br/><b>references:</b><br/>${c.references.map(escapeHtml).join("<br/>")}</p>`,
+        `<p>${wrong.length} of ${caps.length} captions name the wrong objects; the gallery shows ${nWrong} of them first.</p>`,
+      );
+    }
+    for (const c of shown) {
+      const file = layout ? imagePath(layout, c.image) : path.join(imagesDirOf(metrics.dataDir), c.image);
+      const v = judge?.(c);
+      const mark = v === undefined ? "" : v ? " — right" : ' — <span style="color:#b00">wrong</span>';
+      out.push(
+        `<h3>${escapeHtml(c.image)}${mark}</h3><p><b>generated:</b> ${escapeHtml(c.caption)}<br/><b>references:</b><br/>${c.references.map(escapeHtml).join("<br/>")}</p>`,
       );
       if (fs.existsSync(file) && c.words.length)
         out.push(
