@@ -142,9 +142,9 @@ export async function writeCheckpoint<Config>(
 ): Promise<void> {
   dir = path.resolve(dir); // "runs/x/" and "." name the folder itself, and its temporary copy goes beside it
   settleCheckpoint(dir, parts.log);
-  const fresh = () => !fs.existsSync(dir) || fs.readdirSync(dir).length === 0;
   assertOwnFolder(dir, ownFiles(dir), "a checkpoint");
-  if (parts.create && !fresh()) throw new Error(`${dir} already exists: nothing was replaced; choose a new folder`);
+  if (parts.create && fs.existsSync(dir) && fs.readdirSync(dir).length > 0)
+    throw new Error(`${dir} already exists: nothing was replaced; choose a new folder`);
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   try {
@@ -217,16 +217,18 @@ async function whileReplaced<T>(dir: string, read: () => Promise<T>, discard: (t
   };
   for (let attempt = 0; ; attempt++) {
     const before = stamp();
+    let got: T;
     try {
-      const got = await read();
-      if (stamp() === before) return got;
-      discard(got); // replaced while it was read: parts of two saves
-      if (attempt >= 20) throw new Error(`${dir} kept changing while it was read; try again`);
+      got = await read();
     } catch (e) {
       await new Promise((r) => setTimeout(r, 250));
       const writing = leftovers(dir).live.some((l) => l.pid !== process.pid);
       if (attempt >= 20 || (stamp() === before && !writing)) throw e;
+      continue;
     }
+    if (stamp() === before) return got;
+    discard(got); // replaced while it was read: parts of two saves
+    if (attempt >= 20) throw new Error(`${dir} kept changing while it was read; try again`);
   }
 }
 

@@ -201,8 +201,9 @@ export function claimRunDir(
   if (o.resume && o.overwrite) throw new Error("--resume and --overwrite contradict each other: choose one");
   const release = acquireLock(path.join(runDir, ".lock"), o.what, o.log);
   try {
-    // a run killed while saving: its last checkpoint is put back, the temporary copies removed (checkpoint.ts)
-    for (const d of [checkpointDir, path.join(path.dirname(checkpointDir), "best")]) settleCheckpoint(d, o.log);
+    // a run killed while saving: its last checkpoint is put back, the temporary copies removed (checkpoint.ts; other
+    // checkpoint folders of the run, such as best/, are settled when they are next read or written)
+    settleCheckpoint(checkpointDir, o.log);
     const meta = path.join(checkpointDir, "checkpoint.json");
     if (fs.existsSync(meta)) {
       if (!o.resume && !o.overwrite) {
