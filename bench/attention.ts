@@ -27,7 +27,7 @@ import { TrainConfig } from "../lib/captioning/train";
 import { CaptionData, FeatureCache, FeatureMap, encoderIdentity, prepareCaptionData } from "../lib/encoder";
 import { scaledFeatures } from "./scaled-features";
 import { ensureSynthetic, readBoxes } from "../lib/data";
-import { projectRoot, syntheticDir } from "../lib/util";
+import { projectRoot } from "../lib/util";
 
 /** Each variant changes the main job's configuration in one way. */
 interface Variant {
@@ -201,7 +201,8 @@ async function main() {
   const dims = process.argv[5] ?? "seed";
   const jsonFile = process.argv[6] ?? path.join(projectRoot(), "runs", "bench-attention.json");
   console.log(`backend: ${describeBackend(backend)}; ${os.cpus().length} cores; decoder ${dims} dimensions`);
-  const dataDir = syntheticDir();
+  // The 2,000 scenes the study measured (docs/attention-study.md), in their own folder beside the built-in set.
+  const dataDir = path.join(projectRoot(), "data", "synthetic-2000");
   await ensureSynthetic(dataDir, { n: 2000 });
   const boxes = readBoxes(dataDir);
   const byMap = new Map<FeatureMap, MapData>();

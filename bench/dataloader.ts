@@ -8,16 +8,15 @@ import { initBackend } from "../lib/engine";
 import { CaptionBatch } from "../lib/data";
 import { DataLoader, measureLoader } from "../lib/data";
 import { DatasetItem, FlickrDataset, trainCaptions } from "../lib/data";
-import { flickr8kDir, syntheticDir } from "../lib/util";
-import { ensureSynthetic } from "../lib/data";
+import { flickr8kDir } from "../lib/util";
+import { ensureScenes } from "../lib/data";
 import { buildVocabulary } from "../lib/data";
 
 async function main() {
   const backend = await initBackend();
   const nBatches = Number(process.argv[2] ?? 100);
   const workMs = Number(process.argv[3] ?? 80);
-  let dataDir = flickr8kDir();
-  if (!dataDir) await ensureSynthetic((dataDir = syntheticDir()));
+  const dataDir = flickr8kDir() ?? (await ensureScenes()).dataDir;
   const train = new FlickrDataset({ dataDir, split: "train", vocab: buildVocabulary(trainCaptions(dataDir), 5) });
   for (const prefetch of [0, 2, 4, 8]) {
     const loader = new DataLoader<DatasetItem, CaptionBatch>(train, {

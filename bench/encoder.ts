@@ -14,15 +14,14 @@ import { EncoderCNN } from "../lib/encoder";
 import { extractFeatures } from "../lib/encoder";
 import { OnnxEncoder, onnxAvailable } from "../lib/encoder";
 import { imageFiles } from "../lib/data";
-import { flickr8kDir, syntheticDir } from "../lib/util";
-import { ensureSynthetic } from "../lib/data";
+import { flickr8kDir } from "../lib/util";
+import { ensureScenes } from "../lib/data";
 
 async function main() {
   const n = Number(process.argv[2] ?? 48);
   const backend = await initBackend({ quiet: true });
   console.log(`backend: ${describeBackend(backend)}; ${os.cpus().length} cores`);
-  let dataDir = flickr8kDir();
-  if (!dataDir) await ensureSynthetic((dataDir = syntheticDir()));
+  const dataDir = flickr8kDir() ?? (await ensureScenes()).dataDir;
   const files = imageFiles(dataDir, "dev").files.slice(0, n);
   const encoder = await EncoderCNN.load();
   for (const batch of [1, 8]) {

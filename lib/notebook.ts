@@ -6,9 +6,10 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { BackendChoice, describeBackend, initBackend } from "./engine/backend";
-import { ensureSynthetic } from "./data/synthetic";
+import { ensureScenes } from "./data/synthetic";
 import { findCheckpoint } from "./captioning/train";
 import { flickr8kDir, projectRoot, quickMode, syntheticDir } from "./util/paths";
+import { readCheckpointMeta } from "./util/checkpoint";
 
 /** The first source under `srcLib` whose compiled file under `distLib` is missing or older, else undefined. */
 export function staleCompiled(srcLib: string, distLib: string): string | undefined {
@@ -62,10 +63,7 @@ export async function startChapter(o: { data?: "any" | "synthetic" | "none" } = 
     dataDir = flickr8kDir();
     flickr = !!dataDir;
   }
-  if (!dataDir && want !== "none") {
-    dataDir = syntheticDir();
-    await ensureSynthetic(dataDir, { n: quick ? 400 : 2000 });
-  }
+  if (!dataDir && want !== "none") dataDir = (await ensureScenes(quick)).dataDir;
   console.log(
     `backend: ${describeBackend(backend)}; ${quick ? "quick (CI) size" : "full size"}${dataDir ? `; data: ${dataDir}` : ""}`,
   );
@@ -84,4 +82,21 @@ export function chapterCheckpoint(quick = quickMode()): string | undefined {
     path.join(root, "runs/notebooks/05-training/checkpoint"),
     path.join(root, "runs/notebooks/06-heatmaps/checkpoint"),
   ]);
+}
+
+/**
+ * The captioner of the scenes at this size that the main job trained (`npm start`, runs/synthetic) or that chapter 06
+ * trained with the main job's recipe (runs/notebooks/06-heatmaps), or ATTEND_TELL_CHECKPOINT; undefined when
+ * there is none yet.
+ */
+export function sceneCheckpoint(quick = quickMode()): string | undefined {
+  if (process.env.ATTEND_TELL_CHECKPOINT) return findCheckpoint([process.env.ATTEND_TELL_CHECKPOINT]);
+  const root = projectRoot();
+  const scenes = path.resolve(syntheticDir(quick));
+  const runs = [path.join(root, "runs/synthetic/checkpoint"), path.join(root, "runs/notebooks/06-heatmaps/checkpoint")];
+  return runs.find((d) => {
+    if (!findCheckpoint([d])) return false;
+    const { dataDir } = readCheckpointMeta(d);
+    return !!dataDir && path.resolve(dataDir) === scenes;
+  });
 }

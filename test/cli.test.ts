@@ -91,9 +91,9 @@ describe("CLI: a table of commands", () => {
       const d = pipelineConfig({ data, quick: false, batchSize: 64, regionLayer, regionDim }, 40).decoder;
       return [d.featureMap, d.regionLayer, d.regionDim];
     };
-    assert.deepEqual(decoder("synthetic"), ["conv4-pooled", true, 512]);
+    assert.deepEqual(decoder("synthetic"), ["conv4-pooled", true, 256]);
     assert.deepEqual(decoder("synthetic", false), ["conv4-pooled", undefined, undefined]);
-    assert.deepEqual(decoder("synthetic", true, 256), ["conv4-pooled", true, 256]);
+    assert.deepEqual(decoder("synthetic", true, 128), ["conv4-pooled", true, 128]);
     assert.deepEqual(decoder("flickr8k"), ["conv5", undefined, undefined]);
     assert.deepEqual(decoder("flickr8k", undefined, 512), ["conv5", true, 512]);
     assert.throws(() => decoder("flickr8k", false, 512), /width \(512\) was given without the layer/);

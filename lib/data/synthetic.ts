@@ -13,6 +13,7 @@ import { sharp } from "./image";
 import { Rng } from "../util/rng";
 import { SPLIT_FILES, Split, TOKEN_FILE } from "./captions";
 import { assertOwnFolder, readJson, removeDeadLeftovers, writeFileAtomic, writeJsonAtomic } from "../util/io";
+import { quickMode, syntheticDir } from "../util/paths";
 
 export const SHAPES = ["circle", "square", "triangle", "diamond"] as const;
 export const COLORS = { red: "#d62728", green: "#2ca02c", blue: "#1f77b4", yellow: "#e8c100", purple: "#8e44ad", orange: "#ff7f0e" };
@@ -40,7 +41,7 @@ export interface Scene {
 }
 
 export interface SyntheticOptions {
-  /** Number of images. Default 2000. */
+  /** Number of images. Default: the full size of the built-in set (SCENE_COUNT). */
   n?: number;
   seed?: number;
   imageSize?: number;
@@ -240,7 +241,7 @@ function assertOwnSynthetic(outDir: string): void {
 
 /** The options as written to synthetic.json, defaults filled in. */
 function resolvedOptions(opts: SyntheticOptions) {
-  return { n: opts.n ?? 2000, seed: opts.seed ?? 1, imageSize: opts.imageSize ?? 224, clutter: opts.clutter ?? 0.5, split: opts.split ?? [0.8, 0.1] };
+  return { n: opts.n ?? SCENE_COUNT.full, seed: opts.seed ?? 1, imageSize: opts.imageSize ?? 224, clutter: opts.clutter ?? 0.5, split: opts.split ?? [0.8, 0.1] };
 }
 
 /** Generates the set unless `outDir` already holds one made with the same options. Returns whether it generated. */
@@ -252,6 +253,22 @@ export async function ensureSynthetic(outDir: string, opts: SyntheticOptions = {
   }
   await generateSynthetic(outDir, opts, onProgress);
   return true;
+}
+
+/** How many scenes the built-in set has: the quick (CI) size's, and the full size's (`npm start`, the chapters). */
+export const SCENE_COUNT = { quick: 400, full: 3000 } as const;
+
+/**
+ * The built-in scenes at the quick or the full size, in their default folder (util/paths `syntheticDir`), generated
+ * there on first use. Returns the folder and whether it was generated now.
+ */
+export async function ensureScenes(
+  quick = quickMode(),
+  onProgress?: (done: number, total: number) => void,
+): Promise<{ dataDir: string; generated: boolean }> {
+  const dataDir = syntheticDir(quick);
+  const generated = await ensureSynthetic(dataDir, { n: SCENE_COUNT[quick ? "quick" : "full"] }, onProgress);
+  return { dataDir, generated };
 }
 
 /** The object boxes of a synthetic data folder, by image name. */

