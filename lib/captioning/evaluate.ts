@@ -19,10 +19,14 @@ import { Progress } from "../util/progress";
 import { BOXES_FILE, readBoxes } from "../data/synthetic";
 import { AttentionScore, attentionCorrectness, captionCorrect } from "./synthetic-eval";
 import { tokenize } from "../data/tokenizer";
+import { cutOffRate } from "./endings";
 import { Vocabulary } from "../data/vocabulary";
 import { FlickrDataset } from "../data/dataset";
 
 export interface BeamResult extends CaptionMetrics {
+  /** Captions cut off mid-phrase (endings.ts `isCutOff`), and the same share among the split's references. */
+  cutOff: number;
+  referencesCutOff: number;
   /** Synthetic scenes only: captions naming exactly the scene's objects, and attention on the named objects. */
   sceneAccuracy?: number;
   attention?: AttentionScore;
@@ -129,7 +133,12 @@ export async function evaluate(
         consensus,
       });
       const words = gen.map((g) => o.vocab.decode(g.ids));
-      const result: BeamResult = { ...captionMetrics(words, references), seconds: (Date.now() - t0) / 1000 };
+      const result: BeamResult = {
+        ...captionMetrics(words, references),
+        cutOff: cutOffRate(words),
+        referencesCutOff: cutOffRate(references.flat()),
+        seconds: (Date.now() - t0) / 1000,
+      };
       if (synthetic) {
         result.sceneAccuracy =
           images.filter((im, i) => captionCorrect(words[i], synthetic[im] ?? [])).length / images.length;

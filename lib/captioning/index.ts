@@ -7,6 +7,7 @@ export * from "./attention";
 export * from "./bptt";
 export * from "./data-parallel";
 export * from "./decoder";
+export * from "./endings";
 export * from "./evaluate";
 export * from "./generate";
 export * from "./heatmap";

@@ -336,13 +336,13 @@ export const evaluateCmd = defineCommand({
       if (report.skippedImages?.length) console.log(describeSkipped(report.skippedImages));
       const synthetic = !!Object.values(report.beam)[0]?.attention;
       console.log(
-        "beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L" +
+        "beam  BLEU-1  BLEU-2  BLEU-3  BLEU-4  CIDEr-D  ROUGE-L  cut off" +
           (synthetic ? "  scenes right  pointing  mass in box" : "") +
           "   (BLEU, ROUGE-L ×100)",
       );
       for (const [k, m] of Object.entries(report.beam)) {
         const f = (x: number) => x.toFixed(1).padStart(6);
-        let line = `${k.padStart(4)}  ${f(m.bleu1)}  ${f(m.bleu2)}  ${f(m.bleu3)}  ${f(m.bleu4)}  ${m.cider.toFixed(3).padStart(7)}  ${f(m.rougeL)}`;
+        let line = `${k.padStart(4)}  ${f(m.bleu1)}  ${f(m.bleu2)}  ${f(m.bleu3)}  ${f(m.bleu4)}  ${m.cider.toFixed(3).padStart(7)}  ${f(m.rougeL)}  ${(100 * m.cutOff).toFixed(1).padStart(6)}%`;
         if (m.attention) {
           line +=
             `  ${(100 * m.sceneAccuracy!).toFixed(1).padStart(11)}%  ${(100 * m.attention.pointing).toFixed(1).padStart(7)}%  ` +
@@ -350,6 +350,8 @@ export const evaluateCmd = defineCommand({
         }
         console.log(line + `   ${m.seconds.toFixed(0)} s`);
       }
+      const refs = Object.values(report.beam)[0]?.referencesCutOff ?? 0;
+      console.log(`cut off: captions that stop mid-phrase ("… in a red"); the references: ${(100 * refs).toFixed(1)}%`);
       const tag = v.consensus ? "-consensus" : "";
       console.log(
         `captions: ${path.join(outDir, `captions-${v.split}-beam<k>${tag}.json`)}; metrics: ${path.join(outDir, `metrics-${v.split}${tag}.json`)}`,
