@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/captioning";
 import { BeamTrace, beamSearch, beamSearchBatch, greedy, beamScore, rankBeams } from "../lib/captioning";
-import { CiderD, consensusCaption } from "../lib/captioning";
+import { CiderD, SENTENCE_END, consensusCaption, consensusCider } from "../lib/captioning";
 import { ensembleLogProbs, topK } from "../lib/captioning";
 import { EOS } from "../lib/data";
 import { setupBackend } from "./helpers";
@@ -253,24 +253,48 @@ describe("length normalisation of beam search", () => {
 describe("consensus decoding (minimum Bayes risk with CIDEr-D)", () => {
   before(setupBackend);
   const w = (s: string) => s.split(" ");
-  const cider = new CiderD(
-    ["a dog runs on the grass", "a black dog runs through the grass", "a cat sleeps on a bed", "two men talk"].map(
-      (r) => [w(r)],
-    ),
-  );
+  const references = [
+    "a dog runs on the grass",
+    "a black dog runs through the grass",
+    "a cat sleeps on a bed",
+    "two men talk",
+  ];
+  const cider = new CiderD(references.map((r) => [w(r)]));
+  /** As trainCider scores consensus: every reference ended with SENTENCE_END. */
+  const ended = new CiderD(references.map((r) => [[...w(r), SENTENCE_END]]));
 
   it("picks the candidate with the highest mean CIDEr-D against the others, not the likeliest", () => {
     const cands = ["a cat sleeps", "a dog runs on the grass", "a black dog runs on the grass", "a dog runs"].map(w);
-    const mean = cands.map((c, i) =>
-      cider.score(
-        c,
-        cands.filter((_, j) => j !== i),
-      ),
-    );
-    const pick = consensusCaption(cands, cider);
+    const end = (c: string[]) => [...c, SENTENCE_END];
+    const mean = cands.map((c, i) => ended.score(end(c), cands.filter((_, j) => j !== i).map(end)));
+    const pick = consensusCaption(cands, ended);
     assert.equal(pick, mean.indexOf(Math.max(...mean)));
     assert.notEqual(pick, 0, "the outlier the beam ranked first is not the consensus");
     assert.ok(mean[0] < 0.1 && mean[pick] > 3, JSON.stringify(mean));
+  });
+
+  it("counts the end of the sentence: a caption cut off mid-phrase no longer wins as everyone's prefix", () => {
+    const cands = [
+      "a dog runs on a",
+      "a dog runs on the grass",
+      "a dog runs in the grass",
+      "a dog runs on a field of grass",
+    ];
+    const words = cands.map(w);
+    const withoutEnd = words.map((c, i) =>
+      cider.score(
+        c,
+        words.filter((_, j) => j !== i),
+      ),
+    );
+    assert.equal(withoutEnd.indexOf(Math.max(...withoutEnd)), 0, "without the end, the cut-off caption agrees most");
+    assert.equal(cands[consensusCaption(words, ended)], "a dog runs on the grass");
+    // stored document frequencies counted without the end are refused by name, with what to do
+    assert.throws(
+      () => consensusCider(cider.toJSON(), "m/consensus.json"),
+      /m\/consensus.json was stored before consensus decoding counted the end of the sentence: export it again/,
+    );
+    assert.equal(consensusCider(ended.toJSON(), "m/consensus.json").documentFrequency([SENTENCE_END]), 4);
   });
 
   it("one candidate, or candidates that all agree, give the beam's own first choice", () => {

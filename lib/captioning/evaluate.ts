@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { decoderFeatureMap } from "../encoder/encoder";
 import { Split } from "../data/captions";
 import { cachedSplit } from "../encoder/features";
-import { Captioner, captionImages, captionerMembers } from "./generate";
+import { Captioner, SENTENCE_END, captionImages, captionerMembers } from "./generate";
 import { readJson, writeJsonAtomic } from "../util/io";
 import { CheckpointMeta, verifyCheckpointFiles } from "../util/checkpoint";
 import { CaptionMetrics, CiderD, captionMetrics } from "./metrics";
@@ -165,13 +165,20 @@ export async function evaluate(
 
 /**
  * The CIDEr-D scorer of a split's references (document frequencies over all of them), and the tokens per image:
- * self-critical training's reward, and consensus decoding's gain (with the train split's).
+ * self-critical training's reward, and consensus decoding's gain (with the train split's, each reference ended
+ * with SENTENCE_END: `sentenceEnd`).
  */
-export function referenceScorer(data: { dataset: FlickrDataset }): {
+export function referenceScorer(
+  data: { dataset: FlickrDataset },
+  opts: { sentenceEnd?: boolean } = {},
+): {
   cider: CiderD;
   references: (image: string) => string[][];
 } {
-  const tokens = new Map(data.dataset.images.map((im) => [im, data.dataset.captionsOf(im).map(tokenize)]));
+  const ended = (w: string[]) => (opts.sentenceEnd ? [...w, SENTENCE_END] : w);
+  const tokens = new Map(
+    data.dataset.images.map((im) => [im, data.dataset.captionsOf(im).map((c) => ended(tokenize(c)))]),
+  );
   return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
 }
 
@@ -188,7 +195,21 @@ export function storedCider(dir: string): CiderD | undefined {
   if (!sum) return undefined;
   verifyCheckpointFiles(dir, { [CONSENSUS_FILE]: sum });
   const file = path.join(dir, CONSENSUS_FILE);
-  return CiderD.fromJSON(readJson(file, "document frequencies"), file);
+  return consensusCider(readJson(file, "document frequencies"), file);
+}
+
+/**
+ * Consensus decoding's scorer from stored document frequencies (`CiderD.toJSON`), refused when they were counted
+ * without the end of the sentence (stored before consensus counted it: `consensusCaption`).
+ */
+export function consensusCider(json: unknown, file: string): CiderD {
+  const cider = CiderD.fromJSON(json, file);
+  if (cider.documentFrequency([SENTENCE_END]) === 0)
+    throw new Error(
+      `${file} was stored before consensus decoding counted the end of the sentence: export it again with ` +
+        `--consensus-data DIR, or pass --data-dir DIR`,
+    );
+  return cider;
 }
 
 /** CIDEr-D with the document frequencies of `dataDir`'s train captions (what consensus decoding scores with). */
@@ -196,5 +217,5 @@ export function trainCider(dataDir: string, vocab: Vocabulary): CiderD {
   const dataset = new FlickrDataset({ dataDir, split: "train", vocab, onMissing: "skip" });
   if (dataset.images.length === 0)
     throw new Error(`consensus decoding needs the train captions of ${dataDir}: none found`);
-  return referenceScorer({ dataset }).cider;
+  return referenceScorer({ dataset }, { sentenceEnd: true }).cider;
 }

@@ -15,7 +15,7 @@ import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
 import { FeatureCache } from "../encoder/features";
 import { decoderFeatureMap } from "../encoder/encoder";
-import { EOS, SOS, Vocabulary } from "../data/vocabulary";
+import { EOS, SOS, SPECIAL_TOKENS, Vocabulary } from "../data/vocabulary";
 import { CiderD } from "./metrics";
 import { Rng } from "../util/rng";
 import { TrainEngine, defaultEngine } from "../engine/backend";
@@ -440,18 +440,24 @@ export function rankBeams<B extends { ids: number[]; logProb: number }>(pool: re
   return [...pool].sort((a, b) => score(b) - score(a));
 }
 
+/** The word appended to every caption consensus decoding compares (and to the references of its scorer). */
+export const SENTENCE_END = SPECIAL_TOKENS[EOS];
+
 /**
  * Minimum Bayes risk decoding with CIDEr-D as the gain (Kumar & Byrne 2004; for captions, the consensus re-ranking
  * of Devlin et al. 2015): of an image's candidate captions, the index of the one with the highest mean CIDEr-D
  * against the others — the caption the model's likely captions agree with most, rather than the single likeliest.
- * `cider` holds the document frequencies (the training references', as self-critical training's reward); the
- * first of equals wins, so one candidate, or candidates that all agree, give the beam's own choice.
+ * `cider` holds the document frequencies (the training references', each ended with SENTENCE_END: `trainCider`).
+ * The end of the sentence counts as a word: a caption cut off mid-phrase ("… sitting on a") then agrees with the
+ * others only where they stop at the same word, so consensus no longer favours truncations (docs/captioning-results.md).
+ * The first of equals wins, so one candidate, or candidates that all agree, give the beam's own choice.
  */
 export function consensusCaption(candidates: readonly (readonly string[])[], cider: CiderD): number {
+  const ended = candidates.map((c) => [...c, SENTENCE_END]);
   let best = 0;
   let bestScore = -Infinity;
-  candidates.forEach((c, i) => {
-    const others = candidates.filter((_, j) => j !== i);
+  ended.forEach((c, i) => {
+    const others = ended.filter((_, j) => j !== i);
     const score = others.length ? cider.score(c, others) : 0;
     if (score > bestScore) [best, bestScore] = [i, score];
   });

@@ -164,6 +164,11 @@ export class CiderD {
     return { v, norm: norm.map(Math.sqrt), length };
   }
 
+  /** In how many reference sets the n-gram occurs (as toJSON keeps them: counts of 1 may read as 0). */
+  documentFrequency(ngram: readonly string[]): number {
+    return this.df.get(`${ngram.length}|${ngram.join(" ")}`) ?? 0;
+  }
+
   /** CIDEr-D of one candidate against its image's references. */
   score(candidate: readonly string[], refs: readonly (readonly string[])[]): number {
     const N = 4;
