@@ -109,6 +109,7 @@ export async function evaluate(
     throw new Error(`no ${o.split} images with photos in ${o.dataDir}`);
   }
   const references = images.map((im) => ds.captionsOf(im).map(tokenize));
+  const referencesCutOff = cutOffRate(references.flat()); // the same for every beam
   const synthetic = fs.existsSync(path.join(o.dataDir, BOXES_FILE)) ? readBoxes(o.dataDir) : undefined;
   const report: EvaluationReport = {
     split: o.split,
@@ -136,7 +137,7 @@ export async function evaluate(
       const result: BeamResult = {
         ...captionMetrics(words, references),
         cutOff: cutOffRate(words),
-        referencesCutOff: cutOffRate(references.flat()),
+        referencesCutOff,
         seconds: (Date.now() - t0) / 1000,
       };
       if (synthetic) {

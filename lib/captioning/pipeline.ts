@@ -31,7 +31,7 @@ export interface PipelineOptions {
   epochs?: number;
   /** The training's random seed: weights, batch order, dropout (default TrainConfig's). */
   seed?: number;
-  /** CI size: fewer synthetic images, smaller decoder. */
+  /** CI size: fewer synthetic scenes (SCENE_COUNT), more and shorter epochs (MAIN_JOB_EPOCHS). */
   quick: boolean;
   skipMissing: boolean;
   /** Leave out photos that cannot be decoded instead of failing. */
@@ -132,11 +132,15 @@ export function sceneDecoderConfig(vocabSize: number): DecoderConfig {
   return { ...getDefaultConfig(vocabSize), embedSize: 128, attentionDim: 128, decoderDim: 256, dropout: 0.1 };
 }
 
+/** The main job's epochs where `--epochs` does not say; the quick (CI) size's are an eighth as long, so more. */
+export const MAIN_JOB_EPOCHS = { synthetic: 14, quick: 20, flickr8k: 10 } as const;
+
 /** The main job's recipe per data set: the decoder, the epochs and the learning rate (its schedule below). */
 function recipe(opts: Pick<PipelineOptions, "data" | "quick">, vocabSize: number) {
-  if (opts.data === "flickr8k") return { decoder: getDefaultConfig(vocabSize), epochs: 10, lr: 3e-4 };
-  // The quick (CI) size: the same decoder on 400 scenes, longer, as an epoch is an eighth as long.
-  return { decoder: sceneDecoderConfig(vocabSize), epochs: opts.quick ? 20 : 14, lr: 2e-3 };
+  if (opts.data === "flickr8k")
+    return { decoder: getDefaultConfig(vocabSize), epochs: MAIN_JOB_EPOCHS.flickr8k, lr: 3e-4 };
+  const epochs = MAIN_JOB_EPOCHS[opts.quick ? "quick" : "synthetic"];
+  return { decoder: sceneDecoderConfig(vocabSize), epochs, lr: 2e-3 };
 }
 
 /** The training configuration of the main job: the recipe's decoder on the data set's inputs, and its schedule. */
@@ -271,7 +275,6 @@ async function trainWatched(
   return { ...trained, sceneScores };
 }
 
-/** What a trained decoder reads: "conv4-pooled features (7 × 7 × 1024), a region layer 1024 → 512" and the like. */
 /**
  * The history as a user reads it: epochs counted from 1, and each epoch's `lr` the rate of its last step — the
  * schedule's (cosine, warm-up) on the base rate of that epoch — where the checkpoint keeps the base rate, which a
@@ -284,6 +287,7 @@ export function summaryHistory(epochs: History["epoch"], cfg: TrainConfig, epoch
   });
 }
 
+/** What a trained decoder reads: "conv4-pooled features (7 × 7 × 1024), a region layer 1024 → 512" and the like. */
 function decoderReads(config: DecoderConfig): string {
   const map = decoderFeatureMap(config);
   const { grid, dim } = FEATURE_MAPS[map];

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
-import { runPipeline } from "../captioning/pipeline";
+import { MAIN_JOB_EPOCHS, runPipeline } from "../captioning/pipeline";
 import { decoderFeaturesDir } from "../encoder/feature-dataset";
 import { CONSENSUS_FILE, evaluate, storedCider, trainCider } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
@@ -532,7 +532,10 @@ export const start = defineCommand({
     },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder (default runs/<data>)" },
     "batch-size": { type: "int", default: 64, help: "captions per step" },
-    epochs: { type: "int", help: "epochs (default: 20 on synthetic, 10 on flickr8k)" },
+    epochs: {
+      type: "int",
+      help: `epochs (default: ${MAIN_JOB_EPOCHS.synthetic} on synthetic, ${MAIN_JOB_EPOCHS.quick} at the quick size, ${MAIN_JOB_EPOCHS.flickr8k} on flickr8k)`,
+    },
     seed: { type: "int", help: "the training's random seed: weights, batch order, dropout (default 1)" },
     resume: { type: "boolean", help: "continue the run in --out" },
     overwrite: { type: "boolean", help: "replace the run in --out" },
