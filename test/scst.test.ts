@@ -5,7 +5,9 @@ import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { sampleCaptions } from "../lib/captioning";
 import { CiderD, ciderD } from "../lib/captioning";
 import { OnnxTrainer } from "../lib/captioning";
-import { captionReward, defaultScstConfig, scstAdvantages, trainScst, wordLogProbs } from "../lib/captioning";
+import { captionReward, defaultScstConfig, rewardedWords, scstAdvantages, trainScst, wordLogProbs } from "../lib/captioning";
+import { SENTENCE_END } from "../lib/captioning";
+import { buildVocabulary } from "../lib/data";
 import { defaultTrainConfig, train } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
@@ -197,6 +199,38 @@ describe("self-critical sequence training", function () {
     const short = ["two", "cats"];
     const floor = Math.sqrt(1e-6) * Math.exp(1 - 3 / 2);
     assert.ok(Math.abs(captionReward(cider, short, refs, 1) - cider.score(short, refs) - floor) < 1e-9);
+  });
+
+  it("with the sentence end counted, a caption cut off mid-phrase earns less than the whole phrase it starts", () => {
+    const refs = [
+      ["a", "man", "in", "a", "red", "shirt", "runs"],
+      ["a", "man", "in", "a", "red", "shirt"],
+      ["a", "runner", "in", "red"],
+    ];
+    const vocab = buildVocabulary(refs, 1);
+    const gen = (text: string, finished: boolean) => ({
+      ids: vocab.numericalize(text),
+      alphas: [],
+      logProb: 0,
+      finished,
+    });
+    const cut = gen("a man in a red", true);
+    const whole = gen("a man in a red shirt", true);
+    const ended = refs.map((r) => [...r, SENTENCE_END]);
+    const counted = { ...defaultScstConfig(), sentenceEnd: true };
+    const ignored = { ...defaultScstConfig(), sentenceEnd: false };
+    assert.deepEqual(rewardedWords(cut, vocab, counted), ["a", "man", "in", "a", "red", SENTENCE_END]);
+    assert.deepEqual(rewardedWords(cut, vocab, ignored), ["a", "man", "in", "a", "red"]);
+    // a caption cut at maxLen, not ended by the model, is not given an end it never chose
+    assert.deepEqual(rewardedWords(gen("a man in a red", false), vocab, counted), ["a", "man", "in", "a", "red"]);
+    const withEnd = new CiderD([ended, [["a", "dog", SENTENCE_END]]]);
+    const without = new CiderD([refs, [["a", "dog"]]]);
+    const score = (c: CiderD, g: typeof cut, cfg: typeof counted, r: string[][]) =>
+      captionReward(c, rewardedWords(g, vocab, cfg), r, 1);
+    const gapWith = score(withEnd, whole, counted, ended) - score(withEnd, cut, counted, ended);
+    const gapWithout = score(without, whole, ignored, refs) - score(without, cut, ignored, refs);
+    assert.ok(gapWith > gapWithout + 0.05, `the cut-off penalty ${gapWith} vs ${gapWithout} without the end counted`);
+    assert.equal(defaultScstConfig().sentenceEnd, true, "new self-critical runs count the end");
   });
 
   it("raises the train captions' reward over a few epochs on the synthetic scenes, with either baseline", async () => {

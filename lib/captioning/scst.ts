@@ -18,7 +18,7 @@ import { fit } from "../engine/fit";
 import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
 import { DecoderRNN, captionLoss } from "./decoder";
-import { Generated, greedy, repeatRows, sampleCaptions } from "./generate";
+import { Generated, SENTENCE_END, greedy, repeatRows, sampleCaptions } from "./generate";
 import { referenceScorer } from "./evaluate";
 import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
 import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
@@ -48,11 +48,17 @@ export interface ScstConfig {
    * (`--bleu_reward_weight` of Luo's self-critical.pytorch); 0 or absent: CIDEr-D alone, as Rennie et al.
    */
   bleuWeight?: number;
+  /**
+   * Whether the reward counts the end of the sentence: every reference and every caption the model ended is scored
+   * with SENTENCE_END after its last word, so "a man in a red" no longer earns the n-grams of "a man in a red
+   * shirt" (Luo 2020's "bad endings"). Absent (checkpoints from before): not counted.
+   */
+  sentenceEnd?: boolean;
 }
 
 export function defaultScstConfig(): ScstConfig {
   // the mean baseline: on Flickr8k the greedy one pushed down nearly every sample at first (docs/captioning-results.md)
-  return { samples: 5, batchSize: 32, maxLen: 16, baseline: "mean" };
+  return { samples: 5, batchSize: 32, maxLen: 16, baseline: "mean", sentenceEnd: true };
 }
 
 /** An image batch: features `[B, R, E]` and the names. */
@@ -86,9 +92,16 @@ export function captionReward(
   return bleuWeight === 0 ? r : r + (bleuWeight * bleuFromCounts(bleuCounts(candidate, references))[3]) / 100;
 }
 
+/** The words a caption is rewarded for: SENTENCE_END after them when the reward counts it and the model ended it. */
+export function rewardedWords(g: Generated, vocab: Vocabulary, config: ScstConfig): string[] {
+  const words = vocab.decode(g.ids);
+  return config.sentenceEnd && g.finished ? [...words, SENTENCE_END] : words;
+}
+
 /** What the reward is, for logs: "CIDEr-D" or "CIDEr-D + 0.5·BLEU-4". */
 export function rewardName(config: ScstConfig): string {
-  return config.bleuWeight ? `CIDEr-D + ${config.bleuWeight}·BLEU-4` : "CIDEr-D";
+  const name = config.bleuWeight ? `CIDEr-D + ${config.bleuWeight}·BLEU-4` : "CIDEr-D";
+  return config.sentenceEnd ? `${name} (sentence end counted)` : name;
 }
 
 /**
@@ -142,7 +155,10 @@ export async function scstStep(
 ): Promise<ScstStep> {
   const n = o.config.samples;
   const refs = batch.images.map(o.references);
-  const words = (ids: number[]) => o.vocab.decode(ids);
+  const words = (g: Generated) => {
+    const w = o.vocab.decode(g.ids);
+    return o.config.sentenceEnd && g.finished ? [...w, SENTENCE_END] : w;
+  };
   const params = o.onnx ? await OnnxTrainer.parameters(decoder) : undefined;
   o.onnx?.decoder?.setParameters(params!); // this step's weights
   const samples = await sampleCaptions(decoder, batch.features, {
@@ -151,12 +167,12 @@ export async function scstStep(
     maxLen: o.config.maxLen,
     onnx: o.onnx?.decoder,
   });
-  const reward = (ids: number[], i: number) => captionReward(o.cider, words(ids), refs[i], o.config.bleuWeight);
-  const rewards = samples.map((s, r) => reward(s.ids, Math.floor(r / n)));
+  const reward = (g: Generated, i: number) => captionReward(o.cider, words(g), refs[i], o.config.bleuWeight);
+  const rewards = samples.map((s, r) => reward(s, Math.floor(r / n)));
   let greedyRewards: number[] | undefined;
   if ((o.config.baseline ?? "greedy") === "greedy") {
     const g = await greedy(decoder, batch.features, o.config.maxLen, o.onnx?.decoder);
-    greedyRewards = g.map((x, i) => reward(x.ids, i));
+    greedyRewards = g.map((x, i) => reward(x, i));
   }
   const advantages = scstAdvantages(rewards, n, greedyRewards);
   const { ids, maxLen: T } = sampledCaptionIds(samples);
@@ -224,7 +240,7 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
           decoder: await OnnxDecoder.create(decoder, o.train.cache.regions),
         }
       : undefined;
-  const { cider, references } = referenceScorer(o.train);
+  const { cider, references } = referenceScorer(o.train, { sentenceEnd: scst.sentenceEnd });
   let rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
   await fit<ImageBatch, ScstStep>({
     from,
