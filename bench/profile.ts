@@ -14,7 +14,7 @@ import { describeBackend, initBackend } from "../lib/engine";
 import { DecoderRNN, getDefaultConfig } from "../lib/captioning";
 import { ScanModel, defaultScanConfig } from "../lib/matching";
 import { matchingLoss } from "../lib/matching";
-import { captionGradients } from "../lib/captioning";
+import { startStepEngine } from "../lib/captioning";
 import { clipAndApply } from "../lib/engine";
 
 interface Row {
@@ -66,11 +66,12 @@ async function main() {
   let step: () => Promise<void>;
   if (what === "caption") {
     const decoder = new DecoderRNN(getDefaultConfig(3000));
+    const engine = await startStepEngine(decoder, { engine: "tfjs", regions: 49, lr: 3e-4 });
     step = async () => {
-      const r = tf.tidy(() => captionGradients(decoder, features, captions, { seed: 1, lambda: 1 }));
-      clipAndApply(opt, r.grads, 5);
-      await r.loss.data();
-      tf.dispose([r.loss, r.crossEntropy, ...Object.values(r.grads)]);
+      const r = await engine.step(features, captions, { seed: 1, lambda: 1, dropout: true });
+      const grads = r.grads as tf.NamedTensorMap;
+      clipAndApply(engine.optimizer as tf.Optimizer, grads, 5);
+      tf.dispose(Object.values(grads));
     };
   } else if (what === "scan") {
     const model = new ScanModel({ ...defaultScanConfig(3000), jointDim: 1024 });

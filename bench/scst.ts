@@ -1,7 +1,7 @@
 /**
- * Self-critical training's step with the shipped captioner on Flickr8k train images: the samples (5 per image) and
- * the greedy baseline decoded on tfjs (before) or on ONNX Runtime (OnnxDecoder, what `train --scst` runs on CPUs),
- * alternating, the gradient on ONNX Runtime both times, no weight update (every step sees the same weights and
+ * Self-critical training's step with the shipped captioner on Flickr8k train images, on each step engine
+ * (lib/captioning/step-engine.ts): tfjs (sampling, greedy baseline and gradient on the active backend) and ONNX
+ * Runtime (what `train --scst` runs on CPUs), alternating, no weight update (every step sees the same weights and
  * seed, so the two paths draw the same captions up to float rounding: a draw that lands within rounding of a
  * word's boundary in the cumulative softmax goes the other way — 2 of 160 captions in one batch here; the mean
  * sample rewards are printed side by side). Needs Flickr8k and its train features.
@@ -9,15 +9,15 @@
  */
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { initBackend, describeBackend } from "../lib/engine";
+import { TypedAdam, initBackend, describeBackend } from "../lib/engine";
 import {
-  OnnxDecoder,
-  OnnxTrainer,
+  StepEngine,
   defaultScstConfig,
   imageBatches,
   loadCheckpoint,
   referenceScorer,
   scstStep,
+  startStepEngine,
 } from "../lib/captioning";
 import { FeatureCaptionDataset, FeatureCache, defaultFeaturesDir, encoderIdentity } from "../lib/encoder";
 import { FlickrDataset } from "../lib/data";
@@ -40,18 +40,19 @@ async function main() {
   const train = new FeatureCaptionDataset(dataset, cache);
   const { cider, references } = referenceScorer(train);
   const config = { ...defaultScstConfig(), batchSize, baseline };
-  const trainer = new OnnxTrainer(ck.decoder.config, cache.regions);
-  const decoder = await OnnxDecoder.create(ck.decoder, cache.regions);
+  const start = (engine: "tfjs" | "onnx") =>
+    startStepEngine(ck.decoder, { engine, regions: cache.regions, lr: 0, decoding: true });
+  const engines: [string, StepEngine][] = [
+    ["tfjs engine", await start("tfjs")],
+    ["ONNX Runtime engine", await start("onnx")],
+  ];
   console.log(
     `backend: ${describeBackend(backend)}; ${steps} steps of ${batchSize} images × ${config.samples} samples, ` +
       `${baseline} baseline, shipped captioner`,
   );
   const rewards: Record<string, number[]> = {};
   for (let round = 0; round < rounds; round++)
-    for (const [label, onnx] of [
-      ["tfjs decoding (before)", { trainer }],
-      ["ONNX Runtime decoding", { trainer, decoder }],
-    ] as const) {
+    for (const [label, engine] of engines) {
       let step = 0;
       const t0 = performance.now();
       const seen: number[] = [];
@@ -60,9 +61,9 @@ async function main() {
           b.features.dispose();
           break;
         }
-        const r = await scstStep(ck.decoder, b, { references, cider, vocab: ck.vocab, config, seed: step, onnx });
+        const r = await scstStep(ck.decoder, b, { references, cider, vocab: ck.vocab, config, seed: step, engine });
         seen.push(r.sampleReward);
-        tf.dispose(Object.values(r.grads));
+        if (!(engine.optimizer instanceof TypedAdam)) tf.dispose(Object.values(r.grads as tf.NamedTensorMap));
         b.features.dispose();
         step++;
       }
@@ -78,7 +79,6 @@ async function main() {
   console.log(
     `mean sample CIDEr-D step by step: ${a.map((x, i) => `${x.toFixed(4)} / ${b[i].toFixed(4)}`).join(", ")}`,
   );
-  await trainer.dispose();
-  await decoder.dispose();
+  for (const [, engine] of engines) await engine.dispose();
 }
 main();

@@ -84,7 +84,7 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
     valSet = new FeatureCaptionDataset(new FlickrDataset({ dataDir: dir, split: "dev", vocab }), cache);
   });
 
-  it("trains the captioning decoder on tfjs (one replica, as on a GPU), checkpoints it and captions greedy and by beam", async () => {
+  it("trains the captioning decoder on the tfjs step engine (as on a GPU), checkpoints it and captions greedy and by beam", async () => {
     const config = {
       ...defaultTrainConfig({
         vocabSize: vocab.size,
@@ -107,7 +107,6 @@ describe("GPU code paths: asynchronous reads only, WebGPU kernels only", functio
         config,
         out,
         engine: "tfjs",
-        replicas: 1,
         quiet: true,
         log: () => {},
       }),

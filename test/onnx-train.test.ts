@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
-import { OnnxTrainer, dropoutMask, paramNames } from "../lib/captioning";
+import { OnnxTrainer, dropoutMask, paramNames, startStepEngine } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend } from "./helpers";
 
@@ -54,7 +54,9 @@ describe("training step compiled to ONNX", function () {
       }
       const silent = (n: string) => out.grads[n].every((v) => v === 0);
       if (variant.regionLayer) assert.ok(!silent("decoder/Wf") && !silent("decoder/bF"), "the region layer learns");
-      const evalOnly = await trainer.loss(d, features, captions, 0.7); // the loss-only graph (validation)
+      const engine = await startStepEngine(d, { engine: "onnx", regions: R, lr: 0 });
+      const evalOnly = await engine.loss(features, captions, 0.7); // the loss-only graph (validation)
+      await engine.dispose();
       assert.ok(Math.abs(evalOnly.loss - out.loss) < 1e-6 && Math.abs(evalOnly.crossEntropy - out.crossEntropy) < 1e-6);
       await trainer.dispose();
       d.dispose();

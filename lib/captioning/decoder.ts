@@ -416,15 +416,6 @@ export function decoderStep<T>(
 }
 
 /**
- * Denominators of the loss when a batch is split across replicas (lib/captioning/data-parallel.ts): each part divides by
- * the WHOLE batch's real-token and caption counts, so the parts' losses and gradients sum to the whole batch's.
- */
-export interface LossNormalizer {
-  tokens: number;
-  captions: number;
-}
-
-/**
  * log p(w_t | w_<t, I) of each caption's words under the teacher-forced output `out`: `[B, T−1]`, the word each
  * step predicts, 0 at `<PAD>`. Summed over t, a caption's log-likelihood (what self-critical training weighs).
  */
@@ -460,7 +451,6 @@ export function captionLoss(
     padIdx?: number;
     /** λ: no default here; the one default is defaultTrainConfig's. */
     lambda: number;
-    normalizer?: LossNormalizer;
     /** `[B]`: a weight per caption on its words' cross-entropy (self-critical training's advantages). */
     captionWeights?: tf.Tensor1D;
   },
@@ -472,13 +462,10 @@ export function captionLoss(
     .toFloat(); // [B, T−1]
   const logp = wordLogProbs(out, captions, opts.padIdx);
   const weighted = opts.captionWeights ? logp.mul(opts.captionWeights.reshape([B, 1])) : logp;
-  const tokens = opts.normalizer ? tf.scalar(opts.normalizer.tokens) : real.sum();
-  const crossEntropy = weighted.sum().neg().div(tokens) as tf.Scalar;
+  const crossEntropy = weighted.sum().neg().div(real.sum()) as tf.Scalar;
   const attended = out.alphas.mul(real.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
   const perCaption = tf.scalar(1).sub(attended).square().sum(1);
-  const attentionPenalty = (
-    opts.normalizer ? perCaption.sum().div(opts.normalizer.captions) : perCaption.mean()
-  ) as tf.Scalar;
+  const attentionPenalty = perCaption.mean() as tf.Scalar;
   const loss = crossEntropy.add(attentionPenalty.mul(opts.lambda)) as tf.Scalar;
   return { loss, crossEntropy, attentionPenalty };
 }

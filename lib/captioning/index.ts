@@ -5,7 +5,6 @@
  */
 export * from "./attention";
 export * from "./bptt";
-export * from "./data-parallel";
 export * from "./decoder";
 export * from "./endings";
 export * from "./evaluate";
@@ -18,6 +17,6 @@ export * from "./pipeline";
 export * from "./recurrence";
 export * from "./report";
 export * from "./scst";
+export * from "./step-engine";
 export * from "./synthetic-eval";
 export * from "./train";
-export * from "./train-step";

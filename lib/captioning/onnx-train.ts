@@ -6,18 +6,17 @@
  * (AVX2/FMA) reach 50–65 on one thread and use every core. The step is ~55 GFLOP for 64 captions, so this is
  * what makes training on a laptop-class CPU practical. The recurrence is lib/captioning/recurrence.ts (the
  * same forward, the same hand-written backward, built here as graph nodes) and a test checks the gradients against tfjs autodiff.
- * The parameters stay tfjs variables (checkpoints, Adam and inference are unchanged); each step sends their
- * values in and takes the gradients out.
+ * Each step takes the parameters' values as arrays and gives the gradients as arrays: the step engine
+ * (lib/captioning/step-engine.ts) keeps the weights in those arrays and TypedAdam updates them in place.
  *
  * The recurrence is unrolled over S = T − 1 steps, so there is one graph per (batch size, S), compiled once
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
-import * as tf from "@tensorflow/tfjs";
 import { initWeights, initialState, regionFeatures, regionWidth } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
-import { gradientTensors, graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
+import { graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
 import {
   RecurrenceDims,
   RecurrenceGrads,
@@ -26,9 +25,7 @@ import {
   recurrenceForward,
 } from "./recurrence";
 import { Rng } from "../util/rng";
-import type { StepResult } from "./train-step";
 import { SessionCache } from "../engine/onnx/session";
-import { TypedAdam } from "../engine/adam";
 
 /** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
 export const PARAMS = [
@@ -373,48 +370,6 @@ export class OnnxTrainer {
     return { loss: scalar("loss"), crossEntropy: scalar("crossEntropy"), penalty: scalar("penalty"), grads };
   }
 
-  /** `step` for tfjs tensors and the decoder's current weights: loss and gradients as tfjs tensors (for tfjs optimisers). */
-  async gradients(
-    decoder: DecoderRNN,
-    features: tf.Tensor3D,
-    captions: tf.Tensor2D,
-    o: { seed: number; lambda: number },
-  ): Promise<StepResult> {
-    const [B, T] = captions.shape;
-    const r = await this.step(
-      await OnnxTrainer.parameters(decoder),
-      (await features.data()) as Float32Array,
-      (await captions.data()) as Int32Array,
-      B,
-      T,
-      { seed: o.seed, lambda: o.lambda, dropout: decoder.config.dropout },
-    );
-    return {
-      loss: tf.scalar(r.loss),
-      crossEntropy: tf.scalar(r.crossEntropy),
-      grads: gradientsToTensors(decoder, r.grads),
-    };
-  }
-
-  /** Loss parts without dropout and without gradients (validation). */
-  async loss(
-    decoder: DecoderRNN,
-    features: tf.Tensor3D,
-    captions: tf.Tensor2D,
-    lambda: number,
-  ): Promise<{ loss: number; crossEntropy: number }> {
-    const [B, T] = captions.shape;
-    const r = await this.step(
-      await OnnxTrainer.parameters(decoder),
-      (await features.data()) as Float32Array,
-      (await captions.data()) as Int32Array,
-      B,
-      T,
-      { seed: 0, lambda, dropout: 0, backward: false },
-    );
-    return { loss: r.loss, crossEntropy: r.crossEntropy };
-  }
-
   /** The decoder's parameter values, by name, for `step`. */
   static parameters(decoder: DecoderRNN): Promise<Record<string, Float32Array>> {
     return parameterValues(decoder.namedVariables(), paramNames(decoder.config));
@@ -422,65 +377,6 @@ export class OnnxTrainer {
 
   async dispose(): Promise<void> {
     await this.sessions.release();
-  }
-}
-
-/**
- * Training on ONNX Runtime with the weights in one place: the parameters live as Float32Arrays that the compiled
- * step reads and `adam` (TypedAdam, tfjs's Adam numbers) updates in place, so no step copies weights out of tfjs
- * or gradients into it. The decoder's tfjs variables (greedy samples, beam search, checkpoints) are refreshed
- * from them by `sync()`, only when something reads them.
- */
-export class OnnxTraining {
-  private stale = false;
-  private constructor(
-    readonly decoder: DecoderRNN,
-    readonly trainer: OnnxTrainer,
-    readonly params: Record<string, Float32Array>,
-    readonly adam: TypedAdam,
-  ) {}
-
-  static async start(decoder: DecoderRNN, trainer: OnnxTrainer, lr: number): Promise<OnnxTraining> {
-    const values = await OnnxTrainer.parameters(decoder);
-    const names = paramNames(decoder.config);
-    const params = Object.fromEntries(names.map((n) => [n, values[n].slice()])); // owned copies, updated in place
-    const shapes = Object.fromEntries(names.map((n) => [n, paramShape(decoder.config, n)]));
-    return new OnnxTraining(decoder, trainer, params, new TypedAdam(params, lr, { shapes }));
-  }
-
-  /** Loss parts and gradients (by parameter name) of one batch at the current weights. */
-  async step(
-    features: tf.Tensor3D,
-    captions: tf.Tensor2D,
-    o: { seed: number; lambda: number },
-  ): Promise<{ loss: number; crossEntropy: number; grads: Record<string, Float32Array> }> {
-    const [B, T] = captions.shape;
-    const r = await this.trainer.step(
-      this.params,
-      (await features.data()) as Float32Array,
-      (await captions.data()) as Int32Array,
-      B,
-      T,
-      { seed: o.seed, lambda: o.lambda, dropout: this.decoder.config.dropout },
-    );
-    return { loss: r.loss, crossEntropy: r.crossEntropy, grads: r.grads };
-  }
-
-  /** After `adam` has updated the weights. */
-  updated(): void {
-    this.stale = true;
-  }
-
-  /** Copies the weights into the decoder's tfjs variables if they changed since the last copy. */
-  sync(): void {
-    if (!this.stale) return;
-    const named = this.decoder.namedVariables();
-    for (const n of paramNames(this.decoder.config)) {
-      const t = tf.tensor(this.params[n], named[n].shape);
-      named[n].assign(t);
-      t.dispose();
-    }
-    this.stale = false;
   }
 }
 
@@ -492,9 +388,4 @@ export function dropoutMask(n: number, p: number, seed: number): Float32Array {
   const keep = 1 / (1 - p);
   for (let i = 0; i < n; i++) m[i] = rng.next() < p ? 0 : keep;
   return m;
-}
-
-/** Gradients as tfjs tensors keyed by the decoder's variable names (what optimizers take). */
-export function gradientsToTensors(decoder: DecoderRNN, grads: Record<string, Float32Array>): tf.NamedTensorMap {
-  return gradientTensors(decoder.namedVariables(), paramNames(decoder.config), grads);
 }

@@ -12,17 +12,16 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
-import { restoreOptimizer } from "../engine/adam";
+import { TypedAdam, restoreOptimizer } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 import { fit } from "../engine/fit";
 import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
 import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
-import { DecoderRNN, captionLoss } from "./decoder";
+import { DecoderRNN } from "./decoder";
 import { Generated, SENTENCE_END, greedy, repeatRows, sampleCaptions } from "./generate";
 import { referenceScorer } from "./evaluate";
 import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
-import { OnnxTrainer, gradientsToTensors } from "./onnx-train";
-import { OnnxDecoder } from "./onnx-decode";
+import { CaptionStep, StepEngine, startStepEngine } from "./step-engine";
 import { FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { decoderFeatureMap } from "../encoder/encoder";
 import { padCaptions } from "../data/collate";
@@ -125,17 +124,15 @@ export function sampledCaptionIds(samples: readonly Generated[]): { ids: Int32Ar
 }
 
 /** Rewards of one batch: each sample's and each image's greedy caption's (`captionReward`). */
-export interface ScstStep {
-  loss: number;
-  grads: tf.NamedTensorMap;
+export interface ScstStep extends CaptionStep {
   /** Mean reward of the sampled captions and of the greedy ones (NaN with the mean baseline: none decoded). */
   sampleReward: number;
   greedyReward: number;
 }
 
 /**
- * One self-critical step: greedy baselines, samples, rewards, and the gradient of the advantage-weighted
- * cross-entropy of the samples (ONNX Runtime when `onnx` is given, else tfjs autodiff).
+ * One self-critical step at the engine's current weights: samples (and greedy baselines), rewards, and the
+ * gradient of the advantage-weighted cross-entropy of the samples.
  */
 export async function scstStep(
   decoder: DecoderRNN,
@@ -146,62 +143,30 @@ export async function scstStep(
     vocab: Vocabulary;
     config: ScstConfig;
     seed: number;
-    /**
-     * ONNX Runtime's trainer (the gradient) and decoder (sampling and greedy decoding; without it they run on tfjs,
-     * as bench/scst.ts measures).
-     */
-    onnx?: { trainer: OnnxTrainer; decoder?: OnnxDecoder };
+    /** Where the gradient runs; its ONNX decoder, when it has one, samples (else tfjs, the decoder itself). */
+    engine: StepEngine;
   },
 ): Promise<ScstStep> {
   const n = o.config.samples;
   const refs = batch.images.map(o.references);
-  const words = (g: Generated) => {
-    const w = o.vocab.decode(g.ids);
-    return o.config.sentenceEnd && g.finished ? [...w, SENTENCE_END] : w;
-  };
-  const params = o.onnx ? await OnnxTrainer.parameters(decoder) : undefined;
-  o.onnx?.decoder?.setParameters(params!); // this step's weights
-  const samples = await sampleCaptions(decoder, batch.features, {
-    samples: n,
-    seed: o.seed,
-    maxLen: o.config.maxLen,
-    onnx: o.onnx?.decoder,
-  });
-  const reward = (g: Generated, i: number) => captionReward(o.cider, words(g), refs[i], o.config.bleuWeight);
+  const onnx = o.engine.decoding;
+  const samples = await sampleCaptions(decoder, batch.features, { samples: n, seed: o.seed, maxLen: o.config.maxLen, onnx });
+  const reward = (g: Generated, i: number) =>
+    captionReward(o.cider, rewardedWords(g, o.vocab, o.config), refs[i], o.config.bleuWeight);
   const rewards = samples.map((s, r) => reward(s, Math.floor(r / n)));
   let greedyRewards: number[] | undefined;
   if ((o.config.baseline ?? "greedy") === "greedy") {
-    const g = await greedy(decoder, batch.features, o.config.maxLen, o.onnx?.decoder);
+    const g = await greedy(decoder, batch.features, o.config.maxLen, onnx);
     greedyRewards = g.map((x, i) => reward(x, i));
   }
-  const advantages = scstAdvantages(rewards, n, greedyRewards);
+  const captionWeights = scstAdvantages(rewards, n, greedyRewards);
   const { ids, maxLen: T } = sampledCaptionIds(samples);
   const features = repeatRows(batch.features, n);
   const captions = tf.tensor2d(ids, [samples.length, T], "int32");
   try {
-    let loss: number;
-    let grads: tf.NamedTensorMap;
-    if (o.onnx) {
-      const r = await o.onnx.trainer.step(params!, (await features.data()) as Float32Array, ids, samples.length, T, {
-        seed: o.seed,
-        lambda: 0,
-        dropout: 0,
-        captionWeights: advantages,
-      });
-      loss = r.loss;
-      grads = gradientsToTensors(decoder, r.grads);
-    } else {
-      const w = tf.tensor1d(advantages);
-      const { value, grads: g } = tf.variableGrads(
-        () => captionLoss(decoder.forward(features, captions), captions, { lambda: 0, captionWeights: w }).loss,
-        decoder.variables,
-      );
-      loss = (await value.data())[0];
-      tf.dispose([value, w]);
-      grads = g;
-    }
+    const r = await o.engine.step(features, captions, { seed: o.seed, lambda: 0, dropout: false, captionWeights });
     const mean = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / xs.length;
-    return { loss, grads, sampleReward: mean(rewards), greedyReward: greedyRewards ? mean(greedyRewards) : NaN };
+    return { ...r, sampleReward: mean(rewards), greedyReward: greedyRewards ? mean(greedyRewards) : NaN };
   } finally {
     tf.dispose([features, captions]);
   }
@@ -228,18 +193,17 @@ export interface ScstOptions {
  */
 export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; history: History }> {
   const log = o.log ?? ((s: string) => console.error(s));
-  const optimizer = tf.train.adam(o.config.lr);
-  const { decoder, vocab, history, cfg, from } = await scstStart(o, optimizer, log);
+  const { decoder, vocab, history, cfg, from, optimizerWeights } = await scstStart(o, log);
   const scst = cfg.scst!;
-  const engine = o.engine ?? defaultEngine();
   o.train.cache.checkFeatureMap(decoderFeatureMap(decoder.config), "the decoder");
-  const onnx =
-    engine === "onnx"
-      ? {
-          trainer: new OnnxTrainer(decoder.config, o.train.cache.regions),
-          decoder: await OnnxDecoder.create(decoder, o.train.cache.regions),
-        }
-      : undefined;
+  const engine = await startStepEngine(decoder, {
+    engine: o.engine ?? defaultEngine(),
+    regions: o.train.cache.regions,
+    lr: cfg.lr,
+    decoding: true,
+  });
+  const optimizer = engine.optimizer;
+  if (optimizerWeights) await restoreOptimizer(optimizer, optimizerWeights);
   const { cider, references } = referenceScorer(o.train, { sentenceEnd: scst.sentenceEnd });
   let rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
   await fit<ImageBatch, ScstStep>({
@@ -260,8 +224,9 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
         vocab,
         config: scst,
         seed: cfg.seed * 1_000_003 + epoch * 10_007 + step,
-        onnx,
+        engine,
       }),
+    applied: () => engine.updated(),
     afterStep(b, r, { epoch, step }) {
       history.batch.push({ epoch, step, loss: r.loss, crossEntropy: r.loss });
       rewards = {
@@ -273,6 +238,7 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
       };
     },
     async afterEpoch(epoch, seconds) {
+      engine.sync(); // dev decoding and the checkpoint read the tfjs variables
       const dev = o.val ? await splitMetrics(decoder, o.val, o.config.beam, vocab) : undefined;
       const loss = rewards.loss / Math.max(1, rewards.steps);
       const entry: History["epoch"][number] = {
@@ -290,16 +256,13 @@ export async function trainScst(o: ScstOptions): Promise<{ decoder: DecoderRNN; 
       rewards = { sample: 0, greedy: 0, loss: 0, images: 0, steps: 0 };
       await scstEndEpoch(entry, { o, cfg, decoder, optimizer, vocab, history, log });
     },
-    async dispose() {
-      await onnx?.trainer.dispose();
-      await onnx?.decoder.dispose();
-    },
+    dispose: () => engine.dispose(),
   });
   return { decoder, history };
 }
 
 /** The cross-entropy checkpoint `--from`, or the self-critical run in `out` on resume. */
-async function scstStart(o: ScstOptions, optimizer: tf.Optimizer, log: (s: string) => void) {
+async function scstStart(o: ScstOptions, log: (s: string) => void) {
   const resumed = o.resume && fs.existsSync(path.join(o.out, "checkpoint.json"));
   if (!resumed && !o.from)
     throw new Error("self-critical training starts from a cross-entropy checkpoint: give --from DIR");
@@ -309,12 +272,12 @@ async function scstStart(o: ScstOptions, optimizer: tf.Optimizer, log: (s: strin
     log(`self-critical training from ${o.from} (epoch ${ck.epoch} of cross-entropy)`);
     const { lr, clipNorm, seed, scst } = o.config;
     const cfg: TrainConfig = { ...ck.config, lr, clipNorm, seed, scst, ...start.epochs };
-    return { ...start, history: { batch: [], epoch: [] } as History, cfg, from: 0 };
+    return { ...start, history: { batch: [], epoch: [] } as History, cfg, from: 0, optimizerWeights: undefined };
   }
   if (!ck.config.scst) throw new Error(`${o.out} holds a cross-entropy run: give self-critical training another --out`);
-  await restoreOptimizer(optimizer, resumableOptimizerWeights(o.out, ck.optimizerWeights));
+  const optimizerWeights = resumableOptimizerWeights(o.out, ck.optimizerWeights);
   log(`resumed self-critical training from ${o.out} after epoch ${ck.epoch}`);
-  return { ...start, history: ck.history, cfg: { ...ck.config, ...start.epochs }, from: ck.epoch };
+  return { ...start, history: ck.history, cfg: { ...ck.config, ...start.epochs }, from: ck.epoch, optimizerWeights };
 }
 
 /** Logs the epoch, keeps it in best/ when its dev CIDEr-D is the best so far, and writes the checkpoint. */
@@ -324,7 +287,7 @@ async function scstEndEpoch(
     o: ScstOptions;
     cfg: TrainConfig;
     decoder: DecoderRNN;
-    optimizer: tf.Optimizer;
+    optimizer: tf.Optimizer | TypedAdam;
     vocab: Vocabulary;
     history: History;
     log: (s: string) => void;

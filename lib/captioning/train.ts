@@ -9,7 +9,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { restoreOptimizer } from "../engine/adam";
-import { DecoderConfig, DecoderRNN, captionLoss, defaultInitializer } from "./decoder";
+import { DecoderConfig, DecoderRNN, defaultInitializer } from "./decoder";
 import { Captioner, captionImages, greedy } from "./generate";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
@@ -21,12 +21,11 @@ import {
   writeCheckpoint,
 } from "../util/checkpoint";
 import { Vocabulary } from "../data/vocabulary";
-import { DataParallel, defaultReplicas } from "./data-parallel";
-import { FitStep, fit } from "../engine/fit";
+import { fit } from "../engine/fit";
 import type { ScstConfig } from "./scst";
 import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { decoderFeatureMap } from "../encoder/encoder";
-import { OnnxTrainer, OnnxTraining } from "./onnx-train";
+import { CaptionStep, StepEngine, startStepEngine } from "./step-engine";
 import { TypedAdam } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 
@@ -165,32 +164,19 @@ export interface History {
 
 export const CHECKPOINT_FORMAT = "attend-tell/caption-checkpoint";
 
-/**
- * Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions); on ONNX
- * Runtime when a trainer is given (a loss-only graph), else on tfjs.
- */
+/** Mean loss and cross-entropy over a split, without dropout (per-batch means weighted by captions). */
 export async function evaluateLoss(
-  decoder: DecoderRNN,
+  engine: StepEngine,
   data: FeatureCaptionDataset,
   cfg: TrainConfig,
-  onnx?: OnnxTrainer,
 ): Promise<{ loss: number; crossEntropy: number }> {
   let loss = 0,
     ce = 0,
     n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: false, seed: 0 }).epoch(0)) {
-    let lv: number, cv: number;
-    if (onnx) ({ loss: lv, crossEntropy: cv } = await onnx.loss(decoder, b.features, b.captions, cfg.lambda));
-    else {
-      const l = tf.tidy(() => {
-        const r = captionLoss(decoder.forward(b.features, b.captions), b.captions, { lambda: cfg.lambda });
-        return tf.stack([r.loss, r.crossEntropy]);
-      });
-      [lv, cv] = await l.data();
-      l.dispose();
-    }
-    loss += lv * b.imageNames.length;
-    ce += cv * b.imageNames.length;
+    const r = await engine.loss(b.features, b.captions, cfg.lambda);
+    loss += r.loss * b.imageNames.length;
+    ce += r.crossEntropy * b.imageNames.length;
     n += b.imageNames.length;
     tf.dispose([b.features, b.captions]);
   }
@@ -261,11 +247,6 @@ export interface TrainOptions {
   /** Called after each epoch's checkpoint is written; returning true stops training there (e.g. good enough). */
   onEpoch?: (e: { epoch: number; decoder: DecoderRNN; history: History }) => boolean | void | Promise<boolean | void>;
   quiet?: boolean;
-  /**
-   * Cores to train on (lib/captioning/data-parallel.ts); default: all cores on CPU backends, 1 on GPUs. Dropout masks
-   * depend on it, so a resumed run repeats an uninterrupted one only with the same count.
-   */
-  replicas?: number;
   /** Where the training step runs: "onnx" (ONNX Runtime, CPU) or "tfjs" (the active backend); see defaultEngine. */
   engine?: TrainEngine;
 }
@@ -328,37 +309,20 @@ function emptyHistory(): History {
   return { batch: [], epoch: [] };
 }
 
-/**
- * The step's engine and its optimiser: ONNX Runtime with the weights as arrays and TypedAdam (OnnxTraining), or
- * tfjs on the active backend over `replicas` processes with tfjs's Adam. Adam's moments are matched to the
- * parameters by order, which checkpoints preserve, so either takes over the other's state.
- */
-async function stepEngine(
+/** The run's step engine (lib/captioning/step-engine.ts), its optimiser restored on resume. */
+async function trainingEngine(
   decoder: DecoderRNN,
   opts: TrainOptions,
   lr: number,
   optimizerWeights: { name: string; tensor: tf.Tensor }[] | undefined,
   log: (s: string) => void,
-) {
+): Promise<StepEngine> {
   opts.train.cache.checkFeatureMap(decoderFeatureMap(decoder.config), "the decoder");
   const engine = opts.engine ?? defaultEngine();
-  const onnx =
-    engine === "onnx"
-      ? await OnnxTraining.start(decoder, new OnnxTrainer(decoder.config, opts.train.cache.regions), lr)
-      : undefined;
-  const replicas = engine === "onnx" ? 1 : Math.max(1, opts.replicas ?? defaultReplicas());
-  // One replica: the plain in-process step (DataParallel starts no workers then).
-  const dp = onnx ? undefined : await DataParallel.start(decoder, replicas);
-  const optimizer = onnx ? onnx.adam : tf.train.adam(lr);
-  if (optimizerWeights) await restoreOptimizer(optimizer, optimizerWeights);
-  if (!opts.quiet) {
-    log(
-      onnx
-        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/captioning/onnx-train.ts)"
-        : `training step: tfjs on ${tf.getBackend()}` + (replicas > 1 ? `, data-parallel over ${replicas} cores` : ""),
-    );
-  }
-  return { onnx, dp, optimizer };
+  const steps = await startStepEngine(decoder, { engine, regions: opts.train.cache.regions, lr });
+  if (optimizerWeights) await restoreOptimizer(steps.optimizer, optimizerWeights);
+  if (!opts.quiet) log(`training step: ${steps.description}`);
+  return steps;
 }
 
 /** Prints the batch's loss and a greedy caption of its first image. */
@@ -430,11 +394,12 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
   const log = opts.log ?? ((s: string) => console.error(s));
   const start = await startOrResume(opts, log);
   const { decoder, history, cfg, epoch: startEpoch } = start;
-  const { onnx, dp, optimizer } = await stepEngine(decoder, opts, opts.config.lr, start.optimizerWeights, log);
+  const engine = await trainingEngine(decoder, opts, opts.config.lr, start.optimizerWeights, log);
+  const optimizer = engine.optimizer;
   // The base lr after plateau decays so far (recorded per epoch, so a resumed run continues the schedule).
   let lrBase = history.epoch[history.epoch.length - 1]?.lr ?? cfg.lr;
   const totals = { loss: 0, crossEntropy: 0, n: 0 };
-  await fit<FeatureBatch, FitStep & { crossEntropy: number }>({
+  await fit<FeatureBatch, CaptionStep>({
     from: startEpoch,
     epochs: cfg.epochs,
     optimizer,
@@ -445,20 +410,11 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
     items: (b) => b.imageNames.length,
     release: (b) => tf.dispose([b.features, b.captions]),
     lr: (epoch, seen) => lrAfter({ ...cfg, lr: lrBase }, epoch * opts.train.length + seen, opts.train.length),
-    async step(b, { epoch, step }) {
+    step(b, { epoch, step }) {
       const seed = (cfg.seed * 1_000_003 + epoch * 10_007 + step) >>> 0;
-      const stepOpts = { seed, lambda: cfg.lambda };
-      if (onnx) return onnx.step(b.features, b.captions, stepOpts);
-      const r = await dp!.gradients(b.features, b.captions, stepOpts);
-      const loss = (await r.loss.data())[0];
-      const crossEntropy = (await r.crossEntropy.data())[0];
-      tf.dispose([r.loss, r.crossEntropy]);
-      return { loss, crossEntropy, grads: r.grads };
+      return engine.step(b.features, b.captions, { seed, lambda: cfg.lambda, dropout: true });
     },
-    applied: () => {
-      dp?.weightsChanged();
-      onnx?.updated();
-    },
+    applied: () => engine.updated(),
     async afterStep(b, { loss, crossEntropy }, { epoch, step }) {
       const record = { epoch, step, loss, crossEntropy };
       history.batch.push(record);
@@ -468,13 +424,13 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       totals.crossEntropy += crossEntropy * k;
       totals.n += k;
       if ((step + 1) % cfg.printEvery === 0) {
-        onnx?.sync();
+        engine.sync();
         log(await printSample(decoder, opts, b, record));
       }
     },
     async afterEpoch(epoch, seconds) {
-      onnx?.sync(); // validation, selection and the checkpoint read the tfjs variables
-      const val = opts.val ? await evaluateLoss(decoder, opts.val, cfg, onnx?.trainer) : undefined;
+      engine.sync(); // selection and the checkpoint read the tfjs variables
+      const val = opts.val ? await evaluateLoss(engine, opts.val, cfg) : undefined;
       const { n } = totals;
       const entry: EpochRecord = {
         epoch,
@@ -490,10 +446,7 @@ export async function train(opts: TrainOptions): Promise<{ decoder: DecoderRNN; 
       lrBase = next.lr;
       return next.stop || (await opts.onEpoch?.({ epoch, decoder, history }));
     },
-    async dispose() {
-      await dp?.close();
-      await onnx?.trainer.dispose();
-    },
+    dispose: () => engine.dispose(),
   });
   return { decoder, history };
 }

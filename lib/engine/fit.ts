@@ -33,7 +33,7 @@ export interface FitOptions<Batch, Step extends FitStep> {
   lr(epoch: number, seenInEpoch: number): number;
   /** Loss and gradients of one batch. */
   step(b: Batch, at: { epoch: number; step: number }): Promise<Step>;
-  /** After a finite step has been applied (e.g. replicas pick up the new weights). */
+  /** After a finite step has been applied (e.g. the step engine marks its tfjs copy of the weights stale). */
   applied?(): void;
   /** Bookkeeping after a step: history, live charts, samples. */
   afterStep(b: Batch, r: Step, at: { epoch: number; step: number }): Promise<void> | void;

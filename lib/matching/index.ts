@@ -6,6 +6,7 @@
 export * from "./human-judgements";
 export * from "./retrieval";
 export * from "./scan";
+export * from "./scan-engine";
 export * from "./scan-onnx";
 export * from "./scan-train";
 export * from "./search";

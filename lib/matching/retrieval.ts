@@ -4,10 +4,9 @@
  * (text → image). Recall@K = % with rank < K (ranks from 0); medr = floor(median rank) + 1, as VSE++'s
  * evaluation code computes it; rsum = the six recalls' sum.
  */
-import * as tf from "@tensorflow/tfjs";
 import { TrainEngine, defaultEngine } from "../engine/backend";
-import { ScanConfig, ScanModel, crossAttentionScores } from "./scan";
-import { OnnxScan } from "./scan-onnx";
+import { ScanConfig, ScanModel } from "./scan";
+import { CAPTION_CHUNK, IMAGE_CHUNK, lengthOrderedChunks, scanEngine } from "./scan-engine";
 
 export interface RecallScores {
   r1: number;
@@ -100,37 +99,9 @@ export function hubOffsets(
 }
 
 /**
- * SCAN scores of all images × all captions, in chunks of captions so that memory stays bounded
- * (O(N · chunk · R · T)). Returns row-major `[N, C]`.
- */
-export async function scoreAll(
-  images: tf.Tensor3D,
-  captions: tf.Tensor3D,
-  lengths: readonly number[],
-  cfg: Pick<ScanConfig, "direction" | "aggregation" | "lambdaSoftmax" | "lambdaLse">,
-  opts: { chunk?: number; onChunk?: (done: number) => void } = {},
-): Promise<Float32Array> {
-  const [N] = images.shape;
-  const [C, T, d] = captions.shape;
-  const chunk = opts.chunk ?? 16;
-  const out = new Float32Array(N * C);
-  for (let c0 = 0; c0 < C; c0 += chunk) {
-    const n = Math.min(chunk, C - c0);
-    const s = tf.tidy(() =>
-      crossAttentionScores(images, captions.slice([c0, 0, 0], [n, T, d]), lengths.slice(c0, c0 + n), cfg),
-    );
-    const v = (await s.data()) as Float32Array;
-    s.dispose();
-    for (let i = 0; i < N; i++) out.set(v.subarray(i * n, (i + 1) * n), i * C + c0);
-    opts.onChunk?.(c0 + n);
-  }
-  return out;
-}
-
-/**
  * Unit region vectors `[N, R, d]` of `images` (R regions of features read through `read`) and unit word vectors `[C, T, d]`
- * of padded captions, as row-major arrays: on ONNX Runtime where it is installed, else tfjs. Fixed chunk sizes
- * (the last chunk padded) so that a few compiled graphs serve any split.
+ * of padded captions, as row-major arrays, on `engine` (lib/matching/scan-engine.ts), in chunks of IMAGE_CHUNK images
+ * and CAPTION_CHUNK captions (each caption chunk padded only to its own longest caption).
  */
 export async function encodeForRetrieval(
   model: ScanModel,
@@ -143,64 +114,37 @@ export async function encodeForRetrieval(
   engine: TrainEngine = defaultEngine(),
 ): Promise<{ images: Float32Array; captions: Float32Array }> {
   const d = model.config.jointDim,
-    E = model.config.regionDim,
-    N = images.length,
-    C = lengths.length;
-  const R = regions;
-  const imgOut = new Float32Array(N * R * d),
-    capOut = new Float32Array(C * T * d);
-  const onnx = engine === "onnx" ? new OnnxScan(model.config, R) : undefined;
-  const params = onnx ? await OnnxScan.parameters(model) : {};
-  const IMG_CHUNK = 64,
-    CAP_CHUNK = 256;
-  for (let i = 0; i < N; i += IMG_CHUNK) {
-    const names = images.slice(i, i + IMG_CHUNK);
-    const f = read([...names]);
-    let v: Float32Array;
-    if (onnx) {
-      const padded = new Float32Array(IMG_CHUNK * R * E);
-      padded.set(f);
-      v = await onnx.encodeImages(params, padded, IMG_CHUNK);
-    } else {
-      const t = tf.tensor3d(f, [names.length, R, E]);
-      const e = tf.tidy(() => model.encodeImages(t));
-      v = (await e.data()) as Float32Array;
-      tf.dispose([t, e]);
+    R = regions;
+  const imgOut = new Float32Array(images.length * R * d),
+    capOut = new Float32Array(lengths.length * T * d);
+  const steps = scanEngine(model.config, R, engine);
+  try {
+    const encode = await steps.encoders(model);
+    for (let i = 0; i < images.length; i += IMAGE_CHUNK) {
+      const names = images.slice(i, i + IMAGE_CHUNK);
+      const v = await encode.images(read([...names]), names.length);
+      imgOut.set(v.subarray(0, names.length * R * d), i * R * d);
     }
-    imgOut.set(v.subarray(0, names.length * R * d), i * R * d);
-  }
-  // captions in order of length, each chunk padded only to its own longest caption
-  for (const idx of lengthOrderedChunks(lengths, () => CAP_CHUNK)) {
-    const n = idx.length,
-      Tc = Math.max(1, ...idx.map((c) => lengths[c]));
-    const chunkIds: number[] = [];
-    for (const c of idx) for (let t = 0; t < Tc; t++) chunkIds.push(ids[c * T + t]);
-    const lens = idx.map((c) => lengths[c]);
-    let v: Float32Array;
-    if (onnx) {
-      // padding captions: one <PAD> word of length 1 each (their vectors are dropped)
-      v = await onnx.encodeCaptions(
-        params,
-        [...chunkIds, ...Array((CAP_CHUNK - n) * Tc).fill(0)],
-        [...lens, ...Array(CAP_CHUNK - n).fill(1)],
+    for (const idx of lengthOrderedChunks(lengths, () => CAPTION_CHUNK)) {
+      const Tc = Math.max(1, ...idx.map((c) => lengths[c]));
+      const chunkIds: number[] = [];
+      for (const c of idx) for (let t = 0; t < Tc; t++) chunkIds.push(ids[c * T + t]);
+      const v = await encode.captions(
+        chunkIds,
+        idx.map((c) => lengths[c]),
         Tc,
       );
-    } else {
-      const t = tf.tensor2d(chunkIds, [n, Tc], "int32");
-      const e = tf.tidy(() => model.encodeCaptions(t, lens));
-      v = (await e.data()) as Float32Array;
-      tf.dispose([t, e]);
+      idx.forEach((c, j) => capOut.set(v.subarray(j * Tc * d, (j + 1) * Tc * d), c * T * d));
     }
-    idx.forEach((c, j) => capOut.set(v.subarray(j * Tc * d, (j + 1) * Tc * d), c * T * d));
+  } finally {
+    await steps.dispose();
   }
-  await onnx?.dispose();
   return { images: imgOut, captions: capOut };
 }
 
 /**
  * Scores `[N, C]` (row-major) of unit region vectors `images [N, R, d]` against unit word vectors
- * `captions [C, T, d]` (row-major arrays), in chunks of captions: on ONNX Runtime where it is installed
- * (lib/matching/scan-onnx.ts, every core), else tfjs (lib/matching/retrieval.ts scoreAll).
+ * `captions [C, T, d]` (row-major arrays), in chunks of captions, on `opts.engine` (lib/matching/scan-engine.ts).
  */
 export async function scoreMatrix(
   scan: ScanConfig,
@@ -211,57 +155,10 @@ export async function scoreMatrix(
   T: number,
   opts: { chunk?: number; onChunk?: (done: number) => void; engine?: TrainEngine } = {},
 ): Promise<Float32Array> {
-  const C = lengths.length,
-    d = scan.jointDim,
-    R = images.length / (N * d);
-  if ((opts.engine ?? defaultEngine()) === "tfjs") {
-    const img = tf.tensor3d(images, [N, R, d]),
-      cap = tf.tensor3d(captions, [C, T, d]);
-    const out = await scoreAll(img, cap, lengths, scan, { onChunk: opts.onChunk });
-    tf.dispose([img, cap]);
-    return out;
+  const steps = scanEngine(scan, images.length / (N * scan.jointDim), opts.engine);
+  try {
+    return await steps.scoreMatrix(images, N, captions, lengths, T, opts);
+  } finally {
+    await steps.dispose();
   }
-  const onnx = new OnnxScan(scan, R);
-  // captions in order of length, each chunk cut to its longest caption; ~N·R·chunk·T floats per intermediate,
-  // kept near 20 M (80 MB)
-  const size = (Tc: number) => opts.chunk ?? Math.max(1, Math.floor(2e7 / (N * R * Tc)));
-  const out = new Float32Array(N * C);
-  let done = 0;
-  for (const idx of lengthOrderedChunks(lengths, size)) {
-    const n = idx.length,
-      Tc = Math.max(1, ...idx.map((c) => lengths[c]));
-    const part = new Float32Array(n * Tc * d);
-    idx.forEach((c, j) => part.set(captions.subarray(c * T * d, c * T * d + Tc * d), j * Tc * d));
-    const v = await onnx.scores(
-      images,
-      N,
-      part,
-      idx.map((c) => lengths[c]),
-      Tc,
-    );
-    for (let i = 0; i < N; i++) idx.forEach((c, j) => (out[i * C + c] = v[i * n + j]));
-    opts.onChunk?.((done += n));
-  }
-  await onnx.dispose();
-  return out;
-}
-
-/**
- * Caption indices in order of length (stable), cut into chunks: a chunk grows while it holds fewer than
- * `size(T)` captions (at least one), T being the longest in it, so short captions go in large chunks.
- */
-export function lengthOrderedChunks(lengths: readonly number[], size: (T: number) => number): number[][] {
-  const order = lengths.map((_, c) => c).sort((a, b) => lengths[a] - lengths[b] || a - b);
-  const chunks: number[][] = [];
-  let cur: number[] = [];
-  for (const c of order) {
-    const T = Math.max(1, lengths[c]);
-    if (cur.length > 0 && cur.length + 1 > size(T)) {
-      chunks.push(cur);
-      cur = [];
-    }
-    cur.push(c);
-  }
-  if (cur.length) chunks.push(cur);
-  return chunks;
 }

@@ -22,12 +22,12 @@ import { padCaptions } from "../data/collate";
 import { Progress } from "../util/progress";
 import { RetrievalReport, encodeForRetrieval, hubOffsets, retrievalRecall, scoreMatrix } from "./retrieval";
 import { Rng } from "../util/rng";
-import { ScanConfig, ScanModel, contrastiveLoss, pairScores } from "./scan";
-import { OnnxScan } from "./scan-onnx";
+import { ScanConfig, ScanModel, pairScores } from "./scan";
+import { ScanEngine, scanEngine } from "./scan-engine";
 import { FeatureCaptionDataset, FeatureBatch } from "../encoder/feature-dataset";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 import { FitStep, fit } from "../engine/fit";
-import { PAD, Vocabulary } from "../data/vocabulary";
+import { Vocabulary } from "../data/vocabulary";
 
 export interface MatchingConfig {
   epochs: number;
@@ -77,21 +77,6 @@ export interface MatchingHistory {
 
 const FORMAT = "attend-tell/scan-checkpoint";
 
-/** Real lengths of padded captions `[B, T]` (ids up to the first `<PAD>`). */
-export function captionLengths(ids: ArrayLike<number>, B: number, T: number): number[] {
-  return Array.from({ length: B }, (_, b) => {
-    let n = 0;
-    while (n < T && ids[b * T + n] !== PAD) n++;
-    return n;
-  });
-}
-
-/** The batch's hinge loss (images and captions of the batch matched along the diagonal). */
-export function matchingLoss(model: ScanModel, b: FeatureBatch, lengths: number[], negatives = 1): tf.Scalar {
-  const s = model.similarity(model.encodeImages(b.features), model.encodeCaptions(b.captions, lengths), lengths);
-  return contrastiveLoss(s, model.config.margin, negatives);
-}
-
 /** How many hardest negatives the loss counts in `epoch` (see MatchingConfig.warmupEpochs), at most B − 1. */
 export function negativesAt(cfg: MatchingConfig, epoch: number, B: number): number {
   return epoch < (cfg.warmupEpochs ?? 0) ? Math.max(1, Math.min(cfg.warmupNegatives ?? 1, B - 1)) : 1;
@@ -109,41 +94,17 @@ export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheck
   return { ...ck, vocab: Vocabulary.load(ck.vocabFile) };
 }
 
-/** The batch's loss and (unless `backward: false`) gradients by variable name, on ONNX Runtime or tfjs. */
-async function matchingStep(
-  model: ScanModel,
-  b: FeatureBatch,
-  onnx: OnnxScan | undefined,
-  backward = true,
-  negatives = 1,
-): Promise<{ loss: number; grads: tf.NamedTensorMap }> {
-  const [B, T] = b.captions.shape;
-  const ids = (await b.captions.data()) as Int32Array;
-  const lengths = captionLengths(ids, B, T);
-  if (onnx)
-    return onnx.gradients(model, (await b.features.data()) as Float32Array, ids, lengths, T, { backward, negatives });
-  if (!backward) {
-    const l = tf.tidy(() => matchingLoss(model, b, lengths));
-    const loss = (await l.data())[0];
-    l.dispose();
-    return { loss, grads: {} };
-  }
-  const { value, grads } = tf.variableGrads(() => matchingLoss(model, b, lengths, negatives), model.variables);
-  const loss = (await value.data())[0];
-  value.dispose();
-  return { loss, grads };
-}
-
+/** The mean validation loss (one hardest negative), no gradients. */
 async function meanLoss(
   model: ScanModel,
   data: FeatureCaptionDataset,
   cfg: MatchingConfig,
-  onnx: OnnxScan | undefined,
+  steps: ScanEngine,
 ): Promise<number> {
   let sum = 0,
     n = 0;
   for await (const b of data.loader({ batchSize: cfg.batchSize, shuffle: true, seed: cfg.seed }).epoch(0)) {
-    sum += (await matchingStep(model, b, onnx, false)).loss;
+    sum += (await steps.step(model, b, { backward: false, negatives: 1 })).loss;
     n++;
     tf.dispose([b.features, b.captions]);
   }
@@ -187,14 +148,8 @@ export async function trainMatching(
   const log = opts.log ?? ((s: string) => console.error(s));
   const optimizer = tf.train.adam(opts.config.lr);
   const { model, history, cfg, epoch: startEpoch } = await matchingStart(opts, optimizer, log);
-  const engine = opts.engine ?? defaultEngine();
-  const onnx = engine === "onnx" ? new OnnxScan(model.config, REGIONS) : undefined;
-  if (!opts.quiet)
-    log(
-      onnx
-        ? "training step: ONNX Runtime (native CPU kernels, all cores; lib/matching/scan-onnx.ts)"
-        : `training step: tfjs on ${tf.getBackend()}`,
-    );
+  const steps = scanEngine(model.config, REGIONS, opts.engine ?? defaultEngine());
+  if (!opts.quiet) log(`training step: ${steps.description}`);
   const totals = { loss: 0, pairs: 0, steps: 0 };
   await fit<FeatureBatch, FitStep>({
     from: startEpoch,
@@ -212,7 +167,8 @@ export async function trainMatching(
       }
       return lrAt(cfg, epoch);
     },
-    step: (b, { epoch }) => matchingStep(model, b, onnx, true, negativesAt(cfg, epoch, b.captions.shape[0])),
+    step: (b, { epoch }) =>
+      steps.step(model, b, { backward: true, negatives: negativesAt(cfg, epoch, b.captions.shape[0]) }),
     afterStep(b, { loss }, { epoch, step }) {
       history.batch.push({ epoch, step, loss });
       opts.onBatch?.({ epoch, step, loss, history });
@@ -222,7 +178,7 @@ export async function trainMatching(
       if ((step + 1) % cfg.printEvery === 0) log(`Epoch: ${epoch + 1} Batch: ${step + 1} loss: ${loss.toFixed(5)}`);
     },
     async afterEpoch(epoch, seconds) {
-      const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, onnx) : undefined;
+      const valLoss = opts.val ? await meanLoss(model, opts.val, cfg, steps) : undefined;
       const trainLoss = totals.loss / Math.max(1, totals.steps);
       const pairsPerSecond = totals.pairs / seconds;
       history.epoch.push({ epoch, trainLoss, valLoss, seconds, pairsPerSecond });
@@ -241,7 +197,7 @@ export async function trainMatching(
         meta: { format: FORMAT, version: 1, epoch: epoch + 1, config: cfg, dataDir },
       });
     },
-    dispose: async () => onnx?.dispose(),
+    dispose: () => steps.dispose(),
   });
   return { model, history };
 }

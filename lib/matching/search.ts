@@ -10,7 +10,7 @@ import { FeatureCache, extractFeatures } from "../encoder/features";
 import { ensureWeights } from "../encoder/weights";
 import { padCaptions } from "../data/collate";
 import { tokenize } from "../data/tokenizer";
-import { scoreAll } from "./retrieval";
+import { scoreAll } from "./scan-engine";
 import { MatchingModel } from "./scan-train";
 
 /** The model and its ensemble partners, every one scored and averaged. */
