@@ -15,13 +15,17 @@ import * as tf from "@tensorflow/tfjs";
 import type { Ops } from "../engine/ops";
 
 export interface AttentionConfig {
-  encoderDim: number;
+  /** Width of the region vectors attended over (the decoder's `regionWidth`). */
+  regionDim: number;
   decoderDim: number;
   attentionDim: number;
 }
 
+/** The attention's parameters (stable names `attention/W`, …; declared with the decoder's in `decoderParams`). */
+export type AttentionParam = "W" | "bW" | "U" | "bU" | "A" | "bA";
+
 export class Attention {
-  /** `[encoderDim, attentionDim]`, `[attentionDim]`: the seed's `W` (encoder → attention). */
+  /** `[regionDim, attentionDim]`, `[attentionDim]`: the seed's `W` (encoder → attention). */
   readonly W: tf.Variable;
   readonly bW: tf.Variable;
   /** `[decoderDim, attentionDim]`, `[attentionDim]`: the seed's `U` (decoder state → attention). */
@@ -31,24 +35,17 @@ export class Attention {
   readonly A: tf.Variable;
   readonly bA: tf.Variable;
 
-  /**
-   * `scope` prefixes the tfjs variable names, which must be unique per process (two models side by side);
-   * `init` receives the stable parameter name (`attention/W`, …).
-   */
+  /** `variable` gives each parameter's tfjs variable (the decoder creates them from `decoderParams`). */
   constructor(
     readonly config: AttentionConfig,
-    init: (name: string, shape: number[], fanIn: number) => tf.Tensor,
-    scope = "",
+    variable: (name: AttentionParam) => tf.Variable,
   ) {
-    const { encoderDim: E, decoderDim: D, attentionDim: K } = config;
-    const v = (name: string, shape: number[], fanIn: number) =>
-      tf.variable(init(`attention/${name}`, shape, fanIn), true, `${scope}attention/${name}`);
-    this.W = v("W", [E, K], E);
-    this.bW = v("bW", [K], E);
-    this.U = v("U", [D, K], D);
-    this.bU = v("bU", [K], D);
-    this.A = v("A", [K, 1], K);
-    this.bA = v("bA", [1], K);
+    this.W = variable("W");
+    this.bW = variable("bW");
+    this.U = variable("U");
+    this.bU = variable("bU");
+    this.A = variable("A");
+    this.bA = variable("bA");
   }
 
   get variables(): tf.Variable[] {

@@ -9,10 +9,10 @@
  * LSTM gates are laid out as PyTorch's LSTMCell (i, f, g, o), weights `[in, 4D]`.
  */
 import * as tf from "@tensorflow/tfjs";
-import { Attention, attend } from "./attention";
+import { Attention, AttentionParam, attend } from "./attention";
 import { attentionRecurrence } from "./bptt";
 import { lstmCell } from "./recurrence";
-import { FEATURE_MAPS, type FeatureMap } from "../encoder/encoder";
+import { FEATURE_MAPS, type FeatureMap } from "../encoder/feature-maps";
 import { RemovedVariantError, checkFields } from "../util/schema";
 import { Ops, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
@@ -58,6 +58,63 @@ export interface DecoderConfig {
 /** The width of the region vectors the decoder reads: the region layer's output, else the features'. */
 export function regionWidth(c: Pick<DecoderConfig, "encoderDim" | "regionLayer" | "regionDim">): number {
   return c.regionLayer ? (c.regionDim ?? c.encoderDim) : c.encoderDim;
+}
+
+/** A parameter of the decoder: its stable name, its shape, and the fan-in its initial values are drawn with. */
+export interface ParamSpec {
+  name: ParamName;
+  shape: number[];
+  fanIn: number;
+}
+
+/** A parameter's stable name: `attention/…` and `decoder/…`, as checkpoints, the ONNX graphs and Adam's state use. */
+export type ParamName =
+  | `attention/${AttentionParam}`
+  | `decoder/${"embedding" | "initH" | "bInitH" | "initC" | "bInitC" | "Wx" | "Wh" | "bLstm"}`
+  | `decoder/${"fBeta" | "bBeta" | "fcn" | "bFcn" | "Wf" | "bF"}`;
+
+/**
+ * The decoder's parameters in `variables` order — the one list that the tfjs variables, the initialiser's draws,
+ * the ONNX training and decoding graphs' inputs and Adam's moments follow. E is `regionWidth` (what the attention,
+ * the contexts and h₀/c₀ read); the region layer's W_f, b_f come last, with `regionLayer` only.
+ */
+export function decoderParams(c: DecoderConfig): ParamSpec[] {
+  const { vocabSize: V, embedSize: M, attentionDim: K, decoderDim: D } = c;
+  const E = regionWidth(c);
+  const p = (name: ParamName, shape: number[], fanIn: number): ParamSpec => ({ name, shape, fanIn });
+  return [
+    p("attention/W", [E, K], E),
+    p("attention/bW", [K], E),
+    p("attention/U", [D, K], D),
+    p("attention/bU", [K], D),
+    p("attention/A", [K, 1], K),
+    p("attention/bA", [1], K),
+    p("decoder/embedding", [V, M], V),
+    p("decoder/initH", [E, D], E),
+    p("decoder/bInitH", [D], E),
+    p("decoder/initC", [E, D], E),
+    p("decoder/bInitC", [D], E),
+    p("decoder/Wx", [M + E, 4 * D], D), // PyTorch's LSTMCell draws all its weights with 1/√hidden_size
+    p("decoder/Wh", [D, 4 * D], D),
+    p("decoder/bLstm", [4 * D], D),
+    p("decoder/fBeta", [D, E], D),
+    p("decoder/bBeta", [E], D),
+    p("decoder/fcn", [D, V], D),
+    p("decoder/bFcn", [V], D),
+    ...(c.regionLayer ? [p("decoder/Wf", [c.encoderDim, E], c.encoderDim), p("decoder/bF", [E], c.encoderDim)] : []),
+  ];
+}
+
+/** The parameters' names, in `decoder.variables` order. */
+export function paramNames(c: DecoderConfig): ParamName[] {
+  return decoderParams(c).map((p) => p.name);
+}
+
+/** A parameter's shape under `c`. */
+export function paramShape(c: DecoderConfig, name: ParamName): number[] {
+  const spec = decoderParams(c).find((p) => p.name === name);
+  if (!spec) throw new Error(`the decoder has no parameter ${name}${name.endsWith("/Wf") || name.endsWith("/bF") ? " (no region layer)" : ""}`);
+  return spec.shape;
 }
 
 /** Variants that lost their experiments and left the code (docs/variants.md): the field, its value, its name. */
@@ -163,47 +220,36 @@ export class DecoderRNN {
     init: Initializer = defaultInitializer(1),
   ) {
     checkDecoderConfig(config);
-    const { vocabSize: V, embedSize: M, decoderDim: D, attentionDim } = config;
-    const E = regionWidth(config);
-    this.attention = new Attention({ encoderDim: E, decoderDim: D, attentionDim }, init, this.scope);
-    const v = (name: string, shape: number[], fanIn: number) =>
-      tf.variable(init(`decoder/${name}`, shape, fanIn), true, `${this.scope}decoder/${name}`);
-    this.embedding = v("embedding", [V, M], V);
-    this.initH = v("initH", [E, D], E);
-    this.bInitH = v("bInitH", [D], E);
-    this.initC = v("initC", [E, D], E);
-    this.bInitC = v("bInitC", [D], E);
-    this.Wx = v("Wx", [M + E, 4 * D], D); // PyTorch's LSTMCell draws all its weights with 1/√hidden_size
-    this.Wh = v("Wh", [D, 4 * D], D);
-    this.bLstm = v("bLstm", [4 * D], D);
-    this.fBeta = v("fBeta", [D, E], D);
-    this.bBeta = v("bBeta", [E], D);
-    this.fcn = v("fcn", [D, V], D);
-    this.bFcn = v("bFcn", [V], D);
-    if (config.regionLayer) {
-      this.Wf = v("Wf", [config.encoderDim, E], config.encoderDim);
-      this.bF = v("bF", [E], config.encoderDim);
-    }
+    const vars = new Map(
+      decoderParams(config).map((p) => [
+        p.name,
+        tf.variable(init(p.name, p.shape, p.fanIn), true, `${this.scope}${p.name}`),
+      ]),
+    );
+    this.variables = [...vars.values()];
+    const v = (name: ParamName) => vars.get(name)!;
+    const { decoderDim, attentionDim } = config;
+    this.attention = new Attention({ regionDim: regionWidth(config), decoderDim, attentionDim }, (n) =>
+      v(`attention/${n}`),
+    );
+    this.embedding = v("decoder/embedding");
+    this.initH = v("decoder/initH");
+    this.bInitH = v("decoder/bInitH");
+    this.initC = v("decoder/initC");
+    this.bInitC = v("decoder/bInitC");
+    this.Wx = v("decoder/Wx");
+    this.Wh = v("decoder/Wh");
+    this.bLstm = v("decoder/bLstm");
+    this.fBeta = v("decoder/fBeta");
+    this.bBeta = v("decoder/bBeta");
+    this.fcn = v("decoder/fcn");
+    this.bFcn = v("decoder/bFcn");
+    this.Wf = vars.get("decoder/Wf");
+    this.bF = vars.get("decoder/bF");
   }
 
-  get variables(): tf.Variable[] {
-    return [
-      ...this.attention.variables,
-      this.embedding,
-      this.initH,
-      this.bInitH,
-      this.initC,
-      this.bInitC,
-      this.Wx,
-      this.Wh,
-      this.bLstm,
-      this.fBeta,
-      this.bBeta,
-      this.fcn,
-      this.bFcn,
-      ...(this.Wf ? [this.Wf, this.bF!] : []),
-    ];
-  }
+  /** Every parameter, in `decoderParams` order. */
+  readonly variables: tf.Variable[];
 
   /** Variables by their stable parameter name (`decoder/fcn`, `attention/W`, …), for saving. */
   namedVariables(): Record<string, tf.Variable> {

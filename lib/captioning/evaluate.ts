@@ -8,7 +8,7 @@
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { decoderFeatureMap } from "../encoder/encoder";
+import { decoderFeatureMap } from "../encoder/feature-maps";
 import { Split } from "../data/captions";
 import { cachedSplit } from "../encoder/features";
 import { Captioner, SENTENCE_END, captionImages, captionerMembers } from "./generate";

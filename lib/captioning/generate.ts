@@ -13,8 +13,8 @@
  */
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN } from "./decoder";
-import { FeatureCache } from "../encoder/features";
-import { decoderFeatureMap } from "../encoder/encoder";
+import { FeatureCache } from "../encoder/feature-cache";
+import { decoderFeatureMap } from "../encoder/feature-maps";
 import { EOS, SOS, SPECIAL_TOKENS, Vocabulary } from "../data/vocabulary";
 import { CiderD } from "./metrics";
 import { Rng } from "../util/rng";

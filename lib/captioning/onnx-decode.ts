@@ -10,7 +10,7 @@ import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/o
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { decoderStep, initWeights, initialState, regionFeatures, regionWidth } from "./decoder";
-import { ParamName as Param, paramNames, paramShape } from "./onnx-train";
+import { ParamName as Param, paramNames, paramShape } from "./decoder";
 
 const INIT: Param[] = [
   "attention/W",

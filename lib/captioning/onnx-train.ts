@@ -12,7 +12,7 @@
  * The recurrence is unrolled over S = T − 1 steps, so there is one graph per (batch size, S), compiled once
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
-import { initWeights, initialState, regionFeatures, regionWidth } from "./decoder";
+import { ParamName, initWeights, initialState, paramNames, paramShape, regionFeatures, regionWidth } from "./decoder";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -26,36 +26,6 @@ import {
 } from "./recurrence";
 import { Rng } from "../util/rng";
 import { SessionCache } from "../engine/onnx/session";
-
-/** Parameter names in `decoder.variables` order (the stable names of `namedVariables()`). */
-export const PARAMS = [
-  "attention/W",
-  "attention/bW",
-  "attention/U",
-  "attention/bU",
-  "attention/A",
-  "attention/bA",
-  "decoder/embedding",
-  "decoder/initH",
-  "decoder/bInitH",
-  "decoder/initC",
-  "decoder/bInitC",
-  "decoder/Wx",
-  "decoder/Wh",
-  "decoder/bLstm",
-  "decoder/fBeta",
-  "decoder/bBeta",
-  "decoder/fcn",
-  "decoder/bFcn",
-] as const;
-
-/** A parameter's stable name: PARAMS, `decoder/Wf`, `decoder/bF` of the region layer. */
-export type ParamName = (typeof PARAMS)[number] | "decoder/Wf" | "decoder/bF";
-
-/** The parameters of a configuration, in `decoder.variables` order: PARAMS, then the region layer's. */
-export function paramNames(c: DecoderConfig): ParamName[] {
-  return [...PARAMS, ...(c.regionLayer ? (["decoder/Wf", "decoder/bF"] as const) : [])];
-}
 
 /** Graph values of the step's inputs: every parameter by name, and the batch. */
 interface StepInputs {
@@ -254,34 +224,6 @@ function regionLayerGrads(
     "decoder/Wf": o.matMul(T1(o.reshape(x.features, [B * R, config.encoderDim])), dPre),
     "decoder/bF": o.sum(dPre, [0]),
   };
-}
-
-export function paramShape(c: DecoderConfig, name: ParamName): number[] {
-  const { vocabSize: V, embedSize: M, attentionDim: K, decoderDim: D } = c;
-  const E = regionWidth(c); // what the attention, the contexts and h₀/c₀ read
-  const shapes: Record<ParamName, number[]> = {
-    "attention/W": [E, K],
-    "attention/bW": [K],
-    "attention/U": [D, K],
-    "attention/bU": [K],
-    "attention/A": [K, 1],
-    "attention/bA": [1],
-    "decoder/embedding": [V, M],
-    "decoder/initH": [E, D],
-    "decoder/bInitH": [D],
-    "decoder/initC": [E, D],
-    "decoder/bInitC": [D],
-    "decoder/Wx": [M + E, 4 * D],
-    "decoder/Wh": [D, 4 * D],
-    "decoder/bLstm": [4 * D],
-    "decoder/fBeta": [D, E],
-    "decoder/bBeta": [E],
-    "decoder/fcn": [D, V],
-    "decoder/bFcn": [V],
-    "decoder/Wf": [c.encoderDim, E],
-    "decoder/bF": [E],
-  };
-  return shapes[name];
 }
 
 /** The loss parts and gradients of one step, as plain arrays (gradients by parameter name). */

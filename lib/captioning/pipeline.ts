@@ -17,7 +17,7 @@ import { SCENE_COUNT, SceneObject, ensureScenes, readBoxes } from "../data/synth
 import { SceneScore, captionCorrect, scoreScenes } from "./synthetic-eval";
 import { History, TrainConfig, defaultTrainConfig, lrAfter, train } from "./train";
 import { prepareCaptionData } from "../encoder/feature-dataset";
-import { FEATURE_MAP, FEATURE_MAPS, FeatureMap, decoderFeatureMap, decoderFeatures } from "../encoder/encoder";
+import { FEATURE_MAP, FEATURE_MAPS, FeatureMap, decoderFeatureMap, decoderFeatures } from "../encoder/feature-maps";
 import { defaultEngine } from "../engine/backend";
 import { Split } from "../data/captions";
 

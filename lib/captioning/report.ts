@@ -7,7 +7,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { DataLayout, imagePath, imagesDirOf, resolveLayout } from "../data/captions";
 import { escapeHtml, htmlTable, lossFigure, plotlyBundleHtml, plotlyHtml } from "../util/display";
-import { EvaluationReport, GeneratedCaption } from "./evaluate";
+import type { EvaluationReport, GeneratedCaption } from "./evaluate";
 import { attentionFigure } from "./heatmap";
 import { toPng } from "../data/image";
 import { readJson, writeFileAtomic } from "../util/io";

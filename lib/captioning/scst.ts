@@ -23,7 +23,7 @@ import { referenceScorer } from "./evaluate";
 import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
 import { CaptionStep, StepEngine, startStepEngine } from "./step-engine";
 import { FeatureCaptionDataset } from "../encoder/feature-dataset";
-import { decoderFeatureMap } from "../encoder/encoder";
+import { decoderFeatureMap } from "../encoder/feature-maps";
 import { padCaptions } from "../data/collate";
 import { EOS, SOS, Vocabulary } from "../data/vocabulary";
 import { Rng } from "../util/rng";

@@ -14,9 +14,9 @@
 import * as tf from "@tensorflow/tfjs";
 import { TypedAdam } from "../engine/adam";
 import { TrainEngine } from "../engine/backend";
-import { DecoderRNN, captionLoss } from "./decoder";
+import { DecoderRNN, captionLoss, paramNames, paramShape } from "./decoder";
 import { OnnxDecoder } from "./onnx-decode";
-import { OnnxTrainer, paramNames, paramShape } from "./onnx-train";
+import { OnnxTrainer } from "./onnx-train";
 
 export interface StepOptions {
   /** Seeds the dropout masks. */

@@ -4,7 +4,7 @@
  * `npm start` and, with the ground-truth boxes, the basis of attention-correctness measures.
  */
 import { DecoderRNN } from "./decoder";
-import { FeatureCache } from "../encoder/features";
+import { FeatureCache } from "../encoder/feature-cache";
 import { captionImages } from "./generate";
 import { COLORS, Color, SHAPES, SceneObject, Shape } from "../data/synthetic";
 import { Vocabulary } from "../data/vocabulary";

@@ -24,7 +24,7 @@ import { Vocabulary } from "../data/vocabulary";
 import { fit } from "../engine/fit";
 import type { ScstConfig } from "./scst";
 import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
-import { decoderFeatureMap } from "../encoder/encoder";
+import { decoderFeatureMap } from "../encoder/feature-maps";
 import { CaptionStep, StepEngine, startStepEngine } from "./step-engine";
 import { TypedAdam } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";

@@ -13,7 +13,7 @@ import { describeSkipped, extractFeatures } from "../encoder/features";
 import { imageFiles, type Split } from "../data/captions";
 import { defineCommand, requireFlags } from "./command";
 import { FEATURE_MAP_FLAGS, SKIP_FLAGS } from "./shared";
-import { featureMap } from "../encoder/encoder";
+import { featureMap } from "../encoder/feature-maps";
 
 export const synthetic = defineCommand({
   name: "synthetic",

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import { claimRunDir } from "../util/lock";
 import type { FlagSpec } from "./command";
 import { requireFlags } from "./command";
-import { LAYERS, featureMap } from "../encoder/encoder";
+import { LAYERS, featureMap } from "../encoder/feature-maps";
 
 export const SKIP_FLAGS = {
   "skip-missing": { type: "boolean", help: "skip listed images that have no photo (named) instead of failing" },

