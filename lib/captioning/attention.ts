@@ -12,7 +12,7 @@
  * test/decoder.test.ts, pinned against PyTorch's Bahdanau attention (it fails for any other score, by design).
  */
 import * as tf from "@tensorflow/tfjs";
-import type { Ops } from "../engine/ops";
+import { Ops, tfOps } from "../engine/ops";
 
 export interface AttentionConfig {
   /** Width of the region vectors attended over (the decoder's `regionWidth`). */
@@ -55,12 +55,22 @@ export class Attention {
   /** `[B, R, E]` → `[B, R, K]`: once per image. */
   projectFeatures(features: tf.Tensor3D): tf.Tensor3D {
     const [B, R, E] = features.shape;
-    return features
-      .reshape([B * R, E])
-      .matMul(this.W)
-      .add(this.bW)
-      .reshape([B, R, this.config.attentionDim]);
+    return projectRegions(tfOps, features, this.W, this.bW, { B, R, E, K: this.config.attentionDim }) as tf.Tensor3D;
   }
+}
+
+/**
+ * W·f + b_W of every region, `[B, R, E]` → `[B, R, K]`: the half of the score that does not depend on the step,
+ * computed once per image (tfjs decoding, the ONNX training and decoding graphs).
+ */
+export function projectRegions<T>(
+  o: Ops<T>,
+  regions: T,
+  W: T,
+  bW: T,
+  { B, R, E, K }: { B: number; R: number; E: number; K: number },
+): T {
+  return o.reshape(o.add(o.matMul(o.reshape(regions, [B * R, E]), W), bW), [B, R, K]);
 }
 
 /**

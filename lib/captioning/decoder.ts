@@ -11,7 +11,7 @@
 import * as tf from "@tensorflow/tfjs";
 import { Attention, AttentionParam, attend } from "./attention";
 import { attentionRecurrence } from "./bptt";
-import { lstmCell } from "./recurrence";
+import { RecurrenceWeights, lstmCell } from "./recurrence";
 import { FEATURE_MAPS, type FeatureMap } from "../encoder/feature-maps";
 import { RemovedVariantError, checkFields } from "../util/schema";
 import { Ops, tfOps } from "../engine/ops";
@@ -227,6 +227,7 @@ export class DecoderRNN {
       ]),
     );
     this.variables = [...vars.values()];
+    this.named = Object.fromEntries(vars);
     const v = (name: ParamName) => vars.get(name)!;
     const { decoderDim, attentionDim } = config;
     this.attention = new Attention({ regionDim: regionWidth(config), decoderDim, attentionDim }, (n) =>
@@ -250,10 +251,11 @@ export class DecoderRNN {
 
   /** Every parameter, in `decoderParams` order. */
   readonly variables: tf.Variable[];
+  private readonly named: Record<string, tf.Variable>;
 
   /** Variables by their stable parameter name (`decoder/fcn`, `attention/W`, …), for saving. */
   namedVariables(): Record<string, tf.Variable> {
-    return Object.fromEntries(this.variables.map((v) => [v.name.slice(this.scope.length), v]));
+    return this.named;
   }
 
   /**
@@ -298,25 +300,9 @@ export class DecoderRNN {
   ): { h: tf.Tensor2D; c: tf.Tensor2D; alpha: tf.Tensor2D; context: tf.Tensor2D } {
     const [B, R, K] = projected.shape;
     const dims = { B, R, K, D: this.config.decoderDim };
-    const r = decoderStep(tfOps, this.stepWeights(), dims, emb, projected, features, state);
+    const r = decoderStep<tf.Tensor>(tfOps, stepWeights(this.namedVariables()), dims, emb, projected, features, state);
     const [h, c, alpha, context] = [r.h, r.c, r.alpha, r.context] as tf.Tensor2D[];
     return { h, c, alpha, context };
-  }
-
-  /** The weights one decoding step reads, by their role in `decoderStep`. */
-  stepWeights(): StepWeights<tf.Tensor> {
-    const a = this.attention;
-    return {
-      U: a.U,
-      bU: a.bU,
-      A: a.A,
-      bA: a.bA,
-      fBeta: this.fBeta,
-      bBeta: this.bBeta,
-      Wx: this.Wx,
-      Wh: this.Wh,
-      bLstm: this.bLstm,
-    };
   }
 
   /** Output logits `[N, V]` from decoder states `[N, D]` (dropout only when training). */
@@ -340,15 +326,15 @@ export class DecoderRNN {
     const S = T - 1;
     const { embedSize: M, decoderDim: D, vocabSize: V } = this.config;
     const E = regionWidth(this.config);
-    const a = this.attention;
     const start = this.start(features);
     const [regions, projected, h0, c0] = [start.regions, start.projected, start.state.h, start.state.c];
     let h: tf.Tensor3D, alphas: tf.Tensor3D;
     if ((opts.recurrence ?? this.config.recurrence ?? "fused") === "fused") {
+      const { WxEmb, ...weights } = recurrenceWeights<tf.Tensor>(tfOps, this.namedVariables(), { M, E });
       // The embedding half of the LSTM input: one matMul for all steps (teacher forcing knows every word).
       const embeds = tf.gather(this.embedding, captions.slice([0, 0], [B, S]).reshape([B * S])); // [B·S, M]
       const embGates = embeds
-        .matMul(this.Wx.slice([0, 0], [M, 4 * D]))
+        .matMul(WxEmb)
         .add(this.bLstm)
         .reshape([B, S, 4 * D]) as tf.Tensor3D;
       ({ h, alphas } = attentionRecurrence(regions, {
@@ -356,11 +342,7 @@ export class DecoderRNN {
         embGates,
         h0,
         c0,
-        hWeights: tf.concat([a.U, this.fBeta, this.Wh], 1) as tf.Tensor2D,
-        hBias: tf.concat([a.bU, this.bBeta]) as tf.Tensor1D,
-        A: a.A as tf.Tensor2D,
-        bA: a.bA as tf.Tensor1D,
-        ctxWeights: this.Wx.slice([M, 0], [E, 4 * D]) as tf.Tensor2D,
+        ...(weights as RecurrenceWeights<tf.Tensor2D>),
         featureGrad: this.config.regionLayer,
       }));
     } else {
@@ -422,6 +404,42 @@ export function initWeights<T>(p: Record<string, T>): { initH: T; bInitH: T; ini
     bInitH: p["decoder/bInitH"],
     initC: p["decoder/initC"],
     bInitC: p["decoder/bInitC"],
+  };
+}
+
+/** What one decoding step reads, from the parameters by stable name (`namedVariables()`, an ONNX graph's inputs). */
+export function stepWeights<T>(p: Record<string, T>): StepWeights<T> {
+  return {
+    U: p["attention/U"],
+    bU: p["attention/bU"],
+    A: p["attention/A"],
+    bA: p["attention/bA"],
+    fBeta: p["decoder/fBeta"],
+    bBeta: p["decoder/bBeta"],
+    Wx: p["decoder/Wx"],
+    Wh: p["decoder/Wh"],
+    bLstm: p["decoder/bLstm"],
+  };
+}
+
+/**
+ * The fused recurrence's weights from the parameters by stable name: U, f_β and W_hh side by side, so that one
+ * matMul of h per step feeds the attention, the gate and the LSTM; W_x split into its embedding rows (`WxEmb`,
+ * applied to every word at once under teacher forcing) and its context rows.
+ */
+export function recurrenceWeights<T>(
+  o: Ops<T>,
+  p: Record<string, T>,
+  { M, E }: { M: number; E: number },
+): RecurrenceWeights<T> & { WxEmb: T } {
+  const [WxEmb, ctxWeights] = o.split(p["decoder/Wx"], [M, E], 0);
+  return {
+    hWeights: o.concat([p["attention/U"], p["decoder/fBeta"], p["decoder/Wh"]], 1),
+    hBias: o.concat([p["attention/bU"], p["decoder/bBeta"]], 0),
+    A: p["attention/A"],
+    bA: p["attention/bA"],
+    ctxWeights,
+    WxEmb,
   };
 }
 

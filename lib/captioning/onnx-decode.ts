@@ -9,7 +9,8 @@ import { graphOps } from "../engine/onnx/ops";
 import { graphFeeds, int64, parameterInputs, parameterValues } from "../engine/onnx/params";
 import { SessionCache } from "../engine/onnx/session";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
-import { decoderStep, initWeights, initialState, regionFeatures, regionWidth } from "./decoder";
+import { decoderStep, initWeights, initialState, regionFeatures, regionWidth, stepWeights } from "./decoder";
+import { projectRegions } from "./attention";
 import { ParamName as Param, paramNames, paramShape } from "./decoder";
 
 const INIT: Param[] = [
@@ -37,10 +38,10 @@ function initGraph(c: DecoderConfig, N: number, R: number): Uint8Array {
   const features = o.g.input("features", [N, R, c.encoderDim]);
   const layer = { Wf: p["decoder/Wf"], bF: p["decoder/bF"] };
   const regions = regionFeatures(o, { B: N, R, E: c.encoderDim, F: E }, features, layer);
-  const projected = o.add(o.matMul(o.reshape(regions, [N * R, E]), p["attention/W"]), p["attention/bW"]);
+  const projected = projectRegions(o, regions, p["attention/W"], p["attention/bW"], { B: N, R, E, K });
   const init = initialState(o, regions, initWeights(p));
   if (c.regionLayer) o.g.output(regions, "regions", [N, R, E]);
-  o.g.output(o.reshape(projected, [N, R, K]), "projected", [N, R, K]);
+  o.g.output(projected, "projected", [N, R, K]);
   o.g.output(init.h, "h", [N, c.decoderDim]);
   o.g.output(init.c, "c", [N, c.decoderDim]);
   return o.g.toBytes(17);
@@ -59,19 +60,8 @@ function stepGraph(c: DecoderConfig, N: number, R: number, k: number): Uint8Arra
   const state = { h: o.g.input("h", [N, D]), c: o.g.input("c", [N, D]) };
   const features = o.g.input("features", [N, R, E]);
   const projected = o.g.input("projected", [N, R, K]);
-  const w = {
-    U: p["attention/U"],
-    bU: p["attention/bU"],
-    A: p["attention/A"],
-    bA: p["attention/bA"],
-    fBeta: p["decoder/fBeta"],
-    bBeta: p["decoder/bBeta"],
-    Wx: p["decoder/Wx"],
-    Wh: p["decoder/Wh"],
-    bLstm: p["decoder/bLstm"],
-  };
   const emb = o.gather(p["decoder/embedding"], words);
-  const s = decoderStep(o, w, { B: N, R, K, D }, emb, projected, features, state);
+  const s = decoderStep(o, stepWeights(p), { B: N, R, K, D }, emb, projected, features, state);
   const logp = o.op1(
     "LogSoftmax",
     [o.add(o.matMul(s.h, p["decoder/fcn"]), p["decoder/bFcn"])],

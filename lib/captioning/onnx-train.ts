@@ -12,7 +12,17 @@
  * The recurrence is unrolled over S = T − 1 steps, so there is one graph per (batch size, S), compiled once
  * and cached (length-bucketed batches make a few dozen). Dropout's mask is an input, drawn by the caller.
  */
-import { ParamName, initWeights, initialState, paramNames, paramShape, regionFeatures, regionWidth } from "./decoder";
+import {
+  ParamName,
+  initWeights,
+  initialState,
+  paramNames,
+  paramShape,
+  recurrenceWeights,
+  regionFeatures,
+  regionWidth,
+} from "./decoder";
+import { projectRegions } from "./attention";
 import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
@@ -20,7 +30,6 @@ import { graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/par
 import {
   RecurrenceDims,
   RecurrenceGrads,
-  RecurrenceWeights,
   recurrenceBackward,
   recurrenceForward,
 } from "./recurrence";
@@ -84,21 +93,14 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
   const { p } = x;
   const layer = { Wf: p["decoder/Wf"], bF: p["decoder/bF"] };
   const regions = regionFeatures(o, { B, R, E: config.encoderDim, F: E }, x.features, layer); // [B, R, E]
-  const F2 = o.reshape(regions, [B * R, E]);
-  const projected = o.reshape(o.add(o.matMul(F2, p["attention/W"]), p["attention/bW"]), [B, R, K]);
+  const F2 = o.reshape(regions, [B * R, E]); // the backward's dW = F2ᵀ·dP
+  const projected = projectRegions(o, regions, p["attention/W"], p["attention/bW"], { B, R, E, K });
   const init = initialState(o, regions, initWeights(p));
   const [meanF, h0, c0] = [init.mean, init.h, init.c]; // [B, E], [B, D], [B, D]
   const wordsFlat = o.reshape(x.words, [B * S]);
   const emb = o.op1("Gather", [p["decoder/embedding"], wordsFlat], [{ name: "axis", i: 0 }]); // [B·S, M]
-  const [WxEmb, WxCtx] = o.split(p["decoder/Wx"], [config.embedSize, E], 0);
+  const { WxEmb, ...weights } = recurrenceWeights(o, p, { M: config.embedSize, E });
   const embGates = o.reshape(o.add(o.matMul(emb, WxEmb), p["decoder/bLstm"]), [B, S, 4 * D]);
-  const weights: RecurrenceWeights<string> = {
-    hWeights: o.concat([p["attention/U"], p["decoder/fBeta"], p["decoder/Wh"]], 1),
-    hBias: o.concat([p["attention/bU"], p["decoder/bBeta"]], 0),
-    A: p["attention/A"],
-    bA: p["attention/bA"],
-    ctxWeights: WxCtx,
-  };
   const steps = o.split(embGates, Array(S).fill(1), 1).map((t) => o.reshape(t, [B, 4 * D]));
   const rec = recurrenceForward(o, dims, { features: regions, projected, embGates: steps, h0, c0 }, weights);
   const H = o.reshape(o.stack(rec.h, 1), [B * S, D]); // rows b·S + t
