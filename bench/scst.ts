@@ -1,7 +1,7 @@
 /**
  * Self-critical training's step with the shipped captioner on Flickr8k train images, on each step engine
  * (lib/captioning/step-engine.ts): tfjs (sampling, greedy baseline and gradient on the active backend) and ONNX
- * Runtime (what `train --scst` runs on CPUs), alternating, no weight update (every step sees the same weights and
+ * Runtime (what `train-scst` runs on CPUs), alternating, no weight update (every step sees the same weights and
  * seed, so the two paths draw the same captions up to float rounding: a draw that lands within rounding of a
  * word's boundary in the cumulative softmax goes the other way — 2 of 160 captions in one batch here; the mean
  * sample rewards are printed side by side). Needs Flickr8k and its train features.

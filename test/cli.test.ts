@@ -139,6 +139,12 @@ describe("CLI: a table of commands", () => {
       main(["train", "--data-dir", "d", "--out", "o", "--resume", "--overwrite"]),
       /--resume and --overwrite contradict each other/,
     );
+    // self-critical training is its own command, starting from a trained captioner
+    await assert.rejects(
+      main(["train-scst", "--data-dir", "d", "--out", "o"]),
+      /^Error: train-scst needs --from \(attend-tell train-scst --help\)$/,
+    );
+    await assert.rejects(main(["train", "--scst"]), /--scst/);
   });
 
   it("without --checkpoint, caption and evaluate take every member of the shipped captioner, or name the one missing", () => {

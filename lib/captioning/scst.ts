@@ -269,7 +269,7 @@ async function scstStart(o: ScstOptions, log: (s: string) => void) {
   const ck = await loadCheckpoint(resumed ? o.out : o.from!);
   const start = { decoder: ck.decoder, vocab: ck.vocab, epochs: { epochs: o.config.epochs } };
   if (!resumed) {
-    log(`self-critical training from ${o.from} (epoch ${ck.epoch} of cross-entropy)`);
+    log(`self-critical training from ${o.from} (its epoch ${ck.epoch})`);
     const { lr, clipNorm, seed, scst } = o.config;
     const cfg: TrainConfig = { ...ck.config, lr, clipNorm, seed, scst, ...start.epochs };
     return { ...start, history: { batch: [], epoch: [] } as History, cfg, from: 0, optimizerWeights: undefined };

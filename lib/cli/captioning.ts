@@ -1,4 +1,4 @@
-/** Captioning commands: train, evaluate, caption, report, export, start. */
+/** Captioning commands: train, train-scst, evaluate, caption, report, export, start. */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
@@ -110,13 +110,21 @@ const TRAIN_PATHS = {
   seed: "seed",
 };
 const SCST_PATHS = {
-  "scst-lr": "lr",
-  "scst-samples": "scst.samples",
-  "scst-batch": "scst.batchSize",
-  "scst-baseline": "scst.baseline",
-  "scst-bleu-weight": "scst.bleuWeight",
+  lr: "lr",
+  samples: "scst.samples",
+  "batch-size": "scst.batchSize",
+  baseline: "scst.baseline",
+  "bleu-weight": "scst.bleuWeight",
   seed: "seed",
 };
+
+const ENGINE_FLAG = {
+  engine: {
+    type: "string",
+    choices: ["onnx", "tfjs"],
+    help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)",
+  },
+} as const;
 
 export const trainCmd = defineCommand({
   name: "train",
@@ -165,69 +173,12 @@ export const trainCmd = defineCommand({
       default: pc.stopAfter,
       help: "stop after this many epochs without a better BLEU-4 (0: never)",
     },
-    scst: {
-      type: "boolean",
-      help: "self-critical training (CIDEr-D reward, policy gradient) from the cross-entropy checkpoint --from",
-    },
-    from: {
-      type: "string",
-      placeholder: "DIR",
-      help: "with --scst: the checkpoint to start from (e.g. runs/NAME/best)",
-    },
-    "scst-lr": { type: "number", above: 0, default: 5e-5, help: "with --scst: Adam learning rate" },
-    "scst-samples": { type: "int", default: sc.samples, help: "with --scst: captions sampled per image" },
-    "scst-batch": { type: "int", default: sc.batchSize, help: "with --scst: images per step" },
-    "scst-baseline": {
-      type: "string",
-      choices: ["greedy", "mean"],
-      default: sc.baseline,
-      help: "with --scst: each sample's baseline, the greedy caption's reward or the other samples' mean",
-    },
-    "scst-bleu-weight": {
-      type: "number",
-      min: 0,
-      default: 0,
-      help: "with --scst: reward = CIDEr-D + this × the caption's BLEU-4 (0…1)",
-    },
-    engine: {
-      type: "string",
-      choices: ["onnx", "tfjs"],
-      help: "where the step runs (default: onnx on CPUs, tfjs on GPUs)",
-    },
+    ...ENGINE_FLAG,
     ...RUN_FLAGS,
     ...SKIP_FLAGS,
   },
   async run(v, _, given) {
     await trainingRun("train", v, async (data, out, log) => {
-      if (v.scst) {
-        const scst = {
-          ...sc,
-          samples: v["scst-samples"],
-          batchSize: v["scst-batch"],
-          baseline: v["scst-baseline"] as "greedy" | "mean",
-          bleuWeight: v["scst-bleu-weight"],
-        };
-        const config = {
-          epochs: v.epochs,
-          lr: v["scst-lr"],
-          clipNorm: tc.clipNorm,
-          seed: v.seed,
-          scst,
-          beam: v["plateau-beam"],
-        };
-        refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, { ...config, scst }, SCST_PATHS);
-        const r = await trainScst({
-          from: v.from,
-          train: data.train,
-          val: data.val,
-          config,
-          out,
-          resume: v.resume,
-          log,
-        });
-        writeJsonAtomic(path.join(v.out!, "history.json"), r.history);
-        return console.log(`checkpoint: ${out}; the best epoch by dev CIDEr-D: ${bestDir(out)}`);
-      }
       const decoder = {
         ...getDefaultConfig(data.vocab.size),
         ...decoderFeatures(data.cache.map),
@@ -269,6 +220,66 @@ export const trainCmd = defineCommand({
       });
       writeJsonAtomic(path.join(v.out!, "history.json"), history);
       console.log(`checkpoint: ${out}; history: ${path.join(v.out!, "history.json")}`);
+    });
+  },
+});
+
+export const trainScstCmd = defineCommand({
+  name: "train-scst",
+  summary:
+    "Self-critical sequence training of a trained captioner (Rennie et al. 2017): sampled captions rewarded by their CIDEr-D, the end of the sentence counted; a checkpoint per epoch, the best by dev CIDEr-D kept.",
+  flags: {
+    from: { type: "string", placeholder: "DIR", help: "the checkpoint to start from (e.g. runs/NAME/best, models/NAME)" },
+    "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
+    out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/, best/ and history.json" },
+    ...FEATURES_FLAG,
+    ...FEATURE_MAP_FLAGS,
+    epochs: { type: "int", default: 10, help: "train up to this epoch (on --resume: the new total)" },
+    lr: { type: "number", above: 0, default: 5e-5, help: "Adam learning rate" },
+    samples: { type: "int", min: 2, default: sc.samples, help: "captions sampled per image" },
+    "batch-size": { type: "int", default: sc.batchSize, help: "images per step" },
+    baseline: {
+      type: "string",
+      choices: ["greedy", "mean"],
+      default: sc.baseline,
+      help: "each sample's baseline: the other samples' mean reward (Luo 2020), or the greedy caption's (Rennie et al.)",
+    },
+    "bleu-weight": {
+      type: "number",
+      min: 0,
+      default: 0,
+      help: "reward = CIDEr-D + this × the caption's BLEU-4 (0…1)",
+    },
+    beam: { type: "int", default: pc.beam, help: "beam width of the dev captions scored after each epoch" },
+    seed: { type: "int", default: tc.seed, help: "random seed (batch order, samples)" },
+    ...ENGINE_FLAG,
+    ...RUN_FLAGS,
+    ...SKIP_FLAGS,
+  },
+  async run(v, _, given) {
+    if (!v.resume) requireFlags("train-scst", v, "from");
+    await trainingRun("train-scst", v, async (data, out, log) => {
+      const scst = {
+        ...sc,
+        samples: v.samples,
+        batchSize: v["batch-size"],
+        baseline: v.baseline as "greedy" | "mean",
+        bleuWeight: v["bleu-weight"],
+      };
+      const config = { epochs: v.epochs, lr: v.lr, clipNorm: tc.clipNorm, seed: v.seed, scst, beam: v.beam };
+      refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, { ...config, scst }, SCST_PATHS);
+      const r = await trainScst({
+        from: v.from,
+        train: data.train,
+        val: data.val,
+        config,
+        out,
+        resume: v.resume,
+        engine: v.engine as "onnx" | "tfjs" | undefined,
+        log,
+      });
+      writeJsonAtomic(path.join(v.out!, "history.json"), r.history);
+      console.log(`checkpoint: ${out}; the best epoch by dev CIDEr-D: ${bestDir(out)}`);
     });
   },
 });

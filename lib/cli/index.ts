@@ -8,7 +8,7 @@ import { EncoderCNN } from "../encoder/encoder";
 import { ensureWeights } from "../encoder/weights";
 import { Command, defineCommand, parseCommand, usage } from "./command";
 import { features, synthetic, vocab, weights } from "./data";
-import { caption, evaluateCmd, exportCmd, report, start, trainCmd } from "./captioning";
+import { caption, evaluateCmd, exportCmd, report, start, trainCmd, trainScstCmd } from "./captioning";
 import { evaluateMatchingCmd, retrieve, trainMatchingCmd } from "./matching";
 
 const classify = defineCommand({
@@ -56,6 +56,7 @@ export const COMMANDS: readonly Command[] = [
   features,
   vocab,
   trainCmd,
+  trainScstCmd,
   evaluateCmd,
   caption,
   report,
