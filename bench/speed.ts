@@ -2,12 +2,12 @@
  * The CPU speed figures of one machine in one run, each beside the figure measured before the speed work
  * (the speed work's baseline, on the 2-core machine that measured them) and, where the previous path still exists, beside that
  * path measured here in the same run. Every part runs alone, one after another, in its own process:
- *   1. training step, seed dims, batch 64: tfjs's Adam on the variables (before) vs TypedAdam (bench/train.ts);
+ *   1. training step, seed dims, batch 64, on the ONNX Runtime step engine (TypedAdam) (bench/train.ts);
  *   2. beam 3 (and greedy) over the 1,000 Flickr8k dev images with the shipped captioner: tfjs vs ONNX Runtime
  *      (bench/evaluate.ts; needs Flickr8k);
  *   3. SCAN d = 1,024: training step and the 1,000 × 5,000 dev scoring, t2i and i2t (bench/scan.ts);
  *   4. ResNet-50 features end to end (decode, encode, float16, append) over `images` photos (bench/encoder.ts);
- *   5. a self-critical step (samples and greedy baseline decoded on tfjs vs ONNX Runtime; bench/scst.ts).
+ *   5. a self-critical step on each step engine, tfjs and ONNX Runtime (bench/scst.ts).
  * Each part runs under each page setting asked for, one after the other: `4k` is glibc's default, `huge` the
  * transparent huge pages that bin/attend-tell asks for (HUGE_PAGES, lib/engine/onnx/session.ts).
  *   npx tsx bench/speed.ts [parts=train,evaluate,scan,features,scst] [feature images=96] [pages=4k,huge]
@@ -24,7 +24,7 @@ const BEFORE: Record<string, string> = {
   scst: "a Flickr8k self-critical epoch 16–29 min (samples decoded on tfjs-wasm)",
 };
 const PARTS: Record<string, string[]> = {
-  train: ["bench/train.ts", "64", "onnx-tfjs-adam,onnx,onnx-tfjs-adam,onnx", "6"],
+  train: ["bench/train.ts", "64", "onnx,onnx", "6"],
   evaluate: ["bench/evaluate.ts", "3", "1000", "tfjs,onnx"],
   scan: ["bench/scan.ts", "1024", "onnx,onnx:16", "3", "1000", "t2i,i2t"],
   features: ["bench/encoder.ts"],
