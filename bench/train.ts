@@ -86,8 +86,6 @@ async function main() {
       features.dispose();
     }
   }
-  console.log(
-    `peak RSS: ${(peak / 2 ** 20).toFixed(0)} MiB`,
-  );
+  console.log(`peak RSS: ${(peak / 2 ** 20).toFixed(0)} MiB`);
 }
 main();

@@ -5,7 +5,14 @@ import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
 import { sampleCaptions } from "../lib/captioning";
 import { CiderD, ciderD } from "../lib/captioning";
 import { OnnxTrainer } from "../lib/captioning";
-import { captionReward, defaultScstConfig, rewardedWords, scstAdvantages, trainScst, wordLogProbs } from "../lib/captioning";
+import {
+  captionReward,
+  defaultScstConfig,
+  rewardedWords,
+  scstAdvantages,
+  trainScst,
+  wordLogProbs,
+} from "../lib/captioning";
 import { SENTENCE_END } from "../lib/captioning";
 import { buildVocabulary } from "../lib/data";
 import { defaultTrainConfig, train } from "../lib/captioning";

@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { tokenize } from "../lib/data";
 import { EOS, PAD, SOS, UNK, Vocabulary, buildVocabulary, countWords, vocabularySizes } from "../lib/data";
-import { FLICKR8K_WORD_COUNTS, readWordCounts, trainCaptions } from "../lib/data";
+import { FLICKR8K_WORD_COUNTS, loadVocabulary, readWordCounts, saveVocabulary, trainCaptions } from "../lib/data";
 import { SHARED_FLICKR, tinyFlickr, tmpDir } from "./helpers";
 
 describe("tokenize", () => {
@@ -109,8 +109,8 @@ describe("Vocabulary", () => {
   it("saves and loads as versioned JSON", () => {
     const f = path.join(tmpDir(), "vocab.json");
     const v = buildVocabulary(caps, 2);
-    v.save(f);
-    const back = Vocabulary.load(f);
+    saveVocabulary(v, f);
+    const back = loadVocabulary(f);
     assert.deepEqual(back.itos, v.itos);
     assert.deepEqual(back.counts, v.counts);
     assert.equal(back.freqThreshold, 2);
@@ -121,12 +121,12 @@ describe("Vocabulary", () => {
     const f = path.join(tmpDir(), "old.json");
     fs.writeFileSync(f, JSON.stringify({ ...buildVocabulary(caps, 2).toJSON(), version: 0 }));
     assert.throws(
-      () => Vocabulary.load(f),
+      () => loadVocabulary(f),
       new RegExp(`vocabulary file ${f} has vocabulary format version 0; this attend-tell reads version 1`),
     );
     fs.writeFileSync(f, JSON.stringify({ words: [] }));
-    assert.throws(() => Vocabulary.load(f), /is not an attend-tell vocabulary/);
-    assert.throws(() => Vocabulary.load(f + ".missing"), /does not exist/);
+    assert.throws(() => loadVocabulary(f), /is not an attend-tell vocabulary/);
+    assert.throws(() => loadVocabulary(f + ".missing"), /does not exist/);
     assert.throws(() => new Vocabulary(["<SOS>", "<PAD>", "<EOS>", "<UNK>"], 1), /id 0 must be <PAD>/);
   });
 

@@ -113,7 +113,10 @@ export function paramNames(c: DecoderConfig): ParamName[] {
 /** A parameter's shape under `c`. */
 export function paramShape(c: DecoderConfig, name: ParamName): number[] {
   const spec = decoderParams(c).find((p) => p.name === name);
-  if (!spec) throw new Error(`the decoder has no parameter ${name}${name.endsWith("/Wf") || name.endsWith("/bF") ? " (no region layer)" : ""}`);
+  if (!spec)
+    throw new Error(
+      `the decoder has no parameter ${name}${name.endsWith("/Wf") || name.endsWith("/bF") ? " (no region layer)" : ""}`,
+    );
   return spec.shape;
 }
 

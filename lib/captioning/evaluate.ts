@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { decoderFeatureMap } from "../encoder/feature-maps";
 import { Split } from "../data/captions";
 import { cachedSplit } from "../encoder/features";
-import { Captioner, SENTENCE_END, captionImages, captionerMembers } from "./generate";
+import { Captioner, SENTENCE_END, captionerMembers } from "./generate";
+import { captionImages } from "./caption-images";
 import { readJson, writeJsonAtomic } from "../util/io";
 import { CheckpointMeta, verifyCheckpointFiles } from "../util/checkpoint";
 import { CaptionMetrics, CiderD, captionMetrics } from "./metrics";
@@ -55,8 +56,6 @@ export interface GeneratedCaption {
   attention: number[][];
   references: string[];
 }
-
-export { captionImages } from "./generate";
 
 export interface EvaluateOptions {
   /** One decoder, or an ensemble (generate.ts `Captioner`). */

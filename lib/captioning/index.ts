@@ -5,6 +5,7 @@
  */
 export * from "./attention";
 export * from "./bptt";
+export * from "./caption-images";
 export * from "./decoder";
 export * from "./endings";
 export * from "./evaluate";

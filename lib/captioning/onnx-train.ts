@@ -27,12 +27,7 @@ import type { DecoderConfig, DecoderRNN } from "./decoder";
 import { INT64, OnnxGraph } from "../engine/onnx/proto";
 import { GraphOps, graphOps } from "../engine/onnx/ops";
 import { graphFeeds, parameterInputs, parameterValues } from "../engine/onnx/params";
-import {
-  RecurrenceDims,
-  RecurrenceGrads,
-  recurrenceBackward,
-  recurrenceForward,
-} from "./recurrence";
+import { RecurrenceDims, RecurrenceGrads, recurrenceBackward, recurrenceForward } from "./recurrence";
 import { Rng } from "../util/rng";
 import { SessionCache } from "../engine/onnx/session";
 

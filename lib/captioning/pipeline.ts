@@ -10,6 +10,7 @@ import * as path from "node:path";
 import { initBackend, describeBackend } from "../engine/backend";
 import { DecoderConfig, getDefaultConfig, regionWidth } from "./decoder";
 import { writeJsonAtomic } from "../util/io";
+import { saveVocabulary } from "../data/vocabulary-file";
 import { EvaluationReport, evaluate } from "./evaluate";
 import { writeReport } from "./report";
 import { Progress } from "../util/progress";
@@ -186,7 +187,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   );
   log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
   fs.mkdirSync(opts.out, { recursive: true });
-  data.vocab.save(path.join(opts.out, "vocab.json"));
+  saveVocabulary(data.vocab, path.join(opts.out, "vocab.json"));
   if (data.skipped.length) writeJsonAtomic(path.join(opts.out, "skipped-images.json"), data.skipped);
 
   const config = pipelineConfig(opts, data.vocab.size);

@@ -150,7 +150,12 @@ export async function scstStep(
   const n = o.config.samples;
   const refs = batch.images.map(o.references);
   const onnx = o.engine.decoding;
-  const samples = await sampleCaptions(decoder, batch.features, { samples: n, seed: o.seed, maxLen: o.config.maxLen, onnx });
+  const samples = await sampleCaptions(decoder, batch.features, {
+    samples: n,
+    seed: o.seed,
+    maxLen: o.config.maxLen,
+    onnx,
+  });
   const reward = (g: Generated, i: number) =>
     captionReward(o.cider, rewardedWords(g, o.vocab, o.config), refs[i], o.config.bleuWeight);
   const rewards = samples.map((s, r) => reward(s, Math.floor(r / n)));

@@ -62,7 +62,9 @@ export async function startStepEngine(
   decoder: DecoderRNN,
   o: { engine: TrainEngine; regions: number; lr: number; decoding?: boolean },
 ): Promise<StepEngine> {
-  return o.engine === "onnx" ? OnnxStep.start(decoder, o.regions, o.lr, o.decoding ?? false) : new TfjsStep(decoder, o.lr);
+  return o.engine === "onnx"
+    ? OnnxStep.start(decoder, o.regions, o.lr, o.decoding ?? false)
+    : new TfjsStep(decoder, o.lr);
 }
 
 class TfjsStep implements StepEngine {

@@ -5,7 +5,7 @@
  */
 import { DecoderRNN } from "./decoder";
 import { FeatureCache } from "../encoder/feature-cache";
-import { captionImages } from "./generate";
+import { captionImages } from "./caption-images";
 import { COLORS, Color, SHAPES, SceneObject, Shape } from "../data/synthetic";
 import { Vocabulary } from "../data/vocabulary";
 

@@ -10,7 +10,8 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { restoreOptimizer } from "../engine/adam";
 import { DecoderConfig, DecoderRNN, defaultInitializer } from "./decoder";
-import { Captioner, captionImages, greedy } from "./generate";
+import { Captioner, greedy } from "./generate";
+import { captionImages } from "./caption-images";
 import { CaptionMetrics, captionMetrics } from "./metrics";
 import { tokenize } from "../data/tokenizer";
 import {
@@ -21,6 +22,7 @@ import {
   writeCheckpoint,
 } from "../util/checkpoint";
 import { Vocabulary } from "../data/vocabulary";
+import { loadVocabulary } from "../data/vocabulary-file";
 import { fit } from "../engine/fit";
 import type { ScstConfig } from "./scst";
 import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
@@ -196,7 +198,7 @@ export async function loadCheckpoint(dir: string): Promise<Checkpoint> {
     "captioning",
     (config, init) => new DecoderRNN(config.decoder, init),
   );
-  return { ...rest, vocab: Vocabulary.load(rest.vocabFile), decoder: model };
+  return { ...rest, vocab: loadVocabulary(rest.vocabFile), decoder: model };
 }
 
 /**

@@ -229,7 +229,11 @@ export const trainScstCmd = defineCommand({
   summary:
     "Self-critical sequence training of a trained captioner (Rennie et al. 2017): sampled captions rewarded by their CIDEr-D, the end of the sentence counted; a checkpoint per epoch, the best by dev CIDEr-D kept.",
   flags: {
-    from: { type: "string", placeholder: "DIR", help: "the checkpoint to start from (e.g. runs/NAME/best, models/NAME)" },
+    from: {
+      type: "string",
+      placeholder: "DIR",
+      help: "the checkpoint to start from (e.g. runs/NAME/best, models/NAME)",
+    },
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     out: { type: "string", placeholder: "runs/NAME", help: "run folder: checkpoint/, best/ and history.json" },
     ...FEATURES_FLAG,

@@ -2,6 +2,7 @@
 import * as path from "node:path";
 import { SCENE_COUNT, generateSynthetic } from "../data/synthetic";
 import { buildVocabulary } from "../data/vocabulary";
+import { saveVocabulary } from "../data/vocabulary-file";
 import { trainCaptions } from "../data/dataset";
 import { Progress } from "../util/progress";
 import { assertOwnFile, readJson } from "../util/io";
@@ -50,7 +51,7 @@ export const vocab = defineCommand({
     };
     assertOwnFile(v.out!, isVocabulary, "a vocabulary file");
     const voc = buildVocabulary(trainCaptions(v["data-dir"]!), v.threshold);
-    voc.save(v.out!);
+    saveVocabulary(voc, v.out!);
     console.log(`vocabulary of ${voc.size} ids (threshold ${voc.freqThreshold}) written to ${v.out}`);
   },
 });

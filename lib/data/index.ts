@@ -11,3 +11,4 @@ export * from "./image";
 export * from "./synthetic";
 export * from "./tokenizer";
 export * from "./vocabulary";
+export * from "./vocabulary-file";

@@ -4,11 +4,7 @@
  * (default 5, as in the seed); rarer words map to `<UNK>`. Ids after the reserved four go by frequency,
  * most frequent first (ties alphabetical), so the same captions always give the same vocabulary.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { tokenize } from "./tokenizer";
-import { readJson, sha256File, writeJsonAtomic } from "../util/io";
-import { projectRoot } from "../util/paths";
 
 export const PAD = 0;
 export const SOS = 1;
@@ -122,15 +118,6 @@ export class Vocabulary {
     if (!Array.isArray(j.itos) || typeof j.freqThreshold !== "number") throw new Error(`${source}: itos/freqThreshold missing`);
     return new Vocabulary(j.itos, j.freqThreshold, j.counts);
   }
-
-  save(file: string): void {
-    writeJsonAtomic(file, this.toJSON());
-  }
-
-  static load(file: string): Vocabulary {
-    if (!fs.existsSync(file)) throw new Error(`vocabulary file ${file} does not exist`);
-    return Vocabulary.fromJSON(readJson(file, "vocabulary file"), `vocabulary file ${file}`);
-  }
 }
 
 /** Word counts over tokenised captions, most frequent first (ties alphabetical). */
@@ -157,21 +144,3 @@ export function buildVocabulary(captions: Iterable<string | readonly string[]>, 
 export function vocabularySizes(counts: [string, number][], thresholds: number[]): number[] {
   return thresholds.map((t) => SPECIAL_TOKENS.length + counts.filter(([, n]) => n >= t).length);
 }
-
-/**
- * Flickr8k's train-split word counts (6,000 images, 30,000 captions, tokenised as `tokenize` does), committed so
- * that the threshold lesson of notebook 01 shows a natural language's long tail on machines without Flickr8k
- * (the synthetic captions use a few dozen words, each hundreds of times). Counts only: no caption text.
- * Written by `npx tsx scripts/word-counts.ts DATA_DIR`; its sha256 is checked on every read.
- */
-export const FLICKR8K_WORD_COUNTS = path.join(projectRoot(), "data", "flickr8k-train-word-counts.json");
-export const FLICKR8K_WORD_COUNTS_SHA256 = "d99da32ff5e2d2d83e6cc7f56fcd4fdddcc47a3466dd1fc9af8d14bbd1dddda4";
-
-export function readWordCounts(file = FLICKR8K_WORD_COUNTS, sha256 = FLICKR8K_WORD_COUNTS_SHA256): [string, number][] {
-  const actual = sha256File(file);
-  if (actual !== sha256) throw new Error(`${file} is damaged: sha256 ${actual}, expected ${sha256}`);
-  const j = readJson<{ format: string; counts: [string, number][] }>(file, "word counts file");
-  if (j.format !== "attend-tell/word-counts") throw new Error(`${file} is not a word counts file`);
-  return j.counts;
-}
-

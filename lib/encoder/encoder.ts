@@ -10,11 +10,20 @@ import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { fileSystemIO } from "../util/io";
 import { foldBatchNorm } from "./fold";
+import { encodeRegions, resnetModels } from "./resnet";
 import { RgbImage, loadRgb, normalizePixels } from "../data/image";
 import { ensureWeights, weightsDir } from "./weights";
 import { projectRoot } from "../util/paths";
 import { Rng } from "../util/rng";
-import { ENCODER_IDENTITY, EncoderIdentity, FEATURE_MAP, FeatureMap, Grid, encoderIdentity, mapShape } from "./feature-maps";
+import {
+  ENCODER_IDENTITY,
+  EncoderIdentity,
+  FEATURE_MAP,
+  FeatureMap,
+  Grid,
+  encoderIdentity,
+  mapShape,
+} from "./feature-maps";
 
 export * from "./feature-maps";
 
@@ -104,24 +113,15 @@ export class EncoderCNN {
 
   /** The encoder from Keras ResNet50 artifacts (loadResNetArtifacts, or randomResNetArtifacts for speed tests). */
   static async fromArtifacts(artifacts: tf.io.ModelArtifacts, map: FeatureMap = FEATURE_MAP): Promise<EncoderCNN> {
-    const { layer } = mapShape(map);
-    let full: tf.LayersModel;
     try {
-      full = await tf.loadLayersModel(tf.io.fromMemory(artifacts));
+      const { full, trunk } = await resnetModels(artifacts, map);
+      return new EncoderCNN(full, trunk, map);
     } catch (e) {
       throw new Error(
         `cannot build ResNet-50: ${(e as Error).message} — delete ${path.dirname(weightsDir())} and run \`npm run weights\``,
         { cause: e },
       );
     }
-    full.trainable = false;
-    const trunk = tf.model({
-      inputs: full.inputs,
-      outputs: full.getLayer(layer).output as tf.SymbolicTensor,
-      name: "encoder_cnn",
-    });
-    trunk.trainable = false;
-    return new EncoderCNN(full, trunk, map);
   }
 
   /** The side of its region grid. */
@@ -137,12 +137,7 @@ export class EncoderCNN {
 
   /** [B, 224, 224, 3] caffe-normalised → [B, 49, 2048] (conv4: [B, 196, 1024]; conv4-pooled: [B, 49, 1024]). */
   encode(images: tf.Tensor4D): tf.Tensor3D {
-    const { regions, featureDim, pool } = mapShape(this.map);
-    return tf.tidy(() => {
-      let map = this.trunk.predict(images) as tf.Tensor4D; // [B, side, side, featureDim]
-      if (pool > 1) map = tf.avgPool(map, pool, pool, "valid");
-      return map.reshape([images.shape[0], regions, featureDim]) as tf.Tensor3D;
-    });
+    return encodeRegions(this.trunk, images, this.map);
   }
 
   /** Image files → a caffe-normalised batch [B, 224, 224, 3]. Decoding runs on sharp's threads. */

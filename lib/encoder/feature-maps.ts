@@ -3,7 +3,7 @@
  * wide — and which map a decoder was trained on. Plain data, apart from the encoder, so that the models can name
  * their input without loading ResNet-50; and the encoder's identity, which feature caches store and check.
  */
-import type { Normalization } from "../data/image";
+import type { Normalization } from "../data/pixels";
 
 /**
  * Where ResNet-50's region features are taken, and on which grid: the seed's 7×7×2048 map of the last block (conv5),

@@ -208,7 +208,12 @@ class OnnxScanEngine implements ScanEngine {
       // padding captions: one <PAD> word of length 1 each (their vectors are dropped)
       captions: (ids, lengths, T) => {
         const pad = CAPTION_CHUNK - lengths.length;
-        return this.onnx.encodeCaptions(params, [...ids, ...Array(pad * T).fill(0)], [...lengths, ...Array(pad).fill(1)], T);
+        return this.onnx.encodeCaptions(
+          params,
+          [...ids, ...Array(pad * T).fill(0)],
+          [...lengths, ...Array(pad).fill(1)],
+          T,
+        );
       },
     };
   }

@@ -28,6 +28,7 @@ import { FeatureCaptionDataset, FeatureBatch } from "../encoder/feature-dataset"
 import { TrainEngine, defaultEngine } from "../engine/backend";
 import { FitStep, fit } from "../engine/fit";
 import { Vocabulary } from "../data/vocabulary";
+import { loadVocabulary } from "../data/vocabulary-file";
 
 export interface MatchingConfig {
   epochs: number;
@@ -91,7 +92,7 @@ export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheck
     "image–text matching",
     (config: MatchingConfig, init) => new ScanModel(config.scan, init),
   );
-  return { ...ck, vocab: Vocabulary.load(ck.vocabFile) };
+  return { ...ck, vocab: loadVocabulary(ck.vocabFile) };
 }
 
 /** The mean validation loss (one hardest negative), no gradients. */

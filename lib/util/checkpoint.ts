@@ -129,7 +129,7 @@ export async function writeCheckpoint<Config>(
     /** Its state as `getWeights()` gives it (tfjs optimisers, TypedAdam). */
     optimizer?: { getWeights(): Promise<{ name: string; tensor: tf.Tensor }[]> };
     /** The vocabulary, which writes itself as one JSON file (data's `Vocabulary`; util does not import data). */
-    vocab: { save(file: string): void };
+    vocab: { toJSON(): unknown };
     history: unknown;
     meta: CheckpointMeta<Config>;
     float16?: boolean;
@@ -155,7 +155,7 @@ export async function writeCheckpoint<Config>(
       // copies made for saving (TypedAdam's moments, tfjs's iteration count), not the optimiser's own variables
       tf.dispose(optWeights.map((w) => w.tensor).filter((t) => !(t instanceof tf.Variable)));
     }
-    parts.vocab.save(path.join(tmp, "vocab.json"));
+    writeJsonAtomic(path.join(tmp, "vocab.json"), parts.vocab.toJSON());
     writeJsonAtomic(path.join(tmp, "history.json"), parts.history);
     for (const [name, json] of Object.entries(parts.extra ?? {})) writeJsonAtomic(path.join(tmp, name), json);
     const files = Object.fromEntries(
@@ -295,7 +295,7 @@ export async function exportCheckpoint(
     const history = readJson<{ epoch?: unknown[] }>(path.join(src, "history.json"), "training history");
     await writeCheckpoint(to, {
       weights,
-      vocab: { save: (file: string) => fs.copyFileSync(path.join(src, "vocab.json"), file) }, // verified above
+      vocab: { toJSON: () => readJson(path.join(src, "vocab.json"), "vocabulary") }, // verified above
       float16: opts.float16 ?? true,
       meta: exported,
       history: { batch: [], epoch: history.epoch ?? [] },

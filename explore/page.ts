@@ -1,0 +1,322 @@
+/**
+ * The attention explorer: the frozen ResNet-50 and the shipped captioner run in the page with TensorFlow.js, on
+ * lib/'s own modules (the encoder's trunk, `DecoderRNN`, beam search, the vocabulary, the pixels' normalisation),
+ * bundled by scripts/explore.ts. Nothing is computed by the server; every file the page loads is checked against
+ * the sha256 that manifest.json (written at build time from the verified files) lists.
+ */
+import * as tf from "@tensorflow/tfjs";
+import "@tensorflow/tfjs-backend-webgpu";
+import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
+import { DecoderConfig, DecoderRNN } from "../lib/captioning/decoder";
+import { Generated, beamSearch } from "../lib/captioning/generate";
+import { Vocabulary } from "../lib/data/vocabulary";
+import { normalizePixels } from "../lib/data/pixels";
+import { foldBatchNorm } from "../lib/encoder/fold";
+import { encodeRegions, resnetModels } from "../lib/encoder/resnet";
+import { ENCODER_IDENTITY, FEATURE_MAP, mapShape } from "../lib/encoder/feature-maps";
+
+/** What scripts/explore.ts serves: file paths (relative to the page) with their sha256 and size. */
+export interface ExploreManifest {
+  resnet: { modelJson: string; files: Record<string, { sha256: string; bytes: number }> };
+  captioner: { name: string; files: Record<string, { sha256: string; bytes: number }> }[];
+}
+
+/** One caption as the page shows it, and as the tests read it (`#result`). */
+export interface PageCaption {
+  image: string;
+  caption: string;
+  words: string[];
+  attention: number[][];
+  candidates: { caption: string; logProb: number }[];
+  seconds: { pixels: number; encoder: number; decoder: number };
+}
+
+const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as T;
+const SIZE = ENCODER_IDENTITY.imageSize;
+const { grid: GRID } = mapShape(FEATURE_MAP);
+
+async function sha256(buf: ArrayBuffer): Promise<string> {
+  const d = await crypto.subtle.digest("SHA-256", buf);
+  return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
+}
+
+/** A file of the manifest, its sha256 checked; the error names the file. */
+async function fetchVerified(url: string, sum: string): Promise<ArrayBuffer> {
+  const r = await fetch(url);
+  if (!r.ok) throw new Error(`${url}: ${r.status} ${r.statusText}`);
+  const buf = await r.arrayBuffer();
+  const got = await sha256(buf);
+  if (got !== sum)
+    throw new Error(`${url} is damaged: sha256 ${got.slice(0, 12)}…, the manifest says ${sum.slice(0, 12)}…`);
+  return buf;
+}
+
+const json = (buf: ArrayBuffer) => JSON.parse(new TextDecoder().decode(buf));
+
+/**
+ * WebGL's renderer when it is software (SwiftShader, llvmpipe: a browser without a GPU), else undefined: there
+ * ResNet-50 runs ~10× slower than on wasm, so WebGL is passed over.
+ */
+function softwareWebGL(): string | undefined {
+  const gl = document.createElement("canvas").getContext("webgl2");
+  const info = gl?.getExtension("WEBGL_debug_renderer_info");
+  const renderer = info ? String(gl!.getParameter(info.UNMASKED_RENDERER_WEBGL)) : "";
+  return /swiftshader|llvmpipe|software/i.test(renderer) ? renderer : undefined;
+}
+
+/** The first backend that starts: WebGPU, else WebGL on a GPU, else wasm (`?backend=` picks one); and why. */
+async function pickBackend(): Promise<{ backend: string; why: string }> {
+  setWasmPaths("./wasm/");
+  const wanted = new URLSearchParams(location.search).get("backend");
+  const skipped: string[] = [];
+  for (const b of wanted ? [wanted] : ["webgpu", "webgl", "wasm"]) {
+    const software = b === "webgl" && !wanted ? softwareWebGL() : undefined;
+    if (software) {
+      skipped.push(`WebGL is software here (${software})`);
+      continue;
+    }
+    try {
+      if (await tf.setBackend(b)) {
+        await tf.ready();
+        return { backend: b, why: skipped.join("; ") };
+      }
+    } catch {
+      // the next one
+    }
+    skipped.push(`no ${b}`);
+  }
+  throw new Error("no TensorFlow.js backend starts in this browser (WebGPU, WebGL and wasm all failed)");
+}
+
+/** ResNet-50's trunk from its verified Keras artifacts, batch norms folded as `EncoderCNN` folds them. */
+async function loadEncoder(m: ExploreManifest["resnet"]): Promise<tf.LayersModel> {
+  const model = json(await fetchVerified(m.modelJson, m.files[m.modelJson].sha256));
+  const dir = m.modelJson.slice(0, m.modelJson.lastIndexOf("/") + 1);
+  const shards: ArrayBuffer[] = [];
+  const specs: tf.io.WeightsManifestEntry[] = [];
+  for (const group of model.weightsManifest as tf.io.WeightsManifestConfig) {
+    for (const p of group.paths) shards.push(await fetchVerified(dir + p, m.files[dir + p].sha256));
+    specs.push(...group.weights);
+  }
+  const artifacts = {
+    modelTopology: model.modelTopology,
+    weightSpecs: specs,
+    weightData: tf.io.concatenateArrayBuffers(shards),
+  };
+  return (await resnetModels((await foldBatchNorm(artifacts)).artifacts, FEATURE_MAP)).trunk;
+}
+
+/** A shipped captioner member: its checkpoint.json, weights and vocabulary, each file verified. */
+async function loadMember(
+  m: ExploreManifest["captioner"][number],
+): Promise<{ decoder: DecoderRNN; vocab: Vocabulary }> {
+  const file = (rel: string) => fetchVerified(`${m.name}/${rel}`, m.files[rel].sha256);
+  const meta = json(await file("checkpoint.json")) as { config: { decoder: DecoderConfig } };
+  const modelJson = json(await file("model/model.json"));
+  const specs = (modelJson.weightsManifest as tf.io.WeightsManifestConfig).flatMap((g) => g.weights);
+  const bins = await Promise.all(
+    (modelJson.weightsManifest as tf.io.WeightsManifestConfig).flatMap((g) => g.paths.map((p) => file(`model/${p}`))),
+  );
+  const weights = tf.io.decodeWeights(tf.io.concatenateArrayBuffers(bins), specs);
+  const decoder = new DecoderRNN(meta.config.decoder, (name) => {
+    const w = weights[name];
+    if (!w) throw new Error(`${m.name} has no weight ${name}`);
+    return w;
+  });
+  tf.dispose(Object.values(weights));
+  return { decoder, vocab: Vocabulary.fromJSON(json(await file("vocab.json")), `${m.name}/vocab.json`) };
+}
+
+/** A photo as the encoder reads it: 224 × 224 RGB (aspect ratio not kept, as lib/data/image.ts resizes). */
+async function photoPixels(blob: Blob): Promise<{ rgb: Uint8Array; canvas: HTMLCanvasElement }> {
+  const bitmap = await createImageBitmap(blob, { imageOrientation: "from-image" });
+  const canvas = document.createElement("canvas");
+  canvas.width = canvas.height = SIZE;
+  const ctx = canvas.getContext("2d", { willReadFrequently: true })!;
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(bitmap, 0, 0, SIZE, SIZE);
+  const rgba = ctx.getImageData(0, 0, SIZE, SIZE).data;
+  const rgb = new Uint8Array(SIZE * SIZE * 3);
+  for (let i = 0, j = 0; i < rgba.length; i += 4, j += 3) rgb.set(rgba.subarray(i, i + 3), j);
+  return { rgb, canvas };
+}
+
+interface Models {
+  trunk: tf.LayersModel;
+  members: { decoder: DecoderRNN; vocab: Vocabulary }[];
+}
+
+async function caption(models: Models, name: string, blob: Blob, beam: number) {
+  let t = performance.now();
+  const lap = () => {
+    const s = (performance.now() - t) / 1000;
+    t = performance.now();
+    return s;
+  };
+  const { rgb, canvas } = await photoPixels(blob);
+  const input = tf.tensor4d(normalizePixels({ data: rgb, width: SIZE, height: SIZE }, "caffe"), [1, SIZE, SIZE, 3]);
+  const pixels = lap();
+  const features = encodeRegions(models.trunk, input, FEATURE_MAP);
+  await features.data(); // the encoder's time, not the decoder's
+  const encoder = lap();
+  const g: Generated = await beamSearch(
+    models.members.map((m) => m.decoder),
+    features,
+    beam,
+  );
+  const decoder = lap();
+  tf.dispose([input, features]);
+  const vocab = models.members[0].vocab;
+  const words = vocab.decode(g.ids);
+  const result: PageCaption = {
+    image: name,
+    caption: words.join(" "),
+    words,
+    attention: g.alphas,
+    candidates: (g.candidates ?? [g]).map((c) => ({ caption: vocab.decode(c.ids).join(" "), logProb: c.logProb })),
+    seconds: { pixels, encoder, decoder },
+  };
+  return { result, canvas };
+}
+
+/** Jet-like colour of an attention weight relative to the map's largest. */
+function heat(v: number): [number, number, number] {
+  const x = Math.max(0, Math.min(1, v));
+  return [255 * Math.min(1, 2 * x), 255 * (1 - Math.abs(2 * x - 1)), 255 * Math.min(1, 2 * (1 - x))];
+}
+
+/** Draws the photo and, for word `w`, its attention over the regions (grid cells upsampled smoothly). */
+function draw(view: HTMLCanvasElement, photo: HTMLCanvasElement, alpha: number[] | undefined): void {
+  const ctx = view.getContext("2d")!;
+  ctx.clearRect(0, 0, view.width, view.height);
+  ctx.drawImage(photo, 0, 0, view.width, view.height);
+  if (!alpha) return;
+  const cells = document.createElement("canvas");
+  cells.width = cells.height = GRID;
+  const c = cells.getContext("2d")!;
+  const img = c.createImageData(GRID, GRID);
+  const top = Math.max(...alpha);
+  alpha.forEach((a, r) => {
+    const [R, G, B] = heat(a / top);
+    img.data.set([R, G, B, Math.round(90 + 110 * (a / top))], r * 4);
+  });
+  c.putImageData(img, 0, 0);
+  ctx.imageSmoothingEnabled = true;
+  ctx.drawImage(cells, 0, 0, view.width, view.height);
+}
+
+function show(entry: { result: PageCaption; canvas: HTMLCanvasElement }): void {
+  const { result, canvas } = entry;
+  const card = document.createElement("section");
+  card.className = "card";
+  const view = document.createElement("canvas");
+  view.width = view.height = 336;
+  view.setAttribute("role", "img");
+  view.setAttribute("aria-label", `${result.image}: ${result.caption}`);
+  const words = document.createElement("p");
+  words.className = "words";
+  const select = (i: number) => {
+    draw(view, canvas, i >= 0 ? result.attention[i] : undefined);
+    view.dataset.word = String(i);
+    words.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(j === i)));
+  };
+  result.words.forEach((w, i) => {
+    const b = document.createElement("button");
+    b.textContent = w;
+    b.title = `where the model looked for "${w}"`;
+    b.addEventListener("click", () => select(i));
+    b.addEventListener("keydown", (e) => {
+      const next = e.key === "ArrowRight" ? i + 1 : e.key === "ArrowLeft" ? i - 1 : -1;
+      if (next >= 0 && next < result.words.length) {
+        select(next);
+        (words.children[next] as HTMLButtonElement).focus();
+      }
+    });
+    words.append(b);
+  });
+  const play = document.createElement("button");
+  play.textContent = "▶ play";
+  play.className = "play";
+  play.addEventListener("click", () => {
+    let i = 0;
+    const tick = () => {
+      select(i++);
+      if (i < result.words.length) setTimeout(tick, 800);
+    };
+    tick();
+  });
+  const cands = document.createElement("ol");
+  cands.className = "candidates";
+  for (const c of result.candidates) {
+    const li = document.createElement("li");
+    li.textContent = `${c.caption} — log p ${c.logProb.toFixed(2)}`;
+    cands.append(li);
+  }
+  const times = document.createElement("p");
+  times.className = "times";
+  const s = result.seconds;
+  times.textContent = `pixels ${s.pixels.toFixed(2)} s · ResNet-50 ${s.encoder.toFixed(2)} s · beam search ${s.decoder.toFixed(2)} s`;
+  const head = document.createElement("h2");
+  head.textContent = result.image;
+  card.append(head, view, words, play, times, document.createTextNode("The beam's captions, likeliest first:"), cands);
+  $("results").prepend(card);
+  select(0);
+  (words.firstChild as HTMLButtonElement | null)?.focus();
+}
+
+async function main(): Promise<void> {
+  const status = $("status");
+  const say = (s: string) => (status.textContent = s);
+  try {
+    const { backend, why } = await pickBackend();
+    say(`loading the models on ${backend}…`);
+    const manifest = (await (await fetch("manifest.json")).json()) as ExploreManifest;
+    const mib = (files: Record<string, { bytes: number }>) =>
+      Object.values(files).reduce((a, f) => a + f.bytes, 0) / 2 ** 20;
+    let t = performance.now();
+    const trunk = await loadEncoder(manifest.resnet);
+    const encoderSeconds = (performance.now() - t) / 1000;
+    t = performance.now();
+    const members = await Promise.all(manifest.captioner.map(loadMember));
+    const decoderSeconds = (performance.now() - t) / 1000;
+    const models: Models = { trunk, members };
+    const sizes = `ResNet-50 ${mib(manifest.resnet.files).toFixed(0)} MiB in ${encoderSeconds.toFixed(1)} s, captioner ${manifest.captioner
+      .map((m) => mib(m.files))
+      .reduce((a, b) => a + b, 0)
+      .toFixed(0)} MiB in ${decoderSeconds.toFixed(1)} s`;
+    $("backend").textContent =
+      `TensorFlow.js on ${backend}${why ? ` (${why})` : ""}; ${sizes}; every file's sha256 checked`;
+    document.body.dataset.backend = backend;
+    say("ready: choose or drop photos");
+    const results: PageCaption[] = [];
+    const run = async (files: FileList | File[]) => {
+      for (const f of Array.from(files)) {
+        say(`captioning ${f.name}…`);
+        try {
+          const entry = await caption(models, f.name, f, Number(($("beam") as HTMLSelectElement).value));
+          results.push(entry.result);
+          show(entry);
+        } catch (e) {
+          say(`${f.name}: ${(e as Error).message}`);
+          continue;
+        }
+      }
+      $("result").textContent = JSON.stringify(results);
+      $("result").dataset.count = String(results.length);
+      say(`ready: ${results.length} photo${results.length === 1 ? "" : "s"} captioned`);
+    };
+    ($("photos") as HTMLInputElement).addEventListener("change", (e) => run((e.target as HTMLInputElement).files!));
+    const drop = $("drop");
+    drop.addEventListener("dragover", (e) => e.preventDefault());
+    drop.addEventListener("drop", (e) => {
+      e.preventDefault();
+      if (e.dataTransfer?.files.length) run(e.dataTransfer.files);
+    });
+    document.body.dataset.ready = "1";
+  } catch (e) {
+    say(`error: ${(e as Error).message}`);
+    document.body.dataset.error = (e as Error).message;
+  }
+}
+
+main();

@@ -1,0 +1,137 @@
+import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import type { Browser, Page } from "puppeteer-core";
+import puppeteer from "puppeteer-core";
+import type { Server } from "node:http";
+import { buildExplorer, serve } from "../scripts/explore";
+import { chromium } from "../scripts/chromium";
+import type { PageCaption } from "../explore/page";
+import { projectRoot } from "../lib/util";
+import { SHARED_FLICKR, tmpDir, writeImage } from "./helpers";
+
+/** Where the page's screenshots are kept for a person to look at. */
+const SHOTS = path.join(projectRoot(), "build", "test-output");
+
+/** The attention explorer in a real browser (headless Chromium): the library's models, run in the page. */
+describe("attention explorer (npm run explore) in headless Chromium", function () {
+  this.timeout(600_000);
+  let server: Server;
+  let browser: Browser;
+  let page: Page;
+  const problems: string[] = [];
+  let url = "";
+
+  before(async function () {
+    const exe = chromium();
+    if (!exe) {
+      if (process.env.CI) assert.fail("chromium is needed to test the explorer (apt-get install chromium)");
+      this.skip();
+    }
+    const out = path.join(tmpDir(), "explore");
+    await buildExplorer(out);
+    server = await serve(out);
+    url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
+    browser = await puppeteer.launch({ executablePath: exe, headless: true, args: ["--no-sandbox"] });
+    page = await browser.newPage();
+    await page.setViewport({ width: 1000, height: 900 });
+    page.on("console", (m) => m.type() === "error" && problems.push(`console: ${m.text()}`));
+    page.on("pageerror", (e) => problems.push(`page: ${String(e)}`));
+    page.on("requestfailed", (r) => problems.push(`request: ${r.url()}`));
+    fs.mkdirSync(SHOTS, { recursive: true });
+  });
+
+  after(async () => {
+    await browser?.close();
+    server?.close();
+  });
+
+  it("loads ResNet-50 and the shipped captioner with every file verified, and names its backend", async () => {
+    const t0 = Date.now();
+    await page.goto(url);
+    await page.waitForFunction(() => document.body.dataset.ready || document.body.dataset.error, { timeout: 300_000 });
+    const [backend, error, line] = await page.evaluate(() => [
+      document.body.dataset.backend ?? "",
+      document.body.dataset.error ?? "",
+      document.getElementById("backend")!.textContent ?? "",
+    ]);
+    assert.equal(error, "", `the page failed: ${error}`);
+    assert.ok(["webgpu", "webgl", "wasm"].includes(backend), `backend ${backend}`);
+    assert.match(line, /ResNet-50 98 MiB in [\d.]+ s, captioner 46 MiB in [\d.]+ s; every file's sha256 checked/);
+    console.log(`      models loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}`);
+    assert.deepEqual(problems, []);
+  });
+
+  it("captions photos as `attend-tell caption` does (words equal, attention to 1e-3), and a word click redraws its map", async function () {
+    if (!SHARED_FLICKR) this.skip(); // photos; FLICKR8K_DIR
+    const dev = fs.readFileSync(path.join(SHARED_FLICKR!, "Flickr_8k.devImages.txt"), "utf8").split("\n");
+    const photos = dev.slice(0, 3).map((f) => path.join(SHARED_FLICKR!, "Images224", f.trim()));
+    const cli = spawnSync(
+      path.join(projectRoot(), "bin", "attend-tell"),
+      ["caption", "--json", "--beam", "3", ...photos],
+      {
+        encoding: "utf8",
+      },
+    );
+    assert.equal(cli.status, 0, cli.stderr);
+    const want = JSON.parse(cli.stdout) as { words: string[]; attention: number[][] }[] | { words: string[] };
+    const expected = (Array.isArray(want) ? want : [want]) as { words: string[]; attention: number[][] }[];
+    await (await page.$("input#photos"))!.uploadFile(...photos);
+    await page.waitForFunction(
+      (n) => document.getElementById("result")!.dataset.count === String(n),
+      { timeout: 300_000 },
+      photos.length,
+    );
+    const got = JSON.parse(await page.$eval("#result", (e) => e.textContent!)) as PageCaption[];
+    got.forEach((g, i) => {
+      assert.deepEqual(g.words, expected[i].words, `${photos[i]}: the page's caption`);
+      let worst = 0;
+      g.attention.forEach((row, t) =>
+        row.forEach((a, r) => (worst = Math.max(worst, Math.abs(a - expected[i].attention[t][r])))),
+      );
+      assert.ok(worst < 1e-3, `${photos[i]}: attention differs from the CLI's by ${worst}`);
+      assert.ok(g.candidates.length >= 1 && g.candidates[0].caption === g.caption);
+    });
+    console.log(
+      `      seconds a photo (pixels / ResNet-50 / beam 3): ${got.map((g) => `${g.seconds.pixels.toFixed(2)} / ${g.seconds.encoder.toFixed(2)} / ${g.seconds.decoder.toFixed(2)}`).join(", ")}`,
+    );
+    // the newest card is first: its words are buttons; a click draws that word's map
+    const card = (await page.$(".card"))!;
+    const view = (await card.$("canvas"))!;
+    const pixels = () => view.evaluate((c) => (c as HTMLCanvasElement).toDataURL());
+    const first = await pixels();
+    const words = await card.$$(".words button");
+    await words[2].click();
+    assert.equal(await view.evaluate((c) => c.dataset.word), "2");
+    assert.notEqual(await pixels(), first, "the map of the third word differs from the first's");
+    // keyboard: → moves to the next word
+    await words[2].focus();
+    await page.keyboard.press("ArrowRight");
+    assert.equal(await view.evaluate((c) => c.dataset.word), "3");
+    await page.screenshot({ path: path.join(SHOTS, "explore-captions.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  });
+
+  it("captions a photo of any size (resized to 224 × 224 in the page)", async () => {
+    const file = path.join(tmpDir(), "wide.png");
+    await writeImage(file, 640, 360, { r: 40, g: 120, b: 200 });
+    const before = Number(await page.$eval("#result", (e) => (e as HTMLElement).dataset.count ?? "0"));
+    await (await page.$("input#photos"))!.uploadFile(file);
+    await page.waitForFunction(
+      (n) => document.getElementById("result")!.dataset.count === String(n),
+      { timeout: 300_000 },
+      before + 1,
+    );
+    const got = JSON.parse(await page.$eval("#result", (e) => e.textContent!)) as PageCaption[];
+    const last = got[got.length - 1];
+    assert.equal(last.image, "wide.png");
+    assert.ok(last.words.length > 0 && last.attention.every((row) => row.length === 49));
+    assert.ok(
+      last.attention.every((row) => Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4),
+      "each map sums to 1",
+    );
+    await page.screenshot({ path: path.join(SHOTS, "explore-any-size.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  });
+});
