@@ -1,6 +1,6 @@
 /**
  * Captioning the images of a feature cache, by one decoder or an ensemble: what evaluation, model selection and the
- * synthetic scenes' scores run. The engine is chosen here, once: ONNX Runtime's decoder where training runs there.
+ * synthetic scenes' scores (`scoreScenes`) run. The engine is chosen here, once: ONNX Runtime's decoder where training runs there.
  */
 import { FeatureCache } from "../encoder/feature-cache";
 import { decoderFeatureMap } from "../encoder/feature-maps";
@@ -9,6 +9,9 @@ import { Vocabulary } from "../data/vocabulary";
 import { CiderD } from "./metrics";
 import { OnnxDecoder } from "./onnx-decode";
 import { Captioner, Generated, beamSearchBatch, byConsensus, captionerMembers, greedy } from "./generate";
+import { DecoderRNN } from "./decoder";
+import { SceneScore, scoreCaptions } from "./synthetic-eval";
+import type { SceneObject } from "../data/synthetic";
 
 /**
  * Captions of `images` with beam width k (1: greedy, batched), in image order, by one decoder or an ensemble. The
@@ -63,4 +66,20 @@ export async function captionImages(
     for (const o of onnx) await o.dispose();
   }
   return out;
+}
+
+/** Greedy captions for `images` (features from the cache), scored against their ground-truth objects. */
+export async function scoreScenes(
+  decoder: DecoderRNN,
+  vocab: Vocabulary,
+  cache: FeatureCache,
+  images: string[],
+  boxes: Record<string, SceneObject[]>,
+): Promise<SceneScore> {
+  const gen = await captionImages(decoder, cache, images, 1, { maxLen: 24 });
+  return scoreCaptions(
+    gen.map((g) => vocab.decode(g.ids)),
+    images,
+    boxes,
+  );
 }

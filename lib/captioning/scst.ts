@@ -22,7 +22,7 @@ import { Generated, SENTENCE_END, greedy, repeatRows, sampleCaptions } from "./g
 import { referenceScorer } from "./evaluate";
 import { CiderD, bleuCounts, bleuFromCounts } from "./metrics";
 import { CaptionStep, StepEngine, startStepEngine } from "./step-engine";
-import { FeatureCaptionDataset } from "../encoder/feature-dataset";
+import type { FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { decoderFeatureMap } from "../encoder/feature-maps";
 import { padCaptions } from "../data/collate";
 import { EOS, SOS, Vocabulary } from "../data/vocabulary";

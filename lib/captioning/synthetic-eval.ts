@@ -3,11 +3,7 @@
  * objects it names are exactly the scene's objects — sizes and relations aside. This is the stopping rule of
  * `npm start` and, with the ground-truth boxes, the basis of attention-correctness measures.
  */
-import { DecoderRNN } from "./decoder";
-import { FeatureCache } from "../encoder/feature-cache";
-import { captionImages } from "./caption-images";
 import { COLORS, Color, SHAPES, SceneObject, Shape } from "../data/synthetic";
-import { Vocabulary } from "../data/vocabulary";
 
 export interface Mention {
   color: Color;
@@ -46,23 +42,19 @@ export interface SceneScore {
   samples: { image: string; caption: string; correct: boolean; truth: string[] }[];
 }
 
-/** Greedy captions for `images` (features from the cache), scored against their ground-truth objects. */
-export async function scoreScenes(
-  decoder: DecoderRNN,
-  vocab: Vocabulary,
-  cache: FeatureCache,
-  images: string[],
+/** Captions (words) of `images`, scored against their ground-truth objects (`scoreScenes` decodes them). */
+export function scoreCaptions(
+  captions: readonly (readonly string[])[],
+  images: readonly string[],
   boxes: Record<string, SceneObject[]>,
-): Promise<SceneScore> {
+): SceneScore {
   let correct = 0,
     truthCount = 0,
     found = 0,
     named = 0,
     right = 0;
   const samples: SceneScore["samples"] = [];
-  const gen = await captionImages(decoder, cache, images, 1, { maxLen: 24 });
-  gen.forEach((g, i) => {
-    const words = vocab.decode(g.ids);
+  captions.forEach((words, i) => {
     const objects = boxes[images[i]];
     if (!objects) throw new Error(`no ground-truth boxes for ${images[i]}`);
     const ok = captionCorrect(words, objects);

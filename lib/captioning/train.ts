@@ -25,7 +25,7 @@ import { Vocabulary } from "../data/vocabulary";
 import { loadVocabulary } from "../data/vocabulary-file";
 import { fit } from "../engine/fit";
 import type { ScstConfig } from "./scst";
-import { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
+import type { FeatureBatch, FeatureCaptionDataset } from "../encoder/feature-dataset";
 import { decoderFeatureMap } from "../encoder/feature-maps";
 import { CaptionStep, StepEngine, startStepEngine } from "./step-engine";
 import { TypedAdam } from "../engine/adam";
