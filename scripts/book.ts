@@ -2,7 +2,9 @@
  * `npm run book`: executes every chapter (scripts/run-notebooks.ts: quick size, or the full size with `--full`) and
  * assembles build/book/: an index with the chapters in order and what each teaches, one page per chapter with its
  * outputs and working Plotly figures, navigation between them, and the scripts the pages load (MathJax, RequireJS)
- * copied beside them so that the book opens offline anywhere. Every page is checked in headless Chromium.
+ * copied beside them so that the book opens offline anywhere, and the attention explorer (scripts/explore.ts) in
+ * build/book/explore/, linked from the index and chapter 06, for a teacher to host with the book on any static
+ * server. Every page is checked in headless Chromium.
  *   npm run book [-- --full] [-- --skip-run]   (--skip-run: assemble from build/notebooks as it is)
  */
 import { spawnSync } from "node:child_process";
@@ -10,6 +12,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { ROOT } from "./install-kernel";
 import { chromium, renderedCharts } from "./chromium";
+import { buildExplorer } from "./explore";
 
 const EXECUTED = path.join(ROOT, "build", "notebooks");
 const BOOK = path.join(ROOT, "build", "book");
@@ -53,11 +56,16 @@ const STYLE =
   "<style>.book-nav{font:14px sans-serif;padding:8px 16px;background:#f3f3f3;border-bottom:1px solid #ddd}" +
   ".book-nav a{margin-right:16px}</style>";
 
+/** Chapters whose lesson the explorer lets a reader try on their own photos. */
+const EXPLORER_CHAPTERS = /^06-/;
+const EXPLORER_LINK = `<a href="explore/index.html">Try it on your photos: the attention explorer</a>`;
+
 function nav(chapters: Chapter[], i: number): string {
   const prev = i > 0 ? `<a href="${chapters[i - 1].file}">← ${escape(chapters[i - 1].title)}</a>` : "";
   const next =
     i < chapters.length - 1 ? `<a href="${chapters[i + 1].file}">${escape(chapters[i + 1].title)} →</a>` : "";
-  return `<nav class="book-nav"><a href="index.html">Contents</a>${prev}${next}</nav>`;
+  const explore = EXPLORER_CHAPTERS.test(chapters[i].file) ? EXPLORER_LINK : "";
+  return `<nav class="book-nav"><a href="index.html">Contents</a>${prev}${next}${explore}</nav>`;
 }
 
 function copyAssets(): void {
@@ -69,7 +77,7 @@ function copyAssets(): void {
   }
 }
 
-function main(): void {
+async function main(): Promise<void> {
   const full = process.argv.includes("--full");
   if (!process.argv.includes("--skip-run")) {
     const run = spawnSync("node", ["--import", "tsx", path.join(ROOT, "scripts", "run-notebooks.ts")], {
@@ -88,6 +96,7 @@ function main(): void {
   fs.rmSync(BOOK, { recursive: true, force: true });
   fs.mkdirSync(BOOK, { recursive: true });
   copyAssets();
+  await buildExplorer(path.join(BOOK, "explore"));
   const chapters = notebooks.map((f) => chapterOf(path.join(EXECUTED, f)));
   chapters.forEach((c, i) => {
     const html = fs.readFileSync(path.join(EXECUTED, c.file), "utf8");
@@ -106,7 +115,9 @@ function main(): void {
     `<!doctype html><html><head><meta charset="utf-8"><title>attend-tell — the book</title>` +
       `<style>body{font-family:sans-serif;max-width:900px;margin:auto;padding:0 16px}li{margin:12px 0}span{color:#555}</style></head>` +
       `<body><h1>attend-tell — the book</h1><p>The chapters executed ${full ? "at the full size" : "at the quick size"} on ` +
-      `${new Date().toISOString().slice(0, 10)}: attention for images and text, step by step.</p><ol>${items}</ol></body></html>`,
+      `${new Date().toISOString().slice(0, 10)}: attention for images and text, step by step.</p><ol>${items}</ol>` +
+      `<p>${EXPLORER_LINK}: ResNet-50 and the shipped captioner run in your browser (serve this folder with any ` +
+      `static file server).</p></body></html>`,
   );
   const browser = chromium();
   for (const c of chapters) {
@@ -120,4 +131,4 @@ function main(): void {
   );
 }
 
-main();
+main().catch((e) => fail((e as Error).message));
