@@ -1,7 +1,7 @@
 /**
- * The attention explorer: the frozen ResNet-50 and the shipped captioner run in the page with TensorFlow.js, on
- * lib/'s own modules (the encoder's trunk, `DecoderRNN`, beam search, the vocabulary, the pixels' normalisation),
- * bundled by scripts/explore.ts. Nothing is computed by the server; every file the page loads is checked against
+ * The attention explorer: the frozen ResNet-50, the shipped captioner and the shipped SCAN pair run in the page
+ * with TensorFlow.js, on lib/'s own modules (the encoder's trunk, `DecoderRNN`, beam search, `ScanModel`,
+ * `retrieveImages`, `alignment`, the vocabulary, the pixels' normalisation), bundled by scripts/explore.ts. Nothing is computed by the server; every file the page loads is checked against
  * the sha256 that manifest.json (written at build time from the verified files) lists.
  */
 import * as tf from "@tensorflow/tfjs";
@@ -14,11 +14,27 @@ import { normalizePixels } from "../lib/data/pixels";
 import { foldBatchNorm } from "../lib/encoder/fold";
 import { encodeRegions, resnetModels } from "../lib/encoder/resnet";
 import { ENCODER_IDENTITY, FEATURE_MAP, mapShape } from "../lib/encoder/feature-maps";
+import { ScanConfig, ScanModel, alignment } from "../lib/matching/scan";
+import { checkQuery, retrieveImages } from "../lib/matching/rank";
+import { tokenize } from "../lib/data/tokenizer";
 
 /** What scripts/explore.ts serves: file paths (relative to the page) with their sha256 and size. */
 export interface ExploreManifest {
-  resnet: { modelJson: string; files: Record<string, { sha256: string; bytes: number }> };
-  captioner: { name: string; files: Record<string, { sha256: string; bytes: number }> }[];
+  resnet: { modelJson: string; files: Files };
+  captioner: ShippedModel[];
+  /** SCAN's t2i and i2t models (the first gives the word–region alignments shown). */
+  matching: ShippedModel[];
+}
+type Files = Record<string, { sha256: string; bytes: number }>;
+type ShippedModel = { name: string; files: Files };
+
+/** A query's ranking of the photos captioned so far, as the tests read it (`#ranked`). */
+export interface PageRanking {
+  query: string;
+  ranking: { image: string; score: number }[];
+  /** The query's words and, per word, its attention over the best photo's regions. */
+  words: string[];
+  attention: number[][];
 }
 
 /** One caption as the page shows it, and as the tests read it (`#result`). */
@@ -106,25 +122,37 @@ async function loadEncoder(m: ExploreManifest["resnet"]): Promise<tf.LayersModel
   return (await resnetModels((await foldBatchNorm(artifacts)).artifacts, FEATURE_MAP)).trunk;
 }
 
-/** A shipped captioner member: its checkpoint.json, weights and vocabulary, each file verified. */
-async function loadMember(
-  m: ExploreManifest["captioner"][number],
-): Promise<{ decoder: DecoderRNN; vocab: Vocabulary }> {
+/** A shipped model's config, weights (by stable name) and vocabulary, each file verified against the manifest. */
+async function loadShipped<Config>(m: ShippedModel) {
   const file = (rel: string) => fetchVerified(`${m.name}/${rel}`, m.files[rel].sha256);
-  const meta = json(await file("checkpoint.json")) as { config: { decoder: DecoderConfig } };
-  const modelJson = json(await file("model/model.json"));
-  const specs = (modelJson.weightsManifest as tf.io.WeightsManifestConfig).flatMap((g) => g.weights);
-  const bins = await Promise.all(
-    (modelJson.weightsManifest as tf.io.WeightsManifestConfig).flatMap((g) => g.paths.map((p) => file(`model/${p}`))),
+  const meta = json(await file("checkpoint.json")) as { config: Config };
+  const groups = json(await file("model/model.json")).weightsManifest as tf.io.WeightsManifestConfig;
+  const bins = await Promise.all(groups.flatMap((g) => g.paths.map((p) => file(`model/${p}`))));
+  const weights = tf.io.decodeWeights(
+    tf.io.concatenateArrayBuffers(bins),
+    groups.flatMap((g) => g.weights),
   );
-  const weights = tf.io.decodeWeights(tf.io.concatenateArrayBuffers(bins), specs);
-  const decoder = new DecoderRNN(meta.config.decoder, (name) => {
+  const init = (name: string) => {
     const w = weights[name];
     if (!w) throw new Error(`${m.name} has no weight ${name}`);
     return w;
-  });
-  tf.dispose(Object.values(weights));
-  return { decoder, vocab: Vocabulary.fromJSON(json(await file("vocab.json")), `${m.name}/vocab.json`) };
+  };
+  const vocab = Vocabulary.fromJSON(json(await file("vocab.json")), `${m.name}/vocab.json`);
+  return { config: meta.config, init, vocab, release: () => tf.dispose(Object.values(weights)) };
+}
+
+async function loadCaptioner(m: ShippedModel): Promise<{ decoder: DecoderRNN; vocab: Vocabulary }> {
+  const c = await loadShipped<{ decoder: DecoderConfig }>(m);
+  const decoder = new DecoderRNN(c.config.decoder, c.init);
+  c.release();
+  return { decoder, vocab: c.vocab };
+}
+
+async function loadScan(m: ShippedModel): Promise<{ model: ScanModel; vocab: Vocabulary }> {
+  const c = await loadShipped<{ scan: ScanConfig }>(m);
+  const model = new ScanModel(c.config.scan, c.init);
+  c.release();
+  return { model, vocab: c.vocab };
 }
 
 /** A photo as the encoder reads it: 224 × 224 RGB (aspect ratio not kept, as lib/data/image.ts resizes). */
@@ -144,8 +172,10 @@ async function photoPixels(blob: Blob): Promise<{ rgb: Uint8Array; canvas: HTMLC
 interface Models {
   trunk: tf.LayersModel;
   members: { decoder: DecoderRNN; vocab: Vocabulary }[];
+  scan: { model: ScanModel; vocab: Vocabulary }[];
 }
 
+/** A photo's caption and its region features `[1, R, E]` (kept for ranking by typed queries). */
 async function caption(models: Models, name: string, blob: Blob, beam: number) {
   let t = performance.now();
   const lap = () => {
@@ -157,6 +187,7 @@ async function caption(models: Models, name: string, blob: Blob, beam: number) {
   const input = tf.tensor4d(normalizePixels({ data: rgb, width: SIZE, height: SIZE }, "caffe"), [1, SIZE, SIZE, 3]);
   const pixels = lap();
   const features = encodeRegions(models.trunk, input, FEATURE_MAP);
+  input.dispose();
   await features.data(); // the encoder's time, not the decoder's
   const encoder = lap();
   const g: Generated = await beamSearch(
@@ -165,7 +196,6 @@ async function caption(models: Models, name: string, blob: Blob, beam: number) {
     beam,
   );
   const decoder = lap();
-  tf.dispose([input, features]);
   const vocab = models.members[0].vocab;
   const words = vocab.decode(g.ids);
   const result: PageCaption = {
@@ -176,7 +206,7 @@ async function caption(models: Models, name: string, blob: Blob, beam: number) {
     candidates: (g.candidates ?? [g]).map((c) => ({ caption: vocab.decode(c.ids).join(" "), logProb: c.logProb })),
     seconds: { pixels, encoder, decoder },
   };
-  return { result, canvas };
+  return { result, canvas, features };
 }
 
 /** Jet-like colour of an attention weight relative to the map's largest. */
@@ -195,7 +225,8 @@ function draw(view: HTMLCanvasElement, photo: HTMLCanvasElement, alpha: number[]
   cells.width = cells.height = GRID;
   const c = cells.getContext("2d")!;
   const img = c.createImageData(GRID, GRID);
-  const top = Math.max(...alpha);
+  // relative to the map's peak, but never to less than 3× uniform: a flat map stays cool, not all red
+  const top = Math.max(...alpha, 3 / alpha.length);
   alpha.forEach((a, r) => {
     const [R, G, B] = heat(a / top);
     img.data.set([R, G, B, Math.round(90 + 110 * (a / top))], r * 4);
@@ -205,34 +236,36 @@ function draw(view: HTMLCanvasElement, photo: HTMLCanvasElement, alpha: number[]
   ctx.drawImage(cells, 0, 0, view.width, view.height);
 }
 
-function show(entry: { result: PageCaption; canvas: HTMLCanvasElement }): void {
-  const { result, canvas } = entry;
-  const card = document.createElement("section");
-  card.className = "card";
+/**
+ * A photo with one attention map per word: the words are buttons (click, or ← → between them) that draw their
+ * map over the photo; `play` steps through them.
+ */
+function wordMaps(photo: HTMLCanvasElement, words: readonly string[], maps: number[][], label: string) {
+  const box = document.createElement("div");
   const view = document.createElement("canvas");
   view.width = view.height = 336;
   view.setAttribute("role", "img");
-  view.setAttribute("aria-label", `${result.image}: ${result.caption}`);
-  const words = document.createElement("p");
-  words.className = "words";
+  view.setAttribute("aria-label", label);
+  const row = document.createElement("p");
+  row.className = "words";
   const select = (i: number) => {
-    draw(view, canvas, i >= 0 ? result.attention[i] : undefined);
+    draw(view, photo, maps[i]);
     view.dataset.word = String(i);
-    words.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(j === i)));
+    row.querySelectorAll("button").forEach((b, j) => b.setAttribute("aria-pressed", String(j === i)));
   };
-  result.words.forEach((w, i) => {
+  words.forEach((w, i) => {
     const b = document.createElement("button");
     b.textContent = w;
     b.title = `where the model looked for "${w}"`;
     b.addEventListener("click", () => select(i));
     b.addEventListener("keydown", (e) => {
       const next = e.key === "ArrowRight" ? i + 1 : e.key === "ArrowLeft" ? i - 1 : -1;
-      if (next >= 0 && next < result.words.length) {
+      if (next >= 0 && next < words.length) {
         select(next);
-        (words.children[next] as HTMLButtonElement).focus();
+        (row.children[next] as HTMLButtonElement).focus();
       }
     });
-    words.append(b);
+    row.append(b);
   });
   const play = document.createElement("button");
   play.textContent = "▶ play";
@@ -241,27 +274,82 @@ function show(entry: { result: PageCaption; canvas: HTMLCanvasElement }): void {
     let i = 0;
     const tick = () => {
       select(i++);
-      if (i < result.words.length) setTimeout(tick, 800);
+      if (i < words.length) setTimeout(tick, 800);
     };
     tick();
   });
-  const cands = document.createElement("ol");
-  cands.className = "candidates";
-  for (const c of result.candidates) {
-    const li = document.createElement("li");
-    li.textContent = `${c.caption} — log p ${c.logProb.toFixed(2)}`;
-    cands.append(li);
-  }
-  const times = document.createElement("p");
-  times.className = "times";
-  const s = result.seconds;
-  times.textContent = `pixels ${s.pixels.toFixed(2)} s · ResNet-50 ${s.encoder.toFixed(2)} s · beam search ${s.decoder.toFixed(2)} s`;
-  const head = document.createElement("h2");
-  head.textContent = result.image;
-  card.append(head, view, words, play, times, document.createTextNode("The beam's captions, likeliest first:"), cands);
-  $("results").prepend(card);
+  box.append(view, row, play);
   select(0);
-  (words.firstChild as HTMLButtonElement | null)?.focus();
+  return { box, focus: () => (row.firstChild as HTMLButtonElement | null)?.focus() };
+}
+
+function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
+  const e = document.createElement(tag);
+  e.textContent = text;
+  if (className) e.className = className;
+  return e;
+}
+
+function show(result: PageCaption, photo: HTMLCanvasElement): void {
+  const card = el("section", "", "card");
+  const maps = wordMaps(photo, result.words, result.attention, `${result.image}: ${result.caption}`);
+  const cands = el("ol", "", "candidates");
+  for (const c of result.candidates) cands.append(el("li", `${c.caption} — log p ${c.logProb.toFixed(2)}`));
+  const s = result.seconds;
+  const times = `pixels ${s.pixels.toFixed(2)} s · ResNet-50 ${s.encoder.toFixed(2)} s · beam search ${s.decoder.toFixed(2)} s`;
+  card.append(
+    el("h2", result.image),
+    maps.box,
+    el("p", times, "times"),
+    el("p", "The beam's captions, likeliest first:"),
+    cands,
+  );
+  $("results").prepend(card);
+  maps.focus();
+}
+
+/** The photos captioned so far, ranked for `query` by the SCAN pair; the best one's word–region alignment. */
+async function rank(
+  models: Models,
+  photos: Map<string, { features: tf.Tensor3D; canvas: HTMLCanvasElement }>,
+  query: string,
+): Promise<PageRanking> {
+  const [first, ...ensemble] = models.scan;
+  const matchers = { ...first, ensemble };
+  checkQuery(matchers, query);
+  const images = [...photos.keys()];
+  const cache = {
+    tensor: (names: readonly string[]) => tf.concat(names.map((n) => photos.get(n)!.features)) as tf.Tensor3D,
+  };
+  const ranking = await retrieveImages({ ...matchers, query, images, cache, k: images.length });
+  const ids = first.vocab.encode(query);
+  const a = tf.tidy(() =>
+    alignment(
+      first.model,
+      photos.get(ranking[0].image)!.features,
+      tf.tensor2d([ids], [1, ids.length], "int32"),
+      ids.length,
+    ),
+  );
+  const rows = (await a.array()) as number[][];
+  a.dispose();
+  // the caption as SCAN reads it is <SOS> words <EOS>: the words' own rows are shown
+  return { query, ranking, words: tokenize(query), attention: rows.slice(1, rows.length - 1) };
+}
+
+function showRanking(r: PageRanking, photos: Map<string, { canvas: HTMLCanvasElement }>): void {
+  const out = $("ranking");
+  out.replaceChildren();
+  const list = el("ol", "", "ranked");
+  for (const { image, score } of r.ranking) list.append(el("li", `${image} — score ${score.toFixed(3)}`));
+  const best = r.ranking[0].image;
+  const maps = wordMaps(photos.get(best)!.canvas, r.words, r.attention, `${best}, the best match for "${r.query}"`);
+  out.append(
+    el("h2", `"${r.query}": the photos, best match first`),
+    list,
+    el("p", `Where each word of the query finds its match in ${best}:`),
+    maps.box,
+  );
 }
 
 async function main(): Promise<void> {
@@ -271,31 +359,41 @@ async function main(): Promise<void> {
     const { backend, why } = await pickBackend();
     say(`loading the models on ${backend}…`);
     const manifest = (await (await fetch("manifest.json")).json()) as ExploreManifest;
-    const mib = (files: Record<string, { bytes: number }>) =>
-      Object.values(files).reduce((a, f) => a + f.bytes, 0) / 2 ** 20;
-    let t = performance.now();
-    const trunk = await loadEncoder(manifest.resnet);
-    const encoderSeconds = (performance.now() - t) / 1000;
-    t = performance.now();
-    const members = await Promise.all(manifest.captioner.map(loadMember));
-    const decoderSeconds = (performance.now() - t) / 1000;
-    const models: Models = { trunk, members };
-    const sizes = `ResNet-50 ${mib(manifest.resnet.files).toFixed(0)} MiB in ${encoderSeconds.toFixed(1)} s, captioner ${manifest.captioner
-      .map((m) => mib(m.files))
-      .reduce((a, b) => a + b, 0)
-      .toFixed(0)} MiB in ${decoderSeconds.toFixed(1)} s`;
+    const mib = (ms: { files: Files }[]) =>
+      ms.flatMap((m) => Object.values(m.files)).reduce((a, f) => a + f.bytes, 0) / 2 ** 20;
+    const timed = async <T>(f: () => Promise<T>): Promise<[T, number]> => {
+      const t = performance.now();
+      const r = await f();
+      return [r, (performance.now() - t) / 1000];
+    };
+    const [trunk, encoderSeconds] = await timed(() => loadEncoder(manifest.resnet));
+    const [members, decoderSeconds] = await timed(() => Promise.all(manifest.captioner.map(loadCaptioner)));
+    const [scan, scanSeconds] = await timed(() => Promise.all(manifest.matching.map(loadScan)));
+    const models: Models = { trunk, members, scan };
+    const sizes =
+      `ResNet-50 ${mib([manifest.resnet]).toFixed(0)} MiB in ${encoderSeconds.toFixed(1)} s, ` +
+      `captioner ${mib(manifest.captioner).toFixed(0)} MiB in ${decoderSeconds.toFixed(1)} s, ` +
+      `SCAN ${mib(manifest.matching).toFixed(0)} MiB in ${scanSeconds.toFixed(1)} s`;
     $("backend").textContent =
       `TensorFlow.js on ${backend}${why ? ` (${why})` : ""}; ${sizes}; every file's sha256 checked`;
     document.body.dataset.backend = backend;
     say("ready: choose or drop photos");
     const results: PageCaption[] = [];
+    const photos = new Map<string, { features: tf.Tensor3D; canvas: HTMLCanvasElement }>();
     const run = async (files: FileList | File[]) => {
       for (const f of Array.from(files)) {
         say(`captioning ${f.name}…`);
         try {
-          const entry = await caption(models, f.name, f, Number(($("beam") as HTMLSelectElement).value));
-          results.push(entry.result);
-          show(entry);
+          const { result, canvas, features } = await caption(
+            models,
+            f.name,
+            f,
+            Number(($("beam") as HTMLSelectElement).value),
+          );
+          photos.get(f.name)?.features.dispose();
+          photos.set(f.name, { features, canvas });
+          results.push(result);
+          show(result, canvas);
         } catch (e) {
           say(`${f.name}: ${(e as Error).message}`);
           continue;
@@ -303,6 +401,7 @@ async function main(): Promise<void> {
       }
       $("result").textContent = JSON.stringify(results);
       $("result").dataset.count = String(results.length);
+      ($("query") as HTMLInputElement).disabled = photos.size === 0;
       say(`ready: ${results.length} photo${results.length === 1 ? "" : "s"} captioned`);
     };
     ($("photos") as HTMLInputElement).addEventListener("change", (e) => run((e.target as HTMLInputElement).files!));
@@ -311,6 +410,22 @@ async function main(): Promise<void> {
     drop.addEventListener("drop", (e) => {
       e.preventDefault();
       if (e.dataTransfer?.files.length) run(e.dataTransfer.files);
+    });
+    let ranked = 0;
+    $("search").addEventListener("submit", async (e) => {
+      e.preventDefault();
+      const query = ($("query") as HTMLInputElement).value.trim();
+      if (!query || photos.size === 0) return;
+      try {
+        const r = await rank(models, photos, query);
+        showRanking(r, photos);
+        $("ranked").textContent = JSON.stringify(r);
+        say(`ranked ${photos.size} photos for "${query}"`);
+      } catch (err) {
+        say((err as Error).message);
+        $("ranked").textContent = JSON.stringify({ query, error: (err as Error).message });
+      }
+      $("ranked").dataset.count = String(++ranked);
     });
     document.body.dataset.ready = "1";
   } catch (e) {

@@ -61,23 +61,30 @@ export async function buildExplorer(out = path.join(ROOT, "build", "explore")): 
   for (const [rel, sum] of Object.entries(expectedSums()))
     if (rel.startsWith("ResNet50/"))
       place(out, `resnet50/${rel.slice("ResNet50/".length)}`, path.join(weights, rel), resnet, sum);
-  // the shipped captioner: each member's checkpoint.json and the files it lists (verified against it)
-  const captioner = SHIPPED.captioner.map((name) => {
-    const dir = shippedModel(name);
-    if (!dir) throw new Error(`the explorer needs the shipped model models/${name}`);
-    const meta = readCheckpointMeta(dir);
-    const files: Files = {};
-    place(out, `${name}/checkpoint.json`, path.join(dir, "checkpoint.json"), files);
-    for (const [rel, sum] of Object.entries(meta.files ?? {})) {
-      if (rel === "history.json") continue; // not needed to caption
-      const got = sha256File(path.join(dir, rel));
-      if (got !== sum) throw new Error(`${path.join(dir, rel)} is damaged (sha256 ${got.slice(0, 12)}…)`);
-      place(out, `${name}/${rel}`, path.join(dir, rel), files, sum);
-    }
-    const rel = (f: string) => f.slice(name.length + 1);
-    return { name, files: Object.fromEntries(Object.entries(files).map(([f, v]) => [rel(f), v])) };
-  });
-  const manifest: ExploreManifest = { resnet: { modelJson: "resnet50/model.json", files: resnet }, captioner };
+  // the shipped models: each member's checkpoint.json and the files it lists (verified against it)
+  const members = (names: readonly string[]) =>
+    names.map((name) => {
+      const dir = shippedModel(name);
+      if (!dir) throw new Error(`the explorer needs the shipped model models/${name}`);
+      const meta = readCheckpointMeta(dir);
+      const files: Files = {};
+      place(out, `${name}/checkpoint.json`, path.join(dir, "checkpoint.json"), files);
+      for (const [rel, sum] of Object.entries(meta.files ?? {})) {
+        if (rel === "history.json") continue; // not needed to caption or rank
+        const got = sha256File(path.join(dir, rel));
+        if (got !== sum) throw new Error(`${path.join(dir, rel)} is damaged (sha256 ${got.slice(0, 12)}…)`);
+        place(out, `${name}/${rel}`, path.join(dir, rel), files, sum);
+      }
+      const rel = (f: string) => f.slice(name.length + 1);
+      return { name, files: Object.fromEntries(Object.entries(files).map(([f, v]) => [rel(f), v])) };
+    });
+  const captioner = members(SHIPPED.captioner);
+  const matching = members(SHIPPED.scan);
+  const manifest: ExploreManifest = {
+    resnet: { modelJson: "resnet50/model.json", files: resnet },
+    captioner,
+    matching,
+  };
   fs.writeFileSync(path.join(out, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
   return manifest;
 }
@@ -123,12 +130,11 @@ async function main(): Promise<void> {
   const t0 = performance.now();
   const manifest = await buildExplorer(out);
   const mib = (f: Files) => Object.values(f).reduce((a, x) => a + x.bytes, 0) / 2 ** 20;
+  const total = (ms: { files: Files }[]) => ms.map((m) => mib(m.files)).reduce((a, b) => a + b, 0);
   console.log(
     `explorer built in ${out} in ${((performance.now() - t0) / 1000).toFixed(1)} s: the page loads ResNet-50 ` +
-      `(${mib(manifest.resnet.files).toFixed(0)} MiB) and the captioner (${manifest.captioner
-        .map((c) => mib(c.files))
-        .reduce((a, b) => a + b, 0)
-        .toFixed(0)} MiB)`,
+      `(${mib(manifest.resnet.files).toFixed(0)} MiB), the captioner (${total(manifest.captioner).toFixed(0)} MiB) ` +
+      `and SCAN (${total(manifest.matching).toFixed(0)} MiB)`,
   );
   if (args.includes("--no-serve")) return;
   const server = await serve(out, Number(flag("port") ?? 8080));

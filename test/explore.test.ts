@@ -7,7 +7,7 @@ import puppeteer from "puppeteer-core";
 import type { Server } from "node:http";
 import { buildExplorer, serve } from "../scripts/explore";
 import { chromium } from "../scripts/chromium";
-import type { PageCaption } from "../explore/page";
+import type { PageCaption, PageRanking } from "../explore/page";
 import { projectRoot } from "../lib/util";
 import { SHARED_FLICKR, tmpDir, writeImage } from "./helpers";
 
@@ -58,7 +58,10 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
     ]);
     assert.equal(error, "", `the page failed: ${error}`);
     assert.ok(["webgpu", "webgl", "wasm"].includes(backend), `backend ${backend}`);
-    assert.match(line, /ResNet-50 98 MiB in [\d.]+ s, captioner 46 MiB in [\d.]+ s; every file's sha256 checked/);
+    assert.match(
+      line,
+      /ResNet-50 98 MiB in [\d.]+ s, captioner 46 MiB in [\d.]+ s, SCAN \d+ MiB in [\d.]+ s; every file's sha256 checked/,
+    );
     console.log(`      models loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}`);
     assert.deepEqual(problems, []);
   });
@@ -110,6 +113,45 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
     await page.keyboard.press("ArrowRight");
     assert.equal(await view.evaluate((c) => c.dataset.word), "3");
     await page.screenshot({ path: path.join(SHOTS, "explore-captions.png"), fullPage: true });
+    assert.deepEqual(problems, []);
+  });
+
+  it("ranks the photos for a typed query as `attend-tell retrieve` does: a photo's own caption puts it first", async function () {
+    if (!SHARED_FLICKR) this.skip();
+    const dev = fs.readFileSync(path.join(SHARED_FLICKR!, "Flickr_8k.devImages.txt"), "utf8").split("\n");
+    const names = dev.slice(0, 3).map((f) => f.trim());
+    const own = fs
+      .readFileSync(path.join(SHARED_FLICKR!, "Flickr8k.token.txt"), "utf8")
+      .split("\n")
+      .find((l) => l.startsWith(`${names[1]}#0\t`))!
+      .split("\t")[1];
+    const folder = path.join(tmpDir(), "photos");
+    fs.mkdirSync(folder);
+    for (const n of names) fs.copyFileSync(path.join(SHARED_FLICKR!, "Images224", n), path.join(folder, n));
+    const args = ["retrieve", "--images", folder, "--features", path.join(tmpDir(), "features"), "--json", own];
+    const cli = spawnSync(path.join(projectRoot(), "bin", "attend-tell"), args, { encoding: "utf8" });
+    assert.equal(cli.status, 0, cli.stderr);
+    const want = (JSON.parse(cli.stdout) as { image: string; score: number }[]).map((r) => ({
+      image: path.basename(r.image),
+      score: r.score,
+    }));
+    await page.type("#query", own);
+    await page.click("#search button");
+    await page.waitForFunction(() => document.getElementById("ranked")!.dataset.count === "1", { timeout: 120_000 });
+    const got = JSON.parse(await page.$eval("#ranked", (e) => e.textContent!)) as PageRanking;
+    assert.equal(got.ranking[0].image, names[1], `"${own}" ranks its own photo first`);
+    assert.deepEqual(
+      got.ranking.map((r) => r.image),
+      want.map((r) => r.image),
+    );
+    got.ranking.forEach((r, i) =>
+      assert.ok(Math.abs(r.score - want[i].score) < 1e-3, `${r.image}: ${r.score} vs ${want[i].score}`),
+    );
+    assert.equal(got.attention.length, got.words.length);
+    assert.ok(got.attention.every((row) => row.length === 49 && Math.abs(row.reduce((a, b) => a + b, 0) - 1) < 1e-4));
+    const best = await page.$("#ranking canvas");
+    assert.equal(await best!.evaluate((c) => c.dataset.word), "0");
+    await page.screenshot({ path: path.join(SHOTS, "explore-ranking.png"), fullPage: true });
     assert.deepEqual(problems, []);
   });
 

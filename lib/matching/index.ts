@@ -4,6 +4,7 @@
  * May import: data, encoder, engine, util; never captioning or cli.
  */
 export * from "./human-judgements";
+export * from "./rank";
 export * from "./retrieval";
 export * from "./scan";
 export * from "./scan-engine";
