@@ -8,7 +8,8 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { DecoderConfig, DecoderRNN } from "../lib/captioning/decoder";
-import { Generated, beamSearch } from "../lib/captioning/generate";
+import { CONSENSUS_FILE, Generated, beamSearch, byConsensus, consensusCider } from "../lib/captioning/generate";
+import type { CiderD } from "../lib/captioning/metrics";
 import { Vocabulary } from "../lib/data/vocabulary";
 import { normalizePixels } from "../lib/data/pixels";
 import { foldBatchNorm } from "../lib/encoder/fold";
@@ -44,6 +45,8 @@ export interface PageCaption {
   words: string[];
   attention: number[][];
   candidates: { caption: string; logProb: number }[];
+  /** The candidate consensus decoding picks (minimum Bayes risk with CIDEr-D), when a member stores its frequencies. */
+  consensus?: string;
   seconds: { pixels: number; encoder: number; decoder: number };
 }
 
@@ -173,6 +176,8 @@ interface Models {
   trunk: tf.LayersModel;
   members: { decoder: DecoderRNN; vocab: Vocabulary }[];
   scan: { model: ScanModel; vocab: Vocabulary }[];
+  /** The train captions' document frequencies a captioner member stores, for consensus decoding. */
+  cider?: CiderD;
 }
 
 /** A photo's caption and its region features `[1, R, E]` (kept for ranking by typed queries). */
@@ -204,6 +209,8 @@ async function caption(models: Models, name: string, blob: Blob, beam: number) {
     words,
     attention: g.alphas,
     candidates: (g.candidates ?? [g]).map((c) => ({ caption: vocab.decode(c.ids).join(" "), logProb: c.logProb })),
+    consensus:
+      models.cider && g.candidates ? vocab.decode(byConsensus(g, models.cider, vocab).ids).join(" ") : undefined,
     seconds: { pixels, encoder, decoder },
   };
   return { result, canvas, features };
@@ -294,7 +301,13 @@ function show(result: PageCaption, photo: HTMLCanvasElement): void {
   const card = el("section", "", "card");
   const maps = wordMaps(photo, result.words, result.attention, `${result.image}: ${result.caption}`);
   const cands = el("ol", "", "candidates");
-  for (const c of result.candidates) cands.append(el("li", `${c.caption} — log p ${c.logProb.toFixed(2)}`));
+  for (const c of result.candidates)
+    cands.append(
+      el(
+        "li",
+        `${c.caption} — log p ${c.logProb.toFixed(2)}${c.caption === result.consensus ? " ← consensus decoding's pick" : ""}`,
+      ),
+    );
   const s = result.seconds;
   const times = `pixels ${s.pixels.toFixed(2)} s · ResNet-50 ${s.encoder.toFixed(2)} s · beam search ${s.decoder.toFixed(2)} s`;
   card.append(
@@ -369,7 +382,14 @@ async function main(): Promise<void> {
     const [trunk, encoderSeconds] = await timed(() => loadEncoder(manifest.resnet));
     const [members, decoderSeconds] = await timed(() => Promise.all(manifest.captioner.map(loadCaptioner)));
     const [scan, scanSeconds] = await timed(() => Promise.all(manifest.matching.map(loadScan)));
-    const models: Models = { trunk, members, scan };
+    const stored = manifest.captioner.find((m) => CONSENSUS_FILE in m.files);
+    const cider = stored
+      ? consensusCider(
+          json(await fetchVerified(`${stored.name}/${CONSENSUS_FILE}`, stored.files[CONSENSUS_FILE].sha256)),
+          `${stored.name}/${CONSENSUS_FILE}`,
+        )
+      : undefined;
+    const models: Models = { trunk, members, scan, cider };
     const sizes =
       `ResNet-50 ${mib([manifest.resnet]).toFixed(0)} MiB in ${encoderSeconds.toFixed(1)} s, ` +
       `captioner ${mib(manifest.captioner).toFixed(0)} MiB in ${decoderSeconds.toFixed(1)} s, ` +

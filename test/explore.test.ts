@@ -60,13 +60,13 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
     assert.ok(["webgpu", "webgl", "wasm"].includes(backend), `backend ${backend}`);
     assert.match(
       line,
-      /ResNet-50 98 MiB in [\d.]+ s, captioner 46 MiB in [\d.]+ s, SCAN \d+ MiB in [\d.]+ s; every file's sha256 checked/,
+      /ResNet-50 98 MiB in [\d.]+ s, captioner \d+ MiB in [\d.]+ s, SCAN \d+ MiB in [\d.]+ s; every file's sha256 checked/,
     );
     console.log(`      models loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s: ${line}`);
     assert.deepEqual(problems, []);
   });
 
-  it("captions photos as `attend-tell caption` does (words equal, attention to 1e-3), and a word click redraws its map", async function () {
+  it("captions photos as `attend-tell caption` does (words and consensus pick equal, attention to 1e-3), and a word click redraws its map", async function () {
     if (!SHARED_FLICKR) this.skip(); // photos; FLICKR8K_DIR
     const dev = fs.readFileSync(path.join(SHARED_FLICKR!, "Flickr_8k.devImages.txt"), "utf8").split("\n");
     const photos = dev.slice(0, 3).map((f) => path.join(SHARED_FLICKR!, "Images224", f.trim()));
@@ -80,6 +80,10 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
     assert.equal(cli.status, 0, cli.stderr);
     const want = JSON.parse(cli.stdout) as { words: string[]; attention: number[][] }[] | { words: string[] };
     const expected = (Array.isArray(want) ? want : [want]) as { words: string[]; attention: number[][] }[];
+    const args = ["caption", "--json", "--beam", "3", "--consensus", ...photos];
+    const withConsensus = spawnSync(path.join(projectRoot(), "bin", "attend-tell"), args, { encoding: "utf8" });
+    assert.equal(withConsensus.status, 0, withConsensus.stderr);
+    const consensus = JSON.parse(withConsensus.stdout) as { words: string[] }[];
     await (await page.$("input#photos"))!.uploadFile(...photos);
     await page.waitForFunction(
       (n) => document.getElementById("result")!.dataset.count === String(n),
@@ -95,6 +99,7 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
       );
       assert.ok(worst < 1e-3, `${photos[i]}: attention differs from the CLI's by ${worst}`);
       assert.ok(g.candidates.length >= 1 && g.candidates[0].caption === g.caption);
+      assert.equal(g.consensus, consensus[i].words.join(" "), `${photos[i]}: consensus decoding's pick`);
     });
     console.log(
       `      seconds a photo (pixels / ResNet-50 / beam 3): ${got.map((g) => `${g.seconds.pixels.toFixed(2)} / ${g.seconds.encoder.toFixed(2)} / ${g.seconds.decoder.toFixed(2)}`).join(", ")}`,

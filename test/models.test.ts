@@ -2,7 +2,7 @@ import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { loadCheckpoint } from "../lib/captioning";
+import { SENTENCE_END, loadCheckpoint, storedCider } from "../lib/captioning";
 import { loadMatchingCheckpoint } from "../lib/matching";
 import { imagePath, readCaptions, resolveLayout } from "../lib/data";
 import { SHIPPED, shippedEnsemble, shippedModel } from "../lib/util";
@@ -25,6 +25,12 @@ describe("shipped models (models/)", function () {
       fs.readFileSync(path.join(root, "models", name, "vocab.json"), "utf8"),
     );
     assert.ok(vocabs.every((v) => v === vocabs[0]));
+  });
+
+  it("the captioner stores the document frequencies consensus decoding reads, the end of the sentence counted", () => {
+    const stored = SHIPPED.captioner.map((name) => storedCider(shippedModel(name)!)).filter((c) => c !== undefined);
+    assert.equal(stored.length, 1, "one member stores consensus.json");
+    assert.ok(stored[0]!.documentFrequency([SENTENCE_END]) > 0);
   });
 
   for (const name of models) {

@@ -11,7 +11,7 @@ import * as path from "node:path";
 import { decoderFeatureMap } from "../encoder/feature-maps";
 import { Split } from "../data/captions";
 import { cachedSplit } from "../encoder/features";
-import { Captioner, SENTENCE_END, captionerMembers } from "./generate";
+import { CONSENSUS_FILE, Captioner, SENTENCE_END, captionerMembers, consensusCider } from "./generate";
 import { captionImages } from "./caption-images";
 import { readJson, writeJsonAtomic } from "../util/io";
 import { CheckpointMeta, verifyCheckpointFiles } from "../util/checkpoint";
@@ -182,8 +182,6 @@ export function referenceScorer(
   return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
 }
 
-/** Where a checkpoint stores its train captions' document frequencies (`export --consensus-data`). */
-export const CONSENSUS_FILE = "consensus.json";
 
 /**
  * The train captions' document frequencies stored with a checkpoint, as a scorer for consensus decoding — verified
@@ -196,20 +194,6 @@ export function storedCider(dir: string): CiderD | undefined {
   verifyCheckpointFiles(dir, { [CONSENSUS_FILE]: sum });
   const file = path.join(dir, CONSENSUS_FILE);
   return consensusCider(readJson(file, "document frequencies"), file);
-}
-
-/**
- * Consensus decoding's scorer from stored document frequencies (`CiderD.toJSON`), refused when they were counted
- * without the end of the sentence (stored before consensus counted it: `consensusCaption`).
- */
-export function consensusCider(json: unknown, file: string): CiderD {
-  const cider = CiderD.fromJSON(json, file);
-  if (cider.documentFrequency([SENTENCE_END]) === 0)
-    throw new Error(
-      `${file} was stored before consensus decoding counted the end of the sentence: export it again with ` +
-        `--consensus-data DIR, or pass --data-dir DIR`,
-    );
-  return cider;
 }
 
 /** CIDEr-D with the document frequencies of `dataDir`'s train captions (what consensus decoding scores with). */

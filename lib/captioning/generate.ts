@@ -474,3 +474,20 @@ export function byConsensus(g: Generated, cider: CiderD, vocab: Vocabulary): Gen
     candidates: cands,
   };
 }
+
+/** Where a checkpoint stores its train captions' document frequencies (`export --consensus-data`). */
+export const CONSENSUS_FILE = "consensus.json";
+
+/**
+ * Consensus decoding's scorer from stored document frequencies (`CiderD.toJSON`), refused when they were counted
+ * without the end of the sentence (stored before consensus counted it: `consensusCaption`).
+ */
+export function consensusCider(json: unknown, file: string): CiderD {
+  const cider = CiderD.fromJSON(json, file);
+  if (cider.documentFrequency([SENTENCE_END]) === 0)
+    throw new Error(
+      `${file} was stored before consensus decoding counted the end of the sentence: export it again with ` +
+        `--consensus-data DIR, or pass --data-dir DIR`,
+    );
+  return cider;
+}

@@ -5,7 +5,7 @@ import * as tf from "@tensorflow/tfjs";
 import { initBackend } from "../engine/backend";
 import { MAIN_JOB_EPOCHS, runPipeline } from "../captioning/pipeline";
 import { decoderFeaturesDir } from "../encoder/feature-dataset";
-import { CONSENSUS_FILE, evaluate, storedCider, trainCider } from "../captioning/evaluate";
+import { evaluate, storedCider, trainCider } from "../captioning/evaluate";
 import { writeReport } from "../captioning/report";
 import { EncoderCNN, decoderFeatureMap, decoderFeatures, featureMap } from "../encoder/encoder";
 import {
@@ -18,7 +18,7 @@ import {
 } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
 import { getDefaultConfig } from "../captioning/decoder";
-import { beamSearch, byConsensus } from "../captioning/generate";
+import { CONSENSUS_FILE, beamSearch, byConsensus } from "../captioning/generate";
 import { writeFileAtomic, writeJsonAtomic } from "../util/io";
 import { attentionPng, isHeatmapPng } from "../captioning/heatmap";
 import { exportCheckpoint } from "../util/checkpoint";
