@@ -182,7 +182,6 @@ export function referenceScorer(
   return { cider: new CiderD([...tokens.values()]), references: (im) => tokens.get(im) ?? [] };
 }
 
-
 /**
  * The train captions' document frequencies stored with a checkpoint, as a scorer for consensus decoding — verified
  * against the sha256 its checkpoint.json lists; undefined when it stores none.
