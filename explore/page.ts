@@ -18,6 +18,7 @@ import { ENCODER_IDENTITY, FEATURE_MAP, mapShape } from "../lib/encoder/feature-
 import { ScanConfig, ScanModel, alignment } from "../lib/matching/scan";
 import { checkQuery, retrieveImages } from "../lib/matching/rank";
 import { tokenize } from "../lib/data/tokenizer";
+import { sha256Hex } from "../lib/util/sha256";
 
 /** What scripts/explore.ts serves: file paths (relative to the page) with their sha256 and size. */
 export interface ExploreManifest {
@@ -54,7 +55,9 @@ const $ = <T extends HTMLElement>(id: string) => document.getElementById(id) as 
 const SIZE = ENCODER_IDENTITY.imageSize;
 const { grid: GRID } = mapShape(FEATURE_MAP);
 
+/** The file's sha256: the browser's own where it has one (secure contexts: localhost, https), else lib's. */
 async function sha256(buf: ArrayBuffer): Promise<string> {
+  if (!globalThis.crypto?.subtle) return sha256Hex(new Uint8Array(buf));
   const d = await crypto.subtle.digest("SHA-256", buf);
   return [...new Uint8Array(d)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }

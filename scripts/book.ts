@@ -3,7 +3,7 @@
  * assembles build/book/: an index with the chapters in order and what each teaches, one page per chapter with its
  * outputs and working Plotly figures, navigation between them, and the scripts the pages load (MathJax, RequireJS)
  * copied beside them so that the book opens offline anywhere, and the attention explorer (scripts/explore.ts) in
- * build/book/explore/, linked from the index and chapter 06, for a teacher to host with the book on any static
+ * build/book/explore/, linked from the index and chapters 06 and 08, for a teacher to host with the book on any static
  * server. Every page is checked in headless Chromium.
  *   npm run book [-- --full] [-- --skip-run]   (--skip-run: assemble from build/notebooks as it is)
  */
@@ -57,7 +57,7 @@ const STYLE =
   ".book-nav a{margin-right:16px}</style>";
 
 /** Chapters whose lesson the explorer lets a reader try on their own photos. */
-const EXPLORER_CHAPTERS = /^06-/;
+const EXPLORER_CHAPTERS = /^0[68]-/;
 const EXPLORER_LINK = `<a href="explore/index.html">Try it on your photos: the attention explorer</a>`;
 
 function nav(chapters: Chapter[], i: number): string {

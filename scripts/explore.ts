@@ -100,8 +100,11 @@ const TYPES: Record<string, string> = {
   ".jpg": "image/jpeg",
 };
 
-/** A static server of `dir` on localhost (nothing else is computed here); resolves once it listens. */
-export function serve(dir: string, port = 0): Promise<http.Server> {
+/**
+ * A static server of `dir` (nothing else is computed here) on `host` (default localhost only); resolves once it
+ * listens.
+ */
+export function serve(dir: string, port = 0, host = "127.0.0.1"): Promise<http.Server> {
   const root = path.resolve(dir);
   const server = http.createServer((req, res) => {
     const url = decodeURIComponent(new URL(req.url ?? "/", "http://localhost").pathname);
@@ -117,7 +120,7 @@ export function serve(dir: string, port = 0): Promise<http.Server> {
     });
     fs.createReadStream(file).pipe(res);
   });
-  return new Promise((resolve) => server.listen(port, "127.0.0.1", () => resolve(server)));
+  return new Promise((resolve) => server.listen(port, host, () => resolve(server)));
 }
 
 async function main(): Promise<void> {

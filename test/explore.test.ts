@@ -1,6 +1,7 @@
 import { strict as assert } from "node:assert";
 import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import type { Browser, Page } from "puppeteer-core";
 import puppeteer from "puppeteer-core";
@@ -22,6 +23,7 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
   let page: Page;
   const problems: string[] = [];
   let url = "";
+  let outDir = "";
 
   before(async function () {
     const exe = chromium();
@@ -29,9 +31,9 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
       if (process.env.CI) assert.fail("chromium is needed to test the explorer (apt-get install chromium)");
       this.skip();
     }
-    const out = path.join(tmpDir(), "explore");
-    await buildExplorer(out);
-    server = await serve(out);
+    outDir = path.join(tmpDir(), "explore");
+    await buildExplorer(outDir);
+    server = await serve(outDir);
     url = `http://127.0.0.1:${(server.address() as { port: number }).port}/`;
     browser = await puppeteer.launch({ executablePath: exe, headless: true, args: ["--no-sandbox"] });
     page = await browser.newPage();
@@ -158,6 +160,34 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
     assert.equal(await best!.evaluate((c) => c.dataset.word), "0");
     await page.screenshot({ path: path.join(SHOTS, "explore-ranking.png"), fullPage: true });
     assert.deepEqual(problems, []);
+  });
+
+  it("checks the files with lib's sha256 where the page has no crypto.subtle (plain http from another address)", async function () {
+    // a page is a secure context (and has crypto.subtle) only on localhost or https
+    const lan = Object.values(os.networkInterfaces())
+      .flat()
+      .find((a) => a && a.family === "IPv4" && !a.internal)?.address;
+    if (!lan) this.skip();
+    const other = await serve(outDir, 0, lan);
+    const tab = await browser.newPage();
+    const errors: string[] = [];
+    tab.on("pageerror", (e) => errors.push(String(e)));
+    try {
+      await tab.goto(`http://${lan}:${(other.address() as { port: number }).port}/`);
+      await tab.waitForFunction(() => document.body.dataset.ready || document.body.dataset.error, { timeout: 300_000 });
+      const [secure, subtle, error] = await tab.evaluate(() => [
+        window.isSecureContext,
+        !!globalThis.crypto?.subtle,
+        document.body.dataset.error ?? "",
+      ]);
+      assert.deepEqual([secure, subtle], [false, false], "the page is not a secure context there");
+      assert.equal(error, "", `the page failed: ${error}`);
+      assert.match(await tab.$eval("#backend", (e) => e.textContent ?? ""), /every file's sha256 checked/);
+      assert.deepEqual(errors, []);
+    } finally {
+      await tab.close();
+      other.close();
+    }
   });
 
   it("captions a photo of any size (resized to 224 × 224 in the page)", async () => {
