@@ -13,6 +13,7 @@ describe("the main job (npm start)", function () {
     const dataDir = path.join(tmpDir(), "scenes");
     await generateSynthetic(dataDir, { n: 40, seed: 5 });
     const out = path.join(tmpDir(), "run");
+    const featuresDir = path.join(tmpDir(), "features"); // the project's data/features is the user's
     let summary: Awaited<ReturnType<typeof runPipeline>> | undefined;
     const printed = await captureLog(async () => {
       summary = await runPipeline({
@@ -23,9 +24,11 @@ describe("the main job (npm start)", function () {
         epochs: 2,
         quick: true,
         skipMissing: false,
+        featuresDir,
       });
     });
     const s = summary!;
+    assert.ok(fs.existsSync(path.join(featuresDir, "index.json")), "the features are cached where asked");
     const testImages = fs.readFileSync(path.join(dataDir, SPLIT_FILES.test), "utf8").trim().split("\n");
     assert.equal(s.split, "test");
     assert.deepEqual(

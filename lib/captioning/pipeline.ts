@@ -48,6 +48,8 @@ export interface PipelineOptions {
    */
   regionLayer?: boolean;
   regionDim?: number;
+  /** Where the features are cached (default: data/features/<data folder name>, `defaultFeaturesDir`). */
+  featuresDir?: string;
 }
 
 /** What the main job's decoder reads: a feature map and, optionally, a region layer over it. */
@@ -184,7 +186,12 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   const split: Split = synthetic ? "test" : "dev"; // Flickr8k's test photos are withheld
   const dataDir = await timed("scenes", () => pipelineData(opts));
   const data = await timed("features", () =>
-    prepareCaptionData(dataDir, { map: mainJobInputs(opts).map, skipMissing: opts.skipMissing, skipBad: opts.skipBad }),
+    prepareCaptionData(dataDir, {
+      map: mainJobInputs(opts).map,
+      skipMissing: opts.skipMissing,
+      skipBad: opts.skipBad,
+      featuresDir: opts.featuresDir,
+    }),
   );
   log(`vocabulary: ${data.vocab.size} ids from the train split; features cached in ${data.featuresDir}`);
   fs.mkdirSync(opts.out, { recursive: true });
