@@ -11,7 +11,7 @@ import { initBackend, describeBackend } from "../engine/backend";
 import { DecoderConfig, getDefaultConfig, regionWidth } from "./decoder";
 import { writeJsonAtomic } from "../util/io";
 import { saveVocabulary } from "../data/vocabulary-file";
-import { EvaluationReport, evaluate } from "./evaluate";
+import { EvaluationReport, GeneratedCaption, evaluate } from "./evaluate";
 import { writeReport } from "./report";
 import { Progress } from "../util/progress";
 import { SCENE_COUNT, SceneObject, ensureScenes, readBoxes } from "../data/synthetic";
@@ -219,12 +219,7 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
       skipBad: opts.skipBad,
     }),
   );
-  const samples: PipelineSummary["samples"] = captions["1"].slice(0, 6).map((c) => {
-    const objects = boxes?.[c.image];
-    if (!objects) return { image: c.image, caption: c.caption };
-    const truth = objects.map((o) => `${o.color} ${o.shape}`);
-    return { image: c.image, caption: c.caption, correct: captionCorrect(c.words, objects), truth };
-  });
+  const samples = summarySamples(captions["1"], boxes);
   writeJsonAtomic(path.join(opts.out, `metrics-${split}.json`), report);
   const reportFile = await timed("report", () => writeReport(opts.out, { split, title: `attend-tell — ${opts.data}` }));
   const reads = decoderReads(model.config); // the trained model's, which a resumed run takes from its checkpoint
@@ -252,6 +247,19 @@ export async function runPipeline(opts: PipelineOptions): Promise<PipelineSummar
   writeJsonAtomic(path.join(opts.out, "summary.json"), summary);
   console.log(summaryText(summary, opts));
   return summary;
+}
+
+/** The first six greedy captions, marked right or wrong where the scenes' objects are known. */
+function summarySamples(
+  captions: readonly GeneratedCaption[],
+  boxes: Record<string, SceneObject[]> | undefined,
+): PipelineSummary["samples"] {
+  return captions.slice(0, 6).map((c) => {
+    const objects = boxes?.[c.image];
+    if (!objects) return { image: c.image, caption: c.caption };
+    const truth = objects.map((o) => `${o.color} ${o.shape}`);
+    return { image: c.image, caption: c.caption, correct: captionCorrect(c.words, objects), truth };
+  });
 }
 
 /** Training, with the dev scenes captioned after each epoch for the terminal (never to stop or to select). */
