@@ -10,7 +10,7 @@ import * as path from "node:path";
 import * as esbuild from "esbuild";
 import { ensureWeights, expectedSums } from "../lib/encoder/weights";
 import { SHIPPED, projectRoot, shippedModel } from "../lib/util/paths";
-import { readCheckpointMeta } from "../lib/util/checkpoint";
+import { readCheckpointMeta, verifyCheckpointFiles } from "../lib/util/checkpoint";
 import { sha256File } from "../lib/util/io";
 import type { ExploreManifest } from "../explore/page";
 
@@ -20,9 +20,8 @@ const MARK = ".attend-tell-explore";
 
 type Files = Record<string, { sha256: string; bytes: number }>;
 
-/** Copies `from` to `out/rel` (a hard link where the file system allows) and records it. */
-function place(out: string, rel: string, from: string, files: Files, sha256 = sha256File(from)): void {
-  const to = path.join(out, rel);
+/** Copies `from` to `to` (a hard link where the file system allows); returns its manifest entry. */
+function place(from: string, to: string, sha256: string): Files[string] {
   fs.mkdirSync(path.dirname(to), { recursive: true });
   fs.rmSync(to, { force: true });
   try {
@@ -30,7 +29,7 @@ function place(out: string, rel: string, from: string, files: Files, sha256 = sh
   } catch {
     fs.copyFileSync(from, to);
   }
-  files[rel] = { sha256, bytes: fs.statSync(from).size };
+  return { sha256, bytes: fs.statSync(from).size };
 }
 
 /** Builds the explorer into `out` (a folder it made, or a new one); returns the manifest. */
@@ -59,24 +58,23 @@ export async function buildExplorer(out = path.join(ROOT, "build", "explore")): 
   const weights = ensureWeights();
   const resnet: Files = {};
   for (const [rel, sum] of Object.entries(expectedSums()))
-    if (rel.startsWith("ResNet50/"))
-      place(out, `resnet50/${rel.slice("ResNet50/".length)}`, path.join(weights, rel), resnet, sum);
-  // the shipped models: each member's checkpoint.json and the files it lists (verified against it)
+    if (rel.startsWith("ResNet50/")) {
+      const to = `resnet50/${rel.slice("ResNet50/".length)}`;
+      resnet[to] = place(path.join(weights, rel), path.join(out, to), sum);
+    }
+  // the shipped models: each member's checkpoint.json and the files it lists, verified against it
   const members = (names: readonly string[]) =>
     names.map((name) => {
       const dir = shippedModel(name);
       if (!dir) throw new Error(`the explorer needs the shipped model models/${name}`);
-      const meta = readCheckpointMeta(dir);
-      const files: Files = {};
-      place(out, `${name}/checkpoint.json`, path.join(dir, "checkpoint.json"), files);
-      for (const [rel, sum] of Object.entries(meta.files ?? {})) {
-        if (rel === "history.json") continue; // not needed to caption or rank
-        const got = sha256File(path.join(dir, rel));
-        if (got !== sum) throw new Error(`${path.join(dir, rel)} is damaged (sha256 ${got.slice(0, 12)}…)`);
-        place(out, `${name}/${rel}`, path.join(dir, rel), files, sum);
-      }
-      const rel = (f: string) => f.slice(name.length + 1);
-      return { name, files: Object.fromEntries(Object.entries(files).map(([f, v]) => [rel(f), v])) };
+      const listed = { ...readCheckpointMeta(dir).files };
+      delete listed["history.json"]; // not needed to caption or rank
+      verifyCheckpointFiles(dir, listed);
+      const sums = { "checkpoint.json": sha256File(path.join(dir, "checkpoint.json")), ...listed };
+      const files = Object.fromEntries(
+        Object.entries(sums).map(([rel, sum]) => [rel, place(path.join(dir, rel), path.join(out, name, rel), sum)]),
+      );
+      return { name, files };
     });
   const captioner = members(SHIPPED.captioner);
   const matching = members(SHIPPED.scan);
