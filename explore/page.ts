@@ -8,7 +8,8 @@ import * as tf from "@tensorflow/tfjs";
 import "@tensorflow/tfjs-backend-webgpu";
 import { setWasmPaths } from "@tensorflow/tfjs-backend-wasm";
 import { DecoderConfig, DecoderRNN } from "../lib/captioning/decoder";
-import { CONSENSUS_FILE, Generated, beamSearch, byConsensus, consensusCider } from "../lib/captioning/generate";
+import { CONSENSUS_FILE, beamSearchBatch, byConsensus, consensusCider } from "../lib/captioning/generate";
+import { BeamStep, BeamTree, beamTree } from "../lib/captioning/beam-tree";
 import type { CiderD } from "../lib/captioning/metrics";
 import { Vocabulary } from "../lib/data/vocabulary";
 import { normalizePixels } from "../lib/data/pixels";
@@ -26,6 +27,8 @@ export interface ExploreManifest {
   captioner: ShippedModel[];
   /** SCAN's t2i and i2t models (the first gives the word–region alignments shown). */
   matching: ShippedModel[];
+  /** Synthetic scenes to try the page with, and a caption of what each shows. */
+  scenes: { file: string; sha256: string; bytes: number; shows: string }[];
 }
 type Files = Record<string, { sha256: string; bytes: number }>;
 type ShippedModel = { name: string; files: Files };
@@ -48,6 +51,8 @@ export interface PageCaption {
   candidates: { caption: string; logProb: number }[];
   /** The candidate consensus decoding picks (minimum Bayes risk with CIDEr-D), when a member stores its frequencies. */
   consensus?: string;
+  /** The beam's tree as drawn: how many candidates the search weighed, and the returned caption's path. */
+  tree: { candidates: number; path: string[] };
   seconds: { pixels: number; encoder: number; decoder: number };
 }
 
@@ -198,13 +203,19 @@ async function caption(models: Models, name: string, blob: Blob, beam: number) {
   input.dispose();
   await features.data(); // the encoder's time, not the decoder's
   const encoder = lap();
-  const g: Generated = await beamSearch(
+  const steps: BeamStep[] = [];
+  const [g] = await beamSearchBatch(
     models.members.map((m) => m.decoder),
     features,
     beam,
+    20,
+    0,
+    undefined,
+    (_t, _image, candidates) => steps.push(candidates),
   );
   const decoder = lap();
   const vocab = models.members[0].vocab;
+  const tree = beamTree(steps, g);
   const words = vocab.decode(g.ids);
   const result: PageCaption = {
     image: name,
@@ -214,9 +225,10 @@ async function caption(models: Models, name: string, blob: Blob, beam: number) {
     candidates: (g.candidates ?? [g]).map((c) => ({ caption: vocab.decode(c.ids).join(" "), logProb: c.logProb })),
     consensus:
       models.cider && g.candidates ? vocab.decode(byConsensus(g, models.cider, vocab).ids).join(" ") : undefined,
+    tree: { candidates: tree.nodes.length, path: tree.path.map((n) => vocab.itos[n.word]) },
     seconds: { pixels, encoder, decoder },
   };
-  return { result, canvas, features };
+  return { result, canvas, features, tree };
 }
 
 /** Jet-like colour of an attention weight relative to the map's largest. */
@@ -293,6 +305,60 @@ function wordMaps(photo: HTMLCanvasElement, words: readonly string[], maps: numb
   return { box, focus: () => (row.firstChild as HTMLButtonElement | null)?.focus() };
 }
 
+const SVG = "http://www.w3.org/2000/svg";
+
+/** An SVG element with attributes (and a tooltip, its `<title>`). */
+function svgEl(tag: string, attrs: Record<string, string | number>, title = ""): SVGElement {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs)) e.setAttribute(k, String(v));
+  if (title) e.append(Object.assign(document.createElementNS(SVG, "title"), { textContent: title }));
+  return e;
+}
+
+const FATE_COLOUR = { kept: "#1f77b4", finished: "#2ca02c", dropped: "#bbbbbb" };
+
+/**
+ * The beam's tree as chapter 07 draws it: step across, total log-probability up; every candidate a dot (kept:
+ * blue, finished with `<EOS>`: green, dropped: grey), linked to the beam it extends; the returned caption in red.
+ */
+function drawTree(tree: BeamTree, itos: readonly string[]): SVGSVGElement {
+  const steps = Math.max(...tree.nodes.map((n) => n.step)) + 1;
+  const low = Math.min(...tree.nodes.map((n) => n.score));
+  const [W, H, pad] = [Math.max(560, 90 * (steps + 1)), 300, 28];
+  const x = (step: number) => pad + ((step + 1) / steps) * (W - 2.5 * pad);
+  const y = (score: number) => pad + (score / (low || -1)) * (H - 2 * pad);
+  const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, class: "tree" }) as SVGSVGElement;
+  svg.setAttribute("role", "img");
+  svg.setAttribute("aria-label", `beam search's tree: ${tree.nodes.length} candidates over ${steps} steps`);
+  const at = (n?: BeamTree["nodes"][number]) => (n ? [x(n.step), y(n.score)] : [x(-1), y(0)]);
+  for (const n of tree.nodes) {
+    const [[x1, y1], [x2, y2]] = [at(n.parent), at(n)];
+    svg.append(
+      svgEl("line", { x1, y1, x2, y2, stroke: FATE_COLOUR[n.fate], "stroke-width": n.fate === "dropped" ? 0.6 : 1.5 }),
+    );
+  }
+  const route = [at(), ...tree.path.map(at)].map(([px, py]) => `${px},${py}`).join(" ");
+  svg.append(svgEl("polyline", { points: route, fill: "none", stroke: "#d62728", "stroke-width": 3, class: "path" }));
+  for (const n of tree.nodes) {
+    const [cx, cy] = at(n);
+    const word = itos[n.word];
+    svg.append(
+      svgEl(
+        "circle",
+        { cx, cy, r: n.fate === "dropped" ? 2 : 3.5, fill: FATE_COLOUR[n.fate] },
+        `${word}: log p ${n.score.toFixed(2)}, ${n.fate}`,
+      ),
+    );
+    if (n.fate !== "dropped")
+      svg.append(
+        Object.assign(svgEl("text", { x: cx, y: cy - 6, "text-anchor": "middle", "font-size": 11 }), {
+          textContent: word,
+        }),
+      );
+  }
+  return svg;
+}
+
 function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className = ""): HTMLElementTagNameMap[K] {
   const e = document.createElement(tag);
   e.textContent = text;
@@ -300,7 +366,7 @@ function el<K extends keyof HTMLElementTagNameMap>(tag: K, text = "", className 
   return e;
 }
 
-function show(result: PageCaption, photo: HTMLCanvasElement): void {
+function show(result: PageCaption, photo: HTMLCanvasElement, tree: BeamTree, itos: readonly string[]): void {
   const card = el("section", "", "card");
   const maps = wordMaps(photo, result.words, result.attention, `${result.image}: ${result.caption}`);
   const cands = el("ol", "", "candidates");
@@ -319,7 +385,13 @@ function show(result: PageCaption, photo: HTMLCanvasElement): void {
     el("p", times, "times"),
     el("p", "The beam's captions, likeliest first:"),
     cands,
+    el(
+      "p",
+      "What the search weighed (chapter 07): every step's candidates, linked to the beam each extends; the caption in red.",
+    ),
+    Object.assign(el("div", "", "tree-box"), { tabIndex: 0 }),
   );
+  card.querySelector(".tree-box")!.append(drawTree(tree, itos));
   $("results").prepend(card);
   maps.focus();
 }
@@ -407,7 +479,7 @@ async function main(): Promise<void> {
       for (const f of Array.from(files)) {
         say(`captioning ${f.name}…`);
         try {
-          const { result, canvas, features } = await caption(
+          const { result, canvas, features, tree } = await caption(
             models,
             f.name,
             f,
@@ -416,7 +488,7 @@ async function main(): Promise<void> {
           photos.get(f.name)?.features.dispose();
           photos.set(f.name, { features, canvas });
           results.push(result);
-          show(result, canvas);
+          show(result, canvas, tree, models.members[0].vocab.itos);
         } catch (e) {
           say(`${f.name}: ${(e as Error).message}`);
           continue;
@@ -434,6 +506,17 @@ async function main(): Promise<void> {
       e.preventDefault();
       if (e.dataTransfer?.files.length) run(e.dataTransfer.files);
     });
+    for (const scene of manifest.scenes) {
+      const b = el("button", scene.file.slice(scene.file.lastIndexOf("/") + 1), "scene");
+      b.type = "button";
+      b.title = `a synthetic scene: ${scene.shows}`;
+      b.addEventListener("click", () =>
+        fetchVerified(scene.file, scene.sha256)
+          .then((buf) => run([new File([buf], b.textContent!, { type: "image/png" })]))
+          .catch((e) => say(`${scene.file}: ${(e as Error).message}`)),
+      );
+      $("scenes").append(b);
+    }
     let ranked = 0;
     $("search").addEventListener("submit", async (e) => {
       e.preventDefault();

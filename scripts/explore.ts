@@ -12,6 +12,9 @@ import { ensureWeights, expectedSums } from "../lib/encoder/weights";
 import { SHIPPED, projectRoot, shippedModel } from "../lib/util/paths";
 import { readCheckpointMeta, verifyCheckpointFiles } from "../lib/util/checkpoint";
 import { sha256File } from "../lib/util/io";
+import { sha256Hex } from "../lib/util/sha256";
+import { Rng } from "../lib/util/rng";
+import { makeScene, renderSvg, sceneSvg } from "../lib/data/synthetic";
 import type { ExploreManifest } from "../explore/page";
 
 const ROOT = projectRoot();
@@ -82,9 +85,28 @@ export async function buildExplorer(out = path.join(ROOT, "build", "explore")): 
     resnet: { modelJson: "resnet50/model.json", files: resnet },
     captioner,
     matching,
+    scenes: await writeScenes(out),
   };
   fs.writeFileSync(path.join(out, "manifest.json"), JSON.stringify(manifest, null, 1) + "\n");
   return manifest;
+}
+
+/**
+ * A few synthetic scenes (the main job's world, seeded: the same files every build) to try the page without a
+ * photo at hand; each listed with what it shows.
+ */
+async function writeScenes(out: string, count = 3): Promise<ExploreManifest["scenes"]> {
+  const rng = new Rng(8);
+  fs.mkdirSync(path.join(out, "scenes"), { recursive: true });
+  const scenes: ExploreManifest["scenes"] = [];
+  for (let i = 1; i <= count; i++) {
+    const scene = makeScene(`scene-${i}.png`, rng);
+    const png = await renderSvg(sceneSvg(scene));
+    const file = `scenes/${scene.image}`;
+    fs.writeFileSync(path.join(out, file), png);
+    scenes.push({ file, sha256: sha256Hex(png), bytes: png.length, shows: scene.captions[0] });
+  }
+  return scenes;
 }
 
 const TYPES: Record<string, string> = {

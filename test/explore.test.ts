@@ -102,7 +102,15 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
       assert.ok(worst < 1e-3, `${photos[i]}: attention differs from the CLI's by ${worst}`);
       assert.ok(g.candidates.length >= 1 && g.candidates[0].caption === g.caption);
       assert.equal(g.consensus, consensus[i].words.join(" "), `${photos[i]}: consensus decoding's pick`);
+      assert.deepEqual(g.tree.path, [...g.words, "<EOS>"], `${photos[i]}: the tree's path is the caption`);
     });
+    // each card draws its beam's tree: one dot per candidate weighed, the caption's path in red
+    const dots = await page.$$eval(".card svg.tree", (trees) => trees.map((t) => t.querySelectorAll("circle").length));
+    assert.deepEqual(dots, got.map((g) => g.tree.candidates).reverse());
+    assert.ok(
+      got.every((g) => g.tree.candidates > 3 * g.words.length),
+      "beam 3 weighs more than the words it keeps",
+    );
     console.log(
       `      seconds a photo (pixels / ResNet-50 / beam 3): ${got.map((g) => `${g.seconds.pixels.toFixed(2)} / ${g.seconds.encoder.toFixed(2)} / ${g.seconds.decoder.toFixed(2)}`).join(", ")}`,
     );
@@ -188,6 +196,24 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
       await tab.close();
       other.close();
     }
+  });
+
+  it("captions the bundled synthetic scenes, each file checked, on a click", async () => {
+    const before = Number(await page.$eval("#result", (e) => (e as HTMLElement).dataset.count ?? "0"));
+    const buttons = await page.$$("#scenes button");
+    assert.equal(buttons.length, 3);
+    await buttons[0].click();
+    await page.waitForFunction(
+      (n) => document.getElementById("result")!.dataset.count === String(n),
+      { timeout: 300_000 },
+      before + 1,
+    );
+    const got = JSON.parse(await page.$eval("#result", (e) => e.textContent!)) as PageCaption[];
+    const last = got[got.length - 1];
+    assert.equal(last.image, "scene-1.png");
+    assert.ok(last.words.length > 0 && last.attention.length === last.words.length);
+    assert.equal(await page.$eval(".card h2", (e) => e.textContent), "scene-1.png");
+    assert.deepEqual(problems, []);
   });
 
   it("captions a photo of any size (resized to 224 × 224 in the page)", async () => {

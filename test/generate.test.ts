@@ -1,7 +1,7 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, defaultInitializer } from "../lib/captioning";
-import { BeamTrace, beamSearch, beamSearchBatch, greedy, beamScore, rankBeams } from "../lib/captioning";
+import { BeamTrace, beamSearch, beamTree, beamSearchBatch, greedy, beamScore, rankBeams } from "../lib/captioning";
 import { CiderD, SENTENCE_END, consensusCaption, consensusCider } from "../lib/captioning";
 import { ensembleLogProbs, topK } from "../lib/captioning";
 import { EOS } from "../lib/data";
@@ -104,15 +104,23 @@ describe("caption generation", () => {
       );
       assert.ok(cands.filter((c) => c.fate !== "dropped").length <= 3);
     }
-    // the returned caption: each word a kept extension of the beam the word before it survived as (the start beam: 0)
-    let beam = 0;
-    for (let t = 0; t < g.ids.length; t++) {
-      const kept = steps[t].filter((c) => c.fate === "kept");
-      beam = kept.findIndex((c) => c.beam === beam && c.word === g.ids[t]);
-      assert.ok(beam >= 0, `word ${t} extends the beam it came from`);
-    }
-    if (g.finished)
-      assert.ok(steps[g.ids.length].some((c) => c.beam === beam && c.word === EOS && c.fate === "finished"));
+    // the tree: each candidate's parent the kept candidate of the step before with its beam index
+    const tree = beamTree(steps, g);
+    assert.equal(tree.nodes.length, steps.flat().length);
+    for (const n of tree.nodes)
+      if (n.step === 0) assert.equal(n.parent, undefined);
+      else assert.ok(n.parent && n.parent.step === n.step - 1 && n.parent.fate === "kept");
+    // the returned caption is a chain of kept extensions, then its <EOS>, ending at the caption's log-probability
+    assert.deepEqual(
+      tree.path.slice(0, g.ids.length).map((n) => [n.word, n.fate]),
+      g.ids.map((w) => [w, "kept"]),
+    );
+    assert.ok(tree.path.every((n, t) => n.parent === (t ? tree.path[t - 1] : undefined)));
+    assert.equal(tree.path.length, g.ids.length + (g.finished ? 1 : 0));
+    if (g.finished) assert.deepEqual([tree.path.at(-1)!.word, tree.path.at(-1)!.fate], [EOS, "finished"]);
+    assert.ok(Math.abs(tree.path.at(-1)!.score - g.logProb) < 1e-4);
+    // a caption this search did not return has no path
+    assert.throws(() => beamTree(steps, { ...g, ids: [...g.ids].reverse().concat([0]) }), /not in the search's tree/);
     decoder.dispose();
   });
 

@@ -10,6 +10,7 @@ export * from "./decoder";
 export * from "./endings";
 export * from "./evaluate";
 export * from "./generate";
+export * from "./beam-tree";
 export * from "./heatmap";
 export * from "./metrics";
 export * from "./onnx-decode";
