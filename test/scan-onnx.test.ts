@@ -1,16 +1,16 @@
 import { strict as assert } from "node:assert";
 import * as tf from "@tensorflow/tfjs";
 import { loadOrt } from "../lib/engine";
-import { ScanConfig, ScanModel, contrastiveLoss, crossAttentionScores, l2norm, pairScores } from "../lib/matching";
 import {
-  LossPairs,
-  OnnxScan,
-  SCAN_PARAMS,
-  gradientPairs,
-  hardestNegatives,
-  pairGroups,
-  sumPlan,
+  ScanConfig,
+  ScanModel,
+  contrastiveLoss,
+  scanParams,
+  crossAttentionScores,
+  l2norm,
+  pairScores,
 } from "../lib/matching";
+import { LossPairs, OnnxScan, gradientPairs, hardestNegatives, pairGroups, sumPlan } from "../lib/matching";
 import { matchingLoss } from "../lib/matching";
 import { closeTo as close, deterministicWeights as det, setupBackend } from "./helpers";
 
@@ -252,7 +252,7 @@ describe("SCAN on ONNX Runtime", function () {
       assert.ok(got.loss > 0.1, `the example has a loss (${got.loss})`);
       assert.ok(Math.abs(got.loss - ref.value.dataSync()[0]) < 1e-5, `loss ${got.loss} vs ${ref.value.dataSync()[0]}`);
       const named = m.namedVariables();
-      for (const name of SCAN_PARAMS) {
+      for (const { name } of scanParams(c)) {
         const a = got.grads[named[name].name].dataSync();
         const b = ref.grads[named[name].name].dataSync();
         const scale = Math.max(1e-4, ...Array.from(b, Math.abs));
@@ -269,7 +269,7 @@ describe("SCAN on ONNX Runtime", function () {
           [all, "all pairs"],
           [threes, "groups of 3"],
         ] as const)
-          for (const name of SCAN_PARAMS) {
+          for (const { name } of scanParams(c)) {
             const [a, b] = [got, other].map((r) => r.grads[named[name].name].dataSync());
             const scale = Math.max(1e-4, ...Array.from(b, Math.abs));
             assert.ok(

@@ -14,7 +14,7 @@ import { attentionRecurrence } from "./bptt";
 import { RecurrenceWeights, lstmCell } from "./recurrence";
 import { FEATURE_MAPS, type FeatureMap } from "../encoder/feature-maps";
 import { RemovedVariantError, checkFields } from "../util/schema";
-import { Ops, tfOps } from "../engine/ops";
+import { Ops, ParamSpec, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
 export interface DecoderConfig {
@@ -60,13 +60,6 @@ export function regionWidth(c: Pick<DecoderConfig, "encoderDim" | "regionLayer" 
   return c.regionLayer ? (c.regionDim ?? c.encoderDim) : c.encoderDim;
 }
 
-/** A parameter of the decoder: its stable name, its shape, and the fan-in its initial values are drawn with. */
-export interface ParamSpec {
-  name: ParamName;
-  shape: number[];
-  fanIn: number;
-}
-
 /** A parameter's stable name: `attention/…` and `decoder/…`, as checkpoints, the ONNX graphs and Adam's state use. */
 export type ParamName =
   | `attention/${AttentionParam}`
@@ -78,10 +71,10 @@ export type ParamName =
  * the ONNX training and decoding graphs' inputs and Adam's moments follow. E is `regionWidth` (what the attention,
  * the contexts and h₀/c₀ read); the region layer's W_f, b_f come last, with `regionLayer` only.
  */
-export function decoderParams(c: DecoderConfig): ParamSpec[] {
+export function decoderParams(c: DecoderConfig): ParamSpec<ParamName>[] {
   const { vocabSize: V, embedSize: M, attentionDim: K, decoderDim: D } = c;
   const E = regionWidth(c);
-  const p = (name: ParamName, shape: number[], fanIn: number): ParamSpec => ({ name, shape, fanIn });
+  const p = (name: ParamName, shape: number[], fanIn: number): ParamSpec<ParamName> => ({ name, shape, fanIn });
   return [
     p("attention/W", [E, K], E),
     p("attention/bW", [K], E),

@@ -8,6 +8,13 @@
  */
 import * as tf from "@tensorflow/tfjs";
 
+/** A model's parameter: its stable name, its shape, and the fan-in its initial values are drawn with. */
+export interface ParamSpec<N extends string = string> {
+  name: N;
+  shape: number[];
+  fanIn: number;
+}
+
 export interface Ops<T> {
   /** `[.., M, K] × [.., K, N]`, batch dimensions equal on both sides. */
   matMul(a: T, b: T): T;

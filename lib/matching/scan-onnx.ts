@@ -26,47 +26,31 @@ import {
   GruWeights,
   ScanConfig,
   ScanModel,
+  ScanParam,
   allPairScores,
   crossAttention,
   gruGates,
   regionVectors,
+  scanParams,
   wordVectors,
 } from "./scan";
 
-/** Parameter names as `ScanModel.namedVariables()` gives them. */
-export const SCAN_PARAMS = [
-  "img/W",
-  "img/b",
-  "embedding",
-  "gru_fw/Wx",
-  "gru_fw/Wh",
-  "gru_fw/bx",
-  "gru_fw/bh",
-  "gru_bw/Wx",
-  "gru_bw/Wh",
-  "gru_bw/bx",
-  "gru_bw/bh",
-] as const;
-type Param = (typeof SCAN_PARAMS)[number];
+type Param = ScanParam;
 
-export function scanParamShape(c: ScanConfig, name: Param): number[] {
-  const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = c;
-  if (name === "img/W") return [E, d];
-  if (name === "img/b") return [d];
-  if (name === "embedding") return [V, M];
-  const part = name.split("/")[1];
-  return part === "Wx" ? [M, 3 * d] : part === "Wh" ? [d, 3 * d] : [3 * d];
-}
+/** The parameters' names, in `ScanModel.variables` order. */
+export const scanParamNames = (c: ScanConfig): Param[] => scanParams(c).map((p) => p.name);
 
 const EPS = 1e-8;
 
 /** Graph inputs for the parameters that a graph uses. */
 function paramInputs(g: OnnxGraph, cfg: ScanConfig, names: readonly Param[]): Record<Param, string> {
-  return parameterInputs(g, names, (n) => scanParamShape(cfg, n)) as Record<Param, string>;
+  const shapes = new Map(scanParams(cfg).map((p) => [p.name, p.shape]));
+  return parameterInputs(g, names, (n) => shapes.get(n)!) as Record<Param, string>;
 }
 
+/** The image encoder's parameters, and the caption encoder's (the rest). */
 const IMG: Param[] = ["img/W", "img/b"];
-const TXT: Param[] = SCAN_PARAMS.filter((n) => !IMG.includes(n));
+const textParams = (c: ScanConfig): Param[] => scanParamNames(c).filter((n) => !IMG.includes(n));
 
 /**
  * The forward graph. `images: N` adds `features [N, R, E]` → `images [N, R, d]` (and `Z`, the projection before
@@ -81,7 +65,7 @@ export function forwardGraph(
   const { jointDim: d, regionDim: E } = cfg;
   const o = graphOps(new OnnxGraph("scan_forward"));
   const g = o.g;
-  const p = paramInputs(g, cfg, [...(opts.images ? IMG : []), ...(opts.captions ? TXT : [])]);
+  const p = paramInputs(g, cfg, [...(opts.images ? IMG : []), ...(opts.captions ? textParams(cfg) : [])]);
   let images = "",
     captions = "",
     mask = "";
@@ -236,7 +220,7 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
   const { jointDim: d, regionDim: E, vocabSize: V } = cfg;
   const o = graphOps(new OnnxGraph("scan_backward"));
   const g = o.g;
-  const p = paramInputs(g, cfg, SCAN_PARAMS);
+  const p = paramInputs(g, cfg, scanParamNames(cfg));
   const F2 = o.reshape(g.input("features", [B, R, E]), [B * R, E]);
   const ids = o.reshape(g.input("ids", [B, T], INT64), [B * T]);
   const mask = g.input("mask", [B, T]);
@@ -279,7 +263,7 @@ export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, 
     dX.push(r.dX);
   }
   grads.embedding = g.scatterAddRows(ids, o.add(dX[0], dX[1]), V);
-  for (const name of SCAN_PARAMS) g.output(grads[name]!, `grad/${name}`, scanParamShape(cfg, name));
+  for (const { name, shape } of scanParams(cfg)) g.output(grads[name]!, `grad/${name}`, shape);
   return g.toBytes(17);
 }
 
@@ -501,12 +485,15 @@ export function pairGroups(
 /** SCAN's encoders, scores and training gradients on ONNX Runtime (see the module comment). */
 export class OnnxScan {
   private readonly sessions: SessionCache;
+  /** The parameters' shapes by name, in `scanParams` order. */
+  private readonly shapes: Map<Param, number[]>;
   constructor(
     readonly config: ScanConfig,
     readonly regions: number,
     readonly threads = 0,
   ) {
     this.sessions = SessionCache.require("OnnxScan", threads);
+    this.shapes = new Map(scanParams(config).map((p) => [p.name, p.shape]));
   }
 
   private session(key: string, build: () => Uint8Array): Promise<OrtSession> {
@@ -519,13 +506,13 @@ export class OnnxScan {
     extra: Record<string, [Float32Array | BigInt64Array, number[]]>,
   ) {
     const values = { ...extra };
-    for (const n of names) values[n] = [params[n], scanParamShape(this.config, n)];
+    for (const n of names) values[n] = [params[n], this.shapes.get(n)!];
     return graphFeeds(values);
   }
 
   /** The model's parameter values by name. */
   static parameters(model: ScanModel): Promise<Record<string, Float32Array>> {
-    return parameterValues(model.namedVariables(), SCAN_PARAMS);
+    return parameterValues(model.namedVariables(), scanParamNames(model.config));
   }
 
   /** `[N, R, E]` features → unit region vectors `[N, R, d]` (row-major). */
@@ -546,7 +533,9 @@ export class OnnxScan {
   ): Promise<Float32Array> {
     const C = lengths.length;
     const s = await this.session(`cap${C}x${T}`, () => forwardGraph(this.config, this.regions, { captions: [C, T] }));
-    const out = await s.run(this.feeds(params, TXT, { ids: [int64(ids), [C, T]], mask: [maskOf(lengths, T), [C, T]] }));
+    const out = await s.run(
+      this.feeds(params, textParams(this.config), { ids: [int64(ids), [C, T]], mask: [maskOf(lengths, T), [C, T]] }),
+    );
     return out.captions.data as Float32Array;
   }
 
@@ -587,6 +576,7 @@ export class OnnxScan {
       R = this.regions,
       d = this.config.jointDim;
     const params = await OnnxScan.parameters(model);
+    const names = [...this.shapes.keys()];
     const ids64 = int64(ids),
       mask = maskOf(lengths, T);
     const fwd = await this.session(`fwd${B}x${T}`, () =>
@@ -597,7 +587,7 @@ export class OnnxScan {
       ids: [ids64, [B, T]],
       mask: [mask, [B, T]],
     } as Record<string, [Float32Array | BigInt64Array, number[]]>;
-    const f = await fwd.run(this.feeds(params, SCAN_PARAMS, inputs));
+    const f = await fwd.run(this.feeds(params, names, inputs));
     const pairs = hardestNegatives(f.scores.data as Float32Array, B, this.config.margin, opts.negatives ?? 1);
     if (opts.backward === false) return { loss: pairs.loss, grads: {} };
     const saved = {
@@ -617,7 +607,7 @@ export class OnnxScan {
     });
     const bwd = await this.session(`bwd${B}x${T}x${K}`, () => backwardGraph(this.config, B, T, R, K));
     const out = await bwd.run(
-      this.feeds(params, SCAN_PARAMS, {
+      this.feeds(params, names, {
         ...saved,
         images: [f.images.data as Float32Array, [B, R, d]],
         captions: [f.captions.data as Float32Array, [B, T, d]],
@@ -629,8 +619,8 @@ export class OnnxScan {
       }),
     );
     const grads: Record<string, Float32Array> = {};
-    for (const n of SCAN_PARAMS) grads[n] = out[`grad/${n}`].data as Float32Array;
-    return { loss: pairs.loss, grads: gradientTensors(model.namedVariables(), SCAN_PARAMS, grads) };
+    for (const n of names) grads[n] = out[`grad/${n}`].data as Float32Array;
+    return { loss: pairs.loss, grads: gradientTensors(model.namedVariables(), names, grads) };
   }
 
   async dispose(): Promise<void> {

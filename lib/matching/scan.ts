@@ -15,7 +15,7 @@
  */
 import { checkFields } from "../util/schema";
 import * as tf from "@tensorflow/tfjs";
-import { Ops, tfOps } from "../engine/ops";
+import { Ops, ParamSpec, tfOps } from "../engine/ops";
 import { Rng } from "../util/rng";
 
 export interface ScanConfig {
@@ -128,12 +128,38 @@ export function lengthMask(lengths: readonly number[], T: number): tf.Tensor2D {
   );
 }
 
+/** A parameter's stable name, as checkpoints, the ONNX graphs and Adam's state use. */
+export type ScanParam = "img/W" | "img/b" | "embedding" | `gru_${"fw" | "bw"}/${"Wx" | "Wh" | "bx" | "bh"}`;
+
+/**
+ * SCAN's parameters in `variables` order — the one list that the tfjs variables, the initialiser's draws, the ONNX
+ * graphs' inputs and Adam's moments follow: the region projection (E → d), the word embedding, and per GRU
+ * direction Wx [M, 3d], Wh [d, 3d], bx, bh [3d].
+ */
+export function scanParams(c: ScanConfig): ParamSpec<ScanParam>[] {
+  const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = c;
+  const p = (name: ScanParam, shape: number[], fanIn: number): ParamSpec<ScanParam> => ({ name, shape, fanIn });
+  return [
+    p("img/W", [E, d], E),
+    p("img/b", [d], E),
+    p("embedding", [V, M], M),
+    ...(["fw", "bw"] as const).flatMap((dir) => [
+      p(`gru_${dir}/Wx`, [M, 3 * d], d),
+      p(`gru_${dir}/Wh`, [d, 3 * d], d),
+      p(`gru_${dir}/bx`, [3 * d], d),
+      p(`gru_${dir}/bh`, [3 * d], d),
+    ]),
+  ];
+}
+
 export class ScanModel {
   readonly imgW: tf.Variable; // [E, d]
   readonly imgB: tf.Variable;
   readonly embedding: tf.Variable; // [V, M]
   /** GRU weights per direction (0 forward, 1 backward): Wx [M, 3d], Wh [d, 3d], bx [3d], bh [3d]. */
   readonly gru: { Wx: tf.Variable; Wh: tf.Variable; bx: tf.Variable; bh: tf.Variable }[];
+  /** In `scanParams` order. */
+  readonly variables: tf.Variable[];
   private static instances = 0;
   private readonly scope = `scan${ScanModel.instances++}/`;
 
@@ -154,7 +180,6 @@ export class ScanModel {
       lambdaLse: "number",
       margin: "number",
     });
-    const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = config;
     const rng = new Rng(seed);
     const initFn =
       init ??
@@ -164,21 +189,21 @@ export class ScanModel {
         const k = 1 / Math.sqrt(fanIn);
         return tf.randomUniform(shape, -k, k, "float32", s);
       });
-    const v = (name: string, shape: number[], fanIn: number) =>
-      tf.variable(initFn(name, shape, fanIn), true, `${this.scope}${name}`);
-    this.imgW = v("img/W", [E, d], E);
-    this.imgB = v("img/b", [d], E);
-    this.embedding = v("embedding", [V, M], M);
-    this.gru = ["fw", "bw"].map((dir) => ({
-      Wx: v(`gru_${dir}/Wx`, [M, 3 * d], d),
-      Wh: v(`gru_${dir}/Wh`, [d, 3 * d], d),
-      bx: v(`gru_${dir}/bx`, [3 * d], d),
-      bh: v(`gru_${dir}/bh`, [3 * d], d),
+    const vars = new Map(
+      scanParams(config).map((p) => [
+        p.name,
+        tf.variable(initFn(p.name, p.shape, p.fanIn), true, `${this.scope}${p.name}`),
+      ]),
+    );
+    this.variables = [...vars.values()];
+    const v = (name: ScanParam) => vars.get(name)!;
+    [this.imgW, this.imgB, this.embedding] = [v("img/W"), v("img/b"), v("embedding")];
+    this.gru = (["fw", "bw"] as const).map((dir) => ({
+      Wx: v(`gru_${dir}/Wx`),
+      Wh: v(`gru_${dir}/Wh`),
+      bx: v(`gru_${dir}/bx`),
+      bh: v(`gru_${dir}/bh`),
     }));
-  }
-
-  get variables(): tf.Variable[] {
-    return [this.imgW, this.imgB, this.embedding, ...this.gru.flatMap((g) => [g.Wx, g.Wh, g.bx, g.bh])];
   }
 
   /** Stable names (without the per-instance scope), for checkpoints. */
