@@ -82,7 +82,7 @@ describe("retrieval protocol (Recall@K, median rank)", () => {
         vocabSize: 12,
         embedSize: 4,
         jointDim: 6,
-        regionDim: 5,
+        encoderDim: 5,
         direction: "t2i" as const,
         aggregation: "lse" as const,
         lambdaSoftmax: 9,

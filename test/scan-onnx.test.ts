@@ -54,7 +54,7 @@ describe("SCAN on ONNX Runtime", function () {
     vocabSize: V,
     embedSize: M,
     jointDim: d,
-    regionDim: E,
+    encoderDim: E,
     direction,
     aggregation,
     lambdaSoftmax: direction === "t2i" ? 9 : 4,

@@ -19,7 +19,7 @@ describe("SCAN (stacked cross attention), against PyTorch", () => {
         vocabSize: V,
         embedSize: M,
         jointDim: d,
-        regionDim: E,
+        encoderDim: E,
         direction,
         aggregation,
         lambdaSoftmax: direction === "t2i" ? 9 : 4,
@@ -76,7 +76,7 @@ describe("SCAN (stacked cross attention), against PyTorch", () => {
       vocabSize: V,
       embedSize: M,
       jointDim: d,
-      regionDim: E,
+      encoderDim: E,
       direction: "t2i" as const,
       aggregation: "lse" as const,
       lambdaSoftmax: 9,
@@ -93,6 +93,12 @@ describe("SCAN (stacked cross attention), against PyTorch", () => {
       assert.notDeepEqual(Array.from(w.dataSync()), Array.from(other.namedVariables()[name].dataSync()), name);
     }
     for (const m of [a, b, other]) m.dispose();
+    // a config stored before the features' width was named encoderDim (regionDim) reads as the same model
+    const { encoderDim, ...rest } = c;
+    const stored = new ScanModel({ ...rest, regionDim: encoderDim }, undefined, 1);
+    assert.deepEqual(stored.config, c);
+    assert.deepEqual(stored.namedVariables()["img/W"].shape, [E, d]);
+    stored.dispose();
   });
 
   it("ignores padding: a caption scores the same alone and padded in a batch", async () => {

@@ -499,6 +499,24 @@ export function wordLogProbs(out: DecoderOutput, captions: tf.Tensor2D, padIdx =
 }
 
 /**
+ * The seed's loss, its math written once over `Ops`: tfjs differentiates it (`captionLoss`), the ONNX training
+ * graph builds it and writes its gradient by hand (onnx-train.ts: dLogits from `nll`, dα from `gap`).
+ *   picked  [N]        log p of each step's target word, rows b·S + t
+ *   weights [N]        1 on a real target word, 0 on `<PAD>` (a caption's weight in self-critical training)
+ *   real    [N]        1 on a real target word, 0 on `<PAD>`
+ *   alphas  [B, S, R]  the attention of every step
+ * Gives `nll` = −Σ weights · log p ([1]; the caller divides by the real words), the doubly stochastic term's
+ * gap = 1 − Σ_t α_t over real steps ([B, R]) and `coverage` = Σ_b Σ_r gap² ([1]; the caller scales by λ / B).
+ */
+export function lossTerms<V>(o: Ops<V>, picked: V, weights: V, real: V, alphas: V, [B, S]: [number, number]) {
+  const nll = o.mul(o.sum(o.mul(picked, weights), [0], true), o.scalar(-1));
+  const attended = o.sum(o.mul(alphas, o.reshape(real, [B, S, 1])), [1]); // [B, R]
+  const gap = o.sub(o.scalar(1), attended);
+  const coverage = o.sum(o.sum(o.mul(gap, gap), [1]), [0], true);
+  return { nll, gap, coverage };
+}
+
+/**
  * The seed's loss: cross-entropy over the predicted words ignoring `<PAD>` (mean over real tokens, as
  * PyTorch's CrossEntropyLoss(ignore_index=PAD)), plus the doubly stochastic attention regulariser
  *   λ · mean_batch Σ_regions (1 − Σ_t α_{t,r})²,  t over the caption's real (non-pad) steps,
@@ -516,16 +534,24 @@ export function captionLoss(
   },
 ): { loss: tf.Scalar; crossEntropy: tf.Scalar; attentionPenalty: tf.Scalar } {
   const [B, T] = captions.shape;
+  const S = T - 1;
   const real = captions
-    .slice([0, 1], [B, T - 1])
+    .slice([0, 1], [B, S])
     .notEqual(opts.padIdx ?? 0)
-    .toFloat(); // [B, T−1]
-  const logp = wordLogProbs(out, captions, opts.padIdx);
-  const weighted = opts.captionWeights ? logp.mul(opts.captionWeights.reshape([B, 1])) : logp;
-  const crossEntropy = weighted.sum().neg().div(real.sum()) as tf.Scalar;
-  const attended = out.alphas.mul(real.expandDims(2)).sum(1); // [B, R]: Σ_t α over real steps
-  const perCaption = tf.scalar(1).sub(attended).square().sum(1);
-  const attentionPenalty = perCaption.mean() as tf.Scalar;
+    .toFloat()
+    .reshape([B * S]);
+  const weights = opts.captionWeights
+    ? real.mul(
+        opts.captionWeights
+          .reshape([B, 1])
+          .tile([1, S])
+          .reshape([B * S]),
+      )
+    : real;
+  const picked = wordLogProbs(out, captions, opts.padIdx).reshape([B * S]);
+  const t = lossTerms(tfOps, picked, weights, real, out.alphas, [B, S]);
+  const crossEntropy = t.nll.div(real.sum()).reshape([]) as tf.Scalar;
+  const attentionPenalty = t.coverage.div(B).reshape([]) as tf.Scalar;
   const loss = crossEntropy.add(attentionPenalty.mul(opts.lambda)) as tf.Scalar;
   return { loss, crossEntropy, attentionPenalty };
 }

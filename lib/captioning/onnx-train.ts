@@ -16,6 +16,7 @@ import {
   ParamName,
   initWeights,
   initialState,
+  lossTerms,
   paramNames,
   paramShape,
   recurrenceWeights,
@@ -106,11 +107,11 @@ function forwardGraph(o: GraphOps, config: DecoderConfig, dims: RecurrenceDims, 
     o.op1("GatherElements", [logp, o.reshape(x.targets, [B * S, 1])], [{ name: "axis", i: 1 }]),
     [B * S],
   );
-  const crossEntropy = o.mul(o.op1("Neg", [o.sum(o.mul(picked, x.mask), [0], true)]), x.ceScale);
   const alphas = o.stack(rec.alpha, 1); // [B, S, R]
-  const attended = o.sum(o.mul(alphas, o.reshape(x.mask, [B, S, 1])), [1]); // [B, R]
-  const gap = o.sub(o.c(1), attended);
-  const penalty = o.mul(o.sum(o.sum(o.mul(gap, gap), [1]), [0], true), x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
+  // the mask weighs the penalty too: trainer.step refuses caption weights with λ ≠ 0
+  const { nll, gap, coverage } = lossTerms(o, picked, x.mask, x.mask, alphas, [B, S]);
+  const crossEntropy = o.mul(nll, x.ceScale);
+  const penalty = o.mul(coverage, x.penScale); // λ · mean_b Σ_r (1 − Σ_t α)²
   return {
     regions,
     projected,

@@ -154,7 +154,7 @@ class TfjsScanEngine implements ScanEngine {
       return v;
     };
     return {
-      images: (f, n) => run(() => model.encodeImages(tf.tensor3d(f, [n, R, config.regionDim]))),
+      images: (f, n) => run(() => model.encodeImages(tf.tensor3d(f, [n, R, config.encoderDim]))),
       captions: (ids, lengths, T) =>
         run(() => model.encodeCaptions(tf.tensor2d(ids as number[], [lengths.length, T], "int32"), [...lengths])),
     };
@@ -201,8 +201,8 @@ class OnnxScanEngine implements ScanEngine {
     const { regions: R, config } = this;
     return {
       images: (f, n) => {
-        const padded = new Float32Array(IMAGE_CHUNK * R * config.regionDim);
-        padded.set(f.subarray(0, n * R * config.regionDim));
+        const padded = new Float32Array(IMAGE_CHUNK * R * config.encoderDim);
+        padded.set(f.subarray(0, n * R * config.encoderDim));
         return this.onnx.encodeImages(params, padded, IMAGE_CHUNK);
       },
       // padding captions: one <PAD> word of length 1 each (their vectors are dropped)

@@ -62,7 +62,7 @@ export function forwardGraph(
   R: number,
   opts: { images?: number; captions?: [number, number]; scores?: boolean },
 ): Uint8Array {
-  const { jointDim: d, regionDim: E } = cfg;
+  const { jointDim: d, encoderDim: E } = cfg;
   const o = graphOps(new OnnxGraph("scan_forward"));
   const g = o.g;
   const p = paramInputs(g, cfg, [...(opts.images ? IMG : []), ...(opts.captions ? textParams(cfg) : [])]);
@@ -217,7 +217,7 @@ function sumRows(o: GraphOps, rows: string, [first, second]: [string, string], W
  * Outputs `grad/<param>` for every parameter.
  */
 export function backwardGraph(cfg: ScanConfig, B: number, T: number, R: number, K: number): Uint8Array {
-  const { jointDim: d, regionDim: E, vocabSize: V } = cfg;
+  const { jointDim: d, encoderDim: E, vocabSize: V } = cfg;
   const o = graphOps(new OnnxGraph("scan_backward"));
   const g = o.g;
   const p = paramInputs(g, cfg, scanParamNames(cfg));
@@ -519,7 +519,7 @@ export class OnnxScan {
   async encodeImages(params: Record<string, Float32Array>, features: Float32Array, N: number): Promise<Float32Array> {
     const s = await this.session(`img${N}`, () => forwardGraph(this.config, this.regions, { images: N }));
     const out = await s.run(
-      this.feeds(params, IMG, { features: [features, [N, this.regions, this.config.regionDim]] }),
+      this.feeds(params, IMG, { features: [features, [N, this.regions, this.config.encoderDim]] }),
     );
     return out.images.data as Float32Array;
   }
@@ -583,7 +583,7 @@ export class OnnxScan {
       forwardGraph(this.config, R, { images: B, captions: [B, T], scores: true }),
     );
     const inputs = {
-      features: [features, [B, R, this.config.regionDim]],
+      features: [features, [B, R, this.config.encoderDim]],
       ids: [ids64, [B, T]],
       mask: [mask, [B, T]],
     } as Record<string, [Float32Array | BigInt64Array, number[]]>;

@@ -92,7 +92,8 @@ export async function loadMatchingCheckpoint(dir: string): Promise<MatchingCheck
     "image–text matching",
     (config: MatchingConfig, init) => new ScanModel(config.scan, init),
   );
-  return { ...ck, vocab: loadVocabulary(ck.vocabFile) };
+  // the config as this version names it (ScanModel reads a stored one: scanConfig)
+  return { ...ck, config: { ...ck.config, scan: ck.model.config }, vocab: loadVocabulary(ck.vocabFile) };
 }
 
 /** The mean validation loss (one hardest negative), no gradients. */

@@ -23,7 +23,8 @@ export interface ScanConfig {
   embedSize: number;
   /** Dimension of the joint space. */
   jointDim: number;
-  regionDim: number;
+  /** The width of the region features it reads (2048: ResNet-50's conv5), as `DecoderConfig.encoderDim`. */
+  encoderDim: number;
   direction: "t2i" | "i2t";
   aggregation: "lse" | "mean";
   lambdaSoftmax: number;
@@ -35,8 +36,15 @@ export interface ScanConfig {
  * The paper's Flickr30k settings with ResNet-50 regions: t-i LSE (λ_softmax 9, λ_lse 6) by default, and for
  * `direction: "i2t"` its best i-t model, i-t AVG (λ_softmax 4).
  */
+/** A stored config as this version names it: checkpoints written before `encoderDim` call it `regionDim`. */
+export function scanConfig(stored: ScanConfig | (Omit<ScanConfig, "encoderDim"> & { regionDim: number })): ScanConfig {
+  if (!("regionDim" in stored) || "encoderDim" in stored) return stored as ScanConfig;
+  const { regionDim, ...rest } = stored;
+  return { ...rest, encoderDim: regionDim };
+}
+
 export function defaultScanConfig(vocabSize: number, direction: "t2i" | "i2t" = "t2i"): ScanConfig {
-  const base = { vocabSize, embedSize: 300, jointDim: 1024, regionDim: 2048, lambdaLse: 6, margin: 0.2 };
+  const base = { vocabSize, embedSize: 300, jointDim: 1024, encoderDim: 2048, lambdaLse: 6, margin: 0.2 };
   return direction === "t2i"
     ? { ...base, direction, aggregation: "lse", lambdaSoftmax: 9 }
     : { ...base, direction, aggregation: "mean", lambdaSoftmax: 4 };
@@ -137,7 +145,7 @@ export type ScanParam = "img/W" | "img/b" | "embedding" | `gru_${"fw" | "bw"}/${
  * direction Wx [M, 3d], Wh [d, 3d], bx, bh [3d].
  */
 export function scanParams(c: ScanConfig): ParamSpec<ScanParam>[] {
-  const { vocabSize: V, embedSize: M, jointDim: d, regionDim: E } = c;
+  const { vocabSize: V, embedSize: M, jointDim: d, encoderDim: E } = c;
   const p = (name: ScanParam, shape: number[], fanIn: number): ParamSpec<ScanParam> => ({ name, shape, fanIn });
   return [
     p("img/W", [E, d], E),
@@ -163,17 +171,20 @@ export class ScanModel {
   private static instances = 0;
   private readonly scope = `scan${ScanModel.instances++}/`;
 
-  /** `seed` picks the default initialisation (models differing only in it are an ensemble's members). */
+  readonly config: ScanConfig;
+
+  /** `config` as stored (`scanConfig`); `seed` picks the default initialisation (an ensemble's members differ in it). */
   constructor(
-    readonly config: ScanConfig,
+    stored: Parameters<typeof scanConfig>[0],
     init?: (name: string, shape: number[], fanIn: number) => tf.Tensor,
     seed = 1,
   ) {
+    const config = (this.config = scanConfig(stored));
     checkFields("SCAN config", config, {
       vocabSize: "count",
       embedSize: "count",
       jointDim: "count",
-      regionDim: "count",
+      encoderDim: "count",
       direction: ["t2i", "i2t"],
       aggregation: ["lse", "mean"],
       lambdaSoftmax: "number",
