@@ -44,6 +44,19 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
     fs.mkdirSync(SHOTS, { recursive: true });
   });
 
+  /** Gives the page one more photo (`give`) and returns its caption once the page has it. */
+  async function captionOneMore(give: () => Promise<unknown>): Promise<PageCaption> {
+    const before = Number(await page.$eval("#result", (e) => (e as HTMLElement).dataset.count ?? "0"));
+    await give();
+    await page.waitForFunction(
+      (n) => document.getElementById("result")!.dataset.count === String(n),
+      { timeout: 300_000 },
+      before + 1,
+    );
+    const got = JSON.parse(await page.$eval("#result", (e) => e.textContent!)) as PageCaption[];
+    return got[got.length - 1];
+  }
+
   after(async () => {
     await browser?.close();
     server?.close();
@@ -199,17 +212,9 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
   });
 
   it("captions the bundled synthetic scenes, each file checked, on a click", async () => {
-    const before = Number(await page.$eval("#result", (e) => (e as HTMLElement).dataset.count ?? "0"));
     const buttons = await page.$$("#scenes button");
     assert.equal(buttons.length, 3);
-    await buttons[0].click();
-    await page.waitForFunction(
-      (n) => document.getElementById("result")!.dataset.count === String(n),
-      { timeout: 300_000 },
-      before + 1,
-    );
-    const got = JSON.parse(await page.$eval("#result", (e) => e.textContent!)) as PageCaption[];
-    const last = got[got.length - 1];
+    const last = await captionOneMore(() => buttons[0].click());
     assert.equal(last.image, "scene-1.png");
     assert.ok(last.words.length > 0 && last.attention.length === last.words.length);
     assert.equal(await page.$eval(".card h2", (e) => e.textContent), "scene-1.png");
@@ -219,15 +224,7 @@ describe("attention explorer (npm run explore) in headless Chromium", function (
   it("captions a photo of any size (resized to 224 × 224 in the page)", async () => {
     const file = path.join(tmpDir(), "wide.png");
     await writeImage(file, 640, 360, { r: 40, g: 120, b: 200 });
-    const before = Number(await page.$eval("#result", (e) => (e as HTMLElement).dataset.count ?? "0"));
-    await (await page.$("input#photos"))!.uploadFile(file);
-    await page.waitForFunction(
-      (n) => document.getElementById("result")!.dataset.count === String(n),
-      { timeout: 300_000 },
-      before + 1,
-    );
-    const got = JSON.parse(await page.$eval("#result", (e) => e.textContent!)) as PageCaption[];
-    const last = got[got.length - 1];
+    const last = await captionOneMore(async () => (await page.$("input#photos"))!.uploadFile(file));
     assert.equal(last.image, "wide.png");
     assert.ok(last.words.length > 0 && last.attention.every((row) => row.length === 49));
     assert.ok(

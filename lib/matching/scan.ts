@@ -32,10 +32,6 @@ export interface ScanConfig {
   margin: number;
 }
 
-/**
- * The paper's Flickr30k settings with ResNet-50 regions: t-i LSE (λ_softmax 9, λ_lse 6) by default, and for
- * `direction: "i2t"` its best i-t model, i-t AVG (λ_softmax 4).
- */
 /** A stored config as this version names it: checkpoints written before `encoderDim` call it `regionDim`. */
 export function scanConfig(stored: ScanConfig | (Omit<ScanConfig, "encoderDim"> & { regionDim: number })): ScanConfig {
   if (!("regionDim" in stored) || "encoderDim" in stored) return stored as ScanConfig;
@@ -43,6 +39,10 @@ export function scanConfig(stored: ScanConfig | (Omit<ScanConfig, "encoderDim"> 
   return { ...rest, encoderDim: regionDim };
 }
 
+/**
+ * The paper's Flickr30k settings with ResNet-50 regions: t-i LSE (λ_softmax 9, λ_lse 6) by default, and for
+ * `direction: "i2t"` its best i-t model, i-t AVG (λ_softmax 4).
+ */
 export function defaultScanConfig(vocabSize: number, direction: "t2i" | "i2t" = "t2i"): ScanConfig {
   const base = { vocabSize, embedSize: 300, jointDim: 1024, encoderDim: 2048, lambdaLse: 6, margin: 0.2 };
   return direction === "t2i"
