@@ -1,4 +1,6 @@
 import { strict as assert } from "node:assert";
+import { spawnSync } from "node:child_process";
+import * as fs from "node:fs";
 import * as tf from "@tensorflow/tfjs";
 import { BACKEND_ORDER, describeBackend, initBackend, parseOverride } from "../lib/engine";
 
@@ -31,5 +33,26 @@ describe("backend selection", () => {
     assert.doesNotMatch(c.reason, /Cannot find module/);
     assert.ok(describeBackend(c).startsWith(c.kind));
     assert.equal(await initBackend(), c, "initialised once per process");
+  });
+
+  it("keeps Dawn's warnings out of the terminal where Vulkan drives no GPU, and says why there is no WebGPU", function () {
+    // Mesa's Vulkan drivers without a GPU, as on many Linux desktops (CI installs them: .ci/run)
+    if (!fs.existsSync("/usr/share/vulkan/icd.d/lvp_icd.x86_64.json") || process.platform !== "linux") {
+      if (process.env.CI) assert.fail("CI installs libvulkan1 and mesa-vulkan-drivers to test this");
+      this.skip();
+    }
+    const r = spawnSync(process.execPath, ["--import", "tsx", "-e", `require("./lib/engine").initBackend()`], {
+      encoding: "utf8",
+      env: { ...process.env, ATTEND_TELL_BACKEND: "" },
+    });
+    assert.equal(r.status, 0, r.stderr);
+    const lines = r.stderr.split("\n").filter((l) => l.trim());
+    assert.equal(lines.length, 1, `one line, the backend's:\n${r.stderr}`);
+    assert.match(lines[0], /^\[attend-tell\] backend: wasm \(/);
+    assert.match(
+      lines[0],
+      /no webgpu: Dawn found no GPU adapter \(Vulkan drivers: [^)]*lvp[^)]*lvp is Mesa's software lavapipe, which Dawn refuses\)/,
+    );
+    assert.doesNotMatch(r.stderr, /XDG_RUNTIME_DIR|PhysicalDeviceVk|no Vulkan\/Metal\/D3D12 driver/);
   });
 });

@@ -18,6 +18,7 @@ import { loadOrt } from "./onnx/session";
 // exists only after hardwareAdapter() installs Dawn's globals, so we register the factory there.
 import "@tensorflow/tfjs-backend-wasm";
 import { WebGPUBackend } from "@tensorflow/tfjs-backend-webgpu";
+import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { registerGradients, registerKernelFixes, registerMissingKernels } from "./kernels";
@@ -190,6 +191,10 @@ async function webgpuFactory(gpu: DawnGPU): Promise<tf.KernelBackend> {
 async function hardwareAdapter(): Promise<{ info: AdapterInfo; gpu: DawnGPU }> {
   // Without a Vulkan loader Dawn finds nothing on Linux, after printing warnings: say so quietly instead.
   if (process.platform === "linux" && !hasVulkanLoader()) throw new Error("no Vulkan loader (libvulkan.so.1)");
+  if (process.platform === "linux") {
+    const refused = dawnRefusal();
+    if (refused) throw new Error(refused);
+  }
   const dawn = optionalRequire("webgpu") as { create(flags: string[]): DawnGPU; globals: Record<string, unknown> };
   const g = globalThis as unknown as { navigator?: { gpu?: DawnGPU } };
   const gpu = dawn.create([]);
@@ -208,6 +213,50 @@ async function hardwareAdapter(): Promise<{ info: AdapterInfo; gpu: DawnGPU }> {
   if (!g.navigator) Object.defineProperty(globalThis, "navigator", { value: {}, writable: true, configurable: true });
   Object.defineProperty(g.navigator, "gpu", { value: gpu, configurable: true });
   return { info: { vendor, architecture, description }, gpu };
+}
+
+/** Asks Dawn for the high-performance adapter; prints what it got as JSON. Run in a child process (dawnRefusal). */
+const DAWN_PROBE = `
+const gpu = require(process.argv[1]).create([]);
+gpu.requestAdapter({ powerPreference: "high-performance" }).then((a) => {
+  const i = (a && a.info) || {};
+  const software = !a || a.isFallbackAdapter || i.isFallbackAdapter || ${SOFTWARE_ADAPTER}.test([i.vendor, i.architecture, i.description].join(" "));
+  console.log(JSON.stringify({ adapter: !!a, software, name: [i.vendor, i.architecture, i.description].join(" ").trim() }));
+  process.exit(0);
+});`;
+
+/**
+ * Why Dawn has no hardware adapter here, or undefined when it has one. Asked in a child process: where Vulkan
+ * drivers exist but drive no GPU (Mesa's on a desktop without one), Dawn prints warnings with stack traces on the
+ * process's stderr while refusing them, which would reach the terminal of every command, the tests and notebooks.
+ */
+function dawnRefusal(): string | undefined {
+  let webgpu: string;
+  try {
+    webgpu = require.resolve("webgpu");
+  } catch {
+    return "not installed (optional)";
+  }
+  const r = spawnSync(process.execPath, ["-e", DAWN_PROBE, webgpu], { encoding: "utf8", timeout: 60_000 });
+  const line = r.stdout?.split("\n").find((l) => l.startsWith("{"));
+  if (!line) return `Dawn could not be asked for an adapter (${r.error?.message ?? `exit ${r.status ?? r.signal}`})`;
+  const probe = JSON.parse(line) as { adapter: boolean; software: boolean; name: string };
+  if (probe.adapter && !probe.software) return undefined;
+  if (probe.adapter) return `only a software adapter (${probe.name})`;
+  const drivers = vulkanDrivers();
+  if (drivers.length === 0) return "Dawn found no GPU adapter: libvulkan.so.1 is installed but no Vulkan driver";
+  const software = drivers.filter((d) => d.startsWith("lvp"));
+  return (
+    `Dawn found no GPU adapter (Vulkan drivers: ${drivers.join(", ")} — none drives a GPU here` +
+    (software.length ? `; ${software.join(", ")} is Mesa's software lavapipe, which Dawn refuses)` : ")")
+  );
+}
+
+/** The installed Vulkan drivers (ICD manifests), by name: "lvp", "intel", "radeon", "nvidia", … */
+function vulkanDrivers(): string[] {
+  const dirs = ["/usr/share/vulkan/icd.d", "/etc/vulkan/icd.d", "/usr/local/share/vulkan/icd.d"];
+  const names = dirs.flatMap((d) => (fs.existsSync(d) ? fs.readdirSync(d) : []));
+  return [...new Set(names.filter((n) => n.endsWith(".json")).map((n) => n.replace(/(_icd)?(\.[\w-]+)?\.json$/, "")))];
 }
 
 function hasVulkanLoader(): boolean {
