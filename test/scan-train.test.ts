@@ -18,7 +18,7 @@ import {
   lrAt,
   trainMatching,
 } from "../lib/matching";
-import { captionsForPicture, hubOffsets, retrievalRecall } from "../lib/matching";
+import { bankCaptions, captionsForPicture, hubOffsets, retrievalRecall } from "../lib/matching";
 import { Rng } from "../lib/util";
 import { EncoderCNN } from "../lib/encoder";
 import { captureLog, setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
@@ -400,6 +400,62 @@ describe("training SCAN on cached features", function () {
     await assert.rejects(
       main(["retrieve", "--checkpoint", outs[0], "--images", photos, "--captions", captionsFile, "a circle"]),
       /--captions FILE ranks captions for a picture: give --image FILE too/,
+    );
+  });
+
+  it("retrieve --querybank N: each photo's score less its offset over N train images' captions (QB-Norm)", async () => {
+    const out = path.join(tmpDir(), "qb");
+    (await trainMatching({ train: trainSet, vocab, config: { ...cfg, epochs: 1 }, out, ...quiet })).model.dispose();
+    const photos = path.join(tmpDir(), "qb-photos");
+    fs.mkdirSync(photos);
+    const devImages = new FlickrDataset({ dataDir: dir, split: "dev", vocab }).images.slice(0, 4);
+    for (const im of devImages) fs.copyFileSync(path.join(dir, "Images", im), path.join(photos, im));
+    const base = ["retrieve", "--checkpoint", out, "--images", photos, "--features", path.join(tmpDir(), "qb-f")];
+    const rank = async (extra: string[]) => {
+      const lines = await captureLog(() => main([...base, ...extra, "--k", "4", "--json", "a red circle"]));
+      return JSON.parse(lines.pop()!) as { image: string; score: number }[];
+    };
+    const raw = new Map((await rank([])).map((r) => [r.image, r.score]));
+    const beta = 5;
+    const banked = await rank(["--querybank", "3", "--querybank-beta", String(beta), "--data-dir", dir]);
+    // the bank: the captions of 3 train images, as bankCaptions chooses them
+    const bank = bankCaptions(dir, 3);
+    const train = new FlickrDataset({ dataDir: dir, split: "train", vocab });
+    assert.equal(bank.length, 15);
+    assert.ok(bank.every((c) => train.images.some((im) => train.captionsOf(im).includes(c))));
+    // each photo's offset from the bank captions' own scores for it (image → text, another path), then s − offset
+    const ck = await loadMatchingCheckpoint(out);
+    const encoder = await EncoderCNN.load();
+    assert.equal(banked.length, 4);
+    for (const r of banked) {
+      const s = await captionsForPicture({
+        model: ck.model,
+        vocab: ck.vocab,
+        file: r.image,
+        captions: bank,
+        k: 99,
+        encoder,
+      });
+      const max = Math.max(...s.map((x) => x.score));
+      const offset = max + Math.log(s.reduce((a, x) => a + Math.exp(beta * (x.score - max)), 0)) / beta;
+      assert.ok(
+        Math.abs(r.score - (raw.get(r.image)! - offset)) < 1e-4,
+        `${r.image}: ${r.score} vs ${raw.get(r.image)! - offset}`,
+      );
+    }
+    encoder.dispose();
+    ck.model.dispose();
+    assert.ok(
+      banked.every((r, i) => i === 0 || banked[i - 1].score >= r.score),
+      "best first after normalising",
+    );
+    await assert.rejects(
+      main([...base, "--querybank", "3", "a circle"]),
+      /--querybank N takes its bank of train captions from --data-dir DIR/,
+    );
+    await assert.rejects(
+      main([...base, "--querybank", "999", "--data-dir", dir, "a circle"]),
+      /a query bank of 999 train images, but .* has \d+ \(--querybank\)/,
     );
   });
 });

@@ -11,7 +11,7 @@ import {
   loadMatchingCheckpoint,
   trainMatching,
 } from "../matching/scan-train";
-import { captionsForPicture, searchPhotos } from "../matching/search";
+import { bankCaptions, captionsForPicture, searchPhotos } from "../matching/search";
 import { FlickrDataset } from "../data/dataset";
 import { textLines } from "../data/captions";
 import { describeSkipped } from "../encoder/features";
@@ -102,6 +102,16 @@ export const trainMatchingCmd = defineCommand({
   },
 });
 
+const QUERYBANK_FLAGS = {
+  querybank: {
+    type: "int",
+    placeholder: "N",
+    min: 1,
+    help: "normalise the scores by a bank of N train images and their captions as queries (QB-Norm's inverted softmax)",
+  },
+  "querybank-beta": { type: "number", above: 0, default: 20, help: "with --querybank: the inverted softmax's β" },
+} as const;
+
 export const evaluateMatchingCmd = defineCommand({
   name: "evaluate-matching",
   summary:
@@ -116,13 +126,7 @@ export const evaluateMatchingCmd = defineCommand({
     "data-dir": { type: "string", placeholder: "DIR", help: "data folder" },
     split: { type: "string", choices: ["dev", "test"], default: "dev", help: "split to score" },
     ...FEATURES_FLAG,
-    querybank: {
-      type: "int",
-      placeholder: "N",
-      min: 1,
-      help: "normalise the scores by a bank of N train images and their captions as queries (QB-Norm's inverted softmax)",
-    },
-    "querybank-beta": { type: "number", above: 0, default: 20, help: "with --querybank: the inverted softmax's β" },
+    ...QUERYBANK_FLAGS,
     human: { type: "boolean", help: "also the rank correlation with ExpertAnnotations.txt" },
     json: { type: "boolean", help: "print the result as JSON" },
     ...SKIP_FLAGS,
@@ -203,13 +207,18 @@ export const retrieve = defineCommand({
       placeholder: "DIR",
       help: "checkpoint folder (default: the shipped SCAN models); several: their scores averaged",
     },
-    "data-dir": { type: "string", placeholder: "DIR", help: "data folder whose split is searched" },
+    "data-dir": {
+      type: "string",
+      placeholder: "DIR",
+      help: "data folder whose split is searched (with --images and --querybank: the bank's train captions)",
+    },
     images: { type: "string", placeholder: "DIR", help: "a folder of your photos to search instead (features cached)" },
     features: { type: "string", placeholder: "DIR", help: "feature cache (default data/features/<folder name>)" },
     split: { type: "string", choices: ["dev", "test", "train"], default: "dev", help: "split to search" },
     image: { type: "string", placeholder: "FILE", help: "find captions for this image instead of images for a query" },
     captions: { type: "string", placeholder: "FILE", help: "with --image: rank these captions (one a line)" },
     k: { type: "int", default: 5, help: "results to show" },
+    ...QUERYBANK_FLAGS,
     json: { type: "boolean", help: "print results as JSON" },
     ...SKIP_FLAGS,
   },
@@ -217,9 +226,13 @@ export const retrieve = defineCommand({
     if (v.image) {
       if (!v["data-dir"] === !v.captions)
         throw new Error("retrieve --image ranks captions: give --data-dir DIR (its split's) or --captions FILE");
+      if (v.querybank) throw new Error("retrieve --querybank normalises a text query's ranking of images, not --image");
     } else {
       if (v.captions) throw new Error("retrieve --captions FILE ranks captions for a picture: give --image FILE too");
-      if (!v["data-dir"] === !v.images)
+      if (v.querybank && !v["data-dir"])
+        throw new Error("retrieve --querybank N takes its bank of train captions from --data-dir DIR");
+      // with a query bank, --data-dir is where its captions come from, and --images what is searched
+      if (!v["data-dir"] === !v.images && !(v.querybank && v.images))
         throw new Error("retrieve needs --data-dir DIR or --images DIR, not both (attend-tell retrieve --help)");
       if (words.length === 0)
         throw new Error('retrieve: give a text query ("a dog runs on the beach") or --image FILE');
@@ -256,6 +269,9 @@ export const retrieve = defineCommand({
           k: v.k,
           onBadImage: v["skip-bad"] ? "skip" : "error",
           quiet: v.json,
+          bank: v.querybank
+            ? { captions: bankCaptions(v["data-dir"]!, v.querybank), beta: v["querybank-beta"] }
+            : undefined,
         });
         const named = found.skipped.map((b) => ({ image: path.basename(b.file), why: b.why }));
         if (named.length && !v.json) console.error(`[attend-tell] ${describeSkipped(named)}`);

@@ -9,8 +9,51 @@ import { EncoderCNN } from "../encoder/encoder";
 import { FeatureCache, extractFeatures } from "../encoder/features";
 import { ensureWeights } from "../encoder/weights";
 import { padCaptions } from "../data/collate";
+import { readCaptions, resolveLayout, splitImages } from "../data/captions";
+import { Rng } from "../util/rng";
 import { scoreAll } from "./scan-engine";
+import { encodeForRetrieval, hubOffsets, scoreMatrix } from "./retrieval";
 import { Matchers, bestScored, checkQuery, membersOf, retrieveImages } from "./rank";
+
+/** A query bank (QB-Norm): captions as probe queries, and the inverted softmax's inverse temperature β. */
+export interface QueryBank {
+  captions: readonly string[];
+  beta: number;
+}
+
+/** The captions of `images` train images of a data folder, the images in a seeded order: a query bank's queries. */
+export function bankCaptions(dataDir: string, images: number, seed = 1): string[] {
+  const layout = resolveLayout(dataDir);
+  const records = readCaptions(layout.captionsFile);
+  const train = splitImages(layout, "train", records);
+  if (train.length < images)
+    throw new Error(`a query bank of ${images} train images, but ${dataDir} has ${train.length} (--querybank)`);
+  const chosen = new Set(new Rng(seed).shuffle([...train]).slice(0, images));
+  return records.filter((r) => chosen.has(r.image)).map((r) => r.caption);
+}
+
+/**
+ * Each image's offset over a query bank (`hubOffsets`): (1/β)·log Σ_b exp(β·s(b, image)), the bank's captions
+ * scored against the images by every member, averaged as a query's scores are. An image that every caption
+ * matches (a hub) gets a large one.
+ */
+export async function bankOffsets(
+  o: Matchers & { bank: QueryBank; images: readonly string[]; cache: FeatureCache },
+): Promise<Float32Array> {
+  const [N, C] = [o.images.length, o.bank.captions.length];
+  const sum = new Float32Array(N * C);
+  const members = membersOf(o);
+  for (const { model, vocab } of members) {
+    const caps = o.bank.captions.map((c) => vocab.encode(c));
+    const { ids, maxLen } = padCaptions(caps);
+    const lengths = caps.map((c) => c.length);
+    const read = (names: string[]) => o.cache.read(names);
+    const v = await encodeForRetrieval(model, read, o.cache.regions, o.images, ids, lengths, maxLen);
+    const s = await scoreMatrix(model.config, v.images, N, v.captions, lengths, maxLen);
+    s.forEach((x, i) => (sum[i] += x / members.length));
+  }
+  return hubOffsets(sum, N, C, 0, o.bank.beta);
+}
 
 /** The `k` captions that score highest against one image's features `[1, R, E]` (image → text). */
 export async function retrieveCaptions(
@@ -44,6 +87,8 @@ export async function searchPhotos(
     k?: number;
     onBadImage?: "error" | "skip";
     quiet?: boolean;
+    /** Scores less each photo's offset over this bank (`bankOffsets`): hubs stop crowding out the answer. */
+    bank?: QueryBank;
   },
 ): Promise<{ results: { file: string; score: number }[]; skipped: { file: string; why: string }[] }> {
   checkQuery(o, o.query);
@@ -59,7 +104,18 @@ export async function searchPhotos(
   const byName = new Map(files.map((f) => [path.basename(f), f]));
   const cache = FeatureCache.open(o.featuresDir);
   try {
-    const ranked = await retrieveImages({ ...o, images: [...byName.keys()], cache });
+    const images = [...byName.keys()];
+    let ranked = await retrieveImages({ ...o, images, cache, k: o.bank ? images.length : o.k });
+    if (o.bank) {
+      const offsets = await bankOffsets({ ...o, bank: o.bank, images, cache });
+      const at = new Map(images.map((im, i) => [im, i]));
+      const scores = ranked.map((r) => r.score - offsets[at.get(r.image)!]);
+      ranked = bestScored(
+        ranked.map((r) => r.image),
+        scores,
+        o.k ?? 5,
+      ).map(({ item, score }) => ({ image: item, score }));
+    }
     return { results: ranked.map((r) => ({ file: byName.get(r.image)!, score: r.score })), skipped };
   } finally {
     cache.close();
