@@ -1,4 +1,5 @@
 import { strict as assert } from "node:assert";
+import * as fs from "node:fs";
 import * as path from "node:path";
 import * as tf from "@tensorflow/tfjs";
 import { DecoderRNN, captionLoss, defaultInitializer } from "../lib/captioning";
@@ -15,7 +16,7 @@ import {
 } from "../lib/captioning";
 import { SENTENCE_END } from "../lib/captioning";
 import { buildVocabulary } from "../lib/data";
-import { defaultTrainConfig, train } from "../lib/captioning";
+import { defaultTrainConfig, epochDir, loadCheckpoint, train } from "../lib/captioning";
 import { loadOrt } from "../lib/engine";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 
@@ -271,7 +272,18 @@ describe("self-critical sequence training", function () {
       beam: 1,
       scst: { ...defaultScstConfig(), batchSize: 16, baseline: "greedy" as const },
     };
-    const r = await trainScst({ from: xe, train: trainSet, config, out, ...quiet });
+    const r = await trainScst({ from: xe, train: trainSet, config, out, keepEpochs: true, ...quiet });
+    // --keep-epochs: every epoch's weights beside the checkpoint, without optimiser state; the last equals it
+    const kept = fs.readdirSync(path.join(path.dirname(out), "epochs")).sort();
+    assert.deepEqual(kept, ["1", "2", "3", "4"]);
+    assert.ok(!fs.existsSync(path.join(epochDir(out, 4), "optimizer")));
+    const [last, four] = [await loadCheckpoint(out), await loadCheckpoint(epochDir(out, 4))];
+    assert.equal(four.epoch, 4);
+    const lastWeights = last.decoder.namedVariables();
+    for (const [name, w] of Object.entries(four.decoder.namedVariables()))
+      assert.deepEqual(Array.from(w.dataSync()), Array.from(lastWeights[name].dataSync()), name);
+    const first = (await loadCheckpoint(epochDir(out, 1))).decoder.namedVariables();
+    assert.notDeepEqual(Array.from(first["decoder/fcn"].dataSync()), Array.from(lastWeights["decoder/fcn"].dataSync()));
     r.decoder.dispose();
     const greedy = r.history.epoch.map((e) => e.greedyReward!);
     assert.equal(greedy.length, 4);

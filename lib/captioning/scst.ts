@@ -16,7 +16,7 @@ import { TypedAdam, restoreOptimizer } from "../engine/adam";
 import { TrainEngine, defaultEngine } from "../engine/backend";
 import { fit } from "../engine/fit";
 import { resumableOptimizerWeights, writeCheckpoint } from "../util/checkpoint";
-import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, loadCheckpoint, splitMetrics } from "./train";
+import { CHECKPOINT_FORMAT, History, TrainConfig, bestDir, keepEpoch, loadCheckpoint, splitMetrics } from "./train";
 import { DecoderRNN } from "./decoder";
 import { Generated, SENTENCE_END, greedy, repeatRows, sampleCaptions } from "./generate";
 import { referenceScorer } from "./evaluate";
@@ -190,6 +190,8 @@ export interface ScstOptions {
   log?: (line: string) => void;
   quiet?: boolean;
   engine?: TrainEngine;
+  /** Also keep each epoch's weights in runs/NAME/epochs/N (keepEpoch). */
+  keepEpochs?: boolean;
 }
 
 /**
@@ -323,5 +325,6 @@ async function scstEndEpoch(
     await writeCheckpoint(bestDir(o.out), parts);
     log(`epoch ${epoch + 1}: the best dev CIDEr-D so far, kept in ${bestDir(o.out)}`);
   }
+  if (o.keepEpochs) await keepEpoch(o.out, parts);
   await writeCheckpoint(o.out, parts);
 }

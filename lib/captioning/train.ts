@@ -87,6 +87,23 @@ export function bestDir(out: string): string {
   return path.join(path.dirname(out), "best");
 }
 
+/** The folder that keeps epoch `n` of a run whose checkpoint is `out` (runs/NAME/epochs/N), with --keep-epochs. */
+export function epochDir(out: string, n: number): string {
+  return path.join(path.dirname(out), "epochs", String(n));
+}
+
+/**
+ * Keeps an epoch's weights in epochDir (no optimiser state: a copy to evaluate or caption with, not to resume), so
+ * that an epoch chosen later by another measure than the run's own is not lost with the next checkpoint.
+ */
+export async function keepEpoch(
+  out: string,
+  saved: Parameters<typeof writeCheckpoint>[1] & { meta: { epoch: number } },
+): Promise<void> {
+  const meta = { ...saved.meta, weightsOnly: true };
+  await writeCheckpoint(epochDir(out, saved.meta.epoch), { ...saved, meta, optimizer: undefined });
+}
+
 /** BLEU, CIDEr-D and ROUGE-L of the decoder's captions of every image of `data`, beam `beam`. */
 export async function splitMetrics(
   decoder: DecoderRNN,
@@ -251,6 +268,8 @@ export interface TrainOptions {
   quiet?: boolean;
   /** Where the training step runs: "onnx" (ONNX Runtime, CPU) or "tfjs" (the active backend); see defaultEngine. */
   engine?: TrainEngine;
+  /** Also keep each epoch's weights in runs/NAME/epochs/N (keepEpoch). */
+  keepEpochs?: boolean;
 }
 
 /**
@@ -388,6 +407,7 @@ async function endEpoch(
     next = { lr: sel.lr, stop: sel.stop };
     if (sel.improved) await writeCheckpoint(bestDir(opts.out), saved);
   }
+  if (opts.keepEpochs) await keepEpoch(opts.out, saved);
   await writeCheckpoint(opts.out, saved);
   return next;
 }

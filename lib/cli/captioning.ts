@@ -94,6 +94,14 @@ export function regionLayerConfig(v: { "region-layer": boolean; "region-dim"?: n
 }
 
 /** Where each of train's settings lives in its checkpoint's config (what --resume keeps; refuseIgnoredFlags). */
+/** A copy of every epoch, for choosing one later by a measure the run does not apply (e.g. paired with another model). */
+const KEEP_EPOCHS_FLAG = {
+  "keep-epochs": {
+    type: "boolean",
+    help: "also keep each epoch's weights in runs/NAME/epochs/N (no optimiser state; a third of a checkpoint each)",
+  },
+} as const;
+
 const TRAIN_PATHS = {
   "batch-size": "batchSize",
   lr: "lr",
@@ -175,6 +183,7 @@ export const trainCmd = defineCommand({
     },
     ...ENGINE_FLAG,
     ...RUN_FLAGS,
+    ...KEEP_EPOCHS_FLAG,
     ...SKIP_FLAGS,
   },
   async run(v, _, given) {
@@ -216,6 +225,7 @@ export const trainCmd = defineCommand({
         out,
         resume: v.resume,
         engine: v.engine as "onnx" | "tfjs" | undefined,
+        keepEpochs: v["keep-epochs"],
         log,
       });
       writeJsonAtomic(path.join(v.out!, "history.json"), history);
@@ -258,6 +268,7 @@ export const trainScstCmd = defineCommand({
     seed: { type: "int", default: tc.seed, help: "random seed (batch order, samples)" },
     ...ENGINE_FLAG,
     ...RUN_FLAGS,
+    ...KEEP_EPOCHS_FLAG,
     ...SKIP_FLAGS,
   },
   async run(v, _, given) {
@@ -280,6 +291,7 @@ export const trainScstCmd = defineCommand({
         out,
         resume: v.resume,
         engine: v.engine as "onnx" | "tfjs" | undefined,
+        keepEpochs: v["keep-epochs"],
         log,
       });
       writeJsonAtomic(path.join(v.out!, "history.json"), r.history);
