@@ -1,6 +1,6 @@
 import { strict as assert } from "node:assert";
 import { SceneObject } from "../lib/data";
-import { attentionCorrectness, captionCorrect, mentionedObjects } from "../lib/captioning";
+import { attentionCorrectness, captionCorrect, mentionedObjects, peakInBox } from "../lib/captioning";
 
 const red: SceneObject = { shape: "square", color: "red", size: "small", box: [64, 96, 96, 128] }; // exactly cell (row 3, col 2) of 32-px cells
 const blue: SceneObject = { shape: "circle", color: "blue", size: "large", box: [150, 10, 220, 80] };
@@ -52,5 +52,15 @@ describe("synthetic scenes: are the captions and the attention right?", () => {
       0,
       "objects not in the scene are not scored",
     );
+  });
+
+  it("peakInBox: the most attended region's centre, inside the box or on its edge", () => {
+    const alpha = Array.from({ length: 49 }, (_, i) => (i === 3 * 7 + 2 ? 0.3 : i === 0 ? 0.2 : 0.5 / 47));
+    assert.equal(peakInBox(alpha, red.box), true);
+    assert.equal(peakInBox(alpha, blue.box), false);
+    // the centre of cell (3, 2) is (80, 112): a box ending there still holds it, one pixel short does not
+    assert.equal(peakInBox(alpha, [0, 0, 80, 112]), true);
+    assert.equal(peakInBox(alpha, [0, 0, 79, 112]), false);
+    assert.equal(peakInBox(alpha, [0, 0, 160, 224], 448), true, "a 448-px picture's cells are 64 px");
   });
 });

@@ -75,6 +75,23 @@ export function scoreCaptions(
   };
 }
 
+/**
+ * Whether the centre of α's most attended region lies in `box` ([x0, y0, x1, y1] in pixels). Regions are the
+ * grid × grid cells, row-major, each an imageSize/grid square; the grid is read from α's length unless given.
+ */
+export function peakInBox(
+  alpha: readonly number[],
+  box: readonly [number, number, number, number],
+  imageSize = 224,
+  grid = Math.round(Math.sqrt(alpha.length)),
+): boolean {
+  let peak = 0;
+  for (let r = 1; r < alpha.length; r++) if (alpha[r] > alpha[peak]) peak = r;
+  const cell = imageSize / grid;
+  const [cx, cy] = [((peak % grid) + 0.5) * cell, (Math.floor(peak / grid) + 0.5) * cell];
+  return cx >= box[0] && cx <= box[2] && cy >= box[1] && cy <= box[3];
+}
+
 export interface AttentionScore {
   /** Generated object words (shape words naming an object of the scene) that were scored. */
   objectWords: number;
@@ -118,11 +135,7 @@ export function attentionCorrectness(
       const g = grid ?? Math.round(Math.sqrt(a.length));
       const cell = imageSize / g;
       const [x0, y0, x1, y1] = o.box;
-      let peak = 0;
-      for (let r = 1; r < a.length; r++) if (a[r] > a[peak]) peak = r;
-      const [pr, pc] = [Math.floor(peak / g), peak % g];
-      const [cx, cy] = [(pc + 0.5) * cell, (pr + 0.5) * cell];
-      hits += cx >= x0 && cx <= x1 && cy >= y0 && cy <= y1 ? 1 : 0;
+      hits += peakInBox(a, o.box, imageSize, g) ? 1 : 0;
       for (let r = 0; r < a.length; r++) {
         const [row, col] = [Math.floor(r / g), r % g];
         const w =
