@@ -11,6 +11,7 @@ import {
   TrainConfig,
   bestDir,
   defaultTrainConfig,
+  epochDir,
   loadCaptioner,
   loadCheckpoint,
   lrAfter,
@@ -64,9 +65,33 @@ describe("training on cached features", function () {
 
     const b = path.join(tmpDir(), "b");
     (
-      await train({ train: trainSet, val: valSet, vocab, config: { ...cfg, epochs: 2 }, out: b, ...quiet })
+      await train({
+        train: trainSet,
+        val: valSet,
+        vocab,
+        config: { ...cfg, epochs: 2 },
+        out: b,
+        keepEpochs: true,
+        ...quiet,
+      })
     ).decoder.dispose();
-    const resumed = await train({ train: trainSet, val: valSet, vocab, config: cfg, out: b, resume: true, ...quiet });
+    const resumed = await train({
+      train: trainSet,
+      val: valSet,
+      vocab,
+      config: cfg,
+      out: b,
+      resume: true,
+      keepEpochs: true,
+      ...quiet,
+    });
+    // --keep-epochs across the resume: every epoch kept, the last one's weights the checkpoint's
+    assert.deepEqual(fs.readdirSync(path.join(path.dirname(b), "epochs")).sort(), ["1", "2", "3"]);
+    const kept = await loadCheckpoint(epochDir(b, 3));
+    assert.ok(kept.weightsOnly);
+    for (const [name, w] of Object.entries(kept.decoder.namedVariables()))
+      assert.deepEqual(Array.from(w.dataSync()), Array.from(resumed.decoder.namedVariables()[name].dataSync()), name);
+    kept.decoder.dispose();
     resumed.decoder.dispose();
     assert.equal(resumed.history.batch.length, full.history.batch.length);
     resumed.history.batch.forEach((r, i) =>
