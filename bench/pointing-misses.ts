@@ -10,7 +10,7 @@
  */
 import * as path from "node:path";
 import { SceneObject, readBoxes } from "../lib/data";
-import { mentionedObjects, peakInBox } from "../lib/captioning";
+import { attentionCorrectness, mentionedObjects, peakInBox } from "../lib/captioning";
 import { readJson } from "../lib/util";
 
 interface Captioned {
@@ -19,13 +19,17 @@ interface Captioned {
   attention: number[][];
 }
 
-const OFFSETS = [-2, -1, 0, 1];
+const PLACES = [-2, "colour", "shape", 1] as const;
 
 function study(run: string) {
   const { dataDir } = readJson<{ dataDir: string }>(path.join(run, "summary.json"), "main job summary");
   const boxes = readBoxes(dataDir);
   const captions = readJson<Captioned[]>(path.join(run, "captions-test-beam1.json"), "test captions");
-  const hits = Object.fromEntries(OFFSETS.map((o) => [o, 0]));
+  const items = captions.map((c) => ({ words: c.words, alphas: c.attention, objects: boxes[c.image] }));
+  // each place scored where the caption has it (attentionCorrectness skips a place past the caption's end)
+  const byPlace = PLACES.map(
+    (at) => `${at}: ${(100 * attentionCorrectness(items, 224, undefined, at).pointing).toFixed(1)} %`,
+  );
   const miss = { "the object named next": 0, "an object named earlier": 0, "an object not named": 0, "no object": 0 };
   let words = 0,
     phrase = 0;
@@ -40,7 +44,6 @@ function study(run: string) {
         const a = c.attention[m.index + offset];
         return a !== undefined && peakInBox(a, o.box);
       };
-      for (const off of OFFSETS) hits[off] += at(off) ? 1 : 0;
       phrase += at(-1) || at(0) ? 1 : 0;
       if (at(0)) return;
       const other = objects.find((x) => x !== o && peakInBox(c.attention[m.index], x.box));
@@ -58,9 +61,7 @@ function study(run: string) {
   }
   const pct = (x: number) => `${((100 * x) / words).toFixed(1)} %`;
   console.log(`${run}: ${words} named objects in ${captions.length} test scenes`);
-  console.log(
-    `  pointing by the word's place from the shape word: ${OFFSETS.map((o) => `${o}: ${pct(hits[o])}`).join(", ")}`,
-  );
+  console.log(`  pointing by the word's place from the shape word: ${byPlace.join(", ")}`);
   console.log(`  at the colour or the shape word: ${pct(phrase)}`);
   console.log(
     `  a miss at the shape word peaks on ${Object.entries(miss)
