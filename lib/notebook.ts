@@ -71,13 +71,25 @@ export async function startChapter(o: { data?: "any" | "synthetic" | "none" } = 
 }
 
 /**
+ * ATTEND_TELL_CHECKPOINT, resolved against the project root (a chapter's kernel runs in notebooks/, a reader types
+ * paths from the root as README does); a folder without a checkpoint is refused rather than silently passed over.
+ */
+export function envCheckpoint(): string | undefined {
+  const v = process.env.ATTEND_TELL_CHECKPOINT;
+  if (!v) return undefined;
+  const dir = path.resolve(projectRoot(), v);
+  if (!findCheckpoint([dir])) throw new Error(`ATTEND_TELL_CHECKPOINT=${v}: no checkpoint at ${dir}`);
+  return dir;
+}
+
+/**
  * The trained captioner a chapter shows: ATTEND_TELL_CHECKPOINT, then (at full size) the CLI's Flickr8k and
  * synthetic runs, then what chapters 05 and 06 trained; undefined when there is none yet.
  */
 export function chapterCheckpoint(quick = quickMode()): string | undefined {
   const root = projectRoot();
   return findCheckpoint([
-    process.env.ATTEND_TELL_CHECKPOINT,
+    envCheckpoint(),
     ...(quick ? [] : [path.join(root, "runs/flickr8k/checkpoint"), path.join(root, "runs/synthetic/checkpoint")]),
     path.join(root, "runs/notebooks/05-training/checkpoint"),
     path.join(root, "runs/notebooks/06-heatmaps/checkpoint"),
@@ -90,7 +102,8 @@ export function chapterCheckpoint(quick = quickMode()): string | undefined {
  * there is none yet.
  */
 export function sceneCheckpoint(quick = quickMode()): string | undefined {
-  if (process.env.ATTEND_TELL_CHECKPOINT) return findCheckpoint([process.env.ATTEND_TELL_CHECKPOINT]);
+  const given = envCheckpoint();
+  if (given) return given;
   const root = projectRoot();
   const scenes = path.resolve(syntheticDir(quick));
   const runs = [path.join(root, "runs/synthetic/checkpoint"), path.join(root, "runs/notebooks/06-heatmaps/checkpoint")];

@@ -2,7 +2,8 @@ import { strict as assert } from "node:assert";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { htmlTable, imageGridHtml, plotlyBundleHtml, plotlyHtml } from "../lib/util";
-import { staleCompiled } from "../lib/notebook";
+import { envCheckpoint, sceneCheckpoint, staleCompiled } from "../lib/notebook";
+import { projectRoot } from "../lib/util";
 import { tmpDir } from "./helpers";
 
 describe("display HTML", () => {
@@ -61,5 +62,27 @@ describe("notebook prologue", () => {
     fs.writeFileSync(path.join(src, "b.ts"), "");
     fs.utimesSync(path.join(dist, "data", "a.js"), new Date(), new Date());
     assert.equal(staleCompiled(src, dist), "b.ts", "no compiled file at all");
+  });
+
+  it("ATTEND_TELL_CHECKPOINT: a path from the project root wherever the kernel runs; a folder without one refused", () => {
+    const [before, cwd] = [process.env.ATTEND_TELL_CHECKPOINT, process.cwd()];
+    try {
+      process.chdir(tmpDir()); // as a chapter's kernel, which runs in notebooks/
+      process.env.ATTEND_TELL_CHECKPOINT = "models/captioner-flickr8k";
+      const shipped = path.join(projectRoot(), "models", "captioner-flickr8k");
+      assert.equal(envCheckpoint(), shipped);
+      assert.equal(sceneCheckpoint(true), shipped, "the chapter uses the one it was given");
+      process.env.ATTEND_TELL_CHECKPOINT = "runs/no-such-run/checkpoint";
+      assert.throws(
+        () => sceneCheckpoint(true),
+        /^Error: ATTEND_TELL_CHECKPOINT=runs\/no-such-run\/checkpoint: no checkpoint at \//,
+      );
+      delete process.env.ATTEND_TELL_CHECKPOINT;
+      assert.equal(envCheckpoint(), undefined);
+    } finally {
+      process.chdir(cwd);
+      if (before === undefined) delete process.env.ATTEND_TELL_CHECKPOINT;
+      else process.env.ATTEND_TELL_CHECKPOINT = before;
+    }
   });
 });
