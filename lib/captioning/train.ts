@@ -96,10 +96,7 @@ export function epochDir(out: string, n: number): string {
  * Keeps an epoch's weights in epochDir (no optimiser state: a copy to evaluate or caption with, not to resume), so
  * that an epoch chosen later by another measure than the run's own is not lost with the next checkpoint.
  */
-export async function keepEpoch(
-  out: string,
-  saved: Parameters<typeof writeCheckpoint>[1] & { meta: { epoch: number } },
-): Promise<void> {
+export async function keepEpoch(out: string, saved: Parameters<typeof writeCheckpoint>[1]): Promise<void> {
   const meta = { ...saved.meta, weightsOnly: true };
   await writeCheckpoint(epochDir(out, saved.meta.epoch), { ...saved, meta, optimizer: undefined });
 }

@@ -93,7 +93,6 @@ export function regionLayerConfig(v: { "region-layer": boolean; "region-dim"?: n
   return { regionLayer: v["no-region-layer"] ? false : on || undefined, regionDim: v["region-dim"] };
 }
 
-/** Where each of train's settings lives in its checkpoint's config (what --resume keeps; refuseIgnoredFlags). */
 /** A copy of every epoch, for choosing one later by a measure the run does not apply (e.g. paired with another model). */
 const KEEP_EPOCHS_FLAG = {
   "keep-epochs": {
@@ -102,6 +101,7 @@ const KEEP_EPOCHS_FLAG = {
   },
 } as const;
 
+/** Where each of train's settings lives in its checkpoint's config (what --resume keeps; refuseIgnoredFlags). */
 const TRAIN_PATHS = {
   "batch-size": "batchSize",
   lr: "lr",

@@ -38,7 +38,7 @@ export interface CheckpointMeta<Config> {
   dataDir?: string;
   /** sha256 of every file of the folder but checkpoint.json, by relative path (absent before it was recorded). */
   files?: Record<string, string>;
-  /** True for a weights-only export (float16, no optimizer state). */
+  /** True for weights without optimizer state: an export (float16) or an epoch kept by --keep-epochs (float32). */
   weightsOnly?: boolean;
   /** sha256 of checkpoint.json as written without this field (absent in checkpoints from before it was recorded). */
   sha256?: string;
