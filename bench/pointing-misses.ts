@@ -9,8 +9,8 @@
  *   npx tsx bench/pointing-misses.ts runs/synthetic [runs/seed2 …]
  */
 import * as path from "node:path";
-import { SceneObject, readBoxes } from "../lib/data";
-import { attentionCorrectness, mentionedObjects, peakInBox } from "../lib/captioning";
+import { readBoxes } from "../lib/data";
+import { attentionCorrectness, namedObjects, peakInBox } from "../lib/captioning";
 import { readJson } from "../lib/util";
 
 interface Captioned {
@@ -35,10 +35,8 @@ function study(run: string) {
     phrase = 0;
   for (const c of captions) {
     const objects = boxes[c.image];
-    const named = mentionedObjects(c.words)
-      .map((m) => ({ m, o: objects.find((x) => x.color === m.color && x.shape === m.shape) }))
-      .filter((x): x is { m: (typeof x)["m"]; o: SceneObject } => x.o !== undefined);
-    named.forEach(({ m, o }, j) => {
+    const named = namedObjects(c.words, objects);
+    named.forEach(({ mention: m, object: o }, j) => {
       words++;
       const at = (offset: number) => {
         const a = c.attention[m.index + offset];
@@ -47,7 +45,7 @@ function study(run: string) {
       phrase += at(-1) || at(0) ? 1 : 0;
       if (at(0)) return;
       const other = objects.find((x) => x !== o && peakInBox(c.attention[m.index], x.box));
-      const k = named.findIndex((n) => n.o === other);
+      const k = named.findIndex((n) => n.object === other);
       miss[
         !other
           ? "no object"

@@ -19,6 +19,8 @@ import {
   summaryHistory,
   train,
 } from "../lib/captioning";
+import { evaluationDir } from "../lib/cli/captioning";
+import { projectRoot } from "../lib/util/paths";
 import { setupBackend, syntheticFeatureData, tmpDir } from "./helpers";
 
 describe("training on cached features", function () {
@@ -91,6 +93,10 @@ describe("training on cached features", function () {
     assert.ok(kept.weightsOnly);
     for (const [name, w] of Object.entries(kept.decoder.namedVariables()))
       assert.deepEqual(Array.from(w.dataSync()), Array.from(resumed.decoder.namedVariables()[name].dataSync()), name);
+    // evaluate's default output for a kept epoch names the run and the epoch, inside the run folder
+    assert.equal(evaluationDir(epochDir(b, 3), kept.weightsOnly), path.join(path.dirname(b), "evaluation-epoch-3"));
+    assert.equal(evaluationDir(b, false), path.dirname(b));
+    assert.equal(evaluationDir("models/captioner-x", true), path.join(projectRoot(), "runs", "captioner-x"));
     kept.decoder.dispose();
     resumed.decoder.dispose();
     assert.equal(resumed.history.batch.length, full.history.batch.length);

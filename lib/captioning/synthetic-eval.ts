@@ -23,6 +23,17 @@ export function mentionedObjects(words: readonly string[]): Mention[] {
   return out;
 }
 
+/** The caption's mentions that name an object of the scene (right colour and shape), each with that object. */
+export function namedObjects(
+  words: readonly string[],
+  objects: readonly SceneObject[],
+): { mention: Mention; object: SceneObject }[] {
+  return mentionedObjects(words).flatMap((mention) => {
+    const object = objects.find((x) => x.color === mention.color && x.shape === mention.shape);
+    return object ? [{ mention, object }] : [];
+  });
+}
+
 const key = (o: { color: string; shape: string }) => `${o.color} ${o.shape}`;
 
 /** True when the caption names exactly the scene's objects (each once or more, no others). */
@@ -128,10 +139,9 @@ export function attentionCorrectness(
     mass = 0,
     uniform = 0;
   for (const { words, alphas, objects } of items) {
-    for (const m of mentionedObjects(words)) {
-      const o = objects.find((x) => x.color === m.color && x.shape === m.shape);
+    for (const { mention: m, object: o } of namedObjects(words, objects)) {
       const a = alphas[m.index + (at === "shape" ? 0 : at === "colour" ? -1 : at)];
-      if (!o || !a) continue;
+      if (!a) continue;
       const g = grid ?? Math.round(Math.sqrt(a.length));
       const cell = imageSize / g;
       const [x0, y0, x1, y1] = o.box;

@@ -300,6 +300,20 @@ export const trainScstCmd = defineCommand({
   },
 });
 
+/**
+ * Where `evaluate` writes a checkpoint's captions unless --out says: beside a run's checkpoint; for an epoch kept by
+ * --keep-epochs (runs/NAME/epochs/N), runs/NAME/evaluation-epoch-N; a weights-only model elsewhere (models/NAME) is
+ * left as shipped, so runs/NAME.
+ */
+export function evaluationDir(checkpoint: string, weightsOnly: boolean | undefined): string {
+  const abs = path.resolve(checkpoint);
+  if (!weightsOnly) return path.dirname(abs);
+  const [parent, epoch] = [path.dirname(abs), path.basename(abs)];
+  if (path.basename(parent) === "epochs" && /^\d+$/.test(epoch))
+    return path.join(path.dirname(parent), `evaluation-epoch-${epoch}`);
+  return path.join(projectRoot(), "runs", path.basename(abs));
+}
+
 export const evaluateCmd = defineCommand({
   name: "evaluate",
   summary: "BLEU-1…4, CIDEr-D and ROUGE-L of a checkpoint's captions on a split (and attention on synthetic scenes).",
@@ -315,7 +329,7 @@ export const evaluateCmd = defineCommand({
     out: {
       type: "string",
       placeholder: "DIR",
-      help: "where captions and metrics go (default: beside a run's checkpoint; runs/<model> for a shipped model)",
+      help: "where captions and metrics go (default: beside a run's checkpoint; runs/NAME/evaluation-epoch-N for a kept epoch; runs/<model> for a shipped model)",
     },
     json: { type: "boolean", help: "print the report as JSON" },
     ...SKIP_FLAGS,
@@ -329,14 +343,7 @@ export const evaluateCmd = defineCommand({
     await initBackend({ quiet: v.json });
     const model = await loadCaptioner(checkpoints);
     const [checkpoint, ck] = [checkpoints[0], model.checkpoints[0]];
-    // a weights-only model (models/NAME) is left as shipped: its evaluation goes to a run folder of its name
-    const outDir =
-      v.out ??
-      (shipped
-        ? path.join(projectRoot(), "runs", SHIPPED.captioner[0])
-        : ck.weightsOnly
-          ? path.join(projectRoot(), "runs", path.basename(path.resolve(checkpoint)))
-          : path.dirname(path.resolve(checkpoint)));
+    const outDir = v.out ?? evaluationDir(checkpoint, ck.weightsOnly);
     try {
       const { report } = await evaluate({
         decoder: model.decoder,
