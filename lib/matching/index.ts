@@ -11,3 +11,4 @@ export * from "./scan-engine";
 export * from "./scan-onnx";
 export * from "./scan-train";
 export * from "./search";
+export * from "./word-vectors";
