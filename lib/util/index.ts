@@ -1,7 +1,6 @@
 /**
  * lib/util: Small things everything uses: atomic files, checkpoints, float16, seeded random numbers, progress bars, paths,
- * the declared downloads (npm pack),
- * locks, notebook display.
+ * the declared downloads (npm pack), locks, notebook display.
  * May import: nothing of the method but the Vocabulary (checkpoints carry one).
  */
 export * from "./checkpoint";
