@@ -31,7 +31,7 @@ import { COMMANDS } from "../lib/cli";
 import { parseCommand } from "../lib/cli/command";
 import { CHECKPOINT_FORMAT, DecoderRNN, beamSearch, getDefaultConfig, loadCheckpoint } from "../lib/captioning";
 import { bestScored, retrievalRecall } from "../lib/matching";
-import { cacheHome } from "../lib/util/npm-pack";
+import { cacheHome } from "../lib/encoder/weights";
 import { setupBackend, tinyFlickr, tmpDir } from "./helpers";
 
 const root = path.resolve(__dirname, "..");

@@ -4,9 +4,7 @@ import * as path from "node:path";
 import { initBackend } from "../engine/backend";
 import { defaultFeaturesDir } from "../encoder/feature-dataset";
 import { defaultScanConfig } from "../matching/scan";
-import { WORD_VECTORS } from "../matching/word-vectors";
 import {
-  MatchingConfig,
   defaultMatchingConfig,
   evaluateMatching,
   humanAgreement,
@@ -55,12 +53,6 @@ export const trainMatchingCmd = defineCommand({
       help: "divide the lr by 10 every N epochs (on --resume: the new schedule)",
     },
     "joint-dim": { type: "int", default: mc.scan.jointDim, help: "joint embedding size" },
-    "word-vectors": {
-      type: "string",
-      choices: ["none", WORD_VECTORS.name],
-      default: mc.wordVectors,
-      help: `start the word embedding from GloVe (${WORD_VECTORS.name}: a ${Math.round(WORD_VECTORS.download.bytes / 2 ** 20)} MiB download, once) or SCAN's random draw`,
-    },
     "warmup-epochs": {
       type: "int",
       min: 0,
@@ -84,7 +76,6 @@ export const trainMatchingCmd = defineCommand({
         warmupNegatives: v["warmup-negatives"],
         lrUpdate: v["lr-update"],
         seed: v.seed,
-        wordVectors: v["word-vectors"] as MatchingConfig["wordVectors"],
       };
       refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, config, {
         direction: "scan.direction",
@@ -94,7 +85,6 @@ export const trainMatchingCmd = defineCommand({
         "warmup-epochs": "warmupEpochs",
         "warmup-negatives": "warmupNegatives",
         seed: "seed",
-        "word-vectors": "wordVectors",
       });
       const { history, model } = await trainMatching({
         train: data.train,

@@ -11,4 +11,3 @@ export * from "./scan-engine";
 export * from "./scan-onnx";
 export * from "./scan-train";
 export * from "./search";
-export * from "./word-vectors";

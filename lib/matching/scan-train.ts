@@ -29,7 +29,6 @@ import { TrainEngine, defaultEngine } from "../engine/backend";
 import { FitStep, fit } from "../engine/fit";
 import { Vocabulary } from "../data/vocabulary";
 import { loadVocabulary } from "../data/vocabulary-file";
-import { WORD_VECTORS, ensureWordVectors, pretrainedEmbedding, readWordVectors } from "./word-vectors";
 
 export interface MatchingConfig {
   epochs: number;
@@ -49,11 +48,6 @@ export interface MatchingConfig {
   seed: number;
   printEvery: number;
   scan: ScanConfig;
-  /**
-   * Start the word embedding from pretrained vectors (lib/matching/word-vectors.ts): their columns first, the rest
-   * of `scan.embedSize` drawn at their scale; "none" (and absent, in checkpoints before it): SCAN's uniform start.
-   */
-  wordVectors?: "none" | typeof WORD_VECTORS.name;
 }
 
 /** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2, lr ÷ 10 after 15 epochs). */
@@ -68,7 +62,6 @@ export function defaultMatchingConfig(scan: ScanConfig): MatchingConfig {
     lrUpdate: 15,
     seed: 1,
     printEvery: 100,
-    wordVectors: "none",
     scan,
   };
 }
@@ -133,8 +126,6 @@ export interface TrainMatchingOptions {
   engine?: TrainEngine;
   /** Called after every step, e.g. to redraw a live loss chart in a notebook. */
   onBatch?: (b: { epoch: number; step: number; loss: number; history: MatchingHistory }) => void;
-  /** With `config.wordVectors`: a vectors file in wink's format instead of the fetched one (tests). */
-  wordVectorsFile?: string;
 }
 
 /** A new model, or the checkpoint in `opts.out` with `--resume` (its config, except the schedule's rest). */
@@ -142,15 +133,7 @@ async function matchingStart(opts: TrainMatchingOptions, optimizer: tf.Optimizer
   if (!(opts.resume && fs.existsSync(path.join(opts.out, "checkpoint.json")))) {
     const cfg = opts.config;
     const history: MatchingHistory = { batch: [], epoch: [] };
-    const model = new ScanModel(cfg.scan, undefined, cfg.seed);
-    if (cfg.wordVectors && cfg.wordVectors !== "none") {
-      const file = opts.wordVectorsFile ?? ensureWordVectors(log);
-      const { dim, rows } = readWordVectors(file, opts.vocab.itos);
-      const { values, found } = pretrainedEmbedding(rows, dim, cfg.scan.embedSize, cfg.seed);
-      model.embedding.assign(tf.tensor2d(values, [rows.length, cfg.scan.embedSize]));
-      log(`word embedding: ${cfg.wordVectors} for ${found} of ${rows.length} words`);
-    }
-    return { model, history, cfg, epoch: 0 };
+    return { model: new ScanModel(cfg.scan, undefined, cfg.seed), history, cfg, epoch: 0 };
   }
   const ck = await loadMatchingCheckpoint(opts.out);
   resumableVocabulary(opts.out, ck.vocab, opts.vocab, ck.dataDir);
