@@ -15,6 +15,7 @@ import {
   loadCaptioner,
   loadCheckpoint,
   lrAfter,
+  parseEpochDir,
   selectionState,
   summaryHistory,
   train,
@@ -94,6 +95,8 @@ describe("training on cached features", function () {
     for (const [name, w] of Object.entries(kept.decoder.namedVariables()))
       assert.deepEqual(Array.from(w.dataSync()), Array.from(resumed.decoder.namedVariables()[name].dataSync()), name);
     // evaluate's default output for a kept epoch names the run and the epoch, inside the run folder
+    assert.deepEqual(parseEpochDir(epochDir(b, 3)), { run: path.dirname(b), epoch: 3 });
+    assert.equal(parseEpochDir(path.join(path.dirname(b), "epochs", "03")), undefined);
     assert.equal(evaluationDir(epochDir(b, 3), kept.weightsOnly), path.join(path.dirname(b), "evaluation-epoch-3"));
     assert.equal(evaluationDir(b, false), path.dirname(b));
     assert.equal(evaluationDir("models/captioner-x", true), path.join(projectRoot(), "runs", "captioner-x"));

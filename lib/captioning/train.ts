@@ -92,6 +92,15 @@ export function epochDir(out: string, n: number): string {
   return path.join(path.dirname(out), "epochs", String(n));
 }
 
+/** The run folder and the epoch of a folder that epochDir names; undefined for any other folder. */
+export function parseEpochDir(dir: string): { run: string; epoch: number } | undefined {
+  const abs = path.resolve(dir);
+  const [parent, n] = [path.dirname(abs), path.basename(abs)];
+  // epochDir reads only the checkpoint's folder, so any name inside the run stands for it
+  if (abs !== epochDir(path.join(path.dirname(parent), "checkpoint"), Number(n))) return undefined;
+  return { run: path.dirname(parent), epoch: Number(n) };
+}
+
 /**
  * Keeps an epoch's weights in epochDir (no optimiser state: a copy to evaluate or caption with, not to resume), so
  * that an epoch chosen later by another measure than the run's own is not lost with the next checkpoint.

@@ -14,6 +14,7 @@ import {
   defaultTrainConfig,
   loadCaptioner,
   loadCheckpoint,
+  parseEpochDir,
   train,
 } from "../captioning/train";
 import { defaultScstConfig, trainScst } from "../captioning/scst";
@@ -308,9 +309,8 @@ export const trainScstCmd = defineCommand({
 export function evaluationDir(checkpoint: string, weightsOnly: boolean | undefined): string {
   const abs = path.resolve(checkpoint);
   if (!weightsOnly) return path.dirname(abs);
-  const [parent, epoch] = [path.dirname(abs), path.basename(abs)];
-  if (path.basename(parent) === "epochs" && /^\d+$/.test(epoch))
-    return path.join(path.dirname(parent), `evaluation-epoch-${epoch}`);
+  const kept = parseEpochDir(abs);
+  if (kept) return path.join(kept.run, `evaluation-epoch-${kept.epoch}`);
   return path.join(projectRoot(), "runs", path.basename(abs));
 }
 
