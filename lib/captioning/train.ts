@@ -48,6 +48,8 @@ export interface TrainConfig {
   seed: number;
   printEvery: number;
   decoder: DecoderConfig;
+  /** Trained on the photos and their mirror images (`train --mirror`; the data's choice, recorded for --resume). */
+  mirror?: boolean;
   /**
    * Linear learning-rate warm-up over this many epochs (fractions allowed; 0 or absent: none). Large batches take
    * few steps per epoch and a large lr; ramping it up over the first epoch(s) keeps the first steps, taken from

@@ -28,7 +28,15 @@ import { SHIPPED, flickr8kDir, projectRoot, quickMode, shippedModel } from "../u
 import { ensureWeights } from "../encoder/weights";
 import { describeSkipped } from "../encoder/features";
 import { defineCommand, requireFlags } from "./command";
-import { FEATURES_FLAG, FEATURE_MAP_FLAGS, RUN_FLAGS, SKIP_FLAGS, refuseIgnoredFlags, trainingRun } from "./shared";
+import {
+  FEATURES_FLAG,
+  FEATURE_MAP_FLAGS,
+  MIRROR_FLAG,
+  RUN_FLAGS,
+  SKIP_FLAGS,
+  refuseIgnoredFlags,
+  trainingRun,
+} from "./shared";
 
 const dims = getDefaultConfig(0);
 const tc = defaultTrainConfig(dims);
@@ -183,6 +191,7 @@ export const trainCmd = defineCommand({
       help: "stop after this many epochs without a better BLEU-4 (0: never)",
     },
     ...ENGINE_FLAG,
+    ...MIRROR_FLAG,
     ...RUN_FLAGS,
     ...KEEP_EPOCHS_FLAG,
     ...SKIP_FLAGS,
@@ -208,6 +217,7 @@ export const trainCmd = defineCommand({
         seed: v.seed,
         lrWarmupEpochs: v["lr-warmup"],
         lrSchedule: v["lr-schedule"] as "constant" | "cosine",
+        mirror: v.mirror,
         plateau: v.plateau
           ? {
               beam: v["plateau-beam"],

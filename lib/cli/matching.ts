@@ -18,7 +18,7 @@ import { describeSkipped } from "../encoder/features";
 import { writeJsonAtomic } from "../util/io";
 import { SHIPPED, shippedModel } from "../util/paths";
 import { defineCommand, requireFlags } from "./command";
-import { FEATURES_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun, refuseIgnoredFlags } from "./shared";
+import { FEATURES_FLAG, MIRROR_FLAG, RUN_FLAGS, SKIP_FLAGS, trainingRun, refuseIgnoredFlags } from "./shared";
 
 const mc = defaultMatchingConfig(defaultScanConfig(0));
 
@@ -61,6 +61,7 @@ export const trainMatchingCmd = defineCommand({
     },
     "warmup-negatives": { type: "int", default: mc.warmupNegatives, help: "violations summed per item during warm-up" },
     seed: { type: "int", default: mc.seed, help: "random seed" },
+    ...MIRROR_FLAG,
     ...RUN_FLAGS,
     ...SKIP_FLAGS,
   },
@@ -76,6 +77,7 @@ export const trainMatchingCmd = defineCommand({
         warmupNegatives: v["warmup-negatives"],
         lrUpdate: v["lr-update"],
         seed: v.seed,
+        mirror: v.mirror,
       };
       refuseIgnoredFlags({ resume: v.resume, given, checkpoint: out }, config, {
         direction: "scan.direction",

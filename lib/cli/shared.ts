@@ -33,6 +33,14 @@ export const FEATURE_MAP_FLAGS = {
   },
 } as const satisfies Record<string, FlagSpec>;
 
+/** Training on each photo and its mirror image (lib/encoder MirrorView). */
+export const MIRROR_FLAG = {
+  mirror: {
+    type: "boolean",
+    help: "also train on the train photos flipped left to right (left/right swapped in their captions), each epoch half of them; their features are cached once in <features>-mirrored",
+  },
+} as const satisfies Record<string, FlagSpec>;
+
 export const RUN_FLAGS = {
   resume: { type: "boolean", help: "continue the checkpoint in --out" },
   overwrite: { type: "boolean", help: "replace the checkpoint in --out" },
@@ -44,6 +52,7 @@ interface RunValues {
   features?: string;
   grid?: number;
   layer?: string;
+  mirror?: boolean;
   resume: boolean;
   overwrite: boolean;
   "skip-missing": boolean;
@@ -66,10 +75,12 @@ export async function trainingRun(
   const what = `${command} --out ${v.out}`;
   const release = claimRunDir(v.out!, checkpoint, { resume: v.resume, overwrite: v.overwrite, log, what });
   try {
+    sameMirror(v.resume, checkpoint, !!v.mirror);
     await initBackend();
     const data = await prepareCaptionData(v["data-dir"]!, {
       featuresDir: v.features,
       map: featureMap(v),
+      mirror: v.mirror,
       skipMissing: v["skip-missing"],
       skipBad: v["skip-bad"],
     });
@@ -78,6 +89,16 @@ export async function trainingRun(
   } finally {
     release();
   }
+}
+
+/** `--resume` with the data the run was trained on: with mirror images (`--mirror`) or without, as stored. */
+function sameMirror(resume: boolean, checkpoint: string, mirror: boolean): void {
+  if (!resume || !fs.existsSync(path.join(checkpoint, "checkpoint.json"))) return;
+  const stored = !!readCheckpointMeta<{ mirror?: boolean }>(checkpoint).config.mirror;
+  if (stored !== mirror)
+    throw new Error(
+      `--resume continues ${checkpoint}, trained ${stored ? "with" : "without"} mirror images: ${stored ? "add" : "drop"} --mirror`,
+    );
 }
 
 /**

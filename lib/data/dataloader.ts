@@ -31,7 +31,8 @@ export interface DataLoaderOptions<Item, Batch> {
   bucketByLength?: boolean;
   /** Window, in batches, within which bucketByLength sorts. Default 50. */
   bucketWindow?: number;
-  collate?: (items: Item[]) => Batch;
+  /** Items → a batch; `at` says which items of which epoch they are (a dataset with views of an item picks by it). */
+  collate?: (items: Item[], at: { epoch: number; indices: readonly number[] }) => Batch;
   /** Frees a batch the consumer never took (iteration stopped early). */
   dispose?: (batch: Batch) => void;
 }
@@ -52,7 +53,7 @@ export class DataLoader<Item = DatasetItem, Batch = CaptionBatch> {
       throw new Error(`DataLoader: batchSize must be a positive integer, got ${opts.batchSize}`);
     }
     if (opts.bucketByLength && !dataset.captionLength) throw new Error("DataLoader: bucketByLength needs dataset.captionLength(i)");
-    const defaultCollate = collateAndFree as unknown as (items: Item[]) => Batch;
+    const defaultCollate = collateAndFree as unknown as (items: Item[], at: { epoch: number; indices: readonly number[] }) => Batch;
     this.dataset = dataset;
     this.opts = {
       shuffle: false,
@@ -94,9 +95,9 @@ export class DataLoader<Item = DatasetItem, Batch = CaptionBatch> {
     return batches;
   }
 
-  private async load(indices: number[]): Promise<Batch> {
+  private async load(indices: number[], epoch: number): Promise<Batch> {
     const items = await Promise.all(indices.map((i) => this.dataset.getItem(i)));
-    return this.opts.collate(items);
+    return this.opts.collate(items, { epoch, indices });
   }
 
   /** The batches of one epoch. Stop early with `break`: batches already prefetched are disposed. */
@@ -106,7 +107,7 @@ export class DataLoader<Item = DatasetItem, Batch = CaptionBatch> {
     let next = 0;
     const fill = () => {
       while (next < batches.length && ahead.length <= this.opts.prefetch) {
-        const p = this.load(batches[next++]);
+        const p = this.load(batches[next++], epoch);
         p.catch(() => {}); // a failed load surfaces when awaited in order, not as an unhandled rejection
         ahead.push(p);
       }

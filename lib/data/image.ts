@@ -28,12 +28,14 @@ export function notAPhoto(file: string): void {
   if (!st.isFile()) throw new Error("it is not a regular file (a FIFO, socket or device), not a photo");
 }
 
-export async function loadRgb(file: string, size = 224): Promise<RgbImage> {
+/** The photo as RGB pixels, `size` × `size`; `mirror`: flipped left to right (training's second view of a photo). */
+export async function loadRgb(file: string, size = 224, mirror = false): Promise<RgbImage> {
   if (!fs.existsSync(file)) throw new Error(`image ${file} does not exist`);
   try {
     notAPhoto(file);
     const { data, info } = await sharp(file)
       .rotate() // honour EXIF orientation, as a photo viewer does
+      .flop(mirror)
       .removeAlpha()
       .toColourspace("srgb")
       .resize(size, size, { fit: "fill" })

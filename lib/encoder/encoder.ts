@@ -150,12 +150,16 @@ export class EncoderCNN {
     return batch!;
   }
 
-  /** As loadBatch, but files that fail to decode are left out and returned in `bad` (batch undefined if none is left). */
+  /**
+   * As loadBatch, but files that fail to decode are left out and returned in `bad` (batch undefined if none is
+   * left); `mirror`: the photos flipped left to right.
+   */
   static async loadBatchSkipping(
     files: string[],
+    mirror = false,
   ): Promise<{ batch?: tf.Tensor4D; ok: string[]; bad: { file: string; why: string }[] }> {
     const size = ENCODER_IDENTITY.imageSize;
-    const settled = await Promise.allSettled(files.map((f) => loadRgb(f, size)));
+    const settled = await Promise.allSettled(files.map((f) => loadRgb(f, size, mirror)));
     const ok: string[] = [];
     const bad: { file: string; why: string }[] = [];
     const pixels: RgbImage[] = [];

@@ -15,6 +15,7 @@ import * as path from "node:path";
 import { trainCaptions } from "../data/dataset";
 import { Vocabulary, buildVocabulary } from "../data/vocabulary";
 import { projectRoot } from "../util/paths";
+import { Rng } from "../util/rng";
 import { cachedSplit, describeSkipped } from "./features";
 import { ensureWeights } from "./weights";
 
@@ -24,16 +25,41 @@ export interface FeatureBatch {
   imageNames: string[];
 }
 
+/**
+ * A second view of every photo: its features computed on the photo flipped left to right, shown with its caption's
+ * "left" and "right" swapped — twice the images for a model that overfits 6,000 of them (docs/mirrored-photos.md).
+ */
+export interface MirrorView {
+  cache: FeatureCache;
+  /** Word ids swapped in a mirrored photo's caption (left ↔ right). */
+  swap: ReadonlyMap<number, number>;
+}
+
+/** The swap of a mirrored caption: left ↔ right, where the vocabulary has both. */
+export function mirrorSwap(vocab: Vocabulary): Map<number, number> {
+  if (!vocab.has("left") || !vocab.has("right")) return new Map();
+  const [l, r] = [vocab.id("left"), vocab.id("right")];
+  return new Map([
+    [l, r],
+    [r, l],
+  ]);
+}
+
 export class FeatureCaptionDataset {
+  /** Per epoch, which items are shown mirrored (with `mirror`): half of them, drawn from (seed, epoch). */
+  private mirrored?: { key: string; flags: Uint8Array };
   constructor(
     readonly dataset: FlickrDataset,
     readonly cache: FeatureCache,
+    readonly mirror?: MirrorView,
   ) {
-    const missing = dataset.images.filter((im) => !cache.has(im));
-    if (missing.length)
-      throw new Error(
-        `${missing.length} ${dataset.split} images are not in the feature cache ${cache.dir} (first: ${missing[0]}); run \`attend-tell features\``,
-      );
+    for (const c of mirror ? [cache, mirror.cache] : [cache]) {
+      const missing = dataset.images.filter((im) => !c.has(im));
+      if (missing.length)
+        throw new Error(
+          `${missing.length} ${dataset.split} images are not in the feature cache ${c.dir} (first: ${missing[0]}); run \`attend-tell features\``,
+        );
+    }
   }
   get length(): number {
     return this.dataset.length;
@@ -44,15 +70,37 @@ export class FeatureCaptionDataset {
   async getItem(i: number): Promise<{ imageName: string; caption: number[] }> {
     return { imageName: this.dataset.records[i].image, caption: this.dataset.caption(i) };
   }
-  collate = (items: { imageName: string; caption: number[] }[]): FeatureBatch => {
+  collate = (
+    items: { imageName: string; caption: number[] }[],
+    at?: { epoch: number; indices: readonly number[]; seed: number },
+  ): FeatureBatch => {
     const names = items.map((i) => i.imageName);
-    const { ids, maxLen } = padCaptions(items.map((i) => i.caption));
-    return {
-      features: this.cache.tensor(names),
-      captions: tf.tensor2d(ids, [items.length, maxLen], "int32"),
-      imageNames: names,
-    };
+    const flip = this.mirror && at ? at.indices.map((i) => this.mirroredIn(at.seed, at.epoch)[i] === 1) : undefined;
+    const swap = this.mirror?.swap;
+    const captions = items.map((it, k) => (flip?.[k] ? it.caption.map((w) => swap!.get(w) ?? w) : it.caption));
+    const { ids, maxLen } = padCaptions(captions);
+    let features: tf.Tensor3D;
+    if (!flip?.some(Boolean)) features = this.cache.tensor(names);
+    else {
+      const row = this.cache.rowValues;
+      const values = new Float32Array(names.length * row);
+      names.forEach((n, k) =>
+        (flip[k] ? this.mirror!.cache : this.cache).read([n], values.subarray(k * row, (k + 1) * row)),
+      );
+      features = tf.tensor3d(values, [names.length, this.cache.regions, this.cache.featureDim]);
+    }
+    return { features, captions: tf.tensor2d(ids, [items.length, maxLen], "int32"), imageNames: names };
   };
+
+  private mirroredIn(seed: number, epoch: number): Uint8Array {
+    const key = `${seed}/${epoch}`;
+    if (this.mirrored?.key !== key) {
+      const rng = new Rng((seed ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
+      this.mirrored = { key, flags: Uint8Array.from({ length: this.length }, () => (rng.next() < 0.5 ? 1 : 0)) };
+    }
+    return this.mirrored.flags;
+  }
+
   loader(opts: {
     batchSize: number;
     shuffle: boolean;
@@ -61,7 +109,7 @@ export class FeatureCaptionDataset {
     return new DataLoader(this, {
       ...opts,
       bucketByLength: true,
-      collate: this.collate,
+      collate: (items, at) => this.collate(items, { ...at, seed: opts.seed }),
       dispose: (b) => tf.dispose([b.features, b.captions]),
     });
   }
@@ -115,6 +163,8 @@ export async function prepareCaptionData(
     featuresDir?: string;
     /** The features (default conv5, the seed's); the default cache folder is the map's own. */
     map?: FeatureMap;
+    /** Train on each photo and its mirror image (MirrorView), whose features go to `<features folder>-mirrored`. */
+    mirror?: boolean;
     skipMissing?: boolean;
     skipBad?: boolean;
     threshold?: number;
@@ -127,19 +177,26 @@ export async function prepareCaptionData(
   for (const s of ["train", "dev"] as const) emptySplit(dataDir, s, splitImages(layout, s, records)); // before any work
   ensureWeights();
   const vocab = buildVocabulary(trainCaptions(dataDir), o.threshold ?? 5);
-  const split = (s: "train" | "dev") =>
-    cachedSplit({
-      dataDir,
-      split: s,
-      vocab,
-      featuresDir,
-      map: o.map,
-      skipMissing: o.skipMissing,
-      skipBad: o.skipBad,
-      quiet: o.quiet,
-    });
+  const splitOptions = (s: "train" | "dev") => ({
+    dataDir,
+    split: s,
+    vocab,
+    featuresDir,
+    map: o.map,
+    skipMissing: o.skipMissing,
+    skipBad: o.skipBad,
+    quiet: o.quiet,
+  });
+  const split = (s: "train" | "dev") => cachedSplit(splitOptions(s));
   const train = await split("train");
   train.cache.close();
+  const mirror = o.mirror
+    ? {
+        cache: (await cachedSplit({ ...splitOptions("train"), featuresDir: `${featuresDir}-mirrored`, mirror: true }))
+          .cache,
+        swap: mirrorSwap(vocab),
+      }
+    : undefined;
   const dev = await split("dev"); // its cache was opened after both extractions: it holds every row
   for (const [name, part] of [
     ["train", train],
@@ -154,7 +211,7 @@ export async function prepareCaptionData(
     vocab,
     cache: dev.cache,
     skipped,
-    train: new FeatureCaptionDataset(train.dataset, dev.cache),
+    train: new FeatureCaptionDataset(train.dataset, dev.cache, mirror),
     val: new FeatureCaptionDataset(dev.dataset, dev.cache),
   };
 }

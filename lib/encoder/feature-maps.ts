@@ -111,7 +111,10 @@ export const ENCODER_IDENTITY = {
   imageSize: 224,
   resize: "sharp fill (aspect ratio not kept)",
 };
-export type EncoderIdentity = typeof ENCODER_IDENTITY;
+export type EncoderIdentity = typeof ENCODER_IDENTITY & { view?: typeof MIRRORED };
+
+/** The identity's mark of features of mirrored photos: such a cache can never be read as the photos' own. */
+const MIRRORED = "mirrored left to right";
 
 /** The layer as a cache's identity names it: the Keras layer, and the pooling when there is one. */
 function identityLayer(map: FeatureMap): string {
@@ -119,9 +122,9 @@ function identityLayer(map: FeatureMap): string {
   return pool === 1 ? layer : `${layer}, averaged over ${pool}×${pool} cells`;
 }
 
-/** The identity of a feature map's features. */
-export function encoderIdentity(map: FeatureMap = FEATURE_MAP): EncoderIdentity {
-  return { ...ENCODER_IDENTITY, layer: identityLayer(map) };
+/** The identity of a feature map's features, of the photos or (`mirror`) of their mirror images. */
+export function encoderIdentity(map: FeatureMap = FEATURE_MAP, mirror = false): EncoderIdentity {
+  return { ...ENCODER_IDENTITY, layer: identityLayer(map), ...(mirror ? { view: MIRRORED } : {}) };
 }
 
 /** The feature map of a cache's identity, if it is one of this encoder's. */

@@ -18,6 +18,7 @@ async function main() {
   // The parent picks the runtime: "onnx" (native, multi-threaded, one worker) or "tfjs" (one worker per core).
   const runtime = process.env.ATTEND_TELL_ENCODER_RUNTIME ?? "tfjs";
   const map = asFeatureMap(process.env.ATTEND_TELL_ENCODER_MAP);
+  const mirror = process.env.ATTEND_TELL_ENCODER_MIRROR === "1";
   await initBackend({ quiet: true });
   const onnx =
     runtime === "onnx"
@@ -34,7 +35,7 @@ async function main() {
       return;
     }
     try {
-      const { batch: x, ok, bad } = await EncoderCNN.loadBatchSkipping(m.files);
+      const { batch: x, ok, bad } = await EncoderCNN.loadBatchSkipping(m.files, mirror);
       for (const b of bad) send({ bad: b });
       if (!x) return send({ names: [], data: "" });
       let features: Float32Array;

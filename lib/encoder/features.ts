@@ -50,6 +50,8 @@ export interface ExtractOptions {
   batchSize?: number;
   /** The features (default conv5, the seed's). A cache holds one feature map. */
   map?: FeatureMap;
+  /** Features of the photos flipped left to right (a cache of its own: its identity says so). */
+  mirror?: boolean;
   /** Images that fail to decode: "error" (default) stops, naming the file; "skip" counts them. */
   onBadImage?: "error" | "skip";
   /** Index rewrite interval, in images. Default 64. */
@@ -135,9 +137,14 @@ export async function extractFeatures(opts: ExtractOptions): Promise<ExtractResu
  * row. A file shorter than the index (cut by a copy or a full disk) loses the rows it lacks from the index, so
  * they are recomputed, never read as zeros.
  */
-function openForAppend(out: string, map: FeatureMap, quiet?: boolean): { index: IndexJSON; fd: number } {
+function openForAppend(
+  out: string,
+  map: FeatureMap,
+  mirror: boolean,
+  quiet?: boolean,
+): { index: IndexJSON; fd: number } {
   let index: IndexJSON;
-  const encoder = encoderIdentity(map);
+  const encoder = encoderIdentity(map, mirror);
   if (fs.existsSync(indexFile(out))) index = readIndex(out, encoder);
   else {
     index = { format: FEATURES_FORMAT, version: FEATURES_VERSION, encoder, rows: 0, images: [] };
@@ -186,7 +193,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
   const { out } = opts;
   const map = opts.map ?? FEATURE_MAP;
   const rowBytes = rowValuesOf(map) * 2;
-  const { index, fd } = openForAppend(out, map, opts.quiet);
+  const mirror = opts.mirror ?? false;
+  const { index, fd } = openForAppend(out, map, mirror, opts.quiet);
   const { todo, hashOf } = filesToEncode(opts, index);
   const where = chooseRuntime(opts.runtime ?? "auto", opts.workers);
   const runtime = where === "onnx" ? "onnx" : where === "tfjs-workers" ? "tfjs" : (`tfjs-${activeBackend()}` as const);
@@ -232,8 +240,8 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
     },
   };
   try {
-    if (where === "tfjs-here") await encodeHere(queue, sink, map);
-    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", map, opts.workers);
+    if (where === "tfjs-here") await encodeHere(queue, sink, map, mirror);
+    else await encodeInWorkers(queue, sink, where === "onnx" ? "onnx" : "tfjs", map, mirror, opts.workers);
   } finally {
     commit();
     fs.closeSync(fd);
@@ -247,10 +255,10 @@ async function extractLocked(opts: ExtractOptions): Promise<ExtractResult> {
  * The tfjs encoder in this process, on the active backend: each batch is decoded (sharp, off the main thread)
  * while the one before it runs on the device.
  */
-async function encodeHere(queue: string[][], sink: RowSink, map: FeatureMap): Promise<void> {
+async function encodeHere(queue: string[][], sink: RowSink, map: FeatureMap, mirror: boolean): Promise<void> {
   const encoder = await EncoderCNN.load({ map });
   try {
-    const load = () => (queue.length ? EncoderCNN.loadBatchSkipping(queue.shift()!) : undefined);
+    const load = () => (queue.length ? EncoderCNN.loadBatchSkipping(queue.shift()!, mirror) : undefined);
     let next = load();
     while (next) {
       const { batch: x, ok, bad } = await next;
@@ -287,6 +295,7 @@ async function encodeInWorkers(
   sink: RowSink,
   runtime: "onnx" | "tfjs",
   map: FeatureMap,
+  mirror: boolean,
   workers?: number,
 ): Promise<void> {
   const nWorkers = Math.max(1, Math.min(workers ?? (runtime === "onnx" ? 1 : os.cpus().length), queue.length));
@@ -302,6 +311,7 @@ async function encodeInWorkers(
             ATTEND_TELL_ENCODER_RUNTIME: runtime,
             ATTEND_TELL_ENCODER_THREADS: String(threads),
             ATTEND_TELL_ENCODER_MAP: map,
+            ATTEND_TELL_ENCODER_MIRROR: mirror ? "1" : "",
           };
           const child = fork(file, [], { execArgv, env, stdio: ["ignore", "ignore", "pipe", "ipc"] });
           let stderr = "";
@@ -360,6 +370,8 @@ export interface CachedSplitOptions {
   limit?: number;
   /** The features (default conv5); the cache at featuresDir must hold these. */
   map?: FeatureMap;
+  /** Features of the photos flipped left to right (ExtractOptions.mirror). */
+  mirror?: boolean;
   quiet?: boolean;
 }
 
@@ -388,6 +400,7 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
     quiet: o.quiet,
     onBadImage: o.skipBad ? "skip" : "error",
     map: o.map,
+    mirror: o.mirror,
   });
   if (r.skipped.length) {
     const exclude = new Map(r.skipped.map((b) => [path.basename(b.file), b.why]));
@@ -397,7 +410,7 @@ export async function cachedSplit(o: CachedSplitOptions): Promise<{
   return {
     dataset,
     images,
-    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.map)),
+    cache: FeatureCache.open(o.featuresDir, encoderIdentity(o.map, o.mirror)),
     skipped: dataset.skipped,
   };
 }

@@ -48,6 +48,8 @@ export interface MatchingConfig {
   seed: number;
   printEvery: number;
   scan: ScanConfig;
+  /** Trained on the photos and their mirror images (`train-matching --mirror`; recorded for --resume). */
+  mirror?: boolean;
 }
 
 /** SCAN's training settings (Adam 2e-4, batch 128, gradient norm clipped at 2, lr ÷ 10 after 15 epochs). */
