@@ -3,7 +3,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import sharp from "sharp";
 import { loadRgb } from "../lib/data";
-import { FeatureCache, encoderIdentity, extractFeatures, prepareCaptionData } from "../lib/encoder";
+import { FeatureCache, encoderIdentity, extractFeatures, mirroredDir, prepareCaptionData } from "../lib/encoder";
 import { main } from "../lib/cli";
 import { setupBackend, tmpDir } from "./helpers";
 
@@ -137,6 +137,8 @@ describe("mirror images: a second view of every train photo in training", functi
     assert.ok(share >= 6 && share <= 18, `${share} of 24 items mirrored over four epochs`);
     assert.ok(new Set(epochs).size > 1, "the views are drawn anew each epoch");
     assert.notEqual(vocab.id("left"), vocab.id("right"));
+    assert.equal(mirror.cache.dir, path.join(dir, "features-mirrored"));
+    assert.equal(mirroredDir(path.join(dir, "features") + path.sep), path.join(dir, "features-mirrored"));
   });
 
   it("train-matching --mirror trains on both views; --resume asks for the same data", async () => {

@@ -145,6 +145,9 @@ export function decoderFeaturesDir(dataDir: string, config: { encoderDim: number
   return defaultFeaturesDir(dataDir, decoderFeatureMap(config));
 }
 
+/** The mirror images' cache beside a feature cache: `<dir>-mirrored` (never inside it, whatever the trailing slash). */
+export const mirroredDir = (featuresDir: string): string => `${path.resolve(featuresDir)}-mirrored`;
+
 /** Training needs images in both splits: an empty one would give a NaN dev loss, or nothing to learn from. */
 function emptySplit(dataDir: string, split: "train" | "dev", images: readonly string[]): void {
   if (images.length === 0)
@@ -192,7 +195,7 @@ export async function prepareCaptionData(
   train.cache.close();
   const mirror = o.mirror
     ? {
-        cache: (await cachedSplit({ ...splitOptions("train"), featuresDir: `${featuresDir}-mirrored`, mirror: true }))
+        cache: (await cachedSplit({ ...splitOptions("train"), featuresDir: mirroredDir(featuresDir), mirror: true }))
           .cache,
         swap: mirrorSwap(vocab),
       }
