@@ -20,6 +20,12 @@ export interface Indexable<Item> {
   captionLength?(i: number): number;
 }
 
+/** Which items of which epoch a batch is built from (a dataset with several views of an item picks by it). */
+export interface CollateAt {
+  epoch: number;
+  indices: readonly number[];
+}
+
 export interface DataLoaderOptions<Item, Batch> {
   batchSize: number;
   shuffle?: boolean;
@@ -31,8 +37,7 @@ export interface DataLoaderOptions<Item, Batch> {
   bucketByLength?: boolean;
   /** Window, in batches, within which bucketByLength sorts. Default 50. */
   bucketWindow?: number;
-  /** Items → a batch; `at` says which items of which epoch they are (a dataset with views of an item picks by it). */
-  collate?: (items: Item[], at: { epoch: number; indices: readonly number[] }) => Batch;
+  collate?: (items: Item[], at: CollateAt) => Batch;
   /** Frees a batch the consumer never took (iteration stopped early). */
   dispose?: (batch: Batch) => void;
 }
@@ -53,7 +58,7 @@ export class DataLoader<Item = DatasetItem, Batch = CaptionBatch> {
       throw new Error(`DataLoader: batchSize must be a positive integer, got ${opts.batchSize}`);
     }
     if (opts.bucketByLength && !dataset.captionLength) throw new Error("DataLoader: bucketByLength needs dataset.captionLength(i)");
-    const defaultCollate = collateAndFree as unknown as (items: Item[], at: { epoch: number; indices: readonly number[] }) => Batch;
+    const defaultCollate = collateAndFree as unknown as (items: Item[], at: CollateAt) => Batch;
     this.dataset = dataset;
     this.opts = {
       shuffle: false,

@@ -4,7 +4,7 @@
  */
 import { SPLIT_FILES, readCaptions, resolveLayout, splitImages } from "../data/captions";
 import * as tf from "@tensorflow/tfjs";
-import { DataLoader } from "../data/dataloader";
+import { CollateAt, DataLoader } from "../data/dataloader";
 import { FeatureCache } from "./feature-cache";
 import { FEATURE_MAP, FeatureMap, decoderFeatureMap } from "./feature-maps";
 import { FlickrDataset } from "../data/dataset";
@@ -45,9 +45,12 @@ export function mirrorSwap(vocab: Vocabulary): Map<number, number> {
   ]);
 }
 
+/** Whether item `index` is shown mirrored in `epoch`: a fair draw from (seed, epoch, index), so a resumed run agrees. */
+export function mirroredAt(seed: number, epoch: number, index: number): boolean {
+  return new Rng((seed ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(index + 1, 0x9e3779b1)) >>> 0).next() < 0.5;
+}
+
 export class FeatureCaptionDataset {
-  /** Per epoch, which items are shown mirrored (with `mirror`): half of them, drawn from (seed, epoch). */
-  private mirrored?: { key: string; flags: Uint8Array };
   constructor(
     readonly dataset: FlickrDataset,
     readonly cache: FeatureCache,
@@ -70,12 +73,9 @@ export class FeatureCaptionDataset {
   async getItem(i: number): Promise<{ imageName: string; caption: number[] }> {
     return { imageName: this.dataset.records[i].image, caption: this.dataset.caption(i) };
   }
-  collate = (
-    items: { imageName: string; caption: number[] }[],
-    at?: { epoch: number; indices: readonly number[]; seed: number },
-  ): FeatureBatch => {
+  collate = (items: { imageName: string; caption: number[] }[], at?: CollateAt & { seed: number }): FeatureBatch => {
     const names = items.map((i) => i.imageName);
-    const flip = this.mirror && at ? at.indices.map((i) => this.mirroredIn(at.seed, at.epoch)[i] === 1) : undefined;
+    const flip = this.mirror && at ? at.indices.map((i) => mirroredAt(at.seed, at.epoch, i)) : undefined;
     const swap = this.mirror?.swap;
     const captions = items.map((it, k) => (flip?.[k] ? it.caption.map((w) => swap!.get(w) ?? w) : it.caption));
     const { ids, maxLen } = padCaptions(captions);
@@ -91,15 +91,6 @@ export class FeatureCaptionDataset {
     }
     return { features, captions: tf.tensor2d(ids, [items.length, maxLen], "int32"), imageNames: names };
   };
-
-  private mirroredIn(seed: number, epoch: number): Uint8Array {
-    const key = `${seed}/${epoch}`;
-    if (this.mirrored?.key !== key) {
-      const rng = new Rng((seed ^ Math.imul(epoch + 1, 0x85ebca6b)) >>> 0);
-      this.mirrored = { key, flags: Uint8Array.from({ length: this.length }, () => (rng.next() < 0.5 ? 1 : 0)) };
-    }
-    return this.mirrored.flags;
-  }
 
   loader(opts: {
     batchSize: number;
